@@ -1,0 +1,315 @@
+//! [`SqlitePersistence`]: the document log and index entries in one SQLite file (WAL mode).
+//!
+//! Tables:
+//! * `documents(table_num, internal, ts, value, prev_ts)`, primary key `(table_num, internal,
+//!   ts)`: the revision log; `value` is NULL for a tombstone, else the [`codec`] encoding.
+//! * `indexes(index_id, key, ts, table_num, internal)`, primary key `(index_id, key, ts)`:
+//!   versioned index entries; `internal` is NULL for a tombstone.
+//! * `globals(key, value)`: small named values (the catalog, the largest commit timestamp).
+//!
+//! Durability: `synchronous=FULL`, so a write returns only after the WAL is synced. SQLite is
+//! synchronous; every call runs on Tokio's blocking pool with a connection of its own (one
+//! writer behind a mutex, a pool of readers that WAL lets run beside the writer).
+//!
+//! [`codec`]: crate::codec
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use keel_values::{DocumentId, INTERNAL_ID_LEN, TableNumber};
+use parking_lot::Mutex;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{CommitRecord, DocumentRevision, IndexId, IndexRow, Persistence, PersistenceError};
+use crate::codec::{decode_document, encode_document};
+use crate::{Document, Interval, Order, Timestamp};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS documents (
+    table_num INTEGER NOT NULL, internal BLOB NOT NULL, ts INTEGER NOT NULL,
+    value BLOB, prev_ts INTEGER,
+    PRIMARY KEY (table_num, internal, ts)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS indexes (
+    index_id INTEGER NOT NULL, key BLOB NOT NULL, ts INTEGER NOT NULL,
+    table_num INTEGER, internal BLOB,
+    PRIMARY KEY (index_id, key, ts)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS globals (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+";
+
+/// The global row holding the largest commit timestamp.
+const MAX_TS_KEY: &str = "max_ts";
+
+/// Persistence in a SQLite file. Cheap to clone (shares its connections).
+#[derive(Clone)]
+pub struct SqlitePersistence {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn storage_err(e: impl std::fmt::Display) -> PersistenceError {
+    PersistenceError(format!("sqlite: {e}"))
+}
+
+fn ts_to_sql(ts: Timestamp) -> Result<i64, PersistenceError> {
+    i64::try_from(ts.0).map_err(|_| PersistenceError(format!("timestamp {ts} out of range")))
+}
+
+impl SqlitePersistence {
+    /// Opens (or creates) the database file at `path`, in WAL mode with full sync.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqlitePersistence, PersistenceError> {
+        let path = path.as_ref().to_path_buf();
+        let writer = Connection::open(&path).map_err(storage_err)?;
+        writer
+            .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000;")
+            .map_err(storage_err)?;
+        writer.execute_batch(SCHEMA).map_err(storage_err)?;
+        Ok(SqlitePersistence { inner: Arc::new(Inner { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) }) })
+    }
+
+    /// The file this persistence writes.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` on a reader connection on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, PersistenceError> + Send + 'static,
+    ) -> Result<T, PersistenceError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = inner.readers.lock().pop();
+            let conn = match conn {
+                Some(conn) => conn,
+                None => {
+                    let conn = Connection::open(&inner.path).map_err(storage_err)?;
+                    conn.execute_batch("PRAGMA busy_timeout=10000;").map_err(storage_err)?;
+                    conn
+                }
+            };
+            let result = f(&conn);
+            inner.readers.lock().push(conn);
+            result
+        })
+        .await
+        .map_err(storage_err)?
+    }
+
+    /// Runs `f` on the writer connection on the blocking pool.
+    async fn write_with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, PersistenceError> + Send + 'static,
+    ) -> Result<T, PersistenceError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&mut inner.writer.lock())).await.map_err(storage_err)?
+    }
+}
+
+fn id_from_parts(table: i64, internal: Vec<u8>) -> Result<DocumentId, PersistenceError> {
+    let internal: [u8; INTERNAL_ID_LEN] =
+        internal.try_into().map_err(|_| PersistenceError("stored id has the wrong length".into()))?;
+    let table = u32::try_from(table).map_err(|_| PersistenceError("stored table number out of range".into()))?;
+    Ok(DocumentId::new(TableNumber(table), internal))
+}
+
+fn document_at(conn: &Connection, id: DocumentId, ts: Timestamp) -> Result<Option<DocumentRevision>, PersistenceError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT ts, value, prev_ts FROM documents WHERE table_num = ?1 AND internal = ?2 AND ts <= ?3 \
+             ORDER BY ts DESC LIMIT 1",
+        )
+        .map_err(storage_err)?;
+    let row = stmt
+        .query_row(params![id.table.0, &id.internal[..], ts_to_sql(ts)?], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, Option<Vec<u8>>>(1)?, row.get::<_, Option<i64>>(2)?))
+        })
+        .optional()
+        .map_err(storage_err)?;
+    let Some((rev_ts, value, prev_ts)) = row else { return Ok(None) };
+    let document = match value {
+        Some(bytes) => {
+            let (creation_time, fields) = decode_document(&bytes).map_err(storage_err)?;
+            Some(Document { id, creation_time, fields })
+        }
+        None => None,
+    };
+    Ok(Some(DocumentRevision {
+        id,
+        ts: Timestamp(rev_ts as u64),
+        document,
+        prev_ts: prev_ts.map(|t| Timestamp(t as u64)),
+    }))
+}
+
+/// A key's newest entry seen so far in a scan: (key, ts, document id if live).
+type Candidate = (Vec<u8>, i64, Option<DocumentId>);
+
+fn index_scan(
+    conn: &Connection,
+    index: IndexId,
+    interval: &Interval,
+    ts: Timestamp,
+    order: Order,
+    limit: usize,
+) -> Result<Vec<IndexRow>, PersistenceError> {
+    let mut out = Vec::new();
+    if limit == 0 || interval.is_empty() {
+        return Ok(out);
+    }
+    let direction = match order {
+        Order::Asc => "ASC",
+        Order::Desc => "DESC",
+    };
+    let end_clause = if interval.end.is_some() { "AND key < ?4" } else { "" };
+    let sql = format!(
+        "SELECT key, ts, table_num, internal FROM indexes WHERE index_id = ?1 AND key >= ?2 AND ts <= ?3 \
+         {end_clause} ORDER BY key {direction}, ts {direction}"
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(storage_err)?;
+    let ts_sql = ts_to_sql(ts)?;
+    let mut rows = match &interval.end {
+        Some(end) => stmt.query(params![index.0, &interval.start, ts_sql, end]),
+        None => stmt.query(params![index.0, &interval.start, ts_sql]),
+    }
+    .map_err(storage_err)?;
+    let mut current: Option<Candidate> = None;
+    // Emits a finished key group; returns true once `limit` rows are out.
+    let emit = |candidate: Candidate, out: &mut Vec<IndexRow>| -> Result<bool, PersistenceError> {
+        let (key, _, Some(id)) = candidate else { return Ok(false) };
+        let revision = document_at(conn, id, ts)?;
+        match revision {
+            Some(DocumentRevision { document: Some(document), ts: rev_ts, .. }) => {
+                out.push(IndexRow { key, document, ts: rev_ts });
+            }
+            _ => return Err(PersistenceError(format!("index entry points at missing document {id}"))),
+        }
+        Ok(out.len() >= limit)
+    };
+    while let Some(row) = rows.next().map_err(storage_err)? {
+        let key: Vec<u8> = row.get(0).map_err(storage_err)?;
+        let entry_ts: i64 = row.get(1).map_err(storage_err)?;
+        let table: Option<i64> = row.get(2).map_err(storage_err)?;
+        let internal: Option<Vec<u8>> = row.get(3).map_err(storage_err)?;
+        let id = match (table, internal) {
+            (Some(table), Some(internal)) => Some(id_from_parts(table, internal)?),
+            _ => None,
+        };
+        match &mut current {
+            Some((current_key, current_ts, current_id)) if *current_key == key => {
+                if entry_ts > *current_ts {
+                    *current_ts = entry_ts;
+                    *current_id = id;
+                }
+            }
+            _ => {
+                if let Some(done) = current.replace((key, entry_ts, id))
+                    && emit(done, &mut out)?
+                {
+                    return Ok(out);
+                }
+            }
+        }
+    }
+    if let Some(done) = current {
+        emit(done, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn write_commits(conn: &mut Connection, commits: &[CommitRecord]) -> Result<(), PersistenceError> {
+    let tx = conn.transaction().map_err(storage_err)?;
+    let mut max_ts = None;
+    {
+        let mut insert_doc = tx
+            .prepare_cached("INSERT INTO documents (table_num, internal, ts, value, prev_ts) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .map_err(storage_err)?;
+        let mut insert_entry = tx
+            .prepare_cached("INSERT INTO indexes (index_id, key, ts, table_num, internal) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .map_err(storage_err)?;
+        for commit in commits {
+            max_ts = max_ts.max(Some(commit.ts));
+            for rev in &commit.documents {
+                let value = rev.document.as_ref().map(|d| encode_document(d.creation_time, &d.fields));
+                let prev = rev.prev_ts.map(ts_to_sql).transpose()?;
+                insert_doc
+                    .execute(params![rev.id.table.0, &rev.id.internal[..], ts_to_sql(rev.ts)?, value, prev])
+                    .map_err(storage_err)?;
+            }
+            for entry in &commit.index_entries {
+                let table = entry.document.map(|d| d.table.0);
+                let internal = entry.document.map(|d| d.internal.to_vec());
+                insert_entry
+                    .execute(params![entry.index.0, &entry.key, ts_to_sql(entry.ts)?, table, internal])
+                    .map_err(storage_err)?;
+            }
+        }
+        if let Some(max_ts) = max_ts {
+            tx.execute(
+                "INSERT INTO globals (key, value) VALUES (?1, ?2) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value \
+                 WHERE CAST(excluded.value AS INTEGER) > CAST(globals.value AS INTEGER)",
+                params![MAX_TS_KEY, max_ts.0.to_string().into_bytes()],
+            )
+            .map_err(storage_err)?;
+        }
+    }
+    tx.commit().map_err(storage_err)
+}
+
+#[async_trait]
+impl Persistence for SqlitePersistence {
+    async fn write(&self, commits: Vec<CommitRecord>) -> Result<(), PersistenceError> {
+        self.write_with(move |conn| write_commits(conn, &commits)).await
+    }
+
+    async fn max_ts(&self) -> Result<Option<Timestamp>, PersistenceError> {
+        let Some(bytes) = self.global(MAX_TS_KEY).await? else { return Ok(None) };
+        let text = String::from_utf8(bytes).map_err(storage_err)?;
+        text.parse::<u64>().map(|t| Some(Timestamp(t))).map_err(storage_err)
+    }
+
+    async fn document_at(&self, id: DocumentId, ts: Timestamp) -> Result<Option<DocumentRevision>, PersistenceError> {
+        self.read(move |conn| document_at(conn, id, ts)).await
+    }
+
+    async fn index_scan(
+        &self,
+        index: IndexId,
+        interval: &Interval,
+        ts: Timestamp,
+        order: Order,
+        limit: usize,
+    ) -> Result<Vec<IndexRow>, PersistenceError> {
+        let interval = interval.clone();
+        self.read(move |conn| index_scan(conn, index, &interval, ts, order, limit)).await
+    }
+
+    async fn global(&self, key: &str) -> Result<Option<Vec<u8>>, PersistenceError> {
+        let key = key.to_owned();
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT value FROM globals WHERE key = ?1")
+                .and_then(|mut stmt| stmt.query_row([key], |row| row.get(0)).optional())
+                .map_err(storage_err)
+        })
+        .await
+    }
+
+    async fn set_global(&self, key: &str, value: Vec<u8>) -> Result<(), PersistenceError> {
+        let key = key.to_owned();
+        self.write_with(move |conn| {
+            conn.execute(
+                "INSERT INTO globals (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map(drop)
+            .map_err(storage_err)
+        })
+        .await
+    }
+}
