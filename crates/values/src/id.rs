@@ -43,7 +43,9 @@ pub enum IdError {
         len: usize,
     },
     /// A character outside the base32 alphabet.
-    #[error("InvalidId: \"{text}\" is not a document ID: character {ch:?} is not in the ID alphabet")]
+    #[error(
+        "InvalidId: \"{text}\" is not a document ID: character {ch:?} is not in the ID alphabet"
+    )]
     Character {
         /// The rejected text (truncated).
         text: String,
@@ -173,7 +175,10 @@ impl FromStr for DocumentId {
     fn from_str(text: &str) -> Result<Self, IdError> {
         let len = text.chars().count();
         if !(MIN_TEXT_LEN..=MAX_TEXT_LEN).contains(&len) {
-            return Err(IdError::Length { text: shown(text), len });
+            return Err(IdError::Length {
+                text: shown(text),
+                len,
+            });
         }
         let mut bytes = Vec::with_capacity(len * 5 / 8);
         let (mut buffer, mut bits) = (0u32, 0u32);
@@ -181,7 +186,10 @@ impl FromStr for DocumentId {
             let digit = ALPHABET
                 .iter()
                 .position(|a| *a as char == ch)
-                .ok_or_else(|| IdError::Character { text: shown(text), ch })?;
+                .ok_or_else(|| IdError::Character {
+                    text: shown(text),
+                    ch,
+                })?;
             buffer = (buffer << 5) | digit as u32;
             bits += 5;
             if bits >= 8 {
@@ -246,11 +254,20 @@ mod tests {
         let mut broken: Vec<char> = text.chars().collect();
         broken[10] = if broken[10] == '0' { '1' } else { '0' };
         let broken: String = broken.into_iter().collect();
-        assert!(matches!(broken.parse::<DocumentId>(), Err(IdError::Checksum { .. })));
+        assert!(matches!(
+            broken.parse::<DocumentId>(),
+            Err(IdError::Checksum { .. })
+        ));
         let upper = text.to_uppercase();
-        assert!(matches!(upper.parse::<DocumentId>(), Err(IdError::Character { .. })));
+        assert!(matches!(
+            upper.parse::<DocumentId>(),
+            Err(IdError::Character { .. })
+        ));
         let mut tail: Vec<char> = text.chars().collect();
-        let last = ALPHABET.iter().position(|a| *a as char == tail[31]).unwrap();
+        let last = ALPHABET
+            .iter()
+            .position(|a| *a as char == tail[31])
+            .unwrap();
         tail[31] = ALPHABET[last ^ 1] as char;
         let tail: String = tail.into_iter().collect();
         assert!(tail.parse::<DocumentId>().is_err());

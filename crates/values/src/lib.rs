@@ -1,17 +1,35 @@
 //! Keel's value model, shared by the database, the wire protocol and the clients.
 //!
 //! A [`Value`] is what Convex stores and sends: null, int64, float64, boolean, string, bytes,
-//! array or object. This crate also spells document ids the way Convex does ([`DocumentId`]) and
-//! turns values into index sort keys whose byte order is the value order ([`sort_key`]).
+//! array or object. This crate also spells document ids the way Convex does ([`DocumentId`]),
+//! turns values into index sort keys whose byte order is the value order ([`sort_key`]), encodes
+//! and strictly decodes Convex JSON ([`to_json`], [`to_json_string`], [`from_json`]) and enforces
+//! Convex's limits on values and documents ([`validate_document`], [`validate_user_fields`]).
 //!
 //! # Layout
 //! * `value` — the [`Value`] enum, its total order and the [`obj!`] builder.
 //! * `id` — [`DocumentId`] and [`TableNumber`]: varint + internal id + Fletcher-16, base32 text.
 //! * [`sort_key`] — order-preserving byte encoding of values and index keys.
+//! * `json` — Convex JSON ([`to_json`], [`from_json`]) and clean JSON ([`to_clean_json`]).
+//! * `json_text` — [`to_json_string`]: Convex JSON text byte-identical to JavaScript's.
+//! * `limits` — size, nesting, length and field-name limits ([`value_size`], `validate_*`).
+//! * `error` — [`ValueError`], whose messages name the offending path (`.posts[3].title`).
 
+mod error;
 mod id;
+mod json;
+mod json_text;
+mod limits;
 pub mod sort_key;
 mod value;
 
+pub use error::ValueError;
 pub use id::{DocumentId, INTERNAL_ID_LEN, IdError, TableNumber};
+pub use json::{from_json, from_json_at, to_clean_json, to_json};
+pub use json_text::to_json_string;
+pub use limits::{
+    MAX_ARRAY_LEN, MAX_DOCUMENT_NESTING, MAX_DOCUMENT_SIZE, MAX_FIELD_NAME_LEN, MAX_OBJECT_FIELDS,
+    MAX_VALUE_NESTING, MAX_VALUE_SIZE, SYSTEM_FIELDS_SIZE, validate_document, validate_user_fields,
+    validate_value, value_size,
+};
 pub use value::{Object, Value};

@@ -59,7 +59,11 @@ pub fn encode_value(value: Option<&Value>, out: &mut Vec<u8>) {
         Value::Float64(f) => {
             out.push(FLOAT64);
             let bits = f.to_bits();
-            let ordered = if bits >> 63 == 1 { !bits } else { bits ^ (1 << 63) };
+            let ordered = if bits >> 63 == 1 {
+                !bits
+            } else {
+                bits ^ (1 << 63)
+            };
             out.extend_from_slice(&ordered.to_be_bytes());
         }
         Value::Boolean(false) => out.push(FALSE),
