@@ -1,0 +1,52 @@
+//! Keel's wire protocol: the Convex WebSocket sync messages and the HTTP API bodies, over
+//! [`keel_values::Value`].
+//!
+//! The message types are those of `convex_sync_types` 0.10.4, the crate Convex's own backend and
+//! Rust client use, re-exported here: [`ClientMessage`], [`ServerMessage`], [`StateModification`],
+//! [`StateVersion`], [`Timestamp`] … Their JSON spelling is that crate's, so it matches what the
+//! official clients send and expect. This crate adds what it lacks:
+//!
+//! * [`parse_client_message`]: text → [`ClientMessage`] with typed [`ProtocolError`]s that say
+//!   what was wrong, and pre-checks (udf paths, timestamps) so that no input can panic — the
+//!   crate's path check slices strings at byte 64 and would panic on long non-ASCII components.
+//! * [`encode_server_message`]: [`ServerMessage<Value>`](ServerMessage) → text, values encoded
+//!   with [`keel_values::to_json`] (the crate only knows `serde_json::Value`).
+//! * [`encode_ts`]/[`decode_ts`]: the padded-base64 u64 of `ts` fields (the crate keeps its own
+//!   private; ours is strict about padding and length).
+//! * [`normalize_udf_path`]: a [`CanonicalPath`] `module:function` without the `.js` the crate's
+//!   canonical form carries, which is how Keel names functions.
+//! * [`function_args`]: the one-object argument array, decoded strictly into an [`Object`].
+//! * [`http`]: the bodies of `/api/query`, `/api/mutation`, `/api/action`, `/api/query_ts`,
+//!   `/api/query_at_ts`, with [`ResponseFormat`](http::ResponseFormat).
+//!
+//! # Layout
+//! * `error` — [`ProtocolError`], each variant with a short code.
+//! * `ts` — [`encode_ts`], [`decode_ts`].
+//! * `udf_path` — [`CanonicalPath`], [`normalize_udf_path`].
+//! * `args` — [`function_args`], [`serialized_function_args`], [`request_args`].
+//! * `messages` — [`parse_client_message`], [`encode_server_message`], and for Rust-side
+//!   clients [`encode_client_message`], [`parse_server_message`].
+//! * [`http`] — HTTP API request and response bodies and [`http::ResponseFormat`].
+
+mod args;
+mod error;
+pub mod http;
+mod messages;
+mod ts;
+mod udf_path;
+
+pub use args::{function_args, request_args, serialized_function_args};
+pub use convex_sync_types::types::{ClientEvent, SerializedArgs};
+pub use convex_sync_types::{
+    AuthenticationToken, ClientMessage, ErrorPayload, IdentityVersion, LogLinesMessage, Query,
+    QueryId, QuerySetModification, QuerySetVersion, SerializedQueryJournal, ServerMessage,
+    SessionId, SessionRequestSeqNumber, StateModification, StateVersion, Timestamp, UserIdentifier,
+    UserIdentityAttributes,
+};
+pub use error::ProtocolError;
+pub use keel_values::{Object, Value};
+pub use messages::{
+    encode_client_message, encode_server_message, parse_client_message, parse_server_message,
+};
+pub use ts::{decode_ts, encode_ts};
+pub use udf_path::{CanonicalPath, normalize_udf_path};
