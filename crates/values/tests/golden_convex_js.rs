@@ -14,6 +14,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use keel_values::{Object, Value, from_json, to_json_string};
+use proptest::prelude::*;
+use proptest::strategy::ValueTree as _;
+use proptest::test_runner::TestRunner;
 
 fn node_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/node")
@@ -141,6 +144,44 @@ fn our_encodings_survive_the_javascript_decoder_unchanged() {
     assert_eq!(theirs.len(), ours.len());
     for (mine, js) in ours.iter().zip(&theirs) {
         assert_eq!(js, &format!("OK {mine}"));
+    }
+}
+
+/// Random values: any string, any float (NaN only in its canonical form, since JavaScript may
+/// canonicalise NaN payloads), any int64, bytes, nested arrays and objects with valid names.
+fn arb_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Boolean),
+        any::<i64>().prop_map(Value::Int64),
+        any::<f64>().prop_map(|f| Value::Float64(if f.is_nan() { f64::NAN } else { f })),
+        (-1e6..1e6f64).prop_map(Value::Float64),
+        any::<String>().prop_map(Value::String),
+        "[\\x00-\\x1f\"\\\\/a\u{7f}-\u{a0}\u{2028}]{0,6}".prop_map(Value::String),
+        proptest::collection::vec(any::<u8>(), 0..12).prop_map(Value::Bytes),
+    ];
+    let name = prop_oneof!["[ -#%-~][ -~]{0,6}", "", "[0-9]{1,11}"];
+    leaf.prop_recursive(4, 40, 5, move |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            proptest::collection::btree_map(name.clone(), inner, 0..5).prop_map(Value::Object),
+        ]
+    })
+}
+
+#[test]
+fn random_values_encode_byte_identically_to_javascript() {
+    let mut runner = TestRunner::deterministic();
+    let strategy = arb_value();
+    let values: Vec<Value> = (0..400)
+        .map(|_| strategy.new_tree(&mut runner).expect("value").current())
+        .collect();
+    let ours: Vec<String> = values.iter().map(to_json_string).collect();
+    let theirs = run_node("recode", &(ours.join("\n") + "\n"));
+    assert_eq!(theirs.len(), ours.len());
+    for ((value, mine), js) in values.iter().zip(&ours).zip(&theirs) {
+        assert_eq!(js, &format!("OK {mine}"), "{value:?}");
+        assert_eq!(&parse(mine), value);
     }
 }
 
