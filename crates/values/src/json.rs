@@ -8,14 +8,17 @@
 //! | bytes | `{"$bytes": standard base64}` | standard base64 string |
 //! | null, boolean, string, array, object | as is | as is |
 //!
-//! Object fields come out in JavaScript's order (see [`js_field_order`]), so that the text matches
-//! what `JSON.stringify(convexToJson(v))` gives. Decoding ([`from_json`]) is strict: a plain JSON
+//! [`to_json_string`](crate::to_json_string) writes object fields in JavaScript's order (see
+//! [`js_field_order`]: array-index names such as `"2"`, `"10"` first, numerically, then the rest
+//! sorted), so that its text is what `JSON.stringify(convexToJson(v))` gives. [`to_json`] inserts
+//! fields in that same order; whether a `serde_json::Map` keeps it depends on serde_json's
+//! `preserve_order` feature (on in every build that includes `convex_sync_types`; without it the
+//! map sorts names by bytes). Clients never depend on field order, only text comparisons do. Decoding ([`from_json`]) is strict: a plain JSON
 //! number is always a float64; a one-key object whose key is `$integer`, `$float` or `$bytes` is
 //! the special encoding and must be valid; `$set`/`$map` are rejected as removed types; any other
 //! `$`-prefixed field name is rejected, as are names with non-ASCII or control characters and
 //! names over 1024 characters; nesting is limited to 64 levels, arrays to 8192 elements and
-//! objects to 1024 fields. One documented difference from JavaScript: the JSON text `-0` decodes
-//! to `0.0` (serde_json reads it as the integer 0); `-0.0` decodes to −0.
+//! objects to 1024 fields. As in JavaScript, the JSON text `-0` decodes to −0.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -159,8 +162,16 @@ pub fn to_clean_json(v: &Value) -> Json {
     }
 }
 
-/// Decodes Convex JSON strictly (rules in the [module docs](self)); errors name the offending path
-/// relative to the value (`.a.b[2]`).
+/// Decodes Convex JSON strictly; errors name the offending path relative to the value
+/// (`.a.b[2]`).
+///
+/// * A plain JSON number is always a float64 (the text `-0` is −0, as in JavaScript).
+/// * A one-key object `{"$integer": s}` needs `s` to be padded standard base64 of exactly 8
+///   bytes; `{"$float": s}` the same, and must be NaN, ±Infinity or −0; `{"$bytes": s}` any
+///   padded standard base64. `{"$set": …}` and `{"$map": …}` are rejected as removed types.
+/// * Field names must not start with `$`, must be non-control ASCII, at most 1024 characters.
+/// * At most 64 levels of arrays/objects, 8192 elements per array, 1024 fields per object. Size
+///   is not checked here (see [`validate_value`](crate::validate_value)).
 ///
 /// ```
 /// use keel_values::{from_json, Value};

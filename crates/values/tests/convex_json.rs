@@ -269,3 +269,14 @@ proptest! {
         prop_assert_eq!(&from_json(&parsed).unwrap(), &v);
     }
 }
+
+#[test]
+fn negative_zero_text_reads_as_negative_zero_like_javascript() {
+    let v = from_json(&serde_json::from_str("-0").unwrap()).unwrap();
+    assert!(
+        matches!(v, Value::Float64(f) if f == 0.0 && f.is_sign_negative()),
+        "{v:?}"
+    );
+    let v = from_json(&serde_json::from_str("-0.0").unwrap()).unwrap();
+    assert!(matches!(v, Value::Float64(f) if f.is_sign_negative()));
+}
