@@ -110,8 +110,14 @@ impl Reader<'_> {
     }
 
     fn take(&mut self, n: usize) -> Result<&[u8], DecodeError> {
-        let end = self.pos.checked_add(n).ok_or(DecodeError("length overflow"))?;
-        let slice = self.bytes.get(self.pos..end).ok_or(DecodeError("truncated"))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .ok_or(DecodeError("length overflow"))?;
+        let slice = self
+            .bytes
+            .get(self.pos..end)
+            .ok_or(DecodeError("truncated"))?;
         self.pos = end;
         Ok(slice)
     }

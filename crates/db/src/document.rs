@@ -42,7 +42,10 @@ impl Document {
     pub fn to_value(&self) -> Value {
         let mut fields = self.fields.clone();
         fields.insert("_id".to_owned(), Value::String(self.id.to_string()));
-        fields.insert("_creationTime".to_owned(), Value::Float64(self.creation_time));
+        fields.insert(
+            "_creationTime".to_owned(),
+            Value::Float64(self.creation_time),
+        );
         Value::Object(fields)
     }
 
@@ -82,7 +85,11 @@ pub(crate) fn check_fields(fields: &Object) -> Result<(), DbError> {
 }
 
 fn check_name(name: &str, path: &str) -> Result<(), DbError> {
-    let bad = |why: &str| Err(DbError::InvalidDocument(format!("field name \"{name}\" at \"{path}\" {why}")));
+    let bad = |why: &str| {
+        Err(DbError::InvalidDocument(format!(
+            "field name \"{name}\" at \"{path}\" {why}"
+        )))
+    };
     if name.starts_with('$') {
         return bad("starts with '$'");
     }
@@ -155,8 +162,14 @@ mod tests {
 
     #[test]
     fn rejects_system_fields_and_bad_names() {
-        assert!(matches!(check_fields(&fields(obj! { "_id" => "x" })), Err(DbError::SystemFieldWrite(_))));
-        assert!(matches!(check_fields(&fields(obj! { "_other" => 1i64 })), Err(DbError::SystemFieldWrite(_))));
+        assert!(matches!(
+            check_fields(&fields(obj! { "_id" => "x" })),
+            Err(DbError::SystemFieldWrite(_))
+        ));
+        assert!(matches!(
+            check_fields(&fields(obj! { "_other" => 1i64 })),
+            Err(DbError::SystemFieldWrite(_))
+        ));
         assert!(matches!(
             check_fields(&fields(obj! { "a" => obj! { "$b" => 1i64 } })),
             Err(DbError::InvalidDocument(m)) if m.contains(".a.$b")
@@ -167,11 +180,17 @@ mod tests {
     #[test]
     fn rejects_too_large_and_too_deep() {
         let big = "x".repeat(MAX_DOCUMENT_SIZE);
-        assert!(matches!(check_fields(&fields(obj! { "a" => big })), Err(DbError::DocumentTooLarge(_))));
+        assert!(matches!(
+            check_fields(&fields(obj! { "a" => big })),
+            Err(DbError::DocumentTooLarge(_))
+        ));
         let mut deep = Value::Null;
         for _ in 0..16 {
             deep = obj! { "n" => deep };
         }
-        assert!(matches!(check_fields(&fields(obj! { "a" => deep })), Err(DbError::DocumentTooLarge(_))));
+        assert!(matches!(
+            check_fields(&fields(obj! { "a" => deep })),
+            Err(DbError::DocumentTooLarge(_))
+        ));
     }
 }

@@ -38,7 +38,9 @@ pub enum DbError {
         second: String,
     },
     /// A pagination cursor that does not belong to this query, or is not a cursor at all.
-    #[error("InvalidCursor: Tried to run a query starting from a cursor, but it looks like this cursor is from a different query.")]
+    #[error(
+        "InvalidCursor: Tried to run a query starting from a cursor, but it looks like this cursor is from a different query."
+    )]
     InvalidCursor,
     /// A table that does not exist (for example the table of a foreign document id).
     #[error("TableNotFound: table {0} does not exist")]

@@ -18,17 +18,26 @@ pub struct Interval {
 impl Interval {
     /// Every key.
     pub fn all() -> Interval {
-        Interval { start: Vec::new(), end: None }
+        Interval {
+            start: Vec::new(),
+            end: None,
+        }
     }
 
     /// Exactly one key.
     pub fn point(key: &[u8]) -> Interval {
-        Interval { start: key.to_vec(), end: Some(key_successor(key)) }
+        Interval {
+            start: key.to_vec(),
+            end: Some(key_successor(key)),
+        }
     }
 
     /// Every key that starts with `prefix`.
     pub fn prefix(prefix: &[u8]) -> Interval {
-        Interval { start: prefix.to_vec(), end: prefix_successor(prefix) }
+        Interval {
+            start: prefix.to_vec(),
+            end: prefix_successor(prefix),
+        }
     }
 
     /// Whether `key` lies in the interval.
@@ -38,7 +47,9 @@ impl Interval {
 
     /// Whether the interval holds no key at all.
     pub fn is_empty(&self) -> bool {
-        self.end.as_deref().is_some_and(|end| end <= self.start.as_slice())
+        self.end
+            .as_deref()
+            .is_some_and(|end| end <= self.start.as_slice())
     }
 
     /// Whether the two intervals share a key.
@@ -104,12 +115,19 @@ impl IntervalSet {
             return;
         }
         // First interval whose end reaches the new start (could merge), by binary search.
-        let first = self.intervals.partition_point(|i| i.end.as_deref().is_some_and(|end| end < interval.start.as_slice()));
+        let first = self.intervals.partition_point(|i| {
+            i.end
+                .as_deref()
+                .is_some_and(|end| end < interval.start.as_slice())
+        });
         let mut merged = interval;
         let mut last = first;
         while last < self.intervals.len() {
             let existing = &self.intervals[last];
-            let touches = merged.end.as_deref().is_none_or(|end| existing.start.as_slice() <= end);
+            let touches = merged
+                .end
+                .as_deref()
+                .is_none_or(|end| existing.start.as_slice() <= end);
             if !touches {
                 break;
             }
@@ -126,7 +144,9 @@ impl IntervalSet {
 
     /// Whether `key` lies in one of the intervals (binary search).
     pub fn contains(&self, key: &[u8]) -> bool {
-        let idx = self.intervals.partition_point(|i| i.start.as_slice() <= key);
+        let idx = self
+            .intervals
+            .partition_point(|i| i.start.as_slice() <= key);
         idx > 0 && self.intervals[idx - 1].contains(key)
     }
 
@@ -152,7 +172,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn iv(s: u8, e: Option<u8>) -> Interval {
-        Interval { start: vec![s], end: e.map(|e| vec![e]) }
+        Interval {
+            start: vec![s],
+            end: e.map(|e| vec![e]),
+        }
     }
 
     #[test]

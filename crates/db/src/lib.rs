@@ -1,25 +1,60 @@
-//! Keel's database engine.
+//! Keel's database engine: a reactive document database in the manner of Convex.
+//!
+//! Documents live in tables; every table has the `by_id` and `by_creation_time` indexes plus the
+//! user indexes of its [`Schema`]. Storage is an append-only log of document revisions and
+//! versioned index entries behind the [`Persistence`] trait ([`SqlitePersistence`] by default).
+//! A [`Transaction`] reads at one snapshot timestamp and records the index intervals it scanned
+//! (its [`ReadSet`]); [`Database::commit`] hands it to the single committer, which rejects it if
+//! a write committed after the snapshot overlaps that read set, and otherwise assigns a commit
+//! [`Timestamp`] and acknowledges once the write is durable. Subscriptions ([`Subscription`]) are
+//! read sets waiting for an overlapping commit.
 //!
 //! # Layout
 //! * `error` — [`DbError`] with short codes.
 //! * `timestamp` — [`Timestamp`], u64 nanoseconds.
 //! * `document` — [`Document`] and document limits.
 //! * `codec` — the binary storage encoding of documents.
+//! * `schema` — [`Schema`], [`TableSchema`], [`IndexSchema`], [`Validator`].
+//! * `catalog` — table names ↔ numbers and index ids, persisted.
 //! * `interval` — [`Interval`] and [`IntervalSet`] over index keys.
+//! * `interval_map` — the treap of intervals the subscription manager stabs.
+//! * `read_set` — [`ReadSet`]: intervals read per index.
+//! * `write_log` — recent commits' written keys, for OCC and late subscribers.
 //! * [`persistence`] — the [`Persistence`] trait, [`SqlitePersistence`], the conformance suite.
-//! * `query` — [`Order`], index ranges, query terminals and pagination.
+//! * `database` — [`Database`]: open, begin, commit, subscribe.
+//! * `transaction` — [`Transaction`]: snapshot reads, own writes, insert/patch/replace/delete.
+//! * `query` — [`Query`], [`IndexRange`], [`Order`], pagination and cursors.
+//! * `committer` — the single committer task (validation, timestamps, group commit).
+//! * `subscription` — [`SubscriptionManager`] and [`Subscription`].
 
+mod catalog;
 mod codec;
+mod committer;
+mod database;
 mod document;
 mod error;
 mod interval;
+mod interval_map;
 pub mod persistence;
 mod query;
+mod read_set;
+mod schema;
+mod subscription;
 mod timestamp;
+mod transaction;
+mod write_log;
 
-pub use document::Document;
+pub use database::Database;
+pub use document::{
+    Document, MAX_ARRAY_LEN, MAX_DOCUMENT_NESTING, MAX_DOCUMENT_SIZE, MAX_FIELD_NAME_LEN,
+    MAX_OBJECT_FIELDS,
+};
 pub use error::DbError;
 pub use interval::{Interval, IntervalSet};
-pub use persistence::{Persistence, SqlitePersistence};
-pub use query::Order;
+pub use persistence::{IndexId, Persistence, SqlitePersistence};
+pub use query::{IndexRange, Order, PaginationOptions, PaginationResult, Query};
+pub use read_set::ReadSet;
+pub use schema::{IndexSchema, MAX_INDEX_FIELDS, Schema, TableSchema, Validator};
+pub use subscription::{Subscription, SubscriptionManager};
 pub use timestamp::Timestamp;
+pub use transaction::Transaction;

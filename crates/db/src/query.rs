@@ -1,4 +1,27 @@
-//! Queries: index ranges, order, and the terminal methods (take, first, unique, collect, paginate).
+//! Queries: index ranges, order, and the terminal methods (take, first, unique, collect,
+//! paginate).
+//!
+//! ```ignore
+//! let recent = tx.query("posts")
+//!     .with_index("by_author", |r| r.eq("authorId", "u1").gte("_creationTime", 0.0))
+//!     .order(Order::Desc)
+//!     .take(10)
+//!     .await?;
+//! ```
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+use keel_values::sort_key::encode_value;
+use keel_values::{DocumentId, Value};
+
+use crate::catalog::{BY_CREATION_TIME, BY_ID, IndexInfo, TableInfo};
+use crate::interval::{key_successor, prefix_successor};
+use crate::persistence::IndexRow;
+use crate::{DbError, Document, Interval, Transaction};
+
+/// Largest batch fetched from persistence at once.
+const MAX_BATCH: usize = 1024;
 
 /// The order of a query's results along its index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -8,4 +31,603 @@ pub enum Order {
     Asc,
     /// Descending index order.
     Desc,
+}
+
+/// A range over an index: equalities on a prefix of its fields, then at most one lower and one
+/// upper bound on the next field.
+#[derive(Clone, Debug, Default)]
+pub struct IndexRange {
+    eqs: Vec<(String, Value)>,
+    lower: Option<(String, Value, bool)>,
+    upper: Option<(String, Value, bool)>,
+    error: Option<String>,
+}
+
+impl IndexRange {
+    /// The whole index.
+    pub fn new() -> IndexRange {
+        IndexRange::default()
+    }
+
+    /// `field == value` (fields must follow the index order).
+    pub fn eq(mut self, field: &str, value: impl Into<Value>) -> IndexRange {
+        if self.lower.is_some() || self.upper.is_some() {
+            self.error.get_or_insert(format!(
+                "eq(\"{field}\") after a range bound; equalities must come first"
+            ));
+        }
+        self.eqs.push((field.to_owned(), value.into()));
+        self
+    }
+
+    /// `field > value`.
+    pub fn gt(self, field: &str, value: impl Into<Value>) -> IndexRange {
+        self.bound(true, field, value.into(), false)
+    }
+
+    /// `field >= value`.
+    pub fn gte(self, field: &str, value: impl Into<Value>) -> IndexRange {
+        self.bound(true, field, value.into(), true)
+    }
+
+    /// `field < value`.
+    pub fn lt(self, field: &str, value: impl Into<Value>) -> IndexRange {
+        self.bound(false, field, value.into(), false)
+    }
+
+    /// `field <= value`.
+    pub fn lte(self, field: &str, value: impl Into<Value>) -> IndexRange {
+        self.bound(false, field, value.into(), true)
+    }
+
+    fn bound(mut self, lower: bool, field: &str, value: Value, inclusive: bool) -> IndexRange {
+        let slot = if lower {
+            &mut self.lower
+        } else {
+            &mut self.upper
+        };
+        if slot.is_some() {
+            self.error.get_or_insert(format!(
+                "two {} bounds on \"{field}\"",
+                if lower { "lower" } else { "upper" }
+            ));
+        }
+        *slot = Some((field.to_owned(), value, inclusive));
+        self
+    }
+
+    /// Compiles the range to a key interval of `index`.
+    fn compile(&self, table: &str, index: &IndexInfo) -> Result<Interval, DbError> {
+        if let Some(error) = &self.error {
+            return Err(DbError::InvalidIndexRange(error.clone()));
+        }
+        let wrong_field = |field: &str, position: usize| {
+            DbError::InvalidIndexRange(format!(
+                "Tried to query index \"{}\" on table \"{table}\" with field \"{field}\" at position {position}, \
+                 but the index fields in order are {:?}",
+                index.name, index.fields
+            ))
+        };
+        let mut prefix = Vec::new();
+        for (position, (field, value)) in self.eqs.iter().enumerate() {
+            if index.fields.get(position) != Some(field) {
+                return Err(wrong_field(field, position));
+            }
+            let Some(bytes) = encode_for(index, value) else {
+                return Ok(EMPTY.clone());
+            };
+            prefix.extend_from_slice(&bytes);
+        }
+        let next = self.eqs.len();
+        for (field, _, _) in self.lower.iter().chain(self.upper.iter()) {
+            if index.fields.get(next) != Some(field) {
+                return Err(wrong_field(field, next));
+            }
+        }
+        let with =
+            |value: &Value| encode_for(index, value).map(|b| [prefix.as_slice(), &b].concat());
+        let start = match &self.lower {
+            None => prefix.clone(),
+            Some((_, value, inclusive)) => {
+                let Some(key) = with(value) else {
+                    return Ok(EMPTY.clone());
+                };
+                if *inclusive {
+                    key
+                } else {
+                    let Some(after) = prefix_successor(&key) else {
+                        return Ok(EMPTY.clone());
+                    };
+                    after
+                }
+            }
+        };
+        let end = match &self.upper {
+            None => prefix_successor(&prefix),
+            Some((_, value, inclusive)) => {
+                let Some(key) = with(value) else {
+                    return Ok(EMPTY.clone());
+                };
+                if *inclusive {
+                    prefix_successor(&key)
+                } else {
+                    Some(key)
+                }
+            }
+        };
+        Ok(Interval { start, end })
+    }
+}
+
+static EMPTY: Interval = Interval {
+    start: Vec::new(),
+    end: Some(Vec::new()),
+};
+
+/// A value's key bytes in `index`; `None` when no key can match (an unparsable id in `by_id`).
+fn encode_for(index: &IndexInfo, value: &Value) -> Option<Vec<u8>> {
+    if index.name == BY_ID {
+        return value
+            .as_str()?
+            .parse::<DocumentId>()
+            .ok()
+            .map(|id| id.to_bytes());
+    }
+    let mut out = Vec::new();
+    encode_value(Some(value), &mut out);
+    Some(out)
+}
+
+/// Options of [`Query::paginate`].
+#[derive(Clone, Debug, Default)]
+pub struct PaginationOptions {
+    /// How many documents the page should hold.
+    pub num_items: usize,
+    /// Where to start: `None` for the beginning, else a `continue_cursor` of the same query.
+    pub cursor: Option<String>,
+    /// If set, read exactly up to this cursor (ignoring `num_items`), as a reactive client does
+    /// when it re-runs a page it already has.
+    pub end_cursor: Option<String>,
+}
+
+/// A page of results.
+#[derive(Clone, Debug)]
+pub struct PaginationResult {
+    /// The documents of the page.
+    pub page: Vec<Document>,
+    /// Whether the query has no more results after this page.
+    pub is_done: bool,
+    /// Pass as `cursor` to get the next page.
+    pub continue_cursor: String,
+}
+
+/// A query over one table, built by [`Transaction::query`] and run by one of its async terminal
+/// methods. Every run records the scanned interval in the transaction's read set.
+pub struct Query<'a> {
+    tx: &'a mut Transaction,
+    table: String,
+    index: String,
+    range: IndexRange,
+    order: Order,
+}
+
+/// A compiled query.
+struct Plan {
+    table: Arc<TableInfo>,
+    index: IndexInfo,
+    interval: Interval,
+}
+
+impl Plan {
+    /// Binds cursors to the query: a hash of the table, index, interval and order.
+    fn fingerprint(&self, order: Order) -> [u8; 16] {
+        let mut bytes = Vec::new();
+        for part in [
+            self.table.name.as_bytes(),
+            self.index.name.as_bytes(),
+            &self.interval.start,
+        ] {
+            bytes.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(part);
+        }
+        match &self.interval.end {
+            Some(end) => {
+                bytes.push(1);
+                bytes.extend_from_slice(end);
+            }
+            None => bytes.push(0),
+        }
+        bytes.push(order as u8);
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&fnv1a(0xcbf2_9ce4_8422_2325, &bytes).to_le_bytes());
+        out[8..].copy_from_slice(&fnv1a(0x6c62_272e_07bb_0142, &bytes).to_le_bytes());
+        out
+    }
+}
+
+fn fnv1a(seed: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(seed, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// A position in a query: after a key, or past the end.
+#[derive(Debug, PartialEq)]
+enum Position {
+    After(Vec<u8>),
+    End,
+}
+
+const CURSOR_VERSION: u8 = 1;
+
+fn encode_cursor(fingerprint: &[u8; 16], position: &Position) -> String {
+    let mut bytes = vec![CURSOR_VERSION];
+    bytes.extend_from_slice(fingerprint);
+    match position {
+        Position::End => bytes.push(0),
+        Position::After(key) => {
+            bytes.push(1);
+            bytes.extend_from_slice(key);
+        }
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_cursor(fingerprint: &[u8; 16], cursor: &str) -> Result<Position, DbError> {
+    if cursor.len() % 2 != 0 || !cursor.is_ascii() {
+        return Err(DbError::InvalidCursor);
+    }
+    let bytes: Vec<u8> = (0..cursor.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&cursor[i..i + 2], 16))
+        .collect::<Result<_, _>>()
+        .map_err(|_| DbError::InvalidCursor)?;
+    if bytes.len() < 18 || bytes[0] != CURSOR_VERSION || bytes[1..17] != fingerprint[..] {
+        return Err(DbError::InvalidCursor);
+    }
+    match bytes[17] {
+        0 if bytes.len() == 18 => Ok(Position::End),
+        1 => Ok(Position::After(bytes[18..].to_vec())),
+        _ => Err(DbError::InvalidCursor),
+    }
+}
+
+/// Narrows `interval` to what follows `position` in `order`.
+fn after(interval: &Interval, position: &Position, order: Order) -> Interval {
+    match (position, order) {
+        (Position::End, _) => EMPTY.clone(),
+        (Position::After(key), Order::Asc) => Interval {
+            start: interval.start.clone().max(key_successor(key)),
+            end: interval.end.clone(),
+        },
+        (Position::After(key), Order::Desc) => {
+            let end = match &interval.end {
+                Some(end) if end <= key => end.clone(),
+                _ => key.clone(),
+            };
+            Interval {
+                start: interval.start.clone(),
+                end: Some(end),
+            }
+        }
+    }
+}
+
+/// Narrows `interval` to what comes up to and including `position` in `order`.
+fn up_to(interval: &Interval, position: &Position, order: Order) -> Interval {
+    match (position, order) {
+        (Position::End, _) => interval.clone(),
+        (Position::After(key), Order::Asc) => {
+            let end = key_successor(key);
+            let end = match &interval.end {
+                Some(e) if *e < end => e.clone(),
+                _ => end,
+            };
+            Interval {
+                start: interval.start.clone(),
+                end: Some(end),
+            }
+        }
+        (Position::After(key), Order::Desc) => Interval {
+            start: interval.start.clone().max(key.clone()),
+            end: interval.end.clone(),
+        },
+    }
+}
+
+impl<'a> Query<'a> {
+    pub(crate) fn new(tx: &'a mut Transaction, table: &str) -> Query<'a> {
+        Query {
+            tx,
+            table: table.to_owned(),
+            index: BY_CREATION_TIME.to_owned(),
+            range: IndexRange::new(),
+            order: Order::Asc,
+        }
+    }
+
+    /// Reads through the named index (`by_id`, `by_creation_time` or a schema index), limited to
+    /// the range built by `range`:
+    /// `with_index("by_author", |r| r.eq("authorId", "u1").gt("_creationTime", 5.0))`.
+    pub fn with_index(
+        mut self,
+        name: &str,
+        range: impl FnOnce(IndexRange) -> IndexRange,
+    ) -> Query<'a> {
+        self.index = name.to_owned();
+        self.range = range(IndexRange::new());
+        self
+    }
+
+    /// Sets the result order (default ascending).
+    pub fn order(mut self, order: Order) -> Query<'a> {
+        self.order = order;
+        self
+    }
+
+    /// At most `n` documents.
+    pub async fn take(self, n: usize) -> Result<Vec<Document>, DbError> {
+        let (plan, tx, order) = self.plan().await?;
+        let interval = plan.interval.clone();
+        Ok(run(tx, &plan, interval, order, n)
+            .await?
+            .0
+            .into_iter()
+            .map(|(_, d)| d)
+            .collect())
+    }
+
+    /// The first document, if any.
+    pub async fn first(self) -> Result<Option<Document>, DbError> {
+        Ok(self.take(1).await?.into_iter().next())
+    }
+
+    /// The only document, `None` if there is none, [`DbError::UniqueMoreThanOne`] if there are
+    /// several.
+    pub async fn unique(self) -> Result<Option<Document>, DbError> {
+        let table = self.table.clone();
+        let mut docs = self.take(2).await?;
+        if docs.len() > 1 {
+            return Err(DbError::UniqueMoreThanOne {
+                table,
+                first: docs[0].id.to_string(),
+                second: docs[1].id.to_string(),
+            });
+        }
+        Ok(docs.pop())
+    }
+
+    /// Every matching document.
+    pub async fn collect(self) -> Result<Vec<Document>, DbError> {
+        self.take(usize::MAX).await
+    }
+
+    /// One page, starting at `options.cursor`. The continue cursor only works with this same
+    /// query (same table, index, range and order); any other gives [`DbError::InvalidCursor`].
+    pub async fn paginate(self, options: PaginationOptions) -> Result<PaginationResult, DbError> {
+        let (plan, tx, order) = self.plan().await?;
+        let fingerprint = plan.fingerprint(order);
+        let start = match &options.cursor {
+            Some(cursor) => decode_cursor(&fingerprint, cursor)?,
+            None => Position::After(Vec::new()),
+        };
+        let mut interval = match &start {
+            Position::After(key) if key.is_empty() => plan.interval.clone(),
+            position => after(&plan.interval, position, order),
+        };
+        let mut limit = options.num_items;
+        let end = options
+            .end_cursor
+            .as_deref()
+            .map(|c| decode_cursor(&fingerprint, c))
+            .transpose()?;
+        if let Some(end) = &end {
+            interval = up_to(&interval, end, order);
+            limit = usize::MAX;
+        }
+        let (rows, exhausted) = run(tx, &plan, interval, order, limit).await?;
+        let (is_done, position) = match (&end, exhausted, rows.last()) {
+            (Some(end_position), _, _) => {
+                (*end_position == Position::End, clone_position(end_position))
+            }
+            (None, true, _) => (true, Position::End),
+            (None, false, Some((key, _))) => (false, Position::After(key.clone())),
+            (None, false, None) => (false, start),
+        };
+        Ok(PaginationResult {
+            page: rows.into_iter().map(|(_, d)| d).collect(),
+            is_done,
+            continue_cursor: encode_cursor(&fingerprint, &position),
+        })
+    }
+
+    async fn plan(self) -> Result<(Plan, &'a mut Transaction, Order), DbError> {
+        let table = self.tx.db.ensure_table(&self.table).await?;
+        let index = table
+            .index(&self.index)
+            .cloned()
+            .ok_or_else(|| DbError::IndexNotFound {
+                table: self.table.clone(),
+                index: self.index.clone(),
+            })?;
+        let interval = self.range.compile(&self.table, &index)?;
+        Ok((
+            Plan {
+                table,
+                index,
+                interval,
+            },
+            self.tx,
+            self.order,
+        ))
+    }
+}
+
+fn clone_position(p: &Position) -> Position {
+    match p {
+        Position::After(k) => Position::After(k.clone()),
+        Position::End => Position::End,
+    }
+}
+
+/// Scans `interval` of the plan's index at the transaction's snapshot, merged with the
+/// transaction's own writes, returning up to `limit` rows and whether the interval was
+/// exhausted. Records exactly the part of the interval that was read.
+async fn run(
+    tx: &mut Transaction,
+    plan: &Plan,
+    interval: Interval,
+    order: Order,
+    limit: usize,
+) -> Result<(Vec<(Vec<u8>, Document)>, bool), DbError> {
+    if limit == 0 || interval.is_empty() {
+        return Ok((Vec::new(), interval.is_empty()));
+    }
+    // Own writes to this table: their ids hide persisted rows; live ones in range are merged in.
+    let mut hidden = HashSet::new();
+    let mut own: Vec<(Vec<u8>, Document)> = Vec::new();
+    for (id, write) in &tx.writes {
+        if write.table.number != plan.table.number {
+            continue;
+        }
+        hidden.insert(*id);
+        if let Some(doc) = &write.new {
+            let key = plan.index.key(doc);
+            if interval.contains(&key) {
+                own.push((key, doc.clone()));
+            }
+        }
+    }
+    own.sort_by(|a, b| a.0.cmp(&b.0));
+    if order == Order::Desc {
+        own.reverse();
+    }
+    let mut own: VecDeque<_> = own.into();
+    let mut buffer: VecDeque<IndexRow> = VecDeque::new();
+    let mut remaining = interval.clone();
+    let mut persisted_done = false;
+    let mut out: Vec<(Vec<u8>, Document)> = Vec::new();
+    let before = |a: &[u8], b: &[u8]| match order {
+        Order::Asc => a < b,
+        Order::Desc => a > b,
+    };
+    while out.len() < limit {
+        if buffer.is_empty() && !persisted_done {
+            let want = (limit - out.len())
+                .saturating_add(hidden.len())
+                .clamp(1, MAX_BATCH);
+            let rows = tx
+                .db
+                .shared
+                .persistence
+                .index_scan(plan.index.id, &remaining, tx.snapshot, order, want)
+                .await?;
+            persisted_done = rows.len() < want;
+            if let Some(last) = rows.last() {
+                remaining = after(&remaining, &Position::After(last.key.clone()), order);
+            }
+            buffer.extend(
+                rows.into_iter()
+                    .filter(|r| !hidden.contains(&r.document.id)),
+            );
+            if buffer.is_empty() && !persisted_done {
+                continue;
+            }
+        }
+        let take_own = match (buffer.front(), own.front()) {
+            (None, None) => break,
+            (Some(_), None) => false,
+            (None, Some(_)) => true,
+            (Some(row), Some((key, _))) => before(key, &row.key),
+        };
+        if take_own {
+            out.extend(own.pop_front());
+        } else if let Some(row) = buffer.pop_front() {
+            out.push((row.key, row.document));
+        }
+    }
+    let exhausted = buffer.is_empty() && persisted_done && own.is_empty();
+    let read = if exhausted {
+        interval
+    } else {
+        match (out.last(), order) {
+            (Some((key, _)), Order::Asc) => Interval {
+                start: interval.start,
+                end: Some(key_successor(key)),
+            },
+            (Some((key, _)), Order::Desc) => Interval {
+                start: key.clone(),
+                end: interval.end,
+            },
+            (None, _) => EMPTY.clone(),
+        }
+    };
+    tx.reads.record(plan.index.id, read);
+    Ok((out, exhausted))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::persistence::IndexId;
+
+    #[test]
+    fn cursors_are_bound_to_their_query() {
+        let fp = [7u8; 16];
+        let cursor = encode_cursor(&fp, &Position::After(vec![1, 2, 3]));
+        assert_eq!(
+            decode_cursor(&fp, &cursor).unwrap(),
+            Position::After(vec![1, 2, 3])
+        );
+        assert!(matches!(
+            decode_cursor(&[8u8; 16], &cursor),
+            Err(DbError::InvalidCursor)
+        ));
+        assert!(matches!(
+            decode_cursor(&fp, "zz"),
+            Err(DbError::InvalidCursor)
+        ));
+        assert_eq!(
+            decode_cursor(&fp, &encode_cursor(&fp, &Position::End)).unwrap(),
+            Position::End
+        );
+    }
+
+    #[test]
+    fn ranges_compile_in_index_order_only() {
+        let index = IndexInfo {
+            name: "by_ab".into(),
+            id: IndexId(3),
+            fields: vec!["a".into(), "b".into(), "_creationTime".into()],
+        };
+        let ok = IndexRange::new()
+            .eq("a", 1i64)
+            .gt("b", 2i64)
+            .lte("b", 5i64)
+            .compile("t", &index)
+            .unwrap();
+        let key = |a: i64, b: i64| {
+            keel_values::sort_key::values_prefix(&[Some(&Value::Int64(a)), Some(&Value::Int64(b))])
+        };
+        assert!(!ok.contains(&key(1, 2)));
+        assert!(ok.contains(&[key(1, 3), vec![0xFF; 4]].concat()));
+        assert!(ok.contains(&[key(1, 5), vec![0xFF; 4]].concat()));
+        assert!(!ok.contains(&key(1, 6)));
+        assert!(!ok.contains(&key(2, 3)));
+        assert!(matches!(
+            IndexRange::new().eq("b", 1i64).compile("t", &index),
+            Err(DbError::InvalidIndexRange(_))
+        ));
+        assert!(matches!(
+            IndexRange::new().gt("b", 1i64).compile("t", &index),
+            Err(DbError::InvalidIndexRange(_))
+        ));
+        assert!(matches!(
+            IndexRange::new()
+                .gt("a", 1i64)
+                .eq("b", 1i64)
+                .compile("t", &index),
+            Err(DbError::InvalidIndexRange(_))
+        ));
+    }
 }

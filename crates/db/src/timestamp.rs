@@ -16,7 +16,10 @@ impl Timestamp {
 
     /// The wall clock now, in nanoseconds.
     pub fn now() -> Timestamp {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
         Timestamp(u64::try_from(nanos).unwrap_or(u64::MAX))
     }
 

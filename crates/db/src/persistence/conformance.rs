@@ -48,45 +48,109 @@ fn doc(n: u8, version: i64) -> Document {
     let mut fields = Object::new();
     fields.insert("v".into(), Value::Int64(version));
     fields.insert("name".into(), Value::String(format!("doc {n}")));
-    Document { id: id(n), creation_time: 1000.0 + f64::from(n), fields }
+    Document {
+        id: id(n),
+        creation_time: 1000.0 + f64::from(n),
+        fields,
+    }
 }
 
 fn revision(n: u8, version: i64, ts: u64, prev: Option<u64>) -> DocumentRevision {
-    DocumentRevision { id: id(n), ts: Timestamp(ts), document: Some(doc(n, version)), prev_ts: prev.map(Timestamp) }
+    DocumentRevision {
+        id: id(n),
+        ts: Timestamp(ts),
+        document: Some(doc(n, version)),
+        prev_ts: prev.map(Timestamp),
+    }
 }
 
 fn entry(index: u32, key: &[u8], ts: u64, doc: Option<u8>) -> IndexEntry {
-    IndexEntry { index: IndexId(index), key: key.to_vec(), ts: Timestamp(ts), document: doc.map(id) }
+    IndexEntry {
+        index: IndexId(index),
+        key: key.to_vec(),
+        ts: Timestamp(ts),
+        document: doc.map(id),
+    }
 }
 
-fn commit(ts: u64, documents: Vec<DocumentRevision>, index_entries: Vec<IndexEntry>) -> CommitRecord {
-    CommitRecord { ts: Timestamp(ts), documents, index_entries }
+fn commit(
+    ts: u64,
+    documents: Vec<DocumentRevision>,
+    index_entries: Vec<IndexEntry>,
+) -> CommitRecord {
+    CommitRecord {
+        ts: Timestamp(ts),
+        documents,
+        index_entries,
+    }
 }
 
-async fn keys(p: &dyn Persistence, index: u32, interval: &Interval, ts: u64, order: Order, limit: usize) -> Vec<Vec<u8>> {
-    let rows = p.index_scan(IndexId(index), interval, Timestamp(ts), order, limit).await.unwrap();
+async fn keys(
+    p: &dyn Persistence,
+    index: u32,
+    interval: &Interval,
+    ts: u64,
+    order: Order,
+    limit: usize,
+) -> Vec<Vec<u8>> {
+    let rows = p
+        .index_scan(IndexId(index), interval, Timestamp(ts), order, limit)
+        .await
+        .unwrap();
     rows.into_iter().map(|r| r.key).collect()
 }
 
 /// Empty storage has no timestamp, documents or index rows.
 pub async fn empty_storage(p: &dyn Persistence) {
     assert_eq!(p.max_ts().await.unwrap(), None);
-    assert_eq!(p.document_at(id(1), Timestamp(u64::MAX >> 2)).await.unwrap(), None);
-    assert!(keys(p, 1, &Interval::all(), 100, Order::Asc, 10).await.is_empty());
+    assert_eq!(
+        p.document_at(id(1), Timestamp(u64::MAX >> 2))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        keys(p, 1, &Interval::all(), 100, Order::Asc, 10)
+            .await
+            .is_empty()
+    );
     assert_eq!(p.global("nothing").await.unwrap(), None);
 }
 
 /// A document read at `ts` is its newest revision at or before `ts`, tombstones included.
 pub async fn document_snapshots(p: &dyn Persistence) {
-    p.write(vec![commit(10, vec![revision(1, 1, 10, None)], vec![])]).await.unwrap();
-    p.write(vec![commit(20, vec![revision(1, 2, 20, Some(10))], vec![])]).await.unwrap();
-    let tombstone = DocumentRevision { id: id(1), ts: Timestamp(30), document: None, prev_ts: Some(Timestamp(20)) };
-    p.write(vec![commit(30, vec![tombstone.clone()], vec![])]).await.unwrap();
+    p.write(vec![commit(10, vec![revision(1, 1, 10, None)], vec![])])
+        .await
+        .unwrap();
+    p.write(vec![commit(20, vec![revision(1, 2, 20, Some(10))], vec![])])
+        .await
+        .unwrap();
+    let tombstone = DocumentRevision {
+        id: id(1),
+        ts: Timestamp(30),
+        document: None,
+        prev_ts: Some(Timestamp(20)),
+    };
+    p.write(vec![commit(30, vec![tombstone.clone()], vec![])])
+        .await
+        .unwrap();
     assert_eq!(p.document_at(id(1), Timestamp(9)).await.unwrap(), None);
-    assert_eq!(p.document_at(id(1), Timestamp(10)).await.unwrap(), Some(revision(1, 1, 10, None)));
-    assert_eq!(p.document_at(id(1), Timestamp(19)).await.unwrap(), Some(revision(1, 1, 10, None)));
-    assert_eq!(p.document_at(id(1), Timestamp(25)).await.unwrap(), Some(revision(1, 2, 20, Some(10))));
-    assert_eq!(p.document_at(id(1), Timestamp(31)).await.unwrap(), Some(tombstone));
+    assert_eq!(
+        p.document_at(id(1), Timestamp(10)).await.unwrap(),
+        Some(revision(1, 1, 10, None))
+    );
+    assert_eq!(
+        p.document_at(id(1), Timestamp(19)).await.unwrap(),
+        Some(revision(1, 1, 10, None))
+    );
+    assert_eq!(
+        p.document_at(id(1), Timestamp(25)).await.unwrap(),
+        Some(revision(1, 2, 20, Some(10)))
+    );
+    assert_eq!(
+        p.document_at(id(1), Timestamp(31)).await.unwrap(),
+        Some(tombstone)
+    );
     assert_eq!(p.document_at(id(2), Timestamp(31)).await.unwrap(), None);
 }
 
@@ -107,35 +171,93 @@ pub async fn index_snapshots_and_tombstones(p: &dyn Persistence) {
     )])
     .await
     .unwrap();
-    let gone = DocumentRevision { id: id(2), ts: Timestamp(30), document: None, prev_ts: Some(Timestamp(10)) };
-    p.write(vec![commit(30, vec![gone], vec![entry(7, b"b", 30, None)])]).await.unwrap();
+    let gone = DocumentRevision {
+        id: id(2),
+        ts: Timestamp(30),
+        document: None,
+        prev_ts: Some(Timestamp(10)),
+    };
+    p.write(vec![commit(30, vec![gone], vec![entry(7, b"b", 30, None)])])
+        .await
+        .unwrap();
     let all = Interval::all();
-    assert_eq!(keys(p, 7, &all, 5, Order::Asc, 10).await, Vec::<Vec<u8>>::new());
-    assert_eq!(keys(p, 7, &all, 10, Order::Asc, 10).await, vec![b"a".to_vec(), b"b".to_vec()]);
-    assert_eq!(keys(p, 7, &all, 20, Order::Asc, 10).await, vec![b"b".to_vec(), b"c".to_vec()]);
-    assert_eq!(keys(p, 7, &all, 30, Order::Asc, 10).await, vec![b"c".to_vec()]);
-    assert!(keys(p, 8, &all, 30, Order::Asc, 10).await.is_empty(), "other indexes are separate");
-    let rows = p.index_scan(IndexId(7), &all, Timestamp(20), Order::Asc, 10).await.unwrap();
-    assert_eq!(rows[1].document, doc(1, 2), "rows carry the document at the read timestamp");
+    assert_eq!(
+        keys(p, 7, &all, 5, Order::Asc, 10).await,
+        Vec::<Vec<u8>>::new()
+    );
+    assert_eq!(
+        keys(p, 7, &all, 10, Order::Asc, 10).await,
+        vec![b"a".to_vec(), b"b".to_vec()]
+    );
+    assert_eq!(
+        keys(p, 7, &all, 20, Order::Asc, 10).await,
+        vec![b"b".to_vec(), b"c".to_vec()]
+    );
+    assert_eq!(
+        keys(p, 7, &all, 30, Order::Asc, 10).await,
+        vec![b"c".to_vec()]
+    );
+    assert!(
+        keys(p, 8, &all, 30, Order::Asc, 10).await.is_empty(),
+        "other indexes are separate"
+    );
+    let rows = p
+        .index_scan(IndexId(7), &all, Timestamp(20), Order::Asc, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        rows[1].document,
+        doc(1, 2),
+        "rows carry the document at the read timestamp"
+    );
     assert_eq!(rows[1].ts, Timestamp(20));
-    let rows = p.index_scan(IndexId(7), &all, Timestamp(15), Order::Asc, 10).await.unwrap();
+    let rows = p
+        .index_scan(IndexId(7), &all, Timestamp(15), Order::Asc, 10)
+        .await
+        .unwrap();
     assert_eq!(rows[0].document, doc(1, 1));
 }
 
 /// Start bounds are inclusive, end bounds exclusive, `None` is unbounded; both orders work.
 pub async fn index_scan_bounds_and_order(p: &dyn Persistence) {
     let docs: Vec<_> = (1..=5).map(|n| revision(n, 1, 10, None)).collect();
-    let entries = (1..=5u8).map(|n| entry(3, &[n, 0xFF], 10, Some(n))).collect();
+    let entries = (1..=5u8)
+        .map(|n| entry(3, &[n, 0xFF], 10, Some(n)))
+        .collect();
     p.write(vec![commit(10, docs, entries)]).await.unwrap();
     let k = |n: u8| vec![n, 0xFF];
-    let range = Interval { start: k(2), end: Some(k(4)) };
-    assert_eq!(keys(p, 3, &range, 10, Order::Asc, 10).await, vec![k(2), k(3)]);
-    assert_eq!(keys(p, 3, &range, 10, Order::Desc, 10).await, vec![k(3), k(2)]);
-    let open = Interval { start: vec![3], end: None };
-    assert_eq!(keys(p, 3, &open, 10, Order::Asc, 10).await, vec![k(3), k(4), k(5)]);
-    assert_eq!(keys(p, 3, &open, 10, Order::Desc, 2).await, vec![k(5), k(4)]);
-    assert_eq!(keys(p, 3, &Interval::prefix(&[4]), 10, Order::Asc, 10).await, vec![k(4)]);
-    let empty = Interval { start: k(4), end: Some(k(2)) };
+    let range = Interval {
+        start: k(2),
+        end: Some(k(4)),
+    };
+    assert_eq!(
+        keys(p, 3, &range, 10, Order::Asc, 10).await,
+        vec![k(2), k(3)]
+    );
+    assert_eq!(
+        keys(p, 3, &range, 10, Order::Desc, 10).await,
+        vec![k(3), k(2)]
+    );
+    let open = Interval {
+        start: vec![3],
+        end: None,
+    };
+    assert_eq!(
+        keys(p, 3, &open, 10, Order::Asc, 10).await,
+        vec![k(3), k(4), k(5)]
+    );
+    assert_eq!(
+        keys(p, 3, &open, 10, Order::Desc, 2).await,
+        vec![k(5), k(4)]
+    );
+    assert_eq!(
+        keys(p, 3, &Interval::prefix(&[4]), 10, Order::Asc, 10).await,
+        vec![k(4)]
+    );
+    let empty = Interval {
+        start: k(4),
+        end: Some(k(2)),
+    };
     assert!(keys(p, 3, &empty, 10, Order::Asc, 10).await.is_empty());
 }
 
@@ -156,37 +278,64 @@ pub async fn index_scan_limit_with_many_versions(p: &dyn Persistence) {
     }
     let at = |t| async move { keys(p, 9, &Interval::all(), t, Order::Asc, 7).await };
     // Last round (4) is even: everything live.
-    assert_eq!(at(104).await, (1..=7u8).map(|n| vec![n]).collect::<Vec<_>>());
+    assert_eq!(
+        at(104).await,
+        (1..=7u8).map(|n| vec![n]).collect::<Vec<_>>()
+    );
     // Round 3 is odd: only even documents.
-    assert_eq!(at(103).await, [2u8, 4, 6, 8, 10, 12, 14].iter().map(|n| vec![*n]).collect::<Vec<_>>());
+    assert_eq!(
+        at(103).await,
+        [2u8, 4, 6, 8, 10, 12, 14]
+            .iter()
+            .map(|n| vec![*n])
+            .collect::<Vec<_>>()
+    );
     let desc = keys(p, 9, &Interval::all(), 103, Order::Desc, 3).await;
     assert_eq!(desc, vec![vec![20], vec![18], vec![16]]);
 }
 
 /// A batch with a duplicate (document, ts) fails as a whole and leaves nothing behind.
 pub async fn batch_is_atomic(p: &dyn Persistence) {
-    p.write(vec![commit(10, vec![revision(1, 1, 10, None)], vec![])]).await.unwrap();
+    p.write(vec![commit(10, vec![revision(1, 1, 10, None)], vec![])])
+        .await
+        .unwrap();
     let bad = vec![
-        commit(20, vec![revision(2, 1, 20, None)], vec![entry(1, b"x", 20, Some(2))]),
+        commit(
+            20,
+            vec![revision(2, 1, 20, None)],
+            vec![entry(1, b"x", 20, Some(2))],
+        ),
         commit(10, vec![revision(1, 9, 10, None)], vec![]),
     ];
     assert!(p.write(bad).await.is_err());
     assert_eq!(p.document_at(id(2), Timestamp(50)).await.unwrap(), None);
-    assert!(keys(p, 1, &Interval::all(), 50, Order::Asc, 10).await.is_empty());
-    assert_eq!(p.document_at(id(1), Timestamp(50)).await.unwrap(), Some(revision(1, 1, 10, None)));
+    assert!(
+        keys(p, 1, &Interval::all(), 50, Order::Asc, 10)
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        p.document_at(id(1), Timestamp(50)).await.unwrap(),
+        Some(revision(1, 1, 10, None))
+    );
     assert_eq!(p.max_ts().await.unwrap(), Some(Timestamp(10)));
 }
 
 /// `max_ts` is the largest timestamp ever written; globals round-trip and overwrite.
 pub async fn max_ts_and_globals(p: &dyn Persistence) {
-    p.write(vec![commit(5, vec![revision(1, 1, 5, None)], vec![]), commit(7, vec![revision(2, 1, 7, None)], vec![])])
-        .await
-        .unwrap();
+    p.write(vec![
+        commit(5, vec![revision(1, 1, 5, None)], vec![]),
+        commit(7, vec![revision(2, 1, 7, None)], vec![]),
+    ])
+    .await
+    .unwrap();
     assert_eq!(p.max_ts().await.unwrap(), Some(Timestamp(7)));
     p.set_global("catalog", b"one".to_vec()).await.unwrap();
     p.set_global("catalog", b"two".to_vec()).await.unwrap();
     assert_eq!(p.global("catalog").await.unwrap(), Some(b"two".to_vec()));
     let big = u64::MAX >> 2;
-    p.write(vec![commit(big, vec![revision(3, 1, big, None)], vec![])]).await.unwrap();
+    p.write(vec![commit(big, vec![revision(3, 1, big, None)], vec![])])
+        .await
+        .unwrap();
     assert_eq!(p.max_ts().await.unwrap(), Some(Timestamp(big)));
 }

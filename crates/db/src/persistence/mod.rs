@@ -18,7 +18,9 @@ use crate::{Document, Interval, Order, Timestamp};
 
 /// A persisted index's number. Index numbers are assigned by the database's catalog and never
 /// reused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct IndexId(pub u32);
 
 /// One revision of one document: its state after the commit at `ts`.
@@ -92,7 +94,11 @@ pub trait Persistence: Send + Sync + 'static {
     async fn max_ts(&self) -> Result<Option<Timestamp>, PersistenceError>;
 
     /// The newest revision of a document with timestamp ≤ `ts` (possibly a tombstone).
-    async fn document_at(&self, id: DocumentId, ts: Timestamp) -> Result<Option<DocumentRevision>, PersistenceError>;
+    async fn document_at(
+        &self,
+        id: DocumentId,
+        ts: Timestamp,
+    ) -> Result<Option<DocumentRevision>, PersistenceError>;
 
     /// Up to `limit` live keys of `index` inside `interval`, in `order`, as of `ts`, each with its
     /// document (tombstoned keys are skipped).

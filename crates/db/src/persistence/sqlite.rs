@@ -66,10 +66,18 @@ impl SqlitePersistence {
         let path = path.as_ref().to_path_buf();
         let writer = Connection::open(&path).map_err(storage_err)?;
         writer
-            .execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000;")
+            .execute_batch(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000;",
+            )
             .map_err(storage_err)?;
         writer.execute_batch(SCHEMA).map_err(storage_err)?;
-        Ok(SqlitePersistence { inner: Arc::new(Inner { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) }) })
+        Ok(SqlitePersistence {
+            inner: Arc::new(Inner {
+                path,
+                writer: Mutex::new(writer),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
     }
 
     /// The file this persistence writes.
@@ -89,7 +97,8 @@ impl SqlitePersistence {
                 Some(conn) => conn,
                 None => {
                     let conn = Connection::open(&inner.path).map_err(storage_err)?;
-                    conn.execute_batch("PRAGMA busy_timeout=10000;").map_err(storage_err)?;
+                    conn.execute_batch("PRAGMA busy_timeout=10000;")
+                        .map_err(storage_err)?;
                     conn
                 }
             };
@@ -107,18 +116,26 @@ impl SqlitePersistence {
         f: impl FnOnce(&mut Connection) -> Result<T, PersistenceError> + Send + 'static,
     ) -> Result<T, PersistenceError> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || f(&mut inner.writer.lock())).await.map_err(storage_err)?
+        tokio::task::spawn_blocking(move || f(&mut inner.writer.lock()))
+            .await
+            .map_err(storage_err)?
     }
 }
 
 fn id_from_parts(table: i64, internal: Vec<u8>) -> Result<DocumentId, PersistenceError> {
-    let internal: [u8; INTERNAL_ID_LEN] =
-        internal.try_into().map_err(|_| PersistenceError("stored id has the wrong length".into()))?;
-    let table = u32::try_from(table).map_err(|_| PersistenceError("stored table number out of range".into()))?;
+    let internal: [u8; INTERNAL_ID_LEN] = internal
+        .try_into()
+        .map_err(|_| PersistenceError("stored id has the wrong length".into()))?;
+    let table = u32::try_from(table)
+        .map_err(|_| PersistenceError("stored table number out of range".into()))?;
     Ok(DocumentId::new(TableNumber(table), internal))
 }
 
-fn document_at(conn: &Connection, id: DocumentId, ts: Timestamp) -> Result<Option<DocumentRevision>, PersistenceError> {
+fn document_at(
+    conn: &Connection,
+    id: DocumentId,
+    ts: Timestamp,
+) -> Result<Option<DocumentRevision>, PersistenceError> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT ts, value, prev_ts FROM documents WHERE table_num = ?1 AND internal = ?2 AND ts <= ?3 \
@@ -126,16 +143,29 @@ fn document_at(conn: &Connection, id: DocumentId, ts: Timestamp) -> Result<Optio
         )
         .map_err(storage_err)?;
     let row = stmt
-        .query_row(params![id.table.0, &id.internal[..], ts_to_sql(ts)?], |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, Option<Vec<u8>>>(1)?, row.get::<_, Option<i64>>(2)?))
-        })
+        .query_row(
+            params![id.table.0, &id.internal[..], ts_to_sql(ts)?],
+            |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, Option<Vec<u8>>>(1)?,
+                    row.get::<_, Option<i64>>(2)?,
+                ))
+            },
+        )
         .optional()
         .map_err(storage_err)?;
-    let Some((rev_ts, value, prev_ts)) = row else { return Ok(None) };
+    let Some((rev_ts, value, prev_ts)) = row else {
+        return Ok(None);
+    };
     let document = match value {
         Some(bytes) => {
             let (creation_time, fields) = decode_document(&bytes).map_err(storage_err)?;
-            Some(Document { id, creation_time, fields })
+            Some(Document {
+                id,
+                creation_time,
+                fields,
+            })
         }
         None => None,
     };
@@ -166,7 +196,11 @@ fn index_scan(
         Order::Asc => "ASC",
         Order::Desc => "DESC",
     };
-    let end_clause = if interval.end.is_some() { "AND key < ?4" } else { "" };
+    let end_clause = if interval.end.is_some() {
+        "AND key < ?4"
+    } else {
+        ""
+    };
     let sql = format!(
         "SELECT key, ts, table_num, internal FROM indexes WHERE index_id = ?1 AND key >= ?2 AND ts <= ?3 \
          {end_clause} ORDER BY key {direction}, ts {direction}"
@@ -181,13 +215,27 @@ fn index_scan(
     let mut current: Option<Candidate> = None;
     // Emits a finished key group; returns true once `limit` rows are out.
     let emit = |candidate: Candidate, out: &mut Vec<IndexRow>| -> Result<bool, PersistenceError> {
-        let (key, _, Some(id)) = candidate else { return Ok(false) };
+        let (key, _, Some(id)) = candidate else {
+            return Ok(false);
+        };
         let revision = document_at(conn, id, ts)?;
         match revision {
-            Some(DocumentRevision { document: Some(document), ts: rev_ts, .. }) => {
-                out.push(IndexRow { key, document, ts: rev_ts });
+            Some(DocumentRevision {
+                document: Some(document),
+                ts: rev_ts,
+                ..
+            }) => {
+                out.push(IndexRow {
+                    key,
+                    document,
+                    ts: rev_ts,
+                });
             }
-            _ => return Err(PersistenceError(format!("index entry points at missing document {id}"))),
+            _ => {
+                return Err(PersistenceError(format!(
+                    "index entry points at missing document {id}"
+                )));
+            }
         }
         Ok(out.len() >= limit)
     };
@@ -235,17 +283,32 @@ fn write_commits(conn: &mut Connection, commits: &[CommitRecord]) -> Result<(), 
         for commit in commits {
             max_ts = max_ts.max(Some(commit.ts));
             for rev in &commit.documents {
-                let value = rev.document.as_ref().map(|d| encode_document(d.creation_time, &d.fields));
+                let value = rev
+                    .document
+                    .as_ref()
+                    .map(|d| encode_document(d.creation_time, &d.fields));
                 let prev = rev.prev_ts.map(ts_to_sql).transpose()?;
                 insert_doc
-                    .execute(params![rev.id.table.0, &rev.id.internal[..], ts_to_sql(rev.ts)?, value, prev])
+                    .execute(params![
+                        rev.id.table.0,
+                        &rev.id.internal[..],
+                        ts_to_sql(rev.ts)?,
+                        value,
+                        prev
+                    ])
                     .map_err(storage_err)?;
             }
             for entry in &commit.index_entries {
                 let table = entry.document.map(|d| d.table.0);
                 let internal = entry.document.map(|d| d.internal.to_vec());
                 insert_entry
-                    .execute(params![entry.index.0, &entry.key, ts_to_sql(entry.ts)?, table, internal])
+                    .execute(params![
+                        entry.index.0,
+                        &entry.key,
+                        ts_to_sql(entry.ts)?,
+                        table,
+                        internal
+                    ])
                     .map_err(storage_err)?;
             }
         }
@@ -265,16 +328,25 @@ fn write_commits(conn: &mut Connection, commits: &[CommitRecord]) -> Result<(), 
 #[async_trait]
 impl Persistence for SqlitePersistence {
     async fn write(&self, commits: Vec<CommitRecord>) -> Result<(), PersistenceError> {
-        self.write_with(move |conn| write_commits(conn, &commits)).await
+        self.write_with(move |conn| write_commits(conn, &commits))
+            .await
     }
 
     async fn max_ts(&self) -> Result<Option<Timestamp>, PersistenceError> {
-        let Some(bytes) = self.global(MAX_TS_KEY).await? else { return Ok(None) };
+        let Some(bytes) = self.global(MAX_TS_KEY).await? else {
+            return Ok(None);
+        };
         let text = String::from_utf8(bytes).map_err(storage_err)?;
-        text.parse::<u64>().map(|t| Some(Timestamp(t))).map_err(storage_err)
+        text.parse::<u64>()
+            .map(|t| Some(Timestamp(t)))
+            .map_err(storage_err)
     }
 
-    async fn document_at(&self, id: DocumentId, ts: Timestamp) -> Result<Option<DocumentRevision>, PersistenceError> {
+    async fn document_at(
+        &self,
+        id: DocumentId,
+        ts: Timestamp,
+    ) -> Result<Option<DocumentRevision>, PersistenceError> {
         self.read(move |conn| document_at(conn, id, ts)).await
     }
 
@@ -287,7 +359,8 @@ impl Persistence for SqlitePersistence {
         limit: usize,
     ) -> Result<Vec<IndexRow>, PersistenceError> {
         let interval = interval.clone();
-        self.read(move |conn| index_scan(conn, index, &interval, ts, order, limit)).await
+        self.read(move |conn| index_scan(conn, index, &interval, ts, order, limit))
+            .await
     }
 
     async fn global(&self, key: &str) -> Result<Option<Vec<u8>>, PersistenceError> {

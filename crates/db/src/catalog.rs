@@ -1,0 +1,188 @@
+//! The catalog: table names ↔ table numbers, and each table's indexes with their persisted
+//! [`IndexId`]s. Persisted as JSON in the persistence global `catalog`, so ids and index entries
+//! stay valid across restarts.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use keel_values::sort_key::index_key;
+use keel_values::{DocumentId, TableNumber, Value};
+use serde::{Deserialize, Serialize};
+
+use crate::persistence::IndexId;
+use crate::schema::Validator;
+use crate::{DbError, Document};
+
+/// The persistence global holding the catalog.
+pub(crate) const CATALOG_KEY: &str = "catalog";
+
+/// The index every table has, keyed by document id.
+pub(crate) const BY_ID: &str = "by_id";
+/// The index every table has, keyed by creation time (full table scans use it).
+pub(crate) const BY_CREATION_TIME: &str = "by_creation_time";
+
+/// An index of a table, as the engine uses it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct IndexInfo {
+    pub(crate) name: String,
+    pub(crate) id: IndexId,
+    /// Indexed field paths, `_creationTime` last for user indexes; `["_id"]` for `by_id`.
+    pub(crate) fields: Vec<String>,
+}
+
+impl IndexInfo {
+    /// The sort key of `document` in this index.
+    pub(crate) fn key(&self, document: &Document) -> Vec<u8> {
+        if self.name == BY_ID {
+            return document.id.to_bytes();
+        }
+        let values: Vec<Option<Value>> =
+            self.fields.iter().map(|f| document.field_path(f)).collect();
+        let refs: Vec<Option<&Value>> = values.iter().map(Option::as_ref).collect();
+        index_key(&refs, &document.id)
+    }
+}
+
+/// A table and its indexes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct TableInfo {
+    pub(crate) name: String,
+    pub(crate) number: u32,
+    /// `by_id`, `by_creation_time`, then the user indexes.
+    pub(crate) indexes: Vec<IndexInfo>,
+    #[serde(skip)]
+    pub(crate) validator: Option<Validator>,
+}
+
+impl TableInfo {
+    pub(crate) fn number(&self) -> TableNumber {
+        TableNumber(self.number)
+    }
+
+    pub(crate) fn index(&self, name: &str) -> Option<&IndexInfo> {
+        self.indexes.iter().find(|i| i.name == name)
+    }
+}
+
+/// The catalog as stored (JSON).
+#[derive(Serialize, Deserialize)]
+struct PersistedCatalog {
+    next_table: u32,
+    next_index: u32,
+    tables: Vec<TableInfo>,
+}
+
+/// The catalog in memory.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Catalog {
+    pub(crate) next_table: u32,
+    pub(crate) next_index: u32,
+    pub(crate) tables: Vec<Arc<TableInfo>>,
+    by_name: HashMap<String, usize>,
+    by_number: HashMap<u32, usize>,
+}
+
+impl Catalog {
+    pub(crate) fn decode(bytes: Option<&[u8]>) -> Result<Catalog, DbError> {
+        let mut catalog = match bytes {
+            Some(bytes) => {
+                let stored = serde_json::from_slice::<PersistedCatalog>(bytes)
+                    .map_err(|e| DbError::Storage(format!("catalog is unreadable: {e}")))?;
+                Catalog {
+                    next_table: stored.next_table,
+                    next_index: stored.next_index,
+                    tables: stored.tables.into_iter().map(Arc::new).collect(),
+                    ..Catalog::default()
+                }
+            }
+            None => Catalog {
+                next_table: TableNumber::FIRST_USER.0,
+                next_index: 1,
+                ..Catalog::default()
+            },
+        };
+        catalog.reindex();
+        Ok(catalog)
+    }
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let stored = PersistedCatalog {
+            next_table: self.next_table,
+            next_index: self.next_index,
+            tables: self
+                .tables
+                .iter()
+                .map(|t| TableInfo {
+                    validator: None,
+                    ..(**t).clone()
+                })
+                .collect(),
+        };
+        serde_json::to_vec(&stored).unwrap_or_default()
+    }
+
+    fn reindex(&mut self) {
+        self.by_name = self
+            .tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
+        self.by_number = self
+            .tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.number, i))
+            .collect();
+    }
+
+    pub(crate) fn table(&self, name: &str) -> Option<&Arc<TableInfo>> {
+        self.by_name.get(name).map(|i| &self.tables[*i])
+    }
+
+    pub(crate) fn table_by_number(&self, number: TableNumber) -> Option<&Arc<TableInfo>> {
+        self.by_number.get(&number.0).map(|i| &self.tables[*i])
+    }
+
+    pub(crate) fn table_of(&self, id: &DocumentId) -> Option<&Arc<TableInfo>> {
+        self.table_by_number(id.table)
+    }
+
+    pub(crate) fn new_index_id(&mut self) -> IndexId {
+        let id = IndexId(self.next_index);
+        self.next_index += 1;
+        id
+    }
+
+    /// Adds a table with the two system indexes; returns it.
+    pub(crate) fn add_table(&mut self, name: &str) -> Arc<TableInfo> {
+        let number = self.next_table;
+        self.next_table += 1;
+        let by_id = IndexInfo {
+            name: BY_ID.into(),
+            id: self.new_index_id(),
+            fields: vec!["_id".into()],
+        };
+        let by_creation = IndexInfo {
+            name: BY_CREATION_TIME.into(),
+            id: self.new_index_id(),
+            fields: vec!["_creationTime".into()],
+        };
+        let table = Arc::new(TableInfo {
+            name: name.to_owned(),
+            number,
+            indexes: vec![by_id, by_creation],
+            validator: None,
+        });
+        self.tables.push(table.clone());
+        self.reindex();
+        table
+    }
+
+    /// Replaces a table's description (same name and number).
+    pub(crate) fn put_table(&mut self, table: TableInfo) {
+        if let Some(i) = self.by_name.get(&table.name) {
+            self.tables[*i] = Arc::new(table);
+        }
+    }
+}

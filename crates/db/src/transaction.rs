@@ -1,0 +1,262 @@
+//! [`Transaction`]: snapshot reads, buffered writes, and the read set that OCC checks.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use keel_values::{DocumentId, Object};
+
+use crate::catalog::{BY_ID, TableInfo};
+use crate::document::check_fields;
+use crate::query::Query;
+use crate::{Database, DbError, Document, Interval, ReadSet, Timestamp};
+
+/// Most documents one transaction may write (as Convex).
+const MAX_WRITES: usize = 16_000;
+
+/// A document write buffered in a transaction.
+#[derive(Clone, Debug)]
+pub(crate) struct PendingWrite {
+    pub(crate) table: Arc<TableInfo>,
+    /// The document at the snapshot and its revision timestamp (`None` for an insert).
+    pub(crate) old: Option<(Document, Timestamp)>,
+    /// The document after the transaction (`None` for a delete).
+    pub(crate) new: Option<Document>,
+}
+
+/// A transaction: reads at one snapshot timestamp, sees its own writes, and commits through
+/// [`Database::commit`], which rejects it if something it read changed after the snapshot.
+///
+/// Reads record the index intervals they scanned in [`Transaction::read_set`]; `patch`,
+/// `replace` and `delete` read the document first, so it is in the read set too.
+pub struct Transaction {
+    pub(crate) db: Database,
+    pub(crate) snapshot: Timestamp,
+    pub(crate) reads: ReadSet,
+    pub(crate) writes: BTreeMap<DocumentId, PendingWrite>,
+}
+
+impl Transaction {
+    pub(crate) fn new(db: Database, snapshot: Timestamp) -> Transaction {
+        Transaction {
+            db,
+            snapshot,
+            reads: ReadSet::new(),
+            writes: BTreeMap::new(),
+        }
+    }
+
+    /// The snapshot timestamp every read sees.
+    pub fn snapshot_ts(&self) -> Timestamp {
+        self.snapshot
+    }
+
+    /// The intervals read so far.
+    pub fn read_set(&self) -> &ReadSet {
+        &self.reads
+    }
+
+    /// Whether the transaction has written anything.
+    pub fn has_writes(&self) -> bool {
+        !self.writes.is_empty()
+    }
+
+    /// The name of the table an id belongs to, `None` if no such table exists (use it to check
+    /// ids that come from clients).
+    pub fn table_name(&self, id: &DocumentId) -> Option<String> {
+        self.db
+            .shared
+            .catalog
+            .read()
+            .table_of(id)
+            .map(|t| t.name.clone())
+    }
+
+    /// Reads a document by id: its state at the snapshot, or this transaction's own write.
+    /// `None` when it does not exist (or the id's table does not exist).
+    pub async fn get(&mut self, id: DocumentId) -> Result<Option<Document>, DbError> {
+        Ok(self.load(id).await?.and_then(|(_, current)| current))
+    }
+
+    /// Starts a query over `table` (a full scan in creation order until refined).
+    pub fn query(&mut self, table: &str) -> Query<'_> {
+        Query::new(self, table)
+    }
+
+    /// Inserts a document and returns its new id. `_creationTime` is set unique and increasing.
+    pub async fn insert(&mut self, table: &str, fields: Object) -> Result<DocumentId, DbError> {
+        check_fields(&fields)?;
+        let info = self.db.ensure_table(table).await?;
+        self.validate(&info, &fields)?;
+        self.check_write_count()?;
+        let now_ms = Timestamp::now().0 / 1_000_000;
+        let id = DocumentId::generate(info.number(), &mut rand::rng(), now_ms);
+        let creation_time = self.db.next_creation_time();
+        let document = Document {
+            id,
+            creation_time,
+            fields,
+        };
+        self.writes.insert(
+            id,
+            PendingWrite {
+                table: info,
+                old: None,
+                new: Some(document),
+            },
+        );
+        Ok(id)
+    }
+
+    /// Shallow-merges `fields` into the document and removes the fields named in `remove`
+    /// (Convex's `patch` with a field set to `undefined`). System fields cannot be patched.
+    pub async fn patch(
+        &mut self,
+        id: DocumentId,
+        fields: Object,
+        remove: &[&str],
+    ) -> Result<(), DbError> {
+        if let Some(name) = fields
+            .keys()
+            .map(String::as_str)
+            .chain(remove.iter().copied())
+            .find(|n| n.starts_with('_'))
+        {
+            return Err(DbError::SystemFieldWrite(name.to_owned()));
+        }
+        let (table, current) = self.load_existing(id).await?;
+        let mut merged = current.fields.clone();
+        for name in remove {
+            merged.remove(*name);
+        }
+        merged.extend(fields);
+        self.write_existing(
+            table,
+            Document {
+                fields: merged,
+                ..current
+            },
+        )
+        .await
+    }
+
+    /// Replaces the document's user fields (system fields are kept).
+    pub async fn replace(&mut self, id: DocumentId, fields: Object) -> Result<(), DbError> {
+        let (table, current) = self.load_existing(id).await?;
+        self.write_existing(table, Document { fields, ..current })
+            .await
+    }
+
+    /// Deletes the document.
+    pub async fn delete(&mut self, id: DocumentId) -> Result<(), DbError> {
+        let (table, _) = self.load_existing(id).await?;
+        self.check_write_count()?;
+        match self.writes.get_mut(&id) {
+            Some(write) if write.old.is_none() => {
+                self.writes.remove(&id);
+            }
+            Some(write) => write.new = None,
+            None => {
+                let old = self
+                    .db
+                    .shared
+                    .persistence
+                    .document_at(id, self.snapshot)
+                    .await?;
+                let old = old.and_then(|r| r.document.map(|d| (d, r.ts)));
+                self.writes.insert(
+                    id,
+                    PendingWrite {
+                        table,
+                        old,
+                        new: None,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_existing(
+        &mut self,
+        table: Arc<TableInfo>,
+        document: Document,
+    ) -> Result<(), DbError> {
+        check_fields(&document.fields)?;
+        self.validate(&table, &document.fields)?;
+        self.check_write_count()?;
+        let id = document.id;
+        match self.writes.get_mut(&id) {
+            Some(write) => write.new = Some(document),
+            None => {
+                let old = self
+                    .db
+                    .shared
+                    .persistence
+                    .document_at(id, self.snapshot)
+                    .await?;
+                let old = old.and_then(|r| r.document.map(|d| (d, r.ts)));
+                self.writes.insert(
+                    id,
+                    PendingWrite {
+                        table,
+                        old,
+                        new: Some(document),
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn check_write_count(&self) -> Result<(), DbError> {
+        if self.writes.len() >= MAX_WRITES {
+            return Err(DbError::TransactionTooLarge(format!(
+                "a transaction may write at most {MAX_WRITES} documents"
+            )));
+        }
+        Ok(())
+    }
+
+    fn validate(&self, table: &TableInfo, fields: &Object) -> Result<(), DbError> {
+        let Some(validator) = &table.validator else {
+            return Ok(());
+        };
+        let catalog = self.db.shared.catalog.read();
+        validator.check_document(fields, &|id| catalog.table_of(id).map(|t| t.name.clone()))
+    }
+
+    async fn load_existing(
+        &mut self,
+        id: DocumentId,
+    ) -> Result<(Arc<TableInfo>, Document), DbError> {
+        match self.load(id).await? {
+            Some((table, Some(doc))) => Ok((table, doc)),
+            Some((_, None)) => Err(DbError::DocumentNotFound(id.to_string())),
+            None => Err(DbError::TableNotFound(format!("for document ID \"{id}\""))),
+        }
+    }
+
+    /// The id's table and the document's current state (own write first, else the snapshot),
+    /// recording the `by_id` read. `None` when the table does not exist.
+    async fn load(
+        &mut self,
+        id: DocumentId,
+    ) -> Result<Option<(Arc<TableInfo>, Option<Document>)>, DbError> {
+        let Some(table) = self.db.shared.catalog.read().table_of(&id).cloned() else {
+            return Ok(None);
+        };
+        if let Some(by_id) = table.index(BY_ID) {
+            self.reads.record(by_id.id, Interval::point(&id.to_bytes()));
+        }
+        if let Some(write) = self.writes.get(&id) {
+            return Ok(Some((table, write.new.clone())));
+        }
+        let revision = self
+            .db
+            .shared
+            .persistence
+            .document_at(id, self.snapshot)
+            .await?;
+        Ok(Some((table, revision.and_then(|r| r.document))))
+    }
+}

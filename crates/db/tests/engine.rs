@@ -1,0 +1,402 @@
+//! Tables, indexes, queries, writes and errors through the public API, on real SQLite files.
+
+mod support;
+
+use keel_db::{DbError, Order, PaginationOptions};
+use keel_values::{Value, obj};
+use support::{fields, fresh, open};
+
+#[tokio::test]
+async fn insert_get_patch_replace_delete() {
+    let t = fresh().await;
+    let mut tx = t.db.begin();
+    let id = tx
+        .insert(
+            "posts",
+            fields(obj! { "author" => "ann", "title" => "a", "likes" => 1i64 }),
+        )
+        .await
+        .unwrap();
+    assert!(id.table.0 >= 10001, "user tables are numbered from 10001");
+    let own = tx.get(id).await.unwrap().unwrap();
+    assert_eq!(
+        own.fields["title"],
+        Value::from("a"),
+        "a transaction reads its own writes"
+    );
+    t.db.commit(tx).await.unwrap();
+
+    let mut tx = t.db.begin();
+    tx.patch(id, fields(obj! { "title" => "b" }), &["likes"])
+        .await
+        .unwrap();
+    let doc = tx.get(id).await.unwrap().unwrap();
+    assert_eq!(
+        doc.fields,
+        fields(obj! { "author" => "ann", "title" => "b" })
+    );
+    t.db.commit(tx).await.unwrap();
+
+    let mut tx = t.db.begin();
+    tx.replace(id, fields(obj! { "author" => "bob" }))
+        .await
+        .unwrap();
+    t.db.commit(tx).await.unwrap();
+    let mut tx = t.db.begin();
+    let doc = tx.get(id).await.unwrap().unwrap();
+    assert_eq!(doc.fields, fields(obj! { "author" => "bob" }));
+    assert_eq!(
+        doc.to_value().as_object().unwrap()["_id"],
+        Value::String(id.to_string())
+    );
+    tx.delete(id).await.unwrap();
+    assert!(tx.get(id).await.unwrap().is_none());
+    t.db.commit(tx).await.unwrap();
+    let mut tx = t.db.begin();
+    assert!(tx.get(id).await.unwrap().is_none());
+    assert!(matches!(
+        tx.delete(id).await,
+        Err(DbError::DocumentNotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn system_fields_limits_and_validation_are_enforced() {
+    let t = fresh().await;
+    let mut tx = t.db.begin();
+    let err = tx
+        .insert("posts", fields(obj! { "_id" => "x" }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "SystemFieldWrite");
+    let big = "x".repeat(1 << 20);
+    let err = tx
+        .insert("posts", fields(obj! { "body" => big }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "DocumentTooLarge");
+    let err = tx
+        .insert("users", fields(obj! { "name" => 5i64 }))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, DbError::Validation { path, .. } if path == ".name"),
+        "{err}"
+    );
+    let id = tx
+        .insert("users", fields(obj! { "name" => "ann" }))
+        .await
+        .unwrap();
+    let err = tx
+        .patch(id, fields(obj! { "age" => "old" }), &[])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, DbError::Validation { path, .. } if path == ".age"),
+        "{err}"
+    );
+    let err = tx
+        .patch(id, fields(obj! { "_creationTime" => 1.0 }), &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "SystemFieldWrite");
+    let err = tx
+        .query("posts")
+        .with_index("nope", |r| r)
+        .collect()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "IndexNotFound");
+    let err = tx
+        .query("posts")
+        .with_index("by_author_likes", |r| r.eq("likes", 1i64))
+        .collect()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "InvalidIndexRange");
+}
+
+#[tokio::test]
+async fn creation_times_are_unique_and_increasing() {
+    let t = fresh().await;
+    let mut tx = t.db.begin();
+    let mut ids = Vec::new();
+    for i in 0..50i64 {
+        ids.push(tx.insert("posts", fields(obj! { "n" => i })).await.unwrap());
+    }
+    t.db.commit(tx).await.unwrap();
+    let mut tx = t.db.begin();
+    let docs = tx.query("posts").collect().await.unwrap();
+    assert_eq!(
+        docs.iter().map(|d| d.id).collect::<Vec<_>>(),
+        ids,
+        "full scan is in creation order"
+    );
+    assert!(
+        docs.windows(2)
+            .all(|w| w[0].creation_time < w[1].creation_time)
+    );
+    let desc = tx.query("posts").order(Order::Desc).take(3).await.unwrap();
+    assert_eq!(
+        desc.iter().map(|d| d.id).collect::<Vec<_>>(),
+        ids.iter().rev().take(3).copied().collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn index_ranges_first_unique_and_own_writes() {
+    let t = fresh().await;
+    let mut tx = t.db.begin();
+    for (author, likes) in [
+        ("ann", 1i64),
+        ("ann", 5),
+        ("ann", 9),
+        ("bob", 3),
+        ("cat", 7),
+    ] {
+        tx.insert(
+            "posts",
+            fields(obj! { "author" => author, "likes" => likes }),
+        )
+        .await
+        .unwrap();
+    }
+    t.db.commit(tx).await.unwrap();
+    let mut tx = t.db.begin();
+    let likes = |docs: Vec<keel_db::Document>| {
+        docs.iter()
+            .map(|d| d.fields["likes"].clone())
+            .collect::<Vec<_>>()
+    };
+    let got = tx
+        .query("posts")
+        .with_index("by_author_likes", |r| {
+            r.eq("author", "ann").gt("likes", 1i64).lte("likes", 9i64)
+        })
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(likes(got), vec![Value::Int64(5), Value::Int64(9)]);
+    let got = tx
+        .query("posts")
+        .with_index("by_author_likes", |r| r.eq("author", "ann"))
+        .order(Order::Desc)
+        .first()
+        .await
+        .unwrap();
+    assert_eq!(got.unwrap().fields["likes"], Value::Int64(9));
+    let err = tx
+        .query("posts")
+        .with_index("by_author", |r| r.eq("author", "ann"))
+        .unique()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "UniqueMoreThanOne");
+    let bob = tx
+        .query("posts")
+        .with_index("by_author", |r| r.eq("author", "bob"))
+        .unique()
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        tx.query("posts")
+            .with_index("by_author", |r| r.eq("author", "zed"))
+            .unique()
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Own writes: a new "ann" post, bob moved to ann, one ann post deleted.
+    tx.insert("posts", fields(obj! { "author" => "ann", "likes" => 6i64 }))
+        .await
+        .unwrap();
+    tx.patch(bob.id, fields(obj! { "author" => "ann" }), &[])
+        .await
+        .unwrap();
+    let first_ann = tx
+        .query("posts")
+        .with_index("by_author_likes", |r| r.eq("author", "ann"))
+        .first()
+        .await
+        .unwrap()
+        .unwrap();
+    tx.delete(first_ann.id).await.unwrap();
+    let got = tx
+        .query("posts")
+        .with_index("by_author_likes", |r| r.eq("author", "ann"))
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(likes(got), [3i64, 5, 6, 9].map(Value::Int64).to_vec());
+    let by_id = tx
+        .query("posts")
+        .with_index("by_id", |r| r.eq("_id", bob.id.to_string()))
+        .unique()
+        .await
+        .unwrap();
+    assert_eq!(by_id.unwrap().id, bob.id);
+}
+
+#[tokio::test]
+async fn pagination_walks_everything_and_rejects_foreign_cursors() {
+    let t = fresh().await;
+    let mut tx = t.db.begin();
+    for i in 0..23i64 {
+        tx.insert("posts", fields(obj! { "author" => "ann", "likes" => i }))
+            .await
+            .unwrap();
+    }
+    tx.insert("posts", fields(obj! { "author" => "bob", "likes" => 0i64 }))
+        .await
+        .unwrap();
+    t.db.commit(tx).await.unwrap();
+    for order in [Order::Asc, Order::Desc] {
+        let mut tx = t.db.begin();
+        let mut cursor = None;
+        let mut seen = Vec::new();
+        let mut pages = 0;
+        loop {
+            let page = tx
+                .query("posts")
+                .with_index("by_author_likes", |r| r.eq("author", "ann"))
+                .order(order)
+                .paginate(PaginationOptions {
+                    num_items: 5,
+                    cursor: cursor.clone(),
+                    end_cursor: None,
+                })
+                .await
+                .unwrap();
+            pages += 1;
+            seen.extend(page.page.iter().map(|d| d.fields["likes"].clone()));
+            if page.is_done {
+                break;
+            }
+            cursor = Some(page.continue_cursor);
+        }
+        let mut want: Vec<Value> = (0..23i64).map(Value::Int64).collect();
+        if order == Order::Desc {
+            want.reverse();
+        }
+        assert_eq!(seen, want);
+        assert!(pages >= 5);
+    }
+    let mut tx = t.db.begin();
+    let page = tx
+        .query("posts")
+        .with_index("by_author", |r| r.eq("author", "ann"))
+        .paginate(PaginationOptions {
+            num_items: 2,
+            cursor: None,
+            end_cursor: None,
+        })
+        .await
+        .unwrap();
+    let err = tx
+        .query("posts")
+        .with_index("by_author", |r| r.eq("author", "bob"))
+        .paginate(PaginationOptions {
+            num_items: 2,
+            cursor: Some(page.continue_cursor.clone()),
+            end_cursor: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DbError::InvalidCursor));
+    assert!(
+        err.to_string()
+            .contains("this cursor is from a different query")
+    );
+    // Re-running a page up to its end cursor gives the same page.
+    let again = tx
+        .query("posts")
+        .with_index("by_author", |r| r.eq("author", "ann"))
+        .paginate(PaginationOptions {
+            num_items: 100,
+            cursor: None,
+            end_cursor: Some(page.continue_cursor.clone()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(again.page, page.page);
+}
+
+#[tokio::test]
+async fn table_numbers_ids_and_timestamps_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (id, ts, extra_id) = {
+        let db = open(&dir).await;
+        let mut tx = db.begin();
+        let id = tx
+            .insert("users", fields(obj! { "name" => "ann" }))
+            .await
+            .unwrap();
+        let extra_id = tx
+            .insert("undeclared", fields(obj! { "x" => 1i64 }))
+            .await
+            .unwrap();
+        (id, db.commit(tx).await.unwrap(), extra_id)
+    };
+    let db = open(&dir).await;
+    assert_eq!(db.latest_ts(), ts);
+    let mut tx = db.begin();
+    assert_eq!(tx.table_name(&id).as_deref(), Some("users"));
+    assert_eq!(tx.table_name(&extra_id).as_deref(), Some("undeclared"));
+    assert_eq!(
+        tx.get(id).await.unwrap().unwrap().fields["name"],
+        Value::from("ann")
+    );
+    let found = tx
+        .query("users")
+        .with_index("by_name", |r| r.eq("name", "ann"))
+        .unique()
+        .await
+        .unwrap();
+    assert_eq!(found.unwrap().id, id);
+    tx.insert("posts", fields(obj! { "author" => "x" }))
+        .await
+        .unwrap();
+    assert!(
+        db.commit(tx).await.unwrap() > ts,
+        "timestamps keep increasing after a restart"
+    );
+}
+
+#[tokio::test]
+async fn snapshots_and_begin_at() {
+    let t = fresh().await;
+    let mut tx = t.db.begin();
+    let id = tx
+        .insert("posts", fields(obj! { "v" => 1i64 }))
+        .await
+        .unwrap();
+    let ts1 = t.db.commit(tx).await.unwrap();
+    let mut tx = t.db.begin();
+    tx.patch(id, fields(obj! { "v" => 2i64 }), &[])
+        .await
+        .unwrap();
+    let ts2 = t.db.commit(tx).await.unwrap();
+    let mut old = t.db.begin_at(ts1).unwrap();
+    assert_eq!(
+        old.get(id).await.unwrap().unwrap().fields["v"],
+        Value::Int64(1)
+    );
+    let mut new = t.db.begin_at(ts2).unwrap();
+    assert_eq!(
+        new.get(id).await.unwrap().unwrap().fields["v"],
+        Value::Int64(2)
+    );
+    assert_eq!(
+        t.db.begin_at(keel_db::Timestamp(ts2.0 + 1))
+            .err()
+            .unwrap()
+            .code(),
+        "OutOfRetention"
+    );
+    assert_eq!(
+        t.db.commit(old).await.unwrap(),
+        ts1,
+        "read-only commit returns the snapshot"
+    );
+}
