@@ -1,0 +1,50 @@
+//! Keel identity: verifying identity tokens for the backend, and authenticating browser
+//! requests for the web tier.
+//!
+//! * The backend builds one [`TokenVerifier`] from an [`AuthConfig`] (Convex-style OIDC
+//!   providers `{ domain, application_id }` and `customJwt` providers) and calls
+//!   [`TokenVerifier::verify`] for each token; it gets a [`UserIdentity`] with Convex's field
+//!   names, or an [`AuthError`] with a short code and a clear message.
+//! * The web tier uses an [`Authenticator`]: [`LocalIdpAuthenticator`] (Keel's development
+//!   identity provider, `crates/idp`) or [`ClerkAuthenticator`] (real Clerk). Both turn a
+//!   request's cookies / `Authorization` header into an [`AuthState`] and mint template tokens
+//!   (`get_token(Some("convex"))`) through the Clerk Backend API.
+//!
+//! Only RS256, ES256 and EdDSA are accepted; `none`, HS* and keys of the wrong type are rejected;
+//! tokens over 16 KiB are rejected before parsing; `exp`/`nbf`/`iat` allow 5 s of clock skew.
+//!
+//! # Layout
+//! * `config` — [`AuthConfig`], [`ProviderConfig`], [`SigningAlgorithm`], [`VerifierOptions`].
+//! * `error` — [`AuthError`] and [`TokenRejection`] (one variant per cause, with codes).
+//! * `jwt` — splitting and decoding a compact JWT before anything is trusted; time checks.
+//! * `jwks` — JWKS parsing, fetching (HTTP, `data:`, discovery, BAPI), Cache-Control caching,
+//!   rate-limited refetch on unknown `kid`.
+//! * `identity` — [`UserIdentity`] built from claims, Convex JSON form.
+//! * `verifier` — [`TokenVerifier`]: provider matching, verification, verified-token cache.
+//! * `session` — Clerk-style session-token verification shared by both authenticators.
+//! * `backend_api` — [`BackendApiClient`]: the Clerk Backend API subset (users, sessions, tokens).
+//! * `cookies` — reading request cookies and building `Set-Cookie` values.
+//! * `authenticator` — the [`Authenticator`] trait, [`AuthState`], [`Authentication`].
+//! * `local_idp` — [`LocalIdpAuthenticator`]: `__session` + long-lived `__client` cookies,
+//!   sign-up / sign-in / sign-out against the local idp.
+//! * `clerk` — [`ClerkAuthenticator`] and [`PublishableKey`] for real Clerk.
+
+mod config;
+mod error;
+mod identity;
+mod jwks;
+mod jwt;
+mod verifier;
+
+pub use config::{AuthConfig, ProviderConfig, SigningAlgorithm, VerifierOptions};
+pub use error::{AuthError, NO_AUTH_PROVIDER_MESSAGE, OIDC_FAILURE_MESSAGE, TokenRejection};
+pub use identity::UserIdentity;
+pub use verifier::TokenVerifier;
+
+/// The HTTP client used for discovery, JWKS and Backend API calls.
+pub(crate) fn http_client(timeout: std::time::Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}

@@ -1,0 +1,348 @@
+//! HTTP routes: OIDC discovery, JWKS, and the Clerk Backend API subset under `/v1`
+//! (authenticated with `Authorization: Bearer <secret key>`).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequestParts, Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::idp::{Idp, NewUser};
+use crate::store::{Session, User};
+
+pub(crate) fn router(idp: Idp) -> axum::Router {
+    let bapi = axum::Router::new()
+        .route("/v1/jwks", get(jwks))
+        .route("/v1/users", post(create_user).get(list_users))
+        .route("/v1/users/{id}", get(get_user))
+        .route("/v1/users/{id}/verify_password", post(verify_password))
+        .route("/v1/sessions", post(create_session))
+        .route("/v1/sessions/{sid}", get(get_session))
+        .route("/v1/sessions/{sid}/revoke", post(revoke_session))
+        .route("/v1/sessions/{sid}/tokens", post(session_token))
+        .route("/v1/sessions/{sid}/tokens/{template}", post(template_token))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(idp.clone(), require_secret_key));
+    axum::Router::new()
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/.well-known/jwks.json", get(jwks))
+        .merge(bapi)
+        .with_state(idp)
+}
+
+async fn require_secret_key(State(idp): State<Idp>, request: Request, next: Next) -> Response {
+    let presented = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let Some(value) = presented else {
+        return ApiError::unauthorized("The request has no `Authorization: Bearer <secret key>` header.").into_response();
+    };
+    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).unwrap_or("");
+    if !constant_time_eq(token.trim().as_bytes(), idp.secret_key().as_bytes()) {
+        return ApiError::unauthorized("The secret key in the `Authorization` header is not valid for this instance.")
+            .into_response();
+    }
+    next.run(request).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "resource_not_found", "not found", "No such Backend API endpoint.".to_owned())
+}
+
+async fn discovery(State(idp): State<Idp>) -> Response {
+    let issuer = idp.issuer();
+    let doc = json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "authorization_endpoint": format!("{issuer}/oauth/authorize"),
+        "response_types_supported": ["code", "id_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nbf", "azp", "sid", "name", "given_name", "family_name", "nickname", "email", "email_verified", "picture", "updated_at"],
+    });
+    ([(header::CACHE_CONTROL, "public, max-age=300")], Json(doc)).into_response()
+}
+
+async fn jwks(State(idp): State<Idp>) -> Response {
+    ([(header::CACHE_CONTROL, "public, max-age=60")], Json(idp.jwks())).into_response()
+}
+
+/// Parses a JSON (or form-encoded) body; an empty body is `T::default()`.
+fn parse_body<T: for<'de> Deserialize<'de> + Default>(headers: &HeaderMap, body: &Bytes) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if is_form {
+        let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("The body is not UTF-8.".to_owned()))?;
+        let mut map = serde_json::Map::new();
+        for (k, v) in query_pairs(text) {
+            if k == "email_address" {
+                let list = map.entry(k).or_insert_with(|| Value::Array(Vec::new()));
+                if let Value::Array(items) = list {
+                    items.push(Value::String(v));
+                }
+            } else if let Ok(n) = v.parse::<u64>() {
+                map.insert(k, json!(n));
+            } else {
+                map.insert(k, Value::String(v));
+            }
+        }
+        return serde_json::from_value(Value::Object(map)).map_err(|e| ApiError::bad_request(format!("Invalid form body: {e}")));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("The JSON body is invalid: {e}")))
+}
+
+/// `a=1&b=x%20y` → pairs, percent- and `+`-decoded.
+fn query_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode_component(k), decode_component(v))
+        })
+        .collect()
+}
+
+fn decode_component(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Accepts `email_address` as a string or a list.
+#[derive(Deserialize, Default)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+    #[default]
+    None,
+}
+
+#[derive(Deserialize, Default)]
+struct CreateUserBody {
+    #[serde(default)]
+    email_address: OneOrMany,
+    password: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    username: Option<String>,
+}
+
+async fn create_user(State(idp): State<Idp>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let body: CreateUserBody = parse_body(&headers, &body)?;
+    let email_addresses = match body.email_address {
+        OneOrMany::One(e) => vec![e],
+        OneOrMany::Many(list) => list,
+        OneOrMany::None => Vec::new(),
+    };
+    let user = idp
+        .create_user(NewUser {
+            email_addresses,
+            password: body.password,
+            first_name: body.first_name,
+            last_name: body.last_name,
+            username: body.username,
+        })
+        .await?;
+    Ok(Json(user_json(&user)))
+}
+
+async fn list_users(State(idp): State<Idp>, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
+    let pairs = query_pairs(query.as_deref().unwrap_or(""));
+    let emails: Vec<&str> = pairs
+        .iter()
+        .filter(|(k, _)| k == "email_address" || k == "email_address[]")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    if emails.is_empty() {
+        return Err(ApiError::bad_request(
+            "This idp lists users by email only: pass `?email_address=<address>`.".to_owned(),
+        )
+        .param("email_address"));
+    }
+    let mut users = Vec::new();
+    for email in emails {
+        if let Some(user) = idp.user_by_email(email)?
+            && !users.iter().any(|u: &User| u.id == user.id)
+        {
+            users.push(user);
+        }
+    }
+    Ok(Json(Value::Array(users.iter().map(user_json).collect())))
+}
+
+async fn get_user(State(idp): State<Idp>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(user_json(&idp.user(&id)?)))
+}
+
+#[derive(Deserialize, Default)]
+struct VerifyPasswordBody {
+    #[serde(default)]
+    password: String,
+}
+
+async fn verify_password(
+    State(idp): State<Idp>,
+    Path(id): Path<String>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let body: VerifyPasswordBody = parse_body(&headers, &body)?;
+    if idp.verify_password(&id, &body.password, address).await? {
+        Ok(Json(json!({ "verified": true })))
+    } else {
+        Err(ApiError::unprocessable("incorrect_password", "Password is incorrect. Try again, or use another method.", "The password does not match this user's password.".to_owned())
+            .param("password"))
+    }
+}
+
+/// The end user's address: the first `X-Forwarded-For` entry (the caller holds the secret key,
+/// so it is trusted to report it), else the peer address.
+struct ClientAddress(Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let forwarded = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse::<IpAddr>().ok());
+        if forwarded.is_some() {
+            return Ok(ClientAddress(forwarded));
+        }
+        let peer = ConnectInfo::<SocketAddr>::from_request_parts(parts, state).await.ok().map(|c| c.0.ip());
+        Ok(ClientAddress(peer))
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct CreateSessionBody {
+    #[serde(default)]
+    user_id: String,
+}
+
+async fn create_session(State(idp): State<Idp>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let body: CreateSessionBody = parse_body(&headers, &body)?;
+    if body.user_id.is_empty() {
+        return Err(ApiError::unprocessable("form_param_missing", "is missing", "`user_id` is required.".to_owned()).param("user_id"));
+    }
+    Ok(Json(session_json(&idp.create_session(&body.user_id)?)))
+}
+
+async fn get_session(State(idp): State<Idp>, Path(sid): Path<String>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(session_json(&idp.session(&sid)?)))
+}
+
+async fn revoke_session(State(idp): State<Idp>, Path(sid): Path<String>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(session_json(&idp.revoke_session(&sid)?)))
+}
+
+#[derive(Deserialize, Default)]
+struct TokenBody {
+    expires_in_seconds: Option<u64>,
+}
+
+async fn session_token(State(idp): State<Idp>, Path(sid): Path<String>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let jwt = idp.session_token(&sid, origin)?;
+    Ok(Json(json!({ "object": "token", "jwt": jwt })))
+}
+
+async fn template_token(
+    State(idp): State<Idp>,
+    Path((sid, template)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let body: TokenBody = parse_body(&headers, &body)?;
+    let expires_in = match body.expires_in_seconds {
+        None => None,
+        Some(s) if (30..=315_360_000).contains(&s) => Some(Duration::from_secs(s)),
+        Some(s) => {
+            return Err(ApiError::unprocessable(
+                "form_param_value_invalid",
+                "is invalid",
+                format!("`expires_in_seconds` must be between 30 and 315360000, got {s}."),
+            )
+            .param("expires_in_seconds"));
+        }
+    };
+    let jwt = idp.template_token(&sid, &template, expires_in)?;
+    Ok(Json(json!({ "object": "token", "jwt": jwt })))
+}
+
+/// A user in Clerk's JSON shape (the fields the official SDKs read).
+pub(crate) fn user_json(u: &User) -> Value {
+    let emails: Vec<Value> = u
+        .email_addresses
+        .iter()
+        .map(|e| {
+            json!({
+                "id": e.id, "object": "email_address", "email_address": e.email_address,
+                "reserved": false, "linked_to": [],
+                "verification": { "status": "verified", "strategy": "admin", "attempts": null, "expire_at": null },
+            })
+        })
+        .collect();
+    json!({
+        "id": u.id, "object": "user",
+        "username": u.username, "first_name": u.first_name, "last_name": u.last_name,
+        "image_url": u.image_url.clone().unwrap_or_default(), "has_image": u.image_url.is_some(),
+        "primary_email_address_id": u.primary_email().map(|e| e.id.clone()),
+        "primary_phone_number_id": null, "primary_web3_wallet_id": null,
+        "password_enabled": u.password_hash.is_some(), "two_factor_enabled": false, "totp_enabled": false,
+        "backup_code_enabled": false, "banned": false, "locked": false,
+        "email_addresses": emails, "phone_numbers": [], "web3_wallets": [], "external_accounts": [],
+        "saml_accounts": [], "enterprise_accounts": [], "passkeys": [],
+        "public_metadata": {}, "private_metadata": {}, "unsafe_metadata": {},
+        "external_id": null, "last_sign_in_at": null, "last_active_at": null,
+        "created_at": u.created_at, "updated_at": u.updated_at,
+    })
+}
+
+/// A session in Clerk's JSON shape.
+pub(crate) fn session_json(s: &Session) -> Value {
+    json!({
+        "id": s.id, "object": "session", "client_id": s.client_id, "user_id": s.user_id,
+        "status": s.status.as_str(), "last_active_at": s.updated_at, "last_active_organization_id": null,
+        "actor": null, "expire_at": s.expire_at, "abandon_at": s.expire_at,
+        "created_at": s.created_at, "updated_at": s.updated_at,
+    })
+}

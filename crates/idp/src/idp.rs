@@ -1,0 +1,344 @@
+//! The [`Idp`] handle: state, in-process operations (the same ones the HTTP API exposes) and
+//! serving.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use tokio::net::TcpListener;
+
+use crate::IdpConfig;
+use crate::error::{ApiError, IdpError};
+use crate::keys::KeyRing;
+use crate::passwords::{self, Limiter, MAX_PASSWORD_BYTES, MIN_PASSWORD_LENGTH};
+use crate::store::{EmailAddress, Session, SessionStatus, Store, User};
+use crate::tokens;
+
+/// Fields of a new user (`POST /v1/users`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewUser {
+    /// Email addresses; the first becomes primary. At least one is required.
+    pub email_addresses: Vec<String>,
+    /// Password (at least 8 characters); `None` creates a user who cannot sign in by password.
+    pub password: Option<String>,
+    /// Given name.
+    pub first_name: Option<String>,
+    /// Family name.
+    pub last_name: Option<String>,
+    /// Username.
+    pub username: Option<String>,
+}
+
+/// A running (or embeddable) identity provider. Cheap to clone.
+#[derive(Clone)]
+pub struct Idp {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: IdpConfig,
+    pub(crate) issuer: String,
+    pub(crate) secret_key: String,
+    secret_key_path: PathBuf,
+    store: Store,
+    keys: KeyRing,
+    per_user: Limiter,
+    per_address: Limiter,
+}
+
+fn now_secs() -> i64 {
+    crate::ids::now_ms() / 1000
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
+}
+
+impl Idp {
+    /// Opens (or creates) the idp's state in `config.data_dir/idp/`. The issuer is
+    /// `config.issuer`, or `http://<listen_addr>` when unset.
+    pub fn open(config: IdpConfig, listen_addr: SocketAddr) -> Result<Idp, IdpError> {
+        let dir = config.data_dir.join("idp");
+        std::fs::create_dir_all(&dir).map_err(|source| IdpError::DataDir { path: dir.clone(), source })?;
+        let secret_key_path = dir.join("secret_key");
+        let secret_key = load_or_create_secret(&secret_key_path)?;
+        let store = Store::open(&dir.join("idp.sqlite3"))?;
+        let keys = KeyRing::load(&store, now_secs())?;
+        let issuer = config
+            .issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://{listen_addr}"))
+            .trim_end_matches('/')
+            .to_owned();
+        let per_user = Limiter::new(config.password_rate_limit_per_user);
+        let per_address = Limiter::new(config.password_rate_limit_per_address);
+        tracing::info!(%issuer, secret_key_file = %secret_key_path.display(), "idp ready");
+        Ok(Idp {
+            inner: Arc::new(Inner { config, issuer, secret_key, secret_key_path, store, keys, per_user, per_address }),
+        })
+    }
+
+    /// The issuer (`iss` of every token, and of the discovery document).
+    pub fn issuer(&self) -> &str {
+        &self.inner.issuer
+    }
+
+    /// The Backend-API secret key (`sk_test_…`).
+    pub fn secret_key(&self) -> &str {
+        &self.inner.secret_key
+    }
+
+    /// The file holding the secret key.
+    pub fn secret_key_path(&self) -> &Path {
+        &self.inner.secret_key_path
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &IdpConfig {
+        &self.inner.config
+    }
+
+    /// The HTTP routes (discovery, JWKS, Backend API) for mounting or serving.
+    pub fn router(&self) -> axum::Router {
+        crate::api::router(self.clone())
+    }
+
+    /// Serves the routes on `listener` until the task is dropped.
+    pub async fn serve(self, listener: TcpListener) -> Result<(), IdpError> {
+        let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app).await.map_err(IdpError::Serve)
+    }
+
+    /// The JWKS document (`/.well-known/jwks.json`, `GET /v1/jwks`).
+    pub fn jwks(&self) -> serde_json::Value {
+        self.inner.keys.jwks(now_secs())
+    }
+
+    /// The active signing key's `kid`.
+    pub fn active_kid(&self) -> String {
+        self.inner.keys.active_kid()
+    }
+
+    /// The active public key as SPKI PEM — usable as `CLERK_JWT_KEY` for networkless checks.
+    pub fn public_key_pem(&self) -> Result<String, IdpError> {
+        self.inner.keys.active_public_pem()
+    }
+
+    /// Replaces the signing key. The previous key stays in the JWKS until every token it signed
+    /// (and any token minted within the longest configured lifetime) has expired.
+    pub fn rotate_signing_key(&self) -> Result<String, IdpError> {
+        let c = &self.inner.config;
+        let max_ttl = c.template_token_ttls.values().copied().chain([c.session_token_ttl, c.template_token_ttl]).max().unwrap_or_default();
+        self.inner.keys.rotate(&self.inner.store, now_secs(), secs(max_ttl))
+    }
+
+    /// Creates a user (`POST /v1/users`).
+    pub async fn create_user(&self, new: NewUser) -> Result<User, ApiError> {
+        let mut emails = Vec::new();
+        for raw in &new.email_addresses {
+            let email = raw.trim().to_lowercase();
+            if !plausible_email(&email) {
+                return Err(ApiError::unprocessable(
+                    "form_param_format_invalid",
+                    "is invalid",
+                    format!("`{raw}` is not a valid email address."),
+                )
+                .param("email_address"));
+            }
+            emails.push(EmailAddress { id: crate::ids::random_id("idn"), email_address: email });
+        }
+        if emails.is_empty() {
+            return Err(ApiError::unprocessable(
+                "form_param_missing",
+                "is missing",
+                "At least one email address is required (`email_address: [..]`).".to_owned(),
+            )
+            .param("email_address"));
+        }
+        let password_hash = match &new.password {
+            None => None,
+            Some(p) if p.chars().count() < MIN_PASSWORD_LENGTH => {
+                return Err(ApiError::unprocessable(
+                    "form_password_length_too_short",
+                    "Passwords must be 8 characters or more.",
+                    format!("Passwords must be {MIN_PASSWORD_LENGTH} characters or more."),
+                )
+                .param("password"));
+            }
+            Some(p) if p.len() > MAX_PASSWORD_BYTES => {
+                return Err(ApiError::unprocessable(
+                    "form_password_length_too_long",
+                    "Password is too long.",
+                    format!("Passwords must be at most {MAX_PASSWORD_BYTES} bytes."),
+                )
+                .param("password"));
+            }
+            Some(p) => {
+                let p = p.clone();
+                let hashed = tokio::task::spawn_blocking(move || passwords::hash(&p))
+                    .await
+                    .map_err(|e| ApiError::internal(&e))?
+                    .map_err(|e| ApiError::internal(&e))?;
+                Some(hashed)
+            }
+        };
+        let now = crate::ids::now_ms();
+        let user = User {
+            id: crate::ids::random_id("user"),
+            email_addresses: emails,
+            first_name: new.first_name.filter(|s| !s.is_empty()),
+            last_name: new.last_name.filter(|s| !s.is_empty()),
+            username: new.username.filter(|s| !s.is_empty()),
+            image_url: None,
+            created_at: now,
+            updated_at: now,
+            password_hash,
+        };
+        match self.inner.store.insert_user(&user)? {
+            Ok(()) => Ok(user),
+            Err(taken) => Err(ApiError::unprocessable(
+                "form_identifier_exists",
+                "That email address is taken. Please try another.",
+                format!("The email address `{taken}` is already used by another user."),
+            )
+            .param("email_address")),
+        }
+    }
+
+    /// A user by id.
+    pub fn user(&self, user_id: &str) -> Result<User, ApiError> {
+        self.inner.store.user(user_id)?.ok_or_else(|| ApiError::not_found("user", user_id))
+    }
+
+    /// The user owning `email` (case-insensitive), if any.
+    pub fn user_by_email(&self, email: &str) -> Result<Option<User>, ApiError> {
+        let Some(id) = self.inner.store.user_id_by_email(&email.trim().to_lowercase())? else { return Ok(None) };
+        Ok(self.inner.store.user(&id)?)
+    }
+
+    /// Checks a password (`POST /v1/users/{id}/verify_password`). Rate-limited per user and per
+    /// client address; an unknown user costs the same hashing work as a known one.
+    pub async fn verify_password(&self, user_id: &str, password: &str, address: Option<IpAddr>) -> Result<bool, ApiError> {
+        let too_many = |retry: Duration| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "Too many requests",
+                format!("Too many password attempts; retry in {} s.", retry.as_secs().max(1)),
+            )
+        };
+        if let Some(addr) = address {
+            self.inner.per_address.take(&addr.to_string()).map_err(too_many)?;
+        }
+        self.inner.per_user.take(user_id).map_err(too_many)?;
+        let user = self.inner.store.user(user_id)?;
+        let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+        let password = password.chars().take(MAX_PASSWORD_BYTES).collect::<String>();
+        let ok = tokio::task::spawn_blocking(move || passwords::verify(&password, stored.as_deref()))
+            .await
+            .map_err(|e| ApiError::internal(&e))?;
+        match user {
+            None => Err(ApiError::not_found("user", user_id)),
+            Some(_) => Ok(ok),
+        }
+    }
+
+    /// Creates an active session for a user (`POST /v1/sessions`).
+    pub fn create_session(&self, user_id: &str) -> Result<Session, ApiError> {
+        self.user(user_id)?;
+        let now = crate::ids::now_ms();
+        let session = Session {
+            id: crate::ids::random_id("sess"),
+            user_id: user_id.to_owned(),
+            client_id: crate::ids::random_id("client"),
+            status: SessionStatus::Active,
+            created_at: now,
+            updated_at: now,
+            expire_at: now + i64::try_from(self.inner.config.session_lifetime.as_millis()).unwrap_or(i64::MAX / 4),
+        };
+        self.inner.store.insert_session(&session)?;
+        Ok(session)
+    }
+
+    /// A session by id (status accounts for expiry).
+    pub fn session(&self, session_id: &str) -> Result<Session, ApiError> {
+        self.inner.store.session(session_id, crate::ids::now_ms())?.ok_or_else(|| ApiError::not_found("session", session_id))
+    }
+
+    /// Revokes a session (`POST /v1/sessions/{sid}/revoke`); revoking twice is harmless.
+    pub fn revoke_session(&self, session_id: &str) -> Result<Session, ApiError> {
+        let session = self.session(session_id)?;
+        if session.status == SessionStatus::Active {
+            self.inner.store.set_session_status(session_id, SessionStatus::Revoked, crate::ids::now_ms())?;
+        }
+        self.session(session_id)
+    }
+
+    fn active_session(&self, session_id: &str) -> Result<Session, ApiError> {
+        let session = self.session(session_id)?;
+        if session.status != SessionStatus::Active {
+            return Err(ApiError::unprocessable(
+                "session_not_active",
+                "Session is not active",
+                format!("Session `{session_id}` is {}; sign in again to get a new session.", session.status.as_str()),
+            ));
+        }
+        Ok(session)
+    }
+
+    /// Mints a session token (`POST /v1/sessions/{sid}/tokens`). `azp` defaults to the
+    /// configured authorized party.
+    pub fn session_token(&self, session_id: &str, azp: Option<&str>) -> Result<String, ApiError> {
+        let session = self.active_session(session_id)?;
+        let azp = azp.or(self.inner.config.authorized_party.as_deref());
+        let claims = tokens::session_claims(&self.inner.issuer, &session, azp, now_secs(), secs(self.inner.config.session_token_ttl));
+        Ok(self.inner.keys.sign(&claims, tokens::SESSION_CATEGORY)?)
+    }
+
+    /// Mints a template token (`POST /v1/sessions/{sid}/tokens/{template}`); `expires_in`
+    /// overrides the template's lifetime.
+    pub fn template_token(&self, session_id: &str, template: &str, expires_in: Option<Duration>) -> Result<String, ApiError> {
+        if !tokens::TEMPLATES.contains(&template) {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "resource_not_found",
+                "not found",
+                format!("No JWT template exists with name: {template}"),
+            ));
+        }
+        let session = self.active_session(session_id)?;
+        let user = self.user(&session.user_id)?;
+        let c = &self.inner.config;
+        let ttl = expires_in.or_else(|| c.template_token_ttls.get(template).copied()).unwrap_or(c.template_token_ttl);
+        let claims = tokens::template_claims(template, &self.inner.issuer, &user, c.authorized_party.as_deref(), now_secs(), secs(ttl))
+            .ok_or_else(|| ApiError::not_found("JWT template", template))?;
+        Ok(self.inner.keys.sign(&claims, tokens::TEMPLATE_CATEGORY)?)
+    }
+}
+
+fn plausible_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else { return false };
+    !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && email.len() <= 320 && !email.contains(char::is_whitespace)
+}
+
+fn load_or_create_secret(path: &Path) -> Result<String, IdpError> {
+    let io_err = |source| IdpError::DataDir { path: path.to_owned(), source };
+    match std::fs::read_to_string(path) {
+        Ok(s) if s.trim().starts_with("sk_") => return Ok(s.trim().to_owned()),
+        Ok(_) => return Err(IdpError::Config(format!("{} does not hold an sk_… secret key", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(e)),
+    }
+    let secret = format!("sk_test_{}", crate::ids::random_chars(40));
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{secret}\n")).map_err(io_err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
+    }
+    std::fs::rename(&tmp, path).map_err(io_err)?;
+    Ok(secret)
+}
