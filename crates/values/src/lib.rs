@@ -13,6 +13,7 @@
 //! * `json` — Convex JSON ([`to_json`], [`from_json`]) and clean JSON ([`to_clean_json`]).
 //! * `json_text` — [`to_json_string`]: Convex JSON text byte-identical to JavaScript's.
 //! * `limits` — size, nesting, length and field-name limits ([`value_size`], `validate_*`).
+//! * `serde_impl` — `Serialize`/`Deserialize` for [`Value`] as Convex JSON.
 //! * `error` — [`ValueError`], whose messages name the offending path (`.posts[3].title`).
 
 mod error;
@@ -20,6 +21,7 @@ mod id;
 mod json;
 mod json_text;
 mod limits;
+mod serde_impl;
 pub mod sort_key;
 mod value;
 
