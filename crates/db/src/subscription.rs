@@ -59,7 +59,10 @@ impl Subscription {
     /// Waits until a commit overlaps the read set and returns that commit's timestamp.
     pub async fn invalidated(&self) -> Timestamp {
         let mut receiver = self.receiver.clone();
-        match receiver.wait_for(Option::is_some).await {
+        // Copy the timestamp out so that no watch guard lives across the await below (the
+        // future must stay `Send`).
+        let invalidated = receiver.wait_for(Option::is_some).await.map(|ts| *ts);
+        match invalidated {
             Ok(ts) => ts.unwrap_or(self.ts),
             // The manager is gone (database closed): nothing will ever change again.
             Err(_) => std::future::pending().await,
