@@ -1,0 +1,172 @@
+//! The `keel` command line: one flag per setting, each with an environment fallback.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// Keel: server-rendered apps on a reactive backend with one identity token.
+#[derive(Debug, Parser)]
+#[command(name = "keel", version, about)]
+pub struct Config {
+    /// Which service to run; all of them in one process when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Where the backend listens (Convex HTTP API and WebSocket sync).
+    #[arg(
+        long,
+        env = "KEEL_BACKEND_ADDR",
+        default_value = "127.0.0.1:3210",
+        global = true
+    )]
+    pub backend_addr: SocketAddr,
+    /// Where the development identity provider listens; its issuer is `http://<addr>`.
+    #[arg(
+        long,
+        env = "KEEL_IDP_ADDR",
+        default_value = "127.0.0.1:3100",
+        global = true
+    )]
+    pub idp_addr: SocketAddr,
+    /// Directory for the SQLite database, the idp's keys, users and secret key.
+    #[arg(long, env = "KEEL_DATA_DIR", default_value = "./.keel", global = true)]
+    pub data_dir: PathBuf,
+    /// The backend's database: `sqlite://<path>` (default: `<data dir>/keel.sqlite3`).
+    #[arg(long, env = "KEEL_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Lifetime of idp session tokens (`60`, `90s`, `5m`).
+    #[arg(long, env = "KEEL_SESSION_TOKEN_TTL", default_value = "60s", value_parser = parse_ttl, global = true)]
+    pub session_token_ttl: Duration,
+    /// Lifetime of idp template tokens such as `convex`.
+    #[arg(long, env = "KEEL_TEMPLATE_TOKEN_TTL", default_value = "60s", value_parser = parse_ttl, global = true)]
+    pub template_token_ttl: Duration,
+    /// Token issuers the backend accepts (OIDC discovery at `<issuer>/.well-known/…`); comma
+    /// separated. Default when the idp runs in the same process: the idp's issuer.
+    #[arg(
+        long = "auth-issuer",
+        env = "KEEL_AUTH_ISSUERS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub auth_issuers: Vec<String>,
+    /// The audience (`aud`) tokens must carry, like Convex's `applicationID`.
+    #[arg(
+        long,
+        env = "KEEL_AUTH_APPLICATION_ID",
+        default_value = "convex",
+        global = true
+    )]
+    pub auth_application_id: String,
+}
+
+/// The services `keel` can run.
+#[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
+pub enum Command {
+    /// The backend alone.
+    Backend,
+    /// The development identity provider alone.
+    Idp,
+}
+
+fn parse_ttl(value: &str) -> Result<Duration, String> {
+    keel_idp::parse_ttl(value).map_err(|e| e.to_string())
+}
+
+/// Where the backend keeps its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseLocation {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+}
+
+/// A `KEEL_DATABASE_URL` that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseUrlError {
+    /// PostgreSQL support is not built yet.
+    #[error(
+        "KEEL_DATABASE_URL: PostgreSQL (`{0}`) is not supported yet; use sqlite://<path> or leave it unset"
+    )]
+    Unsupported(String),
+    /// Not a URL this build understands.
+    #[error("KEEL_DATABASE_URL: `{0}` is not a database URL (expected sqlite://<path>)")]
+    Malformed(String),
+}
+
+impl Config {
+    /// The database location from `--database-url`, or SQLite in the data directory.
+    pub fn database(&self) -> Result<DatabaseLocation, DatabaseUrlError> {
+        match self.database_url.as_deref() {
+            None => Ok(DatabaseLocation::Sqlite(self.data_dir.join("keel.sqlite3"))),
+            Some(url) => {
+                if let Some(path) = url.strip_prefix("sqlite://") {
+                    if path.is_empty() {
+                        return Err(DatabaseUrlError::Malformed(url.to_owned()));
+                    }
+                    Ok(DatabaseLocation::Sqlite(PathBuf::from(path)))
+                } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                    Err(DatabaseUrlError::Unsupported(url.to_owned()))
+                } else {
+                    Err(DatabaseUrlError::Malformed(url.to_owned()))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        Config::try_parse_from(std::iter::once("keel").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_are_embedded() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.command, None);
+        assert_eq!(
+            config.database().unwrap(),
+            DatabaseLocation::Sqlite("./.keel/keel.sqlite3".into())
+        );
+        assert_eq!(config.session_token_ttl, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn bad_values_are_rejected_with_the_flag_named() {
+        let error = parse(&["--session-token-ttl", "soon"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--session-token-ttl"), "{error}");
+        let error = parse(&["--backend-addr", "nowhere"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--backend-addr"), "{error}");
+        let config = parse(&["--database-url", "mysql://x"]).unwrap();
+        assert!(
+            config
+                .database()
+                .unwrap_err()
+                .to_string()
+                .contains("mysql://x")
+        );
+    }
+
+    #[test]
+    fn subcommand_takes_global_flags() {
+        let config = parse(&[
+            "backend",
+            "--backend-addr",
+            "127.0.0.1:0",
+            "--auth-issuer",
+            "http://a,http://b",
+        ])
+        .unwrap();
+        assert_eq!(config.command, Some(Command::Backend));
+        assert_eq!(
+            config.auth_issuers,
+            vec!["http://a".to_owned(), "http://b".to_owned()]
+        );
+    }
+}

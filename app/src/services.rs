@@ -1,0 +1,114 @@
+//! Starting the services: the idp and the backend, alone or together.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use keel_auth::{AuthConfig, ProviderConfig};
+use keel_backend::{Backend, BackendConfig};
+use keel_db::{Database, SqlitePersistence};
+use keel_idp::{Idp, IdpConfig};
+use tokio::net::TcpListener;
+
+use crate::config::{Command, Config, DatabaseLocation};
+
+/// Runs the services `config` asks for until one of them stops.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let database = config.database()?;
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            config.data_dir.display()
+        )
+    })?;
+    match config.command {
+        Some(Command::Idp) => {
+            let (idp, listener) = open_idp(&config).await?;
+            idp.serve(listener).await?;
+        }
+        Some(Command::Backend) => {
+            let issuers = config.auth_issuers.clone();
+            let (backend, listener) = open_backend(&config, &database, issuers).await?;
+            axum::serve(listener, backend.router()).await?;
+        }
+        None => {
+            let (idp, idp_listener) = open_idp(&config).await?;
+            let mut issuers = config.auth_issuers.clone();
+            issuers.push(idp.issuer().to_owned());
+            let (backend, backend_listener) = open_backend(&config, &database, issuers).await?;
+            tokio::select! {
+                result = idp.serve(idp_listener) => result?,
+                result = axum::serve(backend_listener, backend.router()).into_future() => result?,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Tells the person (or script) that started `keel` where a service listens. These lines are
+/// the binary's interface: tests and scripts read them.
+#[allow(clippy::print_stdout)]
+fn announce(line: &str) {
+    println!("{line}");
+}
+
+async fn open_idp(config: &Config) -> anyhow::Result<(Idp, TcpListener)> {
+    let listener = TcpListener::bind(config.idp_addr)
+        .await
+        .with_context(|| format!("cannot listen on {} (KEEL_IDP_ADDR)", config.idp_addr))?;
+    let addr = listener.local_addr()?;
+    let mut idp_config = IdpConfig::new(config.data_dir.join("idp"));
+    idp_config.session_token_ttl = config.session_token_ttl;
+    idp_config.template_token_ttl = config.template_token_ttl;
+    let idp = Idp::open(idp_config, addr).context("cannot open the identity provider")?;
+    announce(&format!("idp: {}", idp.issuer()));
+    announce(&format!(
+        "idp secret key: {} (stored in {})",
+        idp.secret_key(),
+        idp.secret_key_path().display()
+    ));
+    Ok((idp, listener))
+}
+
+async fn open_backend(
+    config: &Config,
+    database: &DatabaseLocation,
+    issuers: Vec<String>,
+) -> anyhow::Result<(Backend, TcpListener)> {
+    let persistence = match database {
+        DatabaseLocation::Sqlite(path) => SqlitePersistence::open(path)
+            .with_context(|| format!("cannot open the SQLite database {}", path.display()))?,
+    };
+    let db = Database::open(Arc::new(persistence), crate::functions::schema())
+        .await
+        .context("cannot open the database")?;
+    if issuers.is_empty() {
+        tracing::warn!("no --auth-issuer given: the backend accepts anonymous calls only");
+    }
+    let auth = AuthConfig {
+        providers: issuers
+            .into_iter()
+            .map(|domain| ProviderConfig::Oidc {
+                domain,
+                application_id: config.auth_application_id.clone(),
+            })
+            .collect(),
+    };
+    let backend = Backend::new(
+        db,
+        crate::functions::functions(),
+        BackendConfig {
+            auth,
+            ..BackendConfig::default()
+        },
+    );
+    let listener = TcpListener::bind(config.backend_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (KEEL_BACKEND_ADDR)",
+                config.backend_addr
+            )
+        })?;
+    announce(&format!("backend: http://{}", listener.local_addr()?));
+    Ok((backend, listener))
+}

@@ -1,0 +1,288 @@
+//! The [`Backend`]: the function runner behind the HTTP API and the sync sessions.
+//!
+//! It owns the database, the function registry and the token verifier, and runs functions:
+//! queries at a snapshot (sharing one execution between identical subscriptions), mutations as
+//! transactions retried on conflicts (with backoff, a bounded number of times, each request
+//! applied at most once per client session), actions outside any transaction.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keel_auth::{AuthConfig, AuthError, TokenVerifier, UserIdentity};
+use keel_db::Database;
+use keel_protocol::CanonicalPath;
+use keel_values::{Object, Value};
+
+use crate::context::{ActionCtx, MutationCtx, QueryCtx, SharedTransaction};
+use crate::error::FunctionError;
+use crate::mutation_log::MutationLog;
+use crate::query_cache::{QueryCache, QueryKey};
+use crate::registry::{Function, FunctionKind, FunctionRegistry};
+
+pub(crate) use crate::query_cache::QuerySubscription;
+
+/// How the backend runs; see the README's configuration table for the app's flags.
+#[derive(Clone, Debug)]
+pub struct BackendConfig {
+    /// Identity providers whose tokens are accepted (like Convex's `auth.config.ts`).
+    pub auth: AuthConfig,
+    /// A sync session sends `Ping` after this long without any other message.
+    pub heartbeat_interval: Duration,
+    /// How many times a conflicting mutation is retried before the conflict is reported.
+    pub mutation_retries: u32,
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig {
+            auth: AuthConfig::default(),
+            heartbeat_interval: Duration::from_secs(15),
+            mutation_retries: 4,
+        }
+    }
+}
+
+/// Who is calling a function.
+#[derive(Clone, Debug)]
+pub enum Identity {
+    /// No token (signed out).
+    Anonymous,
+    /// A verified user.
+    User(Arc<VerifiedUser>),
+}
+
+/// A verified identity with the key under which its query results are cached.
+#[derive(Debug)]
+pub struct VerifiedUser {
+    /// The identity as functions see it.
+    pub identity: Arc<UserIdentity>,
+    /// Results of queries run as this user are shared only with the same identity.
+    pub(crate) cache_key: String,
+}
+
+impl Identity {
+    fn cache_key(&self) -> &str {
+        match self {
+            Identity::Anonymous => "",
+            Identity::User(user) => &user.cache_key,
+        }
+    }
+}
+
+/// The backend service. Cheap to clone.
+#[derive(Clone)]
+pub struct Backend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Database,
+    functions: FunctionRegistry,
+    verifier: TokenVerifier,
+    config: BackendConfig,
+    queries: QueryCache,
+    mutations: MutationLog,
+}
+
+impl Backend {
+    /// A backend over `db` running `functions`.
+    pub fn new(db: Database, functions: FunctionRegistry, config: BackendConfig) -> Backend {
+        let verifier = TokenVerifier::new(config.auth.clone());
+        Backend {
+            inner: Arc::new(Inner {
+                db,
+                functions,
+                verifier,
+                config,
+                queries: QueryCache::default(),
+                mutations: MutationLog::default(),
+            }),
+        }
+    }
+
+    /// The HTTP API and sync routes, ready to serve.
+    pub fn router(&self) -> axum::Router {
+        crate::http_api::router(self.clone())
+    }
+
+    /// The database.
+    pub fn database(&self) -> &Database {
+        &self.inner.db
+    }
+
+    pub(crate) fn mutation_log(&self) -> &MutationLog {
+        &self.inner.mutations
+    }
+
+    pub(crate) fn config(&self) -> &BackendConfig {
+        &self.inner.config
+    }
+
+    /// The latest commit timestamp (nanoseconds).
+    pub fn latest_ts(&self) -> u64 {
+        self.inner.db.latest_ts().0
+    }
+
+    /// The kind of the function at `path`, if there is one.
+    pub fn function_kind(&self, path: &CanonicalPath) -> Option<FunctionKind> {
+        self.inner.functions.get(path).map(Function::kind)
+    }
+
+    /// Verifies a token and returns the caller's identity.
+    pub async fn authenticate(&self, token: &str) -> Result<Identity, AuthError> {
+        let identity = self.inner.verifier.verify_shared(token).await?;
+        let cache_key = serde_json::Value::Object(identity.to_json()).to_string();
+        Ok(Identity::User(Arc::new(VerifiedUser {
+            identity,
+            cache_key,
+        })))
+    }
+
+    fn function(
+        &self,
+        path: &CanonicalPath,
+        expected: FunctionKind,
+    ) -> Result<Function, FunctionError> {
+        let function = self
+            .inner
+            .functions
+            .get(path)
+            .ok_or_else(|| FunctionError::NotFound(path.to_string()))?;
+        if function.kind() != expected {
+            return Err(FunctionError::WrongKind {
+                path: path.to_string(),
+                expected: expected.name(),
+                actual: function.kind().name(),
+            });
+        }
+        Ok(function.clone())
+    }
+
+    /// Runs a query at `ts` (default: the latest commit).
+    pub async fn run_query(
+        &self,
+        path: &CanonicalPath,
+        args: &Object,
+        identity: &Identity,
+        ts: Option<u64>,
+    ) -> Result<Value, FunctionError> {
+        let ts = ts.unwrap_or_else(|| self.latest_ts());
+        self.subscribe_query(path, args, identity, ts).await.0
+    }
+
+    /// Runs a query at `ts` and returns its result with a subscription that fires when a later
+    /// commit changes what it read. Identical queries (path, arguments, identity) share one
+    /// execution while its result stays valid.
+    pub(crate) async fn subscribe_query(
+        &self,
+        path: &CanonicalPath,
+        args: &Object,
+        identity: &Identity,
+        ts: u64,
+    ) -> (Result<Value, FunctionError>, QuerySubscription) {
+        let key = QueryKey::new(path, args, identity.cache_key());
+        let this = self.clone();
+        let (path, args, identity) = (path.clone(), args.clone(), identity.clone());
+        self.inner
+            .queries
+            .get_or_run(key, ts, move || async move {
+                this.execute_query(&path, args, &identity, ts).await
+            })
+            .await
+    }
+
+    async fn execute_query(
+        &self,
+        path: &CanonicalPath,
+        args: Object,
+        identity: &Identity,
+        ts: u64,
+    ) -> (Result<Value, FunctionError>, QuerySubscription) {
+        let Function::Query(handler) = (match self.function(path, FunctionKind::Query) {
+            Ok(f) => f,
+            Err(e) => return (Err(e), QuerySubscription::never_invalidated()),
+        }) else {
+            unreachable!("function() checked the kind");
+        };
+        let tx = match self.inner.db.begin_at(keel_db::Timestamp(ts)) {
+            Ok(tx) => tx,
+            Err(e) => return (Err(e.into()), QuerySubscription::never_invalidated()),
+        };
+        let shared: SharedTransaction = Arc::new(tokio::sync::Mutex::new(Some(tx)));
+        let span = tracing::debug_span!("query", path = %path);
+        let result = tracing::Instrument::instrument(
+            handler(QueryCtx::new(shared.clone(), identity.clone()), args),
+            span,
+        )
+        .await;
+        let Some(tx) = shared.lock().await.take() else {
+            return (result, QuerySubscription::never_invalidated());
+        };
+        let subscription = self
+            .inner
+            .db
+            .subscribe(tx.read_set().clone(), keel_db::Timestamp(ts));
+        (result, QuerySubscription::new(subscription))
+    }
+
+    /// Runs a mutation as one transaction; conflicts are retried with backoff. Returns the result
+    /// and the commit timestamp.
+    pub async fn run_mutation(
+        &self,
+        path: &CanonicalPath,
+        args: Object,
+        identity: &Identity,
+    ) -> Result<(Value, u64), FunctionError> {
+        let Function::Mutation(handler) = self.function(path, FunctionKind::Mutation)? else {
+            unreachable!("function() checked the kind");
+        };
+        let mut attempt = 0;
+        loop {
+            let tx = self.inner.db.begin();
+            let shared: SharedTransaction = Arc::new(tokio::sync::Mutex::new(Some(tx)));
+            let span = tracing::debug_span!("mutation", path = %path, attempt);
+            let value = tracing::Instrument::instrument(
+                handler(
+                    MutationCtx::new(shared.clone(), identity.clone()),
+                    args.clone(),
+                ),
+                span,
+            )
+            .await?;
+            let tx = shared
+                .lock()
+                .await
+                .take()
+                .ok_or_else(|| FunctionError::internal("mutation transaction vanished"))?;
+            match self.inner.db.commit(tx).await {
+                Ok(ts) => return Ok((value, ts.0)),
+                Err(error) if error.is_occ() && attempt < self.inner.config.mutation_retries => {
+                    attempt += 1;
+                    let backoff = Duration::from_millis(10 * (1 << attempt.min(6)))
+                        .mul_f64(0.5 + rand::random::<f64>());
+                    tracing::debug!(%path, attempt, ?backoff, "mutation conflicted; retrying");
+                    tokio::time::sleep(backoff).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// Runs an action (outside any transaction).
+    pub async fn run_action(
+        &self,
+        path: &CanonicalPath,
+        args: Object,
+        identity: &Identity,
+    ) -> Result<Value, FunctionError> {
+        let Function::Action(handler) = self.function(path, FunctionKind::Action)? else {
+            unreachable!("function() checked the kind");
+        };
+        let span = tracing::debug_span!("action", path = %path);
+        tracing::Instrument::instrument(
+            handler(ActionCtx::new(self.clone(), identity.clone()), args),
+            span,
+        )
+        .await
+    }
+}

@@ -1,0 +1,325 @@
+//! The Convex HTTP API: `/api/query`, `/api/mutation`, `/api/action`, `/api/query_ts`,
+//! `/api/query_at_ts`, `/api/run/{module}/{function}`, plus the sync WebSocket routes.
+//!
+//! Function results use the 200-with-`status` envelopes (`{"status":"success","value":…}` or
+//! `{"status":"error","errorMessage":…,"errorData":…}`); anything that stops a call before the
+//! function runs (a malformed body, a bad token, an unknown format) is an HTTP error with a
+//! `{ "code", "message" }` body.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, Query, State, WebSocketUpgrade};
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use keel_protocol::CanonicalPath;
+use keel_protocol::http::{
+    FunctionRequest, FunctionResponse, HttpErrorBody, QueryAtTsRequest, QueryTsResponse,
+    ResponseFormat,
+};
+use keel_values::{Object, Value};
+use serde::Deserialize;
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+
+use crate::backend::{Backend, Identity};
+use crate::error::FunctionError;
+use crate::registry::FunctionKind;
+
+/// The largest request body accepted (arguments are limited to 16 MiB, as in Convex).
+const MAX_BODY_BYTES: usize = 16 * 1024 * 1024 + 64 * 1024;
+
+/// The backend's HTTP router.
+pub(crate) fn router(backend: Backend) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_headers(AllowHeaders::mirror_request())
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_credentials(true);
+    Router::new()
+        .route("/api/query", post(query).get(query_get))
+        .route("/api/mutation", post(mutation))
+        .route("/api/action", post(action))
+        .route("/api/function", post(function))
+        .route("/api/query_ts", post(query_ts))
+        .route("/api/query_at_ts", post(query_at_ts))
+        .route("/api/run/{*path}", post(run))
+        .route("/api/sync", any(sync))
+        .route("/api/{version}/sync", any(sync_versioned))
+        .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(cors)
+        .with_state(backend)
+}
+
+/// An HTTP-level failure: status, short code and message.
+#[derive(Debug)]
+pub(crate) struct HttpError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl HttpError {
+    fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        HttpError {
+            status: StatusCode::BAD_REQUEST,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let body = HttpErrorBody {
+            code: self.code.to_owned(),
+            message: self.message,
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// The caller's identity from the `Authorization` header.
+pub(crate) struct Caller(Identity);
+
+impl FromRequestParts<Backend> for Caller {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        backend: &Backend,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Ok(Caller(Identity::Anonymous));
+        };
+        let value = value.to_str().map_err(|_| HttpError {
+            status: StatusCode::UNAUTHORIZED,
+            code: "InvalidAuthHeader",
+            message: "The Authorization header is not valid ASCII".into(),
+        })?;
+        if value.len() >= 7 && value[..7].eq_ignore_ascii_case("convex ") {
+            return Err(HttpError {
+                status: StatusCode::UNAUTHORIZED,
+                code: "BadAdminKey",
+                message: "Admin keys are not supported by this backend".into(),
+            });
+        }
+        let token = match value.get(..7) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => value[7..].trim(),
+            _ => {
+                return Err(HttpError {
+                    status: StatusCode::UNAUTHORIZED,
+                    code: "InvalidAuthHeader",
+                    message: "Header must begin with `bearer `".into(),
+                });
+            }
+        };
+        backend
+            .authenticate(token)
+            .await
+            .map(Caller)
+            .map_err(|error| HttpError {
+                status: StatusCode::UNAUTHORIZED,
+                code: error.code(),
+                message: error.to_string(),
+            })
+    }
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, HttpError> {
+    serde_json::from_slice(body).map_err(|e| {
+        HttpError::bad_request(
+            "BadJsonBody",
+            format!("Failed to parse the request body: {e}"),
+        )
+    })
+}
+
+fn parse_path(path: &str) -> Result<CanonicalPath, HttpError> {
+    keel_protocol::normalize_udf_path(path)
+        .map_err(|e| HttpError::bad_request("BadFunctionPath", e.to_string()))
+}
+
+fn parse_args(args: &serde_json::Value) -> Result<Object, HttpError> {
+    keel_protocol::request_args(args).map_err(|e| HttpError::bad_request("BadArgs", e.to_string()))
+}
+
+fn parse_format(format: Option<&str>) -> Result<ResponseFormat, HttpError> {
+    ResponseFormat::parse(format).map_err(|e| HttpError::bad_request("BadFormat", e.to_string()))
+}
+
+fn envelope(result: Result<Value, FunctionError>, format: ResponseFormat) -> Response {
+    let response = match result {
+        Ok(value) => FunctionResponse::success(&value, format, vec![]),
+        Err(error) => {
+            FunctionResponse::error(error.client_message(), error.error_data(), format, vec![])
+        }
+    };
+    Json(response).into_response()
+}
+
+async fn call(
+    backend: &Backend,
+    kind: FunctionKind,
+    request: FunctionRequest,
+    identity: &Identity,
+) -> Result<Response, HttpError> {
+    let format = parse_format(request.format.as_deref())?;
+    let path = parse_path(&request.path)?;
+    let args = parse_args(&request.args)?;
+    let result = match kind {
+        FunctionKind::Query => backend.run_query(&path, &args, identity, None).await,
+        FunctionKind::Mutation => backend
+            .run_mutation(&path, args, identity)
+            .await
+            .map(|(v, _)| v),
+        FunctionKind::Action => backend.run_action(&path, args, identity).await,
+    };
+    Ok(envelope(result, format))
+}
+
+async fn query(
+    State(b): State<Backend>,
+    Caller(id): Caller,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    call(&b, FunctionKind::Query, parse_body(&body)?, &id).await
+}
+
+async fn mutation(
+    State(b): State<Backend>,
+    Caller(id): Caller,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    call(&b, FunctionKind::Mutation, parse_body(&body)?, &id).await
+}
+
+async fn action(
+    State(b): State<Backend>,
+    Caller(id): Caller,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    call(&b, FunctionKind::Action, parse_body(&body)?, &id).await
+}
+
+/// `POST /api/function`: the kind comes from the registry.
+async fn function(
+    State(b): State<Backend>,
+    Caller(id): Caller,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    let request: FunctionRequest = parse_body(&body)?;
+    let path = parse_path(&request.path)?;
+    let kind = b.function_kind(&path).unwrap_or(FunctionKind::Query);
+    call(&b, kind, request, &id).await
+}
+
+/// `GET /api/query?path=…&args=<json>&format=…`.
+#[derive(Deserialize)]
+struct QueryParams {
+    path: String,
+    args: Option<String>,
+    format: Option<String>,
+}
+
+async fn query_get(
+    State(b): State<Backend>,
+    Caller(id): Caller,
+    Query(params): Query<QueryParams>,
+) -> Result<Response, HttpError> {
+    let args = match params.args.as_deref() {
+        Some(text) => serde_json::from_str(text)
+            .map_err(|e| HttpError::bad_request("BadArgs", format!("`args` is not JSON: {e}")))?,
+        None => serde_json::Value::Object(Default::default()),
+    };
+    let request = FunctionRequest {
+        path: params.path,
+        args,
+        format: params.format,
+        component_path: None,
+    };
+    call(&b, FunctionKind::Query, request, &id).await
+}
+
+async fn query_ts(State(b): State<Backend>) -> Json<QueryTsResponse> {
+    Json(QueryTsResponse {
+        ts: keel_protocol::encode_ts(b.latest_ts()),
+    })
+}
+
+async fn query_at_ts(
+    State(b): State<Backend>,
+    Caller(id): Caller,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    let request: QueryAtTsRequest = parse_body(&body)?;
+    let format = parse_format(request.format.as_deref())?;
+    let path = parse_path(&request.path)?;
+    let args = parse_args(&request.args)?;
+    let ts = keel_protocol::decode_ts(&request.ts)
+        .map_err(|e| HttpError::bad_request("BadTimestamp", e.to_string()))?;
+    let result = b.run_query(&path, &args, &id, Some(ts)).await;
+    Ok(envelope(result, format))
+}
+
+/// `POST /api/run/{dir/module}/{function}` with `{ args, format? }` (format defaults to clean JSON).
+async fn run(
+    State(b): State<Backend>,
+    Caller(id): Caller,
+    Path(path): Path<String>,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    #[derive(Deserialize)]
+    struct RunBody {
+        #[serde(default = "empty_object")]
+        args: serde_json::Value,
+        format: Option<String>,
+    }
+    fn empty_object() -> serde_json::Value {
+        serde_json::Value::Object(Default::default())
+    }
+    let body: RunBody = if body.is_empty() {
+        RunBody {
+            args: empty_object(),
+            format: None,
+        }
+    } else {
+        parse_body(&body)?
+    };
+    let (module, function) = path.rsplit_once('/').ok_or_else(|| {
+        HttpError::bad_request(
+            "BadFunctionPath",
+            format!("`{path}` must be <module>/<function>"),
+        )
+    })?;
+    let canonical = parse_path(&format!("{module}:{function}"))?;
+    let kind = b.function_kind(&canonical).ok_or_else(|| HttpError {
+        status: StatusCode::NOT_FOUND,
+        code: "FunctionNotFound",
+        message: format!("Could not find public function for '{canonical}'"),
+    })?;
+    let request = FunctionRequest {
+        path: canonical.to_string(),
+        args: body.args,
+        format: body.format,
+        component_path: None,
+    };
+    call(&b, kind, request, &id).await
+}
+
+async fn sync(State(b): State<Backend>, ws: WebSocketUpgrade) -> Response {
+    upgrade(b, ws)
+}
+
+async fn sync_versioned(
+    State(b): State<Backend>,
+    Path(_version): Path<String>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    upgrade(b, ws)
+}
+
+fn upgrade(backend: Backend, ws: WebSocketUpgrade) -> Response {
+    ws.max_message_size(MAX_BODY_BYTES)
+        .on_upgrade(move |socket| crate::sync::serve_socket(socket, backend))
+}

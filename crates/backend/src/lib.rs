@@ -1,0 +1,41 @@
+//! Keel's backend service: functions written in Rust, served over the Convex HTTP API and the
+//! Convex WebSocket sync protocol, so that the official `convex` clients (npm and Rust) work
+//! against it unchanged.
+//!
+//! ```no_run
+//! use keel_backend::{Backend, BackendConfig, FunctionRegistry};
+//! # async fn run(db: keel_db::Database) -> std::io::Result<()> {
+//! let mut functions = FunctionRegistry::new();
+//! functions.query("hello:world", |_ctx, _args: serde_json::Value| async { Ok("hi") });
+//! let backend = Backend::new(db, functions, BackendConfig::default());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3210").await?;
+//! axum::serve(listener, backend.router()).await
+//! # }
+//! ```
+//!
+//! # Layout
+//! * `backend` — [`Backend`]: runs queries (shared executions), mutations (OCC retries) and
+//!   actions; [`BackendConfig`], [`Identity`].
+//! * `registry` — [`FunctionRegistry`]: functions by path, typed arguments and results.
+//! * `context` — [`QueryCtx`], [`MutationCtx`], [`ActionCtx`] and their database handles.
+//! * `args` — conversions between Convex values and typed Rust arguments/results.
+//! * `error` — [`FunctionError`]: application (`ConvexError`) versus system errors.
+//! * `mutation_log` — at-most-once mutations per (client session, request id).
+//! * `query_cache` — one execution per identical query, reused while it stays valid.
+//! * `http_api` — the HTTP endpoints, their envelopes and HTTP errors.
+//! * `sync` — the WebSocket sync protocol: one session task per socket.
+
+mod args;
+mod backend;
+mod context;
+mod error;
+mod http_api;
+mod mutation_log;
+mod query_cache;
+mod registry;
+mod sync;
+
+pub use backend::{Backend, BackendConfig, Identity, VerifiedUser};
+pub use context::{ActionCtx, Auth, DbReader, DbWriter, MutationCtx, QueryBuilder, QueryCtx};
+pub use error::{FunctionError, INTERNAL_ERROR_MESSAGE};
+pub use registry::{FunctionKind, FunctionRegistry};

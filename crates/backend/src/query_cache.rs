@@ -1,0 +1,184 @@
+//! Shared query executions.
+//!
+//! Many clients often watch the same query (same path, arguments and identity). The cache keeps
+//! the latest execution of each such query with its subscription; a request at timestamp `ts`
+//! reuses it when it ran at or before `ts` and no commit since has touched what it read, and
+//! concurrent requests join one execution in flight instead of each running it.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use keel_protocol::CanonicalPath;
+use keel_values::{Object, Value};
+
+use crate::error::FunctionError;
+
+/// Entries kept before invalid ones are swept out.
+const MAX_ENTRIES: usize = 10_000;
+
+/// A subscription to the read set of one query execution.
+#[derive(Clone)]
+pub(crate) struct QuerySubscription {
+    inner: Option<Arc<keel_db::Subscription>>,
+}
+
+impl QuerySubscription {
+    pub(crate) fn new(subscription: keel_db::Subscription) -> Self {
+        QuerySubscription {
+            inner: Some(Arc::new(subscription)),
+        }
+    }
+
+    /// For results that depend on no data (e.g. "no such function").
+    pub(crate) fn never_invalidated() -> Self {
+        QuerySubscription { inner: None }
+    }
+
+    /// Whether a commit has changed what the query read. Commits are checked before their
+    /// timestamp is published, so this is exact for every timestamp up to the latest.
+    pub(crate) fn is_invalidated(&self) -> bool {
+        self.inner
+            .as_ref()
+            .is_some_and(|s| s.invalidated_at().is_some())
+    }
+
+    /// Completes when a commit changes what the query read.
+    pub(crate) async fn invalidated(&self) {
+        match &self.inner {
+            Some(subscription) => {
+                subscription.invalidated().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Which executions are interchangeable.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct QueryKey {
+    path: String,
+    args: String,
+    identity: String,
+}
+
+impl QueryKey {
+    pub(crate) fn new(path: &CanonicalPath, args: &Object, identity: &str) -> Self {
+        QueryKey {
+            path: path.to_string(),
+            args: keel_values::to_json_string(&Value::Object(args.clone())),
+            identity: identity.to_owned(),
+        }
+    }
+}
+
+struct Execution {
+    ts: u64,
+    result: Result<Value, FunctionError>,
+    subscription: QuerySubscription,
+}
+
+impl Execution {
+    fn usable_at(&self, ts: u64) -> bool {
+        self.ts <= ts && !self.subscription.is_invalidated()
+    }
+
+    fn output(&self) -> (Result<Value, FunctionError>, QuerySubscription) {
+        (self.result.clone(), self.subscription.clone())
+    }
+}
+
+enum Slot {
+    Ready(Arc<Execution>),
+    Running {
+        ts: u64,
+        done: Shared<BoxFuture<'static, Arc<Execution>>>,
+    },
+}
+
+/// The cache of query executions.
+#[derive(Default)]
+pub(crate) struct QueryCache {
+    slots: parking_lot::Mutex<HashMap<QueryKey, Slot>>,
+}
+
+impl QueryCache {
+    /// The result of the query at `ts`, reusing or joining an execution when one fits.
+    pub(crate) async fn get_or_run<F, Fut>(
+        &self,
+        key: QueryKey,
+        ts: u64,
+        run: F,
+    ) -> (Result<Value, FunctionError>, QuerySubscription)
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = (Result<Value, FunctionError>, QuerySubscription)> + Send + 'static,
+    {
+        let joined = {
+            let slots = self.slots.lock();
+            match slots.get(&key) {
+                Some(Slot::Ready(execution)) if execution.usable_at(ts) => {
+                    return execution.output();
+                }
+                Some(Slot::Running {
+                    ts: running_ts,
+                    done,
+                }) if *running_ts <= ts => Some(done.clone()),
+                Some(Slot::Ready(_) | Slot::Running { .. }) | None => None,
+            }
+        };
+        if let Some(done) = joined {
+            let execution = done.await;
+            if execution.usable_at(ts) {
+                return execution.output();
+            }
+        }
+
+        let future = run();
+        let done = async move {
+            let (result, subscription) = future.await;
+            Arc::new(Execution {
+                ts,
+                result,
+                subscription,
+            })
+        }
+        .boxed()
+        .shared();
+        {
+            let mut slots = self.slots.lock();
+            let replace = match slots.get(&key) {
+                Some(Slot::Ready(existing)) => existing.ts <= ts,
+                Some(Slot::Running { ts: running_ts, .. }) => *running_ts <= ts,
+                None => true,
+            };
+            if replace {
+                if slots.len() >= MAX_ENTRIES {
+                    slots.retain(|_, slot| match slot {
+                        Slot::Ready(execution) => !execution.subscription.is_invalidated(),
+                        Slot::Running { .. } => true,
+                    });
+                }
+                slots.insert(
+                    key.clone(),
+                    Slot::Running {
+                        ts,
+                        done: done.clone(),
+                    },
+                );
+            }
+        }
+        let execution = done.clone().await;
+        {
+            let mut slots = self.slots.lock();
+            if let Some(Slot::Running { done: running, .. }) = slots.get(&key)
+                && running.ptr_eq(&done)
+            {
+                slots.insert(key, Slot::Ready(execution.clone()));
+            }
+        }
+        execution.output()
+    }
+}

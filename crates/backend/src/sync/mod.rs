@@ -1,0 +1,153 @@
+//! The WebSocket sync protocol endpoint (`/api/sync`, `/api/{version}/sync`).
+//!
+//! Each socket gets a reader loop (this module) and a writer task joined by a bounded
+//! [`Outbox`]: a client that stops reading fills its outbox and is disconnected instead of
+//! growing the server's memory. Protocol violations end only the offending socket, with a
+//! `FatalError` saying what was wrong.
+
+mod session;
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures::{SinkExt, StreamExt};
+use keel_protocol::ServerMessage;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::backend::Backend;
+use session::SyncSession;
+
+/// How many encoded messages may wait for a slow client before it is disconnected.
+const OUTBOX_CAPACITY: usize = 256;
+/// How long one frame may take to write before the client counts as not reading.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a session ends.
+#[derive(Debug)]
+pub(crate) enum SessionEnd {
+    /// The client broke the protocol: send `FatalError` and close.
+    Fatal(String),
+    /// Authentication failed: send `AuthError` and close.
+    AuthError {
+        message: String,
+        base_version: u32,
+        auth_update_attempted: bool,
+    },
+    /// The client went away or stopped reading.
+    Gone,
+}
+
+impl SessionEnd {
+    pub(crate) fn fatal(message: impl Into<String>) -> Self {
+        SessionEnd::Fatal(message.into())
+    }
+}
+
+/// The bounded queue of encoded messages waiting to be written to one socket.
+#[derive(Clone)]
+pub(crate) struct Outbox {
+    tx: mpsc::Sender<Message>,
+}
+
+impl Outbox {
+    /// Queues a message; a full queue means the client is not reading.
+    pub(crate) fn send(
+        &self,
+        message: ServerMessage<keel_values::Value>,
+    ) -> Result<(), SessionEnd> {
+        let text = keel_protocol::encode_server_message(message);
+        self.tx
+            .try_send(Message::Text(text.into()))
+            .map_err(|error| {
+                tracing::warn!(%error, "disconnecting a client that does not read its messages");
+                SessionEnd::Gone
+            })
+    }
+}
+
+/// Serves one upgraded WebSocket until the client leaves or breaks the protocol.
+pub(crate) async fn serve_socket(socket: WebSocket, backend: Backend) {
+    let heartbeat = backend.config().heartbeat_interval;
+    let (mut sink, mut stream) = socket.split();
+    let (tx, mut rx) = mpsc::channel::<Message>(OUTBOX_CAPACITY);
+    let outbox = Outbox { tx };
+    let last_sent = std::sync::Arc::new(parking_lot::Mutex::new(Instant::now()));
+    let writer_last_sent = last_sent.clone();
+    let writer = tokio::spawn(async move {
+        while let Some(message) = rx.recv().await {
+            let closing = matches!(message, Message::Close(_));
+            match tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)).await {
+                Ok(Ok(())) => *writer_last_sent.lock() = Instant::now(),
+                Ok(Err(_)) | Err(_) => break,
+            }
+            if closing {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+
+    let (mut session, mut completions) = SyncSession::new(backend, outbox.clone());
+    let end = loop {
+        let idle_deadline = *last_sent.lock() + heartbeat;
+        let step = tokio::select! {
+            frame = stream.next() => match frame {
+                Some(Ok(Message::Text(text))) => match keel_protocol::parse_client_message(&text) {
+                    Ok(message) => session.on_client_message(message).await,
+                    Err(error) => Err(SessionEnd::fatal(error.to_string())),
+                },
+                Some(Ok(Message::Binary(_))) => Err(SessionEnd::fatal(
+                    "BinaryFrame: the sync protocol uses text frames holding JSON",
+                )),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => Err(SessionEnd::Gone),
+            },
+            Some((query_id, generation)) = session.next_invalidation() => {
+                session.on_invalidated(query_id, generation);
+                Ok(())
+            }
+            Some(completion) = completions.recv() => session.on_completion(completion),
+            () = tokio::time::sleep_until(idle_deadline) => outbox.send(ServerMessage::Ping),
+        };
+        if let Err(end) = step {
+            break end;
+        }
+        if session.needs_transition()
+            && let Err(end) = session.send_transition().await
+        {
+            break end;
+        }
+    };
+
+    let close = match end {
+        SessionEnd::Fatal(error_message) => {
+            tracing::info!(%error_message, "closing sync session after a protocol error");
+            let _ = outbox.send(ServerMessage::FatalError { error_message });
+            true
+        }
+        SessionEnd::AuthError {
+            message,
+            base_version,
+            auth_update_attempted,
+        } => {
+            tracing::info!(%message, "closing sync session after an authentication error");
+            let _ = outbox.send(ServerMessage::AuthError {
+                error_message: message,
+                base_version: Some(base_version),
+                auth_update_attempted: Some(auth_update_attempted),
+            });
+            true
+        }
+        SessionEnd::Gone => false,
+    };
+    if close {
+        let _ = outbox.tx.try_send(Message::Close(Some(CloseFrame {
+            code: 1000,
+            reason: Utf8Bytes::from_static("session ended"),
+        })));
+    }
+    drop(outbox);
+    drop(session);
+    let _ = writer.await;
+}

@@ -1,0 +1,537 @@
+//! One WebSocket client's sync session: its query set, identity and versions.
+//!
+//! The session is a single task that reacts to three kinds of events — a client message, an
+//! invalidated subscription, a finished mutation or action — and after each burst of events
+//! computes at most one `Transition`. All queries of a transition are evaluated at one timestamp;
+//! only results that changed are sent. Versions chain strictly from zero per socket
+//! (`startVersion` of every Transition equals the previous `endVersion`).
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use keel_protocol::{
+    AuthenticationToken, CanonicalPath, ClientMessage, ErrorPayload, LogLinesMessage, QueryId,
+    QuerySetModification, ServerMessage, StateModification, StateVersion,
+};
+use keel_values::{Object, Value};
+use tokio::sync::mpsc;
+
+use crate::backend::{Backend, Identity, QuerySubscription};
+use crate::error::FunctionError;
+use crate::sync::{Outbox, SessionEnd};
+
+/// A query the client has subscribed to.
+struct SubscribedQuery {
+    path: Result<CanonicalPath, String>,
+    args: Result<Object, String>,
+    journal: Option<String>,
+    /// Hash of the last result sent, so that unchanged results are not sent again.
+    last_sent: Option<u64>,
+    /// The subscription of the last execution; `None` until the query first runs.
+    subscription: Option<QuerySubscription>,
+    /// Bumped at every execution so that stale invalidation notices are ignored.
+    generation: u64,
+}
+
+/// A mutation or action that finished in the background, to be answered on the socket.
+pub(crate) enum Completion {
+    /// A mutation finished (in arrival order).
+    Mutation {
+        request_id: u32,
+        result: Result<(Value, u64), FunctionError>,
+    },
+    /// An action finished.
+    Action {
+        request_id: u32,
+        result: Result<Value, FunctionError>,
+    },
+}
+
+/// A mutation waiting for its turn in the session's queue.
+struct QueuedMutation {
+    session_id: Option<String>,
+    request_id: u32,
+    path: CanonicalPath,
+    args: Object,
+    identity: Identity,
+}
+
+/// The state of one socket's sync session.
+pub(crate) struct SyncSession {
+    backend: Backend,
+    outbox: Outbox,
+    session_id: Option<String>,
+    /// The last `newVersion` of the query set received from the client.
+    query_set_version: u32,
+    /// The identity version: bumped at every accepted `Authenticate`.
+    identity_version: u32,
+    identity: Identity,
+    /// The version at the end of the last Transition sent.
+    sent: StateVersion,
+    queries: BTreeMap<QueryId, SubscribedQuery>,
+    removed: Vec<QueryId>,
+    /// Some event asked for a Transition even if no result changed (a query-set change, an
+    /// authentication, a mutation whose commit the client waits to see).
+    transition_requested: bool,
+    /// A commit timestamp the next Transition must reach (read-your-writes).
+    min_ts: u64,
+    clock_skew_ms: Option<i64>,
+    invalidations: FuturesUnordered<futures::future::BoxFuture<'static, (QueryId, u64)>>,
+    mutations: mpsc::UnboundedSender<QueuedMutation>,
+    completions_tx: mpsc::UnboundedSender<Completion>,
+}
+
+impl SyncSession {
+    /// A session for a new socket; returns it with the receiver of background completions.
+    pub(crate) fn new(
+        backend: Backend,
+        outbox: Outbox,
+    ) -> (SyncSession, mpsc::UnboundedReceiver<Completion>) {
+        let (completions_tx, completions_rx) = mpsc::unbounded_channel();
+        let mutations = spawn_mutation_queue(backend.clone(), completions_tx.clone());
+        let session = SyncSession {
+            backend,
+            outbox,
+            session_id: None,
+            query_set_version: 0,
+            identity_version: 0,
+            identity: Identity::Anonymous,
+            sent: StateVersion::initial(),
+            queries: BTreeMap::new(),
+            removed: Vec::new(),
+            transition_requested: false,
+            min_ts: 0,
+            clock_skew_ms: None,
+            invalidations: FuturesUnordered::new(),
+            mutations,
+            completions_tx,
+        };
+        (session, completions_rx)
+    }
+
+    /// The next invalidated query, if any subscription is pending.
+    pub(crate) async fn next_invalidation(&mut self) -> Option<(QueryId, u64)> {
+        if self.invalidations.is_empty() {
+            std::future::pending::<()>().await;
+        }
+        self.invalidations.next().await
+    }
+
+    /// Handles one invalidation notice.
+    pub(crate) fn on_invalidated(&mut self, query_id: QueryId, generation: u64) {
+        // The transition re-checks every subscription; a current notice only needs to make sure
+        // a transition is computed.
+        if let Some(query) = self.queries.get(&query_id)
+            && query.generation == generation
+        {
+            tracing::trace!(query_id = query_id.get_id(), "query invalidated");
+        }
+    }
+
+    /// Handles one message from the client.
+    pub(crate) async fn on_client_message(
+        &mut self,
+        message: ClientMessage,
+    ) -> Result<(), SessionEnd> {
+        match message {
+            ClientMessage::Connect {
+                session_id,
+                max_observed_timestamp,
+                client_ts,
+                ..
+            } => {
+                self.session_id = Some(session_id.to_string());
+                if let Some(client_ts) = client_ts
+                    && client_ts > 0
+                {
+                    self.clock_skew_ms = Some(client_ts as i64 - unix_millis() as i64);
+                }
+                if let Some(observed) = max_observed_timestamp {
+                    let observed: u64 = observed.into();
+                    let latest = self.backend.latest_ts();
+                    if observed > latest {
+                        tracing::warn!(
+                            observed,
+                            latest,
+                            "client has seen a newer timestamp than this backend"
+                        );
+                    }
+                }
+                Ok(())
+            }
+            ClientMessage::ModifyQuerySet {
+                base_version,
+                new_version,
+                modifications,
+            } => {
+                if base_version != self.query_set_version {
+                    return Err(SessionEnd::fatal(format!(
+                        "BaseVersionMismatch: ModifyQuerySet has baseVersion {base_version}, but the query set is at version {}",
+                        self.query_set_version
+                    )));
+                }
+                for modification in modifications {
+                    self.modify(modification)?;
+                }
+                self.query_set_version = new_version;
+                self.transition_requested = true;
+                Ok(())
+            }
+            ClientMessage::Authenticate {
+                base_version,
+                token,
+            } => {
+                if base_version != self.identity_version {
+                    return Err(SessionEnd::fatal(format!(
+                        "IdentityVersionMismatch: Authenticate has baseVersion {base_version}, but the identity is at version {}",
+                        self.identity_version
+                    )));
+                }
+                self.identity = match token {
+                    AuthenticationToken::User(jwt) => match self.backend.authenticate(&jwt).await {
+                        Ok(identity) => identity,
+                        Err(error) => {
+                            return Err(SessionEnd::AuthError {
+                                message: error.to_string(),
+                                base_version: self.sent.identity,
+                                auth_update_attempted: true,
+                            });
+                        }
+                    },
+                    AuthenticationToken::None => Identity::Anonymous,
+                    AuthenticationToken::Admin(..) => {
+                        return Err(SessionEnd::AuthError {
+                            message: "Admin keys are not supported by this backend".to_owned(),
+                            base_version: self.sent.identity,
+                            auth_update_attempted: true,
+                        });
+                    }
+                };
+                self.identity_version += 1;
+                // Every result may depend on who is asking: re-run them all.
+                for query in self.queries.values_mut() {
+                    query.subscription = None;
+                }
+                self.transition_requested = true;
+                Ok(())
+            }
+            ClientMessage::Mutation {
+                request_id,
+                udf_path,
+                args,
+                ..
+            } => {
+                match parse_call(&udf_path.to_string(), &args) {
+                    Ok((path, args)) => {
+                        // The queue task runs mutations one at a time, in arrival order.
+                        let _ = self.mutations.send(QueuedMutation {
+                            session_id: self.session_id.clone(),
+                            request_id,
+                            path,
+                            args,
+                            identity: self.identity.clone(),
+                        });
+                    }
+                    Err(message) => {
+                        let _ = self.completions_tx.send(Completion::Mutation {
+                            request_id,
+                            result: Err(FunctionError::InvalidArguments(message)),
+                        });
+                    }
+                }
+                Ok(())
+            }
+            ClientMessage::Action {
+                request_id,
+                udf_path,
+                args,
+                ..
+            } => {
+                let completions = self.completions_tx.clone();
+                match parse_call(&udf_path.to_string(), &args) {
+                    Ok((path, args)) => {
+                        let backend = self.backend.clone();
+                        let identity = self.identity.clone();
+                        tokio::spawn(async move {
+                            let result = backend.run_action(&path, args, &identity).await;
+                            let _ = completions.send(Completion::Action { request_id, result });
+                        });
+                    }
+                    Err(message) => {
+                        let _ = completions.send(Completion::Action {
+                            request_id,
+                            result: Err(FunctionError::InvalidArguments(message)),
+                        });
+                    }
+                }
+                Ok(())
+            }
+            ClientMessage::Event(_) => Ok(()),
+        }
+    }
+
+    fn modify(&mut self, modification: QuerySetModification) -> Result<(), SessionEnd> {
+        match modification {
+            QuerySetModification::Add(query) => {
+                if self.queries.contains_key(&query.query_id) {
+                    return Err(SessionEnd::fatal(format!(
+                        "DuplicateQueryId: query {} is already in the query set",
+                        query.query_id
+                    )));
+                }
+                let path = keel_protocol::normalize_udf_path(&query.udf_path.to_string())
+                    .map_err(|e| e.to_string());
+                let args =
+                    keel_protocol::serialized_function_args(&query.args).map_err(|e| e.to_string());
+                self.removed.retain(|id| *id != query.query_id);
+                self.queries.insert(
+                    query.query_id,
+                    SubscribedQuery {
+                        path,
+                        args,
+                        journal: query.journal.flatten(),
+                        last_sent: None,
+                        subscription: None,
+                        generation: 0,
+                    },
+                );
+            }
+            QuerySetModification::Remove { query_id } => {
+                if self.queries.remove(&query_id).is_none() {
+                    return Err(SessionEnd::fatal(format!(
+                        "QueryNotFound: query {query_id} is not in the query set"
+                    )));
+                }
+                self.removed.push(query_id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers a finished mutation or action and asks for a transition that reflects it.
+    pub(crate) fn on_completion(&mut self, completion: Completion) -> Result<(), SessionEnd> {
+        let message = match completion {
+            Completion::Mutation { request_id, result } => {
+                let (result, ts) = match result {
+                    Ok((value, ts)) => {
+                        self.min_ts = self.min_ts.max(ts);
+                        (Ok(value), Some(wire_ts(ts)))
+                    }
+                    Err(error) => (Err(error_payload(&error)), None),
+                };
+                ServerMessage::MutationResponse {
+                    request_id,
+                    result,
+                    ts,
+                    log_lines: LogLinesMessage(vec![]),
+                }
+            }
+            Completion::Action { request_id, result } => ServerMessage::ActionResponse {
+                request_id,
+                result: result.map_err(|e| error_payload(&e)),
+                log_lines: LogLinesMessage(vec![]),
+            },
+        };
+        self.outbox.send(message)?;
+        self.transition_requested = true;
+        Ok(())
+    }
+
+    /// Whether some query needs to run or the client waits for a transition.
+    pub(crate) fn needs_transition(&self) -> bool {
+        self.transition_requested
+            || !self.removed.is_empty()
+            || self
+                .queries
+                .values()
+                .any(|q| q.subscription.as_ref().is_none_or(|s| s.is_invalidated()))
+    }
+
+    /// Computes and sends one Transition: every new or invalidated query runs at one timestamp.
+    pub(crate) async fn send_transition(&mut self) -> Result<(), SessionEnd> {
+        let ts = self
+            .backend
+            .latest_ts()
+            .max(self.min_ts)
+            .max(self.sent.ts.into());
+        let mut modifications: Vec<StateModification<Value>> = self
+            .removed
+            .drain(..)
+            .map(|query_id| StateModification::QueryRemoved { query_id })
+            .collect();
+
+        let stale: Vec<QueryId> = self
+            .queries
+            .iter()
+            .filter(|(_, q)| q.subscription.as_ref().is_none_or(|s| s.is_invalidated()))
+            .map(|(id, _)| *id)
+            .collect();
+        let runs = stale.iter().map(|id| {
+            let query = &self.queries[id];
+            let backend = self.backend.clone();
+            let identity = self.identity.clone();
+            let path = query.path.clone();
+            let args = query.args.clone();
+            async move {
+                match (path, args) {
+                    (Ok(path), Ok(args)) => {
+                        let (result, subscription) =
+                            backend.subscribe_query(&path, &args, &identity, ts).await;
+                        (result, Some(subscription))
+                    }
+                    (Err(message), _) | (_, Err(message)) => {
+                        (Err(FunctionError::InvalidArguments(message)), None)
+                    }
+                }
+            }
+        });
+        let results = futures::future::join_all(runs).await;
+
+        for (query_id, (result, subscription)) in stale.into_iter().zip(results) {
+            let query = self
+                .queries
+                .get_mut(&query_id)
+                .expect("stale query is in the set");
+            query.generation += 1;
+            if let Some(subscription) = &subscription {
+                let generation = query.generation;
+                let notice = subscription.clone();
+                self.invalidations.push(Box::pin(async move {
+                    notice.invalidated().await;
+                    (query_id, generation)
+                }));
+            }
+            // A failed query without a subscription (bad arguments) must not run again and again.
+            query.subscription =
+                Some(subscription.unwrap_or_else(QuerySubscription::never_invalidated));
+            let hash = result_hash(&result);
+            if query.last_sent == Some(hash) {
+                continue;
+            }
+            query.last_sent = Some(hash);
+            let journal = query.journal.clone();
+            modifications.push(match result {
+                Ok(value) => StateModification::QueryUpdated {
+                    query_id,
+                    value,
+                    log_lines: LogLinesMessage(vec![]),
+                    journal,
+                },
+                Err(error) => StateModification::QueryFailed {
+                    query_id,
+                    error_message: error.client_message(),
+                    log_lines: LogLinesMessage(vec![]),
+                    journal,
+                    error_data: error.error_data().cloned(),
+                },
+            });
+        }
+
+        let end = StateVersion {
+            query_set: self.query_set_version,
+            identity: self.identity_version,
+            ts: wire_ts(ts),
+        };
+        let requested = std::mem::take(&mut self.transition_requested);
+        if modifications.is_empty() && !requested {
+            // Only the timestamp moved and nothing the client sees changed: stay quiet.
+            return Ok(());
+        }
+        let start = self.sent;
+        self.sent = end;
+        self.outbox.send(ServerMessage::Transition {
+            start_version: start,
+            end_version: end,
+            modifications,
+            client_clock_skew: self.clock_skew_ms,
+            server_ts: Some(wire_ts(unix_nanos())),
+        })
+    }
+}
+
+/// Runs a session's mutations one at a time, in the order they arrived, each at most once per
+/// client session.
+fn spawn_mutation_queue(
+    backend: Backend,
+    completions: mpsc::UnboundedSender<Completion>,
+) -> mpsc::UnboundedSender<QueuedMutation> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<QueuedMutation>();
+    tokio::spawn(async move {
+        while let Some(QueuedMutation {
+            session_id,
+            request_id,
+            path,
+            args,
+            identity,
+        }) = rx.recv().await
+        {
+            let run = async || backend.run_mutation(&path, args, &identity).await;
+            let result = match &session_id {
+                Some(session_id) => {
+                    backend
+                        .mutation_log()
+                        .run_once(session_id, request_id, run)
+                        .await
+                }
+                None => run().await,
+            };
+            if completions
+                .send(Completion::Mutation { request_id, result })
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    tx
+}
+
+fn parse_call(
+    path: &str,
+    args: &keel_protocol::SerializedArgs,
+) -> Result<(CanonicalPath, Object), String> {
+    let path = keel_protocol::normalize_udf_path(path).map_err(|e| e.to_string())?;
+    let args = keel_protocol::serialized_function_args(args).map_err(|e| e.to_string())?;
+    Ok((path, args))
+}
+
+fn error_payload(error: &FunctionError) -> ErrorPayload<Value> {
+    let message = error.client_message();
+    match error.error_data() {
+        Some(data) => ErrorPayload::ErrorData {
+            message,
+            data: data.clone(),
+        },
+        None => ErrorPayload::Message(message),
+    }
+}
+
+fn result_hash(result: &Result<Value, FunctionError>) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    match result {
+        Ok(value) => keel_values::to_json_string(value).hash(&mut hasher),
+        Err(error) => {
+            error.client_message().hash(&mut hasher);
+            error
+                .error_data()
+                .map(keel_values::to_json_string)
+                .hash(&mut hasher);
+        }
+    }
+    hasher.finish()
+}
+
+pub(crate) fn wire_ts(ts: u64) -> keel_protocol::Timestamp {
+    keel_protocol::Timestamp::try_from(ts).unwrap_or(keel_protocol::Timestamp::MIN)
+}
+
+fn unix_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn unix_millis() -> u64 {
+    unix_nanos() / 1_000_000
+}

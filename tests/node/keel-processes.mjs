@@ -1,0 +1,56 @@
+// Starting and stopping `keel` services (the binary in KEEL_BIN) for Node tests.
+import { spawn } from "node:child_process";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+
+export async function mkTempDir() {
+  return mkdtemp(join(tmpdir(), "keel-node-"));
+}
+
+/** Polls `condition` until it holds, or fails after `ms` with `what` in the message. */
+export async function waitFor(condition, ms, what) {
+  const deadline = Date.now() + ms;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/**
+ * Starts `keel <args>` and resolves once it prints `<name>: <url>`; also picks up the idp's
+ * secret key line. Resolves to { url, secretKey, stop(), kill() }.
+ */
+export function startService(name, args, env = {}) {
+  const bin = process.env.KEEL_BIN;
+  if (!bin) throw new Error("KEEL_BIN is not set (run through `scripts/test`)");
+  const child = spawn(bin, args, {
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn", ...env },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  return new Promise((resolve, reject) => {
+    const service = { child, url: undefined, secretKey: undefined };
+    service.kill = async () => {
+      child.kill("SIGKILL");
+      await exited;
+    };
+    service.stop = async () => {
+      child.kill("SIGTERM");
+      await exited;
+    };
+    const timer = setTimeout(() => reject(new Error(`keel ${name} did not start in 30 s`)), 30000);
+    child.once("exit", (code) => reject(new Error(`keel ${name} exited early with ${code}`)));
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      const secret = line.match(/^idp secret key: (sk_\S+)/);
+      if (secret) service.secretKey = secret[1];
+      const url = line.match(new RegExp(`^${name}: (http://\\S+)`));
+      if (url) service.url = url[1];
+      if (service.url && (name !== "idp" || service.secretKey)) {
+        clearTimeout(timer);
+        resolve(service);
+      }
+    });
+  });
+}
