@@ -194,10 +194,13 @@ impl Committer {
                 log.append(entry.clone());
             }
         }
-        self.shared.latest.store(self.last_ts.0, Ordering::Release);
+        // Invalidate subscriptions before publishing the timestamp: whoever reads `latest` and
+        // then asks a subscription whether it is still valid gets an exact answer for every
+        // commit up to that timestamp (the sync sessions rely on it).
         for (_, entry) in &accepted {
             self.shared.subscriptions.process(entry);
         }
+        self.shared.latest.store(self.last_ts.0, Ordering::Release);
         self.shared.commits.send_replace(self.last_ts);
         for (reply, entry) in accepted {
             let _ = reply.send(Ok(entry.ts));
