@@ -55,6 +55,9 @@ pub enum AuthError {
         /// What went wrong.
         reason: String,
     },
+    /// Sign-in failed: unknown email or wrong password (deliberately not distinguished).
+    #[error("Incorrect email or password")]
+    InvalidCredentials,
     /// Configuration is invalid (bad publishable key, bad PEM, bad URL…).
     #[error("Invalid auth configuration: {0}")]
     Config(String),
@@ -80,6 +83,7 @@ impl AuthError {
             AuthError::NoAuthProvider { .. } => "NoAuthProvider",
             AuthError::Oidc(r) | AuthError::CustomJwt(r) | AuthError::SessionToken(r) => r.code(),
             AuthError::KeySource { .. } => "KeySourceUnavailable",
+            AuthError::InvalidCredentials => "InvalidCredentials",
             AuthError::Config(_) => "InvalidAuthConfig",
             AuthError::BackendApi { .. } => "BackendApiError",
         }
@@ -94,13 +98,16 @@ impl AuthError {
             | AuthError::UnsupportedAlgorithm { .. }
             | AuthError::NoAuthProvider { .. }
             | AuthError::KeySource { .. }
+            | AuthError::InvalidCredentials
             | AuthError::Config(_)
             | AuthError::BackendApi { .. } => None,
         }
     }
 
     pub(crate) fn malformed(reason: impl Into<String>) -> Self {
-        AuthError::MalformedToken { reason: reason.into() }
+        AuthError::MalformedToken {
+            reason: reason.into(),
+        }
     }
 }
 

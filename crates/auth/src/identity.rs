@@ -26,8 +26,21 @@ pub struct UserIdentity {
 
 /// Registered or protocol claims that never become identity fields.
 const DROPPED: &[&str] = &[
-    "iss", "sub", "aud", "exp", "iat", "nbf", "jti", "fva", "azp", "auth_time", "nonce", "acr",
-    "amr", "at_hash", "c_hash",
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "fva",
+    "azp",
+    "auth_time",
+    "nonce",
+    "acr",
+    "amr",
+    "at_hash",
+    "c_hash",
 ];
 
 /// Whether standard OIDC claims are mapped to fields (OIDC) or everything is a flattened
@@ -66,7 +79,12 @@ impl UserIdentity {
                 ClaimMapping::CustomJwt => flatten_into(&mut a.custom_claims, name, value),
             }
         }
-        Ok(UserIdentity { subject, issuer, attributes: a, expires_at: exp })
+        Ok(UserIdentity {
+            subject,
+            issuer,
+            attributes: a,
+            expires_at: exp,
+        })
     }
 
     /// `"<iss>|<sub>"`, Convex's stable user key.
@@ -103,10 +121,14 @@ impl UserIdentity {
         let a = &self.attributes;
         let mut out = Map::new();
         for (name, value) in &a.custom_claims {
-            let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.clone()));
+            let value =
+                serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.clone()));
             out.insert(name.clone(), value);
         }
-        out.insert("tokenIdentifier".into(), Value::String(a.token_identifier.0.clone()));
+        out.insert(
+            "tokenIdentifier".into(),
+            Value::String(a.token_identifier.0.clone()),
+        );
         out.insert("subject".into(), Value::String(self.subject.clone()));
         out.insert("issuer".into(), Value::String(self.issuer.clone()));
         let strings = [
@@ -132,7 +154,10 @@ impl UserIdentity {
                 out.insert(key.into(), Value::String(v.clone()));
             }
         }
-        for (key, value) in [("emailVerified", a.email_verified), ("phoneNumberVerified", a.phone_number_verified)] {
+        for (key, value) in [
+            ("emailVerified", a.email_verified),
+            ("phoneNumberVerified", a.phone_number_verified),
+        ] {
             if let Some(v) = value {
                 out.insert(key.into(), Value::Bool(v));
             }
@@ -141,7 +166,10 @@ impl UserIdentity {
     }
 }
 
-fn required_string(claims: &Map<String, Value>, name: &'static str) -> Result<String, TokenRejection> {
+fn required_string(
+    claims: &Map<String, Value>,
+    name: &'static str,
+) -> Result<String, TokenRejection> {
     match claims.get(name) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
         Some(Value::String(_)) => Err(invalid_claim(name, "must not be empty")),
@@ -151,7 +179,11 @@ fn required_string(claims: &Map<String, Value>, name: &'static str) -> Result<St
 }
 
 /// Maps one standard OIDC claim; `Ok(false)` when `name` is not a standard claim.
-fn set_standard(a: &mut UserIdentityAttributes, name: &str, value: &Value) -> Result<bool, TokenRejection> {
+fn set_standard(
+    a: &mut UserIdentityAttributes,
+    name: &str,
+    value: &Value,
+) -> Result<bool, TokenRejection> {
     let string = |value: &Value| match value {
         Value::String(s) => Ok(Some(s.clone())),
         Value::Null => Ok(None),
@@ -200,7 +232,12 @@ fn set_standard(a: &mut UserIdentityAttributes, name: &str, value: &Value) -> Re
                         .ok_or_else(|| invalid_claim(name, "must be seconds since the epoch"))?;
                     Some(rfc3339(secs))
                 }
-                _ => return Err(invalid_claim(name, "must be a number of seconds since the epoch")),
+                _ => {
+                    return Err(invalid_claim(
+                        name,
+                        "must be a number of seconds since the epoch",
+                    ));
+                }
             }
         }
         _ => return Ok(false),

@@ -51,16 +51,25 @@ pub(crate) struct VerifyingKey {
 impl VerifyingKey {
     /// Builds a key from an SPKI PEM (Clerk's `CLERK_JWT_KEY`): RSA only.
     pub(crate) fn from_rsa_pem(pem: &str) -> Result<Self, AuthError> {
-        let key = DecodingKey::from_rsa_pem(pem.as_bytes())
-            .map_err(|e| AuthError::Config(format!("CLERK_JWT_KEY is not an RSA public key PEM: {e}")))?;
-        Ok(VerifyingKey { kid: None, key_type: KeyType::Rsa, declared_alg: None, key })
+        let key = DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| {
+            AuthError::Config(format!("CLERK_JWT_KEY is not an RSA public key PEM: {e}"))
+        })?;
+        Ok(VerifyingKey {
+            kid: None,
+            key_type: KeyType::Rsa,
+            declared_alg: None,
+            key,
+        })
     }
 
     /// Checks that this key may verify `token` and that the signature is valid.
     pub(crate) fn verify(&self, token: &UnverifiedToken<'_>) -> Result<(), TokenRejection> {
         let kid = || self.kid.clone().unwrap_or_else(|| "(none)".to_owned());
         if !self.key_type.verifies(token.alg)
-            || self.declared_alg.as_deref().is_some_and(|a| a != token.alg.as_jose())
+            || self
+                .declared_alg
+                .as_deref()
+                .is_some_and(|a| a != token.alg.as_jose())
         {
             return Err(TokenRejection::KeyAlgorithmMismatch {
                 kid: kid(),
@@ -92,7 +101,9 @@ pub(crate) struct KeySet {
 impl KeySet {
     /// A set holding one key.
     pub(crate) fn single(key: VerifyingKey) -> Self {
-        KeySet { keys: vec![Arc::new(key)] }
+        KeySet {
+            keys: vec![Arc::new(key)],
+        }
     }
 
     /// Parses `{ "keys": [ … ] }`.
@@ -113,12 +124,17 @@ impl KeySet {
         Ok(KeySet { keys })
     }
 
-    /// The key named `kid`; without a `kid`, the only key (if there is exactly one).
+    /// The key named `kid`. A token without `kid`, or a set holding one key without `kid`
+    /// (e.g. `CLERK_JWT_KEY`), uses the only key.
     pub(crate) fn find(&self, kid: Option<&str>) -> Option<Arc<VerifyingKey>> {
-        match kid {
-            Some(kid) => self.keys.iter().find(|k| k.kid.as_deref() == Some(kid)).cloned(),
-            None if self.keys.len() == 1 => self.keys.first().cloned(),
-            None => None,
+        if let Some(kid) = kid
+            && let Some(key) = self.keys.iter().find(|k| k.kid.as_deref() == Some(kid))
+        {
+            return Some(key.clone());
+        }
+        match self.keys.as_slice() {
+            [only] if kid.is_none() || only.kid.is_none() => Some(only.clone()),
+            _ => None,
         }
     }
 }
@@ -144,7 +160,9 @@ fn parse_jwk(jwk: &Value) -> Result<Option<VerifyingKey>, String> {
             (KeyType::EcP256, key)
         }
         Some("OKP") if field("crv") == Some("Ed25519") => {
-            let Some(x) = field("x") else { return Err("OKP JWK without x".to_owned()) };
+            let Some(x) = field("x") else {
+                return Err("OKP JWK without x".to_owned());
+            };
             let key = DecodingKey::from_ed_components(x).map_err(|e| e.to_string())?;
             (KeyType::Ed25519, key)
         }
@@ -217,7 +235,10 @@ impl CachedKeys {
         }
         let fresh = {
             let loaded = self.loaded.read();
-            loaded.as_ref().filter(|l| l.expires > Instant::now()).map(|l| l.keys.clone())
+            loaded
+                .as_ref()
+                .filter(|l| l.expires > Instant::now())
+                .map(|l| l.keys.clone())
         };
         let keys = match fresh {
             Some(keys) => keys,
@@ -238,7 +259,8 @@ impl CachedKeys {
         {
             let loaded = self.loaded.read();
             if let Some(l) = loaded.as_ref() {
-                let recently = last_forced.is_some_and(|t| now.duration_since(t) < self.refetch_interval);
+                let recently =
+                    last_forced.is_some_and(|t| now.duration_since(t) < self.refetch_interval);
                 if forced && recently {
                     return Ok(l.keys.clone());
                 }
@@ -254,7 +276,10 @@ impl CachedKeys {
         match self.fetch().await {
             Ok((keys, ttl)) => {
                 let keys = Arc::new(keys);
-                *self.loaded.write() = Some(Loaded { keys: keys.clone(), expires: now + ttl });
+                *self.loaded.write() = Some(Loaded {
+                    keys: keys.clone(),
+                    expires: now + ttl,
+                });
                 Ok(keys)
             }
             Err(e) => {
@@ -273,25 +298,38 @@ impl CachedKeys {
     async fn fetch(&self) -> Result<(KeySet, Duration), AuthError> {
         let (url, bearer) = match &self.source {
             KeySource::Static(set) => {
-                return Ok((KeySet { keys: set.keys.clone() }, Duration::MAX / 4));
+                return Ok((
+                    KeySet {
+                        keys: set.keys.clone(),
+                    },
+                    Duration::MAX / 4,
+                ));
             }
             KeySource::Url(url) => (url.clone(), None),
             KeySource::BackendApi { url, secret_key } => (url.clone(), Some(secret_key.as_str())),
             KeySource::Discovery { issuer } => (self.discover(issuer).await?, None),
         };
         let fetched = fetch_document(&self.http, &url, bearer, self.default_ttl).await?;
-        let keys = KeySet::parse(&fetched.body)
-            .map_err(|reason| AuthError::KeySource { url: short(&url), reason })?;
+        let keys = KeySet::parse(&fetched.body).map_err(|reason| AuthError::KeySource {
+            url: short(&url),
+            reason,
+        })?;
         Ok((keys, fetched.ttl))
     }
 
     async fn discover(&self, issuer: &str) -> Result<String, AuthError> {
         let url = format!("{issuer}/.well-known/openid-configuration");
         let fetched = fetch_document(&self.http, &url, None, self.default_ttl).await?;
-        let bad = |reason: String| AuthError::KeySource { url: url.clone(), reason };
+        let bad = |reason: String| AuthError::KeySource {
+            url: url.clone(),
+            reason,
+        };
         let doc: Value = serde_json::from_slice(&fetched.body)
             .map_err(|e| bad(format!("discovery document is not JSON: {e}")))?;
-        let published = doc.get("issuer").and_then(Value::as_str).unwrap_or_default();
+        let published = doc
+            .get("issuer")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if published.trim_end_matches('/') != issuer {
             return Err(bad(format!(
                 "discovery document names issuer `{published}`, expected `{issuer}`"
@@ -330,16 +368,27 @@ async fn fetch_document(
     default_ttl: Duration,
 ) -> Result<Fetched, AuthError> {
     if let Some(rest) = url.strip_prefix("data:") {
-        let body = decode_data_uri(rest)
-            .map_err(|reason| AuthError::KeySource { url: short(url), reason })?;
-        return Ok(Fetched { body, ttl: Duration::from_secs(365 * 24 * 3600) });
+        let body = decode_data_uri(rest).map_err(|reason| AuthError::KeySource {
+            url: short(url),
+            reason,
+        })?;
+        return Ok(Fetched {
+            body,
+            ttl: Duration::from_secs(365 * 24 * 3600),
+        });
     }
-    let fail = |reason: String| AuthError::KeySource { url: url.to_owned(), reason };
+    let fail = |reason: String| AuthError::KeySource {
+        url: url.to_owned(),
+        reason,
+    };
     let mut request = http.get(url).header("accept", "application/json");
     if let Some(secret) = bearer {
         request = request.bearer_auth(secret);
     }
-    let response = request.send().await.map_err(|e| fail(format!("request failed: {e}")))?;
+    let response = request
+        .send()
+        .await
+        .map_err(|e| fail(format!("request failed: {e}")))?;
     let status = response.status();
     if !status.is_success() {
         return Err(fail(format!("HTTP status {status}")));
@@ -349,11 +398,19 @@ async fn fetch_document(
         .get(http::header::CACHE_CONTROL)
         .and_then(|v| v.to_str().ok())
         .map_or(default_ttl, |v| cache_lifetime(v, default_ttl));
-    let body = response.bytes().await.map_err(|e| fail(format!("reading body failed: {e}")))?;
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| fail(format!("reading body failed: {e}")))?;
     if body.len() > MAX_DOCUMENT_BYTES {
-        return Err(fail(format!("document is larger than {MAX_DOCUMENT_BYTES} bytes")));
+        return Err(fail(format!(
+            "document is larger than {MAX_DOCUMENT_BYTES} bytes"
+        )));
     }
-    Ok(Fetched { body: body.to_vec(), ttl })
+    Ok(Fetched {
+        body: body.to_vec(),
+        ttl,
+    })
 }
 
 /// How long a response may be reused according to its `Cache-Control` header.
@@ -365,7 +422,11 @@ pub(crate) fn cache_lifetime(header: &str, default_ttl: Duration) -> Duration {
             return Duration::ZERO;
         }
         if let Some(value) = directive.strip_prefix("max-age=") {
-            max_age = value.trim_matches('"').parse::<u64>().ok().map(Duration::from_secs);
+            max_age = value
+                .trim_matches('"')
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs);
         }
     }
     max_age.unwrap_or(default_ttl)
@@ -373,8 +434,9 @@ pub(crate) fn cache_lifetime(header: &str, default_ttl: Duration) -> Duration {
 
 /// Decodes the part of a `data:` URI after `data:` (`[mediatype][;base64],payload`).
 fn decode_data_uri(rest: &str) -> Result<Vec<u8>, String> {
-    let (meta, payload) =
-        rest.split_once(',').ok_or_else(|| "data: URI has no ',' before its payload".to_owned())?;
+    let (meta, payload) = rest
+        .split_once(',')
+        .ok_or_else(|| "data: URI has no ',' before its payload".to_owned())?;
     if meta.ends_with(";base64") {
         let compact: String = payload.chars().filter(|c| !c.is_whitespace()).collect();
         let compact = percent_decode(&compact)?;
@@ -393,7 +455,9 @@ fn percent_decode(input: &str) -> Result<Vec<u8>, String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).ok_or("truncated %-escape in data: URI")?;
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .ok_or("truncated %-escape in data: URI")?;
             let hex = std::str::from_utf8(hex).map_err(|_| "bad %-escape in data: URI")?;
             out.push(u8::from_str_radix(hex, 16).map_err(|_| "bad %-escape in data: URI")?);
             i += 3;
@@ -421,7 +485,10 @@ mod tests {
     #[test]
     fn cache_control_lifetimes() {
         let d = Duration::from_secs(300);
-        assert_eq!(cache_lifetime("public, max-age=60", d), Duration::from_secs(60));
+        assert_eq!(
+            cache_lifetime("public, max-age=60", d),
+            Duration::from_secs(60)
+        );
         assert_eq!(cache_lifetime("no-store", d), Duration::ZERO);
         assert_eq!(cache_lifetime("max-age=10, no-cache", d), Duration::ZERO);
         assert_eq!(cache_lifetime("public", d), d);
@@ -430,7 +497,10 @@ mod tests {
     #[test]
     fn data_uris() {
         assert_eq!(decode_data_uri("application/json,%7B%7D").unwrap(), b"{}");
-        assert_eq!(decode_data_uri("text/plain;charset=utf-8;base64,e30=").unwrap(), b"{}");
+        assert_eq!(
+            decode_data_uri("text/plain;charset=utf-8;base64,e30=").unwrap(),
+            b"{}"
+        );
         assert!(decode_data_uri("nocomma").is_err());
     }
 

@@ -25,7 +25,10 @@ impl<'a> UnverifiedToken<'a> {
     /// Splits and decodes `token`, rejecting oversize input, bad shape and unaccepted algorithms.
     pub(crate) fn parse(token: &'a str, max_bytes: usize) -> Result<Self, AuthError> {
         if token.len() > max_bytes {
-            return Err(AuthError::TokenTooLarge { size: token.len(), max: max_bytes });
+            return Err(AuthError::TokenTooLarge {
+                size: token.len(),
+                max: max_bytes,
+            });
         }
         let token = token.trim();
         if token.is_empty() {
@@ -48,7 +51,9 @@ impl<'a> UnverifiedToken<'a> {
         let alg = SigningAlgorithm::from_jose(alg)
             .ok_or_else(|| AuthError::UnsupportedAlgorithm { alg: alg.clone() })?;
         if header.contains_key("crit") {
-            return Err(AuthError::malformed("header `crit` extensions are not supported"));
+            return Err(AuthError::malformed(
+                "header `crit` extensions are not supported",
+            ));
         }
         let kid = match header.get("kid") {
             None => None,
@@ -60,7 +65,14 @@ impl<'a> UnverifiedToken<'a> {
             return Err(AuthError::malformed("the signature segment is empty"));
         }
         let signing_input = &token[..header_b64.len() + 1 + claims_b64.len()];
-        Ok(UnverifiedToken { alg, kid, header, claims, signing_input, signature })
+        Ok(UnverifiedToken {
+            alg,
+            kid,
+            header,
+            claims,
+            signing_input,
+            signature,
+        })
     }
 
     /// The `iss` claim as a string.
@@ -85,7 +97,9 @@ fn decode_segment(segment: &str, what: &str) -> Result<Map<String, Value>, AuthE
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(AuthError::malformed(format!("{what} is not a JSON object"))),
-        Err(e) => Err(AuthError::malformed(format!("{what} is not valid JSON: {e}"))),
+        Err(e) => Err(AuthError::malformed(format!(
+            "{what} is not valid JSON: {e}"
+        ))),
     }
 }
 
@@ -106,12 +120,18 @@ pub(crate) fn numeric_date(
                 Err(invalid_claim(name, "not a valid NumericDate"))
             }
         }
-        Some(_) => Err(invalid_claim(name, "must be a number of seconds since the epoch")),
+        Some(_) => Err(invalid_claim(
+            name,
+            "must be a number of seconds since the epoch",
+        )),
     }
 }
 
 pub(crate) fn invalid_claim(name: &str, reason: &str) -> crate::error::TokenRejection {
-    crate::error::TokenRejection::InvalidClaim { claim: name.to_owned(), reason: reason.to_owned() }
+    crate::error::TokenRejection::InvalidClaim {
+        claim: name.to_owned(),
+        reason: reason.to_owned(),
+    }
 }
 
 /// Current Unix time in seconds.
@@ -131,17 +151,29 @@ pub(crate) fn check_times(
     use crate::error::TokenRejection;
     let exp = numeric_date(claims, "exp")?.ok_or(TokenRejection::MissingClaim("exp"))?;
     if now > exp.saturating_add(leeway_secs) {
-        return Err(TokenRejection::Expired { exp, now, leeway_secs });
+        return Err(TokenRejection::Expired {
+            exp,
+            now,
+            leeway_secs,
+        });
     }
     if let Some(nbf) = numeric_date(claims, "nbf")?
         && nbf > now.saturating_add(leeway_secs)
     {
-        return Err(TokenRejection::NotYetValid { nbf, now, leeway_secs });
+        return Err(TokenRejection::NotYetValid {
+            nbf,
+            now,
+            leeway_secs,
+        });
     }
     if let Some(iat) = numeric_date(claims, "iat")?
         && iat > now.saturating_add(leeway_secs)
     {
-        return Err(TokenRejection::IssuedInFuture { iat, now, leeway_secs });
+        return Err(TokenRejection::IssuedInFuture {
+            iat,
+            now,
+            leeway_secs,
+        });
     }
     Ok(exp)
 }

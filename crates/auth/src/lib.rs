@@ -29,12 +29,23 @@
 //!   sign-up / sign-in / sign-out against the local idp.
 //! * `clerk` — [`ClerkAuthenticator`] and [`PublishableKey`] for real Clerk.
 
+mod authenticator;
+mod backend_api;
+mod clerk;
 mod config;
+mod cookies;
 mod error;
 mod identity;
 mod jwks;
 mod jwt;
+mod local_idp;
+mod session;
 mod verifier;
+
+pub use authenticator::{AuthFuture, AuthState, Authentication, Authenticator};
+pub use backend_api::{ApiSession, ApiUser, BackendApiClient};
+pub use clerk::{ClerkAuthenticator, ClerkConfig, InstanceType, PublishableKey};
+pub use local_idp::{CLIENT_COOKIE, LocalIdpAuthenticator, LocalIdpConfig, SESSION_COOKIE, SignUp};
 
 pub use config::{AuthConfig, ProviderConfig, SigningAlgorithm, VerifierOptions};
 pub use error::{AuthError, NO_AUTH_PROVIDER_MESSAGE, OIDC_FAILURE_MESSAGE, TokenRejection};

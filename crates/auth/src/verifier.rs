@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::config::{AuthConfig, ProviderConfig, SigningAlgorithm, VerifierOptions, normalize_issuer};
+use crate::config::{
+    AuthConfig, ProviderConfig, SigningAlgorithm, VerifierOptions, normalize_issuer,
+};
 use crate::error::{AuthError, TokenRejection};
 use crate::identity::{ClaimMapping, UserIdentity};
 use crate::jwks::{CachedKeys, KeyLookupError, KeySource};
@@ -57,8 +59,15 @@ impl Provider {
 
 impl std::fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let issuers: Vec<&str> = self.inner.providers.iter().map(|p| p.issuer.as_str()).collect();
-        f.debug_struct("TokenVerifier").field("providers", &issuers).finish_non_exhaustive()
+        let issuers: Vec<&str> = self
+            .inner
+            .providers
+            .iter()
+            .map(|p| p.issuer.as_str())
+            .collect();
+        f.debug_struct("TokenVerifier")
+            .field("providers", &issuers)
+            .finish_non_exhaustive()
     }
 }
 
@@ -79,13 +88,23 @@ impl TokenVerifier {
                 let application_id = p.application_id().map(str::to_owned);
                 let (source, algorithms, mapping) = match p {
                     ProviderConfig::Oidc { .. } => (
-                        KeySource::Discovery { issuer: issuer.clone() },
-                        vec![SigningAlgorithm::RS256, SigningAlgorithm::ES256, SigningAlgorithm::EdDSA],
+                        KeySource::Discovery {
+                            issuer: issuer.clone(),
+                        },
+                        vec![
+                            SigningAlgorithm::RS256,
+                            SigningAlgorithm::ES256,
+                            SigningAlgorithm::EdDSA,
+                        ],
                         ClaimMapping::Oidc,
                     ),
-                    ProviderConfig::CustomJwt { jwks, algorithm, .. } => {
-                        (KeySource::Url(jwks), vec![algorithm], ClaimMapping::CustomJwt)
-                    }
+                    ProviderConfig::CustomJwt {
+                        jwks, algorithm, ..
+                    } => (
+                        KeySource::Url(jwks),
+                        vec![algorithm],
+                        ClaimMapping::CustomJwt,
+                    ),
                 };
                 let keys = CachedKeys::new(
                     source,
@@ -93,17 +112,29 @@ impl TokenVerifier {
                     options.default_key_cache_ttl,
                     options.unknown_kid_refetch_interval,
                 );
-                Provider { issuer, application_id, algorithms, mapping, keys }
+                Provider {
+                    issuer,
+                    application_id,
+                    algorithms,
+                    mapping,
+                    keys,
+                }
             })
             .collect();
         TokenVerifier {
-            inner: Arc::new(Inner { providers, options, verified: parking_lot::RwLock::new(HashMap::new()) }),
+            inner: Arc::new(Inner {
+                providers,
+                options,
+                verified: parking_lot::RwLock::new(HashMap::new()),
+            }),
         }
     }
 
     /// Verifies `token` and returns the identity it proves.
     pub async fn verify(&self, token: &str) -> Result<UserIdentity, AuthError> {
-        self.verify_shared(token).await.map(|identity| (*identity).clone())
+        self.verify_shared(token)
+            .await
+            .map(|identity| (*identity).clone())
     }
 
     /// Like [`TokenVerifier::verify`] but shares the cached identity instead of cloning it.
@@ -111,7 +142,10 @@ impl TokenVerifier {
         let inner = &self.inner;
         let max = inner.options.max_token_bytes;
         if token.len() > max {
-            return Err(AuthError::TokenTooLarge { size: token.len(), max });
+            return Err(AuthError::TokenTooLarge {
+                size: token.len(),
+                max,
+            });
         }
         let leeway = i64::try_from(inner.options.leeway.as_secs()).unwrap_or(5);
         let now = now_secs();
@@ -146,7 +180,12 @@ impl TokenVerifier {
         cache.insert(token.into(), identity.clone());
     }
 
-    async fn verify_uncached(&self, token: &str, now: i64, leeway: i64) -> Result<UserIdentity, AuthError> {
+    async fn verify_uncached(
+        &self,
+        token: &str,
+        now: i64,
+        leeway: i64,
+    ) -> Result<UserIdentity, AuthError> {
         let parsed = UnverifiedToken::parse(token, self.inner.options.max_token_bytes)?;
         let provider = self.provider_for(&parsed)?;
         if !provider.algorithms.contains(&parsed.alg) {
@@ -163,7 +202,8 @@ impl TokenVerifier {
         };
         key.verify(&parsed).map_err(|r| provider.reject(r))?;
         let exp = check_times(&parsed.claims, now, leeway).map_err(|r| provider.reject(r))?;
-        UserIdentity::from_claims(&parsed.claims, exp, provider.mapping).map_err(|r| provider.reject(r))
+        UserIdentity::from_claims(&parsed.claims, exp, provider.mapping)
+            .map_err(|r| provider.reject(r))
     }
 
     fn provider_for(&self, token: &UnverifiedToken<'_>) -> Result<&Provider, AuthError> {
@@ -201,7 +241,10 @@ impl TokenVerifier {
             }
         }
         let detail = if issuer_matched {
-            format!("the token's audience {audiences:?} does not contain the application id of any provider with issuer `{iss}`; {}", configured())
+            format!(
+                "the token's audience {audiences:?} does not contain the application id of any provider with issuer `{iss}`; {}",
+                configured()
+            )
         } else {
             format!("no provider has issuer `{iss}`; {}", configured())
         };

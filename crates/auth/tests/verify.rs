@@ -7,11 +7,16 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::{EcKey, RsaKey, TestIssuer, b64, now, start_idp, user_with_session};
-use keel_auth::{AuthConfig, AuthError, ProviderConfig, SigningAlgorithm, TokenVerifier, VerifierOptions};
+use keel_auth::{
+    AuthConfig, AuthError, ProviderConfig, SigningAlgorithm, TokenVerifier, VerifierOptions,
+};
 use serde_json::json;
 
 fn oidc(domain: &str) -> ProviderConfig {
-    ProviderConfig::Oidc { domain: domain.to_owned(), application_id: "convex".to_owned() }
+    ProviderConfig::Oidc {
+        domain: domain.to_owned(),
+        application_id: "convex".to_owned(),
+    }
 }
 
 fn verifier(providers: Vec<ProviderConfig>) -> TokenVerifier {
@@ -36,40 +41,125 @@ async fn security_table_each_bad_token_has_its_own_error() {
     };
     let impostor = RsaKey::generate("rsa-1");
     let hs256 = {
-        let input = format!("{}.{}", b64(br#"{"alg":"HS256","typ":"JWT","kid":"rsa-1"}"#), b64(claims.to_string().as_bytes()));
-        let tag = aws_lc_rs::hmac::sign(&aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, b"secret"), input.as_bytes());
+        let input = format!(
+            "{}.{}",
+            b64(br#"{"alg":"HS256","typ":"JWT","kid":"rsa-1"}"#),
+            b64(claims.to_string().as_bytes())
+        );
+        let tag = aws_lc_rs::hmac::sign(
+            &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, b"secret"),
+            input.as_bytes(),
+        );
         format!("{input}.{}", b64(tag.as_ref()))
     };
-    let none = format!("{}.{}.", b64(br#"{"alg":"none"}"#), b64(claims.to_string().as_bytes()));
+    let none = format!(
+        "{}.{}.",
+        b64(br#"{"alg":"none"}"#),
+        b64(claims.to_string().as_bytes())
+    );
     let huge = format!("{}.{}.sig", b64(br#"{"alg":"RS256"}"#), "A".repeat(20_000));
 
     let cases: Vec<(&str, String, &str, &str)> = vec![
         ("alg none", none, "UnsupportedAlgorithm", "`none`"),
         ("HS256", hs256, "UnsupportedAlgorithm", "`HS256`"),
-        ("wrong key", impostor.sign(&claims), "InvalidSignature", "signature is invalid"),
-        ("wrong issuer", rsa.sign(&with(json!({"iss": other.url}))), "NoAuthProvider", "no provider has issuer"),
-        ("wrong audience", rsa.sign(&with(json!({"aud": "someone-else"}))), "NoAuthProvider", "does not contain the application id"),
-        ("expired", rsa.sign(&with(json!({"exp": n - 30}))), "TokenExpired", "token expired at"),
-        ("not yet valid", rsa.sign(&with(json!({"nbf": n + 60}))), "TokenNotYetValid", "not valid before"),
-        ("future iat", rsa.sign(&with(json!({"iat": n + 60}))), "TokenIssuedInFuture", "issued in the future"),
-        ("garbage", "this is not a token".to_owned(), "MalformedToken", "three base64url segments"),
-        ("garbage json", format!("{}.{}.c2ln", b64(b"{\"alg\":\"RS256\"}"), b64(b"[1,2]")), "MalformedToken", "payload is not a JSON object"),
+        (
+            "wrong key",
+            impostor.sign(&claims),
+            "InvalidSignature",
+            "signature is invalid",
+        ),
+        (
+            "wrong issuer",
+            rsa.sign(&with(json!({"iss": other.url}))),
+            "NoAuthProvider",
+            "no provider has issuer",
+        ),
+        (
+            "wrong audience",
+            rsa.sign(&with(json!({"aud": "someone-else"}))),
+            "NoAuthProvider",
+            "does not contain the application id",
+        ),
+        (
+            "expired",
+            rsa.sign(&with(json!({"exp": n - 30}))),
+            "TokenExpired",
+            "token expired at",
+        ),
+        (
+            "not yet valid",
+            rsa.sign(&with(json!({"nbf": n + 60}))),
+            "TokenNotYetValid",
+            "not valid before",
+        ),
+        (
+            "future iat",
+            rsa.sign(&with(json!({"iat": n + 60}))),
+            "TokenIssuedInFuture",
+            "issued in the future",
+        ),
+        (
+            "garbage",
+            "this is not a token".to_owned(),
+            "MalformedToken",
+            "three base64url segments",
+        ),
+        (
+            "garbage json",
+            format!("{}.{}.c2ln", b64(b"{\"alg\":\"RS256\"}"), b64(b"[1,2]")),
+            "MalformedToken",
+            "payload is not a JSON object",
+        ),
         ("huge", huge, "TokenTooLarge", "too large"),
-        ("unknown kid", rsa.sign_with_header(&json!({"alg": "RS256", "kid": "nope"}), &claims), "UnknownSigningKey", "kid `nope`"),
-        ("ES256 signed, RSA kid", ec.sign_with_header(&json!({"alg": "ES256", "kid": "rsa-1"}), &claims), "KeyAlgorithmMismatch", "RSA"),
-        ("RS256 claimed, EC kid", rsa.sign_with_header(&json!({"alg": "RS256", "kid": "ec-1"}), &claims), "KeyAlgorithmMismatch", "EC P-256"),
-        ("missing exp", rsa.sign(&with(json!({"exp": null}))), "MissingClaim", "`exp`"),
-        ("email_verified as string", rsa.sign(&with(json!({"email_verified": "true"}))), "InvalidClaim", "email_verified"),
+        (
+            "unknown kid",
+            rsa.sign_with_header(&json!({"alg": "RS256", "kid": "nope"}), &claims),
+            "UnknownSigningKey",
+            "kid `nope`",
+        ),
+        (
+            "ES256 signed, RSA kid",
+            ec.sign_with_header(&json!({"alg": "ES256", "kid": "rsa-1"}), &claims),
+            "KeyAlgorithmMismatch",
+            "RSA",
+        ),
+        (
+            "RS256 claimed, EC kid",
+            rsa.sign_with_header(&json!({"alg": "RS256", "kid": "ec-1"}), &claims),
+            "KeyAlgorithmMismatch",
+            "EC P-256",
+        ),
+        (
+            "missing exp",
+            rsa.sign(&with(json!({"exp": null}))),
+            "MissingClaim",
+            "`exp`",
+        ),
+        (
+            "email_verified as string",
+            rsa.sign(&with(json!({"email_verified": "true"}))),
+            "InvalidClaim",
+            "email_verified",
+        ),
     ];
     let mut messages = std::collections::HashSet::new();
     for (name, token, code, fragment) in cases {
         let err = v.verify(&token).await.expect_err(name);
         let message = err.to_string();
         assert_eq!(err.code(), code, "{name}: {message}");
-        assert!(message.contains(fragment), "{name}: {message:?} lacks {fragment:?}");
-        assert!(messages.insert(message.clone()), "{name}: message not distinct: {message}");
+        assert!(
+            message.contains(fragment),
+            "{name}: {message:?} lacks {fragment:?}"
+        );
+        assert!(
+            messages.insert(message.clone()),
+            "{name}: message not distinct: {message}"
+        );
         if matches!(err, AuthError::Oidc(_)) {
-            assert!(message.starts_with(keel_auth::OIDC_FAILURE_MESSAGE), "{name}: {message}");
+            assert!(
+                message.starts_with(keel_auth::OIDC_FAILURE_MESSAGE),
+                "{name}: {message}"
+            );
         }
         if code == "NoAuthProvider" {
             assert!(message.starts_with("No auth provider found matching the given token"));
@@ -85,13 +175,27 @@ async fn security_table_each_bad_token_has_its_own_error() {
 #[tokio::test]
 async fn garbage_never_panics() {
     let v = verifier(vec![oidc("http://127.0.0.1:9")]);
-    let inputs = ["", ".", "..", "...", "a.b.c", "e30.e30.", "e30.e30.e30", "\u{0}\u{1}.\u{ff}.x", "eyJhbGciOiJSUzI1NiJ9.%%%.abc"];
+    let inputs = [
+        "",
+        ".",
+        "..",
+        "...",
+        "a.b.c",
+        "e30.e30.",
+        "e30.e30.e30",
+        "\u{0}\u{1}.\u{ff}.x",
+        "eyJhbGciOiJSUzI1NiJ9.%%%.abc",
+    ];
     for input in inputs {
         let err = v.verify(input).await.expect_err(input);
         assert!(!err.to_string().is_empty());
     }
     // Valid shape, no issuer.
-    let t = format!("{}.{}.c2ln", b64(br#"{"alg":"RS256"}"#), b64(br#"{"sub":"x"}"#));
+    let t = format!(
+        "{}.{}.c2ln",
+        b64(br#"{"alg":"RS256"}"#),
+        b64(br#"{"sub":"x"}"#)
+    );
     let err = v.verify(&t).await.unwrap_err();
     assert_eq!(err.code(), "NoAuthProvider");
     assert!(err.to_string().contains("no string `iss`"));
@@ -103,7 +207,10 @@ async fn tokens_from_two_providers_are_accepted_idp_and_custom_jwt() {
     let (user_id, sid) = user_with_session(&idp, "ada@example.com").await;
     let custom_key = RsaKey::generate("custom-1");
     let jwks = json!({"keys": [custom_key.jwk()]}).to_string();
-    let data_uri = format!("data:text/plain;charset=utf-8;base64,{}", base64::engine::general_purpose::STANDARD.encode(jwks));
+    let data_uri = format!(
+        "data:text/plain;charset=utf-8;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(jwks)
+    );
     let v = verifier(vec![
         oidc(idp.issuer()),
         ProviderConfig::CustomJwt {
@@ -141,7 +248,10 @@ async fn tokens_from_two_providers_are_accepted_idp_and_custom_jwt() {
     assert_eq!(json["org.id"], "o1");
     assert_eq!(json["org.role"], "admin");
     assert_eq!(json["email"], "c@example.com");
-    assert!(id.attributes.email.is_none(), "customJwt keeps claims as custom claims");
+    assert!(
+        id.attributes.email.is_none(),
+        "customJwt keeps claims as custom claims"
+    );
     assert!(!json.contains_key("jti"));
 
     // customJwt enforces its configured algorithm.
@@ -152,7 +262,10 @@ async fn tokens_from_two_providers_are_accepted_idp_and_custom_jwt() {
 
     // A session token (no `aud`) is not accepted by a provider that requires `convex`.
     let session_token = idp.session_token(&sid, None).unwrap();
-    assert_eq!(v.verify(&session_token).await.unwrap_err().code(), "NoAuthProvider");
+    assert_eq!(
+        v.verify(&session_token).await.unwrap_err().code(),
+        "NoAuthProvider"
+    );
 }
 
 #[tokio::test]
@@ -168,13 +281,18 @@ async fn verified_tokens_are_cached_until_expiry() {
     assert_eq!(issuer.hits(), 1, "JWKS fetched once");
     // A cached token whose expiry (plus leeway) has passed is verified again — and rejected.
     let n = now();
-    let short = rsa.sign(&json!({"iss": issuer.url, "sub": "u", "aud": "convex", "iat": n - 10, "exp": n - 4}));
+    let short = rsa.sign(
+        &json!({"iss": issuer.url, "sub": "u", "aud": "convex", "iat": n - 10, "exp": n - 4}),
+    );
     v.verify(&short).await.unwrap();
     assert_eq!(v.cached_token_count(), 2);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         match v.verify(&short).await {
-            Ok(_) => assert!(std::time::Instant::now() < deadline, "cached token outlived its expiry"),
+            Ok(_) => assert!(
+                std::time::Instant::now() < deadline,
+                "cached token outlived its expiry"
+            ),
             Err(e) => {
                 assert_eq!(e.code(), "TokenExpired");
                 break;
@@ -193,8 +311,13 @@ async fn jwks_cache_honours_cache_control_and_unknown_kid_refetch_is_rate_limite
     // Cached for 5 minutes: a second, different token does not refetch.
     let issuer = TestIssuer::start(vec![old.jwk()], "public, max-age=300").await;
     let v = TokenVerifier::with_options(
-        AuthConfig { providers: vec![oidc(&issuer.url)] },
-        VerifierOptions { unknown_kid_refetch_interval: Duration::from_secs(3600), ..VerifierOptions::default() },
+        AuthConfig {
+            providers: vec![oidc(&issuer.url)],
+        },
+        VerifierOptions {
+            unknown_kid_refetch_interval: Duration::from_secs(3600),
+            ..VerifierOptions::default()
+        },
     );
     v.verify(&old.sign(&issuer.claims("a"))).await.unwrap();
     v.verify(&old.sign(&issuer.claims("b"))).await.unwrap();
@@ -205,7 +328,10 @@ async fn jwks_cache_honours_cache_control_and_unknown_kid_refetch_is_rate_limite
     assert_eq!(issuer.hits(), 2);
     // …but a flood of unknown kids does not hammer the issuer.
     for i in 0..5 {
-        let t = old.sign_with_header(&json!({"alg": "RS256", "kid": format!("bogus-{i}")}), &issuer.claims("d"));
+        let t = old.sign_with_header(
+            &json!({"alg": "RS256", "kid": format!("bogus-{i}")}),
+            &issuer.claims("d"),
+        );
         assert_eq!(v.verify(&t).await.unwrap_err().code(), "UnknownSigningKey");
     }
     assert_eq!(issuer.hits(), 2);
@@ -229,7 +355,12 @@ async fn idp_key_rotation_keeps_old_tokens_valid() {
     let new_kid = idp.rotate_signing_key().unwrap();
     assert_ne!(old_kid, new_kid);
     assert!(new_kid.starts_with("ins_"));
-    let kids: Vec<String> = idp.jwks()["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect();
+    let kids: Vec<String> = idp.jwks()["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(kids, vec![old_kid, new_kid]);
     let after = idp.template_token(&sid, "convex", None).unwrap();
     v.verify(&after).await.unwrap();
@@ -246,10 +377,18 @@ async fn discovery_issuer_mismatch_and_unreachable_issuer_are_clear() {
     // The token names http://idp.invalid; configure a provider for it: discovery fails (no DNS).
     let token = idp.template_token(&sid, "convex", None).unwrap();
     let v = TokenVerifier::with_options(
-        AuthConfig { providers: vec![oidc("http://idp.invalid")] },
-        VerifierOptions { http_timeout: Duration::from_secs(3), ..VerifierOptions::default() },
+        AuthConfig {
+            providers: vec![oidc("http://idp.invalid")],
+        },
+        VerifierOptions {
+            http_timeout: Duration::from_secs(3),
+            ..VerifierOptions::default()
+        },
     );
     let err = v.verify(&token).await.unwrap_err();
     assert_eq!(err.code(), "KeySourceUnavailable");
-    assert!(err.to_string().contains("http://idp.invalid/.well-known/openid-configuration"));
+    assert!(
+        err.to_string()
+            .contains("http://idp.invalid/.well-known/openid-configuration")
+    );
 }

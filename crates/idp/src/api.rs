@@ -30,7 +30,10 @@ pub(crate) fn router(idp: Idp) -> axum::Router {
         .route("/v1/sessions/{sid}/tokens", post(session_token))
         .route("/v1/sessions/{sid}/tokens/{template}", post(template_token))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(idp.clone(), require_secret_key));
+        .layer(middleware::from_fn_with_state(
+            idp.clone(),
+            require_secret_key,
+        ));
     axum::Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/.well-known/jwks.json", get(jwks))
@@ -39,14 +42,25 @@ pub(crate) fn router(idp: Idp) -> axum::Router {
 }
 
 async fn require_secret_key(State(idp): State<Idp>, request: Request, next: Next) -> Response {
-    let presented = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     let Some(value) = presented else {
-        return ApiError::unauthorized("The request has no `Authorization: Bearer <secret key>` header.").into_response();
+        return ApiError::unauthorized(
+            "The request has no `Authorization: Bearer <secret key>` header.",
+        )
+        .into_response();
     };
-    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).unwrap_or("");
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .unwrap_or("");
     if !constant_time_eq(token.trim().as_bytes(), idp.secret_key().as_bytes()) {
-        return ApiError::unauthorized("The secret key in the `Authorization` header is not valid for this instance.")
-            .into_response();
+        return ApiError::unauthorized(
+            "The secret key in the `Authorization` header is not valid for this instance.",
+        )
+        .into_response();
     }
     next.run(request).await
 }
@@ -56,7 +70,12 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "resource_not_found", "not found", "No such Backend API endpoint.".to_owned())
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "resource_not_found",
+        "not found",
+        "No such Backend API endpoint.".to_owned(),
+    )
 }
 
 async fn discovery(State(idp): State<Idp>) -> Response {
@@ -74,11 +93,18 @@ async fn discovery(State(idp): State<Idp>) -> Response {
 }
 
 async fn jwks(State(idp): State<Idp>) -> Response {
-    ([(header::CACHE_CONTROL, "public, max-age=60")], Json(idp.jwks())).into_response()
+    (
+        [(header::CACHE_CONTROL, "public, max-age=60")],
+        Json(idp.jwks()),
+    )
+        .into_response()
 }
 
 /// Parses a JSON (or form-encoded) body; an empty body is `T::default()`.
-fn parse_body<T: for<'de> Deserialize<'de> + Default>(headers: &HeaderMap, body: &Bytes) -> Result<T, ApiError> {
+fn parse_body<T: for<'de> Deserialize<'de> + Default>(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -87,7 +113,8 @@ fn parse_body<T: for<'de> Deserialize<'de> + Default>(headers: &HeaderMap, body:
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     if is_form {
-        let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("The body is not UTF-8.".to_owned()))?;
+        let text = std::str::from_utf8(body)
+            .map_err(|_| ApiError::bad_request("The body is not UTF-8.".to_owned()))?;
         let mut map = serde_json::Map::new();
         for (k, v) in query_pairs(text) {
             if k == "email_address" {
@@ -101,9 +128,11 @@ fn parse_body<T: for<'de> Deserialize<'de> + Default>(headers: &HeaderMap, body:
                 map.insert(k, Value::String(v));
             }
         }
-        return serde_json::from_value(Value::Object(map)).map_err(|e| ApiError::bad_request(format!("Invalid form body: {e}")));
+        return serde_json::from_value(Value::Object(map))
+            .map_err(|e| ApiError::bad_request(format!("Invalid form body: {e}")));
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("The JSON body is invalid: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("The JSON body is invalid: {e}")))
 }
 
 /// `a=1&b=x%20y` → pairs, percent- and `+`-decoded.
@@ -126,7 +155,10 @@ fn decode_component(s: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
                     Some(b) => {
                         out.push(b);
                         i += 2;
@@ -161,7 +193,11 @@ struct CreateUserBody {
     username: Option<String>,
 }
 
-async fn create_user(State(idp): State<Idp>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+async fn create_user(
+    State(idp): State<Idp>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     let body: CreateUserBody = parse_body(&headers, &body)?;
     let email_addresses = match body.email_address {
         OneOrMany::One(e) => vec![e],
@@ -180,7 +216,10 @@ async fn create_user(State(idp): State<Idp>, headers: HeaderMap, body: Bytes) ->
     Ok(Json(user_json(&user)))
 }
 
-async fn list_users(State(idp): State<Idp>, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
+async fn list_users(
+    State(idp): State<Idp>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
     let pairs = query_pairs(query.as_deref().unwrap_or(""));
     let emails: Vec<&str> = pairs
         .iter()
@@ -225,8 +264,12 @@ async fn verify_password(
     if idp.verify_password(&id, &body.password, address).await? {
         Ok(Json(json!({ "verified": true })))
     } else {
-        Err(ApiError::unprocessable("incorrect_password", "Password is incorrect. Try again, or use another method.", "The password does not match this user's password.".to_owned())
-            .param("password"))
+        Err(ApiError::unprocessable(
+            "incorrect_password",
+            "Password is incorrect. Try again, or use another method.",
+            "The password does not match this user's password.".to_owned(),
+        )
+        .param("password"))
     }
 }
 
@@ -237,7 +280,10 @@ struct ClientAddress(Option<IpAddr>);
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
         let forwarded = parts
             .headers
             .get("x-forwarded-for")
@@ -247,7 +293,10 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
         if forwarded.is_some() {
             return Ok(ClientAddress(forwarded));
         }
-        let peer = ConnectInfo::<SocketAddr>::from_request_parts(parts, state).await.ok().map(|c| c.0.ip());
+        let peer = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+            .await
+            .ok()
+            .map(|c| c.0.ip());
         Ok(ClientAddress(peer))
     }
 }
@@ -258,19 +307,34 @@ struct CreateSessionBody {
     user_id: String,
 }
 
-async fn create_session(State(idp): State<Idp>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+async fn create_session(
+    State(idp): State<Idp>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     let body: CreateSessionBody = parse_body(&headers, &body)?;
     if body.user_id.is_empty() {
-        return Err(ApiError::unprocessable("form_param_missing", "is missing", "`user_id` is required.".to_owned()).param("user_id"));
+        return Err(ApiError::unprocessable(
+            "form_param_missing",
+            "is missing",
+            "`user_id` is required.".to_owned(),
+        )
+        .param("user_id"));
     }
     Ok(Json(session_json(&idp.create_session(&body.user_id)?)))
 }
 
-async fn get_session(State(idp): State<Idp>, Path(sid): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn get_session(
+    State(idp): State<Idp>,
+    Path(sid): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     Ok(Json(session_json(&idp.session(&sid)?)))
 }
 
-async fn revoke_session(State(idp): State<Idp>, Path(sid): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn revoke_session(
+    State(idp): State<Idp>,
+    Path(sid): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     Ok(Json(session_json(&idp.revoke_session(&sid)?)))
 }
 
@@ -279,7 +343,11 @@ struct TokenBody {
     expires_in_seconds: Option<u64>,
 }
 
-async fn session_token(State(idp): State<Idp>, Path(sid): Path<String>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+async fn session_token(
+    State(idp): State<Idp>,
+    Path(sid): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     let jwt = idp.session_token(&sid, origin)?;
     Ok(Json(json!({ "object": "token", "jwt": jwt })))

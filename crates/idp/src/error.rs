@@ -61,8 +61,19 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub(crate) fn new(status: StatusCode, code: &'static str, message: &str, long_message: String) -> Self {
-        ApiError { status: status.as_u16(), code, message: message.to_owned(), long_message, param_name: None }
+    pub(crate) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: &str,
+        long_message: String,
+    ) -> Self {
+        ApiError {
+            status: status.as_u16(),
+            code,
+            message: message.to_owned(),
+            long_message,
+            param_name: None,
+        }
     }
 
     pub(crate) fn param(mut self, name: &'static str) -> Self {
@@ -71,7 +82,12 @@ impl ApiError {
     }
 
     pub(crate) fn unauthorized(long_message: &str) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "authentication_invalid", "Invalid authentication", long_message.to_owned())
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_invalid",
+            "Invalid authentication",
+            long_message.to_owned(),
+        )
     }
 
     pub(crate) fn not_found(what: &str, id: &str) -> Self {
@@ -84,11 +100,21 @@ impl ApiError {
     }
 
     pub(crate) fn unprocessable(code: &'static str, message: &str, long_message: String) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message, long_message)
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code,
+            message,
+            long_message,
+        )
     }
 
     pub(crate) fn bad_request(long_message: String) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "form_param_format_invalid", "is invalid", long_message)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "form_param_format_invalid",
+            "is invalid",
+            long_message,
+        )
     }
 
     pub(crate) fn internal(error: &dyn std::fmt::Display) -> Self {

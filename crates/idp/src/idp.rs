@@ -61,7 +61,10 @@ impl Idp {
     /// `config.issuer`, or `http://<listen_addr>` when unset.
     pub fn open(config: IdpConfig, listen_addr: SocketAddr) -> Result<Idp, IdpError> {
         let dir = config.data_dir.join("idp");
-        std::fs::create_dir_all(&dir).map_err(|source| IdpError::DataDir { path: dir.clone(), source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| IdpError::DataDir {
+            path: dir.clone(),
+            source,
+        })?;
         let secret_key_path = dir.join("secret_key");
         let secret_key = load_or_create_secret(&secret_key_path)?;
         let store = Store::open(&dir.join("idp.sqlite3"))?;
@@ -76,7 +79,16 @@ impl Idp {
         let per_address = Limiter::new(config.password_rate_limit_per_address);
         tracing::info!(%issuer, secret_key_file = %secret_key_path.display(), "idp ready");
         Ok(Idp {
-            inner: Arc::new(Inner { config, issuer, secret_key, secret_key_path, store, keys, per_user, per_address }),
+            inner: Arc::new(Inner {
+                config,
+                issuer,
+                secret_key,
+                secret_key_path,
+                store,
+                keys,
+                per_user,
+                per_address,
+            }),
         })
     }
 
@@ -107,7 +119,9 @@ impl Idp {
 
     /// Serves the routes on `listener` until the task is dropped.
     pub async fn serve(self, listener: TcpListener) -> Result<(), IdpError> {
-        let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
+        let app = self
+            .router()
+            .into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, app).await.map_err(IdpError::Serve)
     }
 
@@ -130,8 +144,16 @@ impl Idp {
     /// (and any token minted within the longest configured lifetime) has expired.
     pub fn rotate_signing_key(&self) -> Result<String, IdpError> {
         let c = &self.inner.config;
-        let max_ttl = c.template_token_ttls.values().copied().chain([c.session_token_ttl, c.template_token_ttl]).max().unwrap_or_default();
-        self.inner.keys.rotate(&self.inner.store, now_secs(), secs(max_ttl))
+        let max_ttl = c
+            .template_token_ttls
+            .values()
+            .copied()
+            .chain([c.session_token_ttl, c.template_token_ttl])
+            .max()
+            .unwrap_or_default();
+        self.inner
+            .keys
+            .rotate(&self.inner.store, now_secs(), secs(max_ttl))
     }
 
     /// Creates a user (`POST /v1/users`).
@@ -147,7 +169,10 @@ impl Idp {
                 )
                 .param("email_address"));
             }
-            emails.push(EmailAddress { id: crate::ids::random_id("idn"), email_address: email });
+            emails.push(EmailAddress {
+                id: crate::ids::random_id("idn"),
+                email_address: email,
+            });
         }
         if emails.is_empty() {
             return Err(ApiError::unprocessable(
@@ -209,36 +234,60 @@ impl Idp {
 
     /// A user by id.
     pub fn user(&self, user_id: &str) -> Result<User, ApiError> {
-        self.inner.store.user(user_id)?.ok_or_else(|| ApiError::not_found("user", user_id))
+        self.inner
+            .store
+            .user(user_id)?
+            .ok_or_else(|| ApiError::not_found("user", user_id))
     }
 
     /// The user owning `email` (case-insensitive), if any.
     pub fn user_by_email(&self, email: &str) -> Result<Option<User>, ApiError> {
-        let Some(id) = self.inner.store.user_id_by_email(&email.trim().to_lowercase())? else { return Ok(None) };
+        let Some(id) = self
+            .inner
+            .store
+            .user_id_by_email(&email.trim().to_lowercase())?
+        else {
+            return Ok(None);
+        };
         Ok(self.inner.store.user(&id)?)
     }
 
     /// Checks a password (`POST /v1/users/{id}/verify_password`). Rate-limited per user and per
     /// client address; an unknown user costs the same hashing work as a known one.
-    pub async fn verify_password(&self, user_id: &str, password: &str, address: Option<IpAddr>) -> Result<bool, ApiError> {
+    pub async fn verify_password(
+        &self,
+        user_id: &str,
+        password: &str,
+        address: Option<IpAddr>,
+    ) -> Result<bool, ApiError> {
         let too_many = |retry: Duration| {
             ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_requests",
                 "Too many requests",
-                format!("Too many password attempts; retry in {} s.", retry.as_secs().max(1)),
+                format!(
+                    "Too many password attempts; retry in {} s.",
+                    retry.as_secs().max(1)
+                ),
             )
         };
         if let Some(addr) = address {
-            self.inner.per_address.take(&addr.to_string()).map_err(too_many)?;
+            self.inner
+                .per_address
+                .take(&addr.to_string())
+                .map_err(too_many)?;
         }
         self.inner.per_user.take(user_id).map_err(too_many)?;
         let user = self.inner.store.user(user_id)?;
         let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-        let password = password.chars().take(MAX_PASSWORD_BYTES).collect::<String>();
-        let ok = tokio::task::spawn_blocking(move || passwords::verify(&password, stored.as_deref()))
-            .await
-            .map_err(|e| ApiError::internal(&e))?;
+        let password = password
+            .chars()
+            .take(MAX_PASSWORD_BYTES)
+            .collect::<String>();
+        let ok =
+            tokio::task::spawn_blocking(move || passwords::verify(&password, stored.as_deref()))
+                .await
+                .map_err(|e| ApiError::internal(&e))?;
         match user {
             None => Err(ApiError::not_found("user", user_id)),
             Some(_) => Ok(ok),
@@ -256,7 +305,9 @@ impl Idp {
             status: SessionStatus::Active,
             created_at: now,
             updated_at: now,
-            expire_at: now + i64::try_from(self.inner.config.session_lifetime.as_millis()).unwrap_or(i64::MAX / 4),
+            expire_at: now
+                + i64::try_from(self.inner.config.session_lifetime.as_millis())
+                    .unwrap_or(i64::MAX / 4),
         };
         self.inner.store.insert_session(&session)?;
         Ok(session)
@@ -264,14 +315,21 @@ impl Idp {
 
     /// A session by id (status accounts for expiry).
     pub fn session(&self, session_id: &str) -> Result<Session, ApiError> {
-        self.inner.store.session(session_id, crate::ids::now_ms())?.ok_or_else(|| ApiError::not_found("session", session_id))
+        self.inner
+            .store
+            .session(session_id, crate::ids::now_ms())?
+            .ok_or_else(|| ApiError::not_found("session", session_id))
     }
 
     /// Revokes a session (`POST /v1/sessions/{sid}/revoke`); revoking twice is harmless.
     pub fn revoke_session(&self, session_id: &str) -> Result<Session, ApiError> {
         let session = self.session(session_id)?;
         if session.status == SessionStatus::Active {
-            self.inner.store.set_session_status(session_id, SessionStatus::Revoked, crate::ids::now_ms())?;
+            self.inner.store.set_session_status(
+                session_id,
+                SessionStatus::Revoked,
+                crate::ids::now_ms(),
+            )?;
         }
         self.session(session_id)
     }
@@ -282,7 +340,10 @@ impl Idp {
             return Err(ApiError::unprocessable(
                 "session_not_active",
                 "Session is not active",
-                format!("Session `{session_id}` is {}; sign in again to get a new session.", session.status.as_str()),
+                format!(
+                    "Session `{session_id}` is {}; sign in again to get a new session.",
+                    session.status.as_str()
+                ),
             ));
         }
         Ok(session)
@@ -293,13 +354,24 @@ impl Idp {
     pub fn session_token(&self, session_id: &str, azp: Option<&str>) -> Result<String, ApiError> {
         let session = self.active_session(session_id)?;
         let azp = azp.or(self.inner.config.authorized_party.as_deref());
-        let claims = tokens::session_claims(&self.inner.issuer, &session, azp, now_secs(), secs(self.inner.config.session_token_ttl));
+        let claims = tokens::session_claims(
+            &self.inner.issuer,
+            &session,
+            azp,
+            now_secs(),
+            secs(self.inner.config.session_token_ttl),
+        );
         Ok(self.inner.keys.sign(&claims, tokens::SESSION_CATEGORY)?)
     }
 
     /// Mints a template token (`POST /v1/sessions/{sid}/tokens/{template}`); `expires_in`
     /// overrides the template's lifetime.
-    pub fn template_token(&self, session_id: &str, template: &str, expires_in: Option<Duration>) -> Result<String, ApiError> {
+    pub fn template_token(
+        &self,
+        session_id: &str,
+        template: &str,
+        expires_in: Option<Duration>,
+    ) -> Result<String, ApiError> {
         if !tokens::TEMPLATES.contains(&template) {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -311,23 +383,47 @@ impl Idp {
         let session = self.active_session(session_id)?;
         let user = self.user(&session.user_id)?;
         let c = &self.inner.config;
-        let ttl = expires_in.or_else(|| c.template_token_ttls.get(template).copied()).unwrap_or(c.template_token_ttl);
-        let claims = tokens::template_claims(template, &self.inner.issuer, &user, c.authorized_party.as_deref(), now_secs(), secs(ttl))
-            .ok_or_else(|| ApiError::not_found("JWT template", template))?;
+        let ttl = expires_in
+            .or_else(|| c.template_token_ttls.get(template).copied())
+            .unwrap_or(c.template_token_ttl);
+        let claims = tokens::template_claims(
+            template,
+            &self.inner.issuer,
+            &user,
+            c.authorized_party.as_deref(),
+            now_secs(),
+            secs(ttl),
+        )
+        .ok_or_else(|| ApiError::not_found("JWT template", template))?;
         Ok(self.inner.keys.sign(&claims, tokens::TEMPLATE_CATEGORY)?)
     }
 }
 
 fn plausible_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else { return false };
-    !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && email.len() <= 320 && !email.contains(char::is_whitespace)
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && email.len() <= 320
+        && !email.contains(char::is_whitespace)
 }
 
 fn load_or_create_secret(path: &Path) -> Result<String, IdpError> {
-    let io_err = |source| IdpError::DataDir { path: path.to_owned(), source };
+    let io_err = |source| IdpError::DataDir {
+        path: path.to_owned(),
+        source,
+    };
     match std::fs::read_to_string(path) {
         Ok(s) if s.trim().starts_with("sk_") => return Ok(s.trim().to_owned()),
-        Ok(_) => return Err(IdpError::Config(format!("{} does not hold an sk_… secret key", path.display()))),
+        Ok(_) => {
+            return Err(IdpError::Config(format!(
+                "{} does not hold an sk_… secret key",
+                path.display()
+            )));
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io_err(e)),
     }

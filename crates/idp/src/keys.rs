@@ -29,7 +29,11 @@ const ACTIVE: i64 = i64::MAX;
 
 impl SigningKey {
     fn new(kid: String, pair: KeyPair, publish_until: Option<i64>) -> Arc<Self> {
-        Arc::new(SigningKey { kid, pair, publish_until: AtomicI64::new(publish_until.unwrap_or(ACTIVE)) })
+        Arc::new(SigningKey {
+            kid,
+            pair,
+            publish_until: AtomicI64::new(publish_until.unwrap_or(ACTIVE)),
+        })
     }
 
     fn is_active(&self) -> bool {
@@ -60,16 +64,25 @@ impl KeyRing {
         let keys = stored
             .into_iter()
             .map(|k| {
-                let pair = KeyPair::from_pkcs8(&k.pkcs8).map_err(|e| IdpError::Key(format!("stored key {}: {e}", k.kid)))?;
+                let pair = KeyPair::from_pkcs8(&k.pkcs8)
+                    .map_err(|e| IdpError::Key(format!("stored key {}: {e}", k.kid)))?;
                 Ok(SigningKey::new(k.kid, pair, k.publish_until))
             })
             .collect::<Result<Vec<_>, IdpError>>()?;
-        Ok(KeyRing { keys: RwLock::new(keys), signed_until: parking_lot::Mutex::new(now) })
+        Ok(KeyRing {
+            keys: RwLock::new(keys),
+            signed_until: parking_lot::Mutex::new(now),
+        })
     }
 
     /// Generates a new active key; the old one stays in the JWKS until `max(exp of its
     /// tokens, now + max_ttl)` has passed. Returns the new `kid`.
-    pub(crate) fn rotate(&self, store: &Store, now: i64, max_ttl_secs: i64) -> Result<String, IdpError> {
+    pub(crate) fn rotate(
+        &self,
+        store: &Store,
+        now: i64,
+        max_ttl_secs: i64,
+    ) -> Result<String, IdpError> {
         let fresh = generate()?;
         let retire_until = (*self.signed_until.lock()).max(now + max_ttl_secs) + 5;
         store.add_active_key(&fresh, now, retire_until)?;
@@ -93,19 +106,31 @@ impl KeyRing {
     }
 
     fn active(&self) -> Option<Arc<SigningKey>> {
-        self.keys.read().iter().rev().find(|k| k.is_active()).cloned()
+        self.keys
+            .read()
+            .iter()
+            .rev()
+            .find(|k| k.is_active())
+            .cloned()
     }
 
     /// Signs `claims` with the active key (`typ: JWT`, `cat` = token category).
     pub(crate) fn sign(&self, claims: &Value, category: &str) -> Result<String, IdpError> {
-        let key = self.active().ok_or_else(|| IdpError::Key("no active signing key".to_owned()))?;
+        let key = self
+            .active()
+            .ok_or_else(|| IdpError::Key("no active signing key".to_owned()))?;
         let header = json!({ "alg": "RS256", "typ": "JWT", "kid": key.kid, "cat": category });
         let mut token = URL_SAFE_NO_PAD.encode(header.to_string());
         token.push('.');
         token.push_str(&URL_SAFE_NO_PAD.encode(claims.to_string()));
         let mut signature = vec![0; key.pair.public_modulus_len()];
         key.pair
-            .sign(&RSA_PKCS1_SHA256, &aws_lc_rs::rand::SystemRandom::new(), token.as_bytes(), &mut signature)
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                token.as_bytes(),
+                &mut signature,
+            )
             .map_err(|e| IdpError::Key(format!("signing failed: {e}")))?;
         token.push('.');
         token.push_str(&URL_SAFE_NO_PAD.encode(signature));
@@ -140,8 +165,14 @@ impl KeyRing {
 
     /// The active public key as an SPKI PEM (what Clerk calls the JWT public key, `CLERK_JWT_KEY`).
     pub(crate) fn active_public_pem(&self) -> Result<String, IdpError> {
-        let key = self.active().ok_or_else(|| IdpError::Key("no active signing key".to_owned()))?;
-        let der = key.pair.public_key().as_der().map_err(|e| IdpError::Key(e.to_string()))?;
+        let key = self
+            .active()
+            .ok_or_else(|| IdpError::Key("no active signing key".to_owned()))?;
+        let der = key
+            .pair
+            .public_key()
+            .as_der()
+            .map_err(|e| IdpError::Key(e.to_string()))?;
         let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
         let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
         for line in b64.as_bytes().chunks(64) {
@@ -154,7 +185,14 @@ impl KeyRing {
 }
 
 fn generate() -> Result<StoredKey, IdpError> {
-    let pair = KeyPair::generate(KeySize::Rsa2048).map_err(|e| IdpError::Key(format!("RSA key generation failed: {e}")))?;
-    let der = pair.as_der().map_err(|e| IdpError::Key(format!("PKCS#8 encoding failed: {e}")))?;
-    Ok(StoredKey { kid: crate::ids::random_id("ins"), pkcs8: der.as_ref().to_vec(), publish_until: None })
+    let pair = KeyPair::generate(KeySize::Rsa2048)
+        .map_err(|e| IdpError::Key(format!("RSA key generation failed: {e}")))?;
+    let der = pair
+        .as_der()
+        .map_err(|e| IdpError::Key(format!("PKCS#8 encoding failed: {e}")))?;
+    Ok(StoredKey {
+        kid: crate::ids::random_id("ins"),
+        pkcs8: der.as_ref().to_vec(),
+        publish_until: None,
+    })
 }

@@ -74,8 +74,14 @@ impl IdpConfig {
             template_token_ttls: BTreeMap::new(),
             authorized_party: None,
             session_lifetime: Duration::from_secs(7 * 24 * 3600),
-            password_rate_limit_per_user: RateLimit { burst: 10, refill_every: Duration::from_secs(6) },
-            password_rate_limit_per_address: RateLimit { burst: 30, refill_every: Duration::from_secs(1) },
+            password_rate_limit_per_user: RateLimit {
+                burst: 10,
+                refill_every: Duration::from_secs(6),
+            },
+            password_rate_limit_per_address: RateLimit {
+                burst: 30,
+                refill_every: Duration::from_secs(1),
+            },
         }
     }
 }
@@ -95,13 +101,16 @@ pub fn parse_ttl(value: &str) -> Result<Duration, IdpError> {
         Some((i, 'h')) => (&v[..i], 3600),
         _ => (v, 1),
     };
-    let n: u64 = digits
-        .trim()
-        .parse()
-        .map_err(|_| IdpError::Config(format!("`{value}` is not a lifetime (use e.g. 60, 90s, 5m, 1h)")))?;
+    let n: u64 = digits.trim().parse().map_err(|_| {
+        IdpError::Config(format!(
+            "`{value}` is not a lifetime (use e.g. 60, 90s, 5m, 1h)"
+        ))
+    })?;
     let secs = n.saturating_mul(unit);
     if secs == 0 || secs > 315_360_000 {
-        return Err(IdpError::Config(format!("lifetime `{value}` must be between 1 s and 10 years")));
+        return Err(IdpError::Config(format!(
+            "lifetime `{value}` must be between 1 s and 10 years"
+        )));
     }
     Ok(Duration::from_secs(secs))
 }

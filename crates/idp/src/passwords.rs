@@ -16,7 +16,10 @@ pub const MAX_PASSWORD_BYTES: usize = 256;
 
 /// Hashes a password (argon2id, default parameters, random salt) into a PHC string.
 pub(crate) fn hash(password: &str) -> Result<String, String> {
-    Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string()).map_err(|e| e.to_string())
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// A hash of a random password, verified against when the user is unknown or has no password,
@@ -30,8 +33,12 @@ pub(crate) fn verify(password: &str, stored: Option<&str>) -> bool {
         Some(h) => (h, true),
         None => (DUMMY_HASH.as_str(), false),
     };
-    let Ok(parsed) = PasswordHash::new(phc) else { return false };
-    let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let ok = Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok();
     ok && real
 }
 
@@ -57,7 +64,10 @@ pub(crate) struct Limiter {
 
 impl Limiter {
     pub(crate) fn new(limit: RateLimit) -> Self {
-        Limiter { limit, buckets: parking_lot::Mutex::new(HashMap::new()) }
+        Limiter {
+            limit,
+            buckets: parking_lot::Mutex::new(HashMap::new()),
+        }
     }
 
     /// Takes one attempt for `key`; `Err(retry_after)` when none is left.
@@ -69,8 +79,12 @@ impl Limiter {
         if buckets.len() > 100_000 {
             buckets.retain(|_, b| now.duration_since(b.updated).as_secs_f64() * per_sec < burst);
         }
-        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket { tokens: burst, updated: now });
-        bucket.tokens = (bucket.tokens + now.duration_since(bucket.updated).as_secs_f64() * per_sec).min(burst);
+        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
+            tokens: burst,
+            updated: now,
+        });
+        bucket.tokens =
+            (bucket.tokens + now.duration_since(bucket.updated).as_secs_f64() * per_sec).min(burst);
         bucket.updated = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
@@ -96,7 +110,10 @@ mod tests {
 
     #[test]
     fn limiter_refuses_after_burst() {
-        let l = Limiter::new(RateLimit { burst: 2, refill_every: Duration::from_secs(3600) });
+        let l = Limiter::new(RateLimit {
+            burst: 2,
+            refill_every: Duration::from_secs(3600),
+        });
         assert!(l.take("u").is_ok());
         assert!(l.take("u").is_ok());
         assert!(l.take("u").is_err());

@@ -47,8 +47,11 @@ pub struct EmailAddress {
 impl User {
     /// `"First Last"`, when either is set.
     pub fn full_name(&self) -> Option<String> {
-        let parts: Vec<&str> =
-            [self.first_name.as_deref(), self.last_name.as_deref()].into_iter().flatten().filter(|s| !s.is_empty()).collect();
+        let parts: Vec<&str> = [self.first_name.as_deref(), self.last_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter(|s| !s.is_empty())
+            .collect();
         (!parts.is_empty()).then(|| parts.join(" "))
     }
 
@@ -157,7 +160,9 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Store { conn: Mutex::new(conn) })
+        Ok(Store {
+            conn: Mutex::new(conn),
+        })
     }
 
     /// Inserts a user; `Ok(Err(email))` when an address is already taken.
@@ -166,7 +171,11 @@ impl Store {
         let tx = conn.transaction()?;
         for e in &user.email_addresses {
             let taken: Option<String> = tx
-                .query_row("SELECT id FROM email_addresses WHERE email = ?1", [&e.email_address], |r| r.get(0))
+                .query_row(
+                    "SELECT id FROM email_addresses WHERE email = ?1",
+                    [&e.email_address],
+                    |r| r.get(0),
+                )
                 .optional()?;
             if taken.is_some() {
                 return Ok(Err(e.email_address.clone()));
@@ -208,10 +217,19 @@ impl Store {
                 },
             )
             .optional()?;
-        let Some(mut user) = user else { return Ok(None) };
-        let mut stmt = conn.prepare("SELECT id, email FROM email_addresses WHERE user_id = ?1 ORDER BY position")?;
+        let Some(mut user) = user else {
+            return Ok(None);
+        };
+        let mut stmt = conn.prepare(
+            "SELECT id, email FROM email_addresses WHERE user_id = ?1 ORDER BY position",
+        )?;
         user.email_addresses = stmt
-            .query_map([id], |r| Ok(EmailAddress { id: r.get(0)?, email_address: r.get(1)? }))?
+            .query_map([id], |r| {
+                Ok(EmailAddress {
+                    id: r.get(0)?,
+                    email_address: r.get(1)?,
+                })
+            })?
             .collect::<Result<_, _>>()?;
         Ok(Some(user))
     }
@@ -219,7 +237,11 @@ impl Store {
     pub(crate) fn user_id_by_email(&self, email: &str) -> Result<Option<String>, IdpError> {
         let conn = self.conn.lock();
         Ok(conn
-            .query_row("SELECT user_id FROM email_addresses WHERE email = ?1", [email], |r| r.get(0))
+            .query_row(
+                "SELECT user_id FROM email_addresses WHERE email = ?1",
+                [email],
+                |r| r.get(0),
+            )
             .optional()?)
     }
 
@@ -259,7 +281,12 @@ impl Store {
         }))
     }
 
-    pub(crate) fn set_session_status(&self, id: &str, status: SessionStatus, now_ms: i64) -> Result<(), IdpError> {
+    pub(crate) fn set_session_status(
+        &self,
+        id: &str,
+        status: SessionStatus,
+        now_ms: i64,
+    ) -> Result<(), IdpError> {
         self.conn.lock().execute(
             "UPDATE sessions SET status = ?2, updated_at = ?3 WHERE id = ?1",
             params![id, status.as_str(), now_ms],
@@ -269,23 +296,42 @@ impl Store {
 
     pub(crate) fn keys(&self) -> Result<Vec<StoredKey>, IdpError> {
         let conn = self.conn.lock();
-        let mut stmt = conn.prepare("SELECT kid, pkcs8, publish_until FROM signing_keys ORDER BY created_at, rowid")?;
+        let mut stmt = conn.prepare(
+            "SELECT kid, pkcs8, publish_until FROM signing_keys ORDER BY created_at, rowid",
+        )?;
         let keys = stmt
-            .query_map([], |r| Ok(StoredKey { kid: r.get(0)?, pkcs8: r.get(1)?, publish_until: r.get(2)? }))?
+            .query_map([], |r| {
+                Ok(StoredKey {
+                    kid: r.get(0)?,
+                    pkcs8: r.get(1)?,
+                    publish_until: r.get(2)?,
+                })
+            })?
             .collect::<Result<_, _>>()?;
         Ok(keys)
     }
 
     /// Stores `new` as the active key and retires the others until `retire_until`.
-    pub(crate) fn add_active_key(&self, new: &StoredKey, now_secs: i64, retire_until: i64) -> Result<(), IdpError> {
+    pub(crate) fn add_active_key(
+        &self,
+        new: &StoredKey,
+        now_secs: i64,
+        retire_until: i64,
+    ) -> Result<(), IdpError> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
-        tx.execute("UPDATE signing_keys SET publish_until = ?1 WHERE publish_until IS NULL", [retire_until])?;
+        tx.execute(
+            "UPDATE signing_keys SET publish_until = ?1 WHERE publish_until IS NULL",
+            [retire_until],
+        )?;
         tx.execute(
             "INSERT INTO signing_keys (kid, pkcs8, created_at, publish_until) VALUES (?1, ?2, ?3, NULL)",
             params![new.kid, new.pkcs8, now_secs],
         )?;
-        tx.execute("DELETE FROM signing_keys WHERE publish_until IS NOT NULL AND publish_until < ?1", [now_secs])?;
+        tx.execute(
+            "DELETE FROM signing_keys WHERE publish_until IS NOT NULL AND publish_until < ?1",
+            [now_secs],
+        )?;
         tx.commit()?;
         Ok(())
     }

@@ -15,7 +15,13 @@ const NBF_SKEW_SECS: i64 = 5;
 pub const TEMPLATES: &[&str] = &["convex"];
 
 /// Session token: `iss sub sid iat exp nbf azp v=2` (+ `jti`, `fva`).
-pub(crate) fn session_claims(issuer: &str, session: &Session, azp: Option<&str>, now: i64, ttl_secs: i64) -> Value {
+pub(crate) fn session_claims(
+    issuer: &str,
+    session: &Session,
+    azp: Option<&str>,
+    now: i64,
+    ttl_secs: i64,
+) -> Value {
     let mut claims = json!({
         "iss": issuer,
         "sub": session.user_id,

@@ -22,7 +22,10 @@ pub fn b64(bytes: &[u8]) -> String {
 }
 
 pub fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// An RSA key with its JWK.
@@ -33,7 +36,10 @@ pub struct RsaKey {
 
 impl RsaKey {
     pub fn generate(kid: &str) -> Self {
-        RsaKey { kid: kid.to_owned(), pair: KeyPair::generate(KeySize::Rsa2048).unwrap() }
+        RsaKey {
+            kid: kid.to_owned(),
+            pair: KeyPair::generate(KeySize::Rsa2048).unwrap(),
+        }
     }
 
     pub fn jwk(&self) -> Value {
@@ -47,16 +53,28 @@ impl RsaKey {
 
     /// Signs with RS256, using `header` as given (so tests can lie in it).
     pub fn sign_with_header(&self, header: &Value, claims: &Value) -> String {
-        let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+        let input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
         let mut sig = vec![0; self.pair.public_modulus_len()];
         self.pair
-            .sign(&RSA_PKCS1_SHA256, &aws_lc_rs::rand::SystemRandom::new(), input.as_bytes(), &mut sig)
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                input.as_bytes(),
+                &mut sig,
+            )
             .unwrap();
         format!("{input}.{}", b64(&sig))
     }
 
     pub fn sign(&self, claims: &Value) -> String {
-        self.sign_with_header(&json!({"alg": "RS256", "typ": "JWT", "kid": self.kid}), claims)
+        self.sign_with_header(
+            &json!({"alg": "RS256", "typ": "JWT", "kid": self.kid}),
+            claims,
+        )
     }
 }
 
@@ -68,9 +86,17 @@ pub struct EcKey {
 
 impl EcKey {
     pub fn generate(kid: &str) -> Self {
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &aws_lc_rs::rand::SystemRandom::new()).unwrap();
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
-        EcKey { kid: kid.to_owned(), pair }
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(
+            &ECDSA_P256_SHA256_FIXED_SIGNING,
+            &aws_lc_rs::rand::SystemRandom::new(),
+        )
+        .unwrap();
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+        EcKey {
+            kid: kid.to_owned(),
+            pair,
+        }
     }
 
     pub fn jwk(&self) -> Value {
@@ -79,13 +105,23 @@ impl EcKey {
     }
 
     pub fn sign_with_header(&self, header: &Value, claims: &Value) -> String {
-        let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
-        let sig = self.pair.sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes()).unwrap();
+        let input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let sig = self
+            .pair
+            .sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes())
+            .unwrap();
         format!("{input}.{}", b64(sig.as_ref()))
     }
 
     pub fn sign(&self, claims: &Value) -> String {
-        self.sign_with_header(&json!({"alg": "ES256", "typ": "JWT", "kid": self.kid}), claims)
+        self.sign_with_header(
+            &json!({"alg": "ES256", "typ": "JWT", "kid": self.kid}),
+            claims,
+        )
     }
 }
 
@@ -117,11 +153,17 @@ impl TestIssuer {
                 get(move || {
                     hits.fetch_add(1, Ordering::SeqCst);
                     let body = j.lock().clone();
-                    async move { ([(header::CACHE_CONTROL, cache_control)], axum::Json(body)).into_response() }
+                    async move {
+                        ([(header::CACHE_CONTROL, cache_control)], axum::Json(body)).into_response()
+                    }
                 }),
             );
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        TestIssuer { url, jwks, jwks_hits }
+        TestIssuer {
+            url,
+            jwks,
+            jwks_hits,
+        }
     }
 
     pub fn hits(&self) -> usize {
@@ -136,13 +178,18 @@ impl TestIssuer {
 }
 
 /// Starts the real idp on 127.0.0.1:0 with state in a fresh temporary directory.
-pub async fn start_idp(adjust: impl FnOnce(&mut keel_idp::IdpConfig)) -> (keel_idp::Idp, tempfile::TempDir) {
+pub async fn start_idp(
+    adjust: impl FnOnce(&mut keel_idp::IdpConfig),
+) -> (keel_idp::Idp, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let (idp, _) = start_idp_in(dir.path(), adjust).await;
     (idp, dir)
 }
 
-pub async fn start_idp_in(dir: &std::path::Path, adjust: impl FnOnce(&mut keel_idp::IdpConfig)) -> (keel_idp::Idp, SocketAddr) {
+pub async fn start_idp_in(
+    dir: &std::path::Path,
+    adjust: impl FnOnce(&mut keel_idp::IdpConfig),
+) -> (keel_idp::Idp, SocketAddr) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let mut config = keel_idp::IdpConfig::new(dir);

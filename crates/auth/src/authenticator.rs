@@ -1,0 +1,138 @@
+//! The web tier's view of identity: [`Authenticator`] turns a request into an [`AuthState`] and
+//! mints tokens for the backend.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use http::HeaderMap;
+use serde_json::{Map, Value};
+
+use crate::error::AuthError;
+use crate::session::unverified_exp;
+
+/// The boxed future returned by [`Authenticator`] methods (keeps the trait object-safe).
+pub type AuthFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, AuthError>> + Send + 'a>>;
+
+/// Who is making a request. Signed out: every field `None`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuthState {
+    /// The user id (`sub`).
+    pub user_id: Option<String>,
+    /// The session id (`sid`).
+    pub session_id: Option<String>,
+    /// All claims of the session token.
+    pub claims: Option<Map<String, Value>>,
+    /// The verified session token itself (what `get_token(None)` returns).
+    pub session_token: Option<String>,
+}
+
+impl AuthState {
+    /// The signed-out state.
+    pub fn signed_out() -> Self {
+        AuthState::default()
+    }
+
+    /// Whether a user is signed in.
+    pub fn is_signed_in(&self) -> bool {
+        self.user_id.is_some()
+    }
+}
+
+/// The outcome of authenticating a request: the state, plus `Set-Cookie` header values the
+/// response must carry (a refreshed `__session`, or cookies to clear).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Authentication {
+    /// Who is making the request.
+    pub state: AuthState,
+    /// Complete `Set-Cookie` header values to add to the response.
+    pub set_cookies: Vec<String>,
+}
+
+impl Authentication {
+    pub(crate) fn signed_out(set_cookies: Vec<String>) -> Self {
+        Authentication {
+            state: AuthState::signed_out(),
+            set_cookies,
+        }
+    }
+}
+
+/// Authenticates web requests and mints backend tokens. Implemented by
+/// [`crate::LocalIdpAuthenticator`] and [`crate::ClerkAuthenticator`]; use as
+/// `Arc<dyn Authenticator>`.
+///
+/// Invalid or expired credentials give a signed-out state (never an error); `Err` means the
+/// identity service could not be reached or answered unexpectedly.
+pub trait Authenticator: Send + Sync {
+    /// Reads `Authorization: Bearer` or the session cookies of a request.
+    fn authenticate<'a>(&'a self, headers: &'a HeaderMap) -> AuthFuture<'a, Authentication>;
+
+    /// A token for the backend: `None` template → the session token itself (no network);
+    /// `Some("convex")` → a template token from the Backend API (cached until shortly before
+    /// it expires). Signed out → `Ok(None)`.
+    fn get_token<'a>(
+        &'a self,
+        state: &'a AuthState,
+        template: Option<&'a str>,
+    ) -> AuthFuture<'a, Option<String>>;
+}
+
+/// Template tokens per (session, template), reused until 15 s before expiry.
+#[derive(Default)]
+pub(crate) struct TemplateTokenCache {
+    tokens: parking_lot::Mutex<HashMap<(String, String), (String, i64)>>,
+}
+
+const REUSE_MARGIN_SECS: i64 = 15;
+
+impl TemplateTokenCache {
+    pub(crate) async fn get_or_mint<F>(
+        &self,
+        session_id: &str,
+        template: &str,
+        mint: F,
+    ) -> Result<String, AuthError>
+    where
+        F: Future<Output = Result<String, AuthError>>,
+    {
+        let key = (session_id.to_owned(), template.to_owned());
+        let now = crate::jwt::now_secs();
+        if let Some((token, exp)) = self.tokens.lock().get(&key)
+            && *exp > now + REUSE_MARGIN_SECS
+        {
+            return Ok(token.clone());
+        }
+        let token = mint.await?;
+        if let Some(exp) = unverified_exp(&token) {
+            let mut tokens = self.tokens.lock();
+            if tokens.len() > 10_000 {
+                tokens.retain(|_, (_, e)| *e > now);
+            }
+            tokens.insert(key, (token.clone(), exp));
+        }
+        Ok(token)
+    }
+
+    pub(crate) fn forget_session(&self, session_id: &str) {
+        self.tokens.lock().retain(|(sid, _), _| sid != session_id);
+    }
+}
+
+pub(crate) async fn template_or_session_token(
+    cache: &TemplateTokenCache,
+    api: &crate::BackendApiClient,
+    state: &AuthState,
+    template: Option<&str>,
+) -> Result<Option<String>, AuthError> {
+    let Some(template) = template else {
+        return Ok(state.session_token.clone());
+    };
+    let Some(sid) = state.session_id.as_deref() else {
+        return Ok(None);
+    };
+    cache
+        .get_or_mint(sid, template, api.template_token(sid, template))
+        .await
+        .map(Some)
+}

@@ -1,0 +1,330 @@
+//! [`LocalIdpAuthenticator`]: the web tier against Keel's own idp, over its Backend API.
+//!
+//! Cookies (both `HttpOnly`, `SameSite=Lax`, `Path=/`):
+//! * `__session` — the 60-second session token, verified networklessly (JWKS cached).
+//! * `__client` — long-lived and opaque: `v1.<sid>.<issued>.<mac>`, HMAC-SHA256 with a key
+//!   derived from the secret key. When `__session` is missing or expired, a valid `__client`
+//!   whose session is still active gets a fresh session token from the idp (and a new
+//!   `__session` cookie); a revoked or expired session signs the browser out.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use aws_lc_rs::{digest, hmac};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::HeaderMap;
+
+use crate::authenticator::{
+    AuthFuture, AuthState, Authentication, Authenticator, TemplateTokenCache,
+    template_or_session_token,
+};
+use crate::backend_api::BackendApiClient;
+use crate::cookies::{CookiePolicy, bearer, cookie};
+use crate::error::AuthError;
+use crate::jwks::{CachedKeys, KeySource};
+use crate::session::{SessionVerifier, VerifiedSession};
+
+/// Name of the session-token cookie.
+pub const SESSION_COOKIE: &str = "__session";
+/// Name of the long-lived client cookie.
+pub const CLIENT_COOKIE: &str = "__client";
+
+/// Settings of a [`LocalIdpAuthenticator`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalIdpConfig {
+    /// The idp's URL (its issuer), e.g. `http://127.0.0.1:3100`.
+    pub api_url: String,
+    /// The idp's secret key (`sk_test_…`).
+    pub secret_key: String,
+    /// Add `Secure` to cookies (serve over HTTPS).
+    pub secure_cookies: bool,
+    /// Lifetime of the `__client` cookie (default 30 days).
+    pub client_cookie_max_age: Duration,
+    /// If non-empty, session tokens must carry an `azp` from this list.
+    pub authorized_parties: Vec<String>,
+    /// The `iss` session tokens must carry (default: `api_url`); `None` skips the check.
+    pub issuer: Option<String>,
+}
+
+impl LocalIdpConfig {
+    /// Defaults for an idp at `api_url`.
+    pub fn new(api_url: &str, secret_key: &str) -> Self {
+        LocalIdpConfig {
+            api_url: api_url.trim_end_matches('/').to_owned(),
+            secret_key: secret_key.to_owned(),
+            secure_cookies: false,
+            client_cookie_max_age: Duration::from_secs(30 * 24 * 3600),
+            authorized_parties: Vec::new(),
+            issuer: Some(api_url.trim_end_matches('/').to_owned()),
+        }
+    }
+}
+
+/// Fields of a sign-up form.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignUp {
+    /// Email address (the sign-in identifier).
+    pub email: String,
+    /// Password (at least 8 characters; the idp enforces it).
+    pub password: String,
+    /// Given name.
+    pub first_name: Option<String>,
+    /// Family name.
+    pub last_name: Option<String>,
+}
+
+/// The web tier's authenticator for the local idp.
+pub struct LocalIdpAuthenticator {
+    api: BackendApiClient,
+    sessions: SessionVerifier,
+    client_key: hmac::Key,
+    cookies: CookiePolicy,
+    client_max_age: Duration,
+    templates: TemplateTokenCache,
+}
+
+impl std::fmt::Debug for LocalIdpAuthenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalIdpAuthenticator")
+            .field("api", &self.api)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalIdpAuthenticator {
+    /// An authenticator for the idp described by `config` (no network until first use).
+    pub fn new(config: LocalIdpConfig) -> Self {
+        let api = BackendApiClient::new(&config.api_url, &config.secret_key);
+        let keys = CachedKeys::new(
+            KeySource::BackendApi {
+                url: api.jwks_url(),
+                secret_key: config.secret_key.clone(),
+            },
+            crate::http_client(Duration::from_secs(10)),
+            Duration::from_secs(300),
+            Duration::from_secs(10),
+        );
+        let sessions = SessionVerifier::new(keys, config.authorized_parties, config.issuer);
+        let derived = digest::digest(
+            &digest::SHA256,
+            format!("keel client cookie v1\0{}", config.secret_key).as_bytes(),
+        );
+        LocalIdpAuthenticator {
+            api,
+            sessions,
+            client_key: hmac::Key::new(hmac::HMAC_SHA256, derived.as_ref()),
+            cookies: CookiePolicy {
+                secure: config.secure_cookies,
+            },
+            client_max_age: config.client_cookie_max_age,
+            templates: TemplateTokenCache::default(),
+        }
+    }
+
+    /// The Backend-API client (for user administration by the app).
+    pub fn backend_api(&self) -> &BackendApiClient {
+        &self.api
+    }
+
+    /// Creates a user and signs them in.
+    pub async fn sign_up(&self, form: SignUp) -> Result<Authentication, AuthError> {
+        let user = self
+            .api
+            .create_user(
+                &form.email,
+                &form.password,
+                form.first_name.as_deref(),
+                form.last_name.as_deref(),
+            )
+            .await?;
+        self.start_session(&user.id).await
+    }
+
+    /// Checks email + password and starts a session. A wrong email and a wrong password give the
+    /// same [`AuthError::InvalidCredentials`].
+    pub async fn sign_in(
+        &self,
+        email: &str,
+        password: &str,
+        client_address: Option<IpAddr>,
+    ) -> Result<Authentication, AuthError> {
+        let users = self.api.users_by_email(email).await?;
+        // Unknown email: ask anyway about a non-existent user, so the idp spends the same
+        // hashing work and the response time does not reveal whether the address exists.
+        let user_id = users.first().map_or("user_unknown", |u| u.id.as_str());
+        let verified = match self
+            .api
+            .verify_password(user_id, password, client_address)
+            .await
+        {
+            Ok(v) => v,
+            Err(AuthError::BackendApi { status: 404, .. }) => false,
+            Err(e) => return Err(e),
+        };
+        if !verified || users.is_empty() {
+            return Err(AuthError::InvalidCredentials);
+        }
+        self.start_session(user_id).await
+    }
+
+    /// Revokes the request's session everywhere and returns cookies that clear the browser's.
+    pub async fn sign_out(&self, headers: &HeaderMap) -> Result<Vec<String>, AuthError> {
+        let sid = match cookie(headers, SESSION_COOKIE) {
+            Some(token) => {
+                let sid = self
+                    .sessions
+                    .verify(&token)
+                    .await
+                    .ok()
+                    .and_then(|s| s.session_id.clone());
+                self.sessions.forget(&token);
+                sid
+            }
+            None => None,
+        }
+        .or_else(|| cookie(headers, CLIENT_COOKIE).and_then(|c| self.open_client_cookie(&c)));
+        if let Some(sid) = sid {
+            self.templates.forget_session(&sid);
+            match self.api.revoke_session(&sid).await {
+                Ok(_) | Err(AuthError::BackendApi { status: 404, .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.clear_cookies())
+    }
+
+    async fn start_session(&self, user_id: &str) -> Result<Authentication, AuthError> {
+        let session = self.api.create_session(user_id).await?;
+        let token = self.api.session_token(&session.id).await?;
+        let verified = self.sessions.verify(&token).await?;
+        Ok(Authentication {
+            state: state_of(&verified, token.clone()),
+            set_cookies: vec![
+                self.cookies.set(SESSION_COOKIE, &token, None),
+                self.cookies.set(
+                    CLIENT_COOKIE,
+                    &self.client_cookie(&session.id),
+                    Some(self.client_max_age),
+                ),
+            ],
+        })
+    }
+
+    fn clear_cookies(&self) -> Vec<String> {
+        vec![
+            self.cookies.clear(SESSION_COOKIE),
+            self.cookies.clear(CLIENT_COOKIE),
+        ]
+    }
+
+    fn client_cookie(&self, session_id: &str) -> String {
+        let payload = format!("v1.{session_id}.{}", crate::jwt::now_secs());
+        let tag = hmac::sign(&self.client_key, payload.as_bytes());
+        format!("{payload}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    }
+
+    /// The session id of a genuine, unexpired `__client` value.
+    fn open_client_cookie(&self, value: &str) -> Option<String> {
+        let (payload, tag) = value.rsplit_once('.')?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        hmac::verify(&self.client_key, payload.as_bytes(), &tag).ok()?;
+        let mut parts = payload.split('.');
+        let (Some("v1"), Some(sid), Some(issued), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let issued: i64 = issued.parse().ok()?;
+        let max_age = i64::try_from(self.client_max_age.as_secs()).unwrap_or(i64::MAX / 4);
+        (crate::jwt::now_secs() <= issued.saturating_add(max_age)).then(|| sid.to_owned())
+    }
+
+    async fn authenticate_request(&self, headers: &HeaderMap) -> Result<Authentication, AuthError> {
+        if let Some(token) = bearer(headers) {
+            return Ok(match self.sessions.verify(&token).await {
+                Ok(v) => Authentication {
+                    state: state_of(&v, token),
+                    set_cookies: Vec::new(),
+                },
+                Err(e) => {
+                    tracing::debug!(error = %e, "bearer token rejected");
+                    Authentication::signed_out(Vec::new())
+                }
+            });
+        }
+        if let Some(token) = cookie(headers, SESSION_COOKIE) {
+            match self.sessions.verify(&token).await {
+                Ok(v) => {
+                    return Ok(Authentication {
+                        state: state_of(&v, token),
+                        set_cookies: Vec::new(),
+                    });
+                }
+                Err(AuthError::KeySource { url, reason }) => {
+                    return Err(AuthError::KeySource { url, reason });
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "session cookie not usable; trying the client cookie");
+                }
+            }
+        }
+        let Some(client) = cookie(headers, CLIENT_COOKIE) else {
+            return Ok(Authentication::signed_out(Vec::new()));
+        };
+        let Some(sid) = self.open_client_cookie(&client) else {
+            return Ok(Authentication::signed_out(self.clear_cookies()));
+        };
+        let session = match self.api.session(&sid).await {
+            Ok(s) => s,
+            Err(AuthError::BackendApi { status: 404, .. }) => {
+                return Ok(Authentication::signed_out(self.clear_cookies()));
+            }
+            Err(e) => return Err(e),
+        };
+        if !session.is_active() {
+            self.templates.forget_session(&sid);
+            return Ok(Authentication::signed_out(self.clear_cookies()));
+        }
+        let token = match self.api.session_token(&sid).await {
+            Ok(t) => t,
+            Err(AuthError::BackendApi {
+                status: 404 | 422, ..
+            }) => return Ok(Authentication::signed_out(self.clear_cookies())),
+            Err(e) => return Err(e),
+        };
+        let verified = self.sessions.verify(&token).await?;
+        Ok(Authentication {
+            state: state_of(&verified, token.clone()),
+            set_cookies: vec![self.cookies.set(SESSION_COOKIE, &token, None)],
+        })
+    }
+}
+
+pub(crate) fn state_of(v: &VerifiedSession, token: String) -> AuthState {
+    AuthState {
+        user_id: Some(v.user_id.clone()),
+        session_id: v.session_id.clone(),
+        claims: Some(v.claims.clone()),
+        session_token: Some(token),
+    }
+}
+
+impl Authenticator for LocalIdpAuthenticator {
+    fn authenticate<'a>(&'a self, headers: &'a HeaderMap) -> AuthFuture<'a, Authentication> {
+        Box::pin(self.authenticate_request(headers))
+    }
+
+    fn get_token<'a>(
+        &'a self,
+        state: &'a AuthState,
+        template: Option<&'a str>,
+    ) -> AuthFuture<'a, Option<String>> {
+        Box::pin(template_or_session_token(
+            &self.templates,
+            &self.api,
+            state,
+            template,
+        ))
+    }
+}
