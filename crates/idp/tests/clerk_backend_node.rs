@@ -1,0 +1,74 @@
+//! The official `@clerk/backend` SDK (3.25.0, tests/node) against the idp: template token
+//! minting through `sessions.getToken` and `verifyToken` through `GET /v1/jwks`.
+
+use std::process::Command;
+use std::time::Duration;
+
+use keel_idp::{Idp, IdpConfig, NewUser};
+use serde_json::Value;
+
+#[tokio::test]
+async fn clerk_backend_sdk_mints_and_verifies_tokens_against_the_idp() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let idp = Idp::open(IdpConfig::new(dir.path()), addr).unwrap();
+    tokio::spawn(idp.clone().serve(listener));
+    let user = idp
+        .create_user(NewUser {
+            email_addresses: vec!["node@example.com".into()],
+            password: Some("long enough".into()),
+            first_name: Some("Node".into()),
+            last_name: Some("Client".into()),
+            username: None,
+        })
+        .await
+        .unwrap();
+    let session = idp.create_session(&user.id).unwrap();
+
+    let node_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/node");
+    let (url, secret, sid) = (
+        idp.issuer().to_owned(),
+        idp.secret_key().to_owned(),
+        session.id.clone(),
+    );
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || {
+            Command::new("node")
+                .arg("clerk-backend.mjs")
+                .current_dir(node_dir)
+                .env("IDP_URL", url)
+                .env("SECRET_KEY", secret)
+                .env("SESSION_ID", sid)
+                .output()
+                .expect("node is installed")
+        }),
+    )
+    .await
+    .expect("node finished within 60 s")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "node failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+
+    let convex = &result["convexClaims"];
+    assert_eq!(convex["aud"], "convex");
+    assert_eq!(convex["sub"], user.id.as_str());
+    assert_eq!(convex["iss"], idp.issuer());
+    assert_eq!(convex["name"], "Node Client");
+    assert_eq!(convex["email"], "node@example.com");
+    assert_eq!(convex["email_verified"], true);
+    assert_eq!(result["convexVerified"]["aud"], "convex");
+
+    let verified = &result["sessionVerified"];
+    assert_eq!(verified["sub"], user.id.as_str());
+    assert_eq!(verified["sid"], session.id.as_str());
+    assert_eq!(verified["v"], 2);
+    assert_eq!(result["tamperedRejected"], true);
+    assert_eq!(result["sessionStatus"], "active");
+}
