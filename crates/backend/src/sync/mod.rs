@@ -91,6 +91,7 @@ pub(crate) async fn serve_socket(socket: WebSocket, backend: Backend) {
     let (mut session, mut completions) = SyncSession::new(backend, outbox.clone());
     let end = loop {
         let idle_deadline = *last_sent.lock() + heartbeat;
+        let identity_deadline = session.identity_deadline();
         let step = tokio::select! {
             frame = stream.next() => match frame {
                 Some(Ok(Message::Text(text))) => match keel_protocol::parse_client_message(&text) {
@@ -109,6 +110,7 @@ pub(crate) async fn serve_socket(socket: WebSocket, backend: Backend) {
             }
             Some(completion) = completions.recv() => session.on_completion(completion),
             () = tokio::time::sleep_until(idle_deadline) => outbox.send(ServerMessage::Ping),
+            () = sleep_until_some(identity_deadline) => Err(session.identity_expired()),
         };
         if let Err(end) = step {
             break end;
@@ -150,4 +152,12 @@ pub(crate) async fn serve_socket(socket: WebSocket, backend: Backend) {
     drop(outbox);
     drop(session);
     let _ = writer.await;
+}
+
+/// Sleeps until `deadline`, or forever when there is none.
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }

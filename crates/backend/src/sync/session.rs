@@ -21,6 +21,10 @@ use crate::backend::{Backend, Identity, QuerySubscription};
 use crate::error::FunctionError;
 use crate::sync::{Outbox, SessionEnd};
 
+/// Clock skew tolerated past a token's `exp` before the session counts as expired (the same
+/// leeway the token verifier allows).
+const IDENTITY_EXPIRY_LEEWAY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A query the client has subscribed to.
 struct SubscribedQuery {
     path: Result<CanonicalPath, String>,
@@ -108,6 +112,30 @@ impl SyncSession {
             completions_tx,
         };
         (session, completions_rx)
+    }
+
+    /// When the current identity's token expires (plus the verifier's clock-skew leeway), if the
+    /// session is authenticated. Clients refresh before this; one that does not is told with an
+    /// `AuthError` (not caused by an `Authenticate`), so that it fetches a fresh token.
+    pub(crate) fn identity_deadline(&self) -> Option<tokio::time::Instant> {
+        let Identity::User(user) = &self.identity else {
+            return None;
+        };
+        let remaining = user
+            .identity
+            .expires_at()
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        Some(tokio::time::Instant::now() + remaining + IDENTITY_EXPIRY_LEEWAY)
+    }
+
+    /// The session's identity has expired.
+    pub(crate) fn identity_expired(&self) -> SessionEnd {
+        SessionEnd::AuthError {
+            message: "Convex token identity expired".to_owned(),
+            base_version: self.sent.identity,
+            auth_update_attempted: false,
+        }
     }
 
     /// The next invalidated query, if any subscription is pending.
