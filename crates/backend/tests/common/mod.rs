@@ -1,0 +1,441 @@
+//! Shared harness for the backend's integration tests: a real [`Backend`] over SQLite in a
+//! tempdir, served by axum on `127.0.0.1:0`, a small set of test functions, the development
+//! identity provider in-process, and a raw JSON WebSocket client for the sync protocol.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use keel_auth::{AuthConfig, ProviderConfig};
+use keel_backend::{ActionCtx, Backend, BackendConfig, FunctionError, FunctionRegistry};
+use keel_backend::{MutationCtx, QueryCtx};
+use keel_db::{Database, Order, Schema, SqlitePersistence, TableSchema};
+use keel_idp::{Idp, IdpConfig, NewUser};
+use keel_values::{Object, Value, obj};
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+/// How long any single wait in a test may take before it fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A running backend with its test functions.
+pub struct TestBackend {
+    pub backend: Backend,
+    pub addr: SocketAddr,
+    /// How many times `counter:get` has executed.
+    pub counter_runs: Arc<AtomicUsize>,
+    _dir: tempfile::TempDir,
+}
+
+#[derive(Deserialize)]
+struct NoArgs {}
+
+#[derive(Deserialize)]
+struct IncrementArgs {
+    by: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct SendArgs {
+    body: String,
+}
+
+#[derive(Deserialize)]
+struct PadArgs {
+    /// Extra bytes of padding in the result.
+    pad: Option<u32>,
+}
+
+async fn counter_value(
+    db: &keel_backend::DbReader,
+) -> Result<(Option<keel_values::DocumentId>, f64), FunctionError> {
+    let doc = db.query("counters").first().await?;
+    Ok(match doc {
+        Some(doc) => (
+            Some(doc.id),
+            doc.fields.get("n").and_then(Value::as_f64).unwrap_or(0.0),
+        ),
+        None => (None, 0.0),
+    })
+}
+
+async fn increment(ctx: MutationCtx, args: IncrementArgs) -> Result<f64, FunctionError> {
+    let (id, n) = counter_value(ctx.db()).await?;
+    let next = n + args.by.unwrap_or(1.0);
+    let fields = obj! { "n" => next };
+    let fields = fields.as_object().cloned().unwrap_or_default();
+    match id {
+        Some(id) => ctx.db().patch(id, fields, &[]).await?,
+        None => {
+            ctx.db().insert("counters", fields).await?;
+        }
+    }
+    Ok(next)
+}
+
+async fn send(ctx: MutationCtx, args: SendArgs) -> Result<String, FunctionError> {
+    let fields = obj! { "body" => args.body };
+    let id = ctx
+        .db()
+        .insert("messages", fields.as_object().cloned().unwrap_or_default())
+        .await?;
+    Ok(id.to_string())
+}
+
+async fn list(ctx: QueryCtx, _: NoArgs) -> Result<Vec<String>, FunctionError> {
+    let docs = ctx
+        .db()
+        .query("messages")
+        .order(Order::Asc)
+        .collect()
+        .await?;
+    Ok(docs
+        .iter()
+        .filter_map(|d| {
+            d.fields
+                .get("body")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .collect())
+}
+
+async fn fail(_ctx: QueryCtx, _: NoArgs) -> Result<Value, FunctionError> {
+    Err(FunctionError::convex(
+        "Not allowed",
+        obj! { "code" => "FORBIDDEN", "level" => 3i64 },
+    ))
+}
+
+async fn sample(_ctx: QueryCtx, _: NoArgs) -> Result<Value, FunctionError> {
+    Ok(obj! { "big" => 42i64, "half" => 0.5, "name" => "keel" })
+}
+
+async fn whoami(ctx: QueryCtx, _: NoArgs) -> Result<Value, FunctionError> {
+    Ok(match ctx.auth().user_identity() {
+        Some(identity) => Value::String(identity.subject.clone()),
+        None => Value::Null,
+    })
+}
+
+async fn bump(ctx: ActionCtx, _: NoArgs) -> Result<f64, FunctionError> {
+    ctx.run_mutation("counter:increment", json!({})).await
+}
+
+/// The functions every test backend serves.
+fn functions(counter_runs: Arc<AtomicUsize>) -> FunctionRegistry {
+    let mut functions = FunctionRegistry::new();
+    functions
+        .mutation("counter:increment", increment)
+        .query("counter:get", move |ctx: QueryCtx, args: PadArgs| {
+            counter_runs.fetch_add(1, Ordering::SeqCst);
+            async move {
+                let (_, n) = counter_value(ctx.db()).await?;
+                let pad = "x".repeat(args.pad.unwrap_or(0) as usize);
+                Ok(obj! { "n" => n, "pad" => pad })
+            }
+        })
+        .mutation("messages:send", send)
+        .query("messages:list", list)
+        .query("errors:fail", fail)
+        .query("values:sample", sample)
+        .query("auth:whoami", whoami)
+        .action("actions:bump", bump);
+    functions
+}
+
+fn schema() -> Schema {
+    Schema::new()
+        .table("counters", TableSchema::new())
+        .table("messages", TableSchema::new())
+}
+
+impl TestBackend {
+    /// A backend with the default configuration.
+    pub async fn start() -> TestBackend {
+        Self::start_with(BackendConfig::default()).await
+    }
+
+    /// A backend with `config`.
+    pub async fn start_with(config: BackendConfig) -> TestBackend {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let persistence = SqlitePersistence::open(dir.path().join("db.sqlite3")).expect("sqlite");
+        let db = Database::open(Arc::new(persistence), schema())
+            .await
+            .expect("database opens");
+        let counter_runs = Arc::new(AtomicUsize::new(0));
+        let backend = Backend::new(db, functions(counter_runs.clone()), config);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let router = backend.router();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        TestBackend {
+            backend,
+            addr,
+            counter_runs,
+            _dir: dir,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `ws://127.0.0.1:<port><path>`.
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    /// Runs `counter:increment` in-process; returns the new value.
+    pub async fn increment(&self) -> f64 {
+        let path = keel_protocol::normalize_udf_path("counter:increment").expect("path");
+        let (value, _) = self
+            .backend
+            .run_mutation(&path, Object::new(), &keel_backend::Identity::Anonymous)
+            .await
+            .expect("increment commits");
+        value.as_f64().expect("a number")
+    }
+
+    pub fn counter_runs(&self) -> usize {
+        self.counter_runs.load(Ordering::SeqCst)
+    }
+}
+
+/// The development identity provider, served in-process.
+pub struct TestIdp {
+    pub idp: Idp,
+    _dir: tempfile::TempDir,
+}
+
+impl TestIdp {
+    pub async fn start() -> TestIdp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let idp = Idp::open(IdpConfig::new(dir.path()), addr).expect("idp opens");
+        tokio::spawn(idp.clone().serve(listener));
+        TestIdp { idp, _dir: dir }
+    }
+
+    /// The backend configuration trusting this idp (`applicationID: "convex"`).
+    pub fn backend_config(&self) -> BackendConfig {
+        BackendConfig {
+            auth: AuthConfig {
+                providers: vec![ProviderConfig::Oidc {
+                    domain: self.idp.issuer().to_owned(),
+                    application_id: "convex".to_owned(),
+                }],
+            },
+            ..BackendConfig::default()
+        }
+    }
+
+    /// A new user and a `convex` template token for them; returns (user id, token).
+    pub async fn user_token(&self, email: &str) -> (String, String) {
+        self.user_token_expiring(email, None).await
+    }
+
+    pub async fn user_token_expiring(
+        &self,
+        email: &str,
+        expires_in: Option<Duration>,
+    ) -> (String, String) {
+        let user = self
+            .idp
+            .create_user(NewUser {
+                email_addresses: vec![email.to_owned()],
+                ..NewUser::default()
+            })
+            .await
+            .expect("user created");
+        let session = self.idp.create_session(&user.id).expect("session");
+        let token = self
+            .idp
+            .template_token(&session.id, "convex", expires_in)
+            .expect("token");
+        (user.id, token)
+    }
+}
+
+/// A backend trusting a fresh idp.
+pub async fn backend_with_idp() -> (TestBackend, TestIdp) {
+    let idp = TestIdp::start().await;
+    let backend = TestBackend::start_with(idp.backend_config()).await;
+    (backend, idp)
+}
+
+type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A raw sync-protocol client speaking JSON text frames.
+pub struct WsClient {
+    pub ws: WsStream,
+}
+
+/// What ended a wait for a message.
+#[derive(Debug)]
+pub enum Next {
+    Message(Json),
+    /// The server closed the socket (close frame, error or end of stream).
+    Closed,
+}
+
+impl WsClient {
+    pub async fn connect(url: &str) -> WsClient {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("ws connects");
+        WsClient { ws }
+    }
+
+    /// Connects and sends `Connect` with a fresh session id.
+    pub async fn connect_session(url: &str) -> WsClient {
+        let mut client = Self::connect(url).await;
+        client.send(&connect_message(&random_session_id())).await;
+        client
+    }
+
+    pub async fn send(&mut self, message: &Json) {
+        self.ws
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .expect("frame sent");
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws
+            .send(Message::Text(text.to_owned().into()))
+            .await
+            .expect("frame sent");
+    }
+
+    /// The next JSON message (Pings included), or `Closed`; panics after [`WAIT`].
+    pub async fn next_any(&mut self) -> Next {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .expect("a message or a close within the deadline");
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    return Next::Message(serde_json::from_str(&text).expect("server sends JSON"));
+                }
+                Some(Ok(Message::Binary(_))) => panic!("server sent a binary frame"),
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return Next::Closed,
+            }
+        }
+    }
+
+    /// The next message that is not a `Ping`.
+    pub async fn next(&mut self) -> Json {
+        loop {
+            match self.next_any().await {
+                Next::Message(m) if m["type"] == "Ping" => {}
+                Next::Message(m) => return m,
+                Next::Closed => panic!("socket closed while waiting for a message"),
+            }
+        }
+    }
+
+    /// The next message of type `kind` (skipping others).
+    pub async fn next_of(&mut self, kind: &str) -> Json {
+        loop {
+            let m = self.next().await;
+            if m["type"] == kind {
+                return m;
+            }
+        }
+    }
+
+    /// Transitions until one satisfies `done`; returns it.
+    pub async fn transition_until(&mut self, mut done: impl FnMut(&Json) -> bool) -> Json {
+        loop {
+            let m = self.next_of("Transition").await;
+            if done(&m) {
+                return m;
+            }
+        }
+    }
+
+    /// Skips messages until the server closes the socket; returns what arrived before.
+    pub async fn until_closed(&mut self) -> Vec<Json> {
+        let mut seen = Vec::new();
+        loop {
+            match self.next_any().await {
+                Next::Message(m) => seen.push(m),
+                Next::Closed => return seen,
+            }
+        }
+    }
+
+    /// Subscribes to `path` with `args` as query `query_id` (query set `base` → `base + 1`).
+    pub async fn add_query(&mut self, base: u32, query_id: u32, path: &str, args: Json) {
+        self.send(&json!({
+            "type": "ModifyQuerySet",
+            "baseVersion": base,
+            "newVersion": base + 1,
+            "modifications": [{"type": "Add", "queryId": query_id, "udfPath": path, "args": [args]}],
+        }))
+        .await;
+    }
+}
+
+pub fn random_session_id() -> String {
+    let n: u128 = rand::random();
+    let h = format!("{n:032x}");
+    format!(
+        "{}-{}-4{}-8{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
+}
+
+pub fn connect_message(session_id: &str) -> Json {
+    json!({
+        "type": "Connect",
+        "sessionId": session_id,
+        "connectionCount": 0,
+        "lastCloseReason": "InitialConnect",
+        "clientTs": 0,
+    })
+}
+
+/// The value of query `query_id` in a Transition, if it was updated there.
+pub fn updated_value(transition: &Json, query_id: u64) -> Option<&Json> {
+    transition["modifications"]
+        .as_array()?
+        .iter()
+        .find(|m| m["type"] == "QueryUpdated" && m["queryId"] == query_id)
+        .map(|m| &m["value"])
+}
+
+/// The `n` of a `counter:get` result in a Transition, if query `query_id` was updated there.
+pub fn counter_in(transition: &Json, query_id: u64) -> Option<f64> {
+    updated_value(transition, query_id).and_then(|v| v["n"].as_f64())
+}
+
+/// Decodes an encoded u64 timestamp.
+pub fn ts(encoded: &Json) -> u64 {
+    keel_protocol::decode_ts(encoded.as_str().expect("ts is a string")).expect("valid ts")
+}
+
+/// Waits until `check` holds, polling; panics after [`WAIT`].
+pub async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
