@@ -56,7 +56,7 @@ async fn open_idp(config: &Config) -> anyhow::Result<(Idp, TcpListener)> {
         .await
         .with_context(|| format!("cannot listen on {} (KEEL_IDP_ADDR)", config.idp_addr))?;
     let addr = listener.local_addr()?;
-    let mut idp_config = IdpConfig::new(config.data_dir.join("idp"));
+    let mut idp_config = IdpConfig::new(&config.data_dir);
     idp_config.session_token_ttl = config.session_token_ttl;
     idp_config.template_token_ttl = config.template_token_ttl;
     let idp = Idp::open(idp_config, addr).context("cannot open the identity provider")?;
