@@ -1,2 +1,430 @@
-//! Engine benchmarks (filled in later).
-fn main() {}
+//! Database engine benchmarks, each next to a baseline measured in the same run.
+//!
+//! Run with `cargo bench -p keel-db --bench engine` (about a minute). Prints one line per
+//! figure: the engine's number, the baseline's, and their ratio. Baselines: the same read as a
+//! raw rusqlite query on an equivalent plain table; raw rusqlite insert + commit with the same
+//! durability settings (WAL, `synchronous=FULL`); a brute-force pass over every subscription.
+#![allow(clippy::print_stdout)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use keel_db::{
+    Database, IndexId, Interval, Order, ReadSet, Schema, SqlitePersistence, SubscriptionManager,
+    TableSchema, Timestamp,
+};
+use keel_values::{DocumentId, Object, Value};
+use rusqlite::{Connection, params};
+
+const ROWS: usize = 20_000;
+const AUTHORS: usize = 100;
+const MEASURE: Duration = Duration::from_millis(1500);
+
+fn schema() -> Schema {
+    Schema::new()
+        .table("posts", TableSchema::new().index("by_author", &["author"]))
+        .table("counters", TableSchema::new())
+}
+
+fn post(i: usize) -> Object {
+    let mut o = Object::new();
+    o.insert(
+        "author".into(),
+        Value::String(format!("author{:03}", i % AUTHORS)),
+    );
+    o.insert("title".into(), Value::String(format!("post number {i}")));
+    o.insert("body".into(), Value::String("lorem ipsum ".repeat(8)));
+    o.insert("likes".into(), Value::Int64(i as i64));
+    o
+}
+
+struct Figure {
+    name: &'static str,
+    unit: &'static str,
+    engine: f64,
+    baseline: f64,
+    baseline_name: &'static str,
+    higher_is_better: bool,
+}
+
+impl Figure {
+    fn print(&self) {
+        let ratio = if self.higher_is_better {
+            self.baseline / self.engine
+        } else {
+            self.engine / self.baseline
+        };
+        println!(
+            "| {} | {:.2} {} | {:.2} {} ({}) | {:.2}× |",
+            self.name, self.engine, self.unit, self.baseline, self.unit, self.baseline_name, ratio
+        );
+    }
+}
+
+/// Mean microseconds per call of an async operation, run repeatedly for `MEASURE`.
+async fn mean_us<F: AsyncFnMut(usize)>(mut op: F) -> f64 {
+    for i in 0..200 {
+        op(i).await;
+    }
+    let start = Instant::now();
+    let mut n = 0;
+    while start.elapsed() < MEASURE {
+        for _ in 0..64 {
+            op(n).await;
+            n += 1;
+        }
+    }
+    start.elapsed().as_secs_f64() * 1e6 / n as f64
+}
+
+fn mean_us_sync(mut op: impl FnMut(usize)) -> f64 {
+    for i in 0..200 {
+        op(i);
+    }
+    let start = Instant::now();
+    let mut n = 0;
+    while start.elapsed() < MEASURE {
+        for _ in 0..64 {
+            op(n);
+            n += 1;
+        }
+    }
+    start.elapsed().as_secs_f64() * 1e6 / n as f64
+}
+
+fn raw_connection(path: &Path) -> Connection {
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000;",
+    )
+    .unwrap();
+    conn
+}
+
+/// A plain SQLite table holding the same posts: the most direct layout for these reads.
+fn raw_posts(path: &Path, ids: &[DocumentId]) -> Connection {
+    let mut conn = raw_connection(path);
+    conn.execute_batch(
+        "CREATE TABLE posts (id BLOB PRIMARY KEY, author TEXT, ct REAL, value BLOB) WITHOUT ROWID;
+         CREATE INDEX posts_by_author ON posts (author, ct, id);",
+    )
+    .unwrap();
+    let tx = conn.transaction().unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        let value = serde_json::to_vec(&format!("{:?}", post(i))).unwrap();
+        tx.execute(
+            "INSERT INTO posts VALUES (?1, ?2, ?3, ?4)",
+            params![
+                id.to_bytes(),
+                format!("author{:03}", i % AUTHORS),
+                i as f64,
+                value
+            ],
+        )
+        .unwrap();
+    }
+    tx.commit().unwrap();
+    conn
+}
+
+async fn reads(dir: &Path) -> Vec<Figure> {
+    let db = Database::open(
+        Arc::new(SqlitePersistence::open(dir.join("reads.sqlite3")).unwrap()),
+        schema(),
+    )
+    .await
+    .unwrap();
+    let mut ids = Vec::with_capacity(ROWS);
+    for chunk in 0..ROWS / 1000 {
+        let mut tx = db.begin();
+        for i in chunk * 1000..(chunk + 1) * 1000 {
+            ids.push(tx.insert("posts", post(i)).await.unwrap());
+        }
+        db.commit(tx).await.unwrap();
+    }
+    let raw = raw_posts(&dir.join("raw-reads.sqlite3"), &ids);
+    let ids = Arc::new(ids);
+
+    let point = mean_us(async |i| {
+        let mut tx = db.begin();
+        assert!(tx.get(ids[(i * 7919) % ROWS]).await.unwrap().is_some());
+    })
+    .await;
+    let point_raw = mean_us_sync(|i| {
+        let mut stmt = raw
+            .prepare_cached("SELECT value FROM posts WHERE id = ?1")
+            .unwrap();
+        let value: Vec<u8> = stmt
+            .query_row([ids[(i * 7919) % ROWS].to_bytes()], |r| r.get(0))
+            .unwrap();
+        assert!(!value.is_empty());
+    });
+    let range = mean_us(async |i| {
+        let mut tx = db.begin();
+        let author = format!("author{:03}", i % AUTHORS);
+        let docs = tx
+            .query("posts")
+            .with_index("by_author", |r| r.eq("author", author))
+            .take(100)
+            .await
+            .unwrap();
+        assert_eq!(docs.len(), 100);
+    })
+    .await;
+    let range_raw = mean_us_sync(|i| {
+        let mut stmt = raw
+            .prepare_cached(
+                "SELECT id, value FROM posts WHERE author = ?1 ORDER BY ct, id LIMIT 100",
+            )
+            .unwrap();
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = stmt
+            .query_map([format!("author{:03}", i % AUTHORS)], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(rows.len(), 100);
+    });
+    let desc = mean_us(async |i| {
+        let mut tx = db.begin();
+        let author = format!("author{:03}", i % AUTHORS);
+        let docs = tx
+            .query("posts")
+            .with_index("by_author", |r| r.eq("author", author))
+            .order(Order::Desc)
+            .take(100)
+            .await
+            .unwrap();
+        assert_eq!(docs.len(), 100);
+    })
+    .await;
+    vec![
+        Figure {
+            name: "point read (`get` by id)",
+            unit: "µs",
+            engine: point,
+            baseline: point_raw,
+            baseline_name: "rusqlite primary-key SELECT",
+            higher_is_better: false,
+        },
+        Figure {
+            name: "100-row index range read (asc)",
+            unit: "µs",
+            engine: range,
+            baseline: range_raw,
+            baseline_name: "rusqlite index range SELECT … LIMIT 100",
+            higher_is_better: false,
+        },
+        Figure {
+            name: "100-row index range read (desc)",
+            unit: "µs",
+            engine: desc,
+            baseline: range_raw,
+            baseline_name: "same asc rusqlite SELECT",
+            higher_is_better: false,
+        },
+    ]
+}
+
+/// Commits per second with `writers` concurrent tasks for `MEASURE`.
+async fn commit_rate(
+    db: &Database,
+    writers: usize,
+    conflicting: bool,
+    counter: Option<DocumentId>,
+) -> f64 {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0u64;
+            while start.elapsed() < MEASURE {
+                let mut tx = db.begin();
+                match (conflicting, counter) {
+                    (true, Some(id)) => {
+                        let doc = tx.get(id).await.unwrap().unwrap();
+                        let Some(Value::Int64(n)) = doc.fields.get("n") else {
+                            panic!()
+                        };
+                        let mut o = Object::new();
+                        o.insert("n".into(), Value::Int64(n + 1));
+                        tx.patch(id, o, &[]).await.unwrap();
+                    }
+                    _ => {
+                        tx.insert("posts", post(w)).await.unwrap();
+                    }
+                }
+                match db.commit(tx).await {
+                    Ok(_) => done += 1,
+                    Err(e) if e.is_occ() => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            done
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Raw rusqlite commits per second: each thread its own connection, one transaction per write.
+fn raw_commit_rate(path: &Path, writers: usize, conflicting: bool) -> f64 {
+    {
+        let conn = raw_connection(path);
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS posts (id INTEGER PRIMARY KEY, author TEXT, value BLOB);
+             CREATE TABLE IF NOT EXISTS counters (id INTEGER PRIMARY KEY, n INTEGER);
+             INSERT OR IGNORE INTO counters VALUES (1, 0);",
+        )
+        .unwrap();
+    }
+    let start = Instant::now();
+    let threads: Vec<_> = (0..writers)
+        .map(|_| {
+            let path = path.to_path_buf();
+            std::thread::spawn(move || {
+                let mut conn = raw_connection(&path);
+                let mut done = 0u64;
+                while start.elapsed() < MEASURE {
+                    let tx = conn
+                        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                        .unwrap();
+                    if conflicting {
+                        let n: i64 = tx
+                            .query_row("SELECT n FROM counters WHERE id = 1", [], |r| r.get(0))
+                            .unwrap();
+                        tx.execute("UPDATE counters SET n = ?1 WHERE id = 1", [n + 1])
+                            .unwrap();
+                    } else {
+                        tx.execute(
+                            "INSERT INTO posts (author, value) VALUES ('a', zeroblob(150))",
+                            [],
+                        )
+                        .unwrap();
+                    }
+                    tx.commit().unwrap();
+                    done += 1;
+                }
+                done
+            })
+        })
+        .collect();
+    let total: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn commits(dir: &Path) -> Vec<Figure> {
+    let db = Database::open(
+        Arc::new(SqlitePersistence::open(dir.join("writes.sqlite3")).unwrap()),
+        schema(),
+    )
+    .await
+    .unwrap();
+    let mut tx = db.begin();
+    let mut o = Object::new();
+    o.insert("n".into(), Value::Int64(0));
+    let counter = tx.insert("counters", o).await.unwrap();
+    db.commit(tx).await.unwrap();
+    let one = commit_rate(&db, 1, false, None).await;
+    let one_raw = raw_commit_rate(&dir.join("raw-1.sqlite3"), 1, false);
+    let eight = commit_rate(&db, 8, false, None).await;
+    let eight_raw = raw_commit_rate(&dir.join("raw-8.sqlite3"), 8, false);
+    let conflicting = commit_rate(&db, 8, true, Some(counter)).await;
+    let conflicting_raw = raw_commit_rate(&dir.join("raw-c.sqlite3"), 8, true);
+    vec![
+        Figure {
+            name: "non-conflicting commits, 1 writer",
+            unit: "commits/s",
+            engine: one,
+            baseline: one_raw,
+            baseline_name: "rusqlite INSERT + COMMIT, 1 thread",
+            higher_is_better: true,
+        },
+        Figure {
+            name: "non-conflicting commits, 8 writers",
+            unit: "commits/s",
+            engine: eight,
+            baseline: eight_raw,
+            baseline_name: "rusqlite INSERT + COMMIT, 8 threads",
+            higher_is_better: true,
+        },
+        Figure {
+            name: "conflicting increments of one counter, 8 writers",
+            unit: "commits/s",
+            engine: conflicting,
+            baseline: conflicting_raw,
+            baseline_name: "rusqlite BEGIN IMMEDIATE read+UPDATE, 8 threads",
+            higher_is_better: true,
+        },
+    ]
+}
+
+fn invalidation(count: usize) -> Figure {
+    let manager = SubscriptionManager::standalone(Timestamp(1));
+    let index = IndexId(1);
+    let key = |i: usize| format!("key{i:08}").into_bytes();
+    let mut read_sets = Vec::with_capacity(count);
+    let mut subs = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut rs = ReadSet::new();
+        rs.record(index, Interval::prefix(&key(i)));
+        rs.record(IndexId(2), Interval::point(&key(i)));
+        subs.push(manager.subscribe(rs.clone(), Timestamp(1)));
+        read_sets.push(rs);
+    }
+    let mut ts = 2;
+    let engine = mean_us_sync(|i| {
+        let target = (i * 7919) % count;
+        let written = key(target);
+        let hits = manager.invalidate_keys(Timestamp(ts), &[(index, written)]);
+        assert_eq!(hits, 1);
+        subs[target] = manager.subscribe(read_sets[target].clone(), Timestamp(ts));
+        ts += 1;
+    });
+    // Baseline: the same commit checked against every subscription's read set.
+    let baseline = mean_us_sync(|i| {
+        let written = key((i * 7919) % count);
+        let hits = read_sets
+            .iter()
+            .filter(|rs| rs.contains(index, &written))
+            .count();
+        assert_eq!(hits, 1);
+    });
+    Figure {
+        name: if count == 10_000 {
+            "invalidation, 1-key commit, 10k subscriptions"
+        } else {
+            "invalidation, 1-key commit, 100k subscriptions"
+        },
+        unit: "µs",
+        engine,
+        baseline,
+        baseline_name: "brute-force scan of all read sets",
+        higher_is_better: false,
+    }
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("| benchmark | engine | baseline | ratio (engine cost / baseline cost) |");
+    println!("|---|---|---|---|");
+    for figure in runtime.block_on(reads(dir.path())) {
+        figure.print();
+    }
+    for figure in runtime.block_on(commits(dir.path())) {
+        figure.print();
+    }
+    invalidation(10_000).print();
+    invalidation(100_000).print();
+}

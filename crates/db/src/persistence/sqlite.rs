@@ -8,8 +8,9 @@
 //! * `globals(key, value)`: small named values (the catalog, the largest commit timestamp).
 //!
 //! Durability: `synchronous=FULL`, so a write returns only after the WAL is synced. SQLite is
-//! synchronous; every call runs on Tokio's blocking pool with a connection of its own (one
-//! writer behind a mutex, a pool of readers that WAL lets run beside the writer).
+//! synchronous: writes and long scans run on Tokio's blocking pool, point reads and short scans
+//! inline (see `read_inline`); one writer connection behind a mutex, and a pool of reader
+//! connections that WAL lets run beside the writer.
 //!
 //! [`codec`]: crate::codec
 
@@ -85,29 +86,28 @@ impl SqlitePersistence {
         &self.inner.path
     }
 
-    /// Runs `f` on a reader connection on the blocking pool.
+    /// Runs `f` on a reader connection on the blocking pool (for reads that may take long).
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, PersistenceError> + Send + 'static,
     ) -> Result<T, PersistenceError> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = inner.readers.lock().pop();
-            let conn = match conn {
-                Some(conn) => conn,
-                None => {
-                    let conn = Connection::open(&inner.path).map_err(storage_err)?;
-                    conn.execute_batch("PRAGMA busy_timeout=10000;")
-                        .map_err(storage_err)?;
-                    conn
-                }
-            };
-            let result = f(&conn);
-            inner.readers.lock().push(conn);
-            result
-        })
-        .await
-        .map_err(storage_err)?
+        tokio::task::spawn_blocking(move || inner.with_reader(f))
+            .await
+            .map_err(storage_err)?
+    }
+
+    /// Runs `f` on a reader connection right here, on the calling task's thread.
+    ///
+    /// Why not the blocking pool: a point lookup in SQLite's page cache takes a microsecond or
+    /// two, while the hand-off to a blocking thread and back costs about ten. Short reads (point
+    /// lookups, scans of a few rows) therefore run inline; they block the executor no longer than
+    /// an ordinary piece of CPU work would, unless the page has to come from disk.
+    fn read_inline<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, PersistenceError>,
+    ) -> Result<T, PersistenceError> {
+        self.inner.with_reader(f)
     }
 
     /// Runs `f` on the writer connection on the blocking pool.
@@ -121,6 +121,31 @@ impl SqlitePersistence {
             .map_err(storage_err)?
     }
 }
+
+impl Inner {
+    /// Runs `f` with a pooled reader connection (opening one if the pool is empty).
+    fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, PersistenceError>,
+    ) -> Result<T, PersistenceError> {
+        let conn = self.readers.lock().pop();
+        let conn = match conn {
+            Some(conn) => conn,
+            None => {
+                let conn = Connection::open(&self.path).map_err(storage_err)?;
+                conn.execute_batch("PRAGMA busy_timeout=10000;")
+                    .map_err(storage_err)?;
+                conn
+            }
+        };
+        let result = f(&conn);
+        self.readers.lock().push(conn);
+        result
+    }
+}
+
+/// Scans up to this many rows run inline (see [`SqlitePersistence::read_inline`]).
+const INLINE_SCAN_ROWS: usize = 16;
 
 fn id_from_parts(table: i64, internal: Vec<u8>) -> Result<DocumentId, PersistenceError> {
     let internal: [u8; INTERNAL_ID_LEN] = internal
@@ -177,8 +202,27 @@ fn document_at(
     }))
 }
 
-/// A key's newest entry seen so far in a scan: (key, ts, document id if live).
-type Candidate = (Vec<u8>, i64, Option<DocumentId>);
+/// A key's newest index entry seen so far in a scan, with the document it points at:
+/// (key, entry ts, document id and its (revision ts, encoded value) if the entry is live).
+type Candidate = (Vec<u8>, i64, Option<(DocumentId, Option<(i64, Vec<u8>)>)>);
+
+/// The scan query: index entries in the interval, each joined (inside SQLite, so one statement
+/// serves the whole scan) with its document's newest revision at the read timestamp.
+fn scan_sql(order: Order, bounded: bool) -> String {
+    let direction = match order {
+        Order::Asc => "ASC",
+        Order::Desc => "DESC",
+    };
+    let end_clause = if bounded { "AND i.key < ?4" } else { "" };
+    format!(
+        "SELECT i.key, i.ts, i.table_num, i.internal, d.ts, d.value FROM indexes i \
+         LEFT JOIN documents d ON d.table_num = i.table_num AND d.internal = i.internal AND d.ts = \
+           (SELECT MAX(d2.ts) FROM documents d2 \
+            WHERE d2.table_num = i.table_num AND d2.internal = i.internal AND d2.ts <= ?3) \
+         WHERE i.index_id = ?1 AND i.key >= ?2 AND i.ts <= ?3 {end_clause} \
+         ORDER BY i.key {direction}, i.ts {direction}"
+    )
+}
 
 fn index_scan(
     conn: &Connection,
@@ -192,20 +236,9 @@ fn index_scan(
     if limit == 0 || interval.is_empty() {
         return Ok(out);
     }
-    let direction = match order {
-        Order::Asc => "ASC",
-        Order::Desc => "DESC",
-    };
-    let end_clause = if interval.end.is_some() {
-        "AND key < ?4"
-    } else {
-        ""
-    };
-    let sql = format!(
-        "SELECT key, ts, table_num, internal FROM indexes WHERE index_id = ?1 AND key >= ?2 AND ts <= ?3 \
-         {end_clause} ORDER BY key {direction}, ts {direction}"
-    );
-    let mut stmt = conn.prepare_cached(&sql).map_err(storage_err)?;
+    let mut stmt = conn
+        .prepare_cached(&scan_sql(order, interval.end.is_some()))
+        .map_err(storage_err)?;
     let ts_sql = ts_to_sql(ts)?;
     let mut rows = match &interval.end {
         Some(end) => stmt.query(params![index.0, &interval.start, ts_sql, end]),
@@ -215,48 +248,52 @@ fn index_scan(
     let mut current: Option<Candidate> = None;
     // Emits a finished key group; returns true once `limit` rows are out.
     let emit = |candidate: Candidate, out: &mut Vec<IndexRow>| -> Result<bool, PersistenceError> {
-        let (key, _, Some(id)) = candidate else {
+        let (key, _, Some((id, document))) = candidate else {
             return Ok(false);
         };
-        let revision = document_at(conn, id, ts)?;
-        match revision {
-            Some(DocumentRevision {
-                document: Some(document),
-                ts: rev_ts,
-                ..
-            }) => {
-                out.push(IndexRow {
-                    key,
-                    document,
-                    ts: rev_ts,
-                });
-            }
-            _ => {
-                return Err(PersistenceError(format!(
-                    "index entry points at missing document {id}"
-                )));
-            }
-        }
+        let Some((rev_ts, bytes)) = document else {
+            return Err(PersistenceError(format!(
+                "index entry points at missing document {id}"
+            )));
+        };
+        let (creation_time, fields) = decode_document(&bytes).map_err(storage_err)?;
+        out.push(IndexRow {
+            key,
+            document: Document {
+                id,
+                creation_time,
+                fields,
+            },
+            ts: Timestamp(rev_ts as u64),
+        });
         Ok(out.len() >= limit)
     };
     while let Some(row) = rows.next().map_err(storage_err)? {
         let key: Vec<u8> = row.get(0).map_err(storage_err)?;
         let entry_ts: i64 = row.get(1).map_err(storage_err)?;
+        if let Some((current_key, current_ts, _)) = &current
+            && *current_key == key
+            && *current_ts > entry_ts
+        {
+            continue;
+        }
         let table: Option<i64> = row.get(2).map_err(storage_err)?;
         let internal: Option<Vec<u8>> = row.get(3).map_err(storage_err)?;
-        let id = match (table, internal) {
-            (Some(table), Some(internal)) => Some(id_from_parts(table, internal)?),
+        let live = match (table, internal) {
+            (Some(table), Some(internal)) => {
+                let doc_ts: Option<i64> = row.get(4).map_err(storage_err)?;
+                let value: Option<Vec<u8>> = row.get(5).map_err(storage_err)?;
+                Some((id_from_parts(table, internal)?, doc_ts.zip(value)))
+            }
             _ => None,
         };
         match &mut current {
-            Some((current_key, current_ts, current_id)) if *current_key == key => {
-                if entry_ts > *current_ts {
-                    *current_ts = entry_ts;
-                    *current_id = id;
-                }
+            Some((current_key, current_ts, current_live)) if *current_key == key => {
+                *current_ts = entry_ts;
+                *current_live = live;
             }
             _ => {
-                if let Some(done) = current.replace((key, entry_ts, id))
+                if let Some(done) = current.replace((key, entry_ts, live))
                     && emit(done, &mut out)?
                 {
                     return Ok(out);
@@ -347,7 +384,7 @@ impl Persistence for SqlitePersistence {
         id: DocumentId,
         ts: Timestamp,
     ) -> Result<Option<DocumentRevision>, PersistenceError> {
-        self.read(move |conn| document_at(conn, id, ts)).await
+        self.read_inline(|conn| document_at(conn, id, ts))
     }
 
     async fn index_scan(
@@ -358,19 +395,20 @@ impl Persistence for SqlitePersistence {
         order: Order,
         limit: usize,
     ) -> Result<Vec<IndexRow>, PersistenceError> {
+        if limit <= INLINE_SCAN_ROWS {
+            return self.read_inline(|conn| index_scan(conn, index, interval, ts, order, limit));
+        }
         let interval = interval.clone();
         self.read(move |conn| index_scan(conn, index, &interval, ts, order, limit))
             .await
     }
 
     async fn global(&self, key: &str) -> Result<Option<Vec<u8>>, PersistenceError> {
-        let key = key.to_owned();
-        self.read(move |conn| {
+        self.read_inline(|conn| {
             conn.prepare_cached("SELECT value FROM globals WHERE key = ?1")
                 .and_then(|mut stmt| stmt.query_row([key], |row| row.get(0)).optional())
                 .map_err(storage_err)
         })
-        .await
     }
 
     async fn set_global(&self, key: &str, value: Vec<u8>) -> Result<(), PersistenceError> {
