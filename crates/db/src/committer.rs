@@ -33,12 +33,15 @@ pub(crate) struct PreparedWrite {
     keys: Vec<(IndexId, Vec<u8>)>,
 }
 
+/// Where the committer sends a commit's outcome.
+type Reply = oneshot::Sender<Result<Timestamp, DbError>>;
+
 /// A transaction on its way to the committer.
 pub(crate) struct CommitJob {
     pub(crate) snapshot: Timestamp,
     pub(crate) reads: ReadSet,
     pub(crate) writes: Vec<PreparedWrite>,
-    pub(crate) reply: oneshot::Sender<Result<Timestamp, DbError>>,
+    pub(crate) reply: Reply,
 }
 
 /// Computes index keys for a transaction's writes (on the caller's task, not the committer's).
@@ -109,10 +112,7 @@ impl Committer {
     }
 
     async fn commit_batch(&mut self, batch: Vec<CommitJob>) {
-        let mut accepted: Vec<(
-            oneshot::Sender<Result<Timestamp, DbError>>,
-            Arc<WriteLogEntry>,
-        )> = Vec::new();
+        let mut accepted: Vec<(Reply, Arc<WriteLogEntry>)> = Vec::new();
         let mut records = Vec::new();
         for job in batch {
             let checked = self.shared.write_log.read().conflict(

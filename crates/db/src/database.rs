@@ -263,7 +263,7 @@ async fn backfill(
             }
             match rows.last() {
                 Some(last) if rows.len() == 1000 => {
-                    interval.start = crate::interval::key_successor(&last.key)
+                    interval.start = crate::interval::key_successor(&last.key);
                 }
                 _ => break,
             }

@@ -274,7 +274,7 @@ fn encode_cursor(fingerprint: &[u8; 16], position: &Position) -> String {
 }
 
 fn decode_cursor(fingerprint: &[u8; 16], cursor: &str) -> Result<Position, DbError> {
-    if cursor.len() % 2 != 0 || !cursor.is_ascii() {
+    if !cursor.len().is_multiple_of(2) || !cursor.is_ascii() {
         return Err(DbError::InvalidCursor);
     }
     let bytes: Vec<u8> = (0..cursor.len())

@@ -349,7 +349,7 @@ async fn occ_case(
     };
     let expect_conflict = writer_committed
         && touched.iter().any(|(id, (before, after))| {
-            Some(*id) == got_id || before.iter().chain(after.iter()).any(|d| in_read_range(d))
+            Some(*id) == got_id || before.iter().chain(after.iter()).any(&in_read_range)
         });
     let result = t.db.commit(reader).await;
     assert_eq!(result.is_err(), expect_conflict, "result {result:?}");

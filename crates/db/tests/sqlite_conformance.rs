@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use keel_db::{Persistence, SqlitePersistence};
 
+// The suite takes an async factory (a PostgreSQL one has to await); SQLite needs no await.
+#[allow(clippy::unused_async)]
 async fn fresh() -> (Arc<dyn Persistence>, Box<dyn Any + Send>) {
     let dir = tempfile::tempdir().unwrap();
     let persistence = SqlitePersistence::open(dir.path().join("db.sqlite3")).unwrap();

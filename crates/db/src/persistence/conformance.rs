@@ -263,8 +263,7 @@ pub async fn index_scan_bounds_and_order(p: &dyn Persistence) {
 
 /// The limit counts live keys, even when keys have many versions and tombstones.
 pub async fn index_scan_limit_with_many_versions(p: &dyn Persistence) {
-    let mut ts = 100;
-    for round in 0..5i64 {
+    for (ts, round) in (100u64..).zip(0..5i64) {
         let mut docs = Vec::new();
         let mut entries = Vec::new();
         for n in 1..=20u8 {
@@ -274,7 +273,6 @@ pub async fn index_scan_limit_with_many_versions(p: &dyn Persistence) {
             entries.push(entry(9, &[n], ts, live.then_some(n)));
         }
         p.write(vec![commit(ts, docs, entries)]).await.unwrap();
-        ts += 1;
     }
     let at = |t| async move { keys(p, 9, &Interval::all(), t, Order::Asc, 7).await };
     // Last round (4) is even: everything live.
