@@ -204,6 +204,8 @@ pub(crate) struct CachedKeys {
     /// Serialises fetches so a burst of requests triggers one download; holds the time of the
     /// last refetch forced by an unknown `kid`.
     fetching: tokio::sync::Mutex<Option<Instant>>,
+    /// OIDC only: the discovered `jwks_uri` and until when it may be reused.
+    jwks_uri: parking_lot::Mutex<Option<(String, Instant)>>,
 }
 
 impl CachedKeys {
@@ -219,6 +221,7 @@ impl CachedKeys {
             default_ttl,
             refetch_interval,
             loaded: parking_lot::RwLock::new(None),
+            jwks_uri: parking_lot::Mutex::new(None),
             fetching: tokio::sync::Mutex::new(None),
         }
     }
@@ -318,6 +321,11 @@ impl CachedKeys {
     }
 
     async fn discover(&self, issuer: &str) -> Result<String, AuthError> {
+        if let Some((uri, until)) = self.jwks_uri.lock().as_ref()
+            && *until > Instant::now()
+        {
+            return Ok(uri.clone());
+        }
         let url = format!("{issuer}/.well-known/openid-configuration");
         let fetched = fetch_document(&self.http, &url, None, self.default_ttl).await?;
         let bad = |reason: String| AuthError::KeySource {
@@ -335,10 +343,13 @@ impl CachedKeys {
                 "discovery document names issuer `{published}`, expected `{issuer}`"
             )));
         }
-        doc.get("jwks_uri")
+        let uri = doc
+            .get("jwks_uri")
             .and_then(Value::as_str)
             .map(str::to_owned)
-            .ok_or_else(|| bad("discovery document has no `jwks_uri`".to_owned()))
+            .ok_or_else(|| bad("discovery document has no `jwks_uri`".to_owned()))?;
+        *self.jwks_uri.lock() = Some((uri.clone(), Instant::now() + fetched.ttl));
+        Ok(uri)
     }
 }
 

@@ -150,9 +150,22 @@ impl LocalIdpAuthenticator {
         client_address: Option<IpAddr>,
     ) -> Result<Authentication, AuthError> {
         let users = self.api.users_by_email(email).await?;
-        // Unknown email: ask anyway about a non-existent user, so the idp spends the same
-        // hashing work and the response time does not reveal whether the address exists.
-        let user_id = users.first().map_or("user_unknown", |u| u.id.as_str());
+        // Unknown email: ask anyway, about a non-existent user id derived from the address, so
+        // the idp spends the same hashing work and applies the same per-user rate limit — the
+        // response (time, 429s) does not reveal whether the address exists.
+        let unknown_id;
+        let user_id = match users.first() {
+            Some(u) => u.id.as_str(),
+            None => {
+                let digest =
+                    digest::digest(&digest::SHA256, email.trim().to_lowercase().as_bytes());
+                unknown_id = format!(
+                    "user_unknown{}",
+                    URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16])
+                );
+                unknown_id.as_str()
+            }
+        };
         let verified = match self
             .api
             .verify_password(user_id, password, client_address)

@@ -490,3 +490,51 @@ async fn clerk_authenticator_networkless_with_jwt_key() {
     .unwrap_err();
     assert!(err.to_string().contains("CLERK_SECRET_KEY"), "{err}");
 }
+
+#[tokio::test]
+async fn unknown_emails_are_rate_limited_like_known_ones() {
+    let (idp, _dir) = start_idp(|c| {
+        c.password_rate_limit_per_user = keel_idp::RateLimit {
+            burst: 2,
+            refill_every: Duration::from_secs(3600),
+        };
+    })
+    .await;
+    let auth = local(&idp);
+    idp.create_user(keel_idp::NewUser {
+        email_addresses: vec!["k@example.com".into()],
+        password: Some("long enough".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let outcome = |r: Result<keel_auth::Authentication, AuthError>| match r {
+        Ok(_) => "signed in".to_owned(),
+        Err(AuthError::BackendApi { status, .. }) => status.to_string(),
+        Err(e) => e.code().to_owned(),
+    };
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for _ in 0..3 {
+        known.push(outcome(
+            auth.sign_in("k@example.com", "wrong password", None).await,
+        ));
+        unknown.push(outcome(
+            auth.sign_in("ghost@example.com", "wrong password", None)
+                .await,
+        ));
+    }
+    assert_eq!(known, ["InvalidCredentials", "InvalidCredentials", "429"]);
+    assert_eq!(
+        unknown, known,
+        "an unknown address must look exactly like a known one"
+    );
+    // The limit is per address: another unknown address is not affected.
+    assert_eq!(
+        outcome(
+            auth.sign_in("other@example.com", "wrong password", None)
+                .await
+        ),
+        "InvalidCredentials"
+    );
+}

@@ -280,10 +280,12 @@ impl Idp {
         self.inner.per_user.take(user_id).map_err(too_many)?;
         let user = self.inner.store.user(user_id)?;
         let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-        let password = password
-            .chars()
-            .take(MAX_PASSWORD_BYTES)
-            .collect::<String>();
+        // An over-long password cannot match (creation refuses them); still spend the work.
+        let (password, stored) = if password.len() > MAX_PASSWORD_BYTES {
+            (String::new(), None)
+        } else {
+            (password.to_owned(), stored)
+        };
         let ok =
             tokio::task::spawn_blocking(move || passwords::verify(&password, stored.as_deref()))
                 .await

@@ -310,6 +310,21 @@ async fn users_endpoints_and_their_failures() {
         )
         .await;
     assert_clerk_error(status, &body, StatusCode::NOT_FOUND, "resource_not_found");
+    // A password longer than any accepted one never matches, even if it starts with the real one.
+    let long = format!("correct horse{}", "x".repeat(300));
+    let (status, body) = r
+        .call(
+            "POST",
+            &format!("/v1/users/{id}/verify_password"),
+            Some(json!({"password": long})),
+        )
+        .await;
+    assert_clerk_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "incorrect_password",
+    );
 }
 
 #[tokio::test]
