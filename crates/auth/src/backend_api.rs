@@ -14,6 +14,7 @@ use crate::error::AuthError;
 pub struct BackendApiClient {
     api_url: String,
     secret_key: String,
+    origin: Option<String>,
     http: reqwest::Client,
 }
 
@@ -67,8 +68,16 @@ impl BackendApiClient {
         BackendApiClient {
             api_url: api_url.trim_end_matches('/').to_owned(),
             secret_key: secret_key.to_owned(),
+            origin: None,
             http: crate::http_client(Duration::from_secs(10)),
         }
+    }
+
+    /// Sends `Origin: <origin>` when minting session tokens, so they carry `azp = origin`
+    /// (what the browser's request would have given them with Clerk).
+    pub fn with_origin(mut self, origin: &str) -> Self {
+        self.origin = Some(origin.trim_end_matches('/').to_owned());
+        self
     }
 
     /// The base URL (no trailing `/`).
@@ -197,9 +206,11 @@ impl BackendApiClient {
 
     /// `POST /v1/sessions/{sid}/tokens`: a fresh session token.
     pub async fn session_token(&self, session_id: &str) -> Result<String, AuthError> {
-        let body = self
-            .send(self.post(&format!("/sessions/{session_id}/tokens")))
-            .await?;
+        let mut request = self.post(&format!("/sessions/{session_id}/tokens"));
+        if let Some(origin) = &self.origin {
+            request = request.header(http::header::ORIGIN, origin);
+        }
+        let body = self.send(request).await?;
         parse_token(body)
     }
 

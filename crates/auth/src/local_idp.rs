@@ -45,6 +45,9 @@ pub struct LocalIdpConfig {
     pub authorized_parties: Vec<String>,
     /// The `iss` session tokens must carry (default: `api_url`); `None` skips the check.
     pub issuer: Option<String>,
+    /// The web tier's own origin (e.g. `http://127.0.0.1:3000`): sent as `Origin` when minting
+    /// session tokens, so their `azp` names it (pair with `authorized_parties`).
+    pub origin: Option<String>,
 }
 
 impl LocalIdpConfig {
@@ -57,6 +60,7 @@ impl LocalIdpConfig {
             client_cookie_max_age: Duration::from_secs(30 * 24 * 3600),
             authorized_parties: Vec::new(),
             issuer: Some(api_url.trim_end_matches('/').to_owned()),
+            origin: None,
         }
     }
 }
@@ -95,7 +99,10 @@ impl std::fmt::Debug for LocalIdpAuthenticator {
 impl LocalIdpAuthenticator {
     /// An authenticator for the idp described by `config` (no network until first use).
     pub fn new(config: LocalIdpConfig) -> Self {
-        let api = BackendApiClient::new(&config.api_url, &config.secret_key);
+        let mut api = BackendApiClient::new(&config.api_url, &config.secret_key);
+        if let Some(origin) = &config.origin {
+            api = api.with_origin(origin);
+        }
         let keys = CachedKeys::new(
             KeySource::BackendApi {
                 url: api.jwks_url(),

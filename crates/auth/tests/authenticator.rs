@@ -538,3 +538,49 @@ async fn unknown_emails_are_rate_limited_like_known_ones() {
         "InvalidCredentials"
     );
 }
+
+#[tokio::test]
+async fn local_idp_origin_becomes_azp_and_is_enforced() {
+    let (idp, _dir) = start_idp(|_| {}).await;
+    idp.create_user(keel_idp::NewUser {
+        email_addresses: vec!["z@example.com".into()],
+        password: Some("long enough".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut config = LocalIdpConfig::new(idp.issuer(), idp.secret_key());
+    config.origin = Some("http://127.0.0.1:3000".into());
+    config.authorized_parties = vec!["http://127.0.0.1:3000".into()];
+    let auth = LocalIdpAuthenticator::new(config.clone());
+    let signed_in = auth
+        .sign_in("z@example.com", "long enough", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        signed_in.state.claims.as_ref().unwrap()["azp"],
+        "http://127.0.0.1:3000"
+    );
+    assert!(
+        auth.authenticate(&cookie_header(&signed_in.set_cookies))
+            .await
+            .unwrap()
+            .state
+            .is_signed_in()
+    );
+    // A token minted for another origin is refused by this web tier.
+    let foreign = idp
+        .session_token(
+            signed_in.state.session_id.as_deref().unwrap(),
+            Some("http://evil.example"),
+        )
+        .unwrap();
+    assert!(
+        !auth
+            .authenticate(&with_cookie(&[("__session", &foreign)]))
+            .await
+            .unwrap()
+            .state
+            .is_signed_in()
+    );
+}

@@ -173,6 +173,37 @@ async fn security_table_each_bad_token_has_its_own_error() {
 }
 
 #[tokio::test]
+async fn eddsa_tokens_are_accepted() {
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new()).unwrap();
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": "ed-1", "x": b64(pair.public_key().as_ref())});
+    let issuer = TestIssuer::start(vec![jwk], "public, max-age=300").await;
+    let claims = issuer.claims("user_ed");
+    let input = format!(
+        "{}.{}",
+        b64(br#"{"alg":"EdDSA","kid":"ed-1"}"#),
+        b64(claims.to_string().as_bytes())
+    );
+    let token = format!("{input}.{}", b64(pair.sign(input.as_bytes()).as_ref()));
+    let v = verifier(vec![oidc(&issuer.url)]);
+    assert_eq!(v.verify(&token).await.unwrap().subject, "user_ed");
+    let mut forged = token.clone();
+    forged.replace_range(
+        input.len() + 1..input.len() + 3,
+        if &token[input.len() + 1..input.len() + 3] == "AA" {
+            "BB"
+        } else {
+            "AA"
+        },
+    );
+    assert_eq!(
+        v.verify(&forged).await.unwrap_err().code(),
+        "InvalidSignature"
+    );
+}
+
+#[tokio::test]
 async fn garbage_never_panics() {
     let v = verifier(vec![oidc("http://127.0.0.1:9")]);
     let inputs = [
