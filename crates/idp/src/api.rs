@@ -38,6 +38,8 @@ pub(crate) fn router(idp: Idp) -> axum::Router {
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/.well-known/jwks.json", get(jwks))
         .merge(bapi)
+        // One span per request (method, path, status, latency) — never the Authorization header.
+        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(idp)
 }
 

@@ -222,7 +222,10 @@ impl Idp {
             password_hash,
         };
         match self.inner.store.insert_user(&user)? {
-            Ok(()) => Ok(user),
+            Ok(()) => {
+                tracing::info!(user_id = %user.id, "user created");
+                Ok(user)
+            }
             Err(taken) => Err(ApiError::unprocessable(
                 "form_identifier_exists",
                 "That email address is taken. Please try another.",
@@ -312,6 +315,7 @@ impl Idp {
                     .unwrap_or(i64::MAX / 4),
         };
         self.inner.store.insert_session(&session)?;
+        tracing::info!(session_id = %session.id, user_id, "session created");
         Ok(session)
     }
 
@@ -327,6 +331,7 @@ impl Idp {
     pub fn revoke_session(&self, session_id: &str) -> Result<Session, ApiError> {
         let session = self.session(session_id)?;
         if session.status == SessionStatus::Active {
+            tracing::info!(session_id, "session revoked");
             self.inner.store.set_session_status(
                 session_id,
                 SessionStatus::Revoked,
