@@ -413,9 +413,10 @@ async fn unknown_users_cost_the_same_password_work() {
         known += time(id.clone()).await;
         unknown += time("user_missing".into()).await;
     }
+    // Without the dummy hash an unknown user would answer ~100x faster than a known one.
     let ratio = unknown.as_secs_f64() / known.as_secs_f64();
     assert!(
-        (0.5..2.0).contains(&ratio),
+        (0.33..3.0).contains(&ratio),
         "known {known:?} vs unknown {unknown:?}"
     );
 }
