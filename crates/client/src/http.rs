@@ -1,0 +1,273 @@
+//! [`HttpClient`]: the Convex HTTP API (`ConvexHttpClient`), with one-snapshot reads for SSR.
+
+use std::sync::Arc;
+
+use keel_protocol::http::{FunctionResponse, HttpErrorBody, QueryAtTsRequest, QueryTsResponse};
+use keel_protocol::{decode_ts, encode_ts};
+use keel_values::{Object, Value, from_json, to_json};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::OnceCell;
+
+use crate::ClientError;
+use crate::convert::{args_object, decode_result};
+
+/// The `Convex-Client` header this crate sends.
+const CLIENT_HEADER: &str = concat!("keel-rust-", env!("CARGO_PKG_VERSION"));
+
+/// A client of the Convex HTTP API (`/api/query`, `/api/mutation`, `/api/action`,
+/// `/api/query_ts`, `/api/query_at_ts`).
+///
+/// Cheap to copy: all copies share one connection pool, so a per-request client for SSR is
+/// [`HttpClient::with_auth`] (or `clone()` + [`HttpClient::set_auth`]) — no new TCP or TLS setup.
+///
+/// **Snapshots.** [`HttpClient::consistent_query_value`] reads at one timestamp, fetched by the
+/// first consistent read and reused by every later one on this client *and its clones*, so all
+/// loaders of one page see one snapshot. [`HttpClient::with_auth`] and
+/// [`HttpClient::new_snapshot`] start a new snapshot.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), keel_client::ClientError> {
+/// let shared = keel_client::HttpClient::new("http://127.0.0.1:3210")?;
+/// let per_request = shared.with_auth("eyJ…");
+/// let n: f64 = per_request.query("counter:get", serde_json::json!({})).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    http: reqwest::Client,
+    base: Arc<str>,
+    auth: Option<Arc<str>>,
+    snapshot: Arc<OnceCell<u64>>,
+}
+
+impl HttpClient {
+    /// A client of the deployment at `url` (`http://host:port`, no path) with its own
+    /// connection pool.
+    pub fn new(url: &str) -> Result<HttpClient, ClientError> {
+        let http = reqwest::Client::builder()
+            .build()
+            .map_err(|e| ClientError::Transport(format!("cannot build the HTTP client: {e}")))?;
+        Self::with_http_client(url, http)
+    }
+
+    /// A client over an existing `reqwest::Client` (sharing its pool).
+    pub fn with_http_client(url: &str, http: reqwest::Client) -> Result<HttpClient, ClientError> {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| ClientError::Transport(format!("invalid deployment URL {url:?}: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(ClientError::Transport(format!(
+                "deployment URL {url:?} must be http or https"
+            )));
+        }
+        Ok(HttpClient {
+            http,
+            base: url.trim_end_matches('/').into(),
+            auth: None,
+            snapshot: Arc::new(OnceCell::new()),
+        })
+    }
+
+    /// The deployment URL.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    /// A copy sending `Authorization: Bearer <token>`, sharing the pool, with a new snapshot.
+    pub fn with_auth(&self, token: impl Into<String>) -> HttpClient {
+        HttpClient {
+            auth: Some(token.into().into()),
+            snapshot: Arc::new(OnceCell::new()),
+            ..self.clone()
+        }
+    }
+
+    /// Sends `Authorization: Bearer <token>` from now on.
+    pub fn set_auth(&mut self, token: impl Into<String>) {
+        self.auth = Some(token.into().into());
+    }
+
+    /// Sends no `Authorization` header from now on.
+    pub fn clear_auth(&mut self) {
+        self.auth = None;
+    }
+
+    /// The token set with [`HttpClient::set_auth`], if any.
+    pub fn auth(&self) -> Option<&str> {
+        self.auth.as_deref()
+    }
+
+    /// Forgets the snapshot of consistent reads (on this client only; clones keep theirs).
+    pub fn new_snapshot(&mut self) {
+        self.snapshot = Arc::new(OnceCell::new());
+    }
+
+    /// The snapshot timestamp of consistent reads, once one has been read.
+    pub fn snapshot_ts(&self) -> Option<u64> {
+        self.snapshot.get().copied()
+    }
+
+    /// Runs a query; the result as a [`Value`].
+    pub async fn query_value(&self, path: &str, args: Object) -> Result<Value, ClientError> {
+        self.call("query", path, args).await
+    }
+
+    /// Runs a query with typed arguments and result.
+    pub async fn query<R: DeserializeOwned>(
+        &self,
+        path: &str,
+        args: impl Serialize,
+    ) -> Result<R, ClientError> {
+        decode_result(&self.query_value(path, args_object(args)?).await?)
+    }
+
+    /// Runs a mutation; the result as a [`Value`].
+    pub async fn mutation_value(&self, path: &str, args: Object) -> Result<Value, ClientError> {
+        self.call("mutation", path, args).await
+    }
+
+    /// Runs a mutation with typed arguments and result.
+    pub async fn mutation<R: DeserializeOwned>(
+        &self,
+        path: &str,
+        args: impl Serialize,
+    ) -> Result<R, ClientError> {
+        decode_result(&self.mutation_value(path, args_object(args)?).await?)
+    }
+
+    /// Runs an action; the result as a [`Value`].
+    pub async fn action_value(&self, path: &str, args: Object) -> Result<Value, ClientError> {
+        self.call("action", path, args).await
+    }
+
+    /// Runs an action with typed arguments and result.
+    pub async fn action<R: DeserializeOwned>(
+        &self,
+        path: &str,
+        args: impl Serialize,
+    ) -> Result<R, ClientError> {
+        decode_result(&self.action_value(path, args_object(args)?).await?)
+    }
+
+    /// The deployment's latest snapshot timestamp (`POST /api/query_ts`).
+    pub async fn query_ts(&self) -> Result<u64, ClientError> {
+        let response = self.post("query_ts", None).await?;
+        let body: QueryTsResponse = parse_body(&response)?;
+        decode_ts(&body.ts).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// Runs a query at snapshot `ts` (`POST /api/query_at_ts`).
+    pub async fn query_at_ts_value(
+        &self,
+        path: &str,
+        args: Object,
+        ts: u64,
+    ) -> Result<Value, ClientError> {
+        let body = QueryAtTsRequest {
+            path: path.to_owned(),
+            args: serde_json::Value::Array(vec![to_json(&Value::Object(args))]),
+            ts: encode_ts(ts),
+            format: Some("convex_encoded_json".to_owned()),
+        };
+        let body = serde_json::to_vec(&body).map_err(|e| ClientError::Decode(e.to_string()))?;
+        function_result(&self.post("query_at_ts", Some(body)).await?)
+    }
+
+    /// Runs a query at this client's snapshot (fetched by the first consistent read), like
+    /// `ConvexHttpClient.consistentQuery`.
+    pub async fn consistent_query_value(
+        &self,
+        path: &str,
+        args: Object,
+    ) -> Result<Value, ClientError> {
+        let ts = *self.snapshot.get_or_try_init(|| self.query_ts()).await?;
+        self.query_at_ts_value(path, args, ts).await
+    }
+
+    /// [`HttpClient::consistent_query_value`] with typed arguments and result.
+    pub async fn consistent_query<R: DeserializeOwned>(
+        &self,
+        path: &str,
+        args: impl Serialize,
+    ) -> Result<R, ClientError> {
+        decode_result(
+            &self
+                .consistent_query_value(path, args_object(args)?)
+                .await?,
+        )
+    }
+
+    async fn call(&self, kind: &str, path: &str, args: Object) -> Result<Value, ClientError> {
+        let body = serde_json::json!({
+            "path": path,
+            "args": [to_json(&Value::Object(args))],
+            "format": "convex_encoded_json",
+        });
+        function_result(&self.post(kind, Some(body.to_string().into_bytes())).await?)
+    }
+
+    /// POSTs to `/api/<endpoint>`; non-200 answers become errors.
+    async fn post(&self, endpoint: &str, body: Option<Vec<u8>>) -> Result<Vec<u8>, ClientError> {
+        let mut request = self
+            .http
+            .post(format!("{}/api/{endpoint}", self.base))
+            .header("Convex-Client", CLIENT_HEADER)
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        if let Some(token) = &self.auth {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ClientError::Transport(format!("POST /api/{endpoint}: {e}")))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Transport(format!("POST /api/{endpoint}: {e}")))?;
+        if status.is_success() {
+            return Ok(bytes.to_vec());
+        }
+        let (code, message) = match serde_json::from_slice::<HttpErrorBody>(&bytes) {
+            Ok(body) => (body.code, body.message),
+            Err(_) => (
+                "Unknown".to_owned(),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ),
+        };
+        Err(if status == reqwest::StatusCode::UNAUTHORIZED {
+            ClientError::Auth { code, message }
+        } else {
+            ClientError::Http {
+                status: status.as_u16(),
+                code,
+                message,
+            }
+        })
+    }
+}
+
+fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ClientError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ClientError::Decode(format!("unexpected response body: {e}")))
+}
+
+/// Decodes a `{"status": …}` envelope in Convex JSON.
+fn function_result(bytes: &[u8]) -> Result<Value, ClientError> {
+    let decode =
+        |j: &serde_json::Value| from_json(j).map_err(|e| ClientError::Decode(e.to_string()));
+    match parse_body::<FunctionResponse>(bytes)? {
+        FunctionResponse::Success { value, .. } => decode(&value),
+        FunctionResponse::Error {
+            error_message,
+            error_data,
+            ..
+        } => Err(ClientError::from_function(
+            error_message,
+            error_data.as_ref().map(decode).transpose()?,
+        )),
+    }
+}

@@ -1,0 +1,64 @@
+//! Keel's Rust clients: the Rust side of `ConvexHttpClient`, of `ConvexClient` with
+//! `ConvexProviderWithClerk`'s token refresh, and of `@convex-dev/react-query`'s
+//! `ConvexQueryClient`.
+//!
+//! * [`HttpClient`] — the HTTP API: `query`/`mutation`/`action`, one-snapshot reads
+//!   (`/api/query_ts` + `/api/query_at_ts`) for SSR, cheap per-request copies sharing one pool.
+//! * [`LiveClient`] — the WebSocket sync protocol: subscriptions, mutations resolved only when a
+//!   transition reflects them, reconnects with backoff that re-add every query under its
+//!   original id and re-send in-flight mutations under the same session and request ids, and
+//!   auth from a token fetcher refreshed before expiry on the open socket.
+//! * [`QueryClient`] — a query cache keyed like `ConvexQueryClient`
+//!   (`convexQuery|<path>|<args JSON>`), kept live by a [`LiveClient`], with GC, dehydration
+//!   and "wait until the cache reached timestamp T".
+//!
+//! # Why not the official `convex` crate
+//!
+//! `convex` 0.10.4's `ConvexClient` cannot do what [`LiveClient`] must:
+//! * it calls its auth callback only when it (re)connects — a token change is applied by
+//!   restarting the protocol, so there is no refresh on the open socket, and nothing schedules
+//!   a refresh before `exp`;
+//! * it treats `AuthError` as a reason to reconnect and never tells its owner, so "retry with a
+//!   forced refresh at most twice, then report signed out" cannot be built on it, and it has no
+//!   observable auth state;
+//! * it does not expose transition timestamps, so "wait until the cache reached T" is not
+//!   possible, and it resolves mutations at the next transition rather than at one whose `ts`
+//!   covers the commit;
+//! * it uses a fresh session id per socket, so the backend cannot de-duplicate a mutation
+//!   re-sent after a reconnect.
+//!
+//! [`LiveClient`] is therefore our own client over `tokio-tungstenite`, with the message types
+//! of `keel_protocol` (which re-exports `convex_sync_types`, the wire types of the official
+//! client and backend). It follows the sequencing rules of the protocol: per-socket versions
+//! starting at 0 and checked transition by transition, reconnect order (`Connect` with
+//! `maxObservedTimestamp` → `Authenticate{baseVersion: 0}` → `ModifyQuerySet` re-adding every
+//! query with its id and journal → re-sent mutations), backoff from 100 ms doubling to 15 s
+//! with ±50 % jitter, and an idle timeout (the server pings every 15 s).
+//!
+//! # Layout
+//! * `error` — [`ClientError`], each variant with a short code.
+//! * `convert` — typed arguments and results to and from Convex values.
+//! * `http` — [`HttpClient`].
+//! * `jwt` — a token's `iat`/`exp` and the refresh schedule.
+//! * `live` — [`LiveClient`], [`Subscription`], [`QueryWatch`], [`LiveConfig`], [`AuthState`].
+//! * `live::worker` — the task owning the socket: connect, re-subscribe, resend, reconnect.
+//! * `live::auth` — fetch, authenticate, confirm, refresh, retry, sign out.
+//! * `query_client` — [`QueryClient`], [`QueryKey`], [`DehydratedState`].
+
+mod convert;
+mod error;
+mod http;
+mod jwt;
+mod live;
+mod query_client;
+
+pub use error::ClientError;
+pub use http::HttpClient;
+pub use live::{
+    AuthState, AuthTokenFetcher, ConnectionStats, LiveClient, LiveConfig, QueryUpdate, QueryWatch,
+    Subscription, TransitionBatch,
+};
+pub use query_client::{
+    CacheEntry, DehydratedQuery, DehydratedState, QueryClient, QueryClientConfig, QueryKey,
+    QueryStatus,
+};

@@ -1,0 +1,616 @@
+//! The task that owns the socket: connect, re-subscribe, resend, read transitions, reconnect.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use futures::{SinkExt, StreamExt};
+use keel_protocol::{ErrorPayload, ServerMessage, StateModification, encode_ts};
+use keel_values::{Object, Value, to_json};
+use serde_json::{Value as Json, json};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::auth::{Auth, AuthState, Fetched};
+use super::{Command, LiveConfig, QueryUpdate, Reply, Stats, TransitionBatch};
+use crate::ClientError;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The sync URL for a deployment URL.
+pub(crate) fn ws_url(url: &str) -> Result<String, ClientError> {
+    let url = url.trim_end_matches('/');
+    let rest = if let Some(rest) = url.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else {
+        return Err(ClientError::Transport(format!(
+            "deployment URL {url:?} must start with http:// or https://"
+        )));
+    };
+    Ok(format!("{rest}/api/sync"))
+}
+
+struct LiveQuery {
+    path: String,
+    args: Object,
+    journal: Option<String>,
+    tx: Option<mpsc::UnboundedSender<QueryUpdate>>,
+    /// The last result delivered, so that re-sent identical results are not delivered again.
+    last: Option<Result<Value, ClientError>>,
+    /// Added to the current socket's query set.
+    sent: bool,
+}
+
+enum RequestReply {
+    Mutation(Reply<(Value, u64)>),
+    Action(Reply<Value>),
+}
+
+struct Request {
+    path: String,
+    args: Object,
+    reply: RequestReply,
+    /// Sent on the current socket.
+    sent: bool,
+    /// A successful mutation's result and commit ts, waiting for a transition that reflects it.
+    committed: Option<(Value, u64)>,
+}
+
+pub(crate) struct Worker {
+    config: LiveConfig,
+    url: String,
+    commands: mpsc::UnboundedReceiver<Command>,
+    pub(crate) fetched_tx: mpsc::UnboundedSender<Fetched>,
+    fetched_rx: mpsc::UnboundedReceiver<Fetched>,
+    pub(crate) stats: Arc<Stats>,
+    session_id: String,
+    pub(crate) socket: Option<Socket>,
+    connection_count: u32,
+    last_close_reason: String,
+    /// Failed attempts since the last transition (drives the backoff).
+    failures: u32,
+    reconnect_at: Option<Instant>,
+    last_frame: Instant,
+    // Per socket.
+    query_set_version: u32,
+    pub(crate) identity_version: u32,
+    last_end: (u32, u32, u64),
+    removes: Vec<u32>,
+    sync_requested: bool,
+    // Across sockets.
+    queries: BTreeMap<u32, LiveQuery>,
+    requests: BTreeMap<u32, Request>,
+    next_request_id: u32,
+    max_observed_ts: u64,
+    ts: watch::Sender<u64>,
+    listeners: Vec<mpsc::UnboundedSender<Arc<TransitionBatch>>>,
+    pub(crate) auth: Auth,
+}
+
+pub(crate) fn spawn(
+    config: LiveConfig,
+    url: String,
+    commands: mpsc::UnboundedReceiver<Command>,
+    stats: Arc<Stats>,
+    auth_state: watch::Sender<AuthState>,
+    ts: watch::Sender<u64>,
+) {
+    let (fetched_tx, fetched_rx) = mpsc::unbounded_channel();
+    let worker = Worker {
+        auth: Auth::new(config.refresh_leeway, auth_state),
+        config,
+        url,
+        commands,
+        fetched_tx,
+        fetched_rx,
+        stats,
+        session_id: uuid::Uuid::new_v4().hyphenated().to_string(),
+        socket: None,
+        connection_count: 0,
+        last_close_reason: "InitialConnect".to_owned(),
+        failures: 0,
+        reconnect_at: Some(Instant::now()),
+        last_frame: Instant::now(),
+        query_set_version: 0,
+        identity_version: 0,
+        last_end: (0, 0, 0),
+        removes: Vec::new(),
+        sync_requested: false,
+        queries: BTreeMap::new(),
+        requests: BTreeMap::new(),
+        next_request_id: 0,
+        max_observed_ts: 0,
+        ts,
+        listeners: Vec::new(),
+    };
+    tokio::spawn(worker.run());
+}
+
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Worker {
+    async fn run(mut self) {
+        loop {
+            let idle = self
+                .socket
+                .as_ref()
+                .map(|_| self.last_frame + self.config.idle_timeout);
+            let frame = async {
+                match self.socket.as_mut() {
+                    Some(socket) => socket.next().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(Command::Close) | None => break,
+                    Some(command) => self.on_command(command).await,
+                },
+                Some(fetched) = self.fetched_rx.recv() => self.on_fetched(fetched).await,
+                frame = frame => self.on_frame(frame).await,
+                () = sleep_until_some(self.reconnect_at) => self.connect().await,
+                () = sleep_until_some(self.auth.refresh_at) => self.on_refresh_due(),
+                () = sleep_until_some(idle) => self.disconnect("IdleTimeout"),
+            }
+        }
+        if let Some(mut socket) = self.socket.take() {
+            let _ = socket.close(None).await;
+        }
+        for (_, request) in std::mem::take(&mut self.requests) {
+            fail(
+                request.reply,
+                ClientError::Closed("the live client is closed".to_owned()),
+            );
+        }
+    }
+
+    async fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Subscribe {
+                query_id,
+                path,
+                args,
+                tx,
+            } => {
+                self.queries.insert(
+                    query_id,
+                    LiveQuery {
+                        path,
+                        args,
+                        journal: None,
+                        tx,
+                        last: None,
+                        sent: false,
+                    },
+                );
+            }
+            Command::Unsubscribe(query_id) => {
+                if let Some(query) = self.queries.remove(&query_id)
+                    && query.sent
+                {
+                    self.removes.push(query_id);
+                }
+            }
+            Command::Mutation { path, args, reply } => {
+                self.add_request(path, args, RequestReply::Mutation(reply));
+            }
+            Command::Action { path, args, reply } => {
+                self.add_request(path, args, RequestReply::Action(reply));
+            }
+            Command::SetAuth(mode) => {
+                self.on_set_auth(mode).await;
+                return;
+            }
+            Command::Transitions(tx) => self.listeners.push(tx),
+            Command::Sync => self.sync_requested = true,
+            Command::Close => {}
+        }
+        self.flush().await;
+    }
+
+    fn add_request(&mut self, path: String, args: Object, reply: RequestReply) {
+        let id = self.next_request_id;
+        self.next_request_id += 1;
+        self.requests.insert(
+            id,
+            Request {
+                path,
+                args,
+                reply,
+                sent: false,
+                committed: None,
+            },
+        );
+    }
+
+    /// Sends what is waiting (query-set changes, then requests), unless auth holds it back.
+    pub(crate) async fn flush(&mut self) {
+        if self.socket.is_none() || self.auth.paused {
+            return;
+        }
+        let mut modifications: Vec<Json> = self
+            .removes
+            .drain(..)
+            .map(|id| json!({"type": "Remove", "queryId": id}))
+            .collect();
+        let mut added = Vec::new();
+        for (id, query) in &self.queries {
+            if !query.sent {
+                added.push(*id);
+                modifications.push(json!({
+                    "type": "Add",
+                    "queryId": id,
+                    "udfPath": query.path,
+                    "args": [to_json(&Value::Object(query.args.clone()))],
+                    "journal": query.journal,
+                }));
+            }
+        }
+        if !modifications.is_empty() || self.sync_requested {
+            let base = self.query_set_version;
+            let message = json!({
+                "type": "ModifyQuerySet",
+                "baseVersion": base,
+                "newVersion": base + 1,
+                "modifications": modifications,
+            });
+            if !self.send_json(&message).await {
+                return;
+            }
+            self.sync_requested = false;
+            self.query_set_version = base + 1;
+            self.stats
+                .query_adds
+                .fetch_add(added.len() as u64, Ordering::Relaxed);
+            for id in added {
+                if let Some(q) = self.queries.get_mut(&id) {
+                    q.sent = true;
+                }
+            }
+        }
+        let unsent: Vec<u32> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| !r.sent && r.committed.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in unsent {
+            let request = &self.requests[&id];
+            let kind = match request.reply {
+                RequestReply::Mutation(_) => "Mutation",
+                RequestReply::Action(_) => "Action",
+            };
+            let message = json!({
+                "type": kind,
+                "requestId": id,
+                "udfPath": request.path,
+                "args": [to_json(&Value::Object(request.args.clone()))],
+            });
+            if !self.send_json(&message).await {
+                return;
+            }
+            if let Some(r) = self.requests.get_mut(&id) {
+                r.sent = true;
+            }
+        }
+    }
+
+    /// Sends one message; on failure the socket is dropped (and `false` returned).
+    pub(crate) async fn send_json(&mut self, message: &Json) -> bool {
+        let Some(socket) = self.socket.as_mut() else {
+            return false;
+        };
+        match socket.send(Message::Text(message.to_string().into())).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::debug!(%error, "send failed");
+                self.disconnect("SendFailed");
+                false
+            }
+        }
+    }
+
+    async fn connect(&mut self) {
+        self.reconnect_at = None;
+        let attempt = tokio::time::timeout(
+            self.config.connect_timeout,
+            tokio_tungstenite::connect_async(self.url.as_str()),
+        )
+        .await;
+        let socket = match attempt {
+            Ok(Ok((socket, _))) => socket,
+            Ok(Err(error)) => return self.schedule_reconnect(&format!("connect failed: {error}")),
+            Err(_) => return self.schedule_reconnect("connect timed out"),
+        };
+        tracing::debug!(url = %self.url, "connected");
+        self.stats.connects.fetch_add(1, Ordering::Relaxed);
+        self.socket = Some(socket);
+        self.last_frame = Instant::now();
+        self.query_set_version = 0;
+        self.identity_version = 0;
+        self.last_end = (0, 0, 0);
+        self.removes.clear();
+        let mut connect = json!({
+            "type": "Connect",
+            "sessionId": self.session_id,
+            "connectionCount": self.connection_count,
+            "lastCloseReason": self.last_close_reason,
+            "clientTs": 0,
+        });
+        if self.max_observed_ts > 0 {
+            connect["maxObservedTimestamp"] = json!(encode_ts(self.max_observed_ts));
+        }
+        if !self.send_json(&connect).await {
+            return;
+        }
+        self.connection_count += 1;
+        self.auth_on_open().await;
+        self.flush().await;
+    }
+
+    fn schedule_reconnect(&mut self, reason: &str) {
+        let exp = self.failures.min(16);
+        self.failures += 1;
+        let base = self
+            .config
+            .initial_backoff
+            .saturating_mul(1 << exp)
+            .min(self.config.max_backoff);
+        let jitter = 0.5 + rand::random::<f64>();
+        let delay = base.mul_f64(jitter).min(self.config.max_backoff);
+        tracing::debug!(%reason, ?delay, "reconnecting");
+        self.reconnect_at = Some(Instant::now() + delay);
+    }
+
+    /// Drops the socket and schedules a reconnect; everything is re-sent on the next one.
+    pub(crate) fn disconnect(&mut self, reason: &str) {
+        if self.socket.take().is_none() {
+            return;
+        }
+        self.last_close_reason = reason.to_owned();
+        for query in self.queries.values_mut() {
+            query.sent = false;
+        }
+        let lost: Vec<u32> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| r.sent && matches!(r.reply, RequestReply::Action(_)))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in lost {
+            if let Some(request) = self.requests.remove(&id) {
+                fail(
+                    request.reply,
+                    ClientError::Transport("Connection lost while action was in flight".to_owned()),
+                );
+            }
+        }
+        for request in self.requests.values_mut() {
+            request.sent = false;
+        }
+        self.schedule_reconnect(reason);
+    }
+
+    async fn on_frame(
+        &mut self,
+        frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    ) {
+        self.last_frame = Instant::now();
+        let text = match frame {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => return,
+            Some(Ok(Message::Binary(_))) => return self.disconnect("BinaryFrame"),
+            Some(Ok(Message::Close(_))) | None => return self.disconnect("ServerClosed"),
+            Some(Err(error)) => return self.disconnect(&format!("SocketError: {error}")),
+        };
+        let message = match keel_protocol::parse_server_message(&text) {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::warn!(%error, "bad server message");
+                return self.disconnect("ProtocolError");
+            }
+        };
+        match message {
+            ServerMessage::Transition {
+                start_version,
+                end_version,
+                modifications,
+                ..
+            } => {
+                let version =
+                    |v: &keel_protocol::StateVersion| (v.query_set, v.identity, u64::from(v.ts));
+                if version(&start_version) != self.last_end {
+                    tracing::warn!(
+                        ?start_version,
+                        "transition does not start at the last version"
+                    );
+                    return self.disconnect("StartVersionMismatch");
+                }
+                self.last_end = version(&end_version);
+                self.on_transition(
+                    end_version.identity,
+                    u64::from(end_version.ts),
+                    modifications,
+                );
+            }
+            ServerMessage::MutationResponse {
+                request_id,
+                result,
+                ts,
+                ..
+            } => self.on_mutation_response(request_id, result, ts.map(u64::from)),
+            ServerMessage::ActionResponse {
+                request_id, result, ..
+            } => {
+                if let Some(request) = self.requests.remove(&request_id) {
+                    match request.reply {
+                        RequestReply::Action(reply) => {
+                            let _ = reply.send(result.map_err(function_error));
+                        }
+                        RequestReply::Mutation(reply) => {
+                            let _ = reply.send(Err(ClientError::Decode(
+                                "an action response answered a mutation".to_owned(),
+                            )));
+                        }
+                    }
+                }
+            }
+            ServerMessage::AuthError { error_message, .. } => {
+                self.disconnect("AuthError");
+                self.on_auth_error(&error_message).await;
+            }
+            ServerMessage::FatalError { error_message } => {
+                tracing::warn!(%error_message, "fatal error from the server");
+                self.disconnect("FatalError");
+            }
+            ServerMessage::TransitionChunk { .. } => self.disconnect("TransitionChunkUnsupported"),
+            ServerMessage::Ping => {}
+        }
+    }
+
+    fn on_transition(
+        &mut self,
+        identity: u32,
+        ts: u64,
+        modifications: Vec<StateModification<Value>>,
+    ) {
+        self.failures = 0;
+        self.stats.transitions.fetch_add(1, Ordering::Relaxed);
+        let mut updates = Vec::new();
+        for modification in modifications {
+            let (query_id, result, journal) = match modification {
+                StateModification::QueryUpdated {
+                    query_id,
+                    value,
+                    journal,
+                    ..
+                } => (query_id, Ok(value), journal),
+                StateModification::QueryFailed {
+                    query_id,
+                    error_message,
+                    journal,
+                    error_data,
+                    ..
+                } => (
+                    query_id,
+                    Err(ClientError::from_function(error_message, error_data)),
+                    journal,
+                ),
+                StateModification::QueryRemoved { .. } => continue,
+            };
+            let query_id = query_id.get_id();
+            let Some(query) = self.queries.get_mut(&query_id) else {
+                continue;
+            };
+            query.journal = journal;
+            if query.last.as_ref() == Some(&result) {
+                continue; // the same result again (after a reconnect or re-authentication)
+            }
+            query.last = Some(result.clone());
+            if let Some(tx) = &query.tx {
+                let _ = tx.send(QueryUpdate {
+                    result: result.clone(),
+                    ts,
+                });
+            }
+            updates.push((query_id, result));
+        }
+        self.max_observed_ts = self.max_observed_ts.max(ts);
+        let batch = Arc::new(TransitionBatch { ts, updates });
+        self.listeners.retain(|tx| tx.send(batch.clone()).is_ok());
+        self.ts.send_if_modified(|t| {
+            let changed = ts > *t;
+            *t = (*t).max(ts);
+            changed
+        });
+        self.auth_on_transition(identity);
+        // Mutations whose commit this transition reflects are complete.
+        let done: Vec<u32> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| r.committed.as_ref().is_some_and(|(_, c)| *c <= ts))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in done {
+            if let Some(Request {
+                reply: RequestReply::Mutation(reply),
+                committed: Some(committed),
+                ..
+            }) = self.requests.remove(&id)
+            {
+                let _ = reply.send(Ok(committed));
+            }
+        }
+    }
+
+    fn on_mutation_response(
+        &mut self,
+        request_id: u32,
+        result: Result<Value, ErrorPayload<Value>>,
+        ts: Option<u64>,
+    ) {
+        let Some(request) = self.requests.get_mut(&request_id) else {
+            return;
+        };
+        match (result, ts) {
+            (Ok(value), Some(ts)) => {
+                self.max_observed_ts = self.max_observed_ts.max(ts);
+                request.committed = Some((value, ts));
+            }
+            (result, _) => {
+                let error = match result {
+                    Err(payload) => function_error(payload),
+                    Ok(_) => ClientError::Decode("a mutation response without ts".to_owned()),
+                };
+                if let Some(request) = self.requests.remove(&request_id) {
+                    fail(request.reply, error);
+                }
+            }
+        }
+    }
+}
+
+fn function_error(payload: ErrorPayload<Value>) -> ClientError {
+    match payload {
+        ErrorPayload::Message(message) => ClientError::Function { message },
+        ErrorPayload::ErrorData { message, data } => ClientError::Application { message, data },
+    }
+}
+
+fn fail(reply: RequestReply, error: ClientError) {
+    match reply {
+        RequestReply::Mutation(reply) => {
+            let _ = reply.send(Err(error));
+        }
+        RequestReply::Action(reply) => {
+            let _ = reply.send(Err(error));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync_urls() {
+        assert_eq!(
+            ws_url("http://127.0.0.1:3210/").unwrap(),
+            "ws://127.0.0.1:3210/api/sync"
+        );
+        assert_eq!(
+            ws_url("https://a.example").unwrap(),
+            "wss://a.example/api/sync"
+        );
+        assert!(ws_url("ftp://x").is_err());
+    }
+}
