@@ -94,6 +94,8 @@ pub struct ConnectionStats {
     pub transitions: u64,
     /// Times a query was (re-)added to the server's query set.
     pub query_adds: u64,
+    /// Times a query was removed from the server's query set.
+    pub query_removes: u64,
 }
 
 #[derive(Default)]
@@ -103,6 +105,7 @@ pub(crate) struct Stats {
     pub(crate) auth_errors: AtomicU64,
     pub(crate) transitions: AtomicU64,
     pub(crate) query_adds: AtomicU64,
+    pub(crate) query_removes: AtomicU64,
 }
 
 pub(crate) enum AuthMode {
@@ -400,6 +403,7 @@ impl LiveClient {
             auth_errors: s.auth_errors.load(Ordering::Relaxed),
             transitions: s.transitions.load(Ordering::Relaxed),
             query_adds: s.query_adds.load(Ordering::Relaxed),
+            query_removes: s.query_removes.load(Ordering::Relaxed),
         }
     }
 

@@ -237,6 +237,7 @@ impl Worker {
         if self.socket.is_none() || self.auth.paused {
             return;
         }
+        let removed = self.removes.len() as u64;
         let mut modifications: Vec<Json> = self
             .removes
             .drain(..)
@@ -268,6 +269,9 @@ impl Worker {
             }
             self.sync_requested = false;
             self.query_set_version = base + 1;
+            self.stats
+                .query_removes
+                .fetch_add(removed, Ordering::Relaxed);
             self.stats
                 .query_adds
                 .fetch_add(added.len() as u64, Ordering::Relaxed);

@@ -1,0 +1,387 @@
+//! Harness for keel-client's tests: a real [`Backend`] over SQLite in a tempdir served by axum
+//! on 127.0.0.1, reachable directly or through a [`Proxy`] the test can cut, and the
+//! development identity provider in-process for tokens.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use keel_auth::{AuthConfig, ProviderConfig};
+use keel_backend::{ActionCtx, Backend, BackendConfig, FunctionError, FunctionRegistry};
+use keel_backend::{MutationCtx, QueryCtx};
+use keel_db::{Database, Order, Schema, SqlitePersistence, TableSchema};
+use keel_idp::{Idp, IdpConfig, NewUser};
+use keel_values::{Value, obj};
+use parking_lot::Mutex;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// How long any single wait in a test may take before it fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Deserialize)]
+struct NoArgs {}
+
+#[derive(Deserialize)]
+struct SendArgs {
+    body: String,
+}
+
+async fn counter_value(
+    db: &keel_backend::DbReader,
+) -> Result<(Option<keel_values::DocumentId>, f64), FunctionError> {
+    let doc = db.query("counters").first().await?;
+    Ok(match doc {
+        Some(doc) => (
+            Some(doc.id),
+            doc.fields.get("n").and_then(Value::as_f64).unwrap_or(0.0),
+        ),
+        None => (None, 0.0),
+    })
+}
+
+async fn increment(ctx: MutationCtx, _: NoArgs) -> Result<f64, FunctionError> {
+    let (id, n) = counter_value(ctx.db()).await?;
+    let next = n + 1.0;
+    let fields = obj! { "n" => next }
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    match id {
+        Some(id) => ctx.db().patch(id, fields, &[]).await?,
+        None => {
+            ctx.db().insert("counters", fields).await?;
+        }
+    }
+    Ok(next)
+}
+
+fn require_user(auth: &keel_backend::Auth) -> Result<String, FunctionError> {
+    match auth.user_identity() {
+        Some(identity) => Ok(identity.subject.clone()),
+        None => Err(FunctionError::convex(
+            "Not signed in",
+            obj! { "code" => "UNAUTHENTICATED" },
+        )),
+    }
+}
+
+async fn send(ctx: MutationCtx, args: SendArgs) -> Result<String, FunctionError> {
+    let fields = obj! { "body" => args.body };
+    let id = ctx
+        .db()
+        .insert("messages", fields.as_object().cloned().unwrap_or_default())
+        .await?;
+    Ok(id.to_string())
+}
+
+async fn list(ctx: QueryCtx, _: NoArgs) -> Result<Vec<String>, FunctionError> {
+    let docs = ctx
+        .db()
+        .query("messages")
+        .order(Order::Asc)
+        .collect()
+        .await?;
+    Ok(docs
+        .iter()
+        .filter_map(|d| {
+            d.fields
+                .get("body")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .collect())
+}
+
+/// The functions every test backend serves.
+fn functions(counter_runs: Arc<AtomicUsize>) -> FunctionRegistry {
+    let mut functions = FunctionRegistry::new();
+    functions
+        .mutation("counter:increment", increment)
+        .query("counter:get", move |ctx: QueryCtx, _: NoArgs| {
+            counter_runs.fetch_add(1, Ordering::SeqCst);
+            async move { Ok(counter_value(ctx.db()).await?.1) }
+        })
+        // Same, but only for signed-in callers.
+        .mutation(
+            "private:increment",
+            |ctx: MutationCtx, args: NoArgs| async move {
+                require_user(ctx.auth())?;
+                increment(ctx, args).await
+            },
+        )
+        .query("private:counter", |ctx: QueryCtx, _: NoArgs| async move {
+            let who = require_user(ctx.auth())?;
+            let n = counter_value(ctx.db()).await?.1;
+            Ok(obj! { "n" => n, "who" => who })
+        })
+        .mutation("messages:send", send)
+        .query("messages:list", list)
+        .query("errors:fail", |_ctx: QueryCtx, _: NoArgs| async move {
+            Err::<Value, _>(FunctionError::convex(
+                "Not allowed",
+                obj! { "code" => "FORBIDDEN", "level" => 3i64 },
+            ))
+        })
+        .query("auth:whoami", |ctx: QueryCtx, _: NoArgs| async move {
+            Ok(match ctx.auth().user_identity() {
+                Some(identity) => Value::String(identity.subject.clone()),
+                None => Value::Null,
+            })
+        })
+        .action("actions:bump", |ctx: ActionCtx, _: NoArgs| async move {
+            ctx.run_mutation::<f64>("counter:increment", json!({}))
+                .await
+        });
+    functions
+}
+
+fn schema() -> Schema {
+    Schema::new()
+        .table("counters", TableSchema::new())
+        .table("messages", TableSchema::new())
+}
+
+/// A running backend with its test functions; restartable over the same SQLite file.
+pub struct TestBackend {
+    pub backend: Backend,
+    pub addr: SocketAddr,
+    pub counter_runs: Arc<AtomicUsize>,
+    config: BackendConfig,
+    server: JoinHandle<()>,
+    db_path: PathBuf,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+impl TestBackend {
+    pub async fn start() -> TestBackend {
+        Self::start_with(BackendConfig::default()).await
+    }
+
+    pub async fn start_with(config: BackendConfig) -> TestBackend {
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let db_path = dir.path().join("db.sqlite3");
+        Self::open(config, db_path, dir).await
+    }
+
+    async fn open(
+        config: BackendConfig,
+        db_path: PathBuf,
+        dir: Arc<tempfile::TempDir>,
+    ) -> TestBackend {
+        let persistence = SqlitePersistence::open(&db_path).expect("sqlite");
+        let db = Database::open(Arc::new(persistence), schema())
+            .await
+            .expect("database opens");
+        let counter_runs = Arc::new(AtomicUsize::new(0));
+        let backend = Backend::new(db, functions(counter_runs.clone()), config.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let router = backend.router();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        TestBackend {
+            backend,
+            addr,
+            counter_runs,
+            config,
+            server,
+            db_path,
+            _dir: dir,
+        }
+    }
+
+    /// Stops serving, drops the backend and opens a new one over the same database file (on a
+    /// new port). Sockets to the old one must be cut separately (see [`Proxy::cut`]).
+    pub async fn restart(self) -> TestBackend {
+        let TestBackend {
+            backend,
+            config,
+            server,
+            db_path,
+            _dir,
+            ..
+        } = self;
+        server.abort();
+        let _ = server.await;
+        drop(backend);
+        Self::open(config, db_path, _dir).await
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Runs `counter:increment` in-process; returns the new value.
+    pub async fn increment(&self) -> f64 {
+        let path = keel_protocol::normalize_udf_path("counter:increment").expect("path");
+        let (value, _) = self
+            .backend
+            .run_mutation(
+                &path,
+                Default::default(),
+                &keel_backend::Identity::Anonymous,
+            )
+            .await
+            .expect("increment commits");
+        value.as_f64().expect("a number")
+    }
+}
+
+/// The development identity provider, in-process, with short-lived template tokens.
+pub struct TestIdp {
+    pub idp: Idp,
+    _dir: tempfile::TempDir,
+}
+
+impl TestIdp {
+    pub async fn start(template_ttl: Duration) -> TestIdp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut config = IdpConfig::new(dir.path());
+        config.template_token_ttl = template_ttl;
+        let idp = Idp::open(config, addr).expect("idp opens");
+        tokio::spawn(idp.clone().serve(listener));
+        TestIdp { idp, _dir: dir }
+    }
+
+    /// The backend configuration trusting this idp (`applicationID: "convex"`).
+    pub fn backend_config(&self) -> BackendConfig {
+        BackendConfig {
+            auth: AuthConfig {
+                providers: vec![ProviderConfig::Oidc {
+                    domain: self.idp.issuer().to_owned(),
+                    application_id: "convex".to_owned(),
+                }],
+            },
+            ..BackendConfig::default()
+        }
+    }
+
+    /// A new user with a session; returns (user id, session id).
+    pub async fn user_session(&self, email: &str) -> (String, String) {
+        let user = self
+            .idp
+            .create_user(NewUser {
+                email_addresses: vec![email.to_owned()],
+                ..NewUser::default()
+            })
+            .await
+            .expect("user created");
+        let session = self.idp.create_session(&user.id).expect("session");
+        (user.id, session.id)
+    }
+
+    /// A `convex` template token for the session, `None` once it is revoked.
+    pub fn token(&self, session_id: &str) -> Option<String> {
+        self.idp.template_token(session_id, "convex", None).ok()
+    }
+}
+
+/// A backend trusting a fresh idp whose template tokens live `template_ttl`.
+pub async fn backend_with_idp(template_ttl: Duration) -> (TestBackend, TestIdp) {
+    let idp = TestIdp::start(template_ttl).await;
+    let backend = TestBackend::start_with(idp.backend_config()).await;
+    (backend, idp)
+}
+
+/// A TCP proxy on a fixed port in front of a backend whose address may change; the test can
+/// cut every connection and refuse new ones.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    target: Arc<Mutex<SocketAddr>>,
+    refusing: Arc<std::sync::atomic::AtomicBool>,
+    connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// Connections accepted (refused ones excluded).
+    pub accepted: Arc<AtomicUsize>,
+    accept_loop: JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start(target: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let target = Arc::new(Mutex::new(target));
+        let refusing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let connections: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let accept_loop = {
+            let (target, refusing, connections, accepted) = (
+                target.clone(),
+                refusing.clone(),
+                connections.clone(),
+                accepted.clone(),
+            );
+            tokio::spawn(async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if refusing.load(Ordering::SeqCst) {
+                        drop(inbound);
+                        continue;
+                    }
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                    let to = *target.lock();
+                    let task = tokio::spawn(async move {
+                        if let Ok(mut outbound) = TcpStream::connect(to).await {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    connections.lock().push(task);
+                }
+            })
+        };
+        Proxy {
+            addr,
+            target,
+            refusing,
+            connections,
+            accepted,
+            accept_loop,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Closes every open connection (both sides).
+    pub fn cut(&self) {
+        for task in self.connections.lock().drain(..) {
+            task.abort();
+        }
+    }
+
+    /// Refuse (close at once) new connections while `refusing`.
+    pub fn set_refusing(&self, refusing: bool) {
+        self.refusing.store(refusing, Ordering::SeqCst);
+    }
+
+    /// Points new connections at `target`.
+    pub fn retarget(&self, target: SocketAddr) {
+        *self.target.lock() = target;
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept_loop.abort();
+        self.cut();
+    }
+}
+
+/// Waits until `check` holds, polling; panics after `within`.
+pub async fn wait_until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
