@@ -302,6 +302,8 @@ pub struct Proxy {
     connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
     /// Connections accepted (refused ones excluded).
     pub accepted: Arc<AtomicUsize>,
+    /// Connections refused.
+    pub refused: Arc<AtomicUsize>,
     accept_loop: JoinHandle<()>,
 }
 
@@ -313,17 +315,20 @@ impl Proxy {
         let refusing = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let connections: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let accepted = Arc::new(AtomicUsize::new(0));
+        let refused = Arc::new(AtomicUsize::new(0));
         let accept_loop = {
-            let (target, refusing, connections, accepted) = (
+            let (target, refusing, connections, accepted, refused) = (
                 target.clone(),
                 refusing.clone(),
                 connections.clone(),
                 accepted.clone(),
+                refused.clone(),
             );
             tokio::spawn(async move {
                 while let Ok((mut inbound, _)) = listener.accept().await {
                     if refusing.load(Ordering::SeqCst) {
                         drop(inbound);
+                        refused.fetch_add(1, Ordering::SeqCst);
                         continue;
                     }
                     accepted.fetch_add(1, Ordering::SeqCst);
@@ -344,6 +349,7 @@ impl Proxy {
             refusing,
             connections,
             accepted,
+            refused,
             accept_loop,
         }
     }

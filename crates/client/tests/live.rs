@@ -1,0 +1,185 @@
+//! `LiveClient` against a real backend: subscriptions, read-your-writes, errors, sync, and a
+//! backend restarted mid-subscription.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Proxy, TestBackend, WAIT, wait_until};
+use futures::FutureExt;
+use keel_client::{ClientError, HttpClient, LiveClient, LiveConfig, Subscription};
+use keel_values::{Object, Value};
+use serde_json::json;
+
+async fn next_value(sub: &mut Subscription) -> Value {
+    let update = tokio::time::timeout(WAIT, sub.next_update())
+        .await
+        .expect("an update in time")
+        .expect("the client is open");
+    update.result.expect("a value")
+}
+
+#[tokio::test]
+async fn subscriptions_follow_mutations_with_read_your_writes() {
+    let backend = TestBackend::start().await;
+    let live = LiveClient::new(&backend.url()).unwrap();
+    let mut counter = live.subscribe("counter:get", json!({})).unwrap();
+    assert_eq!(next_value(&mut counter).await, Value::Float64(0.0));
+    for expected in 1..=5 {
+        let (value, ts) = live
+            .mutation_with_ts("counter:increment", Object::new())
+            .await
+            .unwrap();
+        assert_eq!(value, Value::Float64(f64::from(expected)));
+        // Resolved only once a transition covering the commit arrived: the subscription
+        // already holds the new value, no waiting.
+        assert!(live.latest_ts() >= ts);
+        let update = counter
+            .next_update()
+            .now_or_never()
+            .expect("the update is already delivered")
+            .unwrap();
+        assert_eq!(update.result.unwrap(), Value::Float64(f64::from(expected)));
+        assert!(update.ts >= ts);
+    }
+    assert!(
+        counter.next_update().now_or_never().is_none(),
+        "no duplicate deliveries"
+    );
+    // One-shot calls over the same socket.
+    assert_eq!(
+        live.query::<u32>("counter:get", json!({})).await.unwrap(),
+        5
+    );
+    assert_eq!(
+        live.action::<u32>("actions:bump", json!({})).await.unwrap(),
+        6
+    );
+    assert_eq!(next_value(&mut counter).await, Value::Float64(6.0));
+    let stats = live.stats();
+    assert_eq!(stats.connects, 1);
+    assert_eq!(stats.authenticates, 0);
+}
+
+#[tokio::test]
+async fn errors_and_unsubscribes() {
+    let backend = TestBackend::start().await;
+    let live = LiveClient::new(&backend.url()).unwrap();
+    match live.query_value("errors:fail", Object::new()).await {
+        Err(ClientError::Application { message, data }) => {
+            assert_eq!(message, "Not allowed");
+            assert_eq!(data.as_object().unwrap()["code"], Value::from("FORBIDDEN"));
+        }
+        other => panic!("expected an application error, got {other:?}"),
+    }
+    let err = live
+        .mutation_value("nope:nothing", Object::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "Function", "{err}");
+    let err = live
+        .action_value("nope:nothing", Object::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "Function", "{err}");
+    let err = live
+        .query::<String>("counter:get", json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "Decode");
+    // Each one-shot query was added and then removed from the query set.
+    wait_until("one-shot queries are removed", WAIT, || {
+        live.stats().query_removes == 2
+    })
+    .await;
+    assert_eq!(live.stats().query_adds, 2);
+    live.close();
+    let closed = live
+        .query_value("counter:get", Object::new())
+        .await
+        .unwrap_err();
+    assert_eq!(closed.code(), "Closed");
+}
+
+#[tokio::test]
+async fn wait_for_ts_catches_up_with_writes_made_elsewhere() {
+    let backend = TestBackend::start().await;
+    let live = LiveClient::new(&backend.url()).unwrap();
+    let _messages = live.subscribe("messages:list", json!({})).unwrap();
+    wait_until("the first transition", WAIT, || {
+        live.stats().transitions > 0
+    })
+    .await;
+    // A write the subscription does not read, over HTTP: no transition would come on its own.
+    let http = HttpClient::new(&backend.url()).unwrap();
+    http.mutation::<f64>("counter:increment", json!({}))
+        .await
+        .unwrap();
+    let ts = http.query_ts().await.unwrap();
+    assert!(live.latest_ts() < ts);
+    live.wait_for_ts(ts, WAIT).await.unwrap();
+    assert!(live.latest_ts() >= ts);
+    let err = live
+        .wait_for_ts(u64::MAX / 2, Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("timed out"), "{err}");
+}
+
+#[tokio::test]
+async fn reconnects_and_resubscribes_after_a_backend_restart() {
+    let backend = TestBackend::start().await;
+    let proxy = Proxy::start(backend.addr).await;
+    let mut config = LiveConfig::new(proxy.url());
+    config.max_backoff = Duration::from_millis(500);
+    let live = LiveClient::with_config(config).unwrap();
+    let mut messages = live.subscribe("messages:list", json!({})).unwrap();
+    assert_eq!(next_value(&mut messages).await, Value::Array(vec![]));
+    live.mutation::<String>("messages:send", json!({"body": "before"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_value(&mut messages).await,
+        Value::Array(vec!["before".into()])
+    );
+    let ts_before = live.latest_ts();
+
+    // The backend goes away mid-subscription: sockets cut, new connections refused.
+    proxy.set_refusing(true);
+    proxy.cut();
+    let backend = backend.restart().await;
+    // A mutation issued while disconnected waits and is sent once the socket is back.
+    let pending = {
+        let live = live.clone();
+        tokio::spawn(async move {
+            live.mutation::<String>("messages:send", json!({"body": "during"}))
+                .await
+        })
+    };
+    wait_until("a reconnect attempt is refused", WAIT, || {
+        proxy.refused.load(std::sync::atomic::Ordering::SeqCst) >= 1
+    })
+    .await;
+    assert!(!pending.is_finished());
+    proxy.retarget(backend.addr);
+    proxy.set_refusing(false);
+
+    pending.await.unwrap().unwrap();
+    let after = next_value(&mut messages).await;
+    assert_eq!(after, Value::Array(vec!["before".into(), "during".into()]));
+    assert!(
+        live.latest_ts() > ts_before,
+        "timestamps stay monotonic across the restart"
+    );
+    let stats = live.stats();
+    assert_eq!(stats.connects, 2, "{stats:?}");
+    assert_eq!(stats.query_adds, 2, "re-added once, same query: {stats:?}");
+    // The unchanged "before" result was not delivered again after the reconnect.
+    assert!(messages.next_update().now_or_never().is_none());
+    // Later writes still arrive.
+    live.mutation::<String>("messages:send", json!({"body": "after"}))
+        .await
+        .unwrap();
+    let list = next_value(&mut messages).await;
+    assert!(matches!(list, Value::Array(items) if items.len() == 3));
+}
