@@ -2,7 +2,8 @@
 //!
 //! Documents live in tables; every table has the `by_id` and `by_creation_time` indexes plus the
 //! user indexes of its [`Schema`]. Storage is an append-only log of document revisions and
-//! versioned index entries behind the [`Persistence`] trait ([`SqlitePersistence`] by default).
+//! versioned index entries behind the [`Persistence`] trait ([`SqlitePersistence`] by default,
+//! [`PostgresPersistence`] for a PostgreSQL server).
 //! A [`Transaction`] reads at one snapshot timestamp and records the index intervals it scanned
 //! (its [`ReadSet`]); [`Database::commit`] hands it to the single committer, which rejects it if
 //! a write committed after the snapshot overlaps that read set, and otherwise assigns a commit
@@ -21,6 +22,8 @@
 //! * `read_set` — [`ReadSet`]: intervals read per index.
 //! * `write_log` — recent commits' written keys, for OCC and late subscribers.
 //! * [`persistence`] — the [`Persistence`] trait, [`SqlitePersistence`], the conformance suite.
+//! * `persistence::postgres` — [`PostgresPersistence`] (`PostgresPersistence::connect(url)`),
+//!   its migrations, committer lease and [`PostgresTestSchema`](persistence::PostgresTestSchema).
 //! * `database` — [`Database`]: open, begin, commit, subscribe.
 //! * `transaction` — [`Transaction`]: snapshot reads, own writes, insert/patch/replace/delete.
 //! * `query` — [`Query`], [`IndexRange`], [`Order`], pagination and cursors.
@@ -51,7 +54,7 @@ pub use document::{
 };
 pub use error::DbError;
 pub use interval::{Interval, IntervalSet};
-pub use persistence::{IndexId, Persistence, SqlitePersistence};
+pub use persistence::{IndexId, Persistence, PostgresPersistence, SqlitePersistence};
 pub use query::{IndexRange, Order, PaginationOptions, PaginationResult, Query};
 pub use read_set::ReadSet;
 pub use schema::{IndexSchema, MAX_INDEX_FIELDS, Schema, TableSchema, Validator};

@@ -1,6 +1,7 @@
 //! Durability under SIGKILL: a child process commits in a loop and reports each acknowledged
 //! commit; it is killed at random moments; after reopening, every acknowledged commit is present
-//! and no commit is partially visible.
+//! and no commit is partially visible. Run against a SQLite file and against a PostgreSQL schema
+//! on the test server (`KEEL_TEST_POSTGRES_URL`).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -8,7 +9,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keel_db::{Database, Schema, SqlitePersistence, TableSchema};
+use keel_db::persistence::PostgresTestSchema;
+use keel_db::{Database, Persistence, Schema, SqlitePersistence, TableSchema};
 use keel_values::Value;
 use rand::Rng;
 
@@ -20,12 +22,40 @@ fn schema() -> Schema {
         .table("head", TableSchema::new())
 }
 
-/// Checks the file: every seq has all three parts, the head points at the newest seq; returns
+/// Where the writer commits.
+enum Store {
+    Sqlite(std::path::PathBuf),
+    Postgres(PostgresTestSchema),
+}
+
+impl Store {
+    /// The writer's command-line arguments.
+    fn args(&self) -> Vec<String> {
+        match self {
+            Store::Sqlite(path) => vec![path.display().to_string()],
+            Store::Postgres(pg) => vec![pg.url().to_owned(), pg.name().to_owned()],
+        }
+    }
+}
+
+/// Checks the store: every seq has all three parts, the head points at the newest seq; returns
 /// the set of complete seqs.
-async fn verify(path: &std::path::Path) -> BTreeMap<i64, usize> {
-    let db = Database::open(Arc::new(SqlitePersistence::open(path).unwrap()), schema())
-        .await
-        .unwrap();
+async fn verify(store: &Store) -> BTreeMap<i64, usize> {
+    match store {
+        Store::Sqlite(path) => verify_in(Arc::new(SqlitePersistence::open(path).unwrap())).await,
+        Store::Postgres(pg) => {
+            // Takes the committer lease (waiting for the killed writer's session to end) and
+            // hands it back at once for the next writer.
+            let persistence = Arc::new(pg.connect().await.unwrap_or_else(|e| panic!("{e}")));
+            let parts = verify_in(persistence.clone()).await;
+            persistence.release().await.unwrap();
+            parts
+        }
+    }
+}
+
+async fn verify_in(persistence: Arc<dyn Persistence>) -> BTreeMap<i64, usize> {
+    let db = Database::open(persistence, schema()).await.unwrap();
     let mut tx = db.begin();
     let mut parts: BTreeMap<i64, usize> = BTreeMap::new();
     for doc in tx.query("crash").collect().await.unwrap() {
@@ -51,13 +81,28 @@ async fn verify(path: &std::path::Path) -> BTreeMap<i64, usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_commits_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("crash.sqlite3");
+    crash_rounds(&Store::Sqlite(dir.path().join("crash.sqlite3"))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_acknowledged_commits_survive_sigkill() {
+    let pg = PostgresTestSchema::create()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::Postgres(pg);
+    crash_rounds(&store).await;
+    if let Store::Postgres(pg) = store {
+        pg.drop_schema().await;
+    }
+}
+
+async fn crash_rounds(store: &Store) {
     let started = Instant::now();
     let mut acknowledged: Vec<i64> = Vec::new();
     let mut rng = rand::rng();
     for round in 0..KILLS {
         let mut child = Command::new(env!("CARGO_BIN_EXE_db-crash-writer"))
-            .arg(&path)
+            .args(store.args())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -81,7 +126,7 @@ async fn acknowledged_commits_survive_sigkill() {
         );
         let acks = reader.join().unwrap();
         acknowledged.extend(&acks);
-        let present = verify(&path).await;
+        let present = verify(store).await;
         for seq in &acknowledged {
             assert!(
                 present.contains_key(seq),

@@ -1,5 +1,6 @@
 //! Serializability under concurrency: conflicting increments, a bank workload with audits, and a
-//! property test of conflict detection against a brute-force overlap check.
+//! property test of conflict detection against a brute-force overlap check — each on SQLite and
+//! on PostgreSQL (a fresh schema on the test server, `KEEL_TEST_POSTGRES_URL`).
 
 mod support;
 
@@ -10,7 +11,7 @@ use keel_db::{DbError, Document, Order};
 use keel_values::{DocumentId, Value, obj};
 use parking_lot::Mutex;
 use rand::Rng;
-use support::{fields, fresh};
+use support::{Store, fields, fresh_on};
 
 /// Runs the body in fresh transactions (bound to `$tx`) until it commits without an OCC
 /// conflict; evaluates to (the body's value, number of conflicts).
@@ -33,7 +34,16 @@ macro_rules! with_retries {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conflicting_increments_count_exactly() {
-    let t = fresh().await;
+    conflicting_increments(Store::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_conflicting_increments_count_exactly() {
+    conflicting_increments(Store::Postgres).await;
+}
+
+async fn conflicting_increments(store: Store) {
+    let t = fresh_on(store).await;
     let mut tx = t.db.begin();
     tx.insert("counters", fields(obj! { "name" => "c", "value" => 0i64 }))
         .await
@@ -75,7 +85,16 @@ async fn conflicting_increments_count_exactly() {
 
 #[tokio::test]
 async fn occ_error_names_table_and_document() {
-    let t = fresh().await;
+    occ_error_names(Store::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_occ_error_names_table_and_document() {
+    occ_error_names(Store::Postgres).await;
+}
+
+async fn occ_error_names(store: Store) {
+    let t = fresh_on(store).await;
     let mut tx = t.db.begin();
     let id = tx
         .insert("counters", fields(obj! { "name" => "c", "value" => 0i64 }))
@@ -104,7 +123,16 @@ const INITIAL: i64 = 1000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bank_transfers_keep_the_total() {
-    let t = fresh().await;
+    bank_transfers(Store::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_bank_transfers_keep_the_total() {
+    bank_transfers(Store::Postgres).await;
+}
+
+async fn bank_transfers(store: Store) {
+    let t = fresh_on(store).await;
     let mut tx = t.db.begin();
     let mut ids = Vec::new();
     for i in 0..ACCOUNTS {
@@ -243,7 +271,9 @@ fn le(a: &(String, f64, Vec<u8>), b: &(String, f64, Vec<u8>)) -> bool {
         .is_some_and(|o| o.is_le())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn occ_case(
+    store: Store,
     initial: Vec<u8>,
     lo: u8,
     hi: u8,
@@ -252,7 +282,7 @@ async fn occ_case(
     get: Option<usize>,
     writes: Vec<Write>,
 ) {
-    let t = fresh().await;
+    let t = fresh_on(store).await;
     let mut tx = t.db.begin();
     let mut docs: Vec<DocumentId> = Vec::new();
     for n in &initial {
@@ -378,6 +408,17 @@ proptest::proptest! {
         writes in proptest::collection::vec(write_strategy(), 0..4),
     ) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(occ_case(initial, lo, lo.saturating_add(span).min(20), take, desc, get, writes));
+        runtime.block_on(occ_case(Store::Sqlite, initial, lo, lo.saturating_add(span).min(20), take, desc, get, writes));
+    }
+
+    #[test]
+    fn postgres_occ_matches_brute_force_overlap(
+        initial in proptest::collection::vec(0u8..20, 0..10),
+        lo in 0u8..20, span in 0u8..12, take in 1usize..6, desc in proptest::bool::ANY,
+        get in proptest::option::of(0usize..20),
+        writes in proptest::collection::vec(write_strategy(), 0..4),
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(occ_case(Store::Postgres, initial, lo, lo.saturating_add(span).min(20), take, desc, get, writes));
     }
 }

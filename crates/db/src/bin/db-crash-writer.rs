@@ -1,6 +1,6 @@
 //! Crash-test writer: commits in a loop and reports every acknowledged commit on stdout.
 //!
-//! Run with `db-crash-writer <sqlite file>`. Each commit inserts three documents of table
+//! Run with `db-crash-writer <sqlite file>` or `db-crash-writer <postgres url> <schema>`. Each commit inserts three documents of table
 //! `crash` sharing one sequence number and patches the `head` document to that number, then
 //! prints `ack <seq>` once the commit is acknowledged. `crates/db/tests/crash.rs` kills it with
 //! SIGKILL at random moments and checks that every acknowledged commit survived whole.
@@ -8,7 +8,10 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use keel_db::{Database, Order, Schema, SqlitePersistence, TableSchema};
+use keel_db::persistence::PostgresOptions;
+use keel_db::{
+    Database, Order, Persistence, PostgresPersistence, Schema, SqlitePersistence, TableSchema,
+};
 use keel_values::{Object, Value};
 
 /// The schema the writer and the crash test share.
@@ -27,10 +30,20 @@ fn fields(pairs: &[(&str, Value)]) -> Object {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    let path = std::env::args()
-        .nth(1)
-        .ok_or_else(|| anyhow::anyhow!("usage: db-crash-writer <sqlite file>"))?;
-    let db = Database::open(Arc::new(SqlitePersistence::open(&path)?), schema()).await?;
+    let mut args = std::env::args().skip(1);
+    let usage =
+        || anyhow::anyhow!("usage: db-crash-writer <sqlite file> | <postgres url> <schema>");
+    let location = args.next().ok_or_else(usage)?;
+    let persistence: Arc<dyn Persistence> = if location.starts_with("postgres://") {
+        let options = PostgresOptions {
+            schema: args.next().ok_or_else(usage)?,
+            ..PostgresOptions::default()
+        };
+        Arc::new(PostgresPersistence::connect_with(&location, options).await?)
+    } else {
+        Arc::new(SqlitePersistence::open(&location)?)
+    };
+    let db = Database::open(persistence, schema()).await?;
     let mut tx = db.begin();
     let last = tx
         .query("crash")

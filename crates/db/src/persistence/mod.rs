@@ -1,17 +1,21 @@
 //! The [`Persistence`] trait: an append-only log of document revisions plus versioned index
 //! entries, read at a snapshot timestamp.
 //!
-//! Implementations: [`SqlitePersistence`] (bundled SQLite in WAL mode). Every implementation must
-//! pass the conformance suite in [`conformance`] (see [`persistence_conformance_tests!`]).
+//! Implementations: [`SqlitePersistence`] (bundled SQLite in WAL mode) and
+//! [`PostgresPersistence`] (tokio-postgres, with versioned migrations and a committer lease).
+//! Every implementation must pass the conformance suite in [`conformance`] (see
+//! [`persistence_conformance_tests!`]).
 //!
 //! [`persistence_conformance_tests!`]: crate::persistence_conformance_tests
 
 pub mod conformance;
+mod postgres;
 mod sqlite;
 
 use async_trait::async_trait;
 use keel_values::DocumentId;
 
+pub use postgres::{PostgresOptions, PostgresPersistence, PostgresTestSchema};
 pub use sqlite::SqlitePersistence;
 
 use crate::{Document, Interval, Order, Timestamp};

@@ -1,0 +1,375 @@
+//! [`PostgresPersistence`]: the document log and index entries in PostgreSQL tables, inside one
+//! PostgreSQL schema (namespace) of one database.
+//!
+//! Tables (in the schema given by [`PostgresOptions::schema`], `keel` by default):
+//! * `keel_documents(table_num, internal, ts, value, prev_ts)`, primary key `(table_num,
+//!   internal, ts)`: the revision log; `value` is NULL for a tombstone, else the codec encoding.
+//! * `keel_indexes(index_id, key, ts, table_num, internal)`, primary key `(index_id, key, ts)`:
+//!   versioned index entries; `internal` is NULL for a tombstone. `bytea` compares bytewise,
+//!   the order index keys need.
+//! * `keel_globals(key, value)`, `keel_max_ts(id, ts)`: named values and the largest commit
+//!   timestamp.
+//! * `keel_leases`, `keel_migrations`: see [`lease`] and [`migrations`].
+//!
+//! Durability: a write returns after its PostgreSQL transaction commits (with the server's
+//! default `synchronous_commit = on`, after the WAL flush). Connections: one writer (behind a
+//! mutex, one transaction at a time), a few readers used in turn (tokio-postgres pipelines
+//! concurrent queries on one connection), and the lease connection. TLS is not supported yet
+//! (`NoTls`): use a trusted network or local connection. A lost connection is not re-opened:
+//! calls fail with its error until the process restarts.
+
+mod connection;
+mod lease;
+mod migrations;
+mod scan;
+mod test_schema;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use keel_values::DocumentId;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Statement};
+
+use self::connection::{Target, check_schema_name, storage_err};
+use self::lease::Lease;
+use self::scan::{ReaderStatements, decode_revision};
+use super::{CommitRecord, DocumentRevision, IndexId, IndexRow, Persistence, PersistenceError};
+use crate::codec::encode_document;
+use crate::{Interval, Order, Timestamp};
+
+pub use self::test_schema::PostgresTestSchema;
+
+/// Settings of a [`PostgresPersistence`] besides the URL.
+#[derive(Clone, Debug)]
+pub struct PostgresOptions {
+    /// The PostgreSQL schema (namespace) holding keel's tables; created if missing. Lower-case
+    /// letters, digits and `_`. Default `keel`.
+    pub schema: String,
+    /// How long to wait for another process's committer lease before refusing (a holder that
+    /// just exited or was killed lets go within moments). Default 5 s.
+    pub lease_wait: Duration,
+    /// Reader connections. Default 3.
+    pub readers: usize,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions {
+            schema: "keel".to_owned(),
+            lease_wait: Duration::from_secs(5),
+            readers: 3,
+        }
+    }
+}
+
+/// Persistence in a PostgreSQL database. Cheap to clone (shares its connections). Holds the
+/// committer lease of its schema while it lives (see the `lease` module docs).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), keel_db::persistence::PersistenceError> {
+/// let p = keel_db::PostgresPersistence::connect("postgres://postgres@127.0.0.1:5432/test").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct PostgresPersistence {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    target: String,
+    schema: String,
+    writer: tokio::sync::Mutex<Writer>,
+    readers: Vec<Reader>,
+    next_reader: AtomicUsize,
+    lease: Lease,
+}
+
+struct Reader {
+    client: Client,
+    statements: ReaderStatements,
+}
+
+struct Writer {
+    client: Client,
+    check_lease: Statement,
+    insert_documents: Statement,
+    insert_entries: Statement,
+    raise_max_ts: Statement,
+    set_global: Statement,
+}
+
+impl Writer {
+    async fn prepare(client: Client, schema: &str) -> Result<Writer, PersistenceError> {
+        let s = format!("\"{schema}\"");
+        let check_sql = Lease::check_sql(schema);
+        let documents_sql = format!(
+            "INSERT INTO {s}.keel_documents (table_num, internal, ts, value, prev_ts) \
+             SELECT * FROM UNNEST($1::int8[], $2::bytea[], $3::int8[], $4::bytea[], $5::int8[])"
+        );
+        let entries_sql = format!(
+            "INSERT INTO {s}.keel_indexes (index_id, key, ts, table_num, internal) \
+             SELECT * FROM UNNEST($1::int8[], $2::bytea[], $3::int8[], $4::int8[], $5::bytea[])"
+        );
+        let max_ts_sql = format!(
+            "INSERT INTO {s}.keel_max_ts (id, ts) VALUES (1, $1) ON CONFLICT (id) \
+             DO UPDATE SET ts = GREATEST({s}.keel_max_ts.ts, EXCLUDED.ts)"
+        );
+        let global_sql = format!(
+            "INSERT INTO {s}.keel_globals (key, value) VALUES ($1, $2) \
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+        );
+        let (check_lease, insert_documents, insert_entries, raise_max_ts, set_global) =
+            tokio::try_join!(
+                client.prepare(&check_sql),
+                client.prepare(&documents_sql),
+                client.prepare(&entries_sql),
+                client.prepare(&max_ts_sql),
+                client.prepare(&global_sql),
+            )
+            .map_err(storage_err)?;
+        Ok(Writer {
+            client,
+            check_lease,
+            insert_documents,
+            insert_entries,
+            raise_max_ts,
+            set_global,
+        })
+    }
+}
+
+pub(crate) fn ts_to_sql(ts: Timestamp) -> Result<i64, PersistenceError> {
+    i64::try_from(ts.0).map_err(|_| PersistenceError(format!("timestamp {ts} out of range")))
+}
+
+/// The columns of a batch of document revisions, for one `UNNEST` insert.
+#[derive(Default)]
+struct DocumentColumns {
+    table: Vec<i64>,
+    internal: Vec<Vec<u8>>,
+    ts: Vec<i64>,
+    value: Vec<Option<Vec<u8>>>,
+    prev_ts: Vec<Option<i64>>,
+}
+
+/// The columns of a batch of index entries, for one `UNNEST` insert.
+#[derive(Default)]
+struct EntryColumns {
+    index: Vec<i64>,
+    key: Vec<Vec<u8>>,
+    ts: Vec<i64>,
+    table: Vec<Option<i64>>,
+    internal: Vec<Option<Vec<u8>>>,
+}
+
+fn columns(
+    commits: &[CommitRecord],
+) -> Result<(DocumentColumns, EntryColumns, Option<i64>), PersistenceError> {
+    let mut docs = DocumentColumns::default();
+    let mut entries = EntryColumns::default();
+    let mut max_ts = None;
+    for commit in commits {
+        max_ts = max_ts.max(Some(ts_to_sql(commit.ts)?));
+        for rev in &commit.documents {
+            docs.table.push(i64::from(rev.id.table.0));
+            docs.internal.push(rev.id.internal.to_vec());
+            docs.ts.push(ts_to_sql(rev.ts)?);
+            docs.value.push(
+                rev.document
+                    .as_ref()
+                    .map(|d| encode_document(d.creation_time, &d.fields)),
+            );
+            docs.prev_ts.push(rev.prev_ts.map(ts_to_sql).transpose()?);
+        }
+        for entry in &commit.index_entries {
+            entries.index.push(i64::from(entry.index.0));
+            entries.key.push(entry.key.clone());
+            entries.ts.push(ts_to_sql(entry.ts)?);
+            entries
+                .table
+                .push(entry.document.map(|d| i64::from(d.table.0)));
+            entries
+                .internal
+                .push(entry.document.map(|d| d.internal.to_vec()));
+        }
+    }
+    Ok((docs, entries, max_ts))
+}
+
+impl PostgresPersistence {
+    /// Connects to the database at `url` (`postgres://user[:password]@host[:port]/database`)
+    /// with the default [`PostgresOptions`] (schema `keel`): applies missing migrations and
+    /// takes the committer lease.
+    pub async fn connect(url: &str) -> Result<PostgresPersistence, PersistenceError> {
+        PostgresPersistence::connect_with(url, PostgresOptions::default()).await
+    }
+
+    /// Connects with explicit options. Fails with a message naming the URL (never its password)
+    /// when the server is unreachable, the database is missing or the login is refused, and
+    /// with a message naming the holder when another process holds the committer lease.
+    pub async fn connect_with(
+        url: &str,
+        options: PostgresOptions,
+    ) -> Result<PostgresPersistence, PersistenceError> {
+        check_schema_name(&options.schema)?;
+        let target = Target::parse(url)?;
+        let schema = options.schema.clone();
+        let mut lock = target.connect().await?;
+        migrations::migrate(&mut lock, &schema).await?;
+        let lease = Lease::acquire(lock, &schema, &target.shown, options.lease_wait).await?;
+        let writer = Writer::prepare(target.connect().await?, &schema).await?;
+        let mut readers = Vec::new();
+        for _ in 0..options.readers.max(1) {
+            let client = target.connect().await?;
+            let statements = ReaderStatements::prepare(&client, &schema).await?;
+            readers.push(Reader { client, statements });
+        }
+        tracing::debug!(target = %target.shown, schema, "connected to PostgreSQL");
+        Ok(PostgresPersistence {
+            inner: Arc::new(Inner {
+                target: target.shown,
+                schema,
+                writer: tokio::sync::Mutex::new(writer),
+                readers,
+                next_reader: AtomicUsize::new(0),
+                lease,
+            }),
+        })
+    }
+
+    /// The database this persistence writes, as `postgres://user@host:port/database`.
+    pub fn target(&self) -> &str {
+        &self.inner.target
+    }
+
+    /// The PostgreSQL schema holding the tables.
+    pub fn schema(&self) -> &str {
+        &self.inner.schema
+    }
+
+    /// Releases the committer lease now (it is also released when the last clone is dropped and
+    /// its connections close). Writes through this persistence fail afterwards.
+    pub async fn release(&self) -> Result<(), PersistenceError> {
+        self.inner.lease.release().await
+    }
+
+    fn reader(&self) -> &Reader {
+        let n = self.inner.next_reader.fetch_add(1, Ordering::Relaxed);
+        &self.inner.readers[n % self.inner.readers.len()]
+    }
+}
+
+#[async_trait]
+impl Persistence for PostgresPersistence {
+    async fn write(&self, commits: Vec<CommitRecord>) -> Result<(), PersistenceError> {
+        let (docs, entries, max_ts) = columns(&commits)?;
+        let mut writer = self.inner.writer.lock().await;
+        let w = &mut *writer;
+        let tx = w.client.transaction().await.map_err(storage_err)?;
+        // Sent together (tokio-postgres pipelines them); the lease check runs first on the server.
+        let doc_params: [&(dyn ToSql + Sync); 5] = [
+            &docs.table,
+            &docs.internal,
+            &docs.ts,
+            &docs.value,
+            &docs.prev_ts,
+        ];
+        let entry_params: [&(dyn ToSql + Sync); 5] = [
+            &entries.index,
+            &entries.key,
+            &entries.ts,
+            &entries.table,
+            &entries.internal,
+        ];
+        let (lease, _, _) = tokio::try_join!(
+            tx.query_opt(&w.check_lease, &[]),
+            tx.execute(&w.insert_documents, &doc_params),
+            tx.execute(&w.insert_entries, &entry_params),
+        )
+        .map_err(storage_err)?;
+        self.inner.lease.verify(lease.map(|row| row.get(0)))?;
+        if let Some(max_ts) = max_ts {
+            tx.execute(&w.raise_max_ts, &[&max_ts])
+                .await
+                .map_err(storage_err)?;
+        }
+        tx.commit().await.map_err(storage_err)
+    }
+
+    async fn max_ts(&self) -> Result<Option<Timestamp>, PersistenceError> {
+        let reader = self.reader();
+        let row = reader
+            .client
+            .query_opt(&reader.statements.max_ts, &[])
+            .await
+            .map_err(storage_err)?;
+        Ok(row.map(|row| Timestamp(row.get::<_, i64>(0) as u64)))
+    }
+
+    async fn document_at(
+        &self,
+        id: DocumentId,
+        ts: Timestamp,
+    ) -> Result<Option<DocumentRevision>, PersistenceError> {
+        let reader = self.reader();
+        let (table, internal, ts_sql) = (i64::from(id.table.0), &id.internal[..], ts_to_sql(ts)?);
+        let row = reader
+            .client
+            .query_opt(
+                &reader.statements.document_at,
+                &[&table, &internal, &ts_sql],
+            )
+            .await
+            .map_err(storage_err)?;
+        row.map(|row| decode_revision(id, &row)).transpose()
+    }
+
+    async fn index_scan(
+        &self,
+        index: IndexId,
+        interval: &Interval,
+        ts: Timestamp,
+        order: Order,
+        limit: usize,
+    ) -> Result<Vec<IndexRow>, PersistenceError> {
+        let reader = self.reader();
+        scan::index_scan(
+            &reader.client,
+            &reader.statements,
+            index,
+            interval,
+            ts,
+            order,
+            limit,
+        )
+        .await
+    }
+
+    async fn global(&self, key: &str) -> Result<Option<Vec<u8>>, PersistenceError> {
+        let reader = self.reader();
+        let row = reader
+            .client
+            .query_opt(&reader.statements.global, &[&key])
+            .await
+            .map_err(storage_err)?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    async fn set_global(&self, key: &str, value: Vec<u8>) -> Result<(), PersistenceError> {
+        let mut writer = self.inner.writer.lock().await;
+        let w = &mut *writer;
+        let tx = w.client.transaction().await.map_err(storage_err)?;
+        let lease = tx
+            .query_opt(&w.check_lease, &[])
+            .await
+            .map_err(storage_err)?;
+        self.inner.lease.verify(lease.map(|row| row.get(0)))?;
+        tx.execute(&w.set_global, &[&key, &value])
+            .await
+            .map_err(storage_err)?;
+        tx.commit().await.map_err(storage_err)
+    }
+}

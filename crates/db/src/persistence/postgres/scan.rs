@@ -1,0 +1,268 @@
+//! Reads: point lookups of document revisions and paged index scans.
+//!
+//! An index scan walks `keel_indexes` in key order (the primary-key order, forwards or
+//! backwards), keeps each key's newest entry not after the read timestamp, skips tombstones, and
+//! joins each entry with its document's newest revision at that timestamp. It fetches pages of
+//! rows, each page continuing after the last `(key, ts)` seen, until `limit` live keys are out or
+//! the interval is exhausted — so a small limit reads a small page, whatever the table's size.
+
+use keel_values::{DocumentId, INTERNAL_ID_LEN, TableNumber};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row, Statement};
+
+use super::connection::storage_err;
+use super::ts_to_sql;
+use crate::codec::decode_document;
+use crate::persistence::{DocumentRevision, IndexId, IndexRow, PersistenceError};
+use crate::{Document, Interval, Order, Timestamp};
+
+/// The statements a reader connection has prepared.
+pub(crate) struct ReaderStatements {
+    pub(crate) document_at: Statement,
+    pub(crate) global: Statement,
+    pub(crate) max_ts: Statement,
+    /// Scans, indexed by [`scan_variant`].
+    scans: Vec<Statement>,
+}
+
+/// The index of the scan statement for an order, a bounded end, and a continuation.
+fn scan_variant(order: Order, bounded: bool, after: bool) -> usize {
+    usize::from(order == Order::Desc) * 4 + usize::from(bounded) * 2 + usize::from(after)
+}
+
+/// The scan statement. Parameters in order: index, read ts, start, [end], [after key, after ts],
+/// page size.
+fn scan_sql(s: &str, order: Order, bounded: bool, after: bool) -> String {
+    let (direction, past) = match order {
+        Order::Asc => ("ASC", ">"),
+        Order::Desc => ("DESC", "<"),
+    };
+    let mut n = 3;
+    let mut next = || {
+        n += 1;
+        n
+    };
+    let end = if bounded {
+        format!("AND i.key < ${}", next())
+    } else {
+        String::new()
+    };
+    let continuation = if after {
+        let (k, t) = (next(), next());
+        format!("AND (i.index_id, i.key, i.ts) {past} ($1, ${k}, ${t})")
+    } else {
+        String::new()
+    };
+    let limit = next();
+    format!(
+        "SELECT i.key, i.ts, i.table_num, i.internal, d.ts, d.value FROM {s}.keel_indexes i \
+         LEFT JOIN LATERAL (SELECT d.ts, d.value FROM {s}.keel_documents d \
+             WHERE d.table_num = i.table_num AND d.internal = i.internal AND d.ts <= $2 \
+             ORDER BY d.ts DESC LIMIT 1) d ON TRUE \
+         WHERE i.index_id = $1 AND i.ts <= $2 AND i.key >= $3 {end} {continuation} \
+         ORDER BY i.index_id {direction}, i.key {direction}, i.ts {direction} LIMIT ${limit}"
+    )
+}
+
+impl ReaderStatements {
+    /// Prepares the read statements on `client`.
+    pub(crate) async fn prepare(
+        client: &Client,
+        schema: &str,
+    ) -> Result<ReaderStatements, PersistenceError> {
+        let s = format!("\"{schema}\"");
+        let document_at = format!(
+            "SELECT ts, value, prev_ts FROM {s}.keel_documents \
+             WHERE table_num = $1 AND internal = $2 AND ts <= $3 ORDER BY ts DESC LIMIT 1"
+        );
+        let global = format!("SELECT value FROM {s}.keel_globals WHERE key = $1");
+        let max_ts = format!("SELECT ts FROM {s}.keel_max_ts WHERE id = 1");
+        let mut scan_texts = vec![String::new(); 8];
+        for order in [Order::Asc, Order::Desc] {
+            for bounded in [false, true] {
+                for after in [false, true] {
+                    scan_texts[scan_variant(order, bounded, after)] =
+                        scan_sql(&s, order, bounded, after);
+                }
+            }
+        }
+        let (document_at, global, max_ts, scans) = tokio::try_join!(
+            client.prepare(&document_at),
+            client.prepare(&global),
+            client.prepare(&max_ts),
+            prepare_all(client, &scan_texts),
+        )
+        .map_err(storage_err)?;
+        Ok(ReaderStatements {
+            document_at,
+            global,
+            max_ts,
+            scans,
+        })
+    }
+}
+
+/// Prepares several statements, one after the other (once per connection).
+async fn prepare_all(
+    client: &Client,
+    texts: &[String],
+) -> Result<Vec<Statement>, tokio_postgres::Error> {
+    let mut out = Vec::with_capacity(texts.len());
+    for text in texts {
+        out.push(client.prepare(text).await?);
+    }
+    Ok(out)
+}
+
+fn id_from_parts(table: i64, internal: Vec<u8>) -> Result<DocumentId, PersistenceError> {
+    let internal: [u8; INTERNAL_ID_LEN] = internal
+        .try_into()
+        .map_err(|_| PersistenceError("stored id has the wrong length".into()))?;
+    let table = u32::try_from(table)
+        .map_err(|_| PersistenceError("stored table number out of range".into()))?;
+    Ok(DocumentId::new(TableNumber(table), internal))
+}
+
+fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a Row,
+    i: usize,
+) -> Result<T, PersistenceError> {
+    row.try_get(i).map_err(storage_err)
+}
+
+fn document(id: DocumentId, bytes: &[u8]) -> Result<Document, PersistenceError> {
+    let (creation_time, fields) =
+        decode_document(bytes).map_err(|e| PersistenceError(format!("postgres: {e}")))?;
+    Ok(Document {
+        id,
+        creation_time,
+        fields,
+    })
+}
+
+/// A `(ts, value, prev_ts)` row of the point lookup as a revision of `id`.
+pub(crate) fn decode_revision(
+    id: DocumentId,
+    row: &Row,
+) -> Result<DocumentRevision, PersistenceError> {
+    let ts: i64 = column(row, 0)?;
+    let value: Option<Vec<u8>> = column(row, 1)?;
+    let prev_ts: Option<i64> = column(row, 2)?;
+    Ok(DocumentRevision {
+        id,
+        ts: Timestamp(ts as u64),
+        document: value.map(|bytes| document(id, &bytes)).transpose()?,
+        prev_ts: prev_ts.map(|t| Timestamp(t as u64)),
+    })
+}
+
+/// A key's newest entry seen so far: key, entry ts, and if live the document id with its
+/// (revision ts, encoded value).
+type Candidate = (Vec<u8>, i64, Option<(DocumentId, Option<(i64, Vec<u8>)>)>);
+
+/// Emits a finished key group into `out`; returns true once `limit` rows are out.
+fn emit(
+    candidate: Candidate,
+    out: &mut Vec<IndexRow>,
+    limit: usize,
+) -> Result<bool, PersistenceError> {
+    let (key, _, Some((id, revision))) = candidate else {
+        return Ok(false);
+    };
+    let Some((rev_ts, bytes)) = revision else {
+        return Err(PersistenceError(format!(
+            "index entry points at missing document {id}"
+        )));
+    };
+    out.push(IndexRow {
+        key,
+        document: document(id, &bytes)?,
+        ts: Timestamp(rev_ts as u64),
+    });
+    Ok(out.len() >= limit)
+}
+
+/// Rows per page: enough for `limit` single-version keys plus one, within bounds.
+fn page_size(limit: usize) -> i64 {
+    limit.saturating_add(1).clamp(16, 1000) as i64
+}
+
+pub(crate) async fn index_scan(
+    client: &Client,
+    statements: &ReaderStatements,
+    index: IndexId,
+    interval: &Interval,
+    ts: Timestamp,
+    order: Order,
+    limit: usize,
+) -> Result<Vec<IndexRow>, PersistenceError> {
+    let mut out = Vec::new();
+    if limit == 0 || interval.is_empty() {
+        return Ok(out);
+    }
+    let index_sql = i64::from(index.0);
+    let ts_sql = ts_to_sql(ts)?;
+    let page = page_size(limit);
+    let bounded = interval.end.is_some();
+    let mut after: Option<(Vec<u8>, i64)> = None;
+    let mut current: Option<Candidate> = None;
+    loop {
+        let statement = &statements.scans[scan_variant(order, bounded, after.is_some())];
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&index_sql, &ts_sql, &interval.start];
+        if let Some(end) = &interval.end {
+            params.push(end);
+        }
+        if let Some((key, entry_ts)) = &after {
+            params.push(key);
+            params.push(entry_ts);
+        }
+        params.push(&page);
+        let rows = client
+            .query(statement, &params)
+            .await
+            .map_err(storage_err)?;
+        let exhausted = (rows.len() as i64) < page;
+        for row in &rows {
+            let key: Vec<u8> = column(row, 0)?;
+            let entry_ts: i64 = column(row, 1)?;
+            if let Some((current_key, current_ts, _)) = &current
+                && *current_key == key
+                && *current_ts > entry_ts
+            {
+                continue;
+            }
+            let table: Option<i64> = column(row, 2)?;
+            let internal: Option<Vec<u8>> = column(row, 3)?;
+            let live = match (table, internal) {
+                (Some(table), Some(internal)) => {
+                    let doc_ts: Option<i64> = column(row, 4)?;
+                    let value: Option<Vec<u8>> = column(row, 5)?;
+                    Some((id_from_parts(table, internal)?, doc_ts.zip(value)))
+                }
+                _ => None,
+            };
+            match &mut current {
+                Some((current_key, current_ts, current_live)) if *current_key == key => {
+                    *current_ts = entry_ts;
+                    *current_live = live;
+                }
+                _ => {
+                    if let Some(done) = current.replace((key, entry_ts, live))
+                        && emit(done, &mut out, limit)?
+                    {
+                        return Ok(out);
+                    }
+                }
+            }
+        }
+        if exhausted {
+            break;
+        }
+        let Some(last) = rows.last() else { break };
+        after = Some((column(last, 0)?, column(last, 1)?));
+    }
+    if let Some(done) = current {
+        emit(done, &mut out, limit)?;
+    }
+    Ok(out)
+}

@@ -1,0 +1,238 @@
+//! PostgreSQL specifics: the committer lease, restart, migrations, and connection errors. Each
+//! test uses its own schema on the test server (`KEEL_TEST_POSTGRES_URL`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use keel_db::persistence::{PostgresOptions, PostgresTestSchema};
+use keel_db::{Database, Persistence, PostgresPersistence, Schema, TableSchema};
+use keel_values::{Object, Value};
+
+async fn test_schema() -> PostgresTestSchema {
+    PostgresTestSchema::create()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn schema() -> Schema {
+    Schema::new().table("notes", TableSchema::new())
+}
+
+fn note(n: i64) -> Object {
+    let mut o = Object::new();
+    o.insert("n".into(), Value::Int64(n));
+    o
+}
+
+fn options(pg: &PostgresTestSchema, lease_wait: Duration) -> PostgresOptions {
+    PostgresOptions {
+        lease_wait,
+        ..pg.options()
+    }
+}
+
+#[tokio::test]
+async fn a_second_committer_is_refused_until_the_first_lets_go() {
+    let pg = test_schema().await;
+    let first = pg.connect().await.unwrap();
+    let started = Instant::now();
+    let err = PostgresPersistence::connect_with(pg.url(), options(&pg, Duration::from_millis(300)))
+        .await
+        .err()
+        .expect("the second committer must be refused");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "it waits for the lease first"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("another backend holds the committer lease"),
+        "{text}"
+    );
+    assert!(text.contains(pg.name()) && text.contains("since"), "{text}");
+    assert!(
+        text.contains(&format!("process {}", std::process::id())),
+        "the message names the holder: {text}"
+    );
+    // Without waiting: refused at once.
+    let err = PostgresPersistence::connect_with(pg.url(), options(&pg, Duration::ZERO))
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("committer lease"), "{err}");
+    // The first still writes.
+    first.set_global("k", b"1".to_vec()).await.unwrap();
+
+    // An explicit release hands the lease over; the old handle can no longer write.
+    first.release().await.unwrap();
+    let second = PostgresPersistence::connect_with(pg.url(), options(&pg, Duration::ZERO))
+        .await
+        .unwrap();
+    let err = first.set_global("k", b"2".to_vec()).await.unwrap_err();
+    assert!(err.to_string().contains("released"), "{err}");
+    second.set_global("k", b"3".to_vec()).await.unwrap();
+    assert_eq!(second.global("k").await.unwrap(), Some(b"3".to_vec()));
+
+    // Dropping the holder ends its session, which releases the lease (waited for, not slept).
+    drop(second);
+    let third = PostgresPersistence::connect_with(pg.url(), options(&pg, Duration::from_secs(10)))
+        .await
+        .unwrap();
+    third.set_global("k", b"4".to_vec()).await.unwrap();
+    drop((first, third));
+    pg.drop_schema().await;
+}
+
+#[tokio::test]
+async fn a_holder_whose_lease_was_taken_over_stops_writing() {
+    let pg = test_schema().await;
+    let holder = pg.connect().await.unwrap();
+    let db = Database::open(Arc::new(holder.clone()), schema())
+        .await
+        .unwrap();
+    let mut tx = db.begin();
+    tx.insert("notes", note(1)).await.unwrap();
+    db.commit(tx).await.unwrap();
+    // Another process rewrites the lease row (as a takeover does once it holds the lock).
+    let (client, connection) = tokio_postgres::connect(pg.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "UPDATE \"{}\".keel_leases SET lease_id = lease_id + 1",
+            pg.name()
+        ))
+        .await
+        .unwrap();
+    let mut tx = db.begin();
+    tx.insert("notes", note(2)).await.unwrap();
+    let err = db.commit(tx).await.unwrap_err();
+    assert!(
+        err.to_string().contains("lost the committer lease"),
+        "{err}"
+    );
+    let mut tx = db.begin();
+    assert_eq!(
+        tx.query("notes").collect().await.unwrap().len(),
+        1,
+        "nothing of the fenced commit"
+    );
+    drop((db, holder));
+    pg.drop_schema().await;
+}
+
+#[tokio::test]
+async fn data_and_timestamps_survive_reconnect() {
+    let pg = test_schema().await;
+    let persistence = Arc::new(pg.connect().await.unwrap());
+    let db = Database::open(persistence.clone(), schema()).await.unwrap();
+    let mut tx = db.begin();
+    let id = tx.insert("notes", note(7)).await.unwrap();
+    let first_ts = db.commit(tx).await.unwrap();
+    drop(db);
+    persistence.release().await.unwrap();
+    drop(persistence);
+
+    let persistence = Arc::new(pg.connect().await.unwrap());
+    assert!(persistence.max_ts().await.unwrap() >= Some(first_ts));
+    let db = Database::open(persistence.clone(), schema()).await.unwrap();
+    let mut tx = db.begin();
+    assert!(tx.snapshot_ts() >= first_ts);
+    assert_eq!(
+        tx.get(id).await.unwrap().unwrap().fields["n"],
+        Value::Int64(7)
+    );
+    tx.insert("notes", note(8)).await.unwrap();
+    let second_ts = db.commit(tx).await.unwrap();
+    assert!(second_ts > first_ts, "{second_ts} after {first_ts}");
+    drop(db);
+    drop(persistence);
+    pg.drop_schema().await;
+}
+
+#[tokio::test]
+async fn migrations_are_recorded_and_newer_schemas_refused() {
+    let pg = test_schema().await;
+    let persistence = pg.connect().await.unwrap();
+    persistence.release().await.unwrap();
+    drop(persistence);
+    let (client, connection) = tokio_postgres::connect(pg.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let s = pg.name();
+    let versions: Vec<i32> = client
+        .query(
+            &format!("SELECT version FROM \"{s}\".keel_migrations ORDER BY version"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, vec![1]);
+    // Reconnecting applies nothing new.
+    drop(pg.connect().await.unwrap());
+    client
+        .batch_execute(&format!(
+            "INSERT INTO \"{s}\".keel_migrations (version) VALUES (999)"
+        ))
+        .await
+        .unwrap();
+    let err = pg.connect().await.err().expect("a newer schema is refused");
+    assert!(err.to_string().contains("version 999"), "{err}");
+    pg.drop_schema().await;
+}
+
+/// The test server's URL with another database name.
+fn with_database(url: &str, database: &str) -> String {
+    let base = url.split('?').next().unwrap_or(url);
+    let (prefix, _) = base.rsplit_once('/').expect("a URL with a database");
+    format!("{prefix}/{database}")
+}
+
+#[tokio::test]
+async fn connection_errors_name_the_target_and_what_to_check() {
+    let err = PostgresPersistence::connect("postgres://keel:sekret@127.0.0.1:1/test")
+        .await
+        .err()
+        .expect("nothing listens on port 1");
+    let text = err.to_string();
+    assert!(text.contains("postgres://keel@127.0.0.1:1/test"), "{text}");
+    assert!(text.contains("running"), "{text}");
+    assert!(!text.contains("sekret"), "{text}");
+
+    let url = with_database(&PostgresTestSchema::server_url(), "keel_no_such_database");
+    let text = PostgresPersistence::connect(&url)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains("\"keel_no_such_database\" does not exist") && text.contains("createdb"),
+        "{text}"
+    );
+
+    let text = PostgresPersistence::connect("postgres://a:sekret@127.0.0.1:notaport/x")
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains("invalid PostgreSQL URL") && !text.contains("sekret"),
+        "{text}"
+    );
+
+    let options = PostgresOptions {
+        schema: "Bad-Name".into(),
+        ..PostgresOptions::default()
+    };
+    let text = PostgresPersistence::connect_with(&PostgresTestSchema::server_url(), options)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(text.contains("invalid PostgreSQL schema name"), "{text}");
+}
