@@ -34,8 +34,10 @@ pub(crate) enum SessionEnd {
         base_version: u32,
         auth_update_attempted: bool,
     },
-    /// The client went away or stopped reading.
+    /// The client went away.
     Gone,
+    /// The client stopped reading: its outbox is full. Nothing more is written to it.
+    NotReading,
 }
 
 impl SessionEnd {
@@ -61,7 +63,7 @@ impl Outbox {
             .try_send(Message::Text(text.into()))
             .map_err(|error| {
                 tracing::warn!(%error, "disconnecting a client that does not read its messages");
-                SessionEnd::Gone
+                SessionEnd::NotReading
             })
     }
 }
@@ -122,6 +124,7 @@ pub(crate) async fn serve_socket(socket: WebSocket, backend: Backend) {
         }
     };
 
+    let not_reading = matches!(end, SessionEnd::NotReading);
     let close = match end {
         SessionEnd::Fatal(error_message) => {
             tracing::info!(%error_message, "closing sync session after a protocol error");
@@ -141,8 +144,13 @@ pub(crate) async fn serve_socket(socket: WebSocket, backend: Backend) {
             });
             true
         }
-        SessionEnd::Gone => false,
+        SessionEnd::Gone | SessionEnd::NotReading => false,
     };
+    if not_reading {
+        // The writer is stuck on a socket nobody reads: drop it (and the queued messages) now
+        // rather than after the write timeout, so the connection closes at once.
+        writer.abort();
+    }
     if close {
         let _ = outbox.tx.try_send(Message::Close(Some(CloseFrame {
             code: 1000,
@@ -152,6 +160,8 @@ pub(crate) async fn serve_socket(socket: WebSocket, backend: Backend) {
     drop(outbox);
     drop(session);
     let _ = writer.await;
+    // Dropping the read half too closes the connection.
+    drop(stream);
 }
 
 /// Sleeps until `deadline`, or forever when there is none.
