@@ -326,9 +326,6 @@ impl WsClient {
                 .expect("a message or a close within the deadline");
             match frame {
                 Some(Ok(Message::Text(text))) => {
-                    if std::env::var_os("KEEL_TEST_TRACE").is_some() {
-                        eprintln!("<- {}", &text[..text.len().min(400)]);
-                    }
                     return Next::Message(serde_json::from_str(&text).expect("server sends JSON"));
                 }
                 Some(Ok(Message::Binary(_))) => panic!("server sent a binary frame"),

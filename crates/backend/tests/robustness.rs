@@ -1,0 +1,527 @@
+//! What misbehaving or slow clients can do to the sync endpoint: each protocol violation ends only
+//! the offending socket with a `FatalError` that says what was wrong; oversized frames and
+//! clients that stop reading are disconnected; everyone else keeps receiving updates. Plus the
+//! work the server shares: one query execution for many identical subscriptions, and bursts of
+//! commits coalesced into fewer transitions.
+
+mod common;
+
+use common::{
+    Next, TestBackend, WsClient, backend_with_idp, connect_message, counter_in, random_session_id,
+    updated_value,
+};
+use futures::SinkExt;
+use proptest::prelude::*;
+use serde_json::{Value as Json, json};
+use tokio_tungstenite::tungstenite::Message;
+
+/// A healthy subscriber of `counter:get` (query 0).
+async fn healthy_subscriber(b: &TestBackend) -> WsClient {
+    let mut c = WsClient::connect_session(&b.ws_url("/api/sync")).await;
+    c.add_query(0, 0, "counter:get", json!({})).await;
+    c.transition_until(|t| counter_in(t, 0).is_some()).await;
+    c
+}
+
+/// Commits an increment and waits until `healthy` shows it.
+async fn assert_still_served(b: &TestBackend, healthy: &mut WsClient) {
+    let n = b.increment().await;
+    healthy
+        .transition_until(|t| counter_in(t, 0) == Some(n))
+        .await;
+}
+
+/// Sends `frames` on a fresh session and returns everything received until the server closed.
+async fn fatal_after(b: &TestBackend, frames: Vec<Message>) -> Vec<Json> {
+    let mut c = WsClient::connect_session(&b.ws_url("/api/sync")).await;
+    for frame in frames {
+        c.ws.send(frame).await.expect("frame sent");
+    }
+    c.until_closed().await
+}
+
+fn text(json: Json) -> Message {
+    Message::Text(json.to_string().into())
+}
+
+#[tokio::test]
+async fn protocol_violations_end_only_the_offending_socket() {
+    let b = TestBackend::start().await;
+    let mut healthy = healthy_subscriber(&b).await;
+    let add = |base: u32, id: u32, path: &str| {
+        text(
+            json!({"type": "ModifyQuerySet", "baseVersion": base, "newVersion": base + 1,
+                    "modifications": [{"type": "Add", "queryId": id, "udfPath": path, "args": [{}]}]}),
+        )
+    };
+    let cases: Vec<(&str, Vec<Message>, &str)> = vec![
+        (
+            "malformed JSON",
+            vec![Message::Text("{\"type\": \"Connect\",".into())],
+            "InvalidJson",
+        ),
+        ("no type", vec![text(json!({"queryId": 1}))], "\"type\""),
+        (
+            "unknown type",
+            vec![text(json!({"type": "Teleport"}))],
+            "UnknownMessageType",
+        ),
+        (
+            "binary frame",
+            vec![Message::Binary(vec![1, 2, 3].into())],
+            "BinaryFrame",
+        ),
+        (
+            "missing field",
+            vec![text(
+                json!({"type": "Mutation", "udfPath": "counter:increment", "args": [{}]}),
+            )],
+            "requestId",
+        ),
+        (
+            "query set base version",
+            vec![add(0, 1, "counter:get"), add(0, 2, "counter:get")],
+            "BaseVersionMismatch",
+        ),
+        (
+            "duplicate query id",
+            vec![add(0, 1, "counter:get"), add(1, 1, "messages:list")],
+            "DuplicateQueryId",
+        ),
+        (
+            "remove an unknown query",
+            vec![text(
+                json!({"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1,
+                             "modifications": [{"type": "Remove", "queryId": 9}]}),
+            )],
+            "QueryNotFound",
+        ),
+        (
+            "invalid query path",
+            vec![add(0, 1, "no spaces:allowed")],
+            "InvalidUdfPath",
+        ),
+        (
+            "non-ASCII query path",
+            vec![add(0, 1, "ünïcödé:fn")],
+            "InvalidUdfPath",
+        ),
+        (
+            "invalid mutation path",
+            vec![text(
+                json!({"type": "Mutation", "requestId": 0, "udfPath": "a:b:c:", "args": [{}]}),
+            )],
+            "InvalidUdfPath",
+        ),
+        (
+            "identity base version",
+            vec![text(
+                json!({"type": "Authenticate", "tokenType": "None", "baseVersion": 3}),
+            )],
+            "IdentityVersionMismatch",
+        ),
+        (
+            "bad maxObservedTimestamp",
+            vec![text(
+                json!({"type": "Connect", "sessionId": random_session_id(),
+                             "connectionCount": 0, "lastCloseReason": null,
+                             "maxObservedTimestamp": "short", "clientTs": 0}),
+            )],
+            "InvalidTimestamp",
+        ),
+    ];
+    for (what, frames, expected) in cases {
+        let received = fatal_after(&b, frames).await;
+        let last = received
+            .last()
+            .unwrap_or_else(|| panic!("{what}: closed without a FatalError"));
+        assert_eq!(last["type"], "FatalError", "{what}: {received:?}");
+        let message = last["error"].as_str().unwrap();
+        assert!(
+            message.contains(expected),
+            "{what}: {message:?} should mention {expected}"
+        );
+        assert_still_served(&b, &mut healthy).await;
+    }
+}
+
+#[tokio::test]
+async fn bad_arguments_fail_the_call_not_the_socket() {
+    let b = TestBackend::start().await;
+    let mut c = WsClient::connect_session(&b.ws_url("/api/sync")).await;
+    c.send(
+        &json!({"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": [
+            {"type": "Add", "queryId": 1, "udfPath": "counter:get", "args": {"pad": 1}},
+            {"type": "Add", "queryId": 2, "udfPath": "counter:get", "args": [{}, {}]},
+            {"type": "Add", "queryId": 3, "udfPath": "counter:get", "args": [7]},
+            {"type": "Add", "queryId": 4, "udfPath": "counter:get", "args": [{"pad": "many"}]},
+            {"type": "Add", "queryId": 5, "udfPath": "counter:get", "args": [{}]},
+        ]}),
+    )
+    .await;
+    let t = c.next_of("Transition").await;
+    let failed = |id: u64| -> String {
+        let m = t["modifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["queryId"] == id)
+            .unwrap_or_else(|| panic!("query {id} got a result: {t}"));
+        assert_eq!(m["type"], "QueryFailed", "{m}");
+        m["errorMessage"].as_str().unwrap().to_owned()
+    };
+    assert!(failed(1).contains("array"), "{}", failed(1));
+    assert!(failed(2).contains("exactly one object"), "{}", failed(2));
+    assert!(failed(3).contains("object"), "{}", failed(3));
+    assert!(failed(4).contains("pad"), "{}", failed(4));
+    assert_eq!(counter_in(&t, 5), Some(0.0));
+
+    c.send(
+        &json!({"type": "Mutation", "requestId": 0, "udfPath": "counter:increment", "args": [1]}),
+    )
+    .await;
+    let response = c.next_of("MutationResponse").await;
+    assert_eq!(response["success"], false);
+    assert!(
+        response["result"].as_str().unwrap().contains("object"),
+        "{response}"
+    );
+
+    // The socket still works.
+    c.send(
+        &json!({"type": "Mutation", "requestId": 1, "udfPath": "counter:increment", "args": [{}]}),
+    )
+    .await;
+    // Its response, and the query's update (which may come first).
+    let (mut response, mut updated) = (None, false);
+    while response.is_none() || !updated {
+        let m = c.next().await;
+        updated |= m["type"] == "Transition" && counter_in(&m, 5) == Some(1.0);
+        if m["type"] == "MutationResponse" {
+            response = Some(m);
+        }
+    }
+    let response = response.unwrap();
+    assert_eq!(
+        (response["success"].clone(), response["result"].clone()),
+        (json!(true), json!(1.0))
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_frame_closes_only_that_socket() {
+    let b = TestBackend::start().await;
+    let mut healthy = healthy_subscriber(&b).await;
+    let mut big = WsClient::connect_session(&b.ws_url("/api/sync")).await;
+    let body = "x".repeat(17 << 20);
+    let frame = json!({"type": "Mutation", "requestId": 0, "udfPath": "messages:send",
+                       "args": [{"body": body}]});
+    // The server may close while the frame is still being written.
+    let _ = big.ws.send(Message::Text(frame.to_string().into())).await;
+    loop {
+        match big.next_any().await {
+            Next::Closed => break,
+            Next::Message(m) => assert_ne!(m["type"], "MutationResponse", "the frame was accepted"),
+        }
+    }
+    assert_still_served(&b, &mut healthy).await;
+    // Nothing was written.
+    let list = b
+        .backend
+        .run_query(
+            &keel_protocol::normalize_udf_path("messages:list").unwrap(),
+            &Default::default(),
+            &keel_backend::Identity::Anonymous,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(list, keel_values::Value::Array(vec![]));
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_disconnected() {
+    let b = TestBackend::start().await;
+    let mut healthy = healthy_subscriber(&b).await;
+
+    // A client with a tiny receive buffer that subscribes to a 16 KiB result and never reads.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(b.addr).await.unwrap();
+    let (ws, _) = tokio_tungstenite::client_async(
+        b.ws_url("/api/sync"),
+        tokio_tungstenite::MaybeTlsStream::Plain(stream),
+    )
+    .await
+    .unwrap();
+    let mut slow = WsClient { ws };
+    slow.send(&connect_message(&random_session_id())).await;
+    slow.add_query(0, 0, "counter:get", json!({"pad": 16384}))
+        .await;
+
+    // Commits, each seen by the healthy client, until the server gives up on the slow one: its
+    // writes then fail because the server has closed the connection.
+    let mut disconnected_after = None;
+    for commit in 1..=3000 {
+        assert_still_served(&b, &mut healthy).await;
+        if commit % 10 == 0 {
+            let probe = Message::Text(
+                json!({"type": "Event", "eventType": "probe", "event": null})
+                    .to_string()
+                    .into(),
+            );
+            if slow.ws.send(probe).await.is_err() {
+                disconnected_after = Some(commit);
+                break;
+            }
+        }
+    }
+    let commits = disconnected_after.expect("the slow client was never disconnected");
+    // It got the first updates, not all of them: its socket ended early.
+    let received = slow.until_closed().await;
+    assert!(received.len() < commits, "{} of {commits}", received.len());
+    assert_still_served(&b, &mut healthy).await;
+}
+
+#[tokio::test]
+async fn identical_subscriptions_share_one_execution() {
+    let (b, idp) = backend_with_idp().await;
+    let (_, token) = idp.user_token("ada@example.com").await;
+    let mut clients = Vec::new();
+    for _ in 0..20 {
+        let mut c = WsClient::connect_session(&b.ws_url("/api/sync")).await;
+        c.send(
+            &json!({"type": "Authenticate", "tokenType": "User", "value": token, "baseVersion": 0}),
+        )
+        .await;
+        c.add_query(0, 0, "counter:get", json!({})).await;
+        clients.push(c);
+    }
+    for c in &mut clients {
+        let t = c.transition_until(|t| counter_in(t, 0).is_some()).await;
+        assert_eq!(t["endVersion"]["identity"], 1);
+    }
+    let initial = b.counter_runs();
+    assert!(
+        initial <= 2,
+        "20 identical subscriptions ran the query {initial} times"
+    );
+
+    for commit in 1..=3 {
+        b.increment().await;
+        let mut values = Vec::new();
+        for c in &mut clients {
+            let t = c.transition_until(|t| counter_in(t, 0).is_some()).await;
+            values.push(updated_value(&t, 0).unwrap().clone());
+        }
+        assert!(
+            values
+                .iter()
+                .all(|v| *v == json!({"n": commit as f64, "pad": ""})),
+            "{values:?}"
+        );
+        let runs = b.counter_runs() - initial;
+        assert!(
+            runs <= 2 * commit,
+            "{runs} executions for {commit} commits and 20 subscribers"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_burst_of_commits_is_coalesced() {
+    let b = TestBackend::start().await;
+    let mut c = WsClient::connect_session(&b.ws_url("/api/sync")).await;
+    c.add_query(0, 0, "messages:list", json!({})).await;
+    let mut end = c.next_of("Transition").await["endVersion"].clone();
+
+    let path = keel_protocol::normalize_udf_path("messages:send").unwrap();
+    let burst: Vec<_> = (0..50)
+        .map(|i| {
+            let backend = b.backend.clone();
+            let path = path.clone();
+            tokio::spawn(async move {
+                let args = keel_values::obj! { "body" => format!("m{i}") };
+                backend
+                    .run_mutation(
+                        &path,
+                        args.as_object().cloned().unwrap(),
+                        &keel_backend::Identity::Anonymous,
+                    )
+                    .await
+                    .expect("insert commits")
+            })
+        })
+        .collect();
+    for task in burst {
+        task.await.unwrap();
+    }
+
+    let mut transitions = 0;
+    let last = loop {
+        let t = c.next_of("Transition").await;
+        assert_eq!(t["startVersion"], end);
+        end = t["endVersion"].clone();
+        transitions += 1;
+        if let Some(list) = updated_value(&t, 0)
+            && list.as_array().unwrap().len() == 50
+        {
+            break list.clone();
+        }
+    };
+    assert!(transitions < 50, "{transitions} transitions for 50 commits");
+    let mut bodies: Vec<_> = last
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    bodies.sort();
+    let mut expected: Vec<_> = (0..50).map(|i| format!("m{i}")).collect();
+    expected.sort();
+    assert_eq!(bodies, expected);
+}
+
+/// Any JSON value, a few levels deep.
+fn arbitrary_json() -> impl Strategy<Value = Json> {
+    let leaf = prop_oneof![
+        Just(Json::Null),
+        any::<bool>().prop_map(Json::from),
+        any::<i64>().prop_map(Json::from),
+        any::<f64>().prop_map(Json::from),
+        "\\PC{0,12}".prop_map(Json::from),
+        Just(json!("Mutation")),
+        Just(json!("ModifyQuerySet")),
+    ];
+    leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Json::Array),
+            prop::collection::btree_map(
+                prop_oneof![
+                    Just("type".to_owned()),
+                    Just("args".to_owned()),
+                    "[a-zA-Z]{1,8}"
+                ],
+                inner,
+                0..4
+            )
+            .prop_map(|m| Json::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// One fuzzed client → server frame.
+fn arbitrary_frame() -> impl Strategy<Value = Message> {
+    let version = prop_oneof![
+        Just(json!(0)),
+        Just(json!(1)),
+        (0u32..5).prop_map(|v| json!(v)),
+        Just(json!(-1)),
+        Just(json!("1"))
+    ];
+    let path = prop_oneof![
+        Just("counter:get".to_owned()),
+        Just("counter:increment".to_owned()),
+        Just("messages:list".to_owned()),
+        Just("errors:fail".to_owned()),
+        Just("actions:bump".to_owned()),
+        "[a-z:./]{0,12}",
+        "\\PC{0,80}",
+    ];
+    let args = prop_oneof![
+        Just(json!([{}])),
+        Just(json!({})),
+        Just(json!([])),
+        Just(json!(null)),
+        Just(json!([{"pad": 2}])),
+        Just(json!([{"$set": []}])),
+        Just(json!([{"by": {"$integer": "AQ=="}}])),
+        any::<i64>().prop_map(|n| json!([{"by": n}])),
+    ];
+    let id = prop_oneof![0u32..4, Just(u32::MAX)].prop_map(|i| json!(i));
+    let message = prop_oneof![
+        (version.clone(), version.clone(), id.clone(), path.clone(), args.clone()).prop_map(|(b, n, q, p, a)| {
+            json!({"type": "ModifyQuerySet", "baseVersion": b, "newVersion": n,
+                   "modifications": [{"type": "Add", "queryId": q, "udfPath": p, "args": a}]})
+        }),
+        (version.clone(), version.clone(), id.clone()).prop_map(|(b, n, q)| {
+            json!({"type": "ModifyQuerySet", "baseVersion": b, "newVersion": n,
+                   "modifications": [{"type": "Remove", "queryId": q}]})
+        }),
+        (id.clone(), path.clone(), args.clone()).prop_map(|(r, p, a)| json!({"type": "Mutation", "requestId": r, "udfPath": p, "args": a})),
+        (id.clone(), path, args).prop_map(|(r, p, a)| json!({"type": "Action", "requestId": r, "udfPath": p, "args": a})),
+        (version.clone(), prop_oneof![Just("None"), Just("User"), Just("Admin"), Just("Other")], "\\PC{0,40}")
+            .prop_map(|(b, kind, v)| json!({"type": "Authenticate", "baseVersion": b, "tokenType": kind, "value": v})),
+        "\\PC{0,24}".prop_map(|s| json!({"type": "Connect", "sessionId": s, "connectionCount": 0,
+                                           "lastCloseReason": null, "clientTs": 0})),
+        Just(json!({"type": "Event", "eventType": "ClientConnect", "event": {}})),
+        "\\PC{0,16}".prop_map(|t| json!({"type": t})),
+        arbitrary_json(),
+    ];
+    prop_oneof![
+        8 => message.prop_map(|m| Message::Text(m.to_string().into())),
+        1 => "\\PC{0,64}".prop_map(|s| Message::Text(s.into())),
+        1 => prop::collection::vec(any::<u8>(), 0..32).prop_map(|b| Message::Binary(b.into())),
+    ]
+}
+
+#[test]
+fn arbitrary_client_messages_never_harm_other_clients() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (b, healthy) = runtime.block_on(async {
+        let b = TestBackend::start().await;
+        let healthy = healthy_subscriber(&b).await;
+        (b, tokio::sync::Mutex::new(healthy))
+    });
+    let config = ProptestConfig {
+        cases: 64,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let frames = prop::collection::vec(arbitrary_frame(), 1..6);
+    runner
+        .run(&frames, |frames| {
+            runtime.block_on(async {
+                let mut fuzzed = WsClient::connect_session(&b.ws_url("/api/sync")).await;
+                for frame in frames {
+                    if fuzzed.ws.send(frame).await.is_err() {
+                        break;
+                    }
+                }
+                // A probe every session must answer, unless it has ended with a reason.
+                let probe = json!({"type": "Mutation", "requestId": 4_000_000_000u32,
+                                   "udfPath": "values:sample", "args": [{}]});
+                let _ = fuzzed
+                    .ws
+                    .send(Message::Text(probe.to_string().into()))
+                    .await;
+                loop {
+                    match fuzzed.next_any().await {
+                        Next::Message(m)
+                            if m["type"] == "MutationResponse"
+                                && m["requestId"] == 4_000_000_000u32 =>
+                        {
+                            assert_eq!(m["success"], false, "values:sample is a query: {m}");
+                            break;
+                        }
+                        Next::Message(m)
+                            if m["type"] == "FatalError" || m["type"] == "AuthError" =>
+                        {
+                            assert!(m["error"].as_str().is_some_and(|e| !e.is_empty()), "{m}");
+                            assert!(
+                                matches!(fuzzed.next_any().await, Next::Closed),
+                                "closes after {m}"
+                            );
+                            break;
+                        }
+                        Next::Message(_) => {}
+                        Next::Closed => panic!("the session ended without saying why"),
+                    }
+                }
+                assert_still_served(&b, &mut *healthy.lock().await).await;
+            });
+            Ok(())
+        })
+        .unwrap();
+}
