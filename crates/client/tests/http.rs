@@ -113,7 +113,7 @@ async fn auth_tokens_and_rejections() {
     garbage.set_auth("not-a-jwt");
     match garbage.query_value("auth:whoami", Object::new()).await {
         Err(ClientError::Auth { code, message }) => {
-            assert!(!code.is_empty() && !message.is_empty())
+            assert!(!code.is_empty() && !message.is_empty());
         }
         other => panic!("expected an auth error, got {other:?}"),
     }
