@@ -32,7 +32,8 @@ pub struct Config {
     /// Directory for the SQLite database, the idp's keys, users and secret key.
     #[arg(long, env = "KEEL_DATA_DIR", default_value = "./.keel", global = true)]
     pub data_dir: PathBuf,
-    /// The backend's database: `sqlite://<path>` (default: `<data dir>/keel.sqlite3`).
+    /// The backend's database: `sqlite://<path>` (default: `<data dir>/keel.sqlite3`) or
+    /// `postgres://user[:password]@host[:port]/database`.
     #[arg(long, env = "KEEL_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
     /// Lifetime of idp session tokens (`60`, `90s`, `5m`).
@@ -78,18 +79,17 @@ fn parse_ttl(value: &str) -> Result<Duration, String> {
 pub enum DatabaseLocation {
     /// A SQLite file.
     Sqlite(PathBuf),
+    /// A PostgreSQL database: the `postgres://` URL (tables in its `keel` schema).
+    Postgres(String),
 }
 
 /// A `KEEL_DATABASE_URL` that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum DatabaseUrlError {
-    /// PostgreSQL support is not built yet.
-    #[error(
-        "KEEL_DATABASE_URL: PostgreSQL (`{0}`) is not supported yet; use sqlite://<path> or leave it unset"
-    )]
-    Unsupported(String),
     /// Not a URL this build understands.
-    #[error("KEEL_DATABASE_URL: `{0}` is not a database URL (expected sqlite://<path>)")]
+    #[error(
+        "KEEL_DATABASE_URL: `{0}` is not a database URL (expected sqlite://<path> or postgres://user@host:port/database)"
+    )]
     Malformed(String),
 }
 
@@ -105,7 +105,7 @@ impl Config {
                     }
                     Ok(DatabaseLocation::Sqlite(PathBuf::from(path)))
                 } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-                    Err(DatabaseUrlError::Unsupported(url.to_owned()))
+                    Ok(DatabaseLocation::Postgres(url.to_owned()))
                 } else {
                     Err(DatabaseUrlError::Malformed(url.to_owned()))
                 }
@@ -143,6 +143,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("--backend-addr"), "{error}");
+        let config = parse(&["--database-url", "postgres://me@db:5432/app"]).unwrap();
+        assert_eq!(
+            config.database().unwrap(),
+            DatabaseLocation::Postgres("postgres://me@db:5432/app".into())
+        );
         let config = parse(&["--database-url", "mysql://x"]).unwrap();
         assert!(
             config

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use keel_auth::{AuthConfig, ProviderConfig};
 use keel_backend::{Backend, BackendConfig};
-use keel_db::{Database, SqlitePersistence};
+use keel_db::{Database, Persistence, PostgresPersistence, SqlitePersistence};
 use keel_idp::{Idp, IdpConfig};
 use tokio::net::TcpListener;
 
@@ -74,11 +74,19 @@ async fn open_backend(
     database: &DatabaseLocation,
     issuers: Vec<String>,
 ) -> anyhow::Result<(Backend, TcpListener)> {
-    let persistence = match database {
-        DatabaseLocation::Sqlite(path) => SqlitePersistence::open(path)
-            .with_context(|| format!("cannot open the SQLite database {}", path.display()))?,
+    let persistence: Arc<dyn Persistence> = match database {
+        DatabaseLocation::Sqlite(path) => Arc::new(
+            SqlitePersistence::open(path)
+                .with_context(|| format!("cannot open the SQLite database {}", path.display()))?,
+        ),
+        // The error names the server (never the password) and what to check.
+        DatabaseLocation::Postgres(url) => Arc::new(
+            PostgresPersistence::connect(url)
+                .await
+                .context("cannot open the PostgreSQL database (KEEL_DATABASE_URL)")?,
+        ),
     };
-    let db = Database::open(Arc::new(persistence), crate::functions::schema())
+    let db = Database::open(persistence, crate::functions::schema())
         .await
         .context("cannot open the database")?;
     if issuers.is_empty() {

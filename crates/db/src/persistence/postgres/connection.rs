@@ -43,6 +43,31 @@ pub(crate) fn redact(url: &str) -> String {
     }
 }
 
+/// Splits keel's own `schema=<name>` query parameter off a PostgreSQL URL (the driver would
+/// reject it): the URL without it, and the schema if given.
+pub(crate) fn split_schema(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let mut schema = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.strip_prefix("schema=") {
+            Some(name) => {
+                schema = Some(name.to_owned());
+                false
+            }
+            None => !pair.is_empty(),
+        })
+        .collect();
+    let url = if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    (url, schema)
+}
+
 impl Target {
     /// Parses `url` (`postgres://user[:password]@host[:port]/database[?options]`).
     pub(crate) fn parse(url: &str) -> Result<Target, PersistenceError> {
@@ -207,6 +232,25 @@ mod tests {
         assert!(
             !err.contains("secret") && err.contains("postgres://me:***@db"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn the_schema_parameter_is_split_off() {
+        assert_eq!(
+            split_schema("postgres://h/db"),
+            ("postgres://h/db".into(), None)
+        );
+        assert_eq!(
+            split_schema("postgres://h/db?schema=app_1"),
+            ("postgres://h/db".into(), Some("app_1".into()))
+        );
+        assert_eq!(
+            split_schema("postgres://h/db?connect_timeout=3&schema=x&application_name=a"),
+            (
+                "postgres://h/db?connect_timeout=3&application_name=a".into(),
+                Some("x".into())
+            )
         );
     }
 

@@ -38,6 +38,10 @@ pub(crate) const LATEST_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 pub(crate) async fn migrate(client: &mut Client, schema: &str) -> Result<i32, PersistenceError> {
     let s = format!("\"{schema}\"");
     let tx = client.transaction().await.map_err(storage_err)?;
+    // No "already exists, skipping" notices in the logs.
+    tx.batch_execute("SET LOCAL client_min_messages = warning")
+        .await
+        .map_err(storage_err)?;
     tx.execute(
         "SELECT pg_advisory_xact_lock($1, $2)",
         &[&MIGRATION_LOCK_CLASS, &schema_lock_key(schema)],

@@ -33,7 +33,7 @@ use keel_values::DocumentId;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 
-use self::connection::{Target, check_schema_name, storage_err};
+use self::connection::{Target, check_schema_name, split_schema, storage_err};
 use self::lease::Lease;
 use self::scan::{ReaderStatements, decode_revision};
 use super::{CommitRecord, DocumentRevision, IndexId, IndexRow, Persistence, PersistenceError};
@@ -46,7 +46,7 @@ pub use self::test_schema::PostgresTestSchema;
 #[derive(Clone, Debug)]
 pub struct PostgresOptions {
     /// The PostgreSQL schema (namespace) holding keel's tables; created if missing. Lower-case
-    /// letters, digits and `_`. Default `keel`.
+    /// letters, digits and `_`. Default `keel`; a `schema=<name>` URL parameter overrides it.
     pub schema: String,
     /// How long to wait for another process's committer lease before refusing (a holder that
     /// just exited or was killed lets go within moments). Default 5 s.
@@ -200,23 +200,25 @@ fn columns(
 }
 
 impl PostgresPersistence {
-    /// Connects to the database at `url` (`postgres://user[:password]@host[:port]/database`)
-    /// with the default [`PostgresOptions`] (schema `keel`): applies missing migrations and
-    /// takes the committer lease.
+    /// Connects to the database at `url` (`postgres://user[:password]@host[:port]/database`,
+    /// optionally `?schema=<name>`) with the default [`PostgresOptions`] (schema `keel`):
+    /// applies missing migrations and takes the committer lease.
     pub async fn connect(url: &str) -> Result<PostgresPersistence, PersistenceError> {
         PostgresPersistence::connect_with(url, PostgresOptions::default()).await
     }
 
     /// Connects with explicit options. Fails with a message naming the URL (never its password)
     /// when the server is unreachable, the database is missing or the login is refused, and
-    /// with a message naming the holder when another process holds the committer lease.
+    /// with a message naming the holder when another process holds the committer lease. A
+    /// `schema=<name>` parameter in the URL overrides [`PostgresOptions::schema`].
     pub async fn connect_with(
         url: &str,
         options: PostgresOptions,
     ) -> Result<PostgresPersistence, PersistenceError> {
-        check_schema_name(&options.schema)?;
-        let target = Target::parse(url)?;
-        let schema = options.schema.clone();
+        let (url, url_schema) = split_schema(url);
+        let schema = url_schema.unwrap_or(options.schema);
+        check_schema_name(&schema)?;
+        let target = Target::parse(&url)?;
         let mut lock = target.connect().await?;
         migrations::migrate(&mut lock, &schema).await?;
         let lease = Lease::acquire(lock, &schema, &target.shown, options.lease_wait).await?;
