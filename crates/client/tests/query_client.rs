@@ -1,0 +1,248 @@
+//! `QueryClient` against a real backend: cache operations, the live bridge, GC,
+//! dehydrate/hydrate and read-your-writes.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestBackend, WAIT, wait_until};
+use keel_client::{
+    ClientError, DehydratedState, HttpClient, LiveClient, QueryClient, QueryClientConfig, QueryKey,
+    QueryStatus,
+};
+use keel_values::{Object, Value, obj};
+use serde_json::json;
+
+fn key(path: &str, args: serde_json::Value) -> QueryKey {
+    QueryKey::with_args(path, args).unwrap()
+}
+
+#[tokio::test]
+async fn ensure_fetch_get_and_invalidate_over_http() {
+    let backend = TestBackend::start().await;
+    let http = HttpClient::new(&backend.url()).unwrap();
+    let qc = QueryClient::new(QueryClientConfig {
+        http: Some(http),
+        consistent: false,
+        ..QueryClientConfig::default()
+    });
+    let counter = key("counter:get", json!({}));
+    assert_eq!(counter.hash(), "convexQuery|counter:get|{}");
+    assert_eq!(qc.get_query_data(&counter), None);
+    assert_eq!(
+        qc.ensure_query_data(&counter).await.unwrap(),
+        Value::Float64(0.0)
+    );
+    backend.increment().await;
+    // Cached: not fetched again.
+    assert_eq!(
+        qc.ensure_query_data(&counter).await.unwrap(),
+        Value::Float64(0.0)
+    );
+    assert_eq!(qc.get_query_data(&counter), Some(Value::Float64(0.0)));
+    qc.invalidate(&counter);
+    assert!(qc.get_entry(&counter).unwrap().stale);
+    assert_eq!(
+        qc.ensure_query_data(&counter).await.unwrap(),
+        Value::Float64(1.0)
+    );
+    backend.increment().await;
+    assert_eq!(qc.fetch_query(&counter).await.unwrap(), Value::Float64(2.0));
+    let entry = qc.get_entry(&counter).unwrap();
+    assert_eq!(entry.status, QueryStatus::Success);
+    assert!(!entry.live && !entry.stale);
+
+    // Errors are cached as errors.
+    let failing = key("errors:fail", json!({}));
+    let err = qc.ensure_query_data(&failing).await.unwrap_err();
+    assert!(matches!(err, ClientError::Application { .. }), "{err:?}");
+    let entry = qc.get_entry(&failing).unwrap();
+    assert_eq!(entry.status, QueryStatus::Error);
+    assert_eq!(entry.error, Some(err));
+    qc.remove(&failing);
+    assert_eq!(qc.keys(), [counter]);
+}
+
+#[tokio::test]
+async fn loaders_of_one_page_read_one_snapshot() {
+    let backend = TestBackend::start().await;
+    backend.increment().await;
+    let qc = QueryClient::with_http(HttpClient::new(&backend.url()).unwrap());
+    let first = key("counter:get", json!({}));
+    assert_eq!(
+        qc.ensure_query_data(&first).await.unwrap(),
+        Value::Float64(1.0)
+    );
+    backend.increment().await;
+    // Another loader of the same page (different key, same function) sees the same snapshot.
+    let second = key("counter:get", json!({"loader": 2}));
+    assert_eq!(
+        qc.ensure_query_data(&second).await.unwrap(),
+        Value::Float64(1.0)
+    );
+    assert_eq!(
+        qc.get_entry(&first).unwrap().ts,
+        qc.get_entry(&second).unwrap().ts
+    );
+}
+
+#[tokio::test]
+async fn connected_entries_follow_the_live_connection() {
+    let backend = TestBackend::start().await;
+    let http = HttpClient::new(&backend.url()).unwrap();
+    let live = LiveClient::new(&backend.url()).unwrap();
+    let qc = QueryClient::new(QueryClientConfig {
+        http: Some(http.clone()),
+        consistent: false,
+        ..QueryClientConfig::default()
+    });
+    // An entry rendered over HTTP before connecting is subscribed by `connect`.
+    let messages = key("messages:list", json!({}));
+    assert_eq!(
+        qc.ensure_query_data(&messages).await.unwrap(),
+        Value::Array(vec![])
+    );
+    qc.connect(&live).unwrap();
+    assert!(qc.connect(&live).is_err(), "connect twice");
+    assert!(qc.get_entry(&messages).unwrap().live);
+
+    // An HTTP mutation, then "wait until the cache reached T": the cache reflects it.
+    http.mutation::<String>("messages:send", json!({"body": "one"}))
+        .await
+        .unwrap();
+    let ts = http.query_ts().await.unwrap();
+    qc.wait_for_ts(ts, WAIT).await.unwrap();
+    assert!(qc.cache_ts() >= ts);
+    assert_eq!(
+        qc.get_query_data(&messages),
+        Some(Value::Array(vec!["one".into()]))
+    );
+    let entry = qc.get_entry(&messages).unwrap();
+    assert!(entry.ts.unwrap() >= ts);
+
+    // A live mutation's commit ts works the same way.
+    let counter = key("counter:get", json!({}));
+    assert_eq!(
+        qc.ensure_query_data(&counter).await.unwrap(),
+        Value::Float64(0.0)
+    );
+    let (_, ts) = live
+        .mutation_with_ts("counter:increment", Object::new())
+        .await
+        .unwrap();
+    qc.wait_for_ts(ts, WAIT).await.unwrap();
+    assert_eq!(qc.get_query_data(&counter), Some(Value::Float64(1.0)));
+
+    // Only entries that exist are updated: a removed entry is not brought back.
+    qc.remove(&counter);
+    let (_, ts) = live
+        .mutation_with_ts("counter:increment", Object::new())
+        .await
+        .unwrap();
+    qc.wait_for_ts(ts, WAIT).await.unwrap();
+    assert_eq!(qc.get_query_data(&counter), None);
+    wait_until("the removed entry is unsubscribed", WAIT, || {
+        live.stats().query_removes == 1
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn live_only_cache_fetches_through_subscriptions() {
+    let backend = TestBackend::start().await;
+    let qc = QueryClient::new(QueryClientConfig::default());
+    let counter = key("counter:get", json!({}));
+    let err = qc.ensure_query_data(&counter).await.unwrap_err();
+    assert_eq!(err.code(), "Closed", "no source: {err}");
+    let live = LiveClient::new(&backend.url()).unwrap();
+    qc.connect(&live).unwrap();
+    assert_eq!(
+        qc.ensure_query_data(&counter).await.unwrap(),
+        Value::Float64(0.0)
+    );
+    let messages = key("messages:list", json!({}));
+    assert_eq!(
+        qc.fetch_query(&messages).await.unwrap(),
+        Value::Array(vec![])
+    );
+    backend.increment().await;
+    let ts = HttpClient::new(&backend.url())
+        .unwrap()
+        .query_ts()
+        .await
+        .unwrap();
+    qc.wait_for_ts(ts, WAIT).await.unwrap();
+    assert_eq!(
+        qc.ensure_query_data(&counter).await.unwrap(),
+        Value::Float64(1.0)
+    );
+}
+
+#[tokio::test]
+async fn unused_entries_are_collected_and_unsubscribed() {
+    let backend = TestBackend::start().await;
+    let live = LiveClient::new(&backend.url()).unwrap();
+    let qc = QueryClient::new(QueryClientConfig {
+        gc_time: Duration::from_millis(300),
+        ..QueryClientConfig::default()
+    });
+    qc.connect(&live).unwrap();
+    let counter = key("counter:get", json!({}));
+    qc.ensure_query_data(&counter).await.unwrap();
+    assert_eq!(qc.keys().len(), 1);
+    wait_until("the entry is collected", WAIT, || qc.keys().is_empty()).await;
+    wait_until("its subscription is removed", WAIT, || {
+        live.stats().query_removes == 1
+    })
+    .await;
+    assert_eq!(qc.get_query_data(&counter), None);
+}
+
+#[tokio::test]
+async fn dehydrate_and_hydrate_round_trip_as_serde_data() {
+    let backend = TestBackend::start().await;
+    backend.increment().await;
+    let http = HttpClient::new(&backend.url()).unwrap();
+    http.mutation::<String>("messages:send", json!({"body": "hi"}))
+        .await
+        .unwrap();
+    let server = QueryClient::with_http(http);
+    let counter = QueryKey::new(
+        "counter:get",
+        obj! { "big" => 7i64, "half" => 0.5 }
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    let messages = key("messages:list", json!({}));
+    server.ensure_query_data(&counter).await.unwrap();
+    server.ensure_query_data(&messages).await.unwrap();
+    server
+        .ensure_query_data(&key("errors:fail", json!({})))
+        .await
+        .unwrap_err();
+
+    let state = server.dehydrate();
+    assert_eq!(state.queries.len(), 2, "errors are not dehydrated");
+    let text = serde_json::to_string(&state).unwrap();
+    assert!(
+        text.contains(r#""key":"convexQuery|counter:get|{\"big\":{\"$integer\":\"BwAAAAAAAAA=\"},\"half\":0.5}""#),
+        "{text}"
+    );
+    let decoded: DehydratedState = serde_json::from_str(&text).unwrap();
+    assert_eq!(decoded, state);
+
+    let browser = QueryClient::new(QueryClientConfig::default());
+    browser.hydrate(decoded);
+    assert_eq!(browser.get_query_data(&counter), Some(Value::Float64(1.0)));
+    assert_eq!(
+        browser.get_query_data(&messages),
+        Some(Value::Array(vec!["hi".into()]))
+    );
+    assert_eq!(browser.dehydrate(), state);
+    // Cached after hydration: no fetch (there is no source to fetch from).
+    assert_eq!(
+        browser.ensure_query_data(&counter).await.unwrap(),
+        Value::Float64(1.0)
+    );
+}
