@@ -1,8 +1,10 @@
 //! [`SqlitePersistence`]: the document log and index entries in one SQLite file (WAL mode).
 //!
 //! Tables:
-//! * `documents(table_num, internal, ts, value, prev_ts)`, primary key `(table_num, internal,
-//!   ts)`: the revision log; `value` is NULL for a tombstone, else the [`codec`] encoding.
+//! * `documents(table_num, internal, neg_ts, value, prev_ts)`, primary key `(table_num,
+//!   internal, neg_ts)`: the revision log; `neg_ts` is the negated commit timestamp, so a
+//!   document's newest revision at or before `ts` is the first row with `neg_ts >= -ts` in key
+//!   order (see [`DOCUMENT_AT`]); `value` is NULL for a tombstone, else the [`codec`] encoding.
 //! * `indexes(index_id, key, ts, table_num, internal)`, primary key `(index_id, key, ts)`:
 //!   versioned index entries; `internal` is NULL for a tombstone.
 //! * `globals(key, value)`: small named values (the catalog, the largest commit timestamp).
@@ -20,6 +22,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use keel_values::{DocumentId, INTERNAL_ID_LEN, TableNumber};
 use parking_lot::Mutex;
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{CommitRecord, DocumentRevision, IndexId, IndexRow, Persistence, PersistenceError};
@@ -28,15 +31,67 @@ use crate::{Document, Interval, Order, Timestamp};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS documents (
-    table_num INTEGER NOT NULL, internal BLOB NOT NULL, ts INTEGER NOT NULL,
+    table_num INTEGER NOT NULL, internal BLOB NOT NULL, neg_ts INTEGER NOT NULL,
     value BLOB, prev_ts INTEGER,
-    PRIMARY KEY (table_num, internal, ts)) WITHOUT ROWID;
+    PRIMARY KEY (table_num, internal, neg_ts)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS indexes (
     index_id INTEGER NOT NULL, key BLOB NOT NULL, ts INTEGER NOT NULL,
     table_num INTEGER, internal BLOB,
     PRIMARY KEY (index_id, key, ts)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS globals (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 ";
+
+/// The storage layout version, kept in SQLite's `user_version`.
+const FORMAT_VERSION: i64 = 2;
+
+/// Refuses a file written in another layout (rather than misreading it).
+fn check_format(conn: &Connection) -> Result<(), PersistenceError> {
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(storage_err)?;
+    let has_tables: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'documents')",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(storage_err)?;
+    if has_tables && version != FORMAT_VERSION {
+        return Err(PersistenceError(format!(
+            "sqlite: the database file uses storage format {version}, this build reads format {FORMAT_VERSION}; \
+             move the file away to start fresh"
+        )));
+    }
+    Ok(())
+}
+
+/// Opens a connection with the query planner stability guarantee (QPSG) on.
+///
+/// Why QPSG: without it SQLite re-prepares a statement whenever a newly bound parameter might
+/// change the plan, which for these statements (an `ORDER BY` next to bound `=` terms) is on every
+/// execution, and preparing costs several times the lookup itself. The plans here do not depend
+/// on the values, so a fixed plan is what we want.
+fn connect(path: &Path, pragmas: &str) -> Result<Connection, PersistenceError> {
+    let conn = Connection::open(path).map_err(storage_err)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .map_err(storage_err)?;
+    conn.execute_batch(pragmas).map_err(storage_err)?;
+    Ok(conn)
+}
+
+/// Writer settings: WAL, and a sync of the WAL before a commit returns.
+const WRITER_PRAGMAS: &str =
+    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000;";
+
+/// Reader settings: a 16 MiB page cache and memory-mapped reads of the main file (pages still in
+/// the WAL are read from it as usual).
+const READER_PRAGMAS: &str =
+    "PRAGMA busy_timeout=10000; PRAGMA cache_size=-16384; PRAGMA mmap_size=268435456;";
+
+/// A document's newest revision at or before `?3`: the first row of its key range from
+/// `neg_ts = -?3` on, a forward walk of the primary key.
+const DOCUMENT_AT: &str = "SELECT neg_ts, value, prev_ts FROM documents \
+     WHERE table_num = ?1 AND internal = ?2 AND neg_ts >= -?3 ORDER BY neg_ts LIMIT 1";
 
 /// The global row holding the largest commit timestamp.
 const MAX_TS_KEY: &str = "max_ts";
@@ -65,13 +120,12 @@ impl SqlitePersistence {
     /// Opens (or creates) the database file at `path`, in WAL mode with full sync.
     pub fn open(path: impl AsRef<Path>) -> Result<SqlitePersistence, PersistenceError> {
         let path = path.as_ref().to_path_buf();
-        let writer = Connection::open(&path).map_err(storage_err)?;
-        writer
-            .execute_batch(
-                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000;",
-            )
-            .map_err(storage_err)?;
+        let writer = connect(&path, WRITER_PRAGMAS)?;
+        check_format(&writer)?;
         writer.execute_batch(SCHEMA).map_err(storage_err)?;
+        writer
+            .pragma_update(None, "user_version", FORMAT_VERSION)
+            .map_err(storage_err)?;
         Ok(SqlitePersistence {
             inner: Arc::new(Inner {
                 path,
@@ -131,12 +185,7 @@ impl Inner {
         let conn = self.readers.lock().pop();
         let conn = match conn {
             Some(conn) => conn,
-            None => {
-                let conn = Connection::open(&self.path).map_err(storage_err)?;
-                conn.execute_batch("PRAGMA busy_timeout=10000;")
-                    .map_err(storage_err)?;
-                conn
-            }
+            None => connect(&self.path, READER_PRAGMAS)?,
         };
         let result = f(&conn);
         self.readers.lock().push(conn);
@@ -161,12 +210,7 @@ fn document_at(
     id: DocumentId,
     ts: Timestamp,
 ) -> Result<Option<DocumentRevision>, PersistenceError> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT ts, value, prev_ts FROM documents WHERE table_num = ?1 AND internal = ?2 AND ts <= ?3 \
-             ORDER BY ts DESC LIMIT 1",
-        )
-        .map_err(storage_err)?;
+    let mut stmt = conn.prepare_cached(DOCUMENT_AT).map_err(storage_err)?;
     let row = stmt
         .query_row(
             params![id.table.0, &id.internal[..], ts_to_sql(ts)?],
@@ -180,7 +224,7 @@ fn document_at(
         )
         .optional()
         .map_err(storage_err)?;
-    let Some((rev_ts, value, prev_ts)) = row else {
+    let Some((neg_ts, value, prev_ts)) = row else {
         return Ok(None);
     };
     let document = match value {
@@ -196,7 +240,7 @@ fn document_at(
     };
     Ok(Some(DocumentRevision {
         id,
-        ts: Timestamp(rev_ts as u64),
+        ts: Timestamp(neg_ts.unsigned_abs()),
         document,
         prev_ts: prev_ts.map(|t| Timestamp(t as u64)),
     }))
@@ -215,10 +259,11 @@ fn scan_sql(order: Order, bounded: bool) -> String {
     };
     let end_clause = if bounded { "AND i.key < ?4" } else { "" };
     format!(
-        "SELECT i.key, i.ts, i.table_num, i.internal, d.ts, d.value FROM indexes i \
-         LEFT JOIN documents d ON d.table_num = i.table_num AND d.internal = i.internal AND d.ts = \
-           (SELECT MAX(d2.ts) FROM documents d2 \
-            WHERE d2.table_num = i.table_num AND d2.internal = i.internal AND d2.ts <= ?3) \
+        "SELECT i.key, i.ts, i.table_num, i.internal, -d.neg_ts, d.value FROM indexes i \
+         LEFT JOIN documents d ON d.table_num = i.table_num AND d.internal = i.internal AND d.neg_ts = \
+           (SELECT d2.neg_ts FROM documents d2 \
+            WHERE d2.table_num = i.table_num AND d2.internal = i.internal AND d2.neg_ts >= -?3 \
+            ORDER BY d2.neg_ts LIMIT 1) \
          WHERE i.index_id = ?1 AND i.key >= ?2 AND i.ts <= ?3 {end_clause} \
          ORDER BY i.key {direction}, i.ts {direction}"
     )
@@ -312,7 +357,7 @@ fn write_commits(conn: &mut Connection, commits: &[CommitRecord]) -> Result<(), 
     let mut max_ts = None;
     {
         let mut insert_doc = tx
-            .prepare_cached("INSERT INTO documents (table_num, internal, ts, value, prev_ts) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .prepare_cached("INSERT INTO documents (table_num, internal, neg_ts, value, prev_ts) VALUES (?1, ?2, ?3, ?4, ?5)")
             .map_err(storage_err)?;
         let mut insert_entry = tx
             .prepare_cached("INSERT INTO indexes (index_id, key, ts, table_num, internal) VALUES (?1, ?2, ?3, ?4, ?5)")
@@ -329,7 +374,7 @@ fn write_commits(conn: &mut Connection, commits: &[CommitRecord]) -> Result<(), 
                     .execute(params![
                         rev.id.table.0,
                         &rev.id.internal[..],
-                        ts_to_sql(rev.ts)?,
+                        -ts_to_sql(rev.ts)?,
                         value,
                         prev
                     ])
@@ -422,5 +467,28 @@ impl Persistence for SqlitePersistence {
             .map_err(storage_err)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_a_file_in_another_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite3");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch("CREATE TABLE documents (table_num INTEGER, internal BLOB, ts INTEGER);")
+            .unwrap();
+        drop(old);
+        let err = SqlitePersistence::open(&path).err().unwrap();
+        assert!(err.to_string().contains("storage format 0"), "{err}");
+        let fresh = dir.path().join("new.sqlite3");
+        drop(SqlitePersistence::open(&fresh).unwrap());
+        assert!(
+            SqlitePersistence::open(&fresh).is_ok(),
+            "a file this build wrote reopens"
+        );
     }
 }
