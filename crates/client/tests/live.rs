@@ -183,3 +183,76 @@ async fn reconnects_and_resubscribes_after_a_backend_restart() {
     let list = next_value(&mut messages).await;
     assert!(matches!(list, Value::Array(items) if items.len() == 3));
 }
+
+#[tokio::test]
+async fn a_mutation_in_flight_when_the_socket_drops_runs_once() {
+    let backend = TestBackend::start().await;
+    let proxy = Proxy::start(backend.addr).await;
+    let mut config = LiveConfig::new(proxy.url());
+    config.max_backoff = Duration::from_millis(300);
+    let live = LiveClient::with_config(config).unwrap();
+    let mut messages = live.subscribe("messages:list", json!({})).unwrap();
+    assert_eq!(next_value(&mut messages).await, Value::Array(vec![]));
+    let pending = {
+        let live = live.clone();
+        tokio::spawn(async move {
+            live.mutation::<String>("gated:send", json!({"body": "once"}))
+                .await
+        })
+    };
+    // The backend is running it; the socket drops before the answer.
+    let gate = backend.gate.clone();
+    wait_until("the mutation runs", WAIT, || {
+        gate.runs.load(std::sync::atomic::Ordering::SeqCst) == 1
+    })
+    .await;
+    proxy.cut();
+    wait_until("the client reconnected", WAIT, || {
+        live.stats().connects == 2
+    })
+    .await;
+    backend.gate.release();
+    // Re-sent with the same session and request ids: the backend answers with the first run's
+    // outcome instead of running it again.
+    pending.await.unwrap().unwrap();
+    assert_eq!(
+        backend.gate.runs.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+    let list = loop {
+        let value = next_value(&mut messages).await;
+        if value != Value::Array(vec![]) {
+            break value;
+        }
+    };
+    assert_eq!(list, Value::Array(vec!["once".into()]));
+    assert_eq!(
+        live.query_value("messages:list", Object::new())
+            .await
+            .unwrap(),
+        Value::Array(vec!["once".into()])
+    );
+}
+
+#[tokio::test]
+async fn a_silent_server_is_left_after_the_idle_timeout() {
+    // The backend pings only every 10 s; the client gives up on a socket after 400 ms of
+    // silence, reconnects, and its subscription carries on without re-delivery.
+    let backend = TestBackend::start_with(keel_backend::BackendConfig {
+        heartbeat_interval: Duration::from_secs(10),
+        ..keel_backend::BackendConfig::default()
+    })
+    .await;
+    let mut config = LiveConfig::new(backend.url());
+    config.idle_timeout = Duration::from_millis(400);
+    let live = LiveClient::with_config(config).unwrap();
+    let mut counter = live.subscribe("counter:get", json!({})).unwrap();
+    assert_eq!(next_value(&mut counter).await, Value::Float64(0.0));
+    wait_until("an idle reconnect", WAIT, || live.stats().connects >= 2).await;
+    assert!(
+        counter.next_update().now_or_never().is_none(),
+        "nothing re-delivered"
+    );
+    backend.increment().await;
+    assert_eq!(next_value(&mut counter).await, Value::Float64(1.0));
+}

@@ -99,10 +99,45 @@ async fn list(ctx: QueryCtx, _: NoArgs) -> Result<Vec<String>, FunctionError> {
         .collect())
 }
 
+/// Holds `gated:send` mutations until released.
+#[derive(Default)]
+pub struct Gate {
+    /// How many times `gated:send` started executing.
+    pub runs: AtomicUsize,
+    released: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Gate {
+    pub fn release(&self) {
+        self.released.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    async fn pass(&self) {
+        loop {
+            let notified = self.notify.notified();
+            if self.released.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
 /// The functions every test backend serves.
-fn functions(counter_runs: Arc<AtomicUsize>) -> FunctionRegistry {
+fn functions(counter_runs: Arc<AtomicUsize>, gate: Arc<Gate>) -> FunctionRegistry {
     let mut functions = FunctionRegistry::new();
     functions
+        // Inserts a message once the gate is released.
+        .mutation("gated:send", move |ctx: MutationCtx, args: SendArgs| {
+            let gate = gate.clone();
+            async move {
+                gate.runs.fetch_add(1, Ordering::SeqCst);
+                gate.pass().await;
+                send(ctx, args).await
+            }
+        })
         .mutation("counter:increment", increment)
         .query("counter:get", move |ctx: QueryCtx, _: NoArgs| {
             counter_runs.fetch_add(1, Ordering::SeqCst);
@@ -153,6 +188,7 @@ pub struct TestBackend {
     pub backend: Backend,
     pub addr: SocketAddr,
     pub counter_runs: Arc<AtomicUsize>,
+    pub gate: Arc<Gate>,
     config: BackendConfig,
     server: JoinHandle<()>,
     db_path: PathBuf,
@@ -180,7 +216,12 @@ impl TestBackend {
             .await
             .expect("database opens");
         let counter_runs = Arc::new(AtomicUsize::new(0));
-        let backend = Backend::new(db, functions(counter_runs.clone()), config.clone());
+        let gate = Arc::new(Gate::default());
+        let backend = Backend::new(
+            db,
+            functions(counter_runs.clone(), gate.clone()),
+            config.clone(),
+        );
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let router = backend.router();
@@ -191,6 +232,7 @@ impl TestBackend {
             backend,
             addr,
             counter_runs,
+            gate,
             config,
             server,
             db_path,
