@@ -1,0 +1,243 @@
+//! The typed router context: per request, the query client, the server HTTP client and the
+//! auth state (the seed's `{ queryClient, convexQueryClient, … }`), plus what each
+//! `before_load` added on the way down.
+
+use std::sync::Arc;
+
+use http::{HeaderMap, Uri};
+use keel_auth::{AuthState, Authenticator};
+use keel_client::{HttpClient, QueryClient, QueryKey};
+use keel_values::Value;
+use parking_lot::Mutex;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::RouteError;
+use crate::matching::Params;
+
+/// Values a `before_load` adds to the context of its loader and its children, by type
+/// (like TanStack's object merge, but typed: one value per type, deeper wins).
+///
+/// ```
+/// #[derive(Clone)]
+/// struct Section(&'static str);
+/// let additions = keel_start::ContextAdditions::new().with(Section("posts"));
+/// # let _ = additions;
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct ContextAdditions(pub(crate) http::Extensions);
+
+impl ContextAdditions {
+    /// Nothing added.
+    pub fn new() -> ContextAdditions {
+        ContextAdditions::default()
+    }
+
+    /// Adds `value` (replacing a value of the same type from a parent).
+    pub fn with<T: Clone + Send + Sync + 'static>(mut self, value: T) -> ContextAdditions {
+        self.0.insert(value);
+        self
+    }
+}
+
+/// What the root `before_load` learns about the visitor, like the seed's `fetchClerkAuth`
+/// server function: the user id and the backend (`convex` template) token.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FetchedAuth {
+    /// The signed-in user's id, `None` when signed out.
+    pub user_id: Option<String>,
+    /// A token for the backend, `None` when signed out.
+    pub token: Option<String>,
+}
+
+/// Per-request state shared by every match's context.
+pub(crate) struct RequestState {
+    pub(crate) uri: Uri,
+    pub(crate) headers: HeaderMap,
+    pub(crate) auth: AuthState,
+    pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
+    pub(crate) token_template: Option<String>,
+    pub(crate) query_client: QueryClient,
+    pub(crate) http: Mutex<HttpClient>,
+    /// Query keys the page read, in first-use order (the live layer subscribes to them).
+    pub(crate) used: Mutex<Vec<QueryKey>>,
+}
+
+/// The router context of one match: request-wide services plus what the `before_load`s above
+/// (and of this route) added. Cheap to clone.
+#[derive(Clone)]
+pub struct RouteContext {
+    pub(crate) request: Arc<RequestState>,
+    pub(crate) additions: Arc<http::Extensions>,
+    pub(crate) params: Params,
+}
+
+impl std::fmt::Debug for RouteContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteContext")
+            .field("uri", &self.request.uri)
+            .field("user_id", &self.request.auth.user_id)
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RouteContext {
+    /// The request's query cache (SSR: fetches through [`RouteContext::server_http_client`]
+    /// at one consistent snapshot).
+    pub fn query_client(&self) -> &QueryClient {
+        &self.request.query_client
+    }
+
+    /// The server HTTP client (a copy; set its token with [`RouteContext::set_server_auth`]).
+    pub fn server_http_client(&self) -> HttpClient {
+        self.request.http.lock().clone()
+    }
+
+    /// `serverHttpClient.setAuth(token)`: every later backend call of this request (loaders,
+    /// server functions) carries `token`.
+    pub fn set_server_auth(&self, token: &str) {
+        let http = self.request.http.lock().with_auth(token);
+        self.request
+            .query_client
+            .set_http_client(Some(http.clone()));
+        *self.request.http.lock() = http;
+    }
+
+    /// Who is making the request (from the session cookies; signed out without an
+    /// authenticator).
+    pub fn auth(&self) -> &AuthState {
+        &self.request.auth
+    }
+
+    /// `getAuth()` + `getToken({ template: "convex" })`: the user id and a backend token.
+    pub async fn fetch_auth(&self) -> Result<FetchedAuth, RouteError> {
+        let auth = &self.request.auth;
+        let Some(authenticator) = &self.request.authenticator else {
+            return Ok(FetchedAuth::default());
+        };
+        if !auth.is_signed_in() {
+            return Ok(FetchedAuth::default());
+        }
+        let token = authenticator
+            .get_token(auth, self.request.token_template.as_deref())
+            .await
+            .map_err(|e| RouteError::internal(format!("cannot mint a backend token: {e}")))?;
+        Ok(FetchedAuth {
+            user_id: auth.user_id.clone(),
+            token,
+        })
+    }
+
+    /// A value added by a `before_load` above (or of this route).
+    pub fn get<T: Clone + Send + Sync + 'static>(&self) -> Option<&T> {
+        self.additions.get::<T>()
+    }
+
+    /// The match's path parameters.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Path parameter `name`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.get(name)
+    }
+
+    /// The request path (`/posts/abc`).
+    pub fn path(&self) -> &str {
+        self.request.uri.path()
+    }
+
+    /// The path with the query string, for "come back here" links.
+    pub fn path_and_query(&self) -> &str {
+        self.request
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+    }
+
+    /// A query-string parameter, decoded.
+    pub fn search_param(&self, name: &str) -> Option<String> {
+        search_param(self.request.uri.query()?, name)
+    }
+
+    /// The request headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.request.headers
+    }
+
+    /// `ensureQueryData(convexQuery(path, args))`: the cached value or a fetch, and the page
+    /// records the query so the live layer keeps it fresh.
+    pub async fn query_value(&self, key: QueryKey) -> Result<Value, RouteError> {
+        {
+            let mut used = self.request.used.lock();
+            if !used.contains(&key) {
+                used.push(key.clone());
+            }
+        }
+        Ok(self.request.query_client.ensure_query_data(&key).await?)
+    }
+
+    /// [`RouteContext::query_value`] with typed arguments and result.
+    pub async fn query<R: DeserializeOwned>(
+        &self,
+        path: &str,
+        args: impl Serialize,
+    ) -> Result<R, RouteError> {
+        let key = QueryKey::with_args(path, args)?;
+        decode_plain(&self.query_value(key).await?)
+    }
+
+    /// Context for `params` below this one, with `additions` merged.
+    pub(crate) fn child(
+        &self,
+        params: Params,
+        additions: Option<ContextAdditions>,
+    ) -> RouteContext {
+        let mut merged = (*self.additions).clone();
+        if let Some(additions) = additions {
+            merged.extend(additions.0);
+        }
+        RouteContext {
+            request: self.request.clone(),
+            additions: Arc::new(merged),
+            params,
+        }
+    }
+}
+
+/// Decodes a Convex value into `R` via plain JSON (int64 as a JSON number, bytes as base64).
+fn decode_plain<R: DeserializeOwned>(value: &Value) -> Result<R, RouteError> {
+    fn plain(value: &Value) -> serde_json::Value {
+        match value {
+            Value::Null => serde_json::Value::Null,
+            Value::Int64(i) => (*i).into(),
+            Value::Float64(f) => {
+                if f.fract() == 0.0 && f.abs() < 9.0e15 {
+                    (*f as i64).into()
+                } else {
+                    serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into)
+                }
+            }
+            Value::Boolean(b) => (*b).into(),
+            Value::String(s) => s.clone().into(),
+            Value::Bytes(b) => b.len().into(),
+            Value::Array(items) => items.iter().map(plain).collect(),
+            Value::Object(fields) => serde_json::Value::Object(
+                fields.iter().map(|(k, v)| (k.clone(), plain(v))).collect(),
+            ),
+        }
+    }
+    serde_json::from_value(plain(value))
+        .map_err(|e| RouteError::internal(format!("query result does not fit the type: {e}")))
+}
+
+/// Parameter `name` of a query string (`a=1&b=x%20y`), `+` as space.
+pub(crate) fn search_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let decode = |s: &str| crate::matching::percent_decode(&s.replace('+', " "));
+        (decode(k) == name).then(|| decode(v))
+    })
+}

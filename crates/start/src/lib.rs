@@ -1,0 +1,68 @@
+//! Keel Start: the SSR framework of the Keel stack — the Rust side of TanStack Start with
+//! `@convex-dev/react-query` and Clerk's components.
+//!
+//! An app is a tree of [`Route`]s. For a request, the framework matches the path (static
+//! segments, `{param}`, `{*rest}`, index routes, nested layouts rendering their child in the
+//! outlet), runs every `before_load` serially from the root (each may redirect, raise
+//! not-found, or add typed values to the [`RouteContext`] of the routes below), then every
+//! `loader` in parallel, then renders the components (maud `Markup`) from the leaf outwards
+//! inside the document shell with the merged [`Head`] (deepest title wins). A failure renders
+//! the nearest error component ([`default_catch_boundary`] by default, HTTP 500, no internals)
+//! and an unknown path renders [`not_found`] (HTTP 404) inside the root layout.
+//!
+//! Per request the router context carries the query client, the server HTTP client and the
+//! auth state; the seed's root `before_load` — `fetch_auth()` then `set_server_auth(token)` —
+//! makes every loader's query authenticated, all at one consistent snapshot.
+//!
+//! Pages stay live: the document lists the queries it was rendered from; the browser runtime
+//! opens one event stream per page; the web tier keeps one backend WebSocket per signed-in
+//! session (token refreshed before expiry) and sends `refresh` when a listed query changes,
+//! and `signed-out` when the session ends. The runtime then refetches and morphs the page.
+//!
+//! # Layout
+//! * `error` — [`RouteError`] (redirect / not found / public / internal) and [`StartError`].
+//! * `route` — [`Route`]: path pattern, children and per-route hooks; [`LoaderData`].
+//! * `matching` — path matching and [`Params`].
+//! * `context` — [`RouteContext`], [`ContextAdditions`], [`FetchedAuth`].
+//! * `head` — [`Head`], [`Meta`], [`Link`] and their merge.
+//! * `render` — running `before_load`/`loader`/components and the boundaries; [`Match`].
+//! * `boundary` — [`default_catch_boundary`] and [`not_found`].
+//! * `document` — the HTML document shell.
+//! * `server_fn` — server functions ([`ServerFnRequest`], [`ServerFnResponse`]).
+//! * `csrf` — the same-origin check for state-changing requests.
+//! * `auth_ui` — `SignedIn`/`SignedOut`, `SignInButton`, `UserButton`, sign-in/up forms and
+//!   their endpoints.
+//! * `live` — page event streams and per-session backend connections.
+//! * `assets` — the browser runtime, stylesheet, favicons and manifest served by the crate.
+//! * `start` — [`Start`] and [`StartConfig`]: everything assembled into an axum `Router`.
+
+pub mod assets;
+pub mod auth_ui;
+mod boundary;
+mod context;
+pub mod csrf;
+mod document;
+mod error;
+mod head;
+mod live;
+mod matching;
+mod render;
+mod route;
+mod server_fn;
+mod start;
+
+pub use boundary::{default_catch_boundary, not_found};
+pub use context::{ContextAdditions, FetchedAuth, RouteContext};
+pub use error::{RouteError, StartError};
+pub use head::{Head, Link, Meta};
+pub use live::LIVE_PATH;
+pub use matching::Params;
+pub use render::Match;
+pub use route::{LoaderData, Route};
+pub use server_fn::{
+    SERVER_FN_PREFIX, ServerFnRequest, ServerFnResponse, is_local_path, server_fn_path,
+};
+pub use start::{Start, StartConfig};
+
+pub use keel_client::{HttpClient, QueryClient, QueryKey};
+pub use maud;

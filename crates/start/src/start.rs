@@ -1,0 +1,362 @@
+//! [`Start`]: the route tree, server functions and settings turned into an axum `Router`
+//! (pages, `/_keel/fn/*`, `/_keel/auth/*`, `/_keel/live`, the crate's assets), with the
+//! same-origin check on every state-changing request.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Form;
+use axum::Router;
+use axum::extract::{Path, Query, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use keel_auth::{AuthState, Authenticator, LocalIdpAuthenticator};
+use keel_client::{HttpClient, QueryClient, QueryClientConfig};
+use parking_lot::Mutex;
+
+use crate::boundary::default_catch_boundary;
+use crate::context::{RequestState, RouteContext};
+use crate::document::document;
+use crate::error::{RouteError, StartError};
+use crate::head::Head;
+use crate::live::{LIVE_PATH, LiveHub, live_url, page_queries, parse_queries};
+use crate::matching::Params;
+use crate::render::{Match, Outcome, run};
+use crate::route::Route;
+use crate::server_fn::{ServerFnHandler, ServerFnRequest, ServerFnResponse, handler};
+
+/// Settings of the web tier.
+#[derive(Clone)]
+pub struct StartConfig {
+    /// The backend the web tier calls (`http://127.0.0.1:3210`).
+    pub backend_url: String,
+    /// Reads sessions and mints backend tokens; `None`: everyone is signed out.
+    pub authenticator: Option<Arc<dyn Authenticator>>,
+    /// Enables the sign-in / sign-up / sign-out endpoints against the local idp.
+    pub local_idp: Option<Arc<LocalIdpAuthenticator>>,
+    /// The JWT template of backend tokens (default `convex`).
+    pub token_template: Option<String>,
+    /// How long a live session (backend socket) stays open after its last page stream
+    /// closed (default 30 s).
+    pub live_linger: Duration,
+}
+
+impl std::fmt::Debug for StartConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartConfig")
+            .field("backend_url", &self.backend_url)
+            .field("authenticator", &self.authenticator.is_some())
+            .field("local_idp", &self.local_idp.is_some())
+            .field("token_template", &self.token_template)
+            .field("live_linger", &self.live_linger)
+            .finish()
+    }
+}
+
+impl StartConfig {
+    /// Signed-out-only settings for the backend at `backend_url`.
+    pub fn new(backend_url: impl Into<String>) -> StartConfig {
+        StartConfig {
+            backend_url: backend_url.into(),
+            authenticator: None,
+            local_idp: None,
+            token_template: Some("convex".to_owned()),
+            live_linger: Duration::from_secs(30),
+        }
+    }
+
+    /// Authenticates with the local idp (and enables its sign-in forms).
+    pub fn with_local_idp(mut self, idp: Arc<LocalIdpAuthenticator>) -> StartConfig {
+        self.authenticator = Some(idp.clone());
+        self.local_idp = Some(idp);
+        self
+    }
+
+    /// Authenticates with `authenticator` (e.g. real Clerk).
+    pub fn with_authenticator(mut self, authenticator: Arc<dyn Authenticator>) -> StartConfig {
+        self.authenticator = Some(authenticator);
+        self
+    }
+}
+
+/// An app: the route tree, server functions and settings.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use keel_start::{Route, Start, StartConfig};
+/// let root = Route::root()
+///     .component(|_m, outlet| maud::html! { nav { a href="/" { "Home" } } (outlet) })
+///     .child(Route::new("").component(|_m, _| maud::html! { h1 { "Welcome" } }));
+/// let app = Start::new(StartConfig::new("http://127.0.0.1:3210"), root).into_router()?;
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// axum::serve(listener, app).await?;
+/// # Ok(()) }
+/// ```
+pub struct Start {
+    config: StartConfig,
+    root: Route,
+    server_fns: Vec<(String, ServerFnHandler)>,
+}
+
+impl std::fmt::Debug for Start {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Start")
+            .field("config", &self.config)
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything a request handler needs.
+pub(crate) struct AppState {
+    root: Route,
+    http: HttpClient,
+    authenticator: Option<Arc<dyn Authenticator>>,
+    pub(crate) local_idp: Option<Arc<LocalIdpAuthenticator>>,
+    token_template: Option<String>,
+    server_fns: HashMap<String, ServerFnHandler>,
+    pub(crate) live: Arc<LiveHub>,
+}
+
+impl Start {
+    /// An app serving `root`'s tree with `config`.
+    pub fn new(config: StartConfig, root: Route) -> Start {
+        Start {
+            config,
+            root,
+            server_fns: Vec::new(),
+        }
+    }
+
+    /// Adds server function `name` (`[a-zA-Z0-9_:/.-]+`), reachable at
+    /// [`server_fn_path(name)`](crate::server_fn_path).
+    pub fn server_fn<F, Fut>(mut self, name: &str, f: F) -> Start
+    where
+        F: Fn(ServerFnRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<ServerFnResponse, RouteError>> + Send + 'static,
+    {
+        self.server_fns.push((name.to_owned(), handler(f)));
+        self
+    }
+
+    /// The axum router serving the app.
+    pub fn into_router(self) -> Result<Router, StartError> {
+        let root = self.root.build()?;
+        let http =
+            HttpClient::new(&self.config.backend_url).map_err(|e| StartError::BackendUrl {
+                url: self.config.backend_url.clone(),
+                reason: e.to_string(),
+            })?;
+        let mut server_fns = HashMap::new();
+        for (name, f) in self.server_fns {
+            let valid = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_:/.-".contains(&b));
+            if !valid || server_fns.insert(name.clone(), f).is_some() {
+                return Err(StartError::BadServerFunctionName(name));
+            }
+        }
+        let live = Arc::new(LiveHub::new(
+            self.config.backend_url.clone(),
+            self.config.authenticator.clone(),
+            self.config.token_template.clone(),
+            self.config.live_linger,
+        ));
+        let state = Arc::new(AppState {
+            root,
+            http,
+            authenticator: self.config.authenticator,
+            local_idp: self.config.local_idp,
+            token_template: self.config.token_template,
+            server_fns,
+            live,
+        });
+        Ok(Router::new()
+            .merge(crate::assets::routes())
+            .route(LIVE_PATH, get(live_stream))
+            .route(
+                "/_keel/fn/{*name}",
+                get(call_server_fn).post(call_server_fn),
+            )
+            .route(
+                crate::auth_ui::SIGN_IN_ACTION,
+                post(crate::auth_ui::sign_in),
+            )
+            .route(
+                crate::auth_ui::SIGN_UP_ACTION,
+                post(crate::auth_ui::sign_up),
+            )
+            .route(
+                crate::auth_ui::SIGN_OUT_ACTION,
+                post(crate::auth_ui::sign_out),
+            )
+            .fallback(page)
+            .layer(axum::middleware::from_fn(crate::csrf::middleware))
+            .with_state(state))
+    }
+}
+
+impl AppState {
+    /// Authenticates the request: who it is, and cookies to set (a refreshed `__session`).
+    async fn authenticate(&self, headers: &HeaderMap) -> (AuthState, Vec<String>) {
+        let Some(authenticator) = &self.authenticator else {
+            return (AuthState::signed_out(), Vec::new());
+        };
+        match authenticator.authenticate(headers).await {
+            Ok(auth) => (auth.state, auth.set_cookies),
+            Err(error) => {
+                tracing::warn!(%error, "cannot authenticate the request; treating it as signed out");
+                (AuthState::signed_out(), Vec::new())
+            }
+        }
+    }
+
+    /// The root router context of a request.
+    fn base_context(&self, uri: Uri, headers: HeaderMap, auth: AuthState) -> RouteContext {
+        let mut http = self.http.clone();
+        http.new_snapshot();
+        let query_client = QueryClient::new(QueryClientConfig {
+            http: Some(http.clone()),
+            ..QueryClientConfig::default()
+        });
+        RouteContext {
+            request: Arc::new(RequestState {
+                uri,
+                headers,
+                auth,
+                authenticator: self.authenticator.clone(),
+                token_template: self.token_template.clone(),
+                query_client,
+                http: Mutex::new(http),
+                used: Mutex::new(Vec::new()),
+            }),
+            additions: Arc::new(http::Extensions::new()),
+            params: Params::default(),
+        }
+    }
+}
+
+fn with_cookies(mut response: Response, cookies: &[String]) -> Response {
+    let headers = response.headers_mut();
+    for cookie in cookies {
+        if let Ok(value) = HeaderValue::from_str(cookie) {
+            headers.append(header::SET_COOKIE, value);
+        }
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::VARY, HeaderValue::from_static("Cookie"));
+    response
+}
+
+fn redirect(status: StatusCode, to: &str) -> Response {
+    let mut response = status.into_response();
+    if let Ok(location) = HeaderValue::from_str(to) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+/// Any page: `GET`/`HEAD` through the route tree.
+async fn page(State(app): State<Arc<AppState>>, request: Request) -> Response {
+    let (parts, _body) = request.into_parts();
+    if !matches!(parts.method, Method::GET | Method::HEAD) {
+        return (StatusCode::METHOD_NOT_ALLOWED, "pages answer GET only").into_response();
+    }
+    let (auth, cookies) = app.authenticate(&parts.headers).await;
+    let base = app.base_context(parts.uri, parts.headers, auth);
+    let response = match run(&app.root, base.clone()).await {
+        Outcome::Redirect { to, status } => redirect(status, &to),
+        Outcome::Page { status, head, body } => {
+            let request = &base.request;
+            let used = request.used.lock().clone();
+            let live = (!used.is_empty() || request.auth.is_signed_in()).then(|| {
+                live_url(
+                    &page_queries(&request.query_client, &used),
+                    request.auth.user_id.as_deref(),
+                )
+            });
+            let html = document(&head, body, live.as_deref()).into_string();
+            let mut response = (status, axum::response::Html(html)).into_response();
+            let snapshot = request.http.lock().snapshot_ts();
+            if let Some(ts) = snapshot
+                && let Ok(v) = HeaderValue::from_str(&ts.to_string())
+            {
+                response.headers_mut().insert("x-keel-snapshot-ts", v);
+            }
+            response
+        }
+    };
+    with_cookies(response, &cookies)
+}
+
+/// `GET|POST /_keel/fn/<name>`.
+async fn call_server_fn(
+    State(app): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
+    let Some(f) = app.server_fns.get(&name).cloned() else {
+        return (StatusCode::NOT_FOUND, "no such server function").into_response();
+    };
+    let wants_json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    let (auth, cookies) = app.authenticate(&headers).await;
+    let context = app.base_context(uri, headers, auth);
+    let response = match f(ServerFnRequest::new(context.clone(), fields)).await {
+        Ok(ServerFnResponse::Redirect(to)) => redirect(StatusCode::SEE_OTHER, &to),
+        Ok(ServerFnResponse::Json(value)) => axum::Json(value).into_response(),
+        Err(RouteError::Redirect { to, status }) => redirect(status, &to),
+        Err(error) => {
+            if let RouteError::Internal(detail) = &error {
+                tracing::error!(server_fn = %name, %detail, "server function failed");
+            }
+            if wants_json {
+                (
+                    error.status(),
+                    axum::Json(serde_json::json!({
+                        "code": error.code(),
+                        "message": error.visitor_message(),
+                    })),
+                )
+                    .into_response()
+            } else {
+                let m = Match {
+                    route_id: String::new(),
+                    context,
+                    data: None,
+                };
+                let body = default_catch_boundary(&m, &error);
+                let html = document(&Head::document_defaults().title("Error"), body, None);
+                (error.status(), axum::response::Html(html.into_string())).into_response()
+            }
+        }
+    };
+    with_cookies(response, &cookies)
+}
+
+/// `GET /_keel/live?q=<queries>&u=<user id>`.
+async fn live_stream(
+    State(app): State<Arc<AppState>>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let queries = match parse_queries(params.get("q").map_or("[]", String::as_str)) {
+        Ok(q) => q,
+        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
+    };
+    let (auth, cookies) = app.authenticate(&headers).await;
+    let page_user = params.get("u").map(String::as_str);
+    let mut response = app.live.stream(&auth, page_user, queries).into_response();
+    response
+        .headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    with_cookies(response, &cookies)
+}
