@@ -400,3 +400,77 @@ async fn snapshots_and_begin_at() {
         "read-only commit returns the snapshot"
     );
 }
+
+#[tokio::test]
+async fn new_and_changed_indexes_are_backfilled_on_open() {
+    use std::sync::Arc;
+
+    use keel_db::{Database, Schema, SqlitePersistence, TableSchema};
+    let dir = tempfile::tempdir().unwrap();
+    let open_with = |schema: Schema| {
+        let path = dir.path().join("backfill.sqlite3");
+        async move {
+            Database::open(Arc::new(SqlitePersistence::open(path).unwrap()), schema)
+                .await
+                .unwrap()
+        }
+    };
+    let db =
+        open_with(Schema::new().table("notes", TableSchema::new().index("by_tag", &["tag"]))).await;
+    let mut tx = db.begin();
+    for (tag, rank) in [("a", 3i64), ("b", 1), ("a", 2)] {
+        tx.insert("notes", fields(obj! { "tag" => tag, "rank" => rank }))
+            .await
+            .unwrap();
+    }
+    let before = db.commit(tx).await.unwrap();
+    drop(db);
+    // Reopen: a new index, and by_tag redefined over other fields.
+    let schema = Schema::new().table(
+        "notes",
+        TableSchema::new()
+            .index("by_rank", &["rank"])
+            .index("by_tag", &["tag", "rank"]),
+    );
+    let db = open_with(schema).await;
+    assert!(
+        db.latest_ts() > before,
+        "the backfill is a commit of its own"
+    );
+    let mut tx = db.begin();
+    let ranks = tx
+        .query("notes")
+        .with_index("by_rank", |r| r.gte("rank", 2i64))
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        ranks
+            .iter()
+            .map(|d| d.fields["rank"].clone())
+            .collect::<Vec<_>>(),
+        vec![Value::Int64(2), Value::Int64(3)]
+    );
+    let a = tx
+        .query("notes")
+        .with_index("by_tag", |r| r.eq("tag", "a").lt("rank", 3i64))
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].fields["rank"], Value::Int64(2));
+    // Writes after the backfill keep the new indexes up to date.
+    tx.insert("notes", fields(obj! { "tag" => "a", "rank" => 0i64 }))
+        .await
+        .unwrap();
+    db.commit(tx).await.unwrap();
+    let mut tx = db.begin();
+    let first = tx
+        .query("notes")
+        .with_index("by_rank", |r| r)
+        .first()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.fields["rank"], Value::Int64(0));
+}
