@@ -42,8 +42,10 @@
 //! * `jwt` — a token's `iat`/`exp` and the refresh schedule.
 //! * `live` — [`LiveClient`], [`Subscription`], [`QueryWatch`], [`LiveConfig`], [`AuthState`].
 //! * `live::worker` — the task owning the socket: connect, re-subscribe, resend, reconnect.
+//! * `live::worker::transition` — applying transitions and mutation responses.
 //! * `live::auth` — fetch, authenticate, confirm, refresh, retry, sign out.
-//! * `query_client` — [`QueryClient`], [`QueryKey`], [`DehydratedState`].
+//! * `query_client` — [`QueryClient`]: fetches, the live bridge, GC, `wait_for_ts`.
+//! * `query_client::key` — [`QueryKey`], [`CacheEntry`], [`DehydratedState`].
 
 mod convert;
 mod error;

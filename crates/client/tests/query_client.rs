@@ -84,6 +84,25 @@ async fn loaders_of_one_page_read_one_snapshot() {
         qc.get_entry(&first).unwrap().ts,
         qc.get_entry(&second).unwrap().ts
     );
+    // The next render reads a new snapshot.
+    qc.new_snapshot();
+    assert_eq!(qc.fetch_query(&second).await.unwrap(), Value::Float64(2.0));
+}
+
+#[tokio::test]
+async fn the_server_http_client_carries_the_request_token() {
+    let (backend, idp) = common::backend_with_idp(Duration::from_secs(60)).await;
+    let (user_id, session) = idp.user_session("ssr@example.com").await;
+    let qc = QueryClient::with_http(HttpClient::new(&backend.url()).unwrap());
+    let whoami = key("auth:whoami", json!({}));
+    assert_eq!(qc.fetch_query(&whoami).await.unwrap(), Value::Null);
+    qc.set_http_auth(idp.token(&session));
+    assert_eq!(
+        qc.fetch_query(&whoami).await.unwrap(),
+        Value::from(user_id.as_str())
+    );
+    qc.set_http_auth(None);
+    assert_eq!(qc.fetch_query(&whoami).await.unwrap(), Value::Null);
 }
 
 #[tokio::test]

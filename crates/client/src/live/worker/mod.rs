@@ -5,12 +5,16 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use futures::{SinkExt, StreamExt};
-use keel_protocol::{ErrorPayload, ServerMessage, StateModification, encode_ts};
+use keel_protocol::{ServerMessage, encode_ts};
 use keel_values::{Object, Value, to_json};
 use serde_json::{Value as Json, json};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
+
+mod transition;
+
+use transition::{fail, function_error};
 
 use super::auth::{Auth, AuthState, Fetched};
 use super::{Command, LiveConfig, QueryUpdate, Reply, Stats, TransitionBatch};
@@ -152,8 +156,8 @@ impl Worker {
             };
             tokio::select! {
                 command = self.commands.recv() => match command {
-                    Some(Command::Close) | None => break,
-                    Some(command) => self.on_command(command).await,
+                    Some(command) => if !self.on_commands(command).await { break },
+                    None => break,
                 },
                 Some(fetched) = self.fetched_rx.recv() => self.on_fetched(fetched).await,
                 frame = frame => self.on_frame(frame).await,
@@ -173,7 +177,27 @@ impl Worker {
         }
     }
 
-    async fn on_command(&mut self, command: Command) {
+    /// Applies `first` and whatever else is already queued, then sends the result in as few
+    /// messages as possible (one `ModifyQuerySet` for a burst of subscriptions). `false` once
+    /// the client is closed.
+    async fn on_commands(&mut self, first: Command) -> bool {
+        let mut next = Some(first);
+        let mut applied = 0;
+        while let Some(command) = next.take() {
+            if matches!(command, Command::Close) {
+                return false;
+            }
+            self.apply(command).await;
+            applied += 1;
+            if applied < 1024 {
+                next = self.commands.try_recv().ok();
+            }
+        }
+        self.flush().await;
+        true
+    }
+
+    async fn apply(&mut self, command: Command) {
         match command {
             Command::Subscribe {
                 query_id,
@@ -206,15 +230,11 @@ impl Worker {
             Command::Action { path, args, reply } => {
                 self.add_request(path, args, RequestReply::Action(reply));
             }
-            Command::SetAuth(mode) => {
-                self.on_set_auth(mode).await;
-                return;
-            }
+            Command::SetAuth(mode) => self.on_set_auth(mode).await,
             Command::Transitions(tx) => self.listeners.push(tx),
             Command::Sync => self.sync_requested = true,
             Command::Close => {}
         }
-        self.flush().await;
     }
 
     fn add_request(&mut self, path: String, args: Object, reply: RequestReply) {
@@ -478,125 +498,6 @@ impl Worker {
             }
             ServerMessage::TransitionChunk { .. } => self.disconnect("TransitionChunkUnsupported"),
             ServerMessage::Ping => {}
-        }
-    }
-
-    fn on_transition(
-        &mut self,
-        identity: u32,
-        ts: u64,
-        modifications: Vec<StateModification<Value>>,
-    ) {
-        self.failures = 0;
-        self.stats.transitions.fetch_add(1, Ordering::Relaxed);
-        let mut updates = Vec::new();
-        for modification in modifications {
-            let (query_id, result, journal) = match modification {
-                StateModification::QueryUpdated {
-                    query_id,
-                    value,
-                    journal,
-                    ..
-                } => (query_id, Ok(value), journal),
-                StateModification::QueryFailed {
-                    query_id,
-                    error_message,
-                    journal,
-                    error_data,
-                    ..
-                } => (
-                    query_id,
-                    Err(ClientError::from_function(error_message, error_data)),
-                    journal,
-                ),
-                StateModification::QueryRemoved { .. } => continue,
-            };
-            let query_id = query_id.get_id();
-            let Some(query) = self.queries.get_mut(&query_id) else {
-                continue;
-            };
-            query.journal = journal;
-            if query.last.as_ref() == Some(&result) {
-                continue; // the same result again (after a reconnect or re-authentication)
-            }
-            query.last = Some(result.clone());
-            if let Some(tx) = &query.tx {
-                let _ = tx.send(QueryUpdate {
-                    result: result.clone(),
-                    ts,
-                });
-            }
-            updates.push((query_id, result));
-        }
-        self.max_observed_ts = self.max_observed_ts.max(ts);
-        let batch = Arc::new(TransitionBatch { ts, updates });
-        self.listeners.retain(|tx| tx.send(batch.clone()).is_ok());
-        self.ts.send_if_modified(|t| {
-            let changed = ts > *t;
-            *t = (*t).max(ts);
-            changed
-        });
-        self.auth_on_transition(identity);
-        // Mutations whose commit this transition reflects are complete.
-        let done: Vec<u32> = self
-            .requests
-            .iter()
-            .filter(|(_, r)| r.committed.as_ref().is_some_and(|(_, c)| *c <= ts))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in done {
-            if let Some(Request {
-                reply: RequestReply::Mutation(reply),
-                committed: Some(committed),
-                ..
-            }) = self.requests.remove(&id)
-            {
-                let _ = reply.send(Ok(committed));
-            }
-        }
-    }
-
-    fn on_mutation_response(
-        &mut self,
-        request_id: u32,
-        result: Result<Value, ErrorPayload<Value>>,
-        ts: Option<u64>,
-    ) {
-        let Some(request) = self.requests.get_mut(&request_id) else {
-            return;
-        };
-        match (result, ts) {
-            (Ok(value), Some(ts)) => {
-                self.max_observed_ts = self.max_observed_ts.max(ts);
-                request.committed = Some((value, ts));
-            }
-            (result, _) => {
-                let error = match result {
-                    Err(payload) => function_error(payload),
-                    Ok(_) => ClientError::Decode("a mutation response without ts".to_owned()),
-                };
-                if let Some(request) = self.requests.remove(&request_id) {
-                    fail(request.reply, error);
-                }
-            }
-        }
-    }
-}
-
-fn function_error(payload: ErrorPayload<Value>) -> ClientError {
-    match payload {
-        ErrorPayload::Message(message) => ClientError::Function { message },
-        ErrorPayload::ErrorData { message, data } => ClientError::Application { message, data },
-    }
-}
-
-fn fail(reply: RequestReply, error: ClientError) {
-    match reply {
-        RequestReply::Mutation(reply) => {
-            let _ = reply.send(Err(error));
-        }
-        RequestReply::Action(reply) => {
-            let _ = reply.send(Err(error));
         }
     }
 }

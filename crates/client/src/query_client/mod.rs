@@ -5,97 +5,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
-use keel_values::{Object, Value, to_json_string};
+use keel_values::Value;
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::convert::args_object;
+mod key;
+
+pub use key::{CacheEntry, DehydratedQuery, DehydratedState, QueryKey, QueryStatus};
+
 use crate::live::{TransitionBatch, wait_watch_ts};
 use crate::{ClientError, HttpClient, LiveClient, QueryWatch};
-
-/// A query in the cache: a function path and its arguments.
-#[derive(Clone, Debug, PartialEq)]
-pub struct QueryKey {
-    path: String,
-    args: Object,
-}
-
-impl QueryKey {
-    /// The key of query `path` with `args`.
-    pub fn new(path: impl Into<String>, args: Object) -> QueryKey {
-        QueryKey {
-            path: path.into(),
-            args,
-        }
-    }
-
-    /// The key of query `path` with typed arguments (like `convexQuery(api.x.y, args)`).
-    pub fn with_args(
-        path: impl Into<String>,
-        args: impl Serialize,
-    ) -> Result<QueryKey, ClientError> {
-        Ok(QueryKey::new(path, args_object(args)?))
-    }
-
-    /// The function path.
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
-    /// The arguments.
-    pub fn args(&self) -> &Object {
-        &self.args
-    }
-
-    /// The cache key, byte-identical to `ConvexQueryClient`'s hash:
-    /// `convexQuery|<path>|<JSON.stringify(convexToJson(args))>`.
-    ///
-    /// ```
-    /// let key = keel_client::QueryKey::with_args("messages:list", serde_json::json!({"b": 1, "a": "x"})).unwrap();
-    /// assert_eq!(key.hash(), r#"convexQuery|messages:list|{"a":"x","b":1}"#);
-    /// ```
-    pub fn hash(&self) -> String {
-        format!(
-            "convexQuery|{}|{}",
-            self.path,
-            to_json_string(&Value::Object(self.args.clone()))
-        )
-    }
-}
-
-/// Where an entry stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum QueryStatus {
-    /// No result yet.
-    Pending,
-    /// The latest result is a value.
-    Success,
-    /// The latest result is an error.
-    Error,
-}
-
-/// A copy of one cache entry.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CacheEntry {
-    /// The query.
-    pub key: QueryKey,
-    /// Where the entry stands.
-    pub status: QueryStatus,
-    /// The latest value (kept when a later result is an error).
-    pub data: Option<Value>,
-    /// The latest error, when `status` is [`QueryStatus::Error`].
-    pub error: Option<ClientError>,
-    /// When the latest result was written.
-    pub updated_at: SystemTime,
-    /// The snapshot timestamp of the latest result, when known.
-    pub ts: Option<u64>,
-    /// Whether the entry is subscribed on a connected [`LiveClient`].
-    pub live: bool,
-    /// Marked by [`QueryClient::invalidate`]: the next `ensure_query_data` refetches.
-    pub stale: bool,
-}
 
 /// Settings of a [`QueryClient`].
 #[derive(Clone, Debug)]
@@ -122,30 +42,6 @@ impl Default for QueryClientConfig {
             fetch_timeout: Duration::from_secs(10),
         }
     }
-}
-
-/// One query of a [`DehydratedState`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DehydratedQuery {
-    /// [`QueryKey::hash`].
-    pub key: String,
-    /// The function path.
-    pub path: String,
-    /// The arguments, as Convex JSON.
-    pub args: Object,
-    /// The value, as Convex JSON.
-    pub data: Value,
-    /// Its snapshot timestamp, when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ts: Option<u64>,
-}
-
-/// The successful entries of a cache, as serde data (a page carries the state it was
-/// rendered from).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct DehydratedState {
-    /// The queries, in key order.
-    pub queries: Vec<DehydratedQuery>,
 }
 
 struct Entry {
@@ -293,6 +189,29 @@ impl QueryClient {
         self.inner.config.lock().http.clone()
     }
 
+    /// Sends `token` (or none) with later HTTP fetches; starts a new snapshot. The SSR step
+    /// `ctx.query_client.server_http_client().set_auth(token)`.
+    pub fn set_http_auth(&self, token: Option<String>) {
+        let mut config = self.inner.config.lock();
+        if let Some(http) = config.http.as_mut() {
+            match token {
+                Some(token) => *http = http.with_auth(token),
+                None => {
+                    http.clear_auth();
+                    http.new_snapshot();
+                }
+            }
+        }
+    }
+
+    /// Later consistent HTTP fetches read a new snapshot (e.g. at the start of each page render
+    /// when this cache outlives one render).
+    pub fn new_snapshot(&self) {
+        if let Some(http) = self.inner.config.lock().http.as_mut() {
+            http.new_snapshot();
+        }
+    }
+
     /// The cached value if there is one (and it is not stale), else [`QueryClient::fetch_query`].
     pub async fn ensure_query_data(&self, key: &QueryKey) -> Result<Value, ClientError> {
         {
@@ -325,11 +244,11 @@ impl QueryClient {
         };
         let (result, ts) = if consistent {
             let result = http
-                .consistent_query_value(&key.path, key.args.clone())
+                .consistent_query_value(key.path(), key.args().clone())
                 .await;
             (result, http.snapshot_ts())
         } else {
-            (http.query_value(&key.path, key.args.clone()).await, None)
+            (http.query_value(key.path(), key.args().clone()).await, None)
         };
         let mut state = self.inner.state.lock();
         if let Some(entry) = state.entries.get_mut(&hash) {
@@ -358,7 +277,7 @@ impl QueryClient {
         entry.last_used = Instant::now();
         if entry.watch.is_none()
             && let Some(live) = live
-            && let Ok(watch) = live.watch_value(&key.path, key.args.clone())
+            && let Ok(watch) = live.watch_value(key.path(), key.args().clone())
         {
             state.by_query_id.insert(watch.query_id(), hash.to_owned());
             entry.watch = Some(watch);
@@ -509,7 +428,7 @@ impl QueryClient {
             let state = &mut *state;
             for (hash, entry) in &mut state.entries {
                 if entry.watch.is_none() {
-                    let watch = live.watch_value(&entry.key.path, entry.key.args.clone())?;
+                    let watch = live.watch_value(entry.key.path(), entry.key.args().clone())?;
                     state.by_query_id.insert(watch.query_id(), hash.clone());
                     entry.watch = Some(watch);
                 }
@@ -558,8 +477,8 @@ impl QueryClient {
             .filter_map(|(hash, e)| {
                 Some(DehydratedQuery {
                     key: hash.clone(),
-                    path: e.key.path.clone(),
-                    args: e.key.args.clone(),
+                    path: e.key.path().to_owned(),
+                    args: e.key.args().clone(),
                     data: e.data.clone()?,
                     ts: e.ts,
                 })

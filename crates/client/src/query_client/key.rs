@@ -1,0 +1,115 @@
+//! The public data of the cache: keys, entry copies, dehydrated state.
+
+use std::time::SystemTime;
+
+use keel_values::{Object, Value, to_json_string};
+use serde::{Deserialize, Serialize};
+
+use crate::ClientError;
+use crate::convert::args_object;
+
+/// A query in the cache: a function path and its arguments.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueryKey {
+    path: String,
+    args: Object,
+}
+
+impl QueryKey {
+    /// The key of query `path` with `args`.
+    pub fn new(path: impl Into<String>, args: Object) -> QueryKey {
+        QueryKey {
+            path: path.into(),
+            args,
+        }
+    }
+
+    /// The key of query `path` with typed arguments (like `convexQuery(api.x.y, args)`).
+    pub fn with_args(
+        path: impl Into<String>,
+        args: impl Serialize,
+    ) -> Result<QueryKey, ClientError> {
+        Ok(QueryKey::new(path, args_object(args)?))
+    }
+
+    /// The function path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The arguments.
+    pub fn args(&self) -> &Object {
+        &self.args
+    }
+
+    /// The cache key, byte-identical to `ConvexQueryClient`'s hash:
+    /// `convexQuery|<path>|<JSON.stringify(convexToJson(args))>`.
+    ///
+    /// ```
+    /// let key = keel_client::QueryKey::with_args("messages:list", serde_json::json!({"b": 1, "a": "x"})).unwrap();
+    /// assert_eq!(key.hash(), r#"convexQuery|messages:list|{"a":"x","b":1}"#);
+    /// ```
+    pub fn hash(&self) -> String {
+        format!(
+            "convexQuery|{}|{}",
+            self.path,
+            to_json_string(&Value::Object(self.args.clone()))
+        )
+    }
+}
+
+/// Where an entry stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum QueryStatus {
+    /// No result yet.
+    Pending,
+    /// The latest result is a value.
+    Success,
+    /// The latest result is an error.
+    Error,
+}
+
+/// A copy of one cache entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CacheEntry {
+    /// The query.
+    pub key: QueryKey,
+    /// Where the entry stands.
+    pub status: QueryStatus,
+    /// The latest value (kept when a later result is an error).
+    pub data: Option<Value>,
+    /// The latest error, when `status` is [`QueryStatus::Error`].
+    pub error: Option<ClientError>,
+    /// When the latest result was written.
+    pub updated_at: SystemTime,
+    /// The snapshot timestamp of the latest result, when known.
+    pub ts: Option<u64>,
+    /// Whether the entry is subscribed on a connected [`LiveClient`].
+    pub live: bool,
+    /// Marked by [`QueryClient::invalidate`]: the next `ensure_query_data` refetches.
+    pub stale: bool,
+}
+
+/// One query of a [`DehydratedState`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DehydratedQuery {
+    /// [`QueryKey::hash`].
+    pub key: String,
+    /// The function path.
+    pub path: String,
+    /// The arguments, as Convex JSON.
+    pub args: Object,
+    /// The value, as Convex JSON.
+    pub data: Value,
+    /// Its snapshot timestamp, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ts: Option<u64>,
+}
+
+/// The successful entries of a cache, as serde data (a page carries the state it was
+/// rendered from).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DehydratedState {
+    /// The queries, in key order.
+    pub queries: Vec<DehydratedQuery>,
+}
