@@ -28,11 +28,13 @@
 //! * `transaction` — [`Transaction`]: snapshot reads, own writes, insert/patch/replace/delete.
 //! * `query` — [`Query`], [`IndexRange`], [`Order`], pagination and cursors.
 //! * `committer` — the single committer task (validation, timestamps, group commit).
+//! * `cursor` — pagination cursors bound to their query.
 //! * `subscription` — [`SubscriptionManager`] and [`Subscription`].
 
 mod catalog;
 mod codec;
 mod committer;
+mod cursor;
 mod database;
 mod document;
 mod error;

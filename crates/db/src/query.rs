@@ -16,6 +16,7 @@ use keel_values::sort_key::encode_value;
 use keel_values::{DocumentId, Value};
 
 use crate::catalog::{BY_CREATION_TIME, BY_ID, IndexInfo, TableInfo};
+use crate::cursor::{Position, decode_cursor, encode_cursor, fnv1a};
 use crate::interval::{key_successor, prefix_successor};
 use crate::persistence::IndexRow;
 use crate::{DbError, Document, Interval, Transaction};
@@ -242,53 +243,6 @@ impl Plan {
         out[..8].copy_from_slice(&fnv1a(0xcbf2_9ce4_8422_2325, &bytes).to_le_bytes());
         out[8..].copy_from_slice(&fnv1a(0x6c62_272e_07bb_0142, &bytes).to_le_bytes());
         out
-    }
-}
-
-fn fnv1a(seed: u64, bytes: &[u8]) -> u64 {
-    bytes.iter().fold(seed, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-/// A position in a query: after a key, or past the end.
-#[derive(Debug, PartialEq)]
-enum Position {
-    After(Vec<u8>),
-    End,
-}
-
-const CURSOR_VERSION: u8 = 1;
-
-fn encode_cursor(fingerprint: &[u8; 16], position: &Position) -> String {
-    let mut bytes = vec![CURSOR_VERSION];
-    bytes.extend_from_slice(fingerprint);
-    match position {
-        Position::End => bytes.push(0),
-        Position::After(key) => {
-            bytes.push(1);
-            bytes.extend_from_slice(key);
-        }
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decode_cursor(fingerprint: &[u8; 16], cursor: &str) -> Result<Position, DbError> {
-    if !cursor.len().is_multiple_of(2) || !cursor.is_ascii() {
-        return Err(DbError::InvalidCursor);
-    }
-    let bytes: Vec<u8> = (0..cursor.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&cursor[i..i + 2], 16))
-        .collect::<Result<_, _>>()
-        .map_err(|_| DbError::InvalidCursor)?;
-    if bytes.len() < 18 || bytes[0] != CURSOR_VERSION || bytes[1..17] != fingerprint[..] {
-        return Err(DbError::InvalidCursor);
-    }
-    match bytes[17] {
-        0 if bytes.len() == 18 => Ok(Position::End),
-        1 => Ok(Position::After(bytes[18..].to_vec())),
-        _ => Err(DbError::InvalidCursor),
     }
 }
 
@@ -570,28 +524,6 @@ async fn run(
 mod tests {
     use super::*;
     use crate::persistence::IndexId;
-
-    #[test]
-    fn cursors_are_bound_to_their_query() {
-        let fp = [7u8; 16];
-        let cursor = encode_cursor(&fp, &Position::After(vec![1, 2, 3]));
-        assert_eq!(
-            decode_cursor(&fp, &cursor).unwrap(),
-            Position::After(vec![1, 2, 3])
-        );
-        assert!(matches!(
-            decode_cursor(&[8u8; 16], &cursor),
-            Err(DbError::InvalidCursor)
-        ));
-        assert!(matches!(
-            decode_cursor(&fp, "zz"),
-            Err(DbError::InvalidCursor)
-        ));
-        assert_eq!(
-            decode_cursor(&fp, &encode_cursor(&fp, &Position::End)).unwrap(),
-            Position::End
-        );
-    }
 
     #[test]
     fn ranges_compile_in_index_order_only() {
