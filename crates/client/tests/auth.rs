@@ -248,3 +248,89 @@ async fn a_revoked_session_signs_out_at_the_next_refresh() {
     assert_eq!(states.last(), Some(&AuthState::SignedOut));
     assert_eq!(live.stats().connects, 1);
 }
+
+#[tokio::test]
+async fn a_reconnect_authenticates_the_new_socket_first() {
+    let (backend, idp) = backend_with_idp(Duration::from_secs(60)).await;
+    let idp = Arc::new(idp);
+    let (user_id, session) = idp.user_session("reconnect@example.com").await;
+    let proxy = common::Proxy::start(backend.addr).await;
+    let live = LiveClient::new(&proxy.url()).unwrap();
+    session_fetcher(&live, &idp, &session);
+    let mut counter = live.subscribe("private:counter", json!({})).unwrap();
+    let first = tokio::time::timeout(WAIT, counter.next_update())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        first.result.unwrap().as_object().unwrap()["n"],
+        Value::Float64(0.0)
+    );
+    proxy.cut();
+    wait_until("the client reconnected", WAIT, || {
+        live.stats().connects == 2
+    })
+    .await;
+    // The signed-in query was re-added after `Authenticate`: it still succeeds, as the user.
+    let n: u32 = live.mutation("private:increment", json!({})).await.unwrap();
+    assert_eq!(n, 1);
+    let update = counter
+        .next_update()
+        .now_or_never()
+        .flatten()
+        .expect("delivered");
+    let value = update.result.expect("the re-added query runs signed in");
+    assert_eq!(
+        value.as_object().unwrap()["who"],
+        Value::from(user_id.as_str())
+    );
+    let stats = live.stats();
+    assert_eq!(
+        stats.authenticates, 2,
+        "one Authenticate per socket: {stats:?}"
+    );
+    assert_eq!(stats.auth_errors, 0);
+    assert_eq!(live.auth_state(), AuthState::Authenticated);
+}
+
+#[tokio::test]
+async fn an_identity_that_lapses_on_the_server_ends_in_signed_out() {
+    // The fetcher keeps returning the same 3-second token: the backend ends the session when
+    // it lapses (AuthError without an Authenticate), the forced refetches bring nothing new.
+    let (backend, idp) = backend_with_idp(Duration::from_secs(3)).await;
+    let (_, session) = idp.user_session("lapse@example.com").await;
+    let token = idp.token(&session).unwrap();
+    let mut config = LiveConfig::new(backend.url());
+    config.refresh_leeway = Duration::from_secs(1);
+    config.max_backoff = Duration::from_millis(300);
+    let live = LiveClient::with_config(config).unwrap();
+    live.set_auth_fetcher(move |_| {
+        let token = token.clone();
+        async move { Some(token) }
+    })
+    .unwrap();
+    let mut whoami = live.subscribe("auth:whoami", json!({})).unwrap();
+    let first = tokio::time::timeout(WAIT, whoami.next_update())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(first.result, Ok(Value::String(_))));
+    let mut watch = live.watch_auth();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        watch.wait_for(|s| *s == AuthState::SignedOut),
+    )
+    .await
+    .expect("signed out in time")
+    .unwrap();
+    // Three rejections in a row; one more when the lapsed token was still accepted once
+    // within the verifier's clock-skew leeway (second granularity) and then expired again.
+    let errors = live.stats().auth_errors;
+    assert!((3..=4).contains(&errors), "{errors}");
+    // Anonymous from now on.
+    let next = tokio::time::timeout(WAIT, whoami.next_update())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.result.unwrap(), Value::Null);
+}
