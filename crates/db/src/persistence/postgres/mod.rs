@@ -268,6 +268,9 @@ impl PostgresPersistence {
 impl Persistence for PostgresPersistence {
     async fn write(&self, commits: Vec<CommitRecord>) -> Result<(), PersistenceError> {
         let (docs, entries, max_ts) = columns(&commits)?;
+        let Some(max_ts) = max_ts else {
+            return Ok(()); // nothing to write
+        };
         let mut writer = self.inner.writer.lock().await;
         let w = &mut *writer;
         let tx = w.client.transaction().await.map_err(storage_err)?;
@@ -286,18 +289,17 @@ impl Persistence for PostgresPersistence {
             &entries.table,
             &entries.internal,
         ];
-        let (lease, _, _) = tokio::try_join!(
+        // All sent at once (tokio-postgres pipelines them); the server runs them in order, the
+        // lease check first. On any failure the transaction rolls back when `tx` is dropped.
+        let max_params: [&(dyn ToSql + Sync); 1] = [&max_ts];
+        let (lease, _, _, _) = tokio::try_join!(
             tx.query_opt(&w.check_lease, &[]),
             tx.execute(&w.insert_documents, &doc_params),
             tx.execute(&w.insert_entries, &entry_params),
+            tx.execute(&w.raise_max_ts, &max_params),
         )
         .map_err(storage_err)?;
         self.inner.lease.verify(lease.map(|row| row.get(0)))?;
-        if let Some(max_ts) = max_ts {
-            tx.execute(&w.raise_max_ts, &[&max_ts])
-                .await
-                .map_err(storage_err)?;
-        }
         tx.commit().await.map_err(storage_err)
     }
 
