@@ -61,6 +61,6 @@ pub use live::{
     Subscription, TransitionBatch,
 };
 pub use query_client::{
-    CacheEntry, DehydratedQuery, DehydratedState, QueryClient, QueryClientConfig, QueryKey,
-    QueryStatus,
+    CacheEntry, CacheUpdate, DehydratedQuery, DehydratedState, QueryClient, QueryClientConfig,
+    QueryKey, QueryStatus,
 };

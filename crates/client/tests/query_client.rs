@@ -124,6 +124,7 @@ async fn connected_entries_follow_the_live_connection() {
     qc.connect(&live).unwrap();
     assert!(qc.connect(&live).is_err(), "connect twice");
     assert!(qc.get_entry(&messages).unwrap().live);
+    let mut updates = qc.updates();
 
     // An HTTP mutation, then "wait until the cache reached T": the cache reflects it.
     http.mutation::<String>("messages:send", json!({"body": "one"}))
@@ -138,6 +139,17 @@ async fn connected_entries_follow_the_live_connection() {
     );
     let entry = qc.get_entry(&messages).unwrap();
     assert!(entry.ts.unwrap() >= ts);
+    // Owners learn which entries changed.
+    let mut changed = Vec::new();
+    while let Ok(update) = updates.try_recv() {
+        changed.push(update);
+    }
+    assert!(
+        changed
+            .iter()
+            .any(|u| u.ts >= ts && u.keys == [messages.hash()]),
+        "{changed:?}"
+    );
 
     // A live mutation's commit ts works the same way.
     let counter = key("counter:get", json!({}));

@@ -113,3 +113,12 @@ pub struct DehydratedState {
     /// The queries, in key order.
     pub queries: Vec<DehydratedQuery>,
 }
+
+/// Entries a live transition changed (see [`QueryClient::updates`](crate::QueryClient::updates)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheUpdate {
+    /// The transition's timestamp.
+    pub ts: u64,
+    /// The changed entries, by [`QueryKey::hash`].
+    pub keys: Vec<String>,
+}

@@ -7,12 +7,15 @@ use std::time::{Duration, SystemTime};
 
 use keel_values::Value;
 use parking_lot::Mutex;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
 mod key;
 
-pub use key::{CacheEntry, DehydratedQuery, DehydratedState, QueryKey, QueryStatus};
+pub use key::{CacheEntry, CacheUpdate, DehydratedQuery, DehydratedState, QueryKey, QueryStatus};
+
+/// How many [`CacheUpdate`]s a slow receiver may fall behind.
+const UPDATES_CAPACITY: usize = 1024;
 
 use crate::live::{TransitionBatch, wait_watch_ts};
 use crate::{ClientError, HttpClient, LiveClient, QueryWatch};
@@ -128,6 +131,8 @@ struct Inner {
     cache_ts: watch::Sender<u64>,
     /// Bumped at every change, to wake fetches waiting for a live result.
     changes: watch::Sender<u64>,
+    /// Keys updated by live transitions, for owners that re-render on change.
+    updates: broadcast::Sender<CacheUpdate>,
 }
 
 /// A query cache keyed like `ConvexQueryClient`, optionally kept live by a [`LiveClient`].
@@ -158,6 +163,7 @@ impl QueryClient {
             state: Mutex::new(State::default()),
             cache_ts: watch::channel(0).0,
             changes: watch::channel(0).0,
+            updates: broadcast::channel(UPDATES_CAPACITY).0,
         });
         let weak = Arc::downgrade(&inner);
         tokio::spawn(async move {
@@ -444,6 +450,13 @@ impl QueryClient {
         Ok(())
     }
 
+    /// Live updates as they are written: which entries (by [`QueryKey::hash`]) changed, at
+    /// which timestamp. A receiver that falls more than 1024 updates behind gets
+    /// `RecvError::Lagged` and should treat everything as changed.
+    pub fn updates(&self) -> broadcast::Receiver<CacheUpdate> {
+        self.inner.updates.subscribe()
+    }
+
     /// The timestamp of the latest live transition applied to the cache (0 before any).
     pub fn cache_ts(&self) -> u64 {
         *self.inner.cache_ts.borrow()
@@ -509,6 +522,7 @@ impl QueryClient {
 
 /// Writes one live transition into the cache, then publishes its timestamp.
 fn apply(inner: &Inner, batch: &TransitionBatch) {
+    let mut keys = Vec::new();
     {
         let mut state = inner.state.lock();
         let state = &mut *state;
@@ -518,10 +532,15 @@ fn apply(inner: &Inner, batch: &TransitionBatch) {
             };
             if let Some(entry) = state.entries.get_mut(hash) {
                 entry.set(result.clone(), Some(batch.ts), true);
+                keys.push(hash.clone());
             }
         }
     }
     inner.changes.send_modify(|c| *c += 1);
+    if !keys.is_empty() {
+        // No receivers is fine.
+        let _ = inner.updates.send(CacheUpdate { ts: batch.ts, keys });
+    }
     inner.cache_ts.send_if_modified(|t| {
         let changed = batch.ts > *t;
         *t = (*t).max(batch.ts);
