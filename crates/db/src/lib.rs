@@ -50,10 +50,7 @@ mod transaction;
 mod write_log;
 
 pub use database::Database;
-pub use document::{
-    Document, MAX_ARRAY_LEN, MAX_DOCUMENT_NESTING, MAX_DOCUMENT_SIZE, MAX_FIELD_NAME_LEN,
-    MAX_OBJECT_FIELDS,
-};
+pub use document::Document;
 pub use error::DbError;
 pub use interval::{Interval, IntervalSet};
 pub use persistence::{IndexId, Persistence, PostgresPersistence, SqlitePersistence};
