@@ -13,6 +13,30 @@ pub struct Config {
     /// Which service to run; all of them in one process when omitted.
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Where the web tier listens (pages, forms, live streams).
+    #[arg(
+        long,
+        env = "KEEL_WEB_ADDR",
+        default_value = "127.0.0.1:3000",
+        global = true
+    )]
+    pub web_addr: SocketAddr,
+    /// The backend URL the web tier calls (default: the backend of this process, or
+    /// `http://<backend addr>` for `keel web`).
+    #[arg(long = "backend-url", env = "CONVEX_URL", global = true)]
+    pub backend_url: Option<String>,
+    /// The identity provider the web tier uses (default: the idp of this process, or
+    /// `http://<idp addr>` for `keel web`).
+    #[arg(long, env = "KEEL_IDP_URL", global = true)]
+    pub idp_url: Option<String>,
+    /// The idp's secret key for the web tier (default: read from `<data dir>/idp/secret_key`).
+    #[arg(
+        long,
+        env = "KEEL_IDP_SECRET_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    pub idp_secret_key: Option<String>,
     /// Where the backend listens (Convex HTTP API and WebSocket sync).
     #[arg(
         long,
@@ -64,6 +88,8 @@ pub struct Config {
 /// The services `keel` can run.
 #[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
 pub enum Command {
+    /// The web tier alone (needs a running backend and idp).
+    Web,
     /// The backend alone.
     Backend,
     /// The development identity provider alone.
@@ -131,6 +157,27 @@ mod tests {
             DatabaseLocation::Sqlite("./.keel/keel.sqlite3".into())
         );
         assert_eq!(config.session_token_ttl, Duration::from_secs(60));
+        assert_eq!(config.web_addr, "127.0.0.1:3000".parse().unwrap());
+        assert_eq!(config.backend_url, None);
+    }
+
+    #[test]
+    fn web_takes_backend_and_idp_urls() {
+        let config = parse(&[
+            "web",
+            "--web-addr",
+            "127.0.0.1:0",
+            "--backend-url",
+            "http://127.0.0.1:9999",
+            "--idp-url",
+            "http://127.0.0.1:9998",
+        ])
+        .unwrap();
+        assert_eq!(config.command, Some(Command::Web));
+        assert_eq!(config.backend_url.as_deref(), Some("http://127.0.0.1:9999"));
+        assert_eq!(config.idp_url.as_deref(), Some("http://127.0.0.1:9998"));
+        let error = parse(&["web", "--web-addr", "x"]).unwrap_err().to_string();
+        assert!(error.contains("--web-addr"), "{error}");
     }
 
     #[test]

@@ -1,9 +1,9 @@
-//! Starting the services: the idp and the backend, alone or together.
+//! Starting the services: the idp, the backend and the web tier, alone or together.
 
 use std::sync::Arc;
 
 use anyhow::Context;
-use keel_auth::{AuthConfig, ProviderConfig};
+use keel_auth::{AuthConfig, LocalIdpAuthenticator, LocalIdpConfig, ProviderConfig};
 use keel_backend::{Backend, BackendConfig};
 use keel_db::{Database, Persistence, PostgresPersistence, SqlitePersistence};
 use keel_idp::{Idp, IdpConfig};
@@ -25,6 +25,33 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             let (idp, listener) = open_idp(&config).await?;
             idp.serve(listener).await?;
         }
+        Some(Command::Web) => {
+            let backend_url = config
+                .backend_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", config.backend_addr));
+            let idp_url = config
+                .idp_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", config.idp_addr));
+            let secret_key = match &config.idp_secret_key {
+                Some(key) => key.clone(),
+                None => {
+                    let path = config.data_dir.join("idp").join("secret_key");
+                    std::fs::read_to_string(&path)
+                        .with_context(|| {
+                            format!(
+                                "cannot read the idp secret key from {} (set KEEL_IDP_SECRET_KEY)",
+                                path.display()
+                            )
+                        })?
+                        .trim()
+                        .to_owned()
+                }
+            };
+            let (web, listener) = open_web(&config, &backend_url, &idp_url, &secret_key).await?;
+            axum::serve(listener, web).await?;
+        }
         Some(Command::Backend) => {
             let issuers = config.auth_issuers.clone();
             let (backend, listener) = open_backend(&config, &database, issuers).await?;
@@ -35,9 +62,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             let mut issuers = config.auth_issuers.clone();
             issuers.push(idp.issuer().to_owned());
             let (backend, backend_listener) = open_backend(&config, &database, issuers).await?;
+            let backend_url = match &config.backend_url {
+                Some(url) => url.clone(),
+                None => format!("http://{}", backend_listener.local_addr()?),
+            };
+            let idp_url = config
+                .idp_url
+                .clone()
+                .unwrap_or_else(|| idp.issuer().to_owned());
+            let secret_key = config
+                .idp_secret_key
+                .clone()
+                .unwrap_or_else(|| idp.secret_key().to_owned());
+            let (web, web_listener) =
+                open_web(&config, &backend_url, &idp_url, &secret_key).await?;
             tokio::select! {
                 result = idp.serve(idp_listener) => result?,
                 result = axum::serve(backend_listener, backend.router()).into_future() => result?,
+                result = axum::serve(web_listener, web).into_future() => result?,
             }
         }
     }
@@ -119,4 +161,23 @@ async fn open_backend(
         })?;
     announce(&format!("backend: http://{}", listener.local_addr()?));
     Ok((backend, listener))
+}
+
+async fn open_web(
+    config: &Config,
+    backend_url: &str,
+    idp_url: &str,
+    secret_key: &str,
+) -> anyhow::Result<(axum::Router, TcpListener)> {
+    let listener = TcpListener::bind(config.web_addr)
+        .await
+        .with_context(|| format!("cannot listen on {} (KEEL_WEB_ADDR)", config.web_addr))?;
+    let addr = listener.local_addr()?;
+    let mut idp_config = LocalIdpConfig::new(idp_url, secret_key);
+    idp_config.origin = Some(format!("http://{addr}"));
+    let authenticator = Arc::new(LocalIdpAuthenticator::new(idp_config));
+    let start = keel_start::StartConfig::new(backend_url).with_local_idp(authenticator);
+    let web = crate::web::app(start).context("cannot build the web app")?;
+    announce(&format!("web: http://{addr}"));
+    Ok((web, listener))
 }

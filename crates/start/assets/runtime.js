@@ -1,1 +1,392 @@
-// placeholder
+// Keel browser runtime: a plain ES module, no build step, no dependencies.
+//
+// It progressively enhances a server-rendered page; everything works without it.
+//  * Live: one EventSource per page (the address is in <meta name="keel-live">). On `refresh`
+//    the page is refetched and morphed in place; on `signed-out` the page is refetched once
+//    and the stream is not reopened. The stream reconnects with backoff when it drops.
+//  * Navigation: same-origin links are fetched and morphed in, with history.pushState.
+//  * Prefetch on intent: hover, focus or touch of a link fetches it; reused for 30 s.
+//  * Scroll restoration: positions are kept per history entry in sessionStorage and restored
+//    on back/forward.
+//  * Forms: same-origin POST forms are sent with fetch and the answer (after redirects) is
+//    morphed in; the URL follows the redirect.
+//  * Modal sign-in: links with data-keel-modal open the target page's form in a <dialog>.
+//  * DefaultCatchBoundary: data-keel-back goes back in history.
+
+const PREFETCH_TTL_MS = 30_000;
+const SCROLL_KEY = "keel-scroll-v1";
+const prefetched = new Map(); // url -> { at, promise }
+let live = null;
+let liveUrl = null;
+let retryDelay = 500;
+let refreshing = null;
+let refreshAgain = false;
+
+// ---------------------------------------------------------------------------------------
+// Morph: update `from` in place to look like `to`, keeping element identity where the tag
+// (and id, if any) match, and the value of the focused input.
+
+function sameNode(a, b) {
+  if (a.nodeType !== b.nodeType) return false;
+  if (a.nodeType !== Node.ELEMENT_NODE) return true;
+  if (a.tagName !== b.tagName) return false;
+  return (a.id || "") === (b.id || "");
+}
+
+function morphAttributes(from, to) {
+  for (const attr of Array.from(from.attributes)) {
+    if (!to.hasAttribute(attr.name)) from.removeAttribute(attr.name);
+  }
+  for (const attr of Array.from(to.attributes)) {
+    if (from.getAttribute(attr.name) !== attr.value) from.setAttribute(attr.name, attr.value);
+  }
+}
+
+function morphNode(from, to) {
+  if (from.nodeType === Node.TEXT_NODE || from.nodeType === Node.COMMENT_NODE) {
+    if (from.nodeValue !== to.nodeValue) from.nodeValue = to.nodeValue;
+    return;
+  }
+  const focused = from === document.activeElement;
+  const isField = from.tagName === "INPUT" || from.tagName === "TEXTAREA" || from.tagName === "SELECT";
+  if (isField && focused) {
+    // Keep what the user is typing: only non-value attributes change.
+    const value = from.value;
+    morphAttributes(from, to);
+    from.value = value;
+    return;
+  }
+  if (from.tagName === "DETAILS" && from.open && !to.hasAttribute("open")) to.setAttribute("open", "");
+  if (from.tagName === "DIALOG") return; // an open modal is left alone
+  morphAttributes(from, to);
+  if (isField && from.tagName !== "SELECT") {
+    if (from.type === "checkbox" || from.type === "radio") from.checked = to.hasAttribute("checked");
+    else if (from.tagName === "TEXTAREA") from.value = to.textContent;
+    else from.value = to.getAttribute("value") ?? "";
+  }
+  morphChildren(from, to);
+}
+
+function morphChildren(from, to) {
+  const wanted = Array.from(to.childNodes);
+  let current = from.firstChild;
+  for (const next of wanted) {
+    // Look ahead a little for a matching node (handles insertions at the front of lists).
+    let match = null;
+    for (let c = current, i = 0; c && i < 8; c = c.nextSibling, i++) {
+      if (sameNode(c, next) && (next.nodeType !== Node.ELEMENT_NODE || keyOf(c) === keyOf(next))) {
+        match = c;
+        break;
+      }
+    }
+    if (match) {
+      while (current !== match) {
+        const drop = current;
+        current = current.nextSibling;
+        drop.remove();
+      }
+      morphNode(match, next);
+      current = match.nextSibling;
+    } else {
+      from.insertBefore(document.importNode(next, true), current);
+    }
+  }
+  while (current) {
+    const drop = current;
+    current = current.nextSibling;
+    drop.remove();
+  }
+}
+
+function keyOf(el) {
+  return el.getAttribute?.("data-post-id") ?? el.getAttribute?.("data-key") ?? el.id ?? "";
+}
+
+function applyDocument(html) {
+  const next = new DOMParser().parseFromString(html, "text/html");
+  document.title = next.title;
+  morphHead(next.head);
+  morphNode(document.body, next.body);
+  connectLive();
+}
+
+function morphHead(nextHead) {
+  // Meta and title follow the new page; scripts and stylesheets already loaded stay.
+  for (const el of Array.from(document.head.querySelectorAll("meta[name], title"))) {
+    if (!nextHead.querySelector(`${el.tagName.toLowerCase()}${el.name ? `[name="${el.name}"]` : ""}`)) el.remove();
+  }
+  for (const el of Array.from(nextHead.querySelectorAll("meta[name]"))) {
+    const existing = document.head.querySelector(`meta[name="${el.getAttribute("name")}"]`);
+    if (existing) existing.setAttribute("content", el.getAttribute("content") ?? "");
+    else document.head.appendChild(document.importNode(el, true));
+  }
+  for (const el of Array.from(nextHead.querySelectorAll("link[rel=stylesheet]"))) {
+    if (!document.head.querySelector(`link[rel=stylesheet][href="${el.getAttribute("href")}"]`)) {
+      document.head.appendChild(document.importNode(el, true));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Fetching pages.
+
+async function fetchPage(url, init = {}) {
+  const response = await fetch(url, {
+    credentials: "same-origin",
+    headers: { "X-Keel-Navigation": "1", ...(init.headers || {}) },
+    ...init,
+  });
+  const type = response.headers.get("content-type") || "";
+  if (!type.includes("text/html")) throw new Error(`not a page: ${type}`);
+  return { url: response.url, html: await response.text() };
+}
+
+function prefetch(url) {
+  const hit = prefetched.get(url);
+  if (hit && Date.now() - hit.at < PREFETCH_TTL_MS) return hit.promise;
+  const promise = fetchPage(url, { headers: { "Sec-Purpose": "prefetch" } });
+  promise.catch(() => prefetched.delete(url));
+  prefetched.set(url, { at: Date.now(), promise });
+  return promise;
+}
+
+function invalidatePrefetches() {
+  prefetched.clear();
+}
+
+// ---------------------------------------------------------------------------------------
+// Scroll restoration.
+
+function scrollStore() {
+  try {
+    return JSON.parse(sessionStorage.getItem(SCROLL_KEY) || "{}");
+  } catch {
+    return {};
+  }
+}
+
+function entryKey() {
+  if (!history.state || !history.state.keel) {
+    history.replaceState({ ...(history.state || {}), keel: Math.random().toString(36).slice(2) }, "");
+  }
+  return history.state.keel;
+}
+
+function saveScroll() {
+  const store = scrollStore();
+  store[entryKey()] = [window.scrollX, window.scrollY];
+  try {
+    sessionStorage.setItem(SCROLL_KEY, JSON.stringify(store));
+  } catch {
+    // Storage full or disabled: scroll restoration is best effort.
+  }
+}
+
+function restoreScroll() {
+  const position = scrollStore()[entryKey()];
+  if (position) window.scrollTo(position[0], position[1]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Navigation.
+
+function isLocalLink(a) {
+  if (!a || !a.href || a.target || a.hasAttribute("download") || a.dataset.keelReload !== undefined) return false;
+  if (a.getAttribute("href").startsWith("#")) return false;
+  const url = new URL(a.href, location.href);
+  return url.origin === location.origin && !url.pathname.startsWith("/_keel/");
+}
+
+async function navigate(url, { push = true } = {}) {
+  saveScroll();
+  let page;
+  try {
+    page = await prefetch(url);
+  } catch {
+    location.href = url; // let the browser do it
+    return;
+  }
+  prefetched.delete(url);
+  if (push) history.pushState({ keel: Math.random().toString(36).slice(2) }, "", page.url);
+  applyDocument(page.html);
+  if (push) window.scrollTo(0, 0);
+  else restoreScroll();
+}
+
+document.addEventListener("click", (event) => {
+  if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+  const back = event.target.closest?.("[data-keel-back]");
+  if (back && history.length > 1) {
+    event.preventDefault();
+    history.back();
+    return;
+  }
+  const modal = event.target.closest?.("a[data-keel-modal]");
+  if (modal) {
+    event.preventDefault();
+    openModal(modal.href);
+    return;
+  }
+  const a = event.target.closest?.("a");
+  if (!isLocalLink(a)) return;
+  event.preventDefault();
+  navigate(a.href);
+});
+
+for (const type of ["mouseover", "focusin", "touchstart"]) {
+  document.addEventListener(
+    type,
+    (event) => {
+      const a = event.target.closest?.("a");
+      if (isLocalLink(a)) prefetch(a.href).catch(() => {});
+    },
+    { passive: true },
+  );
+}
+
+window.addEventListener("popstate", () => {
+  navigate(location.href, { push: false });
+});
+
+// ---------------------------------------------------------------------------------------
+// Forms.
+
+document.addEventListener("submit", async (event) => {
+  const form = event.target;
+  if (!(form instanceof HTMLFormElement) || event.defaultPrevented) return;
+  const method = (form.getAttribute("method") || "get").toLowerCase();
+  const action = new URL(form.getAttribute("action") || location.href, location.href);
+  if (action.origin !== location.origin || form.target) return;
+  event.preventDefault();
+  const body = new URLSearchParams(new FormData(form, event.submitter));
+  const buttons = form.querySelectorAll("button, input[type=submit]");
+  buttons.forEach((b) => (b.disabled = true));
+  try {
+    let page;
+    if (method === "post") {
+      page = await fetchPage(action, { method: "POST", body });
+    } else {
+      action.search = body.toString();
+      page = await fetchPage(action);
+    }
+    invalidatePrefetches();
+    closeModal();
+    if (page.url !== location.href) history.pushState({ keel: Math.random().toString(36).slice(2) }, "", page.url);
+    applyDocument(page.html);
+    if (method === "post" && form.isConnected && !form.querySelector(".keel-form-error")) form.reset();
+  } catch {
+    form.submit(); // fall back to a plain submission
+  } finally {
+    buttons.forEach((b) => (b.disabled = false));
+  }
+});
+
+// ---------------------------------------------------------------------------------------
+// Modal sign-in: the sign-in page's form in a <dialog>.
+
+let dialog = null;
+
+async function openModal(href) {
+  let page;
+  try {
+    page = await prefetch(href);
+  } catch {
+    location.href = href;
+    return;
+  }
+  const doc = new DOMParser().parseFromString(page.html, "text/html");
+  const form = doc.querySelector("form.keel-form");
+  if (!form) {
+    location.href = href;
+    return;
+  }
+  closeModal();
+  dialog = document.createElement("dialog");
+  dialog.className = "keel-modal";
+  dialog.appendChild(document.importNode(form, true));
+  const close = document.createElement("button");
+  close.type = "button";
+  close.textContent = "Close";
+  close.addEventListener("click", closeModal);
+  dialog.appendChild(close);
+  document.body.appendChild(dialog);
+  dialog.showModal();
+  dialog.querySelector("input[type=email]")?.focus();
+}
+
+function closeModal() {
+  if (dialog) {
+    dialog.close();
+    dialog.remove();
+    dialog = null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Live updates.
+
+async function refresh() {
+  if (refreshing) {
+    refreshAgain = true;
+    return refreshing;
+  }
+  refreshing = (async () => {
+    do {
+      refreshAgain = false;
+      try {
+        const page = await fetchPage(location.href, { headers: { "X-Keel-Refresh": "1" } });
+        invalidatePrefetches();
+        applyDocument(page.html);
+      } catch {
+        // The next event (or reconnect) tries again.
+      }
+    } while (refreshAgain);
+    refreshing = null;
+  })();
+  return refreshing;
+}
+
+function connectLive() {
+  const meta = document.querySelector('meta[name="keel-live"]');
+  const url = meta ? meta.getAttribute("content") : null;
+  if (url === liveUrl && live) return;
+  if (live) live.close();
+  live = null;
+  liveUrl = url;
+  if (!url) return;
+  const source = new EventSource(url);
+  live = source;
+  source.addEventListener("ready", () => {
+    retryDelay = 500;
+  });
+  source.addEventListener("refresh", () => refresh());
+  source.addEventListener("signed-out", () => {
+    source.close();
+    if (live === source) live = null;
+    liveUrl = null;
+    refresh();
+  });
+  source.onerror = () => {
+    if (source.readyState !== EventSource.CLOSED) return; // the browser retries by itself
+    if (live !== source) return;
+    live = null;
+    const delay = retryDelay;
+    retryDelay = Math.min(retryDelay * 2, 15_000);
+    setTimeout(() => {
+      if (live === null && liveUrl === url) {
+        liveUrl = null;
+        // The page may be stale after a gap: refetch, which also reconnects.
+        refresh();
+      }
+    }, delay);
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+
+if ("scrollRestoration" in history) history.scrollRestoration = "manual";
+entryKey();
+restoreScroll();
+window.addEventListener("pagehide", saveScroll);
+connectLive();
+window.__keel = { navigate, refresh, prefetch, version: 1 };

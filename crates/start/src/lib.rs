@@ -65,4 +65,3 @@ pub use server_fn::{
 pub use start::{Start, StartConfig};
 
 pub use keel_client::{HttpClient, QueryClient, QueryKey};
-pub use maud;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use axum::Form;
 use axum::Router;
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -299,10 +300,19 @@ async fn call_server_fn(
     Path(name): Path<String>,
     uri: Uri,
     headers: HeaderMap,
-    Form(fields): Form<Vec<(String, String)>>,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
     let Some(f) = app.server_fns.get(&name).cloned() else {
         return (StatusCode::NOT_FOUND, "no such server function").into_response();
+    };
+    let bodyless = headers
+        .get(header::CONTENT_LENGTH)
+        .is_none_or(|v| v.as_bytes() == b"0");
+    let fields = match form {
+        Ok(Form(fields)) => fields,
+        // A POST without a body (a lone button) has no content type; that is no fields.
+        Err(FormRejection::InvalidFormContentType(_)) if bodyless => Vec::new(),
+        Err(rejection) => return rejection.into_response(),
     };
     let wants_json = headers
         .get(header::ACCEPT)

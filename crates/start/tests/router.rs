@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use axum::body::Body;
 use http::{Request, StatusCode, header};
-use keel_start::maud::html;
 use keel_start::{
     ContextAdditions, Head, Meta, Route, RouteError, ServerFnResponse, Start, StartConfig,
 };
+use maud::html;
 use parking_lot::Mutex;
 use tower::ServiceExt;
 

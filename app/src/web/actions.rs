@@ -1,0 +1,66 @@
+//! Server functions behind the posts forms. Each calls the backend with the visitor's token;
+//! the backend enforces who may do what (the page's sign-in check is only UX).
+
+use keel_client::ClientError;
+use keel_start::{RouteError, ServerFnResponse, Start};
+use keel_values::Value;
+
+use super::root::form_error;
+
+pub(super) fn register(start: Start) -> Start {
+    start
+        .server_fn("posts/create", |req| async move {
+            let client = req.authenticated_client().await?;
+            let args = serde_json::json!({
+                "title": req.field("title").unwrap_or_default(),
+                "body": req.field("body").unwrap_or_default(),
+            });
+            let result = client.mutation::<String>("posts:create", args).await;
+            back_to_posts(result.map(|_| ()))
+        })
+        .server_fn("posts/remove", |req| async move {
+            let client = req.authenticated_client().await?;
+            let args = serde_json::json!({ "id": req.field("id").unwrap_or_default() });
+            let result = client.mutation::<Value>("posts:remove", args).await;
+            back_to_posts(result.map(|_| ()))
+        })
+        .server_fn("posts/importSample", |req| async move {
+            let client = req.authenticated_client().await?;
+            let result = client
+                .action::<u32>("posts:importSample", serde_json::json!({ "count": 5 }))
+                .await;
+            back_to_posts(result.map(|_| ()))
+        })
+}
+
+/// `303 /posts`, with the backend's message for the visitor when the call was refused.
+fn back_to_posts(result: Result<(), ClientError>) -> Result<ServerFnResponse, RouteError> {
+    match result {
+        Ok(()) => Ok(ServerFnResponse::Redirect("/posts".to_owned())),
+        // A `ConvexError` is meant for the caller: show it on the form.
+        Err(ClientError::Application { message, .. }) => Ok(ServerFnResponse::Redirect(format!(
+            "/posts?error={}",
+            encode(&message)
+        ))),
+        Err(other) => {
+            let error = RouteError::from(other);
+            tracing::error!(%error, "posts action failed");
+            Ok(ServerFnResponse::Redirect(format!(
+                "/posts?error={}",
+                encode(&form_error(&error))
+            )))
+        }
+    }
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

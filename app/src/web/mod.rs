@@ -1,0 +1,34 @@
+//! The reference app's web tier: the seed's routes (root layout, home, posts, post detail),
+//! the sign-in/up pages, and the server functions behind the posts forms.
+//!
+//! # Layout
+//! * `root` — the root route: head, `before_load` (the seed's `fetchClerkAuth` + `setAuth`),
+//!   the nav layout, the root error component.
+//! * `posts` — `/posts` (sign-in required), its list / create / delete / import, `/posts/{id}`.
+//! * `account` — `/sign-in` and `/sign-up` pages.
+//! * `actions` — server functions `posts/create`, `posts/remove`, `posts/importSample`.
+
+mod account;
+mod actions;
+mod posts;
+mod root;
+
+use keel_start::{Route, Start, StartConfig, StartError};
+
+/// The web app over `config` (backend URL, authenticator).
+pub fn app(config: StartConfig) -> Result<axum::Router, StartError> {
+    let tree = root::route()
+        .child(Route::new("").component(|_, _| home()))
+        .child(posts::route())
+        .child(account::sign_in())
+        .child(account::sign_up());
+    actions::register(Start::new(config, tree)).into_router()
+}
+
+fn home() -> maud::Markup {
+    maud::html! {
+        div class="p-2" {
+            h3 { "Welcome Home!!!" }
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! The root route, as in the seed's `__root.tsx`.
+
+use keel_start::auth_ui::{SignInMode, sign_in_button, signed_in, signed_out, user_button};
+use keel_start::{
+    ContextAdditions, FetchedAuth, Head, Match, Route, RouteError, default_catch_boundary,
+};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+/// `users:me`: who the backend thinks the caller is.
+#[derive(Clone, Debug, Deserialize)]
+pub(super) struct Me {
+    #[serde(rename = "tokenIdentifier")]
+    pub(super) token_identifier: String,
+    pub(super) name: Option<String>,
+    pub(super) email: Option<String>,
+}
+
+pub(super) fn route() -> Route {
+    Route::root()
+        .head(|_| Head::document_defaults().title("Keel"))
+        .before_load(|ctx| async move {
+            let auth: FetchedAuth = ctx.fetch_auth().await?;
+            // During SSR, every later backend call of this request carries the token.
+            if let Some(token) = &auth.token {
+                ctx.set_server_auth(token);
+            }
+            Ok(ContextAdditions::new().with(auth))
+        })
+        .loader(|ctx| async move {
+            if !ctx.auth().is_signed_in() {
+                return Ok(None);
+            }
+            ctx.query::<Option<Me>>("users:me", serde_json::json!({}))
+                .await
+        })
+        .component(root_document)
+        .error_component(|m, error| root_document(m, default_catch_boundary(m, error)))
+}
+
+/// The nav bar and the page.
+fn root_document(m: &Match, children: Markup) -> Markup {
+    let auth = m.context().auth();
+    let me = m.data::<Option<Me>>().and_then(Option::as_ref);
+    let label = me
+        .and_then(|me| me.name.clone().or_else(|| me.email.clone()))
+        .or_else(|| auth.user_id.clone())
+        .unwrap_or_default();
+    let bold = |active: bool| active.then_some("font-bold");
+    html! {
+        div class="p-2 flex gap-2 text-lg" {
+            a href="/" class=[bold(m.is_active("/", true))] { "Home" }
+            " "
+            a href="/posts" class=[bold(m.is_active("/posts", false))] { "Posts" }
+            div class="ml-auto" {
+                (signed_in(auth, user_button(&label)))
+                (signed_out(auth, sign_in_button(SignInMode::Modal, m.context().path_and_query())))
+            }
+        }
+        hr;
+        (children)
+    }
+}
+
+/// A route error's message for a form (`?error=`), never internals.
+pub(super) fn form_error(error: &RouteError) -> String {
+    error.visitor_message().to_owned()
+}
