@@ -4,7 +4,12 @@
 //! figure: the engine's number, the baseline's, and their ratio. Baselines: the same read as a
 //! raw rusqlite query on an equivalent plain table; raw rusqlite insert + commit with the same
 //! durability settings (WAL, `synchronous=FULL`); a brute-force pass over every subscription.
+//! The read and commit figures are repeated on PostgreSQL (the test server,
+//! `KEEL_TEST_POSTGRES_URL`), against raw tokio-postgres statements: see `engine/postgres.rs`.
 #![allow(clippy::print_stdout)]
+
+#[path = "engine/postgres.rs"]
+mod postgres;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -459,6 +464,9 @@ fn main() {
         figure.print();
     }
     for figure in runtime.block_on(commits(dir.path())) {
+        figure.print();
+    }
+    for figure in runtime.block_on(postgres::figures()) {
         figure.print();
     }
     invalidation(10_000).print();
