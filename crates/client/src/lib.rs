@@ -12,6 +12,33 @@
 //!   (`convexQuery|<path>|<args JSON>`), kept live by a [`LiveClient`], with GC, dehydration
 //!   and "wait until the cache reached timestamp T".
 //!
+//! # How the web tier uses it
+//!
+//! ```no_run
+//! # async fn run(token: String, session_token: impl Fn(bool) -> Option<String> + Send + Sync + 'static)
+//! # -> Result<(), keel_client::ClientError> {
+//! use std::time::Duration;
+//! use keel_client::{HttpClient, LiveClient, QueryClient, QueryClientConfig, QueryKey};
+//! // Once per process: one connection pool.
+//! let http = HttpClient::new("http://127.0.0.1:3210")?;
+//! // SSR, per request: the user's token, all loaders at one snapshot.
+//! let page = QueryClient::with_http(http.with_auth(token));
+//! let posts = QueryKey::with_args("posts:list", serde_json::json!({}))?;
+//! page.ensure_query_data(&posts).await?;
+//! let carried = page.dehydrate(); // embedded in the page
+//! // Live, per signed-in session: one socket, tokens refreshed before they expire.
+//! let live = LiveClient::new("http://127.0.0.1:3210")?;
+//! live.set_auth_fetcher(move |force| std::future::ready(session_token(force)))?;
+//! let cache = QueryClient::new(QueryClientConfig::default());
+//! cache.hydrate(carried);
+//! cache.connect(&live)?;
+//! let mut changed = cache.updates(); // → tell the browser to refresh
+//! // After a mutation: re-render once the cache reflects it.
+//! let (_, ts) = live.mutation_with_ts("posts:create", Default::default()).await?;
+//! cache.wait_for_ts(ts, Duration::from_secs(5)).await?;
+//! # let _ = changed.try_recv(); Ok(()) }
+//! ```
+//!
 //! # Why not the official `convex` crate
 //!
 //! `convex` 0.10.4's `ConvexClient` cannot do what [`LiveClient`] must:
