@@ -84,9 +84,9 @@ pub struct CacheEntry {
     pub updated_at: SystemTime,
     /// The snapshot timestamp of the latest result, when known.
     pub ts: Option<u64>,
-    /// Whether the entry is subscribed on a connected [`LiveClient`].
+    /// Whether the entry is subscribed on a connected [`LiveClient`](crate::LiveClient).
     pub live: bool,
-    /// Marked by [`QueryClient::invalidate`]: the next `ensure_query_data` refetches.
+    /// Marked by [`QueryClient::invalidate`](crate::QueryClient::invalidate): the next `ensure_query_data` refetches.
     pub stale: bool,
 }
 
