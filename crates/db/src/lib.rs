@@ -13,7 +13,7 @@
 //! # Layout
 //! * `error` — [`DbError`] with short codes.
 //! * `timestamp` — [`Timestamp`], u64 nanoseconds.
-//! * `document` — [`Document`] and document limits.
+//! * `document` — [`Document`] and the checks on written fields (Convex limits from keel-values).
 //! * `codec` — the binary storage encoding of documents.
 //! * `schema` — [`Schema`], [`TableSchema`], [`IndexSchema`], [`Validator`].
 //! * `catalog` — table names ↔ numbers and index ids, persisted.
