@@ -1,6 +1,7 @@
 //! The official Convex JavaScript clients (ConvexHttpClient, ConvexClient over `ws`) against
 //! `keel backend` and `keel idp` processes: see `tests/node/convex-interop.test.mjs`.
 
+#[allow(unreachable_pub)]
 mod node_peers;
 
 #[test]
