@@ -40,7 +40,7 @@ pub(super) fn route() -> Route {
 
 /// The nav bar and the page.
 fn root_document(m: &Match, children: Markup) -> Markup {
-    let auth = m.context().auth();
+    let auth = &m.context().auth();
     let me = m.data::<Option<Me>>().and_then(Option::as_ref);
     let label = me
         .and_then(|me| me.name.clone().or_else(|| me.email.clone()))

@@ -155,9 +155,14 @@ function invalidatePrefetches() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Scroll restoration.
+// Scroll restoration: positions per history entry (a random key in history.state), recorded
+// as the page scrolls and kept in sessionStorage, so they survive reloads of the tab.
 
-function scrollStore() {
+const positions = loadPositions();
+let currentKey = null;
+let persistTimer = null;
+
+function loadPositions() {
   try {
     return JSON.parse(sessionStorage.getItem(SCROLL_KEY) || "{}");
   } catch {
@@ -165,27 +170,41 @@ function scrollStore() {
   }
 }
 
-function entryKey() {
-  if (!history.state || !history.state.keel) {
-    history.replaceState({ ...(history.state || {}), keel: Math.random().toString(36).slice(2) }, "");
-  }
-  return history.state.keel;
-}
-
-function saveScroll() {
-  const store = scrollStore();
-  store[entryKey()] = [window.scrollX, window.scrollY];
+function persistPositions() {
+  clearTimeout(persistTimer);
+  persistTimer = null;
   try {
-    sessionStorage.setItem(SCROLL_KEY, JSON.stringify(store));
+    sessionStorage.setItem(SCROLL_KEY, JSON.stringify(positions));
   } catch {
     // Storage full or disabled: scroll restoration is best effort.
   }
 }
 
+function newKey() {
+  return Math.random().toString(36).slice(2);
+}
+
+/** The key of the current history entry, creating one for an entry that has none. */
+function entryKey() {
+  if (!history.state || !history.state.keel) {
+    history.replaceState({ ...(history.state || {}), keel: newKey() }, "");
+  }
+  return history.state.keel;
+}
+
 function restoreScroll() {
-  const position = scrollStore()[entryKey()];
+  const position = positions[currentKey];
   if (position) window.scrollTo(position[0], position[1]);
 }
+
+window.addEventListener(
+  "scroll",
+  () => {
+    positions[currentKey] = [window.scrollX, window.scrollY];
+    if (!persistTimer) persistTimer = setTimeout(persistPositions, 200);
+  },
+  { passive: true },
+);
 
 // ---------------------------------------------------------------------------------------
 // Navigation.
@@ -198,7 +217,8 @@ function isLocalLink(a) {
 }
 
 async function navigate(url, { push = true } = {}) {
-  saveScroll();
+  persistPositions();
+  if (!push) prefetched.delete(url); // back/forward shows the page as it is now
   let page;
   try {
     page = await prefetch(url);
@@ -207,10 +227,16 @@ async function navigate(url, { push = true } = {}) {
     return;
   }
   prefetched.delete(url);
-  if (push) history.pushState({ keel: Math.random().toString(36).slice(2) }, "", page.url);
-  applyDocument(page.html);
-  if (push) window.scrollTo(0, 0);
-  else restoreScroll();
+  if (push) {
+    history.pushState({ keel: newKey() }, "", page.url);
+    currentKey = history.state.keel;
+    applyDocument(page.html);
+    window.scrollTo(0, 0);
+  } else {
+    currentKey = entryKey();
+    applyDocument(page.html);
+    restoreScroll();
+  }
 }
 
 document.addEventListener("click", (event) => {
@@ -271,7 +297,10 @@ document.addEventListener("submit", async (event) => {
     }
     invalidatePrefetches();
     closeModal();
-    if (page.url !== location.href) history.pushState({ keel: Math.random().toString(36).slice(2) }, "", page.url);
+    if (page.url !== location.href) {
+      history.pushState({ keel: newKey() }, "", page.url);
+      currentKey = history.state.keel;
+    }
     applyDocument(page.html);
     if (method === "post" && form.isConnected && !form.querySelector(".keel-form-error")) form.reset();
   } catch {
@@ -385,8 +414,8 @@ function connectLive() {
 // ---------------------------------------------------------------------------------------
 
 if ("scrollRestoration" in history) history.scrollRestoration = "manual";
-entryKey();
+currentKey = entryKey();
 restoreScroll();
-window.addEventListener("pagehide", saveScroll);
+window.addEventListener("pagehide", persistPositions);
 connectLive();
 window.__keel = { navigate, refresh, prefetch, version: 1 };

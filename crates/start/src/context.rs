@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use http::{HeaderMap, Uri};
-use keel_auth::{AuthState, Authenticator};
+use keel_auth::{AuthError, AuthState, Authenticator};
 use keel_client::{HttpClient, QueryClient, QueryKey};
 use keel_values::Value;
 use parking_lot::Mutex;
@@ -54,7 +54,10 @@ pub struct FetchedAuth {
 pub(crate) struct RequestState {
     pub(crate) uri: Uri,
     pub(crate) headers: HeaderMap,
-    pub(crate) auth: AuthState,
+    /// Who is making the request; becomes signed out when minting a token shows that the
+    /// session has ended (its session token is still valid for up to a minute after a
+    /// sign-out elsewhere).
+    pub(crate) auth: parking_lot::RwLock<AuthState>,
     pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
     pub(crate) token_template: Option<String>,
     pub(crate) query_client: QueryClient,
@@ -76,7 +79,7 @@ impl std::fmt::Debug for RouteContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RouteContext")
             .field("uri", &self.request.uri)
-            .field("user_id", &self.request.auth.user_id)
+            .field("user_id", &self.request.auth.read().user_id)
             .field("params", &self.params)
             .finish_non_exhaustive()
     }
@@ -105,28 +108,44 @@ impl RouteContext {
     }
 
     /// Who is making the request (from the session cookies; signed out without an
-    /// authenticator).
-    pub fn auth(&self) -> &AuthState {
-        &self.request.auth
+    /// authenticator, or once [`RouteContext::fetch_auth`] found the session ended).
+    pub fn auth(&self) -> AuthState {
+        self.request.auth.read().clone()
     }
 
     /// `getAuth()` + `getToken({ template: "convex" })`: the user id and a backend token.
+    ///
+    /// A session that has ended (revoked, expired: the identity service answers 404, 410 or
+    /// 422) makes the rest of the request signed out rather than failing it.
     pub async fn fetch_auth(&self) -> Result<FetchedAuth, RouteError> {
-        let auth = &self.request.auth;
+        let auth = self.auth();
         let Some(authenticator) = &self.request.authenticator else {
             return Ok(FetchedAuth::default());
         };
         if !auth.is_signed_in() {
             return Ok(FetchedAuth::default());
         }
-        let token = authenticator
-            .get_token(auth, self.request.token_template.as_deref())
+        match authenticator
+            .get_token(&auth, self.request.token_template.as_deref())
             .await
-            .map_err(|e| RouteError::internal(format!("cannot mint a backend token: {e}")))?;
-        Ok(FetchedAuth {
-            user_id: auth.user_id.clone(),
-            token,
-        })
+        {
+            Ok(token) => Ok(FetchedAuth {
+                user_id: auth.user_id.clone(),
+                token,
+            }),
+            Err(AuthError::BackendApi {
+                status: 404 | 410 | 422,
+                message,
+                ..
+            }) => {
+                tracing::debug!(%message, "the session has ended; the request is signed out");
+                *self.request.auth.write() = AuthState::signed_out();
+                Ok(FetchedAuth::default())
+            }
+            Err(e) => Err(RouteError::internal(format!(
+                "cannot mint a backend token: {e}"
+            ))),
+        }
     }
 
     /// A value added by a `before_load` above (or of this route).

@@ -228,7 +228,7 @@ impl AppState {
             request: Arc::new(RequestState {
                 uri,
                 headers,
-                auth,
+                auth: parking_lot::RwLock::new(auth),
                 authenticator: self.authenticator.clone(),
                 token_template: self.token_template.clone(),
                 query_client,
@@ -274,10 +274,11 @@ async fn page(State(app): State<Arc<AppState>>, request: Request) -> Response {
         Outcome::Page { status, head, body } => {
             let request = &base.request;
             let used = request.used.lock().clone();
-            let live = (!used.is_empty() || request.auth.is_signed_in()).then(|| {
+            let auth = base.auth();
+            let live = (!used.is_empty() || auth.is_signed_in()).then(|| {
                 live_url(
                     &page_queries(&request.query_client, &used),
-                    request.auth.user_id.as_deref(),
+                    auth.user_id.as_deref(),
                 )
             });
             let html = document(&head, body, live.as_deref()).into_string();
