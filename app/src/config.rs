@@ -37,6 +37,9 @@ pub struct Config {
         hide_env_values = true
     )]
     pub idp_secret_key: Option<String>,
+    /// Show the devtools panel on every page (development only).
+    #[arg(long, env = "KEEL_DEVTOOLS", global = true)]
+    pub devtools: bool,
     /// Where the backend listens (Convex HTTP API and WebSocket sync).
     #[arg(
         long,

@@ -176,7 +176,8 @@ async fn open_web(
     let mut idp_config = LocalIdpConfig::new(idp_url, secret_key);
     idp_config.origin = Some(format!("http://{addr}"));
     let authenticator = Arc::new(LocalIdpAuthenticator::new(idp_config));
-    let start = keel_start::StartConfig::new(backend_url).with_local_idp(authenticator);
+    let mut start = keel_start::StartConfig::new(backend_url).with_local_idp(authenticator);
+    start.devtools = config.devtools;
     let web = crate::web::app(start).context("cannot build the web app")?;
     announce(&format!("web: http://{addr}"));
     Ok((web, listener))

@@ -228,6 +228,7 @@ impl RouteContext {
 
 /// Decodes a Convex value into `R` via plain JSON (int64 as a JSON number, bytes as base64).
 fn decode_plain<R: DeserializeOwned>(value: &Value) -> Result<R, RouteError> {
+    use base64::Engine as _;
     fn plain(value: &Value) -> serde_json::Value {
         match value {
             Value::Null => serde_json::Value::Null,
@@ -241,7 +242,7 @@ fn decode_plain<R: DeserializeOwned>(value: &Value) -> Result<R, RouteError> {
             }
             Value::Boolean(b) => (*b).into(),
             Value::String(s) => s.clone().into(),
-            Value::Bytes(b) => b.len().into(),
+            Value::Bytes(b) => base64::engine::general_purpose::STANDARD.encode(b).into(),
             Value::Array(items) => items.iter().map(plain).collect(),
             Value::Object(fields) => serde_json::Value::Object(
                 fields.iter().map(|(k, v)| (k.clone(), plain(v))).collect(),

@@ -30,6 +30,7 @@
 //! * `document` — the HTML document shell.
 //! * `server_fn` — server functions ([`ServerFnRequest`], [`ServerFnResponse`]).
 //! * `csrf` — the same-origin check for state-changing requests.
+//! * `devtools` — the development-only panel (routes, match, params, context, queries).
 //! * `auth_ui` — `SignedIn`/`SignedOut`, `SignInButton`, `UserButton`, sign-in/up forms and
 //!   their endpoints.
 //! * `live` — page event streams and per-session backend connections.
@@ -41,6 +42,7 @@ pub mod auth_ui;
 mod boundary;
 mod context;
 pub mod csrf;
+mod devtools;
 mod document;
 mod error;
 mod head;

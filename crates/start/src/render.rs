@@ -70,7 +70,21 @@ pub(crate) enum Outcome {
         status: StatusCode,
         head: Head,
         body: Markup,
+        trace: RenderTrace,
     },
+}
+
+/// What happened while rendering, for the devtools panel.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RenderTrace {
+    /// Ids of the matched routes, root first.
+    pub(crate) matched: Vec<String>,
+    /// Path parameters.
+    pub(crate) params: Params,
+    /// Whether each matched route's loader produced data.
+    pub(crate) loaded: Vec<bool>,
+    /// The route that failed and the error's code.
+    pub(crate) failure: Option<(String, &'static str)>,
 }
 
 /// Renders `base`'s path through the route tree.
@@ -142,6 +156,16 @@ pub(crate) async fn run(root: &Route, base: RouteContext) -> Outcome {
     if !matched && failure.is_none() {
         failure = Some((1, RouteError::NotFound));
     }
+    let mut trace = RenderTrace {
+        matched: if matched {
+            chain.iter().map(|r| r.id.clone()).collect()
+        } else {
+            Vec::new()
+        },
+        params: params.clone(),
+        loaded: matches.iter().map(|m| m.data.is_some()).collect(),
+        failure: None,
+    };
 
     let Some((at, error)) = failure else {
         let head = Head::merge(heads(&chain, &matches));
@@ -150,11 +174,16 @@ pub(crate) async fn run(root: &Route, base: RouteContext) -> Outcome {
             status: StatusCode::OK,
             head,
             body,
+            trace,
         };
     };
     if let RouteError::Internal(detail) = &error {
         tracing::error!(route = %chain.get(at).map_or("?", |r| r.id.as_str()), %path, %detail, "page failed");
     }
+    trace.failure = Some((
+        chain.get(at).map_or_else(|| path.clone(), |r| r.id.clone()),
+        error.code(),
+    ));
     let rendered = at.min(matches.len());
     let boundary_match = Match {
         route_id: chain.get(at).unwrap_or(&chain[chain.len() - 1]).id.clone(),
@@ -191,6 +220,7 @@ pub(crate) async fn run(root: &Route, base: RouteContext) -> Outcome {
         status: error.status(),
         head,
         body: wrap(&chain, &matches, rendered, boundary),
+        trace,
     }
 }
 

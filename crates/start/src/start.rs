@@ -43,6 +43,8 @@ pub struct StartConfig {
     /// How long a live session (backend socket) stays open after its last page stream
     /// closed (default 30 s).
     pub live_linger: Duration,
+    /// Append the devtools panel to every page (development only; default off).
+    pub devtools: bool,
 }
 
 impl std::fmt::Debug for StartConfig {
@@ -53,6 +55,7 @@ impl std::fmt::Debug for StartConfig {
             .field("local_idp", &self.local_idp.is_some())
             .field("token_template", &self.token_template)
             .field("live_linger", &self.live_linger)
+            .field("devtools", &self.devtools)
             .finish()
     }
 }
@@ -66,6 +69,7 @@ impl StartConfig {
             local_idp: None,
             token_template: Some("convex".to_owned()),
             live_linger: Duration::from_secs(30),
+            devtools: false,
         }
     }
 
@@ -118,6 +122,7 @@ pub(crate) struct AppState {
     authenticator: Option<Arc<dyn Authenticator>>,
     pub(crate) local_idp: Option<Arc<LocalIdpAuthenticator>>,
     token_template: Option<String>,
+    devtools: bool,
     server_fns: HashMap<String, ServerFnHandler>,
     pub(crate) live: Arc<LiveHub>,
 }
@@ -173,6 +178,7 @@ impl Start {
             authenticator: self.config.authenticator,
             local_idp: self.config.local_idp,
             token_template: self.config.token_template,
+            devtools: self.config.devtools,
             server_fns,
             live,
         });
@@ -271,10 +277,29 @@ async fn page(State(app): State<Arc<AppState>>, request: Request) -> Response {
     let base = app.base_context(parts.uri, parts.headers, auth);
     let response = match run(&app.root, base.clone()).await {
         Outcome::Redirect { to, status } => redirect(status, &to),
-        Outcome::Page { status, head, body } => {
+        Outcome::Page {
+            status,
+            head,
+            body,
+            trace,
+        } => {
             let request = &base.request;
             let used = request.used.lock().clone();
             let auth = base.auth();
+            let snapshot = request.http.lock().snapshot_ts();
+            let body = if app.devtools {
+                let panel = crate::devtools::panel(
+                    &app.root,
+                    &trace,
+                    &auth,
+                    snapshot,
+                    &request.query_client,
+                    &used,
+                );
+                maud::html! { (body) (panel) }
+            } else {
+                body
+            };
             let live = (!used.is_empty() || auth.is_signed_in()).then(|| {
                 live_url(
                     &page_queries(&request.query_client, &used),
@@ -283,7 +308,6 @@ async fn page(State(app): State<Arc<AppState>>, request: Request) -> Response {
             });
             let html = document(&head, body, live.as_deref()).into_string();
             let mut response = (status, axum::response::Html(html)).into_response();
-            let snapshot = request.http.lock().snapshot_ts();
             if let Some(ts) = snapshot
                 && let Ok(v) = HeaderValue::from_str(&ts.to_string())
             {

@@ -18,6 +18,10 @@ use tower::ServiceExt;
 struct Section(&'static str);
 
 fn app(order: Arc<Mutex<Vec<&'static str>>>) -> axum::Router {
+    app_with(order, StartConfig::new("http://127.0.0.1:9"))
+}
+
+fn app_with(order: Arc<Mutex<Vec<&'static str>>>, config: StartConfig) -> axum::Router {
     let (o1, o2) = (order.clone(), order.clone());
     let barrier = Arc::new(tokio::sync::Barrier::new(2));
     let (b1, b2) = (barrier.clone(), barrier);
@@ -88,7 +92,7 @@ fn app(order: Arc<Mutex<Vec<&'static str>>>) -> axum::Router {
                 .before_load(|_ctx| async { Err(RouteError::redirect("/posts/1")) })
                 .component(|_, _| html! { "never" }),
         );
-    Start::new(StartConfig::new("http://127.0.0.1:9"), root)
+    Start::new(config, root)
         .server_fn("echo", |req| async move {
             let to = format!("/posts/{}", req.field("id").unwrap_or("none"));
             Ok(ServerFnResponse::Redirect(to))
@@ -252,4 +256,24 @@ async fn assets_are_served() {
             .unwrap();
         assert!(bytes.starts_with(magic), "{path}");
     }
+}
+
+#[tokio::test]
+async fn devtools_panel_only_when_enabled() {
+    let (_, _, html) = get(&app(Arc::default()), "/posts/abc").await;
+    assert!(!html.contains("keel-devtools"));
+    let mut config = StartConfig::new("http://127.0.0.1:9");
+    config.devtools = true;
+    let app = app_with(Arc::default(), config);
+    let (_, _, html) = get(&app, "/posts/abc").await;
+    assert!(html.contains(r#"<details id="keel-devtools""#), "{html}");
+    assert!(html.contains("/ › /posts › /posts/{id}"), "{html}");
+    assert!(html.contains("<code>id=abc</code>"));
+    assert!(html.contains("<b>/posts/{id}</b>") && html.contains("<li>/boom</li>"));
+    assert!(html.contains("user: signed out"));
+    let (_, _, html) = get(&app, "/boom").await;
+    assert!(
+        html.contains("failed: <code>/boom</code> (Internal)"),
+        "{html}"
+    );
 }

@@ -1,0 +1,83 @@
+//! The development-only devtools panel (like `TanStackRouterDevtools position="bottom-right"`):
+//! a collapsed `<details>` in the page's corner listing the route tree with the matched
+//! routes marked, the path parameters, which loaders produced data, the failure if any, who
+//! is signed in, the snapshot timestamp, and every query the page read with its cached value.
+//! Enabled by [`StartConfig::devtools`](crate::StartConfig::devtools); never in production.
+
+use keel_auth::AuthState;
+use keel_client::{QueryClient, QueryKey};
+use maud::{Markup, html};
+
+use crate::render::RenderTrace;
+use crate::route::Route;
+
+/// Longest value shown per query, in characters.
+const MAX_VALUE_CHARS: usize = 2000;
+
+/// The panel for one rendered page.
+pub(crate) fn panel(
+    root: &Route,
+    trace: &RenderTrace,
+    auth: &AuthState,
+    snapshot_ts: Option<u64>,
+    query_client: &QueryClient,
+    used: &[QueryKey],
+) -> Markup {
+    html! {
+        details id="keel-devtools" data-keel-devtools style="position:fixed;right:0.5rem;bottom:0.5rem;max-width:36rem;max-height:70vh;overflow:auto;background:#0f172a;color:#e2e8f0;font:12px/1.4 ui-monospace,monospace;padding:0.25rem 0.5rem;border-radius:0.25rem;z-index:2147483647" {
+            summary style="cursor:pointer" { "Keel devtools" }
+            h4 { "Routes" }
+            ul { (tree(root, trace)) }
+            h4 { "Match" }
+            p {
+                @if trace.matched.is_empty() { "no route matched" }
+                @else { (trace.matched.join(" › ")) }
+            }
+            @if trace.params.iter().next().is_some() {
+                p { "params: " @for (k, v) in trace.params.iter() { code { (k) "=" (v) } " " } }
+            }
+            p { "loaders with data: " (trace.loaded.iter().filter(|l| **l).count()) "/" (trace.loaded.len()) }
+            @if let Some((route, code)) = &trace.failure { p { "failed: " code { (route) } " (" (code) ")" } }
+            h4 { "Context" }
+            p { "user: " (auth.user_id.as_deref().unwrap_or("signed out")) }
+            p { "snapshot ts: " (snapshot_ts.map_or_else(|| "none".to_owned(), |t| t.to_string())) }
+            h4 { "Queries (" (used.len()) ")" }
+            @for key in used {
+                details {
+                    summary { code { (key.path()) " " (keel_values::to_json_string(&keel_values::Value::Object(key.args().clone()))) } }
+                    pre style="white-space:pre-wrap" { (cached(query_client, key)) }
+                }
+            }
+        }
+    }
+}
+
+fn tree(route: &Route, trace: &RenderTrace) -> Markup {
+    let active = trace.matched.contains(&route.id);
+    html! {
+        li {
+            @if active { b { (route.id) } } @else { (route.id) }
+            @if !route.children.is_empty() {
+                ul { @for child in &route.children { (tree(child, trace)) } }
+            }
+        }
+    }
+}
+
+fn cached(query_client: &QueryClient, key: &QueryKey) -> String {
+    let Some(entry) = query_client.get_entry(key) else {
+        return "(not cached)".to_owned();
+    };
+    let text = match (&entry.error, &entry.data) {
+        (Some(error), _) => format!("error: {error}"),
+        (None, Some(value)) => serde_json::to_string_pretty(&keel_values::to_json(value))
+            .unwrap_or_else(|_| "(unprintable)".to_owned()),
+        (None, None) => "(pending)".to_owned(),
+    };
+    if text.chars().count() > MAX_VALUE_CHARS {
+        let cut: String = text.chars().take(MAX_VALUE_CHARS).collect();
+        format!("{cut}…")
+    } else {
+        text
+    }
+}
