@@ -166,7 +166,15 @@ impl Backend {
         identity: &Identity,
         ts: Option<u64>,
     ) -> Result<Value, FunctionError> {
-        let ts = ts.unwrap_or_else(|| self.latest_ts());
+        let ts = match ts {
+            Some(ts) => {
+                // A timestamp after the latest commit (or out of retention) is refused even when
+                // a cached result would answer: a later commit could still change what it reads.
+                self.inner.db.begin_at(keel_db::Timestamp(ts))?;
+                ts
+            }
+            None => self.latest_ts(),
+        };
         self.subscribe_query(path, args, identity, ts).await.0
     }
 
