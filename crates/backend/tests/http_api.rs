@@ -527,3 +527,38 @@ async fn cors_preflight_mirrors_the_origin_and_allows_credentials() {
         "https://app.example"
     );
 }
+
+#[tokio::test]
+async fn query_at_a_future_ts_fails_whether_or_not_the_result_is_cached() {
+    let b = TestBackend::start().await;
+    post(
+        &b,
+        "/api/mutation",
+        &json!({"path": "messages:send", "args": {"body": "x"}}),
+        None,
+    )
+    .await;
+    let future = keel_protocol::encode_ts(b.backend.latest_ts() + 3_600_000_000_000);
+    // Warm the cache for `{}` only.
+    let (_, body) = post(
+        &b,
+        "/api/query",
+        &json!({"path": "messages:list", "args": {}}),
+        None,
+    )
+    .await;
+    assert_eq!(body["value"], json!(["x"]));
+    for args in [json!({}), json!({"uncached": true})] {
+        let (status, body) = post(
+            &b,
+            "/api/query_at_ts",
+            &json!({"path": "messages:list", "args": args, "ts": future}),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["status"], "error", "args {args}: {body}");
+        let message = body["errorMessage"].as_str().unwrap();
+        assert!(message.contains("after the latest commit"), "{message}");
+    }
+}
