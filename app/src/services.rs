@@ -3,7 +3,10 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use keel_auth::{AuthConfig, LocalIdpAuthenticator, LocalIdpConfig, ProviderConfig};
+use keel_auth::{
+    AuthConfig, ClerkAuthenticator, ClerkConfig, LocalIdpAuthenticator, LocalIdpConfig,
+    ProviderConfig, PublishableKey,
+};
 use keel_backend::{Backend, BackendConfig};
 use keel_db::{Database, Persistence, PostgresPersistence, SqlitePersistence};
 use keel_idp::{Idp, IdpConfig};
@@ -14,6 +17,17 @@ use crate::config::{Command, Config, DatabaseLocation};
 /// Runs the services `config` asks for until one of them stops.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let database = config.database()?;
+    let clerk = ClerkConfig::from_env().context("real Clerk settings (CLERK_*)")?;
+    // With real Clerk, the backend also trusts Clerk's issuer (its Frontend API).
+    let clerk_issuer = match &clerk {
+        Some(clerk) => Some(format!(
+            "https://{}",
+            PublishableKey::parse(&clerk.publishable_key)
+                .context("CLERK_PUBLISHABLE_KEY")?
+                .frontend_api
+        )),
+        None => None,
+    };
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
@@ -34,7 +48,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 .idp_url
                 .clone()
                 .unwrap_or_else(|| format!("http://{}", config.idp_addr));
+            // Only the local idp needs its secret key; real Clerk brings CLERK_SECRET_KEY.
             let secret_key = match &config.idp_secret_key {
+                _ if clerk.is_some() => String::new(),
                 Some(key) => key.clone(),
                 None => {
                     let path = config.data_dir.join("idp").join("secret_key");
@@ -49,11 +65,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                         .to_owned()
                 }
             };
-            let (web, listener) = open_web(&config, &backend_url, &idp_url, &secret_key).await?;
+            let (web, listener) =
+                open_web(&config, clerk, &backend_url, &idp_url, &secret_key).await?;
             axum::serve(listener, web).await?;
         }
         Some(Command::Backend) => {
-            let issuers = config.auth_issuers.clone();
+            let mut issuers = config.auth_issuers.clone();
+            issuers.extend(clerk_issuer);
             let (backend, listener) = open_backend(&config, &database, issuers).await?;
             axum::serve(listener, backend.router()).await?;
         }
@@ -61,6 +79,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             let (idp, idp_listener) = open_idp(&config).await?;
             let mut issuers = config.auth_issuers.clone();
             issuers.push(idp.issuer().to_owned());
+            issuers.extend(clerk_issuer);
             let (backend, backend_listener) = open_backend(&config, &database, issuers).await?;
             let backend_url = match &config.backend_url {
                 Some(url) => url.clone(),
@@ -75,7 +94,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 .clone()
                 .unwrap_or_else(|| idp.secret_key().to_owned());
             let (web, web_listener) =
-                open_web(&config, &backend_url, &idp_url, &secret_key).await?;
+                open_web(&config, clerk, &backend_url, &idp_url, &secret_key).await?;
             tokio::select! {
                 result = idp.serve(idp_listener) => result?,
                 result = axum::serve(backend_listener, backend.router()).into_future() => result?,
@@ -163,8 +182,10 @@ async fn open_backend(
     Ok((backend, listener))
 }
 
+/// The web tier: real Clerk when `CLERK_*` is set, else the local idp at `idp_url`.
 async fn open_web(
     config: &Config,
+    clerk: Option<ClerkConfig>,
     backend_url: &str,
     idp_url: &str,
     secret_key: &str,
@@ -173,10 +194,19 @@ async fn open_web(
         .await
         .with_context(|| format!("cannot listen on {} (KEEL_WEB_ADDR)", config.web_addr))?;
     let addr = listener.local_addr()?;
-    let mut idp_config = LocalIdpConfig::new(idp_url, secret_key);
-    idp_config.origin = Some(format!("http://{addr}"));
-    let authenticator = Arc::new(LocalIdpAuthenticator::new(idp_config));
-    let mut start = keel_start::StartConfig::new(backend_url).with_local_idp(authenticator);
+    let start = keel_start::StartConfig::new(backend_url);
+    let mut start = match clerk {
+        Some(clerk) => {
+            let clerk = ClerkAuthenticator::new(clerk).context("real Clerk settings (CLERK_*)")?;
+            tracing::info!(frontend_api = %clerk.publishable_key().frontend_api, "web tier uses real Clerk");
+            start.with_clerk(Arc::new(clerk))
+        }
+        None => {
+            let mut idp_config = LocalIdpConfig::new(idp_url, secret_key);
+            idp_config.origin = Some(format!("http://{addr}"));
+            start.with_local_idp(Arc::new(LocalIdpAuthenticator::new(idp_config)))
+        }
+    };
     start.devtools = config.devtools;
     let web = crate::web::app(start).context("cannot build the web app")?;
     announce(&format!("web: http://{addr}"));

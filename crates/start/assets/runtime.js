@@ -12,6 +12,9 @@
 //    morphed in; the URL follows the redirect.
 //  * Modal sign-in: links with data-keel-modal open the target page's form in a <dialog>.
 //  * DefaultCatchBoundary: data-keel-back goes back in history.
+//  * Real Clerk (when the page carries keel-clerk-* meta tags): Clerk's browser script is
+//    loaded from the instance's Frontend API; the sign-in button opens Clerk's modal, the user
+//    button is Clerk's, and a session change refreshes the page.
 
 const PREFETCH_TTL_MS = 30_000;
 const SCROLL_KEY = "keel-scroll-v1";
@@ -108,6 +111,7 @@ function applyDocument(html) {
   morphHead(next.head);
   morphNode(document.body, next.body);
   connectLive();
+  mountClerkUi();
 }
 
 function morphHead(nextHead) {
@@ -250,7 +254,12 @@ document.addEventListener("click", (event) => {
   const modal = event.target.closest?.("a[data-keel-modal]");
   if (modal) {
     event.preventDefault();
-    openModal(modal.href);
+    if (clerk) {
+      const target = new URL(modal.href).searchParams.get("redirect_url") || location.pathname;
+      clerk.openSignIn({ forceRedirectUrl: target });
+    } else {
+      openModal(modal.href);
+    }
     return;
   }
   const a = event.target.closest?.("a");
@@ -352,6 +361,56 @@ function closeModal() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Real Clerk: its script, modal and user button.
+
+let clerk = null;
+let clerkSession;
+
+function metaContent(name) {
+  return document.querySelector(`meta[name="${name}"]`)?.getAttribute("content") ?? null;
+}
+
+async function loadClerk() {
+  const key = metaContent("keel-clerk-publishable-key");
+  const frontendApi = metaContent("keel-clerk-frontend-api");
+  if (!key || !frontendApi) return;
+  await new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = `https://${frontendApi}/npm/@clerk/clerk-js@5/dist/clerk.browser.js`;
+    script.crossOrigin = "anonymous";
+    script.async = true;
+    script.dataset.clerkPublishableKey = key;
+    script.onload = resolve;
+    script.onerror = reject;
+    document.head.appendChild(script);
+  });
+  await window.Clerk.load();
+  clerk = window.Clerk;
+  clerkSession = clerk.session?.id ?? null;
+  clerk.addListener(({ session }) => {
+    const id = session?.id ?? null;
+    if (id !== clerkSession) {
+      clerkSession = id;
+      refresh(); // the server sees the new __session cookie
+    }
+  });
+  mountClerkUi();
+}
+
+/** Replaces the server-rendered user button with Clerk's (again after every morph). */
+function mountClerkUi() {
+  if (!clerk) return;
+  for (const details of document.querySelectorAll("details.keel-user-button")) {
+    if (details.nextElementSibling?.hasAttribute("data-keel-clerk-user-button")) continue;
+    details.hidden = true;
+    const mount = document.createElement("div");
+    mount.setAttribute("data-keel-clerk-user-button", "");
+    details.after(mount);
+    clerk.mountUserButton(mount);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
 // Live updates.
 
 async function refresh() {
@@ -418,4 +477,5 @@ currentKey = entryKey();
 restoreScroll();
 window.addEventListener("pagehide", persistPositions);
 connectLive();
+loadClerk().catch((error) => console.warn("keel: Clerk could not be loaded", error));
 window.__keel = { navigate, refresh, prefetch, version: 1 };

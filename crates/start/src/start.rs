@@ -14,7 +14,9 @@ use axum::extract::{Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use keel_auth::{AuthState, Authenticator, LocalIdpAuthenticator};
+use keel_auth::{
+    AuthState, Authenticator, ClerkAuthenticator, LocalIdpAuthenticator, PublishableKey,
+};
 use keel_client::{HttpClient, QueryClient, QueryClientConfig};
 use parking_lot::Mutex;
 
@@ -45,6 +47,9 @@ pub struct StartConfig {
     pub live_linger: Duration,
     /// Append the devtools panel to every page (development only; default off).
     pub devtools: bool,
+    /// Real Clerk in the browser: pages load Clerk's script for this publishable key, the
+    /// sign-in button opens Clerk's modal and the user button is Clerk's.
+    pub clerk: Option<PublishableKey>,
 }
 
 impl std::fmt::Debug for StartConfig {
@@ -56,6 +61,7 @@ impl std::fmt::Debug for StartConfig {
             .field("token_template", &self.token_template)
             .field("live_linger", &self.live_linger)
             .field("devtools", &self.devtools)
+            .field("clerk", &self.clerk.as_ref().map(|k| &k.frontend_api))
             .finish()
     }
 }
@@ -70,7 +76,17 @@ impl StartConfig {
             token_template: Some("convex".to_owned()),
             live_linger: Duration::from_secs(30),
             devtools: false,
+            clerk: None,
         }
+    }
+
+    /// Authenticates with real Clerk (sessions from Clerk's cookies, `convex` tokens from its
+    /// Backend API) and loads Clerk's browser script on every page.
+    pub fn with_clerk(mut self, clerk: Arc<ClerkAuthenticator>) -> StartConfig {
+        self.clerk = Some(clerk.publishable_key().clone());
+        self.authenticator = Some(clerk);
+        self.local_idp = None;
+        self
     }
 
     /// Authenticates with the local idp (and enables its sign-in forms).
@@ -123,6 +139,7 @@ pub(crate) struct AppState {
     pub(crate) local_idp: Option<Arc<LocalIdpAuthenticator>>,
     token_template: Option<String>,
     devtools: bool,
+    clerk: Option<PublishableKey>,
     server_fns: HashMap<String, ServerFnHandler>,
     pub(crate) live: Arc<LiveHub>,
 }
@@ -179,6 +196,7 @@ impl Start {
             local_idp: self.config.local_idp,
             token_template: self.config.token_template,
             devtools: self.config.devtools,
+            clerk: self.config.clerk,
             server_fns,
             live,
         });
@@ -306,7 +324,7 @@ async fn page(State(app): State<Arc<AppState>>, request: Request) -> Response {
                     auth.user_id.as_deref(),
                 )
             });
-            let html = document(&head, body, live.as_deref()).into_string();
+            let html = document(&head, body, live.as_deref(), app.clerk.as_ref()).into_string();
             let mut response = (status, axum::response::Html(html)).into_response();
             if let Some(ts) = snapshot
                 && let Ok(v) = HeaderValue::from_str(&ts.to_string())
@@ -369,7 +387,12 @@ async fn call_server_fn(
                     data: None,
                 };
                 let body = default_catch_boundary(&m, &error);
-                let html = document(&Head::document_defaults().title("Error"), body, None);
+                let html = document(
+                    &Head::document_defaults().title("Error"),
+                    body,
+                    None,
+                    app.clerk.as_ref(),
+                );
                 (error.status(), axum::response::Html(html.into_string())).into_response()
             }
         }
