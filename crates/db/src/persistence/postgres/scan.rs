@@ -30,8 +30,8 @@ fn scan_variant(order: Order, bounded: bool, after: bool) -> usize {
     usize::from(order == Order::Desc) * 4 + usize::from(bounded) * 2 + usize::from(after)
 }
 
-/// The scan statement. Parameters in order: index, read ts, start, [end], [after key, after ts],
-/// page size.
+/// The scan statement. Parameters in order: index, read ts, start, end (if bounded), after key and
+/// after ts (if continuing), page size.
 fn scan_sql(s: &str, order: Order, bounded: bool, after: bool) -> String {
     let (direction, past) = match order {
         Order::Asc => ("ASC", ">"),
