@@ -21,9 +21,11 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use futures::FutureExt;
 use keel_protocol::CanonicalPath;
 use keel_values::{Object, Value};
 use serde::Serialize;
@@ -93,12 +95,33 @@ where
     let f = Arc::new(f);
     Arc::new(move |ctx: C, args: Object| {
         let f = f.clone();
-        Box::pin(async move {
+        // A panic in a function (a bug in app code) fails that call with an internal error
+        // instead of tearing down the socket or the HTTP connection that ran it.
+        let call = AssertUnwindSafe(async move {
             let args = decode_args::<A>(&args)?;
             let result = f(ctx, args).await?;
             encode_result(&result)
-        })
+        });
+        Box::pin(call.catch_unwind().map(|outcome| {
+            outcome.unwrap_or_else(|panic| {
+                Err(FunctionError::internal(format!(
+                    "the function panicked: {}",
+                    panic_message(panic.as_ref())
+                )))
+            })
+        }))
     })
+}
+
+/// The message of a panic payload (`panic!` with a literal or a formatted message).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(message) = payload.downcast_ref::<&str>() {
+        message
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message
+    } else {
+        "(no message)"
+    }
 }
 
 impl FunctionRegistry {
