@@ -525,3 +525,56 @@ fn arbitrary_client_messages_never_harm_other_clients() {
         })
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_panicking_function_fails_its_call_not_the_socket() {
+    let b = TestBackend::start().await;
+    let mut c = WsClient::connect_session(&b.ws_url("/api/sync")).await;
+    c.send(
+        &json!({"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": [
+            {"type": "Add", "queryId": 0, "udfPath": "counter:get", "args": [{}]},
+            {"type": "Add", "queryId": 1, "udfPath": "panics:query", "args": [{}]},
+        ]}),
+    )
+    .await;
+    let t = c.next_of("Transition").await;
+    assert_eq!(counter_in(&t, 0), Some(0.0), "{t}");
+    let failed = t["modifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["queryId"] == 1)
+        .unwrap_or_else(|| panic!("no result for the panicking query: {t}"));
+    assert_eq!(failed["type"], "QueryFailed");
+    assert_eq!(failed["errorMessage"], keel_backend::INTERNAL_ERROR_MESSAGE);
+
+    c.send(
+        &json!({"type": "Mutation", "requestId": 0, "udfPath": "panics:mutation", "args": [{}]}),
+    )
+    .await;
+    let response = c.next_of("MutationResponse").await;
+    assert_eq!(response["success"], false);
+    assert_eq!(response["result"], keel_backend::INTERNAL_ERROR_MESSAGE);
+
+    // Nothing of the panicking mutation was committed, and the socket still works.
+    c.send(
+        &json!({"type": "Mutation", "requestId": 1, "udfPath": "counter:increment", "args": [{}]}),
+    )
+    .await;
+    let response = c.next_of("MutationResponse").await;
+    assert_eq!(response["result"], json!(1.0));
+
+    // Over HTTP, a 200 error envelope.
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/query", b.url()))
+        .json(&json!({"path": "panics:query", "args": {}}))
+        .send()
+        .await
+        .expect("a response, not a dropped connection");
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    let body: Json = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"status": "error", "errorMessage": keel_backend::INTERNAL_ERROR_MESSAGE})
+    );
+}

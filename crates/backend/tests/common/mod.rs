@@ -124,6 +124,17 @@ async fn whoami(ctx: QueryCtx, _: NoArgs) -> Result<Value, FunctionError> {
     })
 }
 
+#[allow(clippy::panic)]
+async fn panic_query(_ctx: QueryCtx, _: NoArgs) -> Result<Value, FunctionError> {
+    panic!("a bug in a query");
+}
+
+#[allow(clippy::panic)]
+async fn panic_mutation(ctx: MutationCtx, _: NoArgs) -> Result<Value, FunctionError> {
+    increment(ctx, IncrementArgs { by: None }).await?;
+    panic!("a bug in a mutation");
+}
+
 async fn bump(ctx: ActionCtx, _: NoArgs) -> Result<f64, FunctionError> {
     ctx.run_mutation("counter:increment", json!({})).await
 }
@@ -146,6 +157,8 @@ fn functions(counter_runs: Arc<AtomicUsize>) -> FunctionRegistry {
         .query("errors:fail", fail)
         .query("values:sample", sample)
         .query("auth:whoami", whoami)
+        .query("panics:query", panic_query)
+        .mutation("panics:mutation", panic_mutation)
         .action("actions:bump", bump);
     functions
 }
