@@ -1,9 +1,10 @@
 //! Database engine benchmarks, each next to a baseline measured in the same run.
 //!
-//! Run with `cargo bench -p keel-db --bench engine` (about a minute). Prints one line per
-//! figure: the engine's number, the baseline's, and their ratio. Baselines: the same read as a
-//! raw rusqlite query on an equivalent plain table; raw rusqlite insert + commit with the same
-//! durability settings (WAL, `synchronous=FULL`); a brute-force pass over every subscription.
+//! Run with `cargo bench -p keel-db --bench engine` (about two and a half minutes, PostgreSQL
+//! included). Prints one line per figure: the engine's number, the baseline's, and their ratio.
+//! Baselines: the same read as a raw rusqlite query on an equivalent plain table; raw rusqlite
+//! insert + commit with the same durability settings (WAL, `synchronous=FULL`); a brute-force
+//! pass over every subscription.
 //! The read and commit figures are repeated on PostgreSQL (the test server,
 //! `KEEL_TEST_POSTGRES_URL`), against raw tokio-postgres statements: see `engine/postgres.rs`.
 #![allow(clippy::print_stdout)]
