@@ -302,3 +302,117 @@ async fn an_idle_socket_receives_pings() {
     b.increment().await;
     c.transition_until(|t| counter_in(t, 0) == Some(1.0)).await;
 }
+
+#[tokio::test]
+async fn results_are_never_shared_across_identities() {
+    let (b, idp) = backend_with_idp().await;
+    let (ada_id, ada) = idp.user_token("ada@example.com").await;
+    let (bob_id, bob) = idp.user_token("bob@example.com").await;
+    let mut expected = Vec::new();
+    let mut clients = Vec::new();
+    for (token, id) in [
+        (Some(&ada), json!(ada_id)),
+        (Some(&bob), json!(bob_id)),
+        (None, Json::Null),
+    ] {
+        let mut c = WsClient::connect_session(&b.ws_url("/api/sync")).await;
+        if let Some(token) = token {
+            c.send(
+                &json!({"type": "Authenticate", "tokenType": "User", "value": token,
+                           "baseVersion": 0}),
+            )
+            .await;
+        }
+        c.add_query(0, 0, "auth:whoami", json!({})).await;
+        clients.push(c);
+        expected.push(id);
+    }
+    for (c, id) in clients.iter_mut().zip(&expected) {
+        let t = c.transition_until(|t| updated_value(t, 0).is_some()).await;
+        assert_eq!(updated_value(&t, 0), Some(id));
+    }
+}
+
+#[tokio::test]
+async fn only_changed_results_are_sent_again() {
+    let b = TestBackend::start().await;
+    let mut c = WsClient::connect_session(&b.ws_url("/api/sync")).await;
+    c.send(
+        &json!({"type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1, "modifications": [
+            {"type": "Add", "queryId": 0, "udfPath": "counter:get", "args": [{}], "journal": "j0"},
+            {"type": "Add", "queryId": 1, "udfPath": "messages:list", "args": [{}]},
+            {"type": "Add", "queryId": 2, "udfPath": "values:sample", "args": [{}]},
+        ]}),
+    )
+    .await;
+    let t = c.next_of("Transition").await;
+    assert_eq!(t["modifications"].as_array().unwrap().len(), 3, "{t}");
+    let journal = |t: &Json, id: u64| {
+        t["modifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["queryId"] == id)
+            .unwrap()["journal"]
+            .clone()
+    };
+    assert_eq!(
+        journal(&t, 0),
+        json!("j0"),
+        "the client's journal comes back"
+    );
+    assert_eq!(journal(&t, 1), Json::Null);
+
+    b.increment().await;
+    let t = c.transition_until(|t| counter_in(t, 0) == Some(1.0)).await;
+    assert_eq!(
+        t["modifications"].as_array().unwrap().len(),
+        1,
+        "only counter:get changed: {t}"
+    );
+
+    // A commit that the counter query reads but that leaves its result the same sends nothing.
+    let path = keel_protocol::normalize_udf_path("counter:increment").unwrap();
+    let args = keel_values::obj! { "by" => 0.0 };
+    b.backend
+        .run_mutation(
+            &path,
+            args.as_object().cloned().unwrap(),
+            &keel_backend::Identity::Anonymous,
+        )
+        .await
+        .unwrap();
+    c.send(&json!({"type": "Mutation", "requestId": 0, "udfPath": "messages:send", "args": [{"body": "hi"}]}))
+        .await;
+    let t = c
+        .transition_until(|t| {
+            let mods = t["modifications"].as_array().unwrap();
+            assert!(
+                mods.iter().all(|m| m["queryId"] != 0),
+                "unchanged result re-sent: {t}"
+            );
+            updated_value(t, 1).is_some()
+        })
+        .await;
+    assert_eq!(t["modifications"].as_array().unwrap().len(), 1, "{t}");
+}
+
+#[tokio::test]
+async fn admin_keys_are_refused_with_auth_error() {
+    let b = TestBackend::start().await;
+    let mut c = WsClient::connect_session(&b.ws_url("/api/sync")).await;
+    c.send(&json!({"type": "Authenticate", "tokenType": "Admin", "value": "prod:secret", "baseVersion": 0}))
+        .await;
+    let rest = c.until_closed().await;
+    let [error] = rest.as_slice() else {
+        panic!("expected one AuthError: {rest:?}");
+    };
+    assert_eq!(error["type"], "AuthError");
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("Admin keys are not supported")
+    );
+    assert_eq!(error["baseVersion"], json!(0));
+}
