@@ -7,7 +7,7 @@
 //! `{ "code", "message" }` body.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, Query, State, WebSocketUpgrade};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, State, WebSocketUpgrade};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -126,6 +126,41 @@ impl FromRequestParts<Backend> for Caller {
     }
 }
 
+/// The raw request body; a body over the size limit (or one that cannot be read) is an HTTP
+/// error with the usual `{ code, message }` JSON, like every other request failure.
+pub(crate) struct Body(Bytes);
+
+impl FromRequest<Backend> for Body {
+    type Rejection = HttpError;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        backend: &Backend,
+    ) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(request, backend)
+            .await
+            .map(Body)
+            .map_err(|rejection| {
+                let status = rejection.status();
+                if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    HttpError {
+                        status,
+                        code: "RequestTooLarge",
+                        message: format!(
+                            "The request body is larger than the limit of {MAX_BODY_BYTES} bytes"
+                        ),
+                    }
+                } else {
+                    HttpError {
+                        status,
+                        code: "BadRequestBody",
+                        message: rejection.body_text(),
+                    }
+                }
+            })
+    }
+}
+
 fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, HttpError> {
     serde_json::from_slice(body).map_err(|e| {
         HttpError::bad_request(
@@ -181,7 +216,7 @@ async fn call(
 async fn query(
     State(b): State<Backend>,
     Caller(id): Caller,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, HttpError> {
     call(&b, FunctionKind::Query, parse_body(&body)?, &id).await
 }
@@ -189,7 +224,7 @@ async fn query(
 async fn mutation(
     State(b): State<Backend>,
     Caller(id): Caller,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, HttpError> {
     call(&b, FunctionKind::Mutation, parse_body(&body)?, &id).await
 }
@@ -197,7 +232,7 @@ async fn mutation(
 async fn action(
     State(b): State<Backend>,
     Caller(id): Caller,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, HttpError> {
     call(&b, FunctionKind::Action, parse_body(&body)?, &id).await
 }
@@ -206,7 +241,7 @@ async fn action(
 async fn function(
     State(b): State<Backend>,
     Caller(id): Caller,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, HttpError> {
     let request: FunctionRequest = parse_body(&body)?;
     let path = parse_path(&request.path)?;
@@ -250,7 +285,7 @@ async fn query_ts(State(b): State<Backend>) -> Json<QueryTsResponse> {
 async fn query_at_ts(
     State(b): State<Backend>,
     Caller(id): Caller,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, HttpError> {
     let request: QueryAtTsRequest = parse_body(&body)?;
     let format = parse_format(request.format.as_deref())?;
@@ -267,7 +302,7 @@ async fn run(
     State(b): State<Backend>,
     Caller(id): Caller,
     Path(path): Path<String>,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, HttpError> {
     #[derive(Deserialize)]
     struct RunBody {
