@@ -562,3 +562,28 @@ async fn query_at_a_future_ts_fails_whether_or_not_the_result_is_cached() {
         assert!(message.contains("after the latest commit"), "{message}");
     }
 }
+
+#[tokio::test]
+async fn an_oversized_body_is_a_json_http_error() {
+    let b = TestBackend::start().await;
+    let body = json!({"path": "messages:send", "args": {"body": "x".repeat(17 << 20)}});
+    let (status, body) = post(&b, "/api/mutation", &body, None).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["code"], "RequestTooLarge", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("larger than the limit"),
+        "{body}"
+    );
+    // Nothing was written.
+    let (_, body) = post(
+        &b,
+        "/api/query",
+        &json!({"path": "messages:list", "args": {}}),
+        None,
+    )
+    .await;
+    assert_eq!(body["value"], json!([]));
+}
