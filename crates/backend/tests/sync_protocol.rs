@@ -416,3 +416,63 @@ async fn admin_keys_are_refused_with_auth_error() {
     );
     assert_eq!(error["baseVersion"], json!(0));
 }
+
+#[tokio::test]
+async fn a_failed_reauthentication_reports_the_current_identity_version() {
+    let (b, idp) = backend_with_idp().await;
+    let (_, token) = idp.user_token("ada@example.com").await;
+    let mut c = WsClient::connect_session(&b.ws_url("/api/sync")).await;
+    c.send(&json!({"type": "Authenticate", "tokenType": "User", "value": token, "baseVersion": 0}))
+        .await;
+    let t = c.next_of("Transition").await;
+    assert_eq!(t["endVersion"]["identity"], 1);
+    c.send(&json!({"type": "Authenticate", "tokenType": "User", "value": "expired.or.bad", "baseVersion": 1}))
+        .await;
+    let rest = c.until_closed().await;
+    let [error] = rest.as_slice() else {
+        panic!("expected one AuthError: {rest:?}");
+    };
+    assert_eq!(error["type"], "AuthError");
+    assert_eq!(error["baseVersion"], json!(1), "{error}");
+    assert_eq!(error["authUpdateAttempted"], json!(true));
+}
+
+#[tokio::test]
+async fn mutations_of_one_socket_run_in_arrival_order() {
+    let b = TestBackend::start().await;
+    let mut c = WsClient::connect_session(&b.ws_url("/api/sync")).await;
+    c.add_query(0, 0, "messages:list", json!({})).await;
+    for i in 0..20 {
+        c.send(
+            &json!({"type": "Mutation", "requestId": i, "udfPath": "messages:send",
+                       "args": [{"body": format!("m{i:02}")}]}),
+        )
+        .await;
+    }
+    let mut responses = Vec::new();
+    let mut last_ts = 0;
+    let mut final_list = None;
+    while responses.len() < 20 || final_list.is_none() {
+        let m = c.next().await;
+        if m["type"] == "Transition" {
+            if let Some(list) = updated_value(&m, 0)
+                && list.as_array().unwrap().len() == 20
+            {
+                final_list = Some(list.clone());
+            }
+            continue;
+        }
+        assert_eq!(m["type"], "MutationResponse", "{m}");
+        assert_eq!(m["success"], true, "{m}");
+        let commit_ts = ts(&m["ts"]);
+        assert!(
+            commit_ts > last_ts,
+            "commit timestamps follow arrival order"
+        );
+        last_ts = commit_ts;
+        responses.push(m["requestId"].as_u64().unwrap());
+    }
+    assert_eq!(responses, (0..20).collect::<Vec<_>>());
+    let expected: Vec<Json> = (0..20).map(|i| json!(format!("m{i:02}"))).collect();
+    assert_eq!(final_list, Some(Json::Array(expected)));
+}
