@@ -587,3 +587,21 @@ async fn an_oversized_body_is_a_json_http_error() {
     .await;
     assert_eq!(body["value"], json!([]));
 }
+
+#[tokio::test]
+async fn concurrent_http_mutations_on_one_document_all_commit() {
+    let b = TestBackend::start().await;
+    let client = reqwest::Client::new();
+    let calls = (0..20).map(|_| {
+        client
+            .post(format!("{}/api/mutation", b.url()))
+            .json(&json!({"path": "counter:increment", "args": {}}))
+            .send()
+    });
+    let responses = futures::future::join_all(calls).await;
+    for response in responses {
+        let body: Json = response.unwrap().json().await.unwrap();
+        assert_eq!(body["status"], "success", "{body}");
+    }
+    assert_eq!(b.increment().await, 21.0);
+}

@@ -476,3 +476,24 @@ async fn mutations_of_one_socket_run_in_arrival_order() {
     let expected: Vec<Json> = (0..20).map(|i| json!(format!("m{i:02}"))).collect();
     assert_eq!(final_list, Some(Json::Array(expected)));
 }
+
+#[tokio::test]
+async fn a_mutation_resent_while_still_running_runs_once() {
+    let b = TestBackend::start().await;
+    let session_id = random_session_id();
+    let mutation = json!({"type": "Mutation", "requestId": 3, "udfPath": "counter:slowIncrement",
+                          "args": [{}]});
+    let mut first = WsClient::connect(&b.ws_url("/api/sync")).await;
+    first.send(&connect_message(&session_id)).await;
+    first.send(&mutation).await;
+    // The connection drops while the mutation runs; the client reconnects and sends it again.
+    first.ws.close(None).await.expect("closed");
+    drop(first);
+    let mut second = WsClient::connect(&b.ws_url("/api/sync")).await;
+    second.send(&connect_message(&session_id)).await;
+    second.send(&mutation).await;
+    let response = second.next_of("MutationResponse").await;
+    assert_eq!(response["result"], json!(1.0), "{response}");
+    let n = b.increment().await;
+    assert_eq!(n, 2.0, "the slow mutation ran once");
+}

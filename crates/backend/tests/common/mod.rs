@@ -135,6 +135,12 @@ async fn panic_mutation(ctx: MutationCtx, _: NoArgs) -> Result<Value, FunctionEr
     panic!("a bug in a mutation");
 }
 
+/// An increment that takes a while (to catch requests in flight).
+async fn slow_increment(ctx: MutationCtx, _: NoArgs) -> Result<f64, FunctionError> {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    increment(ctx, IncrementArgs { by: None }).await
+}
+
 async fn bump(ctx: ActionCtx, _: NoArgs) -> Result<f64, FunctionError> {
     ctx.run_mutation("counter:increment", json!({})).await
 }
@@ -159,6 +165,7 @@ fn functions(counter_runs: Arc<AtomicUsize>) -> FunctionRegistry {
         .query("auth:whoami", whoami)
         .query("panics:query", panic_query)
         .mutation("panics:mutation", panic_mutation)
+        .mutation("counter:slowIncrement", slow_increment)
         .action("actions:bump", bump);
     functions
 }
