@@ -60,10 +60,23 @@ pub(crate) struct RequestState {
     pub(crate) auth: parking_lot::RwLock<AuthState>,
     pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
     pub(crate) token_template: Option<String>,
-    pub(crate) query_client: QueryClient,
+    /// Created on first use (most requests of a static page need none).
+    pub(crate) query_client: std::sync::OnceLock<QueryClient>,
     pub(crate) http: Mutex<HttpClient>,
     /// Query keys the page read, in first-use order (the live layer subscribes to them).
     pub(crate) used: Mutex<Vec<QueryKey>>,
+}
+
+impl RequestState {
+    /// The request's query cache, fetching through the current server HTTP client.
+    pub(crate) fn query_client(&self) -> &QueryClient {
+        self.query_client.get_or_init(|| {
+            QueryClient::new(keel_client::QueryClientConfig {
+                http: Some(self.http.lock().clone()),
+                ..keel_client::QueryClientConfig::default()
+            })
+        })
+    }
 }
 
 /// The router context of one match: request-wide services plus what the `before_load`s above
@@ -89,7 +102,7 @@ impl RouteContext {
     /// The request's query cache (SSR: fetches through [`RouteContext::server_http_client`]
     /// at one consistent snapshot).
     pub fn query_client(&self) -> &QueryClient {
-        &self.request.query_client
+        self.request.query_client()
     }
 
     /// The server HTTP client (a copy; set its token with [`RouteContext::set_server_auth`]).
@@ -101,10 +114,10 @@ impl RouteContext {
     /// server functions) carries `token`.
     pub fn set_server_auth(&self, token: &str) {
         let http = self.request.http.lock().with_auth(token);
-        self.request
-            .query_client
-            .set_http_client(Some(http.clone()));
-        *self.request.http.lock() = http;
+        *self.request.http.lock() = http.clone();
+        if let Some(query_client) = self.request.query_client.get() {
+            query_client.set_http_client(Some(http));
+        }
     }
 
     /// Who is making the request (from the session cookies; signed out without an
@@ -195,7 +208,7 @@ impl RouteContext {
                 used.push(key.clone());
             }
         }
-        Ok(self.request.query_client.ensure_query_data(&key).await?)
+        Ok(self.request.query_client().ensure_query_data(&key).await?)
     }
 
     /// [`RouteContext::query_value`] with typed arguments and result.

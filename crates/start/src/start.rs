@@ -17,7 +17,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use keel_auth::{
     AuthState, Authenticator, ClerkAuthenticator, LocalIdpAuthenticator, PublishableKey,
 };
-use keel_client::{HttpClient, QueryClient, QueryClientConfig};
+use keel_client::HttpClient;
 use parking_lot::Mutex;
 
 use crate::boundary::default_catch_boundary;
@@ -244,10 +244,6 @@ impl AppState {
     fn base_context(&self, uri: Uri, headers: HeaderMap, auth: AuthState) -> RouteContext {
         let mut http = self.http.clone();
         http.new_snapshot();
-        let query_client = QueryClient::new(QueryClientConfig {
-            http: Some(http.clone()),
-            ..QueryClientConfig::default()
-        });
         RouteContext {
             request: Arc::new(RequestState {
                 uri,
@@ -255,7 +251,7 @@ impl AppState {
                 auth: parking_lot::RwLock::new(auth),
                 authenticator: self.authenticator.clone(),
                 token_template: self.token_template.clone(),
-                query_client,
+                query_client: std::sync::OnceLock::new(),
                 http: Mutex::new(http),
                 used: Mutex::new(Vec::new()),
             }),
@@ -311,7 +307,7 @@ async fn page(State(app): State<Arc<AppState>>, request: Request) -> Response {
                     &trace,
                     &auth,
                     snapshot,
-                    &request.query_client,
+                    request.query_client(),
                     &used,
                 );
                 maud::html! { (body) (panel) }
@@ -320,7 +316,11 @@ async fn page(State(app): State<Arc<AppState>>, request: Request) -> Response {
             };
             let live = (!used.is_empty() || auth.is_signed_in()).then(|| {
                 live_url(
-                    &page_queries(&request.query_client, &used),
+                    &if used.is_empty() {
+                        Vec::new()
+                    } else {
+                        page_queries(request.query_client(), &used)
+                    },
                     auth.user_id.as_deref(),
                 )
             });
