@@ -382,6 +382,29 @@ async fn a_burst_of_commits_is_coalesced() {
     assert_eq!(bodies, expected);
 }
 
+#[tokio::test]
+async fn commits_during_a_transition_are_folded_into_the_next() {
+    let b = TestBackend::start().await;
+    let mut c = WsClient::connect_session(&b.ws_url("/api/sync")).await;
+    c.add_query(0, 0, "counter:slowGet", json!({})).await;
+    let mut end = c.next_of("Transition").await["endVersion"].clone();
+    // 50 quick commits one after the other, while the subscriber's query takes 20 ms a run.
+    for _ in 0..50 {
+        b.increment().await;
+    }
+    let mut transitions = 0;
+    loop {
+        let t = c.next_of("Transition").await;
+        assert_eq!(t["startVersion"], end);
+        end = t["endVersion"].clone();
+        transitions += 1;
+        if updated_value(&t, 0) == Some(&json!(50.0)) {
+            break;
+        }
+    }
+    assert!(transitions < 50, "{transitions} transitions for 50 commits");
+}
+
 /// Any JSON value, a few levels deep.
 fn arbitrary_json() -> impl Strategy<Value = Json> {
     let leaf = prop_oneof![

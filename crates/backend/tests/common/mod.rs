@@ -135,6 +135,12 @@ async fn panic_mutation(ctx: MutationCtx, _: NoArgs) -> Result<Value, FunctionEr
     panic!("a bug in a mutation");
 }
 
+/// The counter, read after a pause (a query slower than the commits around it).
+async fn slow_get(ctx: QueryCtx, _: NoArgs) -> Result<f64, FunctionError> {
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    Ok(counter_value(ctx.db()).await?.1)
+}
+
 /// An increment that takes a while (to catch requests in flight).
 async fn slow_increment(ctx: MutationCtx, _: NoArgs) -> Result<f64, FunctionError> {
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -166,6 +172,7 @@ fn functions(counter_runs: Arc<AtomicUsize>) -> FunctionRegistry {
         .query("panics:query", panic_query)
         .mutation("panics:mutation", panic_mutation)
         .mutation("counter:slowIncrement", slow_increment)
+        .query("counter:slowGet", slow_get)
         .action("actions:bump", bump);
     functions
 }
