@@ -7,6 +7,8 @@
 
 mod session;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -20,6 +22,9 @@ use session::SyncSession;
 
 /// How many encoded messages may wait for a slow client before it is disconnected.
 const OUTBOX_CAPACITY: usize = 256;
+/// How many bytes of encoded messages may wait for a slow client before it is disconnected (one
+/// message larger than this is still queued when nothing else waits).
+const OUTBOX_BYTES: usize = 16 * 1024 * 1024;
 /// How long one frame may take to write before the client counts as not reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -46,10 +51,13 @@ impl SessionEnd {
     }
 }
 
-/// The bounded queue of encoded messages waiting to be written to one socket.
+/// The bounded queue of encoded messages waiting to be written to one socket, bounded both in
+/// messages and in bytes.
 #[derive(Clone)]
 pub(crate) struct Outbox {
     tx: mpsc::Sender<Message>,
+    /// Bytes queued and not yet written (the writer subtracts what it has sent).
+    queued_bytes: Arc<AtomicUsize>,
 }
 
 impl Outbox {
@@ -59,6 +67,16 @@ impl Outbox {
         message: ServerMessage<keel_values::Value>,
     ) -> Result<(), SessionEnd> {
         let text = keel_protocol::encode_server_message(message);
+        let len = text.len();
+        let queued = self.queued_bytes.load(Ordering::Acquire);
+        if queued > 0 && queued + len > OUTBOX_BYTES {
+            tracing::warn!(
+                queued,
+                "disconnecting a client that does not read its messages (outbox bytes)"
+            );
+            return Err(SessionEnd::NotReading);
+        }
+        self.queued_bytes.fetch_add(len, Ordering::AcqRel);
         self.tx
             .try_send(Message::Text(text.into()))
             .map_err(|error| {
@@ -73,14 +91,25 @@ pub(crate) async fn serve_socket(socket: WebSocket, backend: Backend) {
     let heartbeat = backend.config().heartbeat_interval;
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Message>(OUTBOX_CAPACITY);
-    let outbox = Outbox { tx };
-    let last_sent = std::sync::Arc::new(parking_lot::Mutex::new(Instant::now()));
+    let queued_bytes = Arc::new(AtomicUsize::new(0));
+    let outbox = Outbox {
+        tx,
+        queued_bytes: queued_bytes.clone(),
+    };
+    let last_sent = Arc::new(parking_lot::Mutex::new(Instant::now()));
     let writer_last_sent = last_sent.clone();
     let writer = tokio::spawn(async move {
         while let Some(message) = rx.recv().await {
             let closing = matches!(message, Message::Close(_));
+            let len = match &message {
+                Message::Text(text) => text.len(),
+                _ => 0,
+            };
             match tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)).await {
-                Ok(Ok(())) => *writer_last_sent.lock() = Instant::now(),
+                Ok(Ok(())) => {
+                    queued_bytes.fetch_sub(len, Ordering::AcqRel);
+                    *writer_last_sent.lock() = Instant::now();
+                }
                 Ok(Err(_)) | Err(_) => break,
             }
             if closing {
