@@ -239,12 +239,14 @@ async fn an_oversized_frame_closes_only_that_socket() {
     assert_eq!(list, keel_values::Value::Array(vec![]));
 }
 
-#[tokio::test]
-async fn a_client_that_stops_reading_is_disconnected() {
-    let b = TestBackend::start().await;
-    let mut healthy = healthy_subscriber(&b).await;
-
-    // A client with a tiny receive buffer that subscribes to a 16 KiB result and never reads.
+/// Subscribes a client that never reads (tiny receive buffer) to `counter:get` with `pad` bytes of
+/// padding, commits until the server drops it, and returns how many commits that took.
+async fn commits_until_a_non_reader_is_dropped(
+    b: &TestBackend,
+    pad: u32,
+    max_commits: usize,
+) -> usize {
+    let mut healthy = healthy_subscriber(b).await;
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let stream = socket.connect(b.addr).await.unwrap();
@@ -256,15 +258,15 @@ async fn a_client_that_stops_reading_is_disconnected() {
     .unwrap();
     let mut slow = WsClient { ws };
     slow.send(&connect_message(&random_session_id())).await;
-    slow.add_query(0, 0, "counter:get", json!({"pad": 16384}))
+    slow.add_query(0, 0, "counter:get", json!({"pad": pad}))
         .await;
 
     // Commits, each seen by the healthy client, until the server gives up on the slow one: its
     // writes then fail because the server has closed the connection.
     let mut disconnected_after = None;
-    for commit in 1..=3000 {
-        assert_still_served(&b, &mut healthy).await;
-        if commit % 10 == 0 {
+    for commit in 1..=max_commits {
+        assert_still_served(b, &mut healthy).await;
+        if commit % 5 == 0 {
             let probe = Message::Text(
                 json!({"type": "Event", "eventType": "probe", "event": null})
                     .to_string()
@@ -276,11 +278,31 @@ async fn a_client_that_stops_reading_is_disconnected() {
             }
         }
     }
-    let commits = disconnected_after.expect("the slow client was never disconnected");
+    let commits = disconnected_after
+        .unwrap_or_else(|| panic!("not disconnected after {max_commits} commits of {pad} bytes"));
     // It got the first updates, not all of them: its socket ended early.
     let received = slow.until_closed().await;
     assert!(received.len() < commits, "{} of {commits}", received.len());
-    assert_still_served(&b, &mut healthy).await;
+    assert_still_served(b, &mut healthy).await;
+    commits
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_disconnected() {
+    let b = TestBackend::start().await;
+    commits_until_a_non_reader_is_dropped(&b, 16 << 10, 3000).await;
+}
+
+#[tokio::test]
+async fn a_non_reader_of_large_results_is_dropped_before_much_is_queued() {
+    // 1 MiB per transition: the server must not queue hundreds of them for a client that does
+    // not read (the outbox is bounded in bytes, not only in messages).
+    let b = TestBackend::start().await;
+    let commits = commits_until_a_non_reader_is_dropped(&b, 1 << 20, 300).await;
+    assert!(
+        commits <= 60,
+        "{commits} MiB-sized transitions before the client was dropped"
+    );
 }
 
 #[tokio::test]
