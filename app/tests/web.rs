@@ -17,6 +17,8 @@ struct Keel {
     child: Child,
     web: String,
     backend: String,
+    idp: String,
+    secret_key: String,
     _dir: tempfile::TempDir,
 }
 
@@ -46,7 +48,7 @@ impl Keel {
             .spawn()
             .expect("the keel binary starts");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let (mut web, mut backend) = (None, None);
+        let (mut web, mut backend, mut idp, mut secret_key) = (None, None, None, None);
         while web.is_none() || backend.is_none() {
             let line = lines
                 .next()
@@ -56,12 +58,18 @@ impl Keel {
                 web = Some(url.to_owned());
             } else if let Some(url) = line.strip_prefix("backend: ") {
                 backend = Some(url.to_owned());
+            } else if let Some(url) = line.strip_prefix("idp: ") {
+                idp = Some(url.to_owned());
+            } else if let Some(key) = line.strip_prefix("idp secret key: ") {
+                secret_key = key.split_whitespace().next().map(str::to_owned);
             }
         }
         Keel {
             child,
             web: web.unwrap(),
             backend: backend.unwrap(),
+            idp: idp.expect("idp line"),
+            secret_key: secret_key.expect("secret key line"),
             _dir: dir,
         }
     }
@@ -79,7 +87,8 @@ fn browser() -> reqwest::Client {
         .unwrap()
 }
 
-async fn sign_up(keel: &Keel, client: &reqwest::Client, email: &str, name: &str) {
+/// Signs up through the form; returns the session id.
+async fn sign_up(keel: &Keel, client: &reqwest::Client, email: &str, name: &str) -> String {
     let response = client
         .post(keel.url("/_keel/auth/sign-up"))
         .form(&[
@@ -107,6 +116,18 @@ async fn sign_up(keel: &Keel, client: &reqwest::Client, email: &str, name: &str)
         cookies.iter().any(|c| c.starts_with("__client=")),
         "{cookies:?}"
     );
+    let token = cookies
+        .iter()
+        .find_map(|c| c.strip_prefix("__session="))
+        .and_then(|c| c.split(';').next())
+        .unwrap();
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .unwrap(),
+    )
+    .unwrap();
+    claims["sid"].as_str().unwrap().to_owned()
 }
 
 async fn page(keel: &Keel, client: &reqwest::Client, path: &str) -> (StatusCode, String) {
@@ -411,7 +432,7 @@ async fn live_stream_refreshes_and_signs_out() {
 async fn live_stream_survives_token_expiries() {
     let keel = Keel::start("5s");
     let ada = browser();
-    sign_up(&keel, &ada, "ada@example.com", "Ada").await;
+    let ada_session = sign_up(&keel, &ada, "ada@example.com", "Ada").await;
     let bob = browser();
     sign_up(&keel, &bob, "bob@example.com", "Bob").await;
     let (_, html) = page(&keel, &ada, "/posts").await;
@@ -433,4 +454,25 @@ async fn live_stream_survives_token_expiries() {
     // The page's own SSR still works with an expired __session (refreshed via __client).
     let (_, html) = page(&keel, &ada, "/posts").await;
     assert!(html.contains(&format!(">Tick {n}</a>")));
+
+    // Revoked at the identity provider (not through this web tier): the next token refresh
+    // finds no token, and the stream says `signed-out` and ends.
+    reqwest::Client::new()
+        .post(format!("{}/v1/sessions/{ada_session}/revoke", keel.idp))
+        .bearer_auth(&keel.secret_key)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    loop {
+        match events.next(Duration::from_secs(8)).await.as_deref() {
+            Some("refresh") => continue,
+            other => {
+                assert_eq!(other, Some("signed-out"));
+                break;
+            }
+        }
+    }
+    assert_eq!(events.next(Duration::from_secs(5)).await, None);
 }
