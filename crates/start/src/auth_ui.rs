@@ -237,3 +237,38 @@ pub(crate) async fn sign_out(State(app): State<Arc<AppState>>, headers: HeaderMa
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_render_and_escape() {
+        let visitor = AuthState::signed_out();
+        let user = AuthState {
+            user_id: Some("user_1".into()),
+            ..AuthState::default()
+        };
+        let content = html! { "x" };
+        assert_eq!(signed_in(&visitor, content.clone()).into_string(), "");
+        assert_eq!(signed_out(&visitor, content.clone()).into_string(), "x");
+        assert_eq!(signed_in(&user, content.clone()).into_string(), "x");
+        assert_eq!(signed_out(&user, content.clone()).into_string(), "");
+        let button = sign_in_button(SignInMode::Modal, "/posts?a=1").into_string();
+        assert!(
+            button.contains(r#"href="/sign-in?redirect_url=%2Fposts%3Fa%3D1""#),
+            "{button}"
+        );
+        assert!(button.contains(r#"data-keel-modal="sign-in""#));
+        let user = user_button("ada <script>").into_string();
+        assert!(
+            user.contains(">A<") && user.contains("ada &lt;script&gt;"),
+            "{user}"
+        );
+        assert!(user.contains(r#"action="/_keel/auth/sign-out""#));
+        let form = sign_in_form("/\"><x", Some("Bad <b>")).into_string();
+        assert!(form.contains(r#"value="/&quot;&gt;&lt;x""#), "{form}");
+        assert!(form.contains("Bad &lt;b&gt;"));
+        assert_eq!(target("//evil.example"), "/");
+    }
+}

@@ -397,3 +397,45 @@ pub(crate) fn page_queries(query_client: &QueryClient, keys: &[QueryKey]) -> Vec
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_address_round_trips_and_bad_lists_are_refused() {
+        let value = Value::from("hello");
+        let queries = vec![PageQuery {
+            path: "posts:get".to_owned(),
+            args: serde_json::json!({"id": "a b&c", "n": {"$integer": "AQAAAAAAAAA="}}),
+            digest: digest(Some(Ok(&value))),
+        }];
+        let url = live_url(&queries, Some("user_1"));
+        assert!(url.starts_with("/_keel/live?q=%5B%7B%22p%22"), "{url}");
+        assert!(url.ends_with("&u=user_1"));
+        let q = url.split("q=").nth(1).unwrap().split('&').next().unwrap();
+        let parsed = parse_queries(&crate::matching::percent_decode(q)).unwrap();
+        assert_eq!(parsed.len(), 1);
+        assert_eq!(parsed[0].0.path(), "posts:get");
+        assert_eq!(parsed[0].0.args()["n"], Value::Int64(1));
+        assert_eq!(parsed[0].1, queries[0].digest);
+        assert!(parse_queries("{").is_err());
+        assert!(parse_queries(r#"[{"p":"a:b","a":[1],"d":"x"}]"#).is_err());
+        let many = format!("[{}]", vec![r#"{"p":"a:b","a":{},"d":"x"}"#; 65].join(","));
+        assert!(parse_queries(&many).unwrap_err().contains("at most 64"));
+    }
+
+    #[test]
+    fn digests_tell_values_apart() {
+        let a = digest(Some(Ok(&Value::from("a"))));
+        assert_eq!(a, digest(Some(Ok(&Value::from("a")))));
+        assert_ne!(a, digest(Some(Ok(&Value::from("b")))));
+        // int64 1 and float64 1 are different Convex values.
+        assert_ne!(
+            digest(Some(Ok(&Value::Int64(1)))),
+            digest(Some(Ok(&Value::Float64(1.0))))
+        );
+        assert_eq!(digest(None), "e");
+        assert_eq!(a.len(), 24);
+    }
+}

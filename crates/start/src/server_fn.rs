@@ -88,3 +88,25 @@ where
 pub fn is_local_path(to: &str) -> bool {
     to.starts_with('/') && !to.starts_with("//") && !to.starts_with("/\\")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_redirect_targets() {
+        for ok in ["/", "/posts", "/posts?x=1"] {
+            assert!(is_local_path(ok), "{ok}");
+        }
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "posts",
+            "",
+        ] {
+            assert!(!is_local_path(bad), "{bad}");
+        }
+        assert_eq!(server_fn_path("posts/create"), "/_keel/fn/posts/create");
+    }
+}
