@@ -195,4 +195,26 @@ async fn clerk_mode_reads_the_session_cookie_and_mints_convex_tokens() {
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let posts: Vec<Value> = backend_client.query("posts:list", json!({})).await.unwrap();
     assert!(posts.iter().any(|p| p["title"] == "Form in Clerk mode"));
+
+    // With the backend gone, the loader fails: DefaultCatchBoundary, HTTP 500, no internals.
+    drop(backend);
+    let response = client
+        .get(format!("{web_url}/posts"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let html = response.text().await.unwrap();
+    assert!(
+        html.contains("Something went wrong") && html.contains("Try again"),
+        "{html}"
+    );
+    assert!(
+        html.contains("Go back") && html.contains("Posts</a>"),
+        "{html}"
+    );
+    for internal in ["transport", "Transport", "127.0.0.1", "api/query"] {
+        assert!(!html.contains(internal), "{internal} leaked: {html}");
+    }
 }

@@ -137,8 +137,8 @@ function morphHead(nextHead) {
 async function fetchPage(url, init = {}) {
   const response = await fetch(url, {
     credentials: "same-origin",
-    headers: { "X-Keel-Navigation": "1", ...(init.headers || {}) },
     ...init,
+    headers: { "X-Keel-Navigation": "1", ...(init.headers || {}) },
   });
   const type = response.headers.get("content-type") || "";
   if (!type.includes("text/html")) throw new Error(`not a page: ${type}`);
