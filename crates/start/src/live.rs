@@ -167,8 +167,10 @@ impl LiveHub {
                 }
             })?;
         }
+        // Open pages touch their entries every minute; entries of closed pages (and their
+        // backend subscriptions) go after three.
         let query_client = QueryClient::new(QueryClientConfig {
-            gc_time: Duration::from_secs(3600),
+            gc_time: Duration::from_secs(180),
             http: None,
             consistent: false,
             fetch_timeout: FETCH_TIMEOUT,
