@@ -282,6 +282,7 @@ fn redirect(status: StatusCode, to: &str) -> Response {
 }
 
 /// Any page: `GET`/`HEAD` through the route tree.
+#[tracing::instrument(name = "page", skip_all, fields(method = %request.method(), path = %request.uri().path()))]
 async fn page(State(app): State<Arc<AppState>>, request: Request) -> Response {
     let (parts, _body) = request.into_parts();
     if !matches!(parts.method, Method::GET | Method::HEAD) {
@@ -338,6 +339,7 @@ async fn page(State(app): State<Arc<AppState>>, request: Request) -> Response {
 }
 
 /// `GET|POST /_keel/fn/<name>`.
+#[tracing::instrument(name = "server_fn", skip_all, fields(name = %name))]
 async fn call_server_fn(
     State(app): State<Arc<AppState>>,
     Path(name): Path<String>,
@@ -401,6 +403,7 @@ async fn call_server_fn(
 }
 
 /// `GET /_keel/live?q=<queries>&u=<user id>`.
+#[tracing::instrument(name = "live_stream", skip_all)]
 async fn live_stream(
     State(app): State<Arc<AppState>>,
     Query(params): Query<HashMap<String, String>>,
