@@ -592,7 +592,7 @@ async fn an_oversized_body_is_a_json_http_error() {
 async fn concurrent_http_mutations_on_one_document_all_commit() {
     let b = TestBackend::start().await;
     let client = reqwest::Client::new();
-    let calls = (0..20).map(|_| {
+    let calls = (0..8).map(|_| {
         client
             .post(format!("{}/api/mutation", b.url()))
             .json(&json!({"path": "counter:increment", "args": {}}))
@@ -603,5 +603,5 @@ async fn concurrent_http_mutations_on_one_document_all_commit() {
         let body: Json = response.unwrap().json().await.unwrap();
         assert_eq!(body["status"], "success", "{body}");
     }
-    assert_eq!(b.increment().await, 21.0);
+    assert_eq!(b.increment().await, 9.0);
 }
