@@ -16,7 +16,7 @@ use keel_values::{Object, Value};
 
 use crate::error::FunctionError;
 
-/// Entries kept before invalid ones are swept out.
+/// Entries kept before invalid (then, if need be, valid) ones are swept out.
 const MAX_ENTRIES: usize = 10_000;
 
 /// A subscription to the read set of one query execution.
@@ -98,6 +98,29 @@ enum Slot {
     },
 }
 
+/// Makes room in a full cache: invalid results go first; if the cache is still full of valid
+/// results (many distinct one-off queries), half of them are forgotten too. Sessions keep their
+/// own subscriptions, so a forgotten result only costs a re-run, while keeping it would keep a
+/// database subscription alive for every argument any caller ever sent.
+fn evict(slots: &mut HashMap<QueryKey, Slot>) {
+    slots.retain(|_, slot| match slot {
+        Slot::Ready(execution) => !execution.subscription.is_invalidated(),
+        Slot::Running { .. } => true,
+    });
+    if slots.len() >= MAX_ENTRIES {
+        let excess = slots.len() - MAX_ENTRIES / 2;
+        let victims: Vec<QueryKey> = slots
+            .iter()
+            .filter(|(_, slot)| matches!(slot, Slot::Ready(_)))
+            .map(|(key, _)| key.clone())
+            .take(excess)
+            .collect();
+        for key in victims {
+            slots.remove(&key);
+        }
+    }
+}
+
 /// The cache of query executions.
 #[derive(Default)]
 pub(crate) struct QueryCache {
@@ -156,10 +179,7 @@ impl QueryCache {
             };
             if replace {
                 if slots.len() >= MAX_ENTRIES {
-                    slots.retain(|_, slot| match slot {
-                        Slot::Ready(execution) => !execution.subscription.is_invalidated(),
-                        Slot::Running { .. } => true,
-                    });
+                    evict(&mut slots);
                 }
                 slots.insert(
                     key.clone(),
