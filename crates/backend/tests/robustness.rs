@@ -623,3 +623,31 @@ async fn a_panicking_function_fails_its_call_not_the_socket() {
         json!({"status": "error", "errorMessage": keel_backend::INTERNAL_ERROR_MESSAGE})
     );
 }
+
+#[tokio::test]
+async fn distinct_one_off_queries_do_not_pile_up_subscriptions() {
+    // Callers can send endless distinct arguments; results nobody subscribes to must not keep a
+    // database subscription each for ever.
+    let b = TestBackend::start().await;
+    let path = keel_protocol::normalize_udf_path("messages:list").unwrap();
+    for i in 0..12_000 {
+        let args = keel_values::obj! { "k" => f64::from(i) };
+        b.backend
+            .run_query(
+                &path,
+                args.as_object().unwrap(),
+                &keel_backend::Identity::Anonymous,
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let live = b.backend.database().subscriptions().len();
+    assert!(
+        live <= 10_000,
+        "{live} live subscriptions after 12000 one-off queries"
+    );
+    // The cache still works for what is asked again.
+    let mut healthy = healthy_subscriber(&b).await;
+    assert_still_served(&b, &mut healthy).await;
+}
