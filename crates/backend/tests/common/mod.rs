@@ -466,3 +466,19 @@ pub async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A healthy subscriber of `counter:get` (query 0).
+pub async fn healthy_subscriber(b: &TestBackend) -> WsClient {
+    let mut c = WsClient::connect_session(&b.ws_url("/api/sync")).await;
+    c.add_query(0, 0, "counter:get", json!({})).await;
+    c.transition_until(|t| counter_in(t, 0).is_some()).await;
+    c
+}
+
+/// Commits an increment and waits until `healthy` shows it.
+pub async fn assert_still_served(b: &TestBackend, healthy: &mut WsClient) {
+    let n = b.increment().await;
+    healthy
+        .transition_until(|t| counter_in(t, 0) == Some(n))
+        .await;
+}
