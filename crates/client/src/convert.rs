@@ -1,18 +1,14 @@
 //! Between typed Rust values and Convex values: arguments in, results out.
 //!
 //! Arguments go through `serde_json` and Convex JSON, so a Rust number is a float64 (like a
-//! JavaScript `number`) and `{"$integer": …}` stays an int64. Results are decoded through plain
-//! JSON where an int64 or an integral float64 is a JSON integer and bytes are base64 strings.
+//! JavaScript `number`) and `{"$integer": …}` stays an int64. Results are decoded through
+//! [`keel_values::to_typed_json`].
 
-use base64::Engine as _;
 use keel_values::{Object, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::ClientError;
-
-/// Largest float that converts to an integer without loss (2^53).
-const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_992.0;
 
 /// Encodes typed arguments as a Convex object.
 pub(crate) fn args_object(args: impl Serialize) -> Result<Object, ClientError> {
@@ -32,33 +28,8 @@ pub(crate) fn args_object(args: impl Serialize) -> Result<Object, ClientError> {
 
 /// Decodes a result into `R`.
 pub(crate) fn decode_result<R: DeserializeOwned>(value: &Value) -> Result<R, ClientError> {
-    serde_json::from_value(plain_json(value))
+    serde_json::from_value(keel_values::to_typed_json(value))
         .map_err(|e| ClientError::Decode(format!("result does not fit the expected type: {e}")))
-}
-
-/// A value as plain JSON, for typed decoding.
-fn plain_json(value: &Value) -> serde_json::Value {
-    match value {
-        Value::Null => serde_json::Value::Null,
-        Value::Int64(i) => (*i).into(),
-        Value::Float64(f) => {
-            if f.fract() == 0.0 && f.abs() <= MAX_SAFE_INTEGER {
-                (*f as i64).into()
-            } else {
-                serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into)
-            }
-        }
-        Value::Boolean(b) => (*b).into(),
-        Value::String(s) => s.clone().into(),
-        Value::Bytes(b) => base64::engine::general_purpose::STANDARD.encode(b).into(),
-        Value::Array(items) => items.iter().map(plain_json).collect(),
-        Value::Object(fields) => serde_json::Value::Object(
-            fields
-                .iter()
-                .map(|(k, v)| (k.clone(), plain_json(v)))
-                .collect(),
-        ),
-    }
 }
 
 #[cfg(test)]

@@ -239,30 +239,9 @@ impl RouteContext {
     }
 }
 
-/// Decodes a Convex value into `R` via plain JSON (int64 as a JSON number, bytes as base64).
+/// Decodes a Convex value into `R` (see [`keel_values::to_typed_json`]).
 fn decode_plain<R: DeserializeOwned>(value: &Value) -> Result<R, RouteError> {
-    use base64::Engine as _;
-    fn plain(value: &Value) -> serde_json::Value {
-        match value {
-            Value::Null => serde_json::Value::Null,
-            Value::Int64(i) => (*i).into(),
-            Value::Float64(f) => {
-                if f.fract() == 0.0 && f.abs() < 9.0e15 {
-                    (*f as i64).into()
-                } else {
-                    serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into)
-                }
-            }
-            Value::Boolean(b) => (*b).into(),
-            Value::String(s) => s.clone().into(),
-            Value::Bytes(b) => base64::engine::general_purpose::STANDARD.encode(b).into(),
-            Value::Array(items) => items.iter().map(plain).collect(),
-            Value::Object(fields) => serde_json::Value::Object(
-                fields.iter().map(|(k, v)| (k.clone(), plain(v))).collect(),
-            ),
-        }
-    }
-    serde_json::from_value(plain(value))
+    serde_json::from_value(keel_values::to_typed_json(value))
         .map_err(|e| RouteError::internal(format!("query result does not fit the type: {e}")))
 }
 

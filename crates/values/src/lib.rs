@@ -13,6 +13,7 @@
 //! * `json` — Convex JSON ([`to_json`], [`from_json`]) and clean JSON ([`to_clean_json`]).
 //! * `json_text` — [`to_json_string`]: Convex JSON text byte-identical to JavaScript's.
 //! * `limits` — size, nesting, length and field-name limits ([`value_size`], `validate_*`).
+//! * `typed` — [`to_typed_json`]: plain JSON for decoding into Rust types with `serde`.
 //! * `serde_impl` — `Serialize`/`Deserialize` for [`Value`] as Convex JSON.
 //! * `error` — [`ValueError`], whose messages name the offending path (`.posts[3].title`).
 
@@ -23,6 +24,7 @@ mod json_text;
 mod limits;
 mod serde_impl;
 pub mod sort_key;
+mod typed;
 mod value;
 
 pub use error::ValueError;
@@ -34,4 +36,5 @@ pub use limits::{
     MAX_VALUE_NESTING, MAX_VALUE_SIZE, SYSTEM_FIELDS_SIZE, validate_document, validate_user_fields,
     validate_value, value_size,
 };
+pub use typed::to_typed_json;
 pub use value::{Object, Value};
