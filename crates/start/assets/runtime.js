@@ -12,6 +12,7 @@
 //    morphed in; the URL follows the redirect.
 //  * Modal sign-in: links with data-keel-modal open the target page's form in a <dialog>.
 //  * DefaultCatchBoundary: data-keel-back goes back in history.
+//  * window.__keel: navigate/refresh/prefetch and a read-only `live` status (see liveStatus).
 //  * Real Clerk (when the page carries keel-clerk-* meta tags): Clerk's browser script is
 //    loaded from the instance's Frontend API; the sign-in button opens Clerk's modal, the user
 //    button is Clerk's, and a session change refreshes the page.
@@ -421,10 +422,12 @@ async function refresh() {
   refreshing = (async () => {
     do {
       refreshAgain = false;
+      const url = location.href;
       try {
-        const page = await fetchPage(location.href, { headers: { "X-Keel-Refresh": "1" } });
+        const page = await fetchPage(url, { headers: { "X-Keel-Refresh": "1" } });
         invalidatePrefetches();
-        applyDocument(page.html);
+        // A navigation or form answer that landed meanwhile is newer: keep it.
+        if (location.href === url) applyDocument(page.html);
       } catch {
         // The next event (or reconnect) tries again.
       }
@@ -478,4 +481,25 @@ restoreScroll();
 window.addEventListener("pagehide", persistPositions);
 connectLive();
 loadClerk().catch((error) => console.warn("keel: Clerk could not be loaded", error));
-window.__keel = { navigate, refresh, prefetch, version: 1 };
+/**
+ * The live stream as tests and devtools see it (read-only): `open`, `connecting` (the
+ * browser is retrying), `reconnecting` (waiting to reopen after a drop) or `closed` (the page
+ * has no stream, or the session ended), with the stream's address.
+ */
+function liveStatus() {
+  if (live) {
+    const state = ["connecting", "open", "closed"][live.readyState] ?? "closed";
+    return { state, url: liveUrl };
+  }
+  return liveUrl ? { state: "reconnecting", url: liveUrl } : { state: "closed", url: null };
+}
+
+window.__keel = Object.freeze({
+  navigate,
+  refresh,
+  prefetch,
+  version: 1,
+  get live() {
+    return liveStatus();
+  },
+});
