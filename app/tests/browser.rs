@@ -1,10 +1,25 @@
-//! The web tier in a real Chromium: see `tests/node/web-browser.test.mjs` (playwright-core
-//! driving `/usr/bin/chromium` against the `keel` binary).
+//! The web tier in a real Chromium: `tests/node/web-browser.test.mjs` (navigation, prefetch,
+//! forms, modal sign-in, live updates, sign-out, not found) and
+//! `tests/node/web-browser-expiry.test.mjs` (live updates across 5-second token expiries), both
+//! playwright-core driving `/usr/bin/chromium` against the `keel` binary. Screenshots of the
+//! main states land in `test-artifacts/` at the workspace root.
+
+use std::sync::Mutex;
 
 #[allow(unreachable_pub)]
 mod node_peers;
 
+/// One Chromium at a time: the tests time live updates, and the machine has 2 cores.
+static ONE_BROWSER: Mutex<()> = Mutex::new(());
+
 #[test]
 fn browser_runtime_works_in_chromium() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     node_peers::run_node_test("web-browser.test.mjs");
+}
+
+#[test]
+fn open_page_stays_live_across_token_expiries_in_chromium() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    node_peers::run_node_test("web-browser-expiry.test.mjs");
 }

@@ -1,0 +1,51 @@
+// Shared steps of the Chromium tests (web-browser*.test.mjs).
+import { mkdir } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+
+export const CHROMIUM_FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+];
+
+/** `test-artifacts/` at the workspace root (ignored by git). */
+export const ARTIFACTS = fileURLToPath(new URL("../../test-artifacts/", import.meta.url));
+
+/** Saves a full-page screenshot as `test-artifacts/<name>.png`. */
+export async function screenshot(page, name) {
+  await mkdir(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: `${ARTIFACTS}${name}.png`, fullPage: true });
+}
+
+/** Signs up through the sign-up page's form; waits for the signed-in /posts page. */
+export async function signUp(page, base, email, name) {
+  await page.goto(`${base}/sign-up?redirect_url=%2Fposts`);
+  await page.fill("input[name=first_name]", name);
+  await page.fill("input[name=email]", email);
+  await page.fill("input[name=password]", "correct horse battery");
+  await page.click("form.keel-sign-up button[type=submit]");
+  await page.waitForFunction(
+    () => location.pathname === "/posts" && document.querySelector('form[action="/_keel/fn/posts/create"]'),
+  );
+}
+
+/** Opens the user button's menu and clicks "Sign out". */
+export async function userMenuSignOut(page) {
+  await page.evaluate(() => (document.querySelector("details.keel-user-button").open = true));
+  await page.click("details.keel-user-button button[type=submit]");
+}
+
+/** The runtime's read-only live-stream status (`window.__keel.live`). */
+export async function liveState(page) {
+  return page.evaluate(() => ({ ...window.__keel.live }));
+}
+
+/** Creates a post from `page`'s form (a signed-in /posts page). */
+export async function createPost(page, title) {
+  await page.fill("input[name=title]", title);
+  await page.click("text=Create post");
+}
