@@ -2,11 +2,14 @@
 //! auth state (the seed's `{ queryClient, convexQueryClient, … }`), plus what each
 //! `before_load` added on the way down.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use futures::FutureExt as _;
+use futures::future::{BoxFuture, Shared};
 use http::{HeaderMap, Uri};
 use keel_auth::{AuthError, AuthState, Authenticator};
-use keel_client::{HttpClient, QueryClient, QueryKey};
+use keel_client::{ClientError, HttpClient, QueryClient, QueryKey};
 use keel_values::Value;
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -65,7 +68,13 @@ pub(crate) struct RequestState {
     pub(crate) http: Mutex<HttpClient>,
     /// Query keys the page read, in first-use order (the live layer subscribes to them).
     pub(crate) used: Mutex<Vec<QueryKey>>,
+    /// Fetches under way, by query hash: loaders running in parallel that ask for the same
+    /// query share one backend call.
+    pub(crate) in_flight: Mutex<HashMap<String, SharedFetch>>,
 }
+
+/// One fetch of a query, awaited by every loader that asked for it meanwhile.
+pub(crate) type SharedFetch = Shared<BoxFuture<'static, Result<Value, ClientError>>>;
 
 impl RequestState {
     /// The request's query cache, fetching through the current server HTTP client.
@@ -208,7 +217,23 @@ impl RouteContext {
                 used.push(key.clone());
             }
         }
-        Ok(self.request.query_client().ensure_query_data(&key).await?)
+        let hash = key.hash();
+        let fetch = self
+            .request
+            .in_flight
+            .lock()
+            .entry(hash.clone())
+            .or_insert_with(|| {
+                let query_client = self.request.query_client().clone();
+                async move { query_client.ensure_query_data(&key).await }
+                    .boxed()
+                    .shared()
+            })
+            .clone();
+        let result = fetch.await;
+        // Later reads go to the cache (or fetch again if the entry was dropped meanwhile).
+        self.request.in_flight.lock().remove(&hash);
+        Ok(result?)
     }
 
     /// [`RouteContext::query_value`] with typed arguments and result.

@@ -254,6 +254,7 @@ impl AppState {
                 query_client: std::sync::OnceLock::new(),
                 http: Mutex::new(http),
                 used: Mutex::new(Vec::new()),
+                in_flight: Mutex::new(HashMap::new()),
             }),
             additions: Arc::new(http::Extensions::new()),
             params: Params::default(),
