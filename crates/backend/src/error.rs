@@ -36,6 +36,10 @@ pub enum FunctionError {
     /// The arguments do not fit the function's declared argument type.
     #[error("ArgumentValidationError: {0}")]
     InvalidArguments(String),
+    /// The call itself is malformed (a function path or an argument list that is not one
+    /// Convex object); the message already names the problem (`InvalidArgs: …`).
+    #[error("{0}")]
+    InvalidCall(String),
     /// No public function is registered under this path.
     #[error(
         "Could not find public function for '{0}'. Did you forget to run `npx convex dev` or `npx convex deploy`?"
@@ -94,6 +98,7 @@ impl FunctionError {
             }
             FunctionError::Uncaught(_)
             | FunctionError::InvalidArguments(_)
+            | FunctionError::InvalidCall(_)
             | FunctionError::NotFound(_)
             | FunctionError::WrongKind { .. }
             | FunctionError::Database { .. } => self.to_string(),
@@ -107,6 +112,7 @@ impl FunctionError {
             FunctionError::Database { data, .. } => data.as_ref(),
             FunctionError::Uncaught(_)
             | FunctionError::InvalidArguments(_)
+            | FunctionError::InvalidCall(_)
             | FunctionError::NotFound(_)
             | FunctionError::WrongKind { .. }
             | FunctionError::Internal(_) => None,

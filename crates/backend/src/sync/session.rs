@@ -264,7 +264,7 @@ impl SyncSession {
                     Err(message) => {
                         let _ = self.completions_tx.send(Completion::Mutation {
                             request_id,
-                            result: Err(FunctionError::InvalidArguments(message)),
+                            result: Err(FunctionError::InvalidCall(message)),
                         });
                     }
                 }
@@ -289,7 +289,7 @@ impl SyncSession {
                     Err(message) => {
                         let _ = completions.send(Completion::Action {
                             request_id,
-                            result: Err(FunctionError::InvalidArguments(message)),
+                            result: Err(FunctionError::InvalidCall(message)),
                         });
                     }
                 }
@@ -409,7 +409,7 @@ impl SyncSession {
                         (result, Some(subscription))
                     }
                     (Err(message), _) | (_, Err(message)) => {
-                        (Err(FunctionError::InvalidArguments(message)), None)
+                        (Err(FunctionError::InvalidCall(message)), None)
                     }
                 }
             }
