@@ -490,3 +490,37 @@ async fn distinct_one_off_queries_do_not_pile_up_subscriptions() {
     let mut healthy = healthy_subscriber(&b).await;
     assert_still_served(&b, &mut healthy).await;
 }
+
+#[tokio::test]
+async fn a_flood_of_mutations_is_refused_beyond_the_queue_bound_and_the_socket_survives() {
+    // 300 ms per mutation: 1,100 sent at once cannot all wait; the ones over the bound (1,024)
+    // fail at once with a clear message instead of growing the server's memory.
+    let b = TestBackend::start().await;
+    let mut healthy = healthy_subscriber(&b).await;
+    let mut flooder = WsClient::connect_session(&b.ws_url("/api/sync")).await;
+    let sent = 1100;
+    for request_id in 0..sent {
+        flooder
+            .send(&json!({
+                "type": "Mutation",
+                "requestId": request_id,
+                "udfPath": "counter:slowIncrement",
+                "args": [{}],
+            }))
+            .await;
+    }
+    let mut refused = 0;
+    while refused < sent - 1024 - 1 {
+        let message = flooder.next_of("MutationResponse").await;
+        assert_eq!(message["success"], json!(false), "{message}");
+        let text = message["result"].as_str().unwrap_or_default();
+        assert!(text.starts_with("TooManyConcurrentRequests"), "{text}");
+        refused += 1;
+    }
+    // The connection still answers, and other clients are unaffected.
+    flooder.add_query(0, 0, "messages:list", json!({})).await;
+    flooder
+        .transition_until(|t| updated_value(t, 0).is_some())
+        .await;
+    assert_still_served(&b, &mut healthy).await;
+}

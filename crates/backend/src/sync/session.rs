@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use keel_protocol::{
@@ -15,7 +16,7 @@ use keel_protocol::{
     QuerySetModification, ServerMessage, StateModification, StateVersion,
 };
 use keel_values::{Object, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::backend::{Backend, Identity, QuerySubscription};
 use crate::error::FunctionError;
@@ -24,6 +25,12 @@ use crate::sync::{Outbox, SessionEnd};
 /// Clock skew tolerated past a token's `exp` before the session counts as expired (the same
 /// leeway the token verifier allows).
 const IDENTITY_EXPIRY_LEEWAY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Mutations one connection may have waiting for their turn; more are refused at once, so a
+/// flooding client cannot grow the server's memory.
+const MAX_QUEUED_MUTATIONS: usize = 1024;
+/// Actions one connection may have running at once.
+const MAX_RUNNING_ACTIONS: usize = 64;
 
 /// A query the client has subscribed to.
 struct SubscribedQuery {
@@ -82,7 +89,9 @@ pub(crate) struct SyncSession {
     min_ts: u64,
     clock_skew_ms: Option<i64>,
     invalidations: FuturesUnordered<futures::future::BoxFuture<'static, (QueryId, u64)>>,
-    mutations: mpsc::UnboundedSender<QueuedMutation>,
+    mutations: mpsc::Sender<QueuedMutation>,
+    /// Bounds the actions one connection may have running at once.
+    actions: Arc<Semaphore>,
     completions_tx: mpsc::UnboundedSender<Completion>,
 }
 
@@ -109,6 +118,7 @@ impl SyncSession {
             clock_skew_ms: None,
             invalidations: FuturesUnordered::new(),
             mutations,
+            actions: Arc::new(Semaphore::new(MAX_RUNNING_ACTIONS)),
             completions_tx,
         };
         (session, completions_rx)
@@ -253,13 +263,21 @@ impl SyncSession {
                 match parse_call(&udf_path.to_string(), &args) {
                     Ok((path, args)) => {
                         // The queue task runs mutations one at a time, in arrival order.
-                        let _ = self.mutations.send(QueuedMutation {
+                        let queued = self.mutations.try_send(QueuedMutation {
                             session_id: self.session_id.clone(),
                             request_id,
                             path,
                             args,
                             identity: self.identity.clone(),
                         });
+                        if queued.is_err() {
+                            let _ = self.completions_tx.send(Completion::Mutation {
+                                request_id,
+                                result: Err(FunctionError::InvalidCall(format!(
+                                    "TooManyConcurrentRequests: more than {MAX_QUEUED_MUTATIONS} mutations are waiting on this connection"
+                                ))),
+                            });
+                        }
                     }
                     Err(message) => {
                         let _ = self.completions_tx.send(Completion::Mutation {
@@ -278,14 +296,25 @@ impl SyncSession {
             } => {
                 let completions = self.completions_tx.clone();
                 match parse_call(&udf_path.to_string(), &args) {
-                    Ok((path, args)) => {
-                        let backend = self.backend.clone();
-                        let identity = self.identity.clone();
-                        tokio::spawn(async move {
-                            let result = backend.run_action(&path, args, &identity).await;
-                            let _ = completions.send(Completion::Action { request_id, result });
-                        });
-                    }
+                    Ok((path, args)) => match self.actions.clone().try_acquire_owned() {
+                        Ok(permit) => {
+                            let backend = self.backend.clone();
+                            let identity = self.identity.clone();
+                            tokio::spawn(async move {
+                                let result = backend.run_action(&path, args, &identity).await;
+                                drop(permit);
+                                let _ = completions.send(Completion::Action { request_id, result });
+                            });
+                        }
+                        Err(_) => {
+                            let _ = completions.send(Completion::Action {
+                                request_id,
+                                result: Err(FunctionError::InvalidCall(format!(
+                                    "TooManyConcurrentRequests: more than {MAX_RUNNING_ACTIONS} actions are running on this connection"
+                                ))),
+                            });
+                        }
+                    },
                     Err(message) => {
                         let _ = completions.send(Completion::Action {
                             request_id,
@@ -483,8 +512,8 @@ impl SyncSession {
 fn spawn_mutation_queue(
     backend: Backend,
     completions: mpsc::UnboundedSender<Completion>,
-) -> mpsc::UnboundedSender<QueuedMutation> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<QueuedMutation>();
+) -> mpsc::Sender<QueuedMutation> {
+    let (tx, mut rx) = mpsc::channel::<QueuedMutation>(MAX_QUEUED_MUTATIONS);
     tokio::spawn(async move {
         while let Some(QueuedMutation {
             session_id,
