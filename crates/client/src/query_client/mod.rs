@@ -154,10 +154,10 @@ impl std::fmt::Debug for QueryClient {
 }
 
 impl QueryClient {
-    /// An empty cache with `config`; starts its GC task.
+    /// An empty cache with `config`. Cheap: a per-request cache (SSR) spawns nothing; the timed
+    /// collection of unused entries starts when the cache is [connected](QueryClient::connect)
+    /// (a long-lived, live cache), and [`QueryClient::gc`] can be called at any time.
     pub fn new(config: QueryClientConfig) -> QueryClient {
-        let gc_every =
-            (config.gc_time / 4).clamp(Duration::from_millis(20), Duration::from_secs(30));
         let inner = Arc::new(Inner {
             config: Mutex::new(config),
             state: Mutex::new(State::default()),
@@ -165,7 +165,14 @@ impl QueryClient {
             changes: watch::channel(0).0,
             updates: broadcast::channel(UPDATES_CAPACITY).0,
         });
-        let weak = Arc::downgrade(&inner);
+        QueryClient { inner }
+    }
+
+    /// Collects unused entries every quarter of `gc_time` until the cache is dropped.
+    fn spawn_gc(&self) {
+        let gc_time = self.inner.config.lock().gc_time;
+        let gc_every = (gc_time / 4).clamp(Duration::from_millis(20), Duration::from_secs(30));
+        let weak = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(gc_every);
             loop {
@@ -174,7 +181,6 @@ impl QueryClient {
                 QueryClient { inner }.gc();
             }
         });
-        QueryClient { inner }
     }
 
     /// An empty cache fetching through `http` (consistent reads), other settings default.
@@ -440,6 +446,7 @@ impl QueryClient {
                 }
             }
         }
+        self.spawn_gc();
         let weak: Weak<Inner> = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
             while let Some(batch) = transitions.recv().await {
