@@ -76,6 +76,17 @@ pub trait Authenticator: Send + Sync {
         state: &'a AuthState,
         template: Option<&'a str>,
     ) -> AuthFuture<'a, Option<String>>;
+
+    /// Like [`Authenticator::get_token`], but never reuses a cached template token: a token the
+    /// backend has just rejected must not come back (Clerk's `skipCache`). The live client asks
+    /// for this when it retries after an `AuthError` (`force_refresh`).
+    fn get_fresh_token<'a>(
+        &'a self,
+        state: &'a AuthState,
+        template: Option<&'a str>,
+    ) -> AuthFuture<'a, Option<String>> {
+        self.get_token(state, template)
+    }
 }
 
 /// Template tokens per (session, template), reused until 15 s before expiry.
@@ -87,10 +98,13 @@ pub(crate) struct TemplateTokenCache {
 const REUSE_MARGIN_SECS: i64 = 15;
 
 impl TemplateTokenCache {
+    /// The cached token for (session, template) unless it expires within the reuse margin or
+    /// `fresh` is asked for; otherwise a newly minted one, which is cached.
     pub(crate) async fn get_or_mint<F>(
         &self,
         session_id: &str,
         template: &str,
+        fresh: bool,
         mint: F,
     ) -> Result<String, AuthError>
     where
@@ -98,7 +112,8 @@ impl TemplateTokenCache {
     {
         let key = (session_id.to_owned(), template.to_owned());
         let now = crate::jwt::now_secs();
-        if let Some((token, exp)) = self.tokens.lock().get(&key)
+        if !fresh
+            && let Some((token, exp)) = self.tokens.lock().get(&key)
             && *exp > now + REUSE_MARGIN_SECS
         {
             return Ok(token.clone());
@@ -124,6 +139,7 @@ pub(crate) async fn template_or_session_token(
     api: &crate::BackendApiClient,
     state: &AuthState,
     template: Option<&str>,
+    fresh: bool,
 ) -> Result<Option<String>, AuthError> {
     let Some(template) = template else {
         return Ok(state.session_token.clone());
@@ -132,7 +148,7 @@ pub(crate) async fn template_or_session_token(
         return Ok(None);
     };
     cache
-        .get_or_mint(sid, template, api.template_token(sid, template))
+        .get_or_mint(sid, template, fresh, api.template_token(sid, template))
         .await
         .map(Some)
 }

@@ -262,6 +262,21 @@ impl Authenticator for ClerkAuthenticator {
             &self.api,
             state,
             template,
+            false,
+        ))
+    }
+
+    fn get_fresh_token<'a>(
+        &'a self,
+        state: &'a AuthState,
+        template: Option<&'a str>,
+    ) -> AuthFuture<'a, Option<String>> {
+        Box::pin(template_or_session_token(
+            &self.templates,
+            &self.api,
+            state,
+            template,
+            true,
         ))
     }
 }

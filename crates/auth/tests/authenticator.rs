@@ -108,6 +108,22 @@ async fn local_idp_sign_up_sign_in_and_tokens() {
         convex,
         "template token reused"
     );
+    // A forced refresh (after the backend rejected a token) never hands back the cached one, and
+    // what it mints is what later calls reuse.
+    let fresh = auth
+        .get_fresh_token(&a.state, Some("convex"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(fresh, convex, "a fresh template token is minted");
+    assert_eq!(
+        auth.get_token(&a.state, Some("convex"))
+            .await
+            .unwrap()
+            .unwrap(),
+        fresh,
+        "the fresh token replaces the cached one"
+    );
     let backend = TokenVerifier::new(AuthConfig {
         providers: vec![ProviderConfig::Oidc {
             domain: idp.issuer().into(),

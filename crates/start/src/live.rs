@@ -152,12 +152,19 @@ impl LiveHub {
             let authenticator = authenticator.clone();
             let state = auth.clone();
             let template = self.token_template.clone();
-            live.set_auth_fetcher(move |_force| {
+            live.set_auth_fetcher(move |force_refresh| {
                 let authenticator = authenticator.clone();
                 let state = state.clone();
                 let template = template.clone();
                 async move {
-                    match authenticator.get_token(&state, template.as_deref()).await {
+                    let token = if force_refresh {
+                        authenticator
+                            .get_fresh_token(&state, template.as_deref())
+                            .await
+                    } else {
+                        authenticator.get_token(&state, template.as_deref()).await
+                    };
+                    match token {
                         Ok(token) => token,
                         Err(error) => {
                             tracing::warn!(%error, "no backend token for a live session");
