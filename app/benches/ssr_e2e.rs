@@ -6,7 +6,8 @@
 //! signed-out home page (SSR with no backend call). Rounds alternate the routes; each figure is
 //! the median of the rounds.
 //!
-//! Run with `cargo bench -p keel --bench ssr_e2e` (`-- --quick` for one short round).
+//! Run with `cargo bench -p keel --bench ssr_e2e` (`-- --quick` for one short round; under
+//! `cargo test` it makes that short round as a smoke test).
 
 #![allow(clippy::print_stdout)]
 
@@ -125,7 +126,9 @@ fn summary(runs: &[Figures]) -> (f64, f64, f64) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` does not: a short smoke run.
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick") || !args.iter().any(|a| a == "--bench");
     let (rounds, count) = if quick { (1, 500) } else { (3, 3000) };
     let keel = start_keel();
     let url = |path: &str| format!("{}{path}", keel.web);
