@@ -37,8 +37,17 @@ pub struct Config {
         hide_env_values = true
     )]
     pub idp_secret_key: Option<String>,
-    /// Show the devtools panel on every page (development only).
-    #[arg(long, env = "KEEL_DEVTOOLS", global = true)]
+    /// Show the devtools panel on every page: `true` by default in development (debug) builds,
+    /// `false` in release builds.
+    #[arg(
+        long,
+        env = "KEEL_DEVTOOLS",
+        global = true,
+        num_args = 0..=1,
+        default_value_t = cfg!(debug_assertions),
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
     pub devtools: bool,
     /// Where the backend listens (Convex HTTP API and WebSocket sync).
     #[arg(
@@ -223,5 +232,13 @@ mod tests {
             config.auth_issuers,
             vec!["http://a".to_owned(), "http://b".to_owned()]
         );
+    }
+
+    #[test]
+    fn devtools_default_to_the_build_kind_and_can_be_set() {
+        assert_eq!(parse(&[]).unwrap().devtools, cfg!(debug_assertions));
+        assert!(parse(&["--devtools"]).unwrap().devtools);
+        assert!(!parse(&["--devtools", "false"]).unwrap().devtools);
+        assert!(parse(&["--devtools", "maybe"]).is_err());
     }
 }

@@ -30,6 +30,8 @@ fn spawn(args: &[&str], env: &[(&str, &str)], prefixes: &[&str]) -> Service {
         .args(args)
         .envs(env.iter().copied())
         .env("RUST_LOG", "warn")
+        // Pages as in production: the development devtools panel shows errors on purpose.
+        .env("KEEL_DEVTOOLS", "false")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -494,6 +494,13 @@ function liveStatus() {
   return liveUrl ? { state: "reconnecting", url: liveUrl } : { state: "closed", url: null };
 }
 
+// The devtools panel (development builds) shows the live stream's state as it changes.
+function showLiveStatusInDevtools() {
+  const slot = document.querySelector("[data-keel-devtools-live]");
+  if (slot) slot.textContent = liveStatus().state;
+}
+setInterval(showLiveStatusInDevtools, 500);
+
 window.__keel = Object.freeze({
   navigate,
   refresh,

@@ -1,8 +1,11 @@
 //! The development-only devtools panel (like `TanStackRouterDevtools position="bottom-right"`):
 //! a collapsed `<details>` in the page's corner listing the route tree with the matched
 //! routes marked, the path parameters, which loaders produced data, the failure if any, who
-//! is signed in, the snapshot timestamp, and every query the page read with its cached value.
-//! Enabled by [`StartConfig::devtools`](crate::StartConfig::devtools); never in production.
+//! is signed in and when their session token expires, the snapshot timestamp, every query the
+//! page read (status, last update, whether it is live, cached value), and the state of the
+//! page's live stream (kept current by the browser runtime). Enabled by
+//! [`StartConfig::devtools`](crate::StartConfig::devtools); the app turns it on in development
+//! builds.
 
 use keel_auth::AuthState;
 use keel_client::{QueryClient, QueryKey};
@@ -40,11 +43,17 @@ pub(crate) fn panel(
             @if let Some((route, code)) = &trace.failure { p { "failed: " code { (route) } " (" (code) ")" } }
             h4 { "Context" }
             p { "user: " (auth.user_id.as_deref().unwrap_or("signed out")) }
+            @if let Some(expiry) = token_expiry(auth) { p { "session token expires: " (expiry) } }
             p { "snapshot ts: " (snapshot_ts.map_or_else(|| "none".to_owned(), |t| t.to_string())) }
+            h4 { "Live stream" }
+            p { "state: " span data-keel-devtools-live { "not connected" } }
             h4 { "Queries (" (used.len()) ")" }
             @for key in used {
                 details {
-                    summary { code { (key.path()) " " (keel_values::to_json_string(&keel_values::Value::Object(key.args().clone()))) } }
+                    summary {
+                        code { (key.path()) " " (keel_values::to_json_string(&keel_values::Value::Object(key.args().clone()))) }
+                        " " (entry_summary(query_client, key))
+                    }
                     pre style="white-space:pre-wrap" { (cached(query_client, key)) }
                 }
             }
@@ -62,6 +71,28 @@ fn tree(route: &Route, trace: &RenderTrace) -> Markup {
             }
         }
     }
+}
+
+/// `exp` of the session token, as a Unix time and how far away it is.
+fn token_expiry(auth: &AuthState) -> Option<String> {
+    let exp = auth.claims.as_ref()?.get("exp")?.as_i64()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    Some(format!("{exp} (in {} s)", exp - now))
+}
+
+/// Status, age of the last update and whether the entry is live, e.g. `[success, 2 s ago, live]`.
+fn entry_summary(query_client: &QueryClient, key: &QueryKey) -> String {
+    let Some(entry) = query_client.get_entry(key) else {
+        return "[not cached]".to_owned();
+    };
+    let age = entry.updated_at.elapsed().map_or_else(
+        |_| "just now".to_owned(),
+        |d| format!("{} s ago", d.as_secs()),
+    );
+    let live = if entry.live { "live" } else { "not live" };
+    format!("[{:?}, updated {age}, {live}]", entry.status).to_lowercase()
 }
 
 fn cached(query_client: &QueryClient, key: &QueryKey) -> String {

@@ -271,6 +271,10 @@ async fn devtools_panel_only_when_enabled() {
     assert!(html.contains("<code>id=abc</code>"));
     assert!(html.contains("<b>/posts/{id}</b>") && html.contains("<li>/boom</li>"));
     assert!(html.contains("user: signed out"));
+    assert!(
+        html.contains("data-keel-devtools-live"),
+        "live stream state slot"
+    );
     let (_, _, html) = get(&app, "/boom").await;
     assert!(
         html.contains("failed: <code>/boom</code> (Internal)"),
