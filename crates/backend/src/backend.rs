@@ -30,6 +30,11 @@ pub struct BackendConfig {
     pub heartbeat_interval: Duration,
     /// How many times a conflicting mutation is retried before the conflict is reported.
     pub mutation_retries: u32,
+    /// Longest a query or a mutation attempt may run (wall clock, storage included); past it
+    /// the call fails with `FunctionTimeout` and a mutation commits nothing.
+    pub transaction_timeout: Duration,
+    /// Longest an action may run.
+    pub action_timeout: Duration,
 }
 
 impl Default for BackendConfig {
@@ -38,6 +43,8 @@ impl Default for BackendConfig {
             auth: AuthConfig::default(),
             heartbeat_interval: Duration::from_secs(15),
             mutation_retries: 4,
+            transaction_timeout: Duration::from_secs(10),
+            action_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -218,9 +225,15 @@ impl Backend {
         };
         let shared: SharedTransaction = Arc::new(tokio::sync::Mutex::new(Some(tx)));
         let span = tracing::debug_span!("query", path = %path);
-        let result = tracing::Instrument::instrument(
-            handler(QueryCtx::new(shared.clone(), identity.clone()), args),
-            span,
+        let limit = self.inner.config.transaction_timeout;
+        let result = within(
+            limit,
+            FunctionKind::Query,
+            path,
+            tracing::Instrument::instrument(
+                handler(QueryCtx::new(shared.clone(), identity.clone()), args),
+                span,
+            ),
         )
         .await;
         let Some(tx) = shared.lock().await.take() else {
@@ -249,12 +262,17 @@ impl Backend {
             let tx = self.inner.db.begin();
             let shared: SharedTransaction = Arc::new(tokio::sync::Mutex::new(Some(tx)));
             let span = tracing::debug_span!("mutation", path = %path, attempt);
-            let value = tracing::Instrument::instrument(
-                handler(
-                    MutationCtx::new(shared.clone(), identity.clone()),
-                    args.clone(),
+            let value = within(
+                self.inner.config.transaction_timeout,
+                FunctionKind::Mutation,
+                path,
+                tracing::Instrument::instrument(
+                    handler(
+                        MutationCtx::new(shared.clone(), identity.clone()),
+                        args.clone(),
+                    ),
+                    span,
                 ),
-                span,
             )
             .await?;
             let tx = shared
@@ -287,10 +305,30 @@ impl Backend {
             unreachable!("function() checked the kind");
         };
         let span = tracing::debug_span!("action", path = %path);
-        tracing::Instrument::instrument(
-            handler(ActionCtx::new(self.clone(), identity.clone()), args),
-            span,
+        within(
+            self.inner.config.action_timeout,
+            FunctionKind::Action,
+            path,
+            tracing::Instrument::instrument(
+                handler(ActionCtx::new(self.clone(), identity.clone()), args),
+                span,
+            ),
         )
         .await
     }
+}
+
+/// Runs a function's future, failing it with `FunctionTimeout` once it has run for `limit`.
+async fn within<T>(
+    limit: Duration,
+    kind: FunctionKind,
+    path: &CanonicalPath,
+    call: impl Future<Output = Result<T, FunctionError>>,
+) -> Result<T, FunctionError> {
+    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+        Err(FunctionError::uncaught(format!(
+            "FunctionTimeout: {} {path} ran longer than {limit:?}",
+            kind.name()
+        )))
+    })
 }

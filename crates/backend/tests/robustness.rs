@@ -524,3 +524,34 @@ async fn a_flood_of_mutations_is_refused_beyond_the_queue_bound_and_the_socket_s
         .await;
     assert_still_served(&b, &mut healthy).await;
 }
+
+#[tokio::test]
+async fn a_function_running_past_its_time_limit_fails_and_commits_nothing() {
+    // `counter:slowIncrement` sleeps 300 ms before writing; with a 100 ms limit it must fail
+    // with FunctionTimeout, write nothing, and leave the connection usable.
+    let b = TestBackend::start_with(keel_backend::BackendConfig {
+        transaction_timeout: std::time::Duration::from_millis(100),
+        ..keel_backend::BackendConfig::default()
+    })
+    .await;
+    let mut c = WsClient::connect_session(&b.ws_url("/api/sync")).await;
+    c.send(&json!({
+        "type": "Mutation",
+        "requestId": 0,
+        "udfPath": "counter:slowIncrement",
+        "args": [{}],
+    }))
+    .await;
+    let response = c.next_of("MutationResponse").await;
+    assert_eq!(response["success"], json!(false), "{response}");
+    let message = response["result"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("FunctionTimeout") && message.contains("counter:slowIncrement"),
+        "{message}"
+    );
+    // Nothing was committed: the counter is still 0, then a normal increment works.
+    c.add_query(0, 0, "counter:get", json!({})).await;
+    let first = c.transition_until(|t| counter_in(t, 0).is_some()).await;
+    assert_eq!(counter_in(&first, 0), Some(0.0), "{first}");
+    assert_eq!(b.increment().await, 1.0);
+}
