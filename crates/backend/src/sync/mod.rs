@@ -135,8 +135,8 @@ pub(crate) async fn serve_socket(socket: WebSocket, backend: Backend) {
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => Err(SessionEnd::Gone),
             },
-            Some((query_id, generation)) = session.next_invalidation() => {
-                session.on_invalidated(query_id, generation);
+            query_id = session.next_invalidation() => {
+                session.on_invalidated(query_id);
                 Ok(())
             }
             Some(completion) = completions.recv() => session.on_completion(completion),

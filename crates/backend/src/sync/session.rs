@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use futures::future::{AbortHandle, Abortable};
 use futures::stream::{FuturesUnordered, StreamExt};
 use keel_protocol::{
     AuthenticationToken, CanonicalPath, ClientMessage, ErrorPayload, LogLinesMessage, QueryId,
@@ -41,8 +42,18 @@ struct SubscribedQuery {
     last_sent: Option<u64>,
     /// The subscription of the last execution; `None` until the query first runs.
     subscription: Option<QuerySubscription>,
-    /// Bumped at every execution so that stale invalidation notices are ignored.
-    generation: u64,
+    /// Stops waiting for the last execution's invalidation once it is replaced or the query is
+    /// removed, so that no notice outlives it (nor keeps its database subscription alive).
+    watching: Option<Watching>,
+}
+
+/// The session's wait for one execution's invalidation; dropping it ends the wait.
+struct Watching(AbortHandle);
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A mutation or action that finished in the background, to be answered on the socket.
@@ -88,7 +99,8 @@ pub(crate) struct SyncSession {
     /// A commit timestamp the next Transition must reach (read-your-writes).
     min_ts: u64,
     clock_skew_ms: Option<i64>,
-    invalidations: FuturesUnordered<futures::future::BoxFuture<'static, (QueryId, u64)>>,
+    /// Waits for invalidations; an aborted wait (its execution was replaced) yields `None`.
+    invalidations: FuturesUnordered<futures::future::BoxFuture<'static, Option<QueryId>>>,
     mutations: mpsc::Sender<QueuedMutation>,
     /// Bounds the actions one connection may have running at once.
     actions: Arc<Semaphore>,
@@ -148,23 +160,22 @@ impl SyncSession {
         }
     }
 
-    /// The next invalidated query, if any subscription is pending.
-    pub(crate) async fn next_invalidation(&mut self) -> Option<(QueryId, u64)> {
-        if self.invalidations.is_empty() {
-            std::future::pending::<()>().await;
+    /// The next invalidated query; waits for ever while no subscription is pending.
+    pub(crate) async fn next_invalidation(&mut self) -> QueryId {
+        loop {
+            if self.invalidations.is_empty() {
+                std::future::pending::<()>().await;
+            }
+            if let Some(Some(query_id)) = self.invalidations.next().await {
+                return query_id;
+            }
         }
-        self.invalidations.next().await
     }
 
-    /// Handles one invalidation notice.
-    pub(crate) fn on_invalidated(&mut self, query_id: QueryId, generation: u64) {
-        // The transition re-checks every subscription; a current notice only needs to make sure
-        // a transition is computed.
-        if let Some(query) = self.queries.get(&query_id)
-            && query.generation == generation
-        {
-            tracing::trace!(query_id = query_id.get_id(), "query invalidated");
-        }
+    /// Handles one invalidation notice. The transition that follows re-checks every
+    /// subscription, so the notice only needs to wake the session.
+    pub(crate) fn on_invalidated(&mut self, query_id: QueryId) {
+        tracing::trace!(query_id = query_id.get_id(), "query invalidated");
     }
 
     /// Handles one message from the client.
@@ -250,6 +261,7 @@ impl SyncSession {
                 // Every result may depend on who is asking: re-run them all.
                 for query in self.queries.values_mut() {
                     query.subscription = None;
+                    query.watching = None;
                 }
                 self.transition_requested = true;
                 Ok(())
@@ -350,7 +362,7 @@ impl SyncSession {
                         journal: query.journal.flatten(),
                         last_sent: None,
                         subscription: None,
-                        generation: 0,
+                        watching: None,
                     },
                 );
             }
@@ -450,15 +462,20 @@ impl SyncSession {
                 .queries
                 .get_mut(&query_id)
                 .expect("stale query is in the set");
-            query.generation += 1;
-            if let Some(subscription) = &subscription {
-                let generation = query.generation;
+            query.watching = subscription.as_ref().map(|subscription| {
                 let notice = subscription.clone();
-                self.invalidations.push(Box::pin(async move {
-                    notice.invalidated().await;
-                    (query_id, generation)
-                }));
-            }
+                let (handle, registration) = AbortHandle::new_pair();
+                let wait = Abortable::new(
+                    async move {
+                        notice.invalidated().await;
+                        query_id
+                    },
+                    registration,
+                );
+                self.invalidations
+                    .push(Box::pin(async move { wait.await.ok() }));
+                Watching(handle)
+            });
             // A failed query without a subscription (bad arguments) must not run again and again.
             query.subscription =
                 Some(subscription.unwrap_or_else(QuerySubscription::never_invalidated));
