@@ -69,13 +69,24 @@ pub trait Authenticator: Send + Sync {
     fn authenticate<'a>(&'a self, headers: &'a HeaderMap) -> AuthFuture<'a, Authentication>;
 
     /// A token for the backend: `None` template → the session token itself (no network);
-    /// `Some("convex")` → a template token from the Backend API (cached until shortly before
-    /// it expires). Signed out → `Ok(None)`.
+    /// `Some("convex")` → a template token from the Backend API, reused from the cache or not
+    /// as `cache` says. Signed out → `Ok(None)`. Callers use [`Authenticator::get_token`] and
+    /// [`Authenticator::get_fresh_token`].
+    fn token<'a>(
+        &'a self,
+        state: &'a AuthState,
+        template: Option<&'a str>,
+        cache: TokenCache,
+    ) -> AuthFuture<'a, Option<String>>;
+
+    /// A token for the backend; a template token is cached until shortly before it expires.
     fn get_token<'a>(
         &'a self,
         state: &'a AuthState,
         template: Option<&'a str>,
-    ) -> AuthFuture<'a, Option<String>>;
+    ) -> AuthFuture<'a, Option<String>> {
+        self.token(state, template, TokenCache::Reuse)
+    }
 
     /// Like [`Authenticator::get_token`], but never reuses a cached template token: a token the
     /// backend has just rejected must not come back (Clerk's `skipCache`). The live client asks
@@ -85,8 +96,17 @@ pub trait Authenticator: Send + Sync {
         state: &'a AuthState,
         template: Option<&'a str>,
     ) -> AuthFuture<'a, Option<String>> {
-        self.get_token(state, template)
+        self.token(state, template, TokenCache::Skip)
     }
+}
+
+/// Whether a template token may come from the cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenCache {
+    /// Reuse a cached token that is not about to expire.
+    Reuse,
+    /// Mint a new one (and cache it).
+    Skip,
 }
 
 /// Template tokens per (session, template), reused until 15 s before expiry.
@@ -99,12 +119,12 @@ const REUSE_MARGIN_SECS: i64 = 15;
 
 impl TemplateTokenCache {
     /// The cached token for (session, template) unless it expires within the reuse margin or
-    /// `fresh` is asked for; otherwise a newly minted one, which is cached.
+    /// `cache` says to skip it; otherwise a newly minted one, which is cached.
     pub(crate) async fn get_or_mint<F>(
         &self,
         session_id: &str,
         template: &str,
-        fresh: bool,
+        cache: TokenCache,
         mint: F,
     ) -> Result<String, AuthError>
     where
@@ -112,7 +132,7 @@ impl TemplateTokenCache {
     {
         let key = (session_id.to_owned(), template.to_owned());
         let now = crate::jwt::now_secs();
-        if !fresh
+        if cache == TokenCache::Reuse
             && let Some((token, exp)) = self.tokens.lock().get(&key)
             && *exp > now + REUSE_MARGIN_SECS
         {
@@ -135,11 +155,11 @@ impl TemplateTokenCache {
 }
 
 pub(crate) async fn template_or_session_token(
-    cache: &TemplateTokenCache,
+    templates: &TemplateTokenCache,
     api: &crate::BackendApiClient,
     state: &AuthState,
     template: Option<&str>,
-    fresh: bool,
+    cache: TokenCache,
 ) -> Result<Option<String>, AuthError> {
     let Some(template) = template else {
         return Ok(state.session_token.clone());
@@ -147,8 +167,8 @@ pub(crate) async fn template_or_session_token(
     let Some(sid) = state.session_id.as_deref() else {
         return Ok(None);
     };
-    cache
-        .get_or_mint(sid, template, fresh, api.template_token(sid, template))
+    templates
+        .get_or_mint(sid, template, cache, api.template_token(sid, template))
         .await
         .map(Some)
 }

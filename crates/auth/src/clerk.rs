@@ -19,7 +19,7 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE};
 use http::HeaderMap;
 
 use crate::authenticator::{
-    AuthFuture, AuthState, Authentication, Authenticator, TemplateTokenCache,
+    AuthFuture, AuthState, Authentication, Authenticator, TemplateTokenCache, TokenCache,
     template_or_session_token,
 };
 use crate::backend_api::BackendApiClient;
@@ -252,31 +252,18 @@ impl Authenticator for ClerkAuthenticator {
         Box::pin(self.authenticate_request(headers))
     }
 
-    fn get_token<'a>(
+    fn token<'a>(
         &'a self,
         state: &'a AuthState,
         template: Option<&'a str>,
+        cache: TokenCache,
     ) -> AuthFuture<'a, Option<String>> {
         Box::pin(template_or_session_token(
             &self.templates,
             &self.api,
             state,
             template,
-            false,
-        ))
-    }
-
-    fn get_fresh_token<'a>(
-        &'a self,
-        state: &'a AuthState,
-        template: Option<&'a str>,
-    ) -> AuthFuture<'a, Option<String>> {
-        Box::pin(template_or_session_token(
-            &self.templates,
-            &self.api,
-            state,
-            template,
-            true,
+            cache,
         ))
     }
 }

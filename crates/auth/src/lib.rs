@@ -42,7 +42,7 @@ mod local_idp;
 mod session;
 mod verifier;
 
-pub use authenticator::{AuthFuture, AuthState, Authentication, Authenticator};
+pub use authenticator::{AuthFuture, AuthState, Authentication, Authenticator, TokenCache};
 pub use backend_api::{ApiSession, ApiUser, BackendApiClient};
 pub use clerk::{ClerkAuthenticator, ClerkConfig, InstanceType, PublishableKey};
 pub use local_idp::{CLIENT_COOKIE, LocalIdpAuthenticator, LocalIdpConfig, SESSION_COOKIE, SignUp};
