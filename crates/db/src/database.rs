@@ -1,8 +1,8 @@
 //! [`Database`]: opens persistence, keeps the catalog, hands out transactions, commits them
 //! through the single committer and owns the subscription manager.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -24,9 +24,11 @@ pub(crate) struct Shared {
     pub(crate) commits: watch::Sender<Timestamp>,
     pub(crate) subscriptions: SubscriptionManager,
     /// The last `_creationTime` handed out (ms).
-    creation_clock: Mutex<f64>,
+    pub(crate) creation_clock: Mutex<f64>,
     /// Serialises catalog changes (new tables) and their persistence.
     catalog_change: tokio::sync::Mutex<()>,
+    /// Serialises a follower's catching up and its promotion (see `replica`).
+    pub(crate) follow: tokio::sync::Mutex<()>,
 }
 
 /// The database engine. Cheap to clone; all clones share one committer.
@@ -48,7 +50,9 @@ pub(crate) struct Shared {
 #[derive(Clone)]
 pub struct Database {
     pub(crate) shared: Arc<Shared>,
-    committer: mpsc::UnboundedSender<CommitJob>,
+    /// The committer's queue: set at open, or at promotion for a follower. Outside [`Shared`] so
+    /// that the committer task (which holds `Shared`) stops once every handle is gone.
+    pub(crate) committer: Arc<OnceLock<mpsc::UnboundedSender<CommitJob>>>,
 }
 
 impl Database {
@@ -118,6 +122,18 @@ impl Database {
         persistence
             .set_global(CATALOG_KEY, catalog.encode())
             .await?;
+        let db = Database::assemble(persistence, catalog, latest);
+        db.start_committer(latest);
+        tracing::debug!(%latest, "database opened");
+        Ok(db)
+    }
+
+    /// The shared state at `latest`, without a committer.
+    pub(crate) fn assemble(
+        persistence: Arc<dyn Persistence>,
+        catalog: Catalog,
+        latest: Timestamp,
+    ) -> Database {
         let write_log = Arc::new(RwLock::new(WriteLog::new(latest)));
         let (commits, _) = watch::channel(latest);
         let shared = Arc::new(Shared {
@@ -129,14 +145,26 @@ impl Database {
             subscriptions: SubscriptionManager::new(write_log, latest),
             creation_clock: Mutex::new(latest.as_millis_f64()),
             catalog_change: tokio::sync::Mutex::new(()),
+            follow: tokio::sync::Mutex::new(()),
         });
-        let (sender, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(Committer::new(shared.clone(), latest).run(receiver));
-        tracing::debug!(%latest, "database opened");
-        Ok(Database {
+        Database {
             shared,
-            committer: sender,
-        })
+            committer: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Starts the committer task, whose first commit comes after `last_ts`.
+    pub(crate) fn start_committer(&self, last_ts: Timestamp) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        if self.committer.set(sender).is_ok() {
+            tokio::spawn(Committer::new(self.shared.clone(), last_ts).run(receiver));
+        }
+    }
+
+    /// Whether this handle commits (it opened the database, or a follower was promoted), as
+    /// opposed to a follower reading another process's commits.
+    pub fn is_committer(&self) -> bool {
+        self.committer.get().is_some()
     }
 
     /// A transaction reading at the latest committed timestamp.
@@ -197,7 +225,12 @@ impl Database {
             writes: job_parts.2,
             reply,
         };
-        self.committer
+        let Some(committer) = self.committer.get() else {
+            return Err(DbError::NotCommitter(
+                "this database is a follower: another process commits to it".into(),
+            ));
+        };
+        committer
             .send(job)
             .map_err(|_| DbError::Storage("the committer has stopped".into()))?;
         result
@@ -220,6 +253,9 @@ impl Database {
         }
         check_table_name(name)
             .map_err(|_| DbError::TableNotFound(format!("\"{name}\" (not a valid table name)")))?;
+        if !self.is_committer() {
+            return self.follower_table(name).await;
+        }
         let _guard = self.shared.catalog_change.lock().await;
         if let Some(table) = self.shared.catalog.read().table(name) {
             return Ok(table.clone());

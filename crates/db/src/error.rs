@@ -85,6 +85,10 @@ pub enum DbError {
     /// The transaction hit a size limit (too many writes or reads).
     #[error("TooManyWrites: {0}")]
     TransactionTooLarge(String),
+    /// A commit or table creation on a follower: this process reads the database but another one
+    /// holds the committer lease (see `Database::open_follower`).
+    #[error("NotCommitter: {0}")]
+    NotCommitter(String),
     /// The storage layer failed; the outcome of a commit that reports this is not known.
     #[error("StorageError: {0}")]
     Storage(String),
@@ -108,6 +112,7 @@ impl DbError {
             DbError::OutOfRetention(_) => "OutOfRetention",
             DbError::InvalidSchema(_) => "InvalidSchema",
             DbError::TransactionTooLarge(_) => "TooManyWrites",
+            DbError::NotCommitter(_) => "NotCommitter",
             DbError::Storage(_) => "StorageError",
         }
     }

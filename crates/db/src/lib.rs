@@ -25,6 +25,8 @@
 //! * `persistence::postgres` — [`PostgresPersistence`] (`PostgresPersistence::connect(url)`),
 //!   its migrations, committer lease and [`PostgresTestSchema`](persistence::PostgresTestSchema).
 //! * `database` — [`Database`]: open, begin, commit, subscribe.
+//! * `replica` — followers: [`Database::open_follower`], [`Database::follow_to`] (apply another
+//!   process's commits) and [`Database::promote`] (take over as the committer).
 //! * `transaction` — [`Transaction`]: snapshot reads, own writes, insert/patch/replace/delete.
 //! * `query` — [`Query`], [`IndexRange`], [`Order`], pagination and cursors.
 //! * `committer` — the single committer task (validation, timestamps, group commit).
@@ -43,6 +45,7 @@ mod interval_map;
 pub mod persistence;
 mod query;
 mod read_set;
+mod replica;
 mod schema;
 mod subscription;
 mod timestamp;

@@ -172,9 +172,34 @@ async fn migrations_are_recorded_and_newer_schemas_refused() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, vec![1, 2]);
     // Reconnecting applies nothing new.
     drop(pg.connect().await.unwrap());
+    // A database at version 1 (as an earlier build left it) is upgraded at connect.
+    client
+        .batch_execute(&format!(
+            "DELETE FROM \"{s}\".keel_migrations WHERE version = 2;
+             DROP INDEX \"{s}\".keel_documents_by_ts;
+             ALTER TABLE \"{s}\".keel_leases DROP COLUMN address;"
+        ))
+        .await
+        .unwrap();
+    let upgraded = pg.connect().await.unwrap();
+    upgraded
+        .set_committer_address("http://[::1]:9")
+        .await
+        .unwrap();
+    upgraded.release().await.unwrap();
+    drop(upgraded);
+    let count = client
+        .query_one(
+            &format!("SELECT count(*) FROM \"{s}\".keel_migrations WHERE version = 2"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(count, 1, "migration 2 was applied again");
     client
         .batch_execute(&format!(
             "INSERT INTO \"{s}\".keel_migrations (version) VALUES (999)"

@@ -15,7 +15,7 @@
 
 use keel_values::{DocumentId, Object, TableNumber, Value};
 
-use super::{CommitRecord, DocumentRevision, IndexEntry, IndexId, Persistence};
+use super::{ChangedDocument, CommitRecord, DocumentRevision, IndexEntry, IndexId, Persistence};
 use crate::{Document, Interval, Order, Timestamp};
 
 /// Expands to one `#[tokio::test]` per conformance check, each given a fresh persistence from
@@ -27,7 +27,7 @@ macro_rules! persistence_conformance_tests {
         $crate::persistence_conformance_tests!(@each $fresh,
             empty_storage, document_snapshots, index_snapshots_and_tombstones,
             index_scan_bounds_and_order, index_scan_limit_with_many_versions,
-            batch_is_atomic, max_ts_and_globals);
+            batch_is_atomic, max_ts_and_globals, revisions_between_with_previous);
     };
     (@each $fresh:path, $($name:ident),*) => {
         $(
@@ -336,4 +336,56 @@ pub async fn max_ts_and_globals(p: &dyn Persistence) {
         .await
         .unwrap();
     assert_eq!(p.max_ts().await.unwrap(), Some(Timestamp(big)));
+}
+
+/// `revisions_between(after, until)` lists the revisions committed in `(after, until]` in
+/// timestamp order, each with the document before it (none for an insert).
+pub async fn revisions_between_with_previous(p: &dyn Persistence) {
+    p.write(vec![
+        commit(10, vec![revision(1, 1, 10, None)], vec![]),
+        commit(20, vec![revision(2, 1, 20, None)], vec![]),
+    ])
+    .await
+    .unwrap();
+    p.write(vec![commit(
+        30,
+        vec![
+            revision(1, 2, 30, Some(10)),
+            DocumentRevision {
+                id: id(2),
+                ts: Timestamp(30),
+                document: None,
+                prev_ts: Some(Timestamp(20)),
+            },
+        ],
+        vec![],
+    )])
+    .await
+    .unwrap();
+    let changed = |after: u64, until: u64| async move {
+        let mut found = p
+            .revisions_between(Timestamp(after), Timestamp(until))
+            .await
+            .unwrap();
+        // Within one timestamp the order is unspecified.
+        found.sort_by_key(|c| (c.revision.ts, c.revision.id));
+        found
+    };
+    assert_eq!(changed(30, 100).await, Vec::new());
+    assert_eq!(
+        changed(0, 10).await,
+        vec![ChangedDocument {
+            revision: revision(1, 1, 10, None),
+            previous: None
+        }]
+    );
+    let later = changed(10, 30).await;
+    assert_eq!(
+        later.iter().map(|c| c.revision.ts.0).collect::<Vec<_>>(),
+        [20, 30, 30]
+    );
+    assert_eq!(later[1].revision, revision(1, 2, 30, Some(10)));
+    assert_eq!(later[1].previous, Some(doc(1, 1)));
+    assert_eq!(later[2].revision.document, None);
+    assert_eq!(later[2].previous, Some(doc(2, 1)));
 }

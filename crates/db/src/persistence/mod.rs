@@ -76,6 +76,17 @@ pub struct IndexRow {
     pub ts: Timestamp,
 }
 
+/// A revision written by some commit, with the document as it was before (what a follower needs
+/// to rebuild the commit's write-log entry: the index keys it left and the ones it took).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChangedDocument {
+    /// The new revision.
+    pub revision: DocumentRevision,
+    /// The document at the revision's `prev_ts`, `None` for an insert or a re-insert after a
+    /// delete.
+    pub previous: Option<Document>,
+}
+
 /// A storage failure. The message says what the storage layer reported.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
@@ -114,6 +125,14 @@ pub trait Persistence: Send + Sync + 'static {
         order: Order,
         limit: usize,
     ) -> Result<Vec<IndexRow>, PersistenceError>;
+
+    /// Every document revision committed in `(after, until]`, in timestamp order, each with the
+    /// document before it. Followers use it to learn about commits another process made.
+    async fn revisions_between(
+        &self,
+        after: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<ChangedDocument>, PersistenceError>;
 
     /// A named global value (the database keeps its catalog here).
     async fn global(&self, key: &str) -> Result<Option<Vec<u8>>, PersistenceError>;

@@ -25,7 +25,10 @@ use parking_lot::Mutex;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{CommitRecord, DocumentRevision, IndexId, IndexRow, Persistence, PersistenceError};
+use super::{
+    ChangedDocument, CommitRecord, DocumentRevision, IndexId, IndexRow, Persistence,
+    PersistenceError,
+};
 use crate::codec::{decode_document, encode_document};
 use crate::{Document, Interval, Order, Timestamp};
 
@@ -246,6 +249,46 @@ fn document_at(
     }))
 }
 
+/// The revisions in `(after, until]` with their previous documents. The revision log has no
+/// index by timestamp, so this scans it whole: fine for tests and small files, and a SQLite file
+/// has no followers in production (one process owns it).
+fn revisions_between(
+    conn: &Connection,
+    after: i64,
+    until: i64,
+) -> Result<Vec<ChangedDocument>, PersistenceError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT table_num, internal, neg_ts FROM documents \
+             WHERE neg_ts >= ?1 AND neg_ts < ?2 ORDER BY neg_ts DESC",
+        )
+        .map_err(storage_err)?;
+    let found = stmt
+        .query_map(params![-until, -after], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, Vec<u8>>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
+        })
+        .map_err(storage_err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(storage_err)?;
+    let mut changed = Vec::with_capacity(found.len());
+    for (table, internal, neg_ts) in found {
+        let id = id_from_parts(table, internal)?;
+        let ts = Timestamp(neg_ts.unsigned_abs());
+        let revision = document_at(conn, id, ts)?
+            .ok_or_else(|| PersistenceError(format!("revision {id}@{ts} vanished")))?;
+        let previous = match revision.prev_ts {
+            Some(prev) => document_at(conn, id, prev)?.and_then(|r| r.document),
+            None => None,
+        };
+        changed.push(ChangedDocument { revision, previous });
+    }
+    Ok(changed)
+}
+
 /// A key's newest index entry seen so far in a scan, with the document it points at:
 /// (key, entry ts, document id and its (revision ts, encoded value) if the entry is live).
 type Candidate = (Vec<u8>, i64, Option<(DocumentId, Option<(i64, Vec<u8>)>)>);
@@ -445,6 +488,16 @@ impl Persistence for SqlitePersistence {
         }
         let interval = interval.clone();
         self.read(move |conn| index_scan(conn, index, &interval, ts, order, limit))
+            .await
+    }
+
+    async fn revisions_between(
+        &self,
+        after: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<ChangedDocument>, PersistenceError> {
+        let (after, until) = (ts_to_sql(after)?, ts_to_sql(until)?);
+        self.read(move |conn| revisions_between(conn, after, until))
             .await
     }
 

@@ -60,54 +60,71 @@ fn holder_description() -> String {
     format!("process {} on {host}", std::process::id())
 }
 
+/// How long to wait for the advisory lock when another process holds it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum LockWait {
+    /// Do not wait.
+    No,
+    /// Wait up to this long.
+    Up(Duration),
+    /// Wait until the holder lets go (a standby node waiting to take over).
+    Forever,
+}
+
 impl Lease {
-    /// Takes the lease for `schema` on the connection `lock` (which must stay open), waiting up
-    /// to `wait` for a current holder to let go.
-    pub(crate) async fn acquire(
-        lock: Client,
+    /// Takes the advisory lock for `schema` on the connection `lock` (which must stay open for
+    /// as long as the lease is held). Returns whether it was granted within `wait`.
+    pub(crate) async fn lock(
+        lock: &Client,
         schema: &str,
-        target: &str,
-        wait: Duration,
-    ) -> Result<Lease, PersistenceError> {
+        wait: LockWait,
+    ) -> Result<bool, PersistenceError> {
         let key = schema_lock_key(schema);
-        let got = if wait.is_zero() {
-            lock.query_one(
-                "SELECT pg_try_advisory_lock($1, $2)",
+        let timeout = match wait {
+            LockWait::No => {
+                return Ok(lock
+                    .query_one(
+                        "SELECT pg_try_advisory_lock($1, $2)",
+                        &[&LEASE_LOCK_CLASS, &key],
+                    )
+                    .await
+                    .map_err(storage_err)?
+                    .get::<_, bool>(0));
+            }
+            LockWait::Up(wait) => wait.as_millis().max(1),
+            LockWait::Forever => 0,
+        };
+        lock.batch_execute(&format!("SET lock_timeout = {timeout}"))
+            .await
+            .map_err(storage_err)?;
+        let result = lock
+            .execute(
+                "SELECT pg_advisory_lock($1, $2)",
                 &[&LEASE_LOCK_CLASS, &key],
             )
+            .await;
+        lock.batch_execute("SET lock_timeout = 0")
             .await
-            .map_err(storage_err)?
-            .get::<_, bool>(0)
-        } else {
-            lock.batch_execute(&format!("SET lock_timeout = {}", wait.as_millis().max(1)))
-                .await
-                .map_err(storage_err)?;
-            let result = lock
-                .execute(
-                    "SELECT pg_advisory_lock($1, $2)",
-                    &[&LEASE_LOCK_CLASS, &key],
-                )
-                .await;
-            lock.batch_execute("SET lock_timeout = 0")
-                .await
-                .map_err(storage_err)?;
-            match result {
-                Ok(_) => true,
-                Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => false,
-                Err(e) => return Err(storage_err(e)),
-            }
-        };
-        let s = format!("\"{schema}\"");
-        if !got {
-            return Err(refusal(&lock, &s, schema, key, target).await);
+            .map_err(storage_err)?;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => Ok(false),
+            Err(e) => Err(storage_err(e)),
         }
+    }
+
+    /// Claims the lease row for this process once [`Lease::lock`] granted the lock: a fresh
+    /// lease id fences out every earlier holder's writes. Waits for an earlier holder's write
+    /// transaction that still holds the row, so no earlier commit lands after this returns.
+    pub(crate) async fn claim(lock: Client, schema: &str) -> Result<Lease, PersistenceError> {
+        let s = format!("\"{schema}\"");
         let id: i64 = rand::random::<i64>() & i64::MAX;
         lock.execute(
             &format!(
-                "INSERT INTO {s}.keel_leases (name, lease_id, holder, acquired_at) \
-                 VALUES ($1, $2, $3, now()) ON CONFLICT (name) DO UPDATE \
+                "INSERT INTO {s}.keel_leases (name, lease_id, holder, acquired_at, address) \
+                 VALUES ($1, $2, $3, now(), NULL) ON CONFLICT (name) DO UPDATE \
                  SET lease_id = EXCLUDED.lease_id, holder = EXCLUDED.holder, \
-                     acquired_at = EXCLUDED.acquired_at"
+                     acquired_at = EXCLUDED.acquired_at, address = NULL"
             ),
             &[&LEASE_NAME, &id, &holder_description()],
         )
@@ -120,6 +137,73 @@ impl Lease {
             schema: schema.to_owned(),
             released: AtomicBool::new(false),
         })
+    }
+
+    /// Takes the lease, waiting up to `wait`, or refuses with a message naming the holder.
+    pub(crate) async fn acquire(
+        lock: Client,
+        schema: &str,
+        target: &str,
+        wait: Duration,
+    ) -> Result<Lease, PersistenceError> {
+        let wait = if wait.is_zero() {
+            LockWait::No
+        } else {
+            LockWait::Up(wait)
+        };
+        if !Lease::lock(&lock, schema, wait).await? {
+            let key = schema_lock_key(schema);
+            return Err(refusal(&lock, &format!("\"{schema}\""), schema, key, target).await);
+        }
+        Lease::claim(lock, schema).await
+    }
+
+    /// Publishes where this holder accepts forwarded calls (see
+    /// `PostgresPersistence::set_committer_address`).
+    pub(crate) async fn set_address(&self, address: &str) -> Result<(), PersistenceError> {
+        let s = format!("\"{}\"", self.schema);
+        let updated = self
+            .lock
+            .execute(
+                &format!(
+                    "UPDATE {s}.keel_leases SET address = $1 WHERE name = $2 AND lease_id = $3"
+                ),
+                &[&address, &LEASE_NAME, &self.id],
+            )
+            .await
+            .map_err(storage_err)?;
+        if updated == 0 {
+            return Err(PersistenceError(format!(
+                "lost the committer lease for schema \"{}\" before publishing its address",
+                self.schema
+            )));
+        }
+        Ok(())
+    }
+
+    /// The address the current holder published, if a live process holds the lock.
+    pub(crate) async fn holder_address(
+        client: &Client,
+        schema: &str,
+    ) -> Result<Option<String>, PersistenceError> {
+        let s = format!("\"{schema}\"");
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT address FROM {s}.keel_leases WHERE name = $1 AND EXISTS ( \
+                       SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                       AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                       AND classid = $2::bigint::oid AND objid = $3::bigint::oid AND objsubid = 2)"
+                ),
+                &[
+                    &LEASE_NAME,
+                    &i64::from(LEASE_LOCK_CLASS),
+                    &i64::from(schema_lock_key(schema)),
+                ],
+            )
+            .await
+            .map_err(storage_err)?;
+        Ok(row.and_then(|row| row.get::<_, Option<String>>(0)))
     }
 
     /// The statement every write transaction runs first: locks the lease row and returns its id.

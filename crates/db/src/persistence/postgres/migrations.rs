@@ -13,9 +13,10 @@ use crate::persistence::PersistenceError;
 
 /// The steps, in order; `{s}` stands for the quoted schema name. Never edit a released step:
 /// add a new one.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "CREATE TABLE {s}.keel_documents (
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE {s}.keel_documents (
          table_num BIGINT NOT NULL, internal BYTEA NOT NULL, ts BIGINT NOT NULL,
          value BYTEA, prev_ts BIGINT,
          PRIMARY KEY (table_num, internal, ts));
@@ -28,7 +29,15 @@ const MIGRATIONS: &[(i32, &str)] = &[(
      CREATE TABLE {s}.keel_leases (
          name TEXT PRIMARY KEY, lease_id BIGINT NOT NULL, holder TEXT NOT NULL,
          acquired_at TIMESTAMPTZ NOT NULL);",
-)];
+    ),
+    // Followers read the revisions of each new commit by timestamp, and forward calls to the
+    // address the committer publishes in its lease row.
+    (
+        2,
+        "CREATE INDEX keel_documents_by_ts ON {s}.keel_documents (ts);
+         ALTER TABLE {s}.keel_leases ADD COLUMN address TEXT;",
+    ),
+];
 
 /// The newest schema version this build writes.
 pub(crate) const LATEST_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -17,15 +17,20 @@
 //! concurrent queries on one connection), and the lease connection. TLS is not supported yet
 //! (`NoTls`): use a trusted network or local connection. A lost connection is not re-opened:
 //! calls fail with its error until the process restarts.
+//!
+//! More than one node: [`PostgresPersistence::connect_standby`] opens without the lease; such a
+//! node follows the holder's commits through [`PostgresPersistence::commit_notifications`]
+//! (see `notify`) and takes over with [`PostgresPersistence::acquire_lease`] when the holder dies.
 
 mod connection;
 mod lease;
 mod migrations;
+mod notify;
 mod scan;
 mod test_schema;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -34,9 +39,12 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 
 use self::connection::{Target, check_schema_name, split_schema, storage_err};
-use self::lease::Lease;
-use self::scan::{ReaderStatements, decode_revision};
-use super::{CommitRecord, DocumentRevision, IndexId, IndexRow, Persistence, PersistenceError};
+use self::lease::{Lease, LockWait};
+use self::scan::{ReaderStatements, decode_change, decode_revision};
+use super::{
+    ChangedDocument, CommitRecord, DocumentRevision, IndexId, IndexRow, Persistence,
+    PersistenceError,
+};
 use crate::codec::encode_document;
 use crate::{Interval, Order, Timestamp};
 
@@ -79,12 +87,13 @@ pub struct PostgresPersistence {
 }
 
 struct Inner {
-    target: String,
+    target: Target,
     schema: String,
     writer: tokio::sync::Mutex<Writer>,
     readers: Vec<Reader>,
     next_reader: AtomicUsize,
-    lease: Lease,
+    /// The committer lease, once held (at connect, or when a standby takes over).
+    lease: OnceLock<Lease>,
 }
 
 struct Reader {
@@ -98,6 +107,7 @@ struct Writer {
     insert_documents: Statement,
     insert_entries: Statement,
     raise_max_ts: Statement,
+    notify: Statement,
     set_global: Statement,
 }
 
@@ -121,12 +131,13 @@ impl Writer {
             "INSERT INTO {s}.keel_globals (key, value) VALUES ($1, $2) \
              ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
         );
-        let (check_lease, insert_documents, insert_entries, raise_max_ts, set_global) =
+        let (check_lease, insert_documents, insert_entries, raise_max_ts, notify, set_global) =
             tokio::try_join!(
                 client.prepare(&check_sql),
                 client.prepare(&documents_sql),
                 client.prepare(&entries_sql),
                 client.prepare(&max_ts_sql),
+                client.prepare("SELECT pg_notify($1, $2)"),
                 client.prepare(&global_sql),
             )
             .map_err(storage_err)?;
@@ -136,6 +147,7 @@ impl Writer {
             insert_documents,
             insert_entries,
             raise_max_ts,
+            notify,
             set_global,
         })
     }
@@ -215,13 +227,45 @@ impl PostgresPersistence {
         url: &str,
         options: PostgresOptions,
     ) -> Result<PostgresPersistence, PersistenceError> {
+        let (target, schema, lock) = PostgresPersistence::migrate(url, &options).await?;
+        let lease = Lease::acquire(lock, &schema, &target.shown, options.lease_wait).await?;
+        let persistence = PostgresPersistence::open(target, schema, &options).await?;
+        let _ = persistence.inner.lease.set(lease);
+        Ok(persistence)
+    }
+
+    /// Connects without the committer lease, as a standby node: reads work, writes fail until
+    /// [`try_acquire_lease`](PostgresPersistence::try_acquire_lease) or
+    /// [`acquire_lease`](PostgresPersistence::acquire_lease) succeeds. Followers use it with
+    /// [`commit_notifications`](PostgresPersistence::commit_notifications).
+    pub async fn connect_standby(
+        url: &str,
+        options: PostgresOptions,
+    ) -> Result<PostgresPersistence, PersistenceError> {
+        let (target, schema, _) = PostgresPersistence::migrate(url, &options).await?;
+        PostgresPersistence::open(target, schema, &options).await
+    }
+
+    /// Parses the URL, connects once and applies missing migrations; returns that connection.
+    async fn migrate(
+        url: &str,
+        options: &PostgresOptions,
+    ) -> Result<(Target, String, Client), PersistenceError> {
         let (url, url_schema) = split_schema(url);
-        let schema = url_schema.unwrap_or(options.schema);
+        let schema = url_schema.unwrap_or_else(|| options.schema.clone());
         check_schema_name(&schema)?;
         let target = Target::parse(&url)?;
         let mut lock = target.connect().await?;
         migrations::migrate(&mut lock, &schema).await?;
-        let lease = Lease::acquire(lock, &schema, &target.shown, options.lease_wait).await?;
+        Ok((target, schema, lock))
+    }
+
+    /// Opens the writer and reader connections.
+    async fn open(
+        target: Target,
+        schema: String,
+        options: &PostgresOptions,
+    ) -> Result<PostgresPersistence, PersistenceError> {
         let writer = Writer::prepare(target.connect().await?, &schema).await?;
         let mut readers = Vec::new();
         for _ in 0..options.readers.max(1) {
@@ -232,19 +276,89 @@ impl PostgresPersistence {
         tracing::debug!(target = %target.shown, schema, "connected to PostgreSQL");
         Ok(PostgresPersistence {
             inner: Arc::new(Inner {
-                target: target.shown,
+                target,
                 schema,
                 writer: tokio::sync::Mutex::new(writer),
                 readers,
                 next_reader: AtomicUsize::new(0),
-                lease,
+                lease: OnceLock::new(),
             }),
         })
     }
 
     /// The database this persistence writes, as `postgres://user@host:port/database`.
     pub fn target(&self) -> &str {
-        &self.inner.target
+        &self.inner.target.shown
+    }
+
+    /// Whether this process holds the committer lease (and so may write).
+    pub fn holds_lease(&self) -> bool {
+        self.inner.lease.get().is_some()
+    }
+
+    /// Takes the committer lease if no live process holds it; returns whether this process
+    /// holds it now.
+    pub async fn try_acquire_lease(&self) -> Result<bool, PersistenceError> {
+        self.take_lease(LockWait::No).await
+    }
+
+    /// Waits until the committer lease is free (its holder exited or died, which PostgreSQL
+    /// notices when the holder's connection closes) and takes it. A standby node calls this and
+    /// then promotes its database (`Database::promote`).
+    pub async fn acquire_lease(&self) -> Result<(), PersistenceError> {
+        self.take_lease(LockWait::Forever).await.map(drop)
+    }
+
+    async fn take_lease(&self, wait: LockWait) -> Result<bool, PersistenceError> {
+        if self.holds_lease() {
+            return Ok(true);
+        }
+        let lock = self.inner.target.connect().await?;
+        if !Lease::lock(&lock, &self.inner.schema, wait).await? {
+            return Ok(false);
+        }
+        let lease = Lease::claim(lock, &self.inner.schema).await?;
+        Ok(self.inner.lease.set(lease).is_ok())
+    }
+
+    /// Publishes, in the lease row, where this lease holder accepts calls forwarded by other
+    /// nodes (for example `http://10.0.0.5:3210`).
+    pub async fn set_committer_address(&self, address: &str) -> Result<(), PersistenceError> {
+        match self.inner.lease.get() {
+            Some(lease) => lease.set_address(address).await,
+            None => Err(self.not_holder()),
+        }
+    }
+
+    /// The address the live lease holder published, `None` while no live process holds the
+    /// lease or its holder has not published one yet.
+    pub async fn committer_address(&self) -> Result<Option<String>, PersistenceError> {
+        Lease::holder_address(&self.reader().client, &self.inner.schema).await
+    }
+
+    /// Follows the largest durable commit timestamp as the lease holder commits: a channel fed by
+    /// PostgreSQL notifications (sent inside each write transaction) and a poll every second.
+    /// Stops listening once every receiver is dropped.
+    pub async fn commit_notifications(
+        &self,
+    ) -> Result<tokio::sync::watch::Receiver<Timestamp>, PersistenceError> {
+        let start = self.max_ts().await?.unwrap_or(Timestamp::MIN);
+        let (sender, receiver) = tokio::sync::watch::channel(start);
+        notify::spawn_listener(self.inner.target.clone(), self.inner.schema.clone(), sender);
+        Ok(receiver)
+    }
+
+    /// The lease, or the error for a write without it.
+    fn lease(&self) -> Result<&Lease, PersistenceError> {
+        self.inner.lease.get().ok_or_else(|| self.not_holder())
+    }
+
+    fn not_holder(&self) -> PersistenceError {
+        PersistenceError(format!(
+            "this process does not hold the committer lease for schema \"{}\" (it is a \
+             standby): another backend node commits",
+            self.inner.schema
+        ))
     }
 
     /// The PostgreSQL schema holding the tables.
@@ -255,7 +369,7 @@ impl PostgresPersistence {
     /// Releases the committer lease now (it is also released when the last clone is dropped and
     /// its connections close). Writes through this persistence fail afterwards.
     pub async fn release(&self) -> Result<(), PersistenceError> {
-        self.inner.lease.release().await
+        self.lease()?.release().await
     }
 
     fn reader(&self) -> &Reader {
@@ -271,6 +385,7 @@ impl Persistence for PostgresPersistence {
         let Some(max_ts) = max_ts else {
             return Ok(()); // nothing to write
         };
+        let lease_holder = self.lease()?;
         let mut writer = self.inner.writer.lock().await;
         let w = &mut *writer;
         let tx = w.client.transaction().await.map_err(storage_err)?;
@@ -291,15 +406,19 @@ impl Persistence for PostgresPersistence {
         ];
         // All sent at once (tokio-postgres pipelines them); the server runs them in order, the
         // lease check first. On any failure the transaction rolls back when `tx` is dropped.
+        // The notice reaches followers only if (and once) the transaction commits.
         let max_params: [&(dyn ToSql + Sync); 1] = [&max_ts];
-        let (lease, _, _, _) = tokio::try_join!(
+        let (channel, payload) = (notify::channel(&self.inner.schema), max_ts.to_string());
+        let notify_params: [&(dyn ToSql + Sync); 2] = [&channel, &payload];
+        let (lease, _, _, _, _) = tokio::try_join!(
             tx.query_opt(&w.check_lease, &[]),
             tx.execute(&w.insert_documents, &doc_params),
             tx.execute(&w.insert_entries, &entry_params),
             tx.execute(&w.raise_max_ts, &max_params),
+            tx.query_opt(&w.notify, &notify_params),
         )
         .map_err(storage_err)?;
-        self.inner.lease.verify(lease.map(|row| row.get(0)))?;
+        lease_holder.verify(lease.map(|row| row.get(0)))?;
         tx.commit().await.map_err(storage_err)
     }
 
@@ -352,6 +471,21 @@ impl Persistence for PostgresPersistence {
         .await
     }
 
+    async fn revisions_between(
+        &self,
+        after: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<ChangedDocument>, PersistenceError> {
+        let reader = self.reader();
+        let (after, until) = (ts_to_sql(after)?, ts_to_sql(until)?);
+        let rows = reader
+            .client
+            .query(&reader.statements.revisions, &[&after, &until])
+            .await
+            .map_err(storage_err)?;
+        rows.iter().map(decode_change).collect()
+    }
+
     async fn global(&self, key: &str) -> Result<Option<Vec<u8>>, PersistenceError> {
         let reader = self.reader();
         let row = reader
@@ -363,6 +497,7 @@ impl Persistence for PostgresPersistence {
     }
 
     async fn set_global(&self, key: &str, value: Vec<u8>) -> Result<(), PersistenceError> {
+        let lease_holder = self.lease()?;
         let mut writer = self.inner.writer.lock().await;
         let w = &mut *writer;
         let tx = w.client.transaction().await.map_err(storage_err)?;
@@ -370,7 +505,7 @@ impl Persistence for PostgresPersistence {
             .query_opt(&w.check_lease, &[])
             .await
             .map_err(storage_err)?;
-        self.inner.lease.verify(lease.map(|row| row.get(0)))?;
+        lease_holder.verify(lease.map(|row| row.get(0)))?;
         tx.execute(&w.set_global, &[&key, &value])
             .await
             .map_err(storage_err)?;

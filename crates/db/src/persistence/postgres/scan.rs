@@ -13,7 +13,7 @@ use tokio_postgres::{Client, Row, Statement};
 use super::connection::storage_err;
 use super::ts_to_sql;
 use crate::codec::decode_document;
-use crate::persistence::{DocumentRevision, IndexId, IndexRow, PersistenceError};
+use crate::persistence::{ChangedDocument, DocumentRevision, IndexId, IndexRow, PersistenceError};
 use crate::{Document, Interval, Order, Timestamp};
 
 /// The statements a reader connection has prepared.
@@ -21,6 +21,8 @@ pub(crate) struct ReaderStatements {
     pub(crate) document_at: Statement,
     pub(crate) global: Statement,
     pub(crate) max_ts: Statement,
+    /// Revisions in `($1, $2]` with their previous documents.
+    pub(crate) revisions: Statement,
     /// Scans, indexed by [`scan_variant`].
     scans: Vec<Statement>,
 }
@@ -77,6 +79,12 @@ impl ReaderStatements {
         );
         let global = format!("SELECT value FROM {s}.keel_globals WHERE key = $1");
         let max_ts = format!("SELECT ts FROM {s}.keel_max_ts WHERE id = 1");
+        let revisions = format!(
+            "SELECT d.table_num, d.internal, d.ts, d.value, d.prev_ts, p.value \
+             FROM {s}.keel_documents d LEFT JOIN {s}.keel_documents p \
+               ON p.table_num = d.table_num AND p.internal = d.internal AND p.ts = d.prev_ts \
+             WHERE d.ts > $1 AND d.ts <= $2 ORDER BY d.ts"
+        );
         let mut scan_texts = vec![String::new(); 8];
         for order in [Order::Asc, Order::Desc] {
             for bounded in [false, true] {
@@ -86,10 +94,11 @@ impl ReaderStatements {
                 }
             }
         }
-        let (document_at, global, max_ts, scans) = tokio::try_join!(
+        let (document_at, global, max_ts, revisions, scans) = tokio::try_join!(
             client.prepare(&document_at),
             client.prepare(&global),
             client.prepare(&max_ts),
+            client.prepare(&revisions),
             prepare_all(client, &scan_texts),
         )
         .map_err(storage_err)?;
@@ -97,6 +106,7 @@ impl ReaderStatements {
             document_at,
             global,
             max_ts,
+            revisions,
             scans,
         })
     }
@@ -153,6 +163,24 @@ pub(crate) fn decode_revision(
         ts: Timestamp(ts as u64),
         document: value.map(|bytes| document(id, &bytes)).transpose()?,
         prev_ts: prev_ts.map(|t| Timestamp(t as u64)),
+    })
+}
+
+/// A row of the `revisions` statement as a changed document.
+pub(crate) fn decode_change(row: &Row) -> Result<ChangedDocument, PersistenceError> {
+    let id = id_from_parts(column(row, 0)?, column(row, 1)?)?;
+    let ts: i64 = column(row, 2)?;
+    let value: Option<Vec<u8>> = column(row, 3)?;
+    let prev_ts: Option<i64> = column(row, 4)?;
+    let previous: Option<Vec<u8>> = column(row, 5)?;
+    Ok(ChangedDocument {
+        revision: DocumentRevision {
+            id,
+            ts: Timestamp(ts as u64),
+            document: value.map(|bytes| document(id, &bytes)).transpose()?,
+            prev_ts: prev_ts.map(|t| Timestamp(t as u64)),
+        },
+        previous: previous.map(|bytes| document(id, &bytes)).transpose()?,
     })
 }
 
