@@ -13,6 +13,7 @@ use keel_db::Database;
 use keel_protocol::CanonicalPath;
 use keel_values::{Object, Value};
 
+use crate::cluster::{Cluster, Forwarded};
 use crate::context::{ActionCtx, MutationCtx, QueryCtx, SharedTransaction};
 use crate::error::FunctionError;
 use crate::mutation_log::MutationLog;
@@ -67,6 +68,17 @@ pub struct VerifiedUser {
     pub(crate) cache_key: String,
 }
 
+impl VerifiedUser {
+    /// A verified identity (results are cached per identity).
+    pub(crate) fn new(identity: Arc<UserIdentity>) -> VerifiedUser {
+        let cache_key = serde_json::Value::Object(identity.to_json()).to_string();
+        VerifiedUser {
+            identity,
+            cache_key,
+        }
+    }
+}
+
 impl Identity {
     fn cache_key(&self) -> &str {
         match self {
@@ -89,11 +101,32 @@ struct Inner {
     config: BackendConfig,
     queries: QueryCache,
     mutations: MutationLog,
+    /// Set for a node of a cluster (see [`Cluster`]).
+    cluster: Option<Cluster>,
 }
 
 impl Backend {
     /// A backend over `db` running `functions`.
     pub fn new(db: Database, functions: FunctionRegistry, config: BackendConfig) -> Backend {
+        Backend::assemble(db, functions, config, None)
+    }
+
+    /// A backend node of a cluster: serves queries and subscriptions from the cluster's
+    /// database and, while it is a follower, forwards mutations to the committer node.
+    pub fn clustered(
+        cluster: Cluster,
+        functions: FunctionRegistry,
+        config: BackendConfig,
+    ) -> Backend {
+        Backend::assemble(cluster.database().clone(), functions, config, Some(cluster))
+    }
+
+    fn assemble(
+        db: Database,
+        functions: FunctionRegistry,
+        config: BackendConfig,
+        cluster: Option<Cluster>,
+    ) -> Backend {
         let verifier = TokenVerifier::new(config.auth.clone());
         Backend {
             inner: Arc::new(Inner {
@@ -103,8 +136,14 @@ impl Backend {
                 config,
                 queries: QueryCache::default(),
                 mutations: MutationLog::default(),
+                cluster,
             }),
         }
+    }
+
+    /// The cluster this backend is a node of, if any.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.inner.cluster.as_ref()
     }
 
     /// The HTTP API and sync routes, ready to serve.
@@ -138,11 +177,7 @@ impl Backend {
     /// Verifies a token and returns the caller's identity.
     pub async fn authenticate(&self, token: &str) -> Result<Identity, AuthError> {
         let identity = self.inner.verifier.verify_shared(token).await?;
-        let cache_key = serde_json::Value::Object(identity.to_json()).to_string();
-        Ok(Identity::User(Arc::new(VerifiedUser {
-            identity,
-            cache_key,
-        })))
+        Ok(Identity::User(Arc::new(VerifiedUser::new(identity))))
     }
 
     fn function(
@@ -247,7 +282,7 @@ impl Backend {
     }
 
     /// Runs a mutation as one transaction; conflicts are retried with backoff. Returns the result
-    /// and the commit timestamp.
+    /// and the commit timestamp. On a follower node of a cluster, the committer node runs it.
     pub async fn run_mutation(
         &self,
         path: &CanonicalPath,
@@ -257,6 +292,14 @@ impl Backend {
         let Function::Mutation(handler) = self.function(path, FunctionKind::Mutation)? else {
             unreachable!("function() checked the kind");
         };
+        if let Some(cluster) = &self.inner.cluster
+            && !cluster.is_committer()
+        {
+            match cluster.forward_mutation(path, &args, identity).await? {
+                Forwarded::Done(value, ts) => return Ok((value, ts)),
+                Forwarded::RunHere => {}
+            }
+        }
         let mut attempt = 0;
         loop {
             let tx = self.inner.db.begin();

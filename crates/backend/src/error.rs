@@ -124,7 +124,7 @@ impl From<keel_db::DbError> for FunctionError {
     fn from(error: keel_db::DbError) -> Self {
         use keel_db::DbError;
         match error {
-            DbError::Storage(_) => FunctionError::internal(error),
+            DbError::Storage(_) | DbError::NotCommitter(_) => FunctionError::internal(error),
             DbError::InvalidCursor => FunctionError::Database {
                 message: error.to_string(),
                 data: Some(keel_values::obj! { "paginationError" => "InvalidCursor" }),

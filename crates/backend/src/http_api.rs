@@ -45,6 +45,7 @@ pub(crate) fn router(backend: Backend) -> Router {
         .route("/api/run/{*path}", post(run))
         .route("/api/sync", any(sync))
         .route("/api/{version}/sync", any(sync_versioned))
+        .route(crate::cluster::ROUTE, post(crate::cluster::accept))
         .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(cors)

@@ -16,6 +16,8 @@
 //! # Layout
 //! * `backend` — [`Backend`]: runs queries (shared executions), mutations (OCC retries) and
 //!   actions; [`BackendConfig`], [`Identity`].
+//! * `cluster` — [`Cluster`]: a backend node among several on one PostgreSQL database (follow the
+//!   committer's commits, forward mutations to it, take over when it dies).
 //! * `registry` — [`FunctionRegistry`]: functions by path, typed arguments and results.
 //! * `context` — [`QueryCtx`], [`MutationCtx`], [`ActionCtx`] and their database handles.
 //! * `args` — conversions between Convex values and typed Rust arguments/results.
@@ -27,6 +29,7 @@
 
 mod args;
 mod backend;
+mod cluster;
 mod context;
 mod error;
 mod http_api;
@@ -36,6 +39,7 @@ mod registry;
 mod sync;
 
 pub use backend::{Backend, BackendConfig, Identity, VerifiedUser};
+pub use cluster::{Cluster, ClusterConfig};
 pub use context::{ActionCtx, Auth, DbReader, DbWriter, MutationCtx, QueryBuilder, QueryCtx};
 pub use error::{FunctionError, INTERNAL_ERROR_MESSAGE};
 pub use registry::{FunctionKind, FunctionRegistry};

@@ -11,8 +11,10 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use keel_auth::{AuthConfig, ProviderConfig};
 use keel_backend::{ActionCtx, Backend, BackendConfig, FunctionError, FunctionRegistry};
+use keel_backend::{Cluster, ClusterConfig};
 use keel_backend::{MutationCtx, QueryCtx};
-use keel_db::{Database, Order, Schema, SqlitePersistence, TableSchema};
+use keel_db::persistence::PostgresTestSchema;
+use keel_db::{Database, Order, PostgresPersistence, Schema, SqlitePersistence, TableSchema};
 use keel_idp::{Idp, IdpConfig, NewUser};
 use keel_values::{Object, Value, obj};
 use serde::Deserialize;
@@ -106,6 +108,22 @@ async fn list(ctx: QueryCtx, _: NoArgs) -> Result<Vec<String>, FunctionError> {
         .collect())
 }
 
+/// Records the caller's subject (or "anonymous") as a message.
+async fn send_as_me(ctx: MutationCtx, _: NoArgs) -> Result<String, FunctionError> {
+    let body = match ctx.auth().user_identity() {
+        Some(identity) => identity.subject.clone(),
+        None => "anonymous".to_owned(),
+    };
+    send(ctx, SendArgs { body }).await
+}
+
+async fn fail_mutation(_ctx: MutationCtx, _: NoArgs) -> Result<Value, FunctionError> {
+    Err(FunctionError::convex(
+        "Refused",
+        obj! { "code" => "REFUSED" },
+    ))
+}
+
 async fn fail(_ctx: QueryCtx, _: NoArgs) -> Result<Value, FunctionError> {
     Err(FunctionError::convex(
         "Not allowed",
@@ -165,6 +183,8 @@ fn functions(counter_runs: Arc<AtomicUsize>) -> FunctionRegistry {
             }
         })
         .mutation("messages:send", send)
+        .mutation("messages:sendAsMe", send_as_me)
+        .mutation("errors:failMutation", fail_mutation)
         .query("messages:list", list)
         .query("errors:fail", fail)
         .query("values:sample", sample)
@@ -200,6 +220,34 @@ impl TestBackend {
         let backend = Backend::new(db, functions(counter_runs.clone()), config);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let router = backend.router();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        TestBackend {
+            backend,
+            addr,
+            counter_runs,
+            _dir: dir,
+        }
+    }
+
+    /// A backend node of a cluster on the PostgreSQL schema `pg` (the committer if it is the
+    /// first, else a follower).
+    pub async fn start_node(pg: &PostgresTestSchema, config: BackendConfig) -> TestBackend {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let persistence = PostgresPersistence::connect_standby(pg.url(), pg.options())
+            .await
+            .expect("postgres");
+        let cluster = Cluster::join(
+            persistence,
+            schema(),
+            ClusterConfig::new(format!("http://{addr}")),
+        )
+        .await
+        .expect("joins the cluster");
+        let counter_runs = Arc::new(AtomicUsize::new(0));
+        let backend = Backend::clustered(cluster, functions(counter_runs.clone()), config);
         let router = backend.router();
         tokio::spawn(async move { axum::serve(listener, router).await });
         TestBackend {

@@ -238,6 +238,12 @@ impl Lease {
         Ok(())
     }
 
+    /// Whether this holder can no longer write: released, or its lock connection closed (after
+    /// which PostgreSQL has let go of the lock and another process may hold it).
+    pub(crate) fn is_lost(&self) -> bool {
+        self.released.load(Ordering::Acquire) || self.lock.is_closed()
+    }
+
     /// Lets go of the lease now; later writes through this persistence fail.
     pub(crate) async fn release(&self) -> Result<(), PersistenceError> {
         self.released.store(true, Ordering::Release);

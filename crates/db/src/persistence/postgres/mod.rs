@@ -296,6 +296,13 @@ impl PostgresPersistence {
         self.inner.lease.get().is_some()
     }
 
+    /// Whether this process held the committer lease and lost it: released, or the connection
+    /// holding it closed (PostgreSQL then lets another process take it). A lost lease is never
+    /// regained by this persistence; writes through it fail.
+    pub fn lease_lost(&self) -> bool {
+        self.inner.lease.get().is_some_and(Lease::is_lost)
+    }
+
     /// Takes the committer lease if no live process holds it; returns whether this process
     /// holds it now.
     pub async fn try_acquire_lease(&self) -> Result<bool, PersistenceError> {

@@ -1,0 +1,360 @@
+//! Forwarding a mutation from a follower to the committer.
+//!
+//! `POST /api/keel/cluster/mutation` on the committer, with the header
+//! `Authorization: KeelNode <cluster secret>` and the body
+//! `{"path": …, "args": <Convex JSON object>, "identity": <UserIdentity transfer JSON> | null}`.
+//! The answer is `{"status": "success", "value": <Convex JSON>, "ts": "<commit ts>"}` or
+//! `{"status": "error", "error": <FunctionError>}`; `503` means "not the committer (any more)",
+//! which the follower retries against the address the new committer publishes.
+//!
+//! Only failures that prove the call never reached a committer (no committer yet, connection
+//! refused, `503`) are retried; a connection lost after the request went out leaves the outcome
+//! unknown, and the mutation fails with an internal error rather than risk running twice.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keel_auth::UserIdentity;
+use keel_protocol::CanonicalPath;
+use keel_values::{Object, Value};
+use serde::{Deserialize, Serialize};
+
+use super::Cluster;
+use crate::backend::{Backend, Identity};
+use crate::error::FunctionError;
+
+/// The route on every node (only a committer accepts calls on it).
+pub(crate) const ROUTE: &str = "/api/keel/cluster/mutation";
+/// The pause between attempts to find a committer.
+const RETRY_DELAY: Duration = Duration::from_millis(100);
+/// How long a follower waits for its own state to reach a forwarded commit before answering.
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(5);
+
+/// What a follower's forwarding came to.
+pub(crate) enum Forwarded {
+    /// The committer ran it: the result and the commit timestamp.
+    Done(Value, u64),
+    /// This node became the committer meanwhile: run it here.
+    RunHere,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ForwardRequest {
+    path: String,
+    args: serde_json::Value,
+    identity: Option<serde_json::Value>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "camelCase")]
+enum ForwardReply {
+    Success {
+        value: serde_json::Value,
+        ts: String,
+    },
+    Error {
+        error: WireError,
+    },
+}
+
+/// A [`FunctionError`] on the wire between nodes.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+enum WireError {
+    Application {
+        message: String,
+        data: serde_json::Value,
+    },
+    Uncaught {
+        message: String,
+    },
+    InvalidArguments {
+        message: String,
+    },
+    /// Also carries `WrongKind` and `NotFound` (their text is the whole message).
+    InvalidCall {
+        message: String,
+    },
+    Database {
+        message: String,
+        data: Option<serde_json::Value>,
+    },
+    Internal {
+        detail: String,
+    },
+}
+
+impl From<&FunctionError> for WireError {
+    fn from(e: &FunctionError) -> WireError {
+        match e {
+            FunctionError::Application { message, data } => WireError::Application {
+                message: message.clone(),
+                data: keel_values::to_json(data),
+            },
+            FunctionError::Uncaught(message) => WireError::Uncaught {
+                message: message.clone(),
+            },
+            FunctionError::InvalidArguments(message) => WireError::InvalidArguments {
+                message: message.clone(),
+            },
+            FunctionError::InvalidCall(_)
+            | FunctionError::NotFound(_)
+            | FunctionError::WrongKind { .. } => WireError::InvalidCall {
+                message: e.to_string(),
+            },
+            FunctionError::Database { message, data } => WireError::Database {
+                message: message.clone(),
+                data: data.as_ref().map(keel_values::to_json),
+            },
+            FunctionError::Internal(detail) => WireError::Internal {
+                detail: detail.clone(),
+            },
+        }
+    }
+}
+
+impl WireError {
+    fn into_error(self) -> FunctionError {
+        let value = |json: serde_json::Value| keel_values::from_json(&json).unwrap_or(Value::Null);
+        match self {
+            WireError::Application { message, data } => FunctionError::Application {
+                message,
+                data: value(data),
+            },
+            WireError::Uncaught { message } => FunctionError::Uncaught(message),
+            WireError::InvalidArguments { message } => FunctionError::InvalidArguments(message),
+            WireError::InvalidCall { message } => FunctionError::InvalidCall(message),
+            WireError::Database { message, data } => FunctionError::Database {
+                message,
+                data: data.map(value),
+            },
+            WireError::Internal { detail } => {
+                FunctionError::internal(format!("on the committer node: {detail}"))
+            }
+        }
+    }
+}
+
+fn authorization(secret: &str) -> String {
+    format!("KeelNode {secret}")
+}
+
+/// Compares without stopping at the first difference.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Cluster {
+    /// Has the committer run a mutation (the caller checked the function exists and is one).
+    pub(crate) async fn forward_mutation(
+        &self,
+        path: &CanonicalPath,
+        args: &Object,
+        identity: &Identity,
+    ) -> Result<Forwarded, FunctionError> {
+        let request = ForwardRequest {
+            path: path.to_string(),
+            args: keel_values::to_json(&Value::Object(args.clone())),
+            identity: match identity {
+                Identity::Anonymous => None,
+                Identity::User(user) => Some(user.identity.to_transfer_json()),
+            },
+        };
+        let deadline = Instant::now() + self.inner.config.forward_timeout;
+        loop {
+            if self.is_committer() {
+                return Ok(Forwarded::RunHere);
+            }
+            if Instant::now() >= deadline {
+                return Err(FunctionError::internal(format!(
+                    "no committer node answered within {:?}",
+                    self.inner.config.forward_timeout
+                )));
+            }
+            match self.try_forward(&request).await? {
+                Some(reply) => return self.settle(reply).await,
+                None => tokio::time::sleep(RETRY_DELAY).await,
+            }
+        }
+    }
+
+    /// One attempt: `None` when no committer took the call (retry), else its reply.
+    async fn try_forward(
+        &self,
+        request: &ForwardRequest,
+    ) -> Result<Option<ForwardReply>, FunctionError> {
+        let storage = |e: keel_db::persistence::PersistenceError| {
+            tracing::debug!(error = %e, "cannot look up the committer");
+        };
+        let Ok(Some(address)) = self
+            .inner
+            .persistence
+            .committer_address()
+            .await
+            .map_err(storage)
+        else {
+            return Ok(None);
+        };
+        let Ok(Some(secret)) = self.secret().await else {
+            return Ok(None);
+        };
+        let sent = self
+            .inner
+            .http
+            .post(format!("{}{ROUTE}", address.trim_end_matches('/')))
+            .header(header::AUTHORIZATION, authorization(&secret))
+            .json(request)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            // Nothing reached a committer: safe to try again.
+            Err(e) if e.is_connect() => {
+                tracing::debug!(%address, error = %e, "committer unreachable; retrying");
+                return Ok(None);
+            }
+            Err(e) => {
+                return Err(FunctionError::internal(format!(
+                    "the forwarded mutation's outcome is unknown: {e}"
+                )));
+            }
+        };
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::SERVICE_UNAVAILABLE => return Ok(None),
+            status => {
+                return Err(FunctionError::internal(format!(
+                    "the committer node answered {status}"
+                )));
+            }
+        }
+        response.json().await.map(Some).map_err(|e| {
+            FunctionError::internal(format!("the forwarded mutation's outcome is unknown: {e}"))
+        })
+    }
+
+    /// Turns the committer's reply into the result, after this node has caught up with the
+    /// commit (so the caller's next read here sees its write).
+    async fn settle(&self, reply: ForwardReply) -> Result<Forwarded, FunctionError> {
+        let (value, ts) = match reply {
+            ForwardReply::Error { error } => return Err(error.into_error()),
+            ForwardReply::Success { value, ts } => (value, ts),
+        };
+        let ts: u64 = ts
+            .parse()
+            .map_err(|_| FunctionError::internal(format!("bad commit timestamp {ts:?}")))?;
+        let value = keel_values::from_json(&value)
+            .map_err(|e| FunctionError::internal(format!("bad forwarded result: {e}")))?;
+        let mut latest = self.inner.db.watch_commits();
+        let caught_up = tokio::time::timeout(
+            CATCH_UP_LIMIT,
+            latest.wait_for(|t| t.0 >= ts || self.is_committer()),
+        )
+        .await;
+        if caught_up.is_err() {
+            tracing::warn!(
+                ts,
+                "this node has not caught up with a forwarded commit yet"
+            );
+        }
+        Ok(Forwarded::Done(value, ts))
+    }
+}
+
+/// The committer's side of `POST /api/keel/cluster/mutation`.
+pub(crate) async fn accept(
+    State(backend): State<Backend>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(cluster) = backend.cluster() else {
+        return (
+            StatusCode::NOT_FOUND,
+            "this backend is not part of a cluster",
+        )
+            .into_response();
+    };
+    let Ok(Some(secret)) = cluster.secret().await else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if !same_secret(presented, authorization(&secret).as_bytes()) {
+        return (StatusCode::UNAUTHORIZED, "not a node of this cluster").into_response();
+    }
+    if !cluster.is_committer() {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    let request: ForwardRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    let reply = match run(&backend, request).await {
+        Ok((value, ts)) => ForwardReply::Success {
+            value: keel_values::to_json(&value),
+            ts: ts.to_string(),
+        },
+        Err(error) => ForwardReply::Error {
+            error: WireError::from(&error),
+        },
+    };
+    Json(reply).into_response()
+}
+
+async fn run(backend: &Backend, request: ForwardRequest) -> Result<(Value, u64), FunctionError> {
+    let path = keel_protocol::normalize_udf_path(&request.path)
+        .map_err(|e| FunctionError::InvalidCall(e.to_string()))?;
+    let Ok(Value::Object(args)) = keel_values::from_json(&request.args) else {
+        return Err(FunctionError::InvalidCall(
+            "forwarded arguments are not an object".into(),
+        ));
+    };
+    let identity = match request.identity {
+        None => Identity::Anonymous,
+        Some(json) => {
+            let identity = UserIdentity::from_transfer_json(json)
+                .map_err(|e| FunctionError::InvalidCall(format!("forwarded identity: {e}")))?;
+            Identity::User(Arc::new(crate::backend::VerifiedUser::new(Arc::new(
+                identity,
+            ))))
+        }
+    };
+    backend.run_mutation(&path, args, &identity).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_cross_nodes_unchanged() {
+        let errors = [
+            FunctionError::convex("nope", keel_values::obj! { "code" => 7i64 }),
+            FunctionError::uncaught("boom"),
+            FunctionError::InvalidArguments("bad".into()),
+            FunctionError::NotFound("a:b".into()),
+            FunctionError::Database {
+                message: "InvalidCursor: x".into(),
+                data: Some(keel_values::obj! { "paginationError" => "InvalidCursor" }),
+            },
+        ];
+        for error in errors {
+            let wire = serde_json::to_string(&WireError::from(&error)).unwrap();
+            let back = serde_json::from_str::<WireError>(&wire)
+                .unwrap()
+                .into_error();
+            assert_eq!(back.client_message(), error.client_message(), "{wire}");
+            assert_eq!(back.error_data(), error.error_data(), "{wire}");
+        }
+        assert!(same_secret(b"KeelNode ab", b"KeelNode ab"));
+        assert!(!same_secret(b"KeelNode ab", b"KeelNode ac"));
+        assert!(!same_secret(b"KeelNode a", b"KeelNode ab"));
+    }
+}
