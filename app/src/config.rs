@@ -57,6 +57,22 @@ pub struct Config {
         global = true
     )]
     pub backend_addr: SocketAddr,
+    /// How a backend on PostgreSQL takes part with other backends on the same database: `node`
+    /// commits if no other backend does and otherwise follows the committer (serving queries
+    /// and subscriptions, forwarding mutations) and takes over when it dies; `committer`
+    /// refuses to start unless it becomes the committer. Ignored on SQLite.
+    #[arg(
+        long,
+        env = "KEEL_BACKEND_ROLE",
+        value_enum,
+        default_value_t = BackendRole::Node,
+        global = true
+    )]
+    pub backend_role: BackendRole,
+    /// The URL other backend nodes reach this backend at, to forward mutations while it is the
+    /// committer (default: `http://<backend addr>`, with the host name for a wildcard address).
+    #[arg(long, env = "KEEL_BACKEND_NODE_URL", global = true)]
+    pub backend_node_url: Option<String>,
     /// Where the development identity provider listens; its issuer is `http://<addr>`.
     #[arg(
         long,
@@ -106,6 +122,15 @@ pub enum Command {
     Backend,
     /// The development identity provider alone.
     Idp,
+}
+
+/// See [`Config::backend_role`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendRole {
+    /// Join the database's backend nodes: commit, or follow and take over.
+    Node,
+    /// Be the committer or exit.
+    Committer,
 }
 
 fn parse_ttl(value: &str) -> Result<Duration, String> {
@@ -171,6 +196,10 @@ mod tests {
         assert_eq!(config.session_token_ttl, Duration::from_secs(60));
         assert_eq!(config.web_addr, "127.0.0.1:3000".parse().unwrap());
         assert_eq!(config.backend_url, None);
+        assert_eq!(config.backend_role, BackendRole::Node);
+        let config = parse(&["backend", "--backend-role", "committer"]).unwrap();
+        assert_eq!(config.backend_role, BackendRole::Committer);
+        assert!(parse(&["--backend-role", "leader"]).is_err());
     }
 
     #[test]

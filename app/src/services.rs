@@ -1,5 +1,6 @@
 //! Starting the services: the idp, the backend and the web tier, alone or together.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -7,12 +8,12 @@ use keel_auth::{
     AuthConfig, ClerkAuthenticator, ClerkConfig, LocalIdpAuthenticator, LocalIdpConfig,
     ProviderConfig, PublishableKey,
 };
-use keel_backend::{Backend, BackendConfig};
+use keel_backend::{Backend, BackendConfig, Cluster, ClusterConfig};
 use keel_db::{Database, Persistence, PostgresPersistence, SqlitePersistence};
 use keel_idp::{Idp, IdpConfig};
 use tokio::net::TcpListener;
 
-use crate::config::{Command, Config, DatabaseLocation};
+use crate::config::{BackendRole, Command, Config, DatabaseLocation};
 
 /// Runs the services `config` asks for until one of them stops.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -73,7 +74,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             let mut issuers = config.auth_issuers.clone();
             issuers.extend(clerk_issuer);
             let (backend, listener) = open_backend(&config, &database, issuers).await?;
-            axum::serve(listener, backend.router()).await?;
+            tokio::select! {
+                result = axum::serve(listener, backend.router()).into_future() => result?,
+                reason = cluster_failure(&backend) => anyhow::bail!("{reason}"),
+            }
         }
         None => {
             let (idp, idp_listener) = open_idp(&config).await?;
@@ -99,6 +103,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 result = idp.serve(idp_listener) => result?,
                 result = axum::serve(backend_listener, backend.router()).into_future() => result?,
                 result = axum::serve(web_listener, web).into_future() => result?,
+                reason = cluster_failure(&backend) => anyhow::bail!("{reason}"),
             }
         }
     }
@@ -130,26 +135,84 @@ async fn open_idp(config: &Config) -> anyhow::Result<(Idp, TcpListener)> {
     Ok((idp, listener))
 }
 
-async fn open_backend(
+/// Resolves when this backend, a node of a cluster, can no longer serve (never otherwise).
+async fn cluster_failure(backend: &Backend) -> String {
+    match backend.cluster() {
+        Some(cluster) => cluster.failed().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Where other backend nodes reach this one: the configured URL, or the listening address
+/// (with the host name in place of a wildcard IP).
+fn node_url(config: &Config, addr: SocketAddr) -> String {
+    if let Some(url) = &config.backend_node_url {
+        return url.clone();
+    }
+    if addr.ip().is_unspecified() {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".to_owned());
+        return format!("http://{host}:{}", addr.port());
+    }
+    format!("http://{addr}")
+}
+
+/// The database and, on PostgreSQL as a cluster node, the cluster it joined.
+async fn open_database(
     config: &Config,
     database: &DatabaseLocation,
-    issuers: Vec<String>,
-) -> anyhow::Result<(Backend, TcpListener)> {
+    addr: SocketAddr,
+) -> anyhow::Result<(Database, Option<Cluster>)> {
+    let schema = crate::functions::schema();
     let persistence: Arc<dyn Persistence> = match database {
         DatabaseLocation::Sqlite(path) => Arc::new(
             SqlitePersistence::open(path)
                 .with_context(|| format!("cannot open the SQLite database {}", path.display()))?,
         ),
         // The error names the server (never the password) and what to check.
-        DatabaseLocation::Postgres(url) => Arc::new(
-            PostgresPersistence::connect(url)
+        DatabaseLocation::Postgres(url) if config.backend_role == BackendRole::Committer => {
+            Arc::new(
+                PostgresPersistence::connect(url)
+                    .await
+                    .context("cannot open the PostgreSQL database (KEEL_DATABASE_URL)")?,
+            )
+        }
+        DatabaseLocation::Postgres(url) => {
+            let persistence = PostgresPersistence::connect_standby(url, Default::default())
                 .await
-                .context("cannot open the PostgreSQL database (KEEL_DATABASE_URL)")?,
-        ),
+                .context("cannot open the PostgreSQL database (KEEL_DATABASE_URL)")?;
+            let cluster = Cluster::join(
+                persistence,
+                schema,
+                ClusterConfig::new(node_url(config, addr)),
+            )
+            .await
+            .context("cannot join the backend nodes on this database")?;
+            return Ok((cluster.database().clone(), Some(cluster)));
+        }
     };
-    let db = Database::open(persistence, crate::functions::schema())
+    let db = Database::open(persistence, schema)
         .await
         .context("cannot open the database")?;
+    Ok((db, None))
+}
+
+async fn open_backend(
+    config: &Config,
+    database: &DatabaseLocation,
+    issuers: Vec<String>,
+) -> anyhow::Result<(Backend, TcpListener)> {
+    let listener = TcpListener::bind(config.backend_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (KEEL_BACKEND_ADDR)",
+                config.backend_addr
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    let (db, cluster) = open_database(config, database, addr).await?;
     if issuers.is_empty() {
         tracing::warn!("no --auth-issuer given: the backend accepts anonymous calls only");
     }
@@ -162,23 +225,27 @@ async fn open_backend(
             })
             .collect(),
     };
-    let backend = Backend::new(
-        db,
-        crate::functions::functions(),
-        BackendConfig {
-            auth,
-            ..BackendConfig::default()
-        },
-    );
-    let listener = TcpListener::bind(config.backend_addr)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (KEEL_BACKEND_ADDR)",
-                config.backend_addr
-            )
-        })?;
-    announce(&format!("backend: http://{}", listener.local_addr()?));
+    let backend_config = BackendConfig {
+        auth,
+        ..BackendConfig::default()
+    };
+    let functions = crate::functions::functions();
+    let backend = match cluster {
+        Some(cluster) => {
+            announce(&format!(
+                "backend node: {} (forwarded calls at {})",
+                if cluster.is_committer() {
+                    "committer"
+                } else {
+                    "follower"
+                },
+                cluster.address()
+            ));
+            Backend::clustered(cluster, functions, backend_config)
+        }
+        None => Backend::new(db, functions, backend_config),
+    };
+    announce(&format!("backend: http://{addr}"));
     Ok((backend, listener))
 }
 

@@ -1,6 +1,7 @@
-//! `keel backend` with `KEEL_DATABASE_URL=postgres://…`: it runs on PostgreSQL, a second backend
-//! on the same database refuses to become the committer, and once the first is killed a new one
-//! takes over. Uses a fresh schema on the test server (`KEEL_TEST_POSTGRES_URL`).
+//! `keel backend --backend-role committer` with `KEEL_DATABASE_URL=postgres://…`: it runs on
+//! PostgreSQL, a second such backend on the same database refuses to become the committer, and
+//! once the first is killed a new one takes over. (Backends in the default `node` role share the
+//! database instead: see `backend_cluster.rs`.) Uses a fresh schema on the test server (`KEEL_TEST_POSTGRES_URL`).
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
@@ -15,6 +16,7 @@ fn backend(url: &str, data_dir: &std::path::Path) -> Child {
         .env("KEEL_DATABASE_URL", url)
         .env("KEEL_BACKEND_ADDR", "127.0.0.1:0")
         .env("KEEL_DATA_DIR", data_dir)
+        .env("KEEL_BACKEND_ROLE", "committer")
         .env("RUST_BACKTRACE", "0")
         .env("RUST_LIB_BACKTRACE", "0")
         .stdout(Stdio::piped())
