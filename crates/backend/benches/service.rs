@@ -9,6 +9,10 @@
 //! * Fan-out: one commit → N WebSocket subscribers of the same query, time until each receives
 //!   its Transition (p50/p99 over rounds), against a plain axum WebSocket server broadcasting a
 //!   message of the same size to N sockets.
+//! * Cluster (two nodes on a fresh schema of the test PostgreSQL server): mutation latency sent
+//!   to a follower (forwarded to the committer) against sent to the committer itself, and the
+//!   time from a commit to a follower's WebSocket subscriber against a subscriber on the
+//!   committer.
 #![allow(clippy::print_stdout, missing_docs)]
 
 use std::sync::Arc;
@@ -21,7 +25,9 @@ use futures::{SinkExt, StreamExt};
 use keel_backend::{
     Backend, BackendConfig, FunctionError, FunctionRegistry, MutationCtx, QueryCtx,
 };
-use keel_db::{Database, Order, Schema, SqlitePersistence, TableSchema};
+use keel_backend::{Cluster, ClusterConfig};
+use keel_db::persistence::PostgresTestSchema;
+use keel_db::{Database, Order, PostgresPersistence, Schema, SqlitePersistence, TableSchema};
 use keel_values::{Object, Value};
 use serde::Deserialize;
 use tokio::net::TcpListener;
@@ -177,6 +183,86 @@ async fn arrivals(
     let mut out = futures::future::join_all(waits).await;
     out.sort();
     out
+}
+
+/// A cluster node on `pg`, served on `127.0.0.1:0`; returns its URL.
+async fn cluster_node(pg: &PostgresTestSchema) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let persistence = PostgresPersistence::connect_standby(pg.url(), pg.options())
+        .await
+        .expect("postgres");
+    let cluster = Cluster::join(persistence, schema(), ClusterConfig::new(&url))
+        .await
+        .expect("joins");
+    let mut functions = FunctionRegistry::new();
+    functions
+        .query("items:latest", latest)
+        .mutation("items:add", add);
+    let backend = Backend::clustered(cluster, functions, BackendConfig::default());
+    let router = backend.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
+/// Mutation latency through a follower against the committer, and commit-to-subscriber time on
+/// a follower against one on the committer.
+async fn cluster_section(client: &reqwest::Client, quick: bool) {
+    let pg = match PostgresTestSchema::create().await {
+        Ok(pg) => pg,
+        Err(e) => {
+            println!("| cluster | skipped: {e} | | |");
+            return;
+        }
+    };
+    let committer = cluster_node(&pg).await;
+    let follower = cluster_node(&pg).await;
+    let add = r#"{"path":"items:add","args":{"n":1},"format":"json"}"#;
+    let n = if quick { 100 } else { 500 };
+    let direct = sequential_latencies(client, &format!("{committer}/api/mutation"), add, n).await;
+    let forwarded = sequential_latencies(client, &format!("{follower}/api/mutation"), add, n).await;
+    for (label, p) in [("p50", 0.5), ("p99", 0.99)] {
+        let (f, d) = (percentile(&forwarded, p), percentile(&direct, p));
+        println!(
+            "| cluster: mutation latency {label} via a follower (forwarded) | {:.0} µs | {:.0} µs (sent to the committer) | {:.2}× |",
+            micros(f),
+            micros(d),
+            micros(f) / micros(d)
+        );
+    }
+    let ws = |url: &str| format!("{}/api/sync", url.replace("http://", "ws://"));
+    let mut on_committer = [subscriber(&ws(&committer)).await];
+    let mut on_follower = [subscriber(&ws(&follower)).await];
+    let (mut via_follower, mut via_committer) = (Vec::new(), Vec::new());
+    for round in 0..(if quick { 20 } else { 100 }) {
+        let started = Instant::now();
+        let body = format!(r#"{{"path":"items:add","args":{{"n":{round}}}}}"#);
+        client
+            .post(format!("{committer}/api/mutation"))
+            .body(body)
+            .header("content-type", "application/json")
+            .send()
+            .await
+            .expect("mutation");
+        let (c, f) = tokio::join!(
+            arrivals(&mut on_committer, started, true),
+            arrivals(&mut on_follower, started, true)
+        );
+        via_committer.push(c[0]);
+        via_follower.push(f[0]);
+    }
+    via_committer.sort();
+    via_follower.sort();
+    for (label, p) in [("p50", 0.5), ("p99", 0.99)] {
+        let (f, c) = (percentile(&via_follower, p), percentile(&via_committer, p));
+        println!(
+            "| cluster: commit → subscriber on a follower {label} | {:.2} ms | {:.2} ms (subscriber on the committer) | {:.2}× |",
+            f.as_secs_f64() * 1e3,
+            c.as_secs_f64() * 1e3,
+            f.as_secs_f64() / c.as_secs_f64()
+        );
+    }
+    pg.drop_schema().await;
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -375,4 +461,6 @@ async fn main() {
             k.as_secs_f64() / b.as_secs_f64()
         );
     }
+
+    cluster_section(&client, quick).await;
 }

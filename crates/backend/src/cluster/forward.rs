@@ -191,15 +191,25 @@ impl Cluster {
         let storage = |e: keel_db::persistence::PersistenceError| {
             tracing::debug!(error = %e, "cannot look up the committer");
         };
-        let Ok(Some(address)) = self
-            .inner
-            .persistence
-            .committer_address()
-            .await
-            .map_err(storage)
-        else {
-            return Ok(None);
+        // The committer's address is looked up once and kept until it stops answering.
+        let known = self.inner.committer.lock().clone();
+        let address = match known {
+            Some(address) => address,
+            None => {
+                let Ok(Some(address)) = self
+                    .inner
+                    .persistence
+                    .committer_address()
+                    .await
+                    .map_err(storage)
+                else {
+                    return Ok(None);
+                };
+                *self.inner.committer.lock() = Some(address.clone());
+                address
+            }
         };
+        let forget = || *self.inner.committer.lock() = None;
         let Ok(Some(secret)) = self.secret().await else {
             return Ok(None);
         };
@@ -216,6 +226,7 @@ impl Cluster {
             // Nothing reached a committer: safe to try again.
             Err(e) if e.is_connect() => {
                 tracing::debug!(%address, error = %e, "committer unreachable; retrying");
+                forget();
                 return Ok(None);
             }
             Err(e) => {
@@ -226,7 +237,10 @@ impl Cluster {
         };
         match response.status() {
             StatusCode::OK => {}
-            StatusCode::SERVICE_UNAVAILABLE => return Ok(None),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                forget();
+                return Ok(None);
+            }
             status => {
                 return Err(FunctionError::internal(format!(
                     "the committer node answered {status}"
@@ -289,7 +303,7 @@ pub(crate) async fn accept(
     if !same_secret(presented, authorization(&secret).as_bytes()) {
         return (StatusCode::UNAUTHORIZED, "not a node of this cluster").into_response();
     }
-    if !cluster.is_committer() {
+    if !cluster.is_committer() || cluster.inner.persistence.lease_lost() {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
     let request: ForwardRequest = match serde_json::from_slice(&body) {

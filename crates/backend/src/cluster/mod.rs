@@ -29,6 +29,9 @@ pub(crate) use forward::{Forwarded, ROUTE, accept};
 const SECRET_KEY: &str = "cluster_secret";
 /// How often the committer checks that it still holds the lease.
 const LEASE_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+/// Longest a forwarded mutation may take on the committer (its attempts and retries included)
+/// before the follower reports its outcome as unknown.
+const FORWARDED_CALL_LIMIT: Duration = Duration::from_secs(60);
 /// The pause before retrying a failed wait for the lease.
 const RETRY_DELAY: Duration = Duration::from_millis(500);
 
@@ -75,6 +78,8 @@ struct Inner {
     config: ClusterConfig,
     http: reqwest::Client,
     secret: OnceCell<String>,
+    /// The committer's address as last looked up (followers).
+    committer: parking_lot::Mutex<Option<String>>,
     /// Set when this node can no longer take part (a takeover that failed half-way).
     failure: watch::Sender<Option<String>>,
 }
@@ -97,6 +102,7 @@ impl Cluster {
         };
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
+            .timeout(FORWARDED_CALL_LIMIT)
             .build()
             .map_err(|e| DbError::Storage(format!("cannot build the forwarding client: {e}")))?;
         let cluster = Cluster {
@@ -106,6 +112,7 @@ impl Cluster {
                 config,
                 http,
                 secret: OnceCell::new(),
+                committer: parking_lot::Mutex::new(None),
                 failure: watch::channel(None).0,
             }),
         };
