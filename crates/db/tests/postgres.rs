@@ -366,3 +366,64 @@ async fn postgres_reads_match_sqlite_on_a_random_history() {
     drop(postgres);
     pg.drop_schema().await;
 }
+
+#[tokio::test]
+async fn closed_reader_and_writer_connections_are_reopened() {
+    let pg = test_schema().await;
+    let persistence = pg.connect().await.unwrap();
+    let db = Database::open(Arc::new(persistence.clone()), schema())
+        .await
+        .unwrap();
+    let mut tx = db.begin();
+    tx.insert("notes", note(1)).await.unwrap();
+    db.commit(tx).await.unwrap();
+    // End every session of this persistence except the one holding the lease (as a server
+    // restart would for the readers and the writer, or a proxy dropping idle connections).
+    let (admin, connection) = tokio_postgres::connect(pg.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let ended = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = $1 AND pid NOT IN \
+               (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted)",
+            &[&format!("keel {}", pg.name())],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    assert!(ended >= 2, "the writer and the readers: {ended}");
+    // Calls that find a connection broken may fail; within a few tries everything works again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut tx = db.begin();
+        let attempt = async {
+            tx.insert("notes", note(2)).await?;
+            db.commit(tx).await
+        };
+        if attempt.await.is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the connections were not re-opened"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut reads = 0;
+    while reads < 10 {
+        let mut tx = db.begin();
+        if let Ok(notes) = tx.query("notes").collect().await {
+            assert_eq!(notes.len(), 2);
+            reads += 1;
+        }
+        assert!(Instant::now() < deadline, "reads keep failing");
+    }
+    assert!(
+        !persistence.lease_lost(),
+        "the lease connection was left alone"
+    );
+    drop((db, persistence));
+    pg.drop_schema().await;
+}

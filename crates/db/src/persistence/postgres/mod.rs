@@ -15,8 +15,9 @@
 //! default `synchronous_commit = on`, after the WAL flush). Connections: one writer (behind a
 //! mutex, one transaction at a time), a few readers used in turn (tokio-postgres pipelines
 //! concurrent queries on one connection), and the lease connection. TLS is not supported yet
-//! (`NoTls`): use a trusted network or local connection. A lost connection is not re-opened:
-//! calls fail with its error until the process restarts.
+//! (`NoTls`): use a trusted network or local connection. A reader or writer connection that
+//! closed (a server restart, a dropped network) is re-opened on its next use; the call that
+//! found it broken fails. The lease connection is never re-opened: losing it loses the lease.
 //!
 //! More than one node: [`PostgresPersistence::connect_standby`] opens without the lease; such a
 //! node follows the holder's commits through [`PostgresPersistence::commit_notifications`]
@@ -90,7 +91,8 @@ struct Inner {
     target: Target,
     schema: String,
     writer: tokio::sync::Mutex<Writer>,
-    readers: Vec<Reader>,
+    /// Reader slots; a slot whose connection closed is re-opened on its next use.
+    readers: Vec<parking_lot::Mutex<Arc<Reader>>>,
     next_reader: AtomicUsize,
     /// The committer lease, once held (at connect, or when a standby takes over).
     lease: OnceLock<Lease>,
@@ -254,7 +256,9 @@ impl PostgresPersistence {
         let (url, url_schema) = split_schema(url);
         let schema = url_schema.unwrap_or_else(|| options.schema.clone());
         check_schema_name(&schema)?;
-        let target = Target::parse(&url)?;
+        let mut target = Target::parse(&url)?;
+        // Names the sessions in `pg_stat_activity` (and lets operators and tests find them).
+        target.config.application_name(format!("keel {schema}"));
         let mut lock = target.connect().await?;
         migrations::migrate(&mut lock, &schema).await?;
         Ok((target, schema, lock))
@@ -271,7 +275,10 @@ impl PostgresPersistence {
         for _ in 0..options.readers.max(1) {
             let client = target.connect().await?;
             let statements = ReaderStatements::prepare(&client, &schema).await?;
-            readers.push(Reader { client, statements });
+            readers.push(parking_lot::Mutex::new(Arc::new(Reader {
+                client,
+                statements,
+            })));
         }
         tracing::debug!(target = %target.shown, schema, "connected to PostgreSQL");
         Ok(PostgresPersistence {
@@ -340,7 +347,7 @@ impl PostgresPersistence {
     /// The address the live lease holder published, `None` while no live process holds the
     /// lease or its holder has not published one yet.
     pub async fn committer_address(&self) -> Result<Option<String>, PersistenceError> {
-        Lease::holder_address(&self.reader().client, &self.inner.schema).await
+        Lease::holder_address(&self.reader().await?.client, &self.inner.schema).await
     }
 
     /// Follows the largest durable commit timestamp as the lease holder commits: a channel fed by
@@ -379,9 +386,32 @@ impl PostgresPersistence {
         self.lease()?.release().await
     }
 
-    fn reader(&self) -> &Reader {
+    /// The next reader connection in turn, re-opened first if it closed (the server restarted
+    /// or the network dropped it).
+    async fn reader(&self) -> Result<Arc<Reader>, PersistenceError> {
         let n = self.inner.next_reader.fetch_add(1, Ordering::Relaxed);
-        &self.inner.readers[n % self.inner.readers.len()]
+        let slot = &self.inner.readers[n % self.inner.readers.len()];
+        let reader = slot.lock().clone();
+        if !reader.client.is_closed() {
+            return Ok(reader);
+        }
+        let client = self.inner.target.connect().await?;
+        let statements = ReaderStatements::prepare(&client, &self.inner.schema).await?;
+        let fresh = Arc::new(Reader { client, statements });
+        *slot.lock() = fresh.clone();
+        tracing::info!(target = %self.inner.target.shown, "re-opened a PostgreSQL reader connection");
+        Ok(fresh)
+    }
+
+    /// The writer, re-opened first if its connection closed.
+    async fn writer(&self) -> Result<tokio::sync::MutexGuard<'_, Writer>, PersistenceError> {
+        let mut writer = self.inner.writer.lock().await;
+        if writer.client.is_closed() {
+            let client = self.inner.target.connect().await?;
+            *writer = Writer::prepare(client, &self.inner.schema).await?;
+            tracing::info!(target = %self.inner.target.shown, "re-opened the PostgreSQL writer connection");
+        }
+        Ok(writer)
     }
 }
 
@@ -393,7 +423,7 @@ impl Persistence for PostgresPersistence {
             return Ok(()); // nothing to write
         };
         let lease_holder = self.lease()?;
-        let mut writer = self.inner.writer.lock().await;
+        let mut writer = self.writer().await?;
         let w = &mut *writer;
         let tx = w.client.transaction().await.map_err(storage_err)?;
         // Sent together (tokio-postgres pipelines them); the lease check runs first on the server.
@@ -430,7 +460,7 @@ impl Persistence for PostgresPersistence {
     }
 
     async fn max_ts(&self) -> Result<Option<Timestamp>, PersistenceError> {
-        let reader = self.reader();
+        let reader = self.reader().await?;
         let row = reader
             .client
             .query_opt(&reader.statements.max_ts, &[])
@@ -444,7 +474,7 @@ impl Persistence for PostgresPersistence {
         id: DocumentId,
         ts: Timestamp,
     ) -> Result<Option<DocumentRevision>, PersistenceError> {
-        let reader = self.reader();
+        let reader = self.reader().await?;
         let (table, internal, ts_sql) = (i64::from(id.table.0), &id.internal[..], ts_to_sql(ts)?);
         let row = reader
             .client
@@ -465,7 +495,7 @@ impl Persistence for PostgresPersistence {
         order: Order,
         limit: usize,
     ) -> Result<Vec<IndexRow>, PersistenceError> {
-        let reader = self.reader();
+        let reader = self.reader().await?;
         scan::index_scan(
             &reader.client,
             &reader.statements,
@@ -483,7 +513,7 @@ impl Persistence for PostgresPersistence {
         after: Timestamp,
         until: Timestamp,
     ) -> Result<Vec<ChangedDocument>, PersistenceError> {
-        let reader = self.reader();
+        let reader = self.reader().await?;
         let (after, until) = (ts_to_sql(after)?, ts_to_sql(until)?);
         let rows = reader
             .client
@@ -494,7 +524,7 @@ impl Persistence for PostgresPersistence {
     }
 
     async fn global(&self, key: &str) -> Result<Option<Vec<u8>>, PersistenceError> {
-        let reader = self.reader();
+        let reader = self.reader().await?;
         let row = reader
             .client
             .query_opt(&reader.statements.global, &[&key])
@@ -505,7 +535,7 @@ impl Persistence for PostgresPersistence {
 
     async fn set_global(&self, key: &str, value: Vec<u8>) -> Result<(), PersistenceError> {
         let lease_holder = self.lease()?;
-        let mut writer = self.inner.writer.lock().await;
+        let mut writer = self.writer().await?;
         let w = &mut *writer;
         let tx = w.client.transaction().await.map_err(storage_err)?;
         let lease = tx
