@@ -23,7 +23,9 @@
 //! * `write_log` — recent commits' written keys, for OCC and late subscribers.
 //! * [`persistence`] — the [`Persistence`] trait, [`SqlitePersistence`], the conformance suite.
 //! * `persistence::postgres` — [`PostgresPersistence`] (`PostgresPersistence::connect(url)`),
-//!   its migrations, committer lease and [`PostgresTestSchema`](persistence::PostgresTestSchema).
+//!   its migrations, committer lease (held at connect, or taken later by a standby), commit
+//!   notifications for followers (LISTEN/NOTIFY) and
+//!   [`PostgresTestSchema`](persistence::PostgresTestSchema).
 //! * `database` — [`Database`]: open, begin, commit, subscribe.
 //! * `replica` — followers: [`Database::open_follower`], [`Database::follow_to`] (apply another
 //!   process's commits) and [`Database::promote`] (take over as the committer).
