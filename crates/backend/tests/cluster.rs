@@ -8,24 +8,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{TestBackend, TestIdp, WAIT};
+use common::{TestBackend, TestIdp, WAIT, counter, next_result};
 use convex::{ConvexClient, FunctionResult, Value};
-use futures::StreamExt;
 use keel_db::persistence::PostgresTestSchema;
-
-async fn next_result(subscription: &mut convex::QuerySubscription) -> FunctionResult {
-    tokio::time::timeout(WAIT, subscription.next())
-        .await
-        .expect("a result within the deadline")
-        .expect("the subscription is open")
-}
-
-fn counter(n: f64) -> FunctionResult {
-    FunctionResult::Value(Value::Object(BTreeMap::from([
-        ("n".to_owned(), Value::Float64(n)),
-        ("pad".to_owned(), Value::String(String::new())),
-    ])))
-}
 
 fn strings(items: &[&str]) -> FunctionResult {
     FunctionResult::Value(Value::Array(

@@ -5,25 +5,10 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{TestBackend, WAIT, backend_with_idp};
+use common::{TestBackend, backend_with_idp, counter, next_result};
 use convex::{ConvexClient, FunctionResult, Value};
-use futures::StreamExt;
 
 /// The next result of a subscription, within the deadline.
-async fn next_result(subscription: &mut convex::QuerySubscription) -> FunctionResult {
-    tokio::time::timeout(WAIT, subscription.next())
-        .await
-        .expect("a result within the deadline")
-        .expect("the subscription is open")
-}
-
-fn counter(n: f64) -> FunctionResult {
-    FunctionResult::Value(Value::Object(BTreeMap::from([
-        ("n".to_owned(), Value::Float64(n)),
-        ("pad".to_owned(), Value::String(String::new())),
-    ])))
-}
-
 #[tokio::test]
 async fn subscriptions_receive_the_initial_result_and_updates() {
     let (b, idp) = backend_with_idp().await;

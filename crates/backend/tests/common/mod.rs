@@ -26,6 +26,23 @@ use tokio_tungstenite::tungstenite::Message;
 /// How long any single wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// The next result of a subscription of the official Rust client, within the deadline.
+pub async fn next_result(subscription: &mut convex::QuerySubscription) -> convex::FunctionResult {
+    tokio::time::timeout(WAIT, futures::StreamExt::next(subscription))
+        .await
+        .expect("a result within the deadline")
+        .expect("the subscription is open")
+}
+
+/// What `counter:get` returns for `n`, as the official Rust client sees it.
+pub fn counter(n: f64) -> convex::FunctionResult {
+    use convex::Value;
+    convex::FunctionResult::Value(Value::Object(std::collections::BTreeMap::from([
+        ("n".to_owned(), Value::Float64(n)),
+        ("pad".to_owned(), Value::String(String::new())),
+    ])))
+}
+
 /// A running backend with its test functions.
 pub struct TestBackend {
     pub backend: Backend,
@@ -216,10 +233,21 @@ impl TestBackend {
         let db = Database::open(Arc::new(persistence), schema())
             .await
             .expect("database opens");
-        let counter_runs = Arc::new(AtomicUsize::new(0));
-        let backend = Backend::new(db, functions(counter_runs.clone()), config);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::serve(listener, dir, |functions| {
+            Backend::new(db, functions, config)
+        })
+    }
+
+    /// Serves the backend `build` makes from the test functions on `listener`.
+    fn serve(
+        listener: TcpListener,
+        dir: tempfile::TempDir,
+        build: impl FnOnce(FunctionRegistry) -> Backend,
+    ) -> TestBackend {
         let addr = listener.local_addr().expect("addr");
+        let counter_runs = Arc::new(AtomicUsize::new(0));
+        let backend = build(functions(counter_runs.clone()));
         let router = backend.router();
         tokio::spawn(async move { axum::serve(listener, router).await });
         TestBackend {
@@ -246,16 +274,9 @@ impl TestBackend {
         )
         .await
         .expect("joins the cluster");
-        let counter_runs = Arc::new(AtomicUsize::new(0));
-        let backend = Backend::clustered(cluster, functions(counter_runs.clone()), config);
-        let router = backend.router();
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        TestBackend {
-            backend,
-            addr,
-            counter_runs,
-            _dir: dir,
-        }
+        Self::serve(listener, dir, |functions| {
+            Backend::clustered(cluster, functions, config)
+        })
     }
 
     /// `http://127.0.0.1:<port>`.
