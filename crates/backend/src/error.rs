@@ -141,7 +141,8 @@ impl From<keel_db::DbError> for FunctionError {
             | DbError::DocumentNotFound(_)
             | DbError::OutOfRetention(_)
             | DbError::InvalidSchema(_)
-            | DbError::TransactionTooLarge(_) => FunctionError::Database {
+            | DbError::TransactionTooLarge(_)
+            | DbError::TooManyReads(_) => FunctionError::Database {
                 message: error.to_string(),
                 data: None,
             },

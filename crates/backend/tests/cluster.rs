@@ -122,11 +122,14 @@ async fn a_follower_serves_forwards_and_takes_over() {
         .await
         .unwrap();
     tokio::spawn(connection);
+    // Only this test's sessions (named after the schema): other tests hold leases too.
     let cut = admin
         .query_one(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_locks \
-             WHERE locktype = 'advisory' AND granted AND classid = $1::bigint::oid",
-            &[&0x6b65_656c_i64],
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = $1 AND pid IN \
+               (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
+                AND classid = $2::bigint::oid)",
+            &[&format!("keel {}", pg.name()), &0x6b65_656c_i64],
         )
         .await
         .unwrap()

@@ -217,6 +217,7 @@ impl Database {
         if tx.writes.is_empty() {
             return Ok(tx.snapshot);
         }
+        tx.check_write_size()?;
         let job_parts = prepare(tx);
         let (reply, result) = oneshot::channel();
         let job = CommitJob {

@@ -16,6 +16,11 @@ pub struct Document {
 }
 
 impl Document {
+    /// The document's size as Convex measures it for limits, system fields included.
+    pub fn size(&self) -> usize {
+        keel_values::object_size(&self.fields) + keel_values::SYSTEM_FIELDS_SIZE
+    }
+
     /// The document as functions see it: the user fields plus `_id` (id text) and
     /// `_creationTime`.
     ///

@@ -85,6 +85,10 @@ pub enum DbError {
     /// The transaction hit a size limit (too many writes or reads).
     #[error("TooManyWrites: {0}")]
     TransactionTooLarge(String),
+    /// The transaction read more than a transaction may (rows, bytes or index ranges); nothing
+    /// it wrote is committed.
+    #[error("TooManyReads: {0}")]
+    TooManyReads(String),
     /// A commit or table creation on a follower: this process reads the database but another one
     /// holds the committer lease (see `Database::open_follower`).
     #[error("NotCommitter: {0}")]
@@ -112,6 +116,7 @@ impl DbError {
             DbError::OutOfRetention(_) => "OutOfRetention",
             DbError::InvalidSchema(_) => "InvalidSchema",
             DbError::TransactionTooLarge(_) => "TooManyWrites",
+            DbError::TooManyReads(_) => "TooManyReads",
             DbError::NotCommitter(_) => "NotCommitter",
             DbError::Storage(_) => "StorageError",
         }

@@ -7,8 +7,10 @@
 //! A [`Transaction`] reads at one snapshot timestamp and records the index intervals it scanned
 //! (its [`ReadSet`]); [`Database::commit`] hands it to the single committer, which rejects it if
 //! a write committed after the snapshot overlaps that read set, and otherwise assigns a commit
-//! [`Timestamp`] and acknowledges once the write is durable. Subscriptions ([`Subscription`]) are
-//! read sets waiting for an overlapping commit.
+//! [`Timestamp`] and acknowledges once the write is durable. Transactions are bounded as in
+//! Convex: at most 32,000 documents, 16 MiB and 4,096 index ranges read
+//! ([`DbError::TooManyReads`]), 16,000 documents and 16 MiB written. Subscriptions
+//! ([`Subscription`]) are read sets waiting for an overlapping commit.
 //!
 //! # Layout
 //! * `error` — [`DbError`] with short codes.

@@ -477,6 +477,7 @@ async fn run(
                 .index_scan(plan.index.id, &remaining, tx.snapshot, order, want)
                 .await?;
             persisted_done = rows.len() < want;
+            tx.charge_reads(rows.iter().map(|r| &r.document))?;
             if let Some(last) = rows.last() {
                 remaining = after(&remaining, &Position::After(last.key.clone()), order);
             }
@@ -516,7 +517,7 @@ async fn run(
             (None, _) => EMPTY.clone(),
         }
     };
-    tx.reads.record(plan.index.id, read);
+    tx.record_read(plan.index.id, read)?;
     Ok((out, exhausted))
 }
 

@@ -12,6 +12,14 @@ use crate::{Database, DbError, Document, Interval, ReadSet, Timestamp};
 
 /// Most documents one transaction may write (as Convex).
 const MAX_WRITES: usize = 16_000;
+/// Most bytes of documents one transaction may write (as Convex).
+const MAX_BYTES_WRITTEN: usize = 16 * 1024 * 1024;
+/// Most rows (documents fetched by reads and scans) one transaction may read (as Convex).
+pub(crate) const MAX_ROWS_READ: usize = 32_000;
+/// Most bytes of documents one transaction may read (as Convex).
+const MAX_BYTES_READ: usize = 16 * 1024 * 1024;
+/// Most disjoint index ranges one transaction may read (as Convex).
+const MAX_INTERVALS_READ: usize = 4_096;
 
 /// A document write buffered in a transaction.
 #[derive(Clone, Debug)]
@@ -33,6 +41,9 @@ pub struct Transaction {
     pub(crate) snapshot: Timestamp,
     pub(crate) reads: ReadSet,
     pub(crate) writes: BTreeMap<DocumentId, PendingWrite>,
+    /// Rows and bytes read so far (against the read limits).
+    rows_read: usize,
+    bytes_read: usize,
 }
 
 impl Transaction {
@@ -42,6 +53,8 @@ impl Transaction {
             snapshot,
             reads: ReadSet::new(),
             writes: BTreeMap::new(),
+            rows_read: 0,
+            bytes_read: 0,
         }
     }
 
@@ -208,6 +221,63 @@ impl Transaction {
         Ok(())
     }
 
+    /// Counts documents fetched from storage against the read limits.
+    pub(crate) fn charge_reads<'d>(
+        &mut self,
+        documents: impl IntoIterator<Item = &'d Document>,
+    ) -> Result<(), DbError> {
+        for document in documents {
+            self.rows_read += 1;
+            self.bytes_read += document.size();
+        }
+        if self.rows_read > MAX_ROWS_READ {
+            return Err(DbError::TooManyReads(format!(
+                "a function may read at most {MAX_ROWS_READ} documents; read fewer (an index \
+                 range that selects less, a smaller limit, or pagination)"
+            )));
+        }
+        if self.bytes_read > MAX_BYTES_READ {
+            return Err(DbError::TooManyReads(format!(
+                "a function may read at most {} MiB of documents; read fewer (an index range \
+                 that selects less, a smaller limit, or pagination)",
+                MAX_BYTES_READ >> 20
+            )));
+        }
+        Ok(())
+    }
+
+    /// Records a read interval, within the limit on distinct ranges.
+    pub(crate) fn record_read(
+        &mut self,
+        index: crate::IndexId,
+        interval: Interval,
+    ) -> Result<(), DbError> {
+        self.reads.record(index, interval);
+        if self.reads.interval_count() > MAX_INTERVALS_READ {
+            return Err(DbError::TooManyReads(format!(
+                "a function may read at most {MAX_INTERVALS_READ} separate index ranges; \
+                 combine them into fewer, wider ranges"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The bytes of documents this transaction writes, within the limit (checked at commit).
+    pub(crate) fn check_write_size(&self) -> Result<(), DbError> {
+        let written: usize = self
+            .writes
+            .values()
+            .filter_map(|w| w.new.as_ref().map(Document::size))
+            .sum();
+        if written > MAX_BYTES_WRITTEN {
+            return Err(DbError::TransactionTooLarge(format!(
+                "a transaction may write at most {} MiB of documents, this one writes {written} bytes",
+                MAX_BYTES_WRITTEN >> 20
+            )));
+        }
+        Ok(())
+    }
+
     fn check_write_count(&self) -> Result<(), DbError> {
         if self.writes.len() >= MAX_WRITES {
             return Err(DbError::TransactionTooLarge(format!(
@@ -246,7 +316,7 @@ impl Transaction {
             return Ok(None);
         };
         if let Some(by_id) = table.index(BY_ID) {
-            self.reads.record(by_id.id, Interval::point(&id.to_bytes()));
+            self.record_read(by_id.id, Interval::point(&id.to_bytes()))?;
         }
         if let Some(write) = self.writes.get(&id) {
             return Ok(Some((table, write.new.clone())));
@@ -257,6 +327,8 @@ impl Transaction {
             .persistence
             .document_at(id, self.snapshot)
             .await?;
-        Ok(Some((table, revision.and_then(|r| r.document))))
+        let document = revision.and_then(|r| r.document);
+        self.charge_reads(&document)?;
+        Ok(Some((table, document)))
     }
 }

@@ -474,3 +474,69 @@ async fn new_and_changed_indexes_are_backfilled_on_open() {
         .unwrap();
     assert_eq!(first.fields["rank"], Value::Int64(0));
 }
+
+#[tokio::test]
+async fn read_and_write_limits_stop_runaway_transactions() {
+    let t = fresh().await;
+    // 32,001 small documents: a scan of them all is refused, a bounded one is not.
+    for batch in 0..3 {
+        let mut tx = t.db.begin();
+        for i in 0..10_667 {
+            tx.insert("counters", fields(obj! { "name" => format!("{batch}-{i}") }))
+                .await
+                .unwrap();
+        }
+        t.db.commit(tx).await.unwrap();
+    }
+    let mut tx = t.db.begin();
+    assert_eq!(tx.query("counters").take(100).await.unwrap().len(), 100);
+    let err = tx.query("counters").collect().await.unwrap_err();
+    assert_eq!(err.code(), "TooManyReads", "{err}");
+    assert!(err.to_string().contains("32000 documents"), "{err}");
+
+    // 4,097 separate point reads are refused (the 4,096-range limit).
+    let mut tx = t.db.begin();
+    let some = tx.query("counters").first().await.unwrap().unwrap().id;
+    let table = some.table;
+    let mut err = None;
+    for n in 0..4_200u32 {
+        let mut internal = [0u8; 16];
+        internal[..4].copy_from_slice(&n.to_be_bytes());
+        internal[4] = 1;
+        let id = keel_values::DocumentId::new(table, internal);
+        if let Err(e) = tx.get(id).await {
+            err = Some(e);
+            break;
+        }
+    }
+    let err = err.expect("the range limit applies");
+    assert_eq!(err.code(), "TooManyReads");
+    assert!(err.to_string().contains("4096"), "{err}");
+
+    // Documents of about 1 MB: 17 in one transaction are more than 16 MiB to write; written in
+    // two transactions, reading them all back is more than 16 MiB to read.
+    let body = "x".repeat(1_000_000);
+    let mut tx = t.db.begin();
+    for _ in 0..17 {
+        tx.insert("posts", fields(obj! { "body" => body.clone() }))
+            .await
+            .unwrap();
+    }
+    let err = t.db.commit(tx).await.unwrap_err();
+    assert_eq!(err.code(), "TooManyWrites", "{err}");
+    for _ in 0..2 {
+        let mut tx = t.db.begin();
+        for _ in 0..9 {
+            tx.insert("posts", fields(obj! { "body" => body.clone() }))
+                .await
+                .unwrap();
+        }
+        t.db.commit(tx).await.unwrap();
+    }
+    let mut tx = t.db.begin();
+    assert_eq!(tx.query("posts").take(16).await.unwrap().len(), 16);
+    let mut tx = t.db.begin();
+    let err = tx.query("posts").collect().await.unwrap_err();
+    assert_eq!(err.code(), "TooManyReads");
+    assert!(err.to_string().contains("16 MiB"), "{err}");
+}

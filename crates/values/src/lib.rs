@@ -33,8 +33,8 @@ pub use json::{from_json, from_json_at, to_clean_json, to_json};
 pub use json_text::to_json_string;
 pub use limits::{
     MAX_ARRAY_LEN, MAX_DOCUMENT_NESTING, MAX_DOCUMENT_SIZE, MAX_FIELD_NAME_LEN, MAX_OBJECT_FIELDS,
-    MAX_VALUE_NESTING, MAX_VALUE_SIZE, SYSTEM_FIELDS_SIZE, validate_document, validate_user_fields,
-    validate_value, value_size,
+    MAX_VALUE_NESTING, MAX_VALUE_SIZE, SYSTEM_FIELDS_SIZE, object_size, validate_document,
+    validate_user_fields, validate_value, value_size,
 };
 pub use typed::to_typed_json;
 pub use value::{Object, Value};

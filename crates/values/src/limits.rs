@@ -61,7 +61,8 @@ pub fn value_size(v: &Value) -> usize {
     }
 }
 
-fn object_size(fields: &Object) -> usize {
+/// [`value_size`] of an object, without wrapping it in a [`Value`].
+pub fn object_size(fields: &Object) -> usize {
     2 + fields
         .iter()
         .map(|(k, v)| k.len() + 1 + value_size(v))
