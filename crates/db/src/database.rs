@@ -64,12 +64,17 @@ impl Database {
         schema: Schema,
     ) -> Result<Database, DbError> {
         schema.check()?;
+        let schema = crate::receipts::system_tables()
+            .into_iter()
+            .fold(schema, |schema, (name, table)| schema.table(name, table));
         let mut latest = persistence.max_ts().await?.unwrap_or(Timestamp::MIN);
         let mut catalog = Catalog::decode(persistence.global(CATALOG_KEY).await?.as_deref())?;
         // Bring the catalog in line with the schema.
         let mut backfills: Vec<(Arc<TableInfo>, IndexInfo)> = Vec::new();
         let names: Vec<String> = catalog.tables.iter().map(|t| t.name.clone()).collect();
-        let declared: Vec<&str> = schema.tables().map(|(n, _)| n).collect();
+        let mut declared: Vec<&str> = schema.tables().map(|(n, _)| n).collect();
+        // System tables after the user's, so user tables keep their numbers.
+        declared.sort_by_key(|name| crate::receipts::is_system_table(name));
         for name in declared.iter().copied().chain(
             names
                 .iter()
@@ -158,6 +163,7 @@ impl Database {
         let (sender, receiver) = mpsc::unbounded_channel();
         if self.committer.set(sender).is_ok() {
             tokio::spawn(Committer::new(self.shared.clone(), last_ts).run(receiver));
+            self.spawn_receipt_collector();
         }
     }
 

@@ -29,6 +29,8 @@
 //!   notifications for followers (LISTEN/NOTIFY) and
 //!   [`PostgresTestSchema`](persistence::PostgresTestSchema).
 //! * `database` — [`Database`]: open, begin, commit, subscribe.
+//! * `receipts` — [`Receipt`]s: a keyed request's outcome committed with it (the `_receipts`
+//!   system table), so a request sent again is not applied twice; old ones are collected.
 //! * `replica` — followers: [`Database::open_follower`], [`Database::follow_to`] (apply another
 //!   process's commits) and [`Database::promote`] (take over as the committer).
 //! * `transaction` — [`Transaction`]: snapshot reads, own writes, insert/patch/replace/delete.
@@ -49,6 +51,7 @@ mod interval_map;
 pub mod persistence;
 mod query;
 mod read_set;
+mod receipts;
 mod replica;
 mod schema;
 mod subscription;
@@ -63,6 +66,7 @@ pub use interval::{Interval, IntervalSet};
 pub use persistence::{IndexId, Persistence, PostgresPersistence, SqlitePersistence};
 pub use query::{IndexRange, Order, PaginationOptions, PaginationResult, Query};
 pub use read_set::ReadSet;
+pub use receipts::{RECEIPT_RETENTION, Receipt};
 pub use schema::{IndexSchema, MAX_INDEX_FIELDS, Schema, TableSchema, Validator};
 pub use subscription::{Subscription, SubscriptionManager};
 pub use timestamp::Timestamp;

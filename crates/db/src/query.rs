@@ -210,6 +210,8 @@ pub struct Query<'a> {
     index: String,
     range: IndexRange,
     order: Order,
+    /// Whether system tables may be read (never for queries users build).
+    system: bool,
 }
 
 /// A compiled query.
@@ -297,6 +299,15 @@ impl<'a> Query<'a> {
             index: BY_CREATION_TIME.to_owned(),
             range: IndexRange::new(),
             order: Order::Asc,
+            system: false,
+        }
+    }
+
+    /// A query that may read a system table (for the engine's own use).
+    pub(crate) fn system(tx: &'a mut Transaction, table: &str) -> Query<'a> {
+        Query {
+            system: true,
+            ..Query::new(tx, table)
         }
     }
 
@@ -396,6 +407,9 @@ impl<'a> Query<'a> {
     }
 
     async fn plan(self) -> Result<(Plan, &'a mut Transaction, Order), DbError> {
+        if !self.system && crate::receipts::is_system_table(&self.table) {
+            return Err(crate::receipts::no_such_table(&self.table));
+        }
         let table = self.tx.db.ensure_table(&self.table).await?;
         let index = table
             .index(&self.index)

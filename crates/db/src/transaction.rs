@@ -8,6 +8,7 @@ use keel_values::{DocumentId, Object};
 use crate::catalog::{BY_ID, TableInfo};
 use crate::document::check_fields;
 use crate::query::Query;
+use crate::receipts::{is_system_table, no_such_table};
 use crate::{Database, DbError, Document, Interval, ReadSet, Timestamp};
 
 /// Most documents one transaction may write (as Convex).
@@ -81,13 +82,14 @@ impl Transaction {
             .catalog
             .read()
             .table_of(id)
+            .filter(|t| !is_system_table(&t.name))
             .map(|t| t.name.clone())
     }
 
     /// Reads a document by id: its state at the snapshot, or this transaction's own write.
     /// `None` when it does not exist (or the id's table does not exist).
     pub async fn get(&mut self, id: DocumentId) -> Result<Option<Document>, DbError> {
-        Ok(self.load(id).await?.and_then(|(_, current)| current))
+        Ok(self.load(id, false).await?.and_then(|(_, current)| current))
     }
 
     /// Starts a query over `table` (a full scan in creation order until refined).
@@ -97,6 +99,18 @@ impl Transaction {
 
     /// Inserts a document and returns its new id. `_creationTime` is set unique and increasing.
     pub async fn insert(&mut self, table: &str, fields: Object) -> Result<DocumentId, DbError> {
+        if is_system_table(table) {
+            return Err(no_such_table(table));
+        }
+        self.insert_document(table, fields).await
+    }
+
+    /// Inserts into any table, system tables included.
+    pub(crate) async fn insert_document(
+        &mut self,
+        table: &str,
+        fields: Object,
+    ) -> Result<DocumentId, DbError> {
         check_fields(&fields)?;
         let info = self.db.ensure_table(table).await?;
         self.validate(&info, &fields)?;
@@ -136,7 +150,7 @@ impl Transaction {
         {
             return Err(DbError::SystemFieldWrite(name.to_owned()));
         }
-        let (table, current) = self.load_existing(id).await?;
+        let (table, current) = self.load_existing(id, false).await?;
         let mut merged = current.fields.clone();
         for name in remove {
             merged.remove(*name);
@@ -154,14 +168,23 @@ impl Transaction {
 
     /// Replaces the document's user fields (system fields are kept).
     pub async fn replace(&mut self, id: DocumentId, fields: Object) -> Result<(), DbError> {
-        let (table, current) = self.load_existing(id).await?;
+        let (table, current) = self.load_existing(id, false).await?;
         self.write_existing(table, Document { fields, ..current })
             .await
     }
 
     /// Deletes the document.
     pub async fn delete(&mut self, id: DocumentId) -> Result<(), DbError> {
-        let (table, _) = self.load_existing(id).await?;
+        self.delete_any(id, false).await
+    }
+
+    /// Deletes a document of any table, system tables included.
+    pub(crate) async fn delete_document(&mut self, id: DocumentId) -> Result<(), DbError> {
+        self.delete_any(id, true).await
+    }
+
+    async fn delete_any(&mut self, id: DocumentId, system: bool) -> Result<(), DbError> {
+        let (table, _) = self.load_existing(id, system).await?;
         self.check_write_count()?;
         match self.writes.get_mut(&id) {
             Some(write) if write.old.is_none() => {
@@ -298,8 +321,9 @@ impl Transaction {
     async fn load_existing(
         &mut self,
         id: DocumentId,
+        system: bool,
     ) -> Result<(Arc<TableInfo>, Document), DbError> {
-        match self.load(id).await? {
+        match self.load(id, system).await? {
             Some((table, Some(doc))) => Ok((table, doc)),
             Some((_, None)) => Err(DbError::DocumentNotFound(id.to_string())),
             None => Err(DbError::TableNotFound(format!("for document ID \"{id}\""))),
@@ -307,14 +331,19 @@ impl Transaction {
     }
 
     /// The id's table and the document's current state (own write first, else the snapshot),
-    /// recording the `by_id` read. `None` when the table does not exist.
+    /// recording the `by_id` read. `None` when the table does not exist, or is a system table
+    /// and `system` is false.
     async fn load(
         &mut self,
         id: DocumentId,
+        system: bool,
     ) -> Result<Option<(Arc<TableInfo>, Option<Document>)>, DbError> {
         let Some(table) = self.db.shared.catalog.read().table_of(&id).cloned() else {
             return Ok(None);
         };
+        if !system && is_system_table(&table.name) {
+            return Ok(None);
+        }
         if let Some(by_id) = table.index(BY_ID) {
             self.record_read(by_id.id, Interval::point(&id.to_bytes()))?;
         }

@@ -2,6 +2,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use keel_db::{DbError, Order, PaginationOptions};
 use keel_values::{Value, obj};
 use support::{fields, fresh, open};
@@ -482,9 +484,12 @@ async fn read_and_write_limits_stop_runaway_transactions() {
     for batch in 0..3 {
         let mut tx = t.db.begin();
         for i in 0..10_667 {
-            tx.insert("counters", fields(obj! { "name" => format!("{batch}-{i}") }))
-                .await
-                .unwrap();
+            tx.insert(
+                "counters",
+                fields(obj! { "name" => format!("{batch}-{i}") }),
+            )
+            .await
+            .unwrap();
         }
         t.db.commit(tx).await.unwrap();
     }
@@ -539,4 +544,63 @@ async fn read_and_write_limits_stop_runaway_transactions() {
     let err = tx.query("posts").collect().await.unwrap_err();
     assert_eq!(err.code(), "TooManyReads");
     assert!(err.to_string().contains("16 MiB"), "{err}");
+}
+
+#[tokio::test]
+async fn receipts_record_outcomes_once_and_stay_hidden_from_users() {
+    let t = fresh().await;
+    let mut tx = t.db.begin();
+    assert_eq!(tx.receipt("s:1").await.unwrap(), None);
+    tx.insert("counters", fields(obj! { "name" => "a" }))
+        .await
+        .unwrap();
+    tx.record_receipt("s:1", &Value::Int64(7)).await.unwrap();
+    // Own writes are visible: a second lookup in the same transaction finds it.
+    assert!(tx.receipt("s:1").await.unwrap().is_some());
+    t.db.commit(tx).await.unwrap();
+
+    let mut tx = t.db.begin();
+    let receipt = tx.receipt("s:1").await.unwrap().unwrap();
+    assert_eq!(receipt.result, Some(Value::Int64(7)));
+    assert_eq!(tx.receipt("s:2").await.unwrap(), None);
+
+    // Two transactions racing to record one key: the second conflicts.
+    let mut first = t.db.begin();
+    let mut second = t.db.begin();
+    for tx in [&mut first, &mut second] {
+        assert_eq!(tx.receipt("s:3").await.unwrap(), None);
+        tx.record_receipt("s:3", &Value::Null).await.unwrap();
+    }
+    t.db.commit(first).await.unwrap();
+    assert!(t.db.commit(second).await.unwrap_err().is_occ());
+
+    // A result too large to keep leaves a receipt without it.
+    let mut tx = t.db.begin();
+    tx.record_receipt("s:4", &Value::String("x".repeat(600_000)))
+        .await
+        .unwrap();
+    t.db.commit(tx).await.unwrap();
+    let mut tx = t.db.begin();
+    assert_eq!(tx.receipt("s:4").await.unwrap().unwrap().result, None);
+
+    // Functions never see the system table.
+    let mut tx = t.db.begin();
+    let err = tx.query("_receipts").collect().await.unwrap_err();
+    assert_eq!(err.code(), "TableNotFound", "{err}");
+    let err = tx
+        .insert("_receipts", fields(obj! { "key" => "forged" }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "TableNotFound", "{err}");
+
+    // Collection deletes old receipts (here: all of them).
+    assert_eq!(t.db.collect_receipts(Duration::ZERO).await.unwrap(), 3);
+    let mut tx = t.db.begin();
+    assert_eq!(tx.receipt("s:1").await.unwrap(), None);
+    assert_eq!(
+        t.db.collect_receipts(keel_db::RECEIPT_RETENTION)
+            .await
+            .unwrap(),
+        0
+    );
 }
