@@ -289,20 +289,44 @@ impl Backend {
         args: Object,
         identity: &Identity,
     ) -> Result<(Value, u64), FunctionError> {
+        self.run_keyed_mutation(path, args, identity, None).await
+    }
+
+    /// [`Backend::run_mutation`] for a request with an idempotency key (a client session's
+    /// request). On a cluster node the key's [`Receipt`](keel_db::Receipt) is committed with the
+    /// mutation, so the same request sent again — to any node, after any restart within the
+    /// receipt retention — returns the first outcome instead of running twice.
+    pub(crate) async fn run_keyed_mutation(
+        &self,
+        path: &CanonicalPath,
+        args: Object,
+        identity: &Identity,
+        key: Option<String>,
+    ) -> Result<(Value, u64), FunctionError> {
         let Function::Mutation(handler) = self.function(path, FunctionKind::Mutation)? else {
             unreachable!("function() checked the kind");
         };
+        // Receipts cost a write per mutation: only clusters, where requests move between nodes,
+        // pay for them. A lone backend deduplicates per session in memory (`MutationLog`).
+        let mut key = key.filter(|_| self.inner.cluster.is_some());
         if let Some(cluster) = &self.inner.cluster
             && !cluster.is_committer()
         {
-            match cluster.forward_mutation(path, &args, identity).await? {
+            let key = key.get_or_insert_with(forward_key);
+            match cluster.forward_mutation(path, &args, identity, key).await? {
                 Forwarded::Done(value, ts) => return Ok((value, ts)),
                 Forwarded::RunHere => {}
             }
         }
         let mut attempt = 0;
         loop {
-            let tx = self.inner.db.begin();
+            let mut tx = self.inner.db.begin();
+            if let Some(key) = &key
+                && let Some(receipt) = tx.receipt(key).await?
+            {
+                tracing::debug!(%path, key, "request already applied; returning its outcome");
+                return Ok((receipt.result.unwrap_or(Value::Null), tx.snapshot_ts().0));
+            }
             let shared: SharedTransaction = Arc::new(tokio::sync::Mutex::new(Some(tx)));
             let span = tracing::debug_span!("mutation", path = %path, attempt);
             let value = within(
@@ -318,11 +342,14 @@ impl Backend {
                 ),
             )
             .await?;
-            let tx = shared
+            let mut tx = shared
                 .lock()
                 .await
                 .take()
                 .ok_or_else(|| FunctionError::internal("mutation transaction vanished"))?;
+            if let Some(key) = &key {
+                tx.record_receipt(key, &value).await?;
+            }
             match self.inner.db.commit(tx).await {
                 Ok(ts) => return Ok((value, ts.0)),
                 Err(error) if error.is_occ() && attempt < self.inner.config.mutation_retries => {
@@ -359,6 +386,12 @@ impl Backend {
         )
         .await
     }
+}
+
+/// A fresh idempotency key for a call forwarded without one (an HTTP API call or an action's
+/// mutation): it makes retrying the forward safe.
+fn forward_key() -> String {
+    format!("f:{:032x}", rand::random::<u128>())
 }
 
 /// Runs a function's future, failing it with `FunctionTimeout` once it has run for `limit`.

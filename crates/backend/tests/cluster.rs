@@ -97,6 +97,28 @@ async fn a_follower_serves_forwards_and_takes_over() {
         strings(&[&user_id])
     );
 
+    // A client session's request sent again to another node (as a client does after reconnecting
+    // elsewhere) returns the first outcome instead of running twice: its receipt was committed
+    // with it.
+    let session = common::random_session_id();
+    let increment = serde_json::json!({
+        "type": "Mutation", "requestId": 0, "udfPath": "counter:increment", "args": [{}],
+    });
+    let mut first = common::WsClient::connect(&follower.ws_url("/api/sync")).await;
+    first.send(&common::connect_message(&session)).await;
+    first.send(&increment).await;
+    let original = first.next_of("MutationResponse").await;
+    assert_eq!(original["success"], true, "{original}");
+    assert_eq!(original["result"], 4.0, "{original}");
+    drop(first);
+    let mut again = common::WsClient::connect(&committer.ws_url("/api/sync")).await;
+    again.send(&common::connect_message(&session)).await;
+    again.send(&increment).await;
+    let repeated = again.next_of("MutationResponse").await;
+    assert_eq!(repeated["result"], original["result"], "{repeated}");
+    assert_eq!(next_result(&mut count).await, counter(4.0));
+    drop(again);
+
     // The forwarding route refuses callers without the cluster's secret.
     let http = reqwest::Client::new();
     let refused = http
@@ -153,8 +175,8 @@ async fn a_follower_serves_forwards_and_takes_over() {
         .mutation("counter:increment", BTreeMap::new())
         .await
         .unwrap();
-    assert_eq!(result, FunctionResult::Value(Value::Float64(4.0)));
-    assert_eq!(next_result(&mut count).await, counter(4.0));
+    assert_eq!(result, FunctionResult::Value(Value::Float64(5.0)));
+    assert_eq!(next_result(&mut count).await, counter(5.0));
     // The old committer cannot write any more: its commit fails and nothing of it lands.
     let old = on_committer
         .mutation("counter:increment", BTreeMap::new())
@@ -162,7 +184,7 @@ async fn a_follower_serves_forwards_and_takes_over() {
         .unwrap();
     assert!(matches!(old, FunctionResult::ErrorMessage(_)), "{old:?}");
     let total = client.query("counter:get", BTreeMap::new()).await.unwrap();
-    assert_eq!(total, counter(4.0));
+    assert_eq!(total, counter(5.0));
 
     drop((client, on_committer, committer, follower));
     pg.drop_schema().await;

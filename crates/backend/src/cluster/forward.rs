@@ -7,9 +7,11 @@
 //! `{"status": "error", "error": <FunctionError>}`; `503` means "not the committer (any more)",
 //! which the follower retries against the address the new committer publishes.
 //!
-//! Only failures that prove the call never reached a committer (no committer yet, connection
-//! refused, `503`) are retried; a connection lost after the request went out leaves the outcome
-//! unknown, and the mutation fails with an internal error rather than risk running twice.
+//! Every forwarded request carries an idempotency key (the client session's request, or a fresh
+//! one), which the committer commits with the mutation as a receipt (see `keel_db::Receipt`). So
+//! the follower sends a request again whenever its outcome is unknown — no committer yet,
+//! connection refused or cut, `503` — until the forward timeout: the mutation is applied once,
+//! and its outcome reaches the caller even when the committer died after committing it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,6 +50,9 @@ struct ForwardRequest {
     path: String,
     args: serde_json::Value,
     identity: Option<serde_json::Value>,
+    /// The request's idempotency key: the committer records it with the mutation, so sending the
+    /// same request again returns the first outcome.
+    key: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -156,8 +161,10 @@ impl Cluster {
         path: &CanonicalPath,
         args: &Object,
         identity: &Identity,
+        key: &str,
     ) -> Result<Forwarded, FunctionError> {
         let request = ForwardRequest {
+            key: key.to_owned(),
             path: path.to_string(),
             args: keel_values::to_json(&Value::Object(args.clone())),
             identity: match identity {
@@ -172,7 +179,8 @@ impl Cluster {
             }
             if Instant::now() >= deadline {
                 return Err(FunctionError::internal(format!(
-                    "no committer node answered within {:?}",
+                    "no committer node confirmed the forwarded mutation within {:?}; it may or \
+                     may not have been applied (sending the same request again is safe)",
                     self.inner.config.forward_timeout
                 )));
             }
@@ -229,10 +237,12 @@ impl Cluster {
                 forget();
                 return Ok(None);
             }
+            // The outcome is unknown; the request carries its key, so sending it again (to this
+            // committer or to the next) cannot apply it twice.
             Err(e) => {
-                return Err(FunctionError::internal(format!(
-                    "the forwarded mutation's outcome is unknown: {e}"
-                )));
+                tracing::debug!(%address, error = %e, "forwarded mutation interrupted; retrying");
+                forget();
+                return Ok(None);
             }
         };
         match response.status() {
@@ -247,9 +257,15 @@ impl Cluster {
                 )));
             }
         }
-        response.json().await.map(Some).map_err(|e| {
-            FunctionError::internal(format!("the forwarded mutation's outcome is unknown: {e}"))
-        })
+        match response.json().await {
+            Ok(reply) => Ok(Some(reply)),
+            // Cut off while reading the answer: ask again.
+            Err(e) => {
+                tracing::debug!(%address, error = %e, "forwarded mutation's answer lost; retrying");
+                forget();
+                Ok(None)
+            }
+        }
     }
 
     /// Turns the committer's reply into the result, after this node has caught up with the
@@ -340,7 +356,9 @@ async fn run(backend: &Backend, request: ForwardRequest) -> Result<(Value, u64),
             ))))
         }
     };
-    backend.run_mutation(&path, args, &identity).await
+    backend
+        .run_keyed_mutation(&path, args, &identity, Some(request.key))
+        .await
 }
 
 #[cfg(test)]

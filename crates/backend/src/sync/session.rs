@@ -540,7 +540,14 @@ fn spawn_mutation_queue(
             identity,
         }) = rx.recv().await
         {
-            let run = async || backend.run_mutation(&path, args, &identity).await;
+            let key = session_id
+                .as_ref()
+                .map(|session| format!("s:{session}:{request_id}"));
+            let run = async || {
+                backend
+                    .run_keyed_mutation(&path, args, &identity, key)
+                    .await
+            };
             let result = match &session_id {
                 Some(session_id) => {
                     backend
