@@ -17,12 +17,14 @@
 //! * `backend` — [`Backend`]: runs queries (shared executions), mutations (OCC retries) and
 //!   actions; [`BackendConfig`], [`Identity`].
 //! * `cluster` — [`Cluster`]: a backend node among several on one PostgreSQL database (follow the
-//!   committer's commits, forward mutations to it, take over when it dies).
+//!   committer's commits, forward mutations to it with idempotency keys, take over when it
+//!   dies).
 //! * `registry` — [`FunctionRegistry`]: functions by path, typed arguments and results.
 //! * `context` — [`QueryCtx`], [`MutationCtx`], [`ActionCtx`] and their database handles.
 //! * `args` — conversions between Convex values and typed Rust arguments/results.
 //! * `error` — [`FunctionError`]: application (`ConvexError`) versus system errors.
-//! * `mutation_log` — at-most-once mutations per (client session, request id).
+//! * `mutation_log` — at-most-once mutations per (client session, request id), in memory; on a
+//!   cluster, receipts committed with each mutation carry this across nodes (see `cluster`).
 //! * `query_cache` — one execution per identical query, reused while it stays valid.
 //! * `http_api` — the HTTP endpoints, their envelopes and HTTP errors.
 //! * `sync` — the WebSocket sync protocol: one session task per socket.
