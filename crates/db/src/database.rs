@@ -29,6 +29,9 @@ pub(crate) struct Shared {
     catalog_change: tokio::sync::Mutex<()>,
     /// Serialises a follower's catching up and its promotion (see `replica`).
     pub(crate) follow: tokio::sync::Mutex<()>,
+    /// The schema the database was opened with (system tables included): a follower re-applies
+    /// its validators to every catalog it loads.
+    pub(crate) schema: Schema,
 }
 
 /// The database engine. Cheap to clone; all clones share one committer.
@@ -64,9 +67,7 @@ impl Database {
         schema: Schema,
     ) -> Result<Database, DbError> {
         schema.check()?;
-        let schema = crate::receipts::system_tables()
-            .into_iter()
-            .fold(schema, |schema, (name, table)| schema.table(name, table));
+        let schema = crate::receipts::with_system_tables(schema);
         let mut latest = persistence.max_ts().await?.unwrap_or(Timestamp::MIN);
         let mut catalog = Catalog::decode(persistence.global(CATALOG_KEY).await?.as_deref())?;
         // Bring the catalog in line with the schema.
@@ -127,7 +128,7 @@ impl Database {
         persistence
             .set_global(CATALOG_KEY, catalog.encode())
             .await?;
-        let db = Database::assemble(persistence, catalog, latest);
+        let db = Database::assemble(persistence, catalog, latest, schema);
         db.start_committer(latest);
         tracing::debug!(%latest, "database opened");
         Ok(db)
@@ -138,6 +139,7 @@ impl Database {
         persistence: Arc<dyn Persistence>,
         catalog: Catalog,
         latest: Timestamp,
+        schema: Schema,
     ) -> Database {
         let write_log = Arc::new(RwLock::new(WriteLog::new(latest)));
         let (commits, _) = watch::channel(latest);
@@ -151,6 +153,7 @@ impl Database {
             creation_clock: Mutex::new(latest.as_millis_f64()),
             catalog_change: tokio::sync::Mutex::new(()),
             follow: tokio::sync::Mutex::new(()),
+            schema,
         });
         Database {
             shared,

@@ -15,7 +15,7 @@ use std::time::Duration;
 use keel_values::{Object, Value};
 
 use crate::query::Query;
-use crate::{Database, DbError, Document, IndexRange, TableSchema, Timestamp, Transaction};
+use crate::{Database, DbError, Document, IndexRange, Schema, TableSchema, Timestamp, Transaction};
 
 /// The system table of receipts.
 pub(crate) const RECEIPTS: &str = "_receipts";
@@ -40,9 +40,9 @@ pub(crate) fn no_such_table(name: &str) -> DbError {
     ))
 }
 
-/// The system tables every database has.
-pub(crate) fn system_tables() -> [(&'static str, TableSchema); 1] {
-    [(RECEIPTS, TableSchema::new().index("by_key", &["key"]))]
+/// `schema` plus the system tables every database has.
+pub(crate) fn with_system_tables(schema: Schema) -> Schema {
+    schema.table(RECEIPTS, TableSchema::new().index("by_key", &["key"]))
 }
 
 /// A request applied earlier, as its receipt records it.

@@ -37,10 +37,12 @@ impl Database {
         schema: Schema,
     ) -> Result<Database, DbError> {
         schema.check()?;
+        let schema = crate::receipts::with_system_tables(schema);
         let latest = persistence.max_ts().await?.unwrap_or(Timestamp::MIN);
-        let catalog = Catalog::decode(persistence.global(CATALOG_KEY).await?.as_deref())?;
+        let mut catalog = Catalog::decode(persistence.global(CATALOG_KEY).await?.as_deref())?;
+        apply_validators(&mut catalog, &schema);
         tracing::debug!(%latest, "database opened as a follower");
-        Ok(Database::assemble(persistence, catalog, latest))
+        Ok(Database::assemble(persistence, catalog, latest, schema))
     }
 
     /// Applies every commit up to `until` that this follower has not seen yet and publishes
@@ -160,7 +162,8 @@ impl Database {
     /// Replaces the in-memory catalog with the persisted one (tables the committer created).
     async fn reload_catalog(&self) -> Result<(), DbError> {
         let bytes = self.shared.persistence.global(CATALOG_KEY).await?;
-        let catalog = Catalog::decode(bytes.as_deref())?;
+        let mut catalog = Catalog::decode(bytes.as_deref())?;
+        apply_validators(&mut catalog, &self.shared.schema);
         *self.shared.catalog.write() = catalog;
         Ok(())
     }
@@ -181,5 +184,17 @@ impl Database {
                      or write to it first)"
                 ))
             })
+    }
+}
+
+/// Puts the schema's document validators on the catalog's tables (the persisted catalog does not
+/// carry them), so that a promoted follower validates writes as the committer did.
+fn apply_validators(catalog: &mut Catalog, schema: &Schema) {
+    let tables: Vec<TableInfo> = catalog.tables.iter().map(|t| (**t).clone()).collect();
+    for mut table in tables {
+        table.validator = schema
+            .table_schema(&table.name)
+            .and_then(|t| t.document_validator().cloned());
+        catalog.put_table(table);
     }
 }

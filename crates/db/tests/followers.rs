@@ -115,6 +115,13 @@ async fn follow_and_take_over(
     assert!(ts > last);
     let (value, _) = counter_by_name(&follower, "a").await;
     assert_eq!(value, Some(8));
+    // The schema's validators hold on the promoted follower too.
+    let mut tx = follower.begin();
+    let err = tx
+        .insert("users", fields(obj! { "name" => 5i64 }))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DbError::Validation { .. }), "{err}");
     let d = insert_counter(&follower, "d").await;
     let mut tx = follower.begin();
     assert!(tx.get(d).await.unwrap().is_some());
