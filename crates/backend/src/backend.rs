@@ -22,6 +22,9 @@ use crate::registry::{Function, FunctionKind, FunctionRegistry};
 
 pub(crate) use crate::query_cache::QuerySubscription;
 
+/// The longest pause (before jitter) between attempts of a conflicting mutation.
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(2);
+
 /// How the backend runs; see the README's configuration table for the app's flags.
 #[derive(Clone, Debug)]
 pub struct BackendConfig {
@@ -29,7 +32,8 @@ pub struct BackendConfig {
     pub auth: AuthConfig,
     /// A sync session sends `Ping` after this long without any other message.
     pub heartbeat_interval: Duration,
-    /// How many times a conflicting mutation is retried before the conflict is reported.
+    /// How many times a conflicting mutation is retried (after a jittered exponential pause,
+    /// 20 ms to 2 s) before the conflict is reported. Default 8.
     pub mutation_retries: u32,
     /// Longest a query or a mutation attempt may run (wall clock, storage included); past it
     /// the call fails with `FunctionTimeout` and a mutation commits nothing.
@@ -43,7 +47,7 @@ impl Default for BackendConfig {
         BackendConfig {
             auth: AuthConfig::default(),
             heartbeat_interval: Duration::from_secs(15),
-            mutation_retries: 4,
+            mutation_retries: 8,
             transaction_timeout: Duration::from_secs(10),
             action_timeout: Duration::from_secs(600),
         }
@@ -354,7 +358,10 @@ impl Backend {
                 Ok(ts) => return Ok((value, ts.0)),
                 Err(error) if error.is_occ() && attempt < self.inner.config.mutation_retries => {
                     attempt += 1;
-                    let backoff = Duration::from_millis(10 * (1 << attempt.min(6)))
+                    // Jittered exponential backoff, 20 ms to 2 s: contenders spread out, so each
+                    // retry is likelier to find the document quiet.
+                    let backoff = Duration::from_millis(10 << attempt.min(8))
+                        .min(MAX_RETRY_BACKOFF)
                         .mul_f64(0.5 + rand::random::<f64>());
                     tracing::debug!(%path, attempt, ?backoff, "mutation conflicted; retrying");
                     tokio::time::sleep(backoff).await;

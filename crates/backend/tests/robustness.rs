@@ -555,3 +555,30 @@ async fn a_function_running_past_its_time_limit_fails_and_commits_nothing() {
     assert_eq!(counter_in(&first, 0), Some(0.0), "{first}");
     assert_eq!(b.increment().await, 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heavily_contended_mutations_all_commit() {
+    const WRITERS: usize = 32;
+    let b = TestBackend::start().await;
+    b.increment().await;
+    let tasks: Vec<_> = (0..WRITERS)
+        .map(|_| {
+            let backend = b.backend.clone();
+            tokio::spawn(async move {
+                let path = keel_protocol::normalize_udf_path("counter:increment").unwrap();
+                backend
+                    .run_mutation(
+                        &path,
+                        Default::default(),
+                        &keel_backend::Identity::Anonymous,
+                    )
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        let outcome = task.await.unwrap();
+        assert!(outcome.is_ok(), "a contended increment failed: {outcome:?}");
+    }
+    assert_eq!(b.increment().await, (WRITERS + 2) as f64);
+}
