@@ -166,7 +166,7 @@ impl Database {
         let (sender, receiver) = mpsc::unbounded_channel();
         if self.committer.set(sender).is_ok() {
             tokio::spawn(Committer::new(self.shared.clone(), last_ts).run(receiver));
-            self.spawn_receipt_collector();
+            self.spawn_maintenance();
         }
     }
 

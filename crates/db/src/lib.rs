@@ -31,6 +31,8 @@
 //! * `database` — [`Database`]: open, begin, commit, subscribe.
 //! * `receipts` — [`Receipt`]s: a keyed request's outcome committed with it (the `_receipts`
 //!   system table), so a request sent again is not applied twice; old ones are collected.
+//! * `maintenance` — the committer's minute job: old receipts, and history pruned behind the
+//!   retention window ([`Database::prune_history`], `Persistence::prune`).
 //! * `replica` — followers: [`Database::open_follower`], [`Database::follow_to`] (apply another
 //!   process's commits) and [`Database::promote`] (take over as the committer).
 //! * `transaction` — [`Transaction`]: snapshot reads, own writes, insert/patch/replace/delete.
@@ -48,6 +50,7 @@ mod document;
 mod error;
 mod interval;
 mod interval_map;
+mod maintenance;
 pub mod persistence;
 mod query;
 mod read_set;

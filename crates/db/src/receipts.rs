@@ -7,9 +7,8 @@
 //! cannot see system tables: queries, gets and writes by users treat them as missing. Reading a
 //! receipt puts its key in the transaction's read set, so two transactions that race to record
 //! the same key conflict, and the retry finds the winner's receipt. Receipts older than
-//! [`RECEIPT_RETENTION`] are deleted by the committer (see [`Database::collect_receipts`]).
+//! [`RECEIPT_RETENTION`] are deleted by the committer's maintenance (see `maintenance`).
 
-use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use keel_values::{Object, Value};
@@ -21,8 +20,6 @@ use crate::{Database, DbError, Document, IndexRange, Schema, TableSchema, Timest
 pub(crate) const RECEIPTS: &str = "_receipts";
 /// How long a receipt is kept.
 pub const RECEIPT_RETENTION: Duration = Duration::from_secs(600);
-/// How often the committer deletes old receipts.
-const COLLECT_INTERVAL: Duration = Duration::from_secs(60);
 /// Largest result kept in a receipt (a document is at most 1 MiB).
 const MAX_KEPT_RESULT: usize = 512 * 1024;
 /// Receipts deleted per transaction when collecting.
@@ -102,28 +99,5 @@ impl Database {
                 return Ok(deleted);
             }
         }
-    }
-
-    /// Starts deleting old receipts every minute for as long as this database is open.
-    pub(crate) fn spawn_receipt_collector(&self) {
-        let shared: Weak<_> = Arc::downgrade(&self.shared);
-        let committer = Arc::downgrade(&self.committer);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(COLLECT_INTERVAL);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let (Some(shared), Some(committer)) = (shared.upgrade(), committer.upgrade())
-                else {
-                    return;
-                };
-                let db = Database { shared, committer };
-                match db.collect_receipts(RECEIPT_RETENTION).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::debug!(deleted = n, "collected old receipts"),
-                    Err(e) => tracing::warn!(error = %e, "cannot delete old receipts"),
-                }
-            }
-        });
     }
 }

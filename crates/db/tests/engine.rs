@@ -604,3 +604,59 @@ async fn receipts_record_outcomes_once_and_stay_hidden_from_users() {
         0
     );
 }
+
+#[tokio::test]
+async fn pruned_history_leaves_current_reads_unchanged() {
+    let t = fresh().await;
+    let mut tx = t.db.begin();
+    let kept = tx
+        .insert("posts", fields(obj! { "author" => "ann", "likes" => 0i64 }))
+        .await
+        .unwrap();
+    let gone = tx
+        .insert("posts", fields(obj! { "author" => "bob", "likes" => 0i64 }))
+        .await
+        .unwrap();
+    t.db.commit(tx).await.unwrap();
+    for likes in 1..=40i64 {
+        let mut tx = t.db.begin();
+        tx.patch(kept, fields(obj! { "likes" => likes }), &[])
+            .await
+            .unwrap();
+        t.db.commit(tx).await.unwrap();
+    }
+    let mut tx = t.db.begin();
+    tx.delete(gone).await.unwrap();
+    t.db.commit(tx).await.unwrap();
+
+    let read = async || {
+        let mut tx = t.db.begin();
+        let all = tx.query("posts").collect().await.unwrap();
+        let by_author = tx
+            .query("posts")
+            .with_index("by_author_likes", |r| {
+                r.eq("author", "ann").gte("likes", 10i64)
+            })
+            .collect()
+            .await
+            .unwrap();
+        (all, by_author, tx.get(gone).await.unwrap())
+    };
+    let before = read().await;
+    assert_eq!(before.0.len(), 1);
+    // Everything up to now: 40 superseded revisions of `kept`, the deleted one's revision and
+    // tombstone, and their superseded index entries.
+    let deleted = t.db.prune_history(Duration::ZERO).await.unwrap();
+    assert!(deleted >= 40 + 2 + 40, "{deleted}");
+    assert_eq!(read().await, before);
+    assert_eq!(t.db.prune_history(Duration::ZERO).await.unwrap(), 0);
+    // Writing on top of pruned history works as before.
+    let mut tx = t.db.begin();
+    tx.patch(kept, fields(obj! { "likes" => 41i64 }), &[])
+        .await
+        .unwrap();
+    t.db.commit(tx).await.unwrap();
+    let mut tx = t.db.begin();
+    let doc = tx.get(kept).await.unwrap().unwrap();
+    assert_eq!(doc.fields.get("likes"), Some(&Value::Int64(41)));
+}

@@ -27,7 +27,8 @@ macro_rules! persistence_conformance_tests {
         $crate::persistence_conformance_tests!(@each $fresh,
             empty_storage, document_snapshots, index_snapshots_and_tombstones,
             index_scan_bounds_and_order, index_scan_limit_with_many_versions,
-            batch_is_atomic, max_ts_and_globals, revisions_between_with_previous);
+            batch_is_atomic, max_ts_and_globals, revisions_between_with_previous,
+            prune_keeps_what_reads_after_the_horizon_see);
     };
     (@each $fresh:path, $($name:ident),*) => {
         $(
@@ -388,4 +389,83 @@ pub async fn revisions_between_with_previous(p: &dyn Persistence) {
     assert_eq!(later[1].previous, Some(doc(1, 1)));
     assert_eq!(later[2].revision.document, None);
     assert_eq!(later[2].previous, Some(doc(2, 1)));
+}
+
+/// Everything reads at `ts` see: each live document of ids 1..=3 (a tombstone and no revision
+/// read alike: no document) and the live keys of index 1.
+async fn visible(p: &dyn Persistence, ts: u64) -> (Vec<Option<Document>>, Vec<Vec<u8>>) {
+    let mut docs = Vec::new();
+    for n in 1..=3 {
+        let revision = p.document_at(id(n), Timestamp(ts)).await.unwrap();
+        docs.push(revision.and_then(|r| r.document));
+    }
+    (
+        docs,
+        keys(p, 1, &Interval::all(), ts, Order::Asc, 100).await,
+    )
+}
+
+/// `prune(horizon)` deletes superseded history before the horizon and nothing any read at or
+/// after the horizon sees.
+pub async fn prune_keeps_what_reads_after_the_horizon_see(p: &dyn Persistence) {
+    let tombstone = |n: u8, ts: u64, prev: u64| DocumentRevision {
+        id: id(n),
+        ts: Timestamp(ts),
+        document: None,
+        prev_ts: Some(Timestamp(prev)),
+    };
+    // doc 1: 10, 20, deleted at 30; doc 2: 10, 40; doc 3: 25.
+    // index 1: key a live 10, gone 20, live 35; key b live 10; key c live 10, gone 15.
+    p.write(vec![
+        commit(
+            10,
+            vec![revision(1, 1, 10, None), revision(2, 1, 10, None)],
+            vec![
+                entry(1, b"a", 10, Some(1)),
+                entry(1, b"b", 10, Some(2)),
+                entry(1, b"c", 10, Some(1)),
+            ],
+        ),
+        commit(15, vec![], vec![entry(1, b"c", 15, None)]),
+        commit(
+            20,
+            vec![revision(1, 2, 20, Some(10))],
+            vec![entry(1, b"a", 20, None)],
+        ),
+        commit(25, vec![revision(3, 1, 25, None)], vec![]),
+        commit(30, vec![tombstone(1, 30, 20)], vec![]),
+        commit(35, vec![], vec![entry(1, b"a", 35, Some(2))]),
+        commit(40, vec![revision(2, 2, 40, Some(10))], vec![]),
+    ])
+    .await
+    .unwrap();
+    let checked = [25, 29, 30, 35, 40, 100];
+    let mut before = Vec::new();
+    for ts in checked {
+        before.push(visible(p, ts).await);
+    }
+    let mut deleted = 0;
+    loop {
+        let n = p.prune(Timestamp(25), 1).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        deleted += n;
+    }
+    // Gone: doc 1 @10 (superseded at 20); key a @10 (superseded at 20), then its tombstone @20
+    // (nothing older left; reads in [25, 35) see no key a either way); key c @10 and @15 alike.
+    assert_eq!(deleted, 5);
+    assert_eq!(p.document_at(id(1), Timestamp(10)).await.unwrap(), None);
+    for (ts, seen) in checked.iter().zip(&before) {
+        assert_eq!(&visible(p, *ts).await, seen, "reads at {ts} changed");
+    }
+    // Pruning everything up to 100: doc 1 disappears entirely, doc 2 keeps its newest revision.
+    while p.prune(Timestamp(100), 1000).await.unwrap() > 0 {}
+    assert_eq!(&visible(p, 100).await, &before[5]);
+    assert_eq!(p.document_at(id(1), Timestamp(25)).await.unwrap(), None);
+    assert_eq!(p.document_at(id(2), Timestamp(10)).await.unwrap(), None);
+    assert_eq!(
+        p.document_at(id(2), Timestamp(100)).await.unwrap(),
+        Some(revision(2, 2, 40, Some(10)))
+    );
 }

@@ -134,6 +134,13 @@ pub trait Persistence: Send + Sync + 'static {
         until: Timestamp,
     ) -> Result<Vec<ChangedDocument>, PersistenceError>;
 
+    /// Deletes history no read at or after `horizon` can see: document revisions and index
+    /// entries older than `horizon` that a newer one at or before `horizon` supersedes, and
+    /// tombstones older than `horizon` with nothing older left. Deletes at most about `limit`
+    /// rows of each kind per call; returns how many it deleted (call again while it is not 0).
+    /// Reads at `horizon` or later see exactly what they saw before.
+    async fn prune(&self, horizon: Timestamp, limit: usize) -> Result<usize, PersistenceError>;
+
     /// A named global value (the database keeps its catalog here).
     async fn global(&self, key: &str) -> Result<Option<Vec<u8>>, PersistenceError>;
 

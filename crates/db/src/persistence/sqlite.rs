@@ -99,6 +99,32 @@ const DOCUMENT_AT: &str = "SELECT neg_ts, value, prev_ts FROM documents \
 /// The global row holding the largest commit timestamp.
 const MAX_TS_KEY: &str = "max_ts";
 
+/// History pruning (see `Persistence::prune`), in order: superseded revisions, then lone
+/// tombstones, then the same for index entries. `?1` is the horizon, `?2` the batch size.
+const PRUNE: [&str; 4] = [
+    "DELETE FROM documents WHERE (table_num, internal, neg_ts) IN ( \
+       SELECT d.table_num, d.internal, d.neg_ts FROM documents d \
+       WHERE d.neg_ts > -?1 AND EXISTS (SELECT 1 FROM documents n \
+         WHERE n.table_num = d.table_num AND n.internal = d.internal \
+           AND n.neg_ts < d.neg_ts AND n.neg_ts >= -?1) \
+       LIMIT ?2)",
+    "DELETE FROM documents WHERE (table_num, internal, neg_ts) IN ( \
+       SELECT d.table_num, d.internal, d.neg_ts FROM documents d \
+       WHERE d.neg_ts > -?1 AND d.value IS NULL AND NOT EXISTS (SELECT 1 FROM documents o \
+         WHERE o.table_num = d.table_num AND o.internal = d.internal AND o.neg_ts > d.neg_ts) \
+       LIMIT ?2)",
+    "DELETE FROM indexes WHERE (index_id, key, ts) IN ( \
+       SELECT i.index_id, i.key, i.ts FROM indexes i \
+       WHERE i.ts < ?1 AND EXISTS (SELECT 1 FROM indexes n \
+         WHERE n.index_id = i.index_id AND n.key = i.key AND n.ts > i.ts AND n.ts <= ?1) \
+       LIMIT ?2)",
+    "DELETE FROM indexes WHERE (index_id, key, ts) IN ( \
+       SELECT i.index_id, i.key, i.ts FROM indexes i \
+       WHERE i.ts < ?1 AND i.internal IS NULL AND NOT EXISTS (SELECT 1 FROM indexes o \
+         WHERE o.index_id = i.index_id AND o.key = i.key AND o.ts < i.ts) \
+       LIMIT ?2)",
+];
+
 /// Persistence in a SQLite file. Cheap to clone (shares its connections).
 #[derive(Clone)]
 pub struct SqlitePersistence {
@@ -499,6 +525,23 @@ impl Persistence for SqlitePersistence {
         let (after, until) = (ts_to_sql(after)?, ts_to_sql(until)?);
         self.read(move |conn| revisions_between(conn, after, until))
             .await
+    }
+
+    async fn prune(&self, horizon: Timestamp, limit: usize) -> Result<usize, PersistenceError> {
+        let horizon = ts_to_sql(horizon)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.write_with(move |conn| {
+            let tx = conn.transaction().map_err(storage_err)?;
+            let mut deleted = 0;
+            for sql in PRUNE {
+                deleted += tx
+                    .execute(sql, params![horizon, limit])
+                    .map_err(storage_err)?;
+            }
+            tx.commit().map_err(storage_err)?;
+            Ok(deleted)
+        })
+        .await
     }
 
     async fn global(&self, key: &str) -> Result<Option<Vec<u8>>, PersistenceError> {

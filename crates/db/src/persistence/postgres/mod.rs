@@ -155,6 +155,44 @@ impl Writer {
     }
 }
 
+/// History pruning (see `Persistence::prune`), in order: superseded revisions, lone tombstones,
+/// then the same for index entries. `$1` is the horizon, `$2` the batch size.
+fn prune_statements(s: &str) -> [String; 4] {
+    [
+        format!(
+            "DELETE FROM {s}.keel_documents WHERE (table_num, internal, ts) IN ( \
+               SELECT d.table_num, d.internal, d.ts FROM {s}.keel_documents d \
+               WHERE d.ts < $1 AND EXISTS (SELECT 1 FROM {s}.keel_documents n \
+                 WHERE n.table_num = d.table_num AND n.internal = d.internal \
+                   AND n.ts > d.ts AND n.ts <= $1) \
+               LIMIT $2)"
+        ),
+        format!(
+            "DELETE FROM {s}.keel_documents WHERE (table_num, internal, ts) IN ( \
+               SELECT d.table_num, d.internal, d.ts FROM {s}.keel_documents d \
+               WHERE d.ts < $1 AND d.value IS NULL AND NOT EXISTS ( \
+                 SELECT 1 FROM {s}.keel_documents o \
+                 WHERE o.table_num = d.table_num AND o.internal = d.internal AND o.ts < d.ts) \
+               LIMIT $2)"
+        ),
+        format!(
+            "DELETE FROM {s}.keel_indexes WHERE (index_id, key, ts) IN ( \
+               SELECT i.index_id, i.key, i.ts FROM {s}.keel_indexes i \
+               WHERE i.ts < $1 AND EXISTS (SELECT 1 FROM {s}.keel_indexes n \
+                 WHERE n.index_id = i.index_id AND n.key = i.key AND n.ts > i.ts AND n.ts <= $1) \
+               LIMIT $2)"
+        ),
+        format!(
+            "DELETE FROM {s}.keel_indexes WHERE (index_id, key, ts) IN ( \
+               SELECT i.index_id, i.key, i.ts FROM {s}.keel_indexes i \
+               WHERE i.ts < $1 AND i.internal IS NULL AND NOT EXISTS ( \
+                 SELECT 1 FROM {s}.keel_indexes o \
+                 WHERE o.index_id = i.index_id AND o.key = i.key AND o.ts < i.ts) \
+               LIMIT $2)"
+        ),
+    ]
+}
+
 pub(crate) fn ts_to_sql(ts: Timestamp) -> Result<i64, PersistenceError> {
     i64::try_from(ts.0).map_err(|_| PersistenceError(format!("timestamp {ts} out of range")))
 }
@@ -521,6 +559,32 @@ impl Persistence for PostgresPersistence {
             .await
             .map_err(storage_err)?;
         rows.iter().map(decode_change).collect()
+    }
+
+    async fn prune(&self, horizon: Timestamp, limit: usize) -> Result<usize, PersistenceError> {
+        let lease_holder = self.lease()?;
+        let (horizon, limit) = (
+            ts_to_sql(horizon)?,
+            i64::try_from(limit).unwrap_or(i64::MAX),
+        );
+        let s = format!("\"{}\"", self.inner.schema);
+        let mut writer = self.writer().await?;
+        let w = &mut *writer;
+        let tx = w.client.transaction().await.map_err(storage_err)?;
+        let lease = tx
+            .query_opt(&w.check_lease, &[])
+            .await
+            .map_err(storage_err)?;
+        lease_holder.verify(lease.map(|row| row.get(0)))?;
+        let mut deleted = 0;
+        for sql in prune_statements(&s) {
+            deleted += tx
+                .execute(&sql, &[&horizon, &limit])
+                .await
+                .map_err(storage_err)?;
+        }
+        tx.commit().await.map_err(storage_err)?;
+        Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
     }
 
     async fn global(&self, key: &str) -> Result<Option<Vec<u8>>, PersistenceError> {

@@ -1,0 +1,70 @@
+//! The committer's maintenance, once a minute: deleting receipts past their retention and
+//! pruning history no read can see any more (superseded document revisions and index entries,
+//! old tombstones; see `Persistence::prune`).
+//!
+//! The pruning horizon trails the latest commit by the write log's retention (the oldest
+//! snapshot `Database::begin_at` accepts) plus a minute for transactions still running, so no
+//! read ever misses a revision it could see.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use crate::write_log::RETENTION;
+use crate::{Database, DbError, RECEIPT_RETENTION, Timestamp};
+
+/// How often the maintenance runs.
+const INTERVAL: Duration = Duration::from_secs(60);
+/// How far behind the latest commit history is pruned.
+const HISTORY_HORIZON: Duration = RETENTION.saturating_add(Duration::from_secs(60));
+/// Rows of each kind deleted per pruning step (one persistence write each).
+const PRUNE_BATCH: usize = 2_000;
+/// Most pruning steps per run (the rest waits for the next run).
+const MAX_PRUNE_STEPS: usize = 100;
+
+impl Database {
+    /// Deletes history older than `older_than` before the latest commit that no read at or after
+    /// that point can see; returns how many rows went. Reads at snapshots older than that may
+    /// miss documents afterwards: the committer runs this with the retention window plus a
+    /// minute, which [`Database::begin_at`] never reaches back past.
+    pub async fn prune_history(&self, older_than: Duration) -> Result<usize, DbError> {
+        let latest = self.latest_ts();
+        let horizon = Timestamp(latest.0.saturating_sub(older_than.as_nanos() as u64));
+        let mut deleted = 0;
+        for _ in 0..MAX_PRUNE_STEPS {
+            let step = self.shared.persistence.prune(horizon, PRUNE_BATCH).await?;
+            deleted += step;
+            if step == 0 {
+                break;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Starts the maintenance for as long as this database is open.
+    pub(crate) fn spawn_maintenance(&self) {
+        let shared: Weak<_> = Arc::downgrade(&self.shared);
+        let committer = Arc::downgrade(&self.committer);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(INTERVAL);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let (Some(shared), Some(committer)) = (shared.upgrade(), committer.upgrade())
+                else {
+                    return;
+                };
+                let db = Database { shared, committer };
+                match db.collect_receipts(RECEIPT_RETENTION).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(deleted = n, "collected old receipts"),
+                    Err(e) => tracing::warn!(error = %e, "cannot delete old receipts"),
+                }
+                match db.prune_history(HISTORY_HORIZON).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(deleted = n, "pruned old history"),
+                    Err(e) => tracing::warn!(error = %e, "cannot prune old history"),
+                }
+            }
+        });
+    }
+}
