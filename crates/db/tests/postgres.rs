@@ -24,6 +24,26 @@ fn note(n: i64) -> Object {
     o
 }
 
+/// A plain connection to the test server, beside the persistence under test.
+async fn admin(pg: &PostgresTestSchema) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(pg.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// A database on `persistence` holding one committed note.
+async fn with_one_note(persistence: &PostgresPersistence) -> Database {
+    let db = Database::open(Arc::new(persistence.clone()), schema())
+        .await
+        .unwrap();
+    let mut tx = db.begin();
+    tx.insert("notes", note(1)).await.unwrap();
+    db.commit(tx).await.unwrap();
+    db
+}
+
 fn options(pg: &PostgresTestSchema, lease_wait: Duration) -> PostgresOptions {
     PostgresOptions {
         lease_wait,
@@ -87,17 +107,9 @@ async fn a_second_committer_is_refused_until_the_first_lets_go() {
 async fn a_holder_whose_lease_was_taken_over_stops_writing() {
     let pg = test_schema().await;
     let holder = pg.connect().await.unwrap();
-    let db = Database::open(Arc::new(holder.clone()), schema())
-        .await
-        .unwrap();
-    let mut tx = db.begin();
-    tx.insert("notes", note(1)).await.unwrap();
-    db.commit(tx).await.unwrap();
+    let db = with_one_note(&holder).await;
     // Another process rewrites the lease row (as a takeover does once it holds the lock).
-    let (client, connection) = tokio_postgres::connect(pg.url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = admin(&pg).await;
     client
         .batch_execute(&format!(
             "UPDATE \"{}\".keel_leases SET lease_id = lease_id + 1",
@@ -157,10 +169,7 @@ async fn migrations_are_recorded_and_newer_schemas_refused() {
     let persistence = pg.connect().await.unwrap();
     persistence.release().await.unwrap();
     drop(persistence);
-    let (client, connection) = tokio_postgres::connect(pg.url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = admin(&pg).await;
     let s = pg.name();
     let versions: Vec<i32> = client
         .query(
@@ -416,19 +425,11 @@ async fn postgres_reads_match_sqlite_on_a_random_history() {
 async fn closed_reader_and_writer_connections_are_reopened() {
     let pg = test_schema().await;
     let persistence = pg.connect().await.unwrap();
-    let db = Database::open(Arc::new(persistence.clone()), schema())
-        .await
-        .unwrap();
-    let mut tx = db.begin();
-    tx.insert("notes", note(1)).await.unwrap();
-    db.commit(tx).await.unwrap();
+    let db = with_one_note(&persistence).await;
     // End every session of this persistence except the one holding the lease (as a server
     // restart would for the readers and the writer, or a proxy dropping idle connections).
-    let (admin, connection) = tokio_postgres::connect(pg.url(), tokio_postgres::NoTls)
+    let ended = admin(&pg)
         .await
-        .unwrap();
-    tokio::spawn(connection);
-    let ended = admin
         .query_one(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
              WHERE application_name = $1 AND pid NOT IN \

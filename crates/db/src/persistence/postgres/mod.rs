@@ -158,39 +158,50 @@ impl Writer {
 /// History pruning (see `Persistence::prune`), in order: superseded revisions, lone tombstones,
 /// then the same for index entries. `$1` is the horizon, `$2` the batch size.
 fn prune_statements(s: &str) -> [String; 4] {
+    let documents = (
+        format!("{s}.keel_documents"),
+        "table_num, internal",
+        "value",
+    );
+    let indexes = (format!("{s}.keel_indexes"), "index_id, key", "internal");
     [
-        format!(
-            "DELETE FROM {s}.keel_documents WHERE (table_num, internal, ts) IN ( \
-               SELECT d.table_num, d.internal, d.ts FROM {s}.keel_documents d \
-               WHERE d.ts < $1 AND EXISTS (SELECT 1 FROM {s}.keel_documents n \
-                 WHERE n.table_num = d.table_num AND n.internal = d.internal \
-                   AND n.ts > d.ts AND n.ts <= $1) \
-               LIMIT $2)"
-        ),
-        format!(
-            "DELETE FROM {s}.keel_documents WHERE (table_num, internal, ts) IN ( \
-               SELECT d.table_num, d.internal, d.ts FROM {s}.keel_documents d \
-               WHERE d.ts < $1 AND d.value IS NULL AND NOT EXISTS ( \
-                 SELECT 1 FROM {s}.keel_documents o \
-                 WHERE o.table_num = d.table_num AND o.internal = d.internal AND o.ts < d.ts) \
-               LIMIT $2)"
-        ),
-        format!(
-            "DELETE FROM {s}.keel_indexes WHERE (index_id, key, ts) IN ( \
-               SELECT i.index_id, i.key, i.ts FROM {s}.keel_indexes i \
-               WHERE i.ts < $1 AND EXISTS (SELECT 1 FROM {s}.keel_indexes n \
-                 WHERE n.index_id = i.index_id AND n.key = i.key AND n.ts > i.ts AND n.ts <= $1) \
-               LIMIT $2)"
-        ),
-        format!(
-            "DELETE FROM {s}.keel_indexes WHERE (index_id, key, ts) IN ( \
-               SELECT i.index_id, i.key, i.ts FROM {s}.keel_indexes i \
-               WHERE i.ts < $1 AND i.internal IS NULL AND NOT EXISTS ( \
-                 SELECT 1 FROM {s}.keel_indexes o \
-                 WHERE o.index_id = i.index_id AND o.key = i.key AND o.ts < i.ts) \
-               LIMIT $2)"
-        ),
+        superseded(&documents.0, documents.1),
+        lone_tombstones(&documents.0, documents.1, documents.2),
+        superseded(&indexes.0, indexes.1),
+        lone_tombstones(&indexes.0, indexes.1, indexes.2),
     ]
+}
+
+/// Rows of `table` (grouped by the columns `group`) older than the horizon that a newer row of
+/// their group at or before the horizon supersedes.
+fn superseded(table: &str, group: &str) -> String {
+    let same = same_group(group);
+    format!(
+        "DELETE FROM {table} WHERE ({group}, ts) IN ( \
+           SELECT {group}, ts FROM {table} r WHERE r.ts < $1 AND EXISTS ( \
+             SELECT 1 FROM {table} n WHERE {same} AND n.ts > r.ts AND n.ts <= $1) \
+           LIMIT $2)"
+    )
+}
+
+/// Tombstones (`live` is NULL) older than the horizon with no older row in their group.
+fn lone_tombstones(table: &str, group: &str, live: &str) -> String {
+    let same = same_group(group).replace("n.", "o.");
+    format!(
+        "DELETE FROM {table} WHERE ({group}, ts) IN ( \
+           SELECT {group}, ts FROM {table} r WHERE r.ts < $1 AND r.{live} IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM {table} o WHERE {same} AND o.ts < r.ts) \
+           LIMIT $2)"
+    )
+}
+
+/// `n.c = r.c AND …` for each column of `group`.
+fn same_group(group: &str) -> String {
+    group
+        .split(", ")
+        .map(|c| format!("n.{c} = r.{c}"))
+        .collect::<Vec<_>>()
+        .join(" AND ")
 }
 
 pub(crate) fn ts_to_sql(ts: Timestamp) -> Result<i64, PersistenceError> {
