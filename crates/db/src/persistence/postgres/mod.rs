@@ -155,6 +155,19 @@ impl Writer {
     }
 }
 
+/// Begins a write transaction on `client` that holds the lease row (`check`, see
+/// [`Lease::check_sql`]) and has verified this process still holds the lease.
+async fn fenced<'c>(
+    client: &'c mut Client,
+    check: &Statement,
+    lease: &Lease,
+) -> Result<tokio_postgres::Transaction<'c>, PersistenceError> {
+    let tx = client.transaction().await.map_err(storage_err)?;
+    let found = tx.query_opt(check, &[]).await.map_err(storage_err)?;
+    lease.verify(found.map(|row| row.get(0)))?;
+    Ok(tx)
+}
+
 /// History pruning (see `Persistence::prune`), in order: superseded revisions, lone tombstones,
 /// then the same for index entries. `$1` is the horizon, `$2` the batch size.
 fn prune_statements(s: &str) -> [String; 4] {
@@ -581,12 +594,7 @@ impl Persistence for PostgresPersistence {
         let s = format!("\"{}\"", self.inner.schema);
         let mut writer = self.writer().await?;
         let w = &mut *writer;
-        let tx = w.client.transaction().await.map_err(storage_err)?;
-        let lease = tx
-            .query_opt(&w.check_lease, &[])
-            .await
-            .map_err(storage_err)?;
-        lease_holder.verify(lease.map(|row| row.get(0)))?;
+        let tx = fenced(&mut w.client, &w.check_lease, lease_holder).await?;
         let mut deleted = 0;
         for sql in prune_statements(&s) {
             deleted += tx
@@ -612,12 +620,7 @@ impl Persistence for PostgresPersistence {
         let lease_holder = self.lease()?;
         let mut writer = self.writer().await?;
         let w = &mut *writer;
-        let tx = w.client.transaction().await.map_err(storage_err)?;
-        let lease = tx
-            .query_opt(&w.check_lease, &[])
-            .await
-            .map_err(storage_err)?;
-        lease_holder.verify(lease.map(|row| row.get(0)))?;
+        let tx = fenced(&mut w.client, &w.check_lease, lease_holder).await?;
         tx.execute(&w.set_global, &[&key, &value])
             .await
             .map_err(storage_err)?;
