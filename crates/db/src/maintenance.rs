@@ -1,6 +1,7 @@
-//! The committer's maintenance, once a minute: deleting receipts past their retention and
-//! pruning history no read can see any more (superseded document revisions and index entries,
-//! old tombstones; see `Persistence::prune`).
+//! The committer's maintenance: once a minute, deleting receipts past their retention; every ten
+//! minutes, pruning history no read can see any more (superseded document revisions and index
+//! entries, old tombstones; see `Persistence::prune`). Pruning searches on a reader connection,
+//! so commits only wait for the deletes themselves.
 //!
 //! The pruning horizon trails the latest commit by the write log's retention (the oldest
 //! snapshot `Database::begin_at` accepts) plus a minute for transactions still running, so no
@@ -14,6 +15,8 @@ use crate::{Database, DbError, RECEIPT_RETENTION, Timestamp};
 
 /// How often the maintenance runs.
 const INTERVAL: Duration = Duration::from_secs(60);
+/// History is pruned every this many runs (its search reads whole tables).
+const PRUNE_EVERY: u32 = 10;
 /// How far behind the latest commit history is pruned.
 const HISTORY_HORIZON: Duration = RETENTION.saturating_add(Duration::from_secs(60));
 /// Rows of each kind deleted per pruning step (one persistence write each).
@@ -47,7 +50,7 @@ impl Database {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(INTERVAL);
             tick.tick().await;
-            loop {
+            for run in 1u32.. {
                 tick.tick().await;
                 let (Some(shared), Some(committer)) = (shared.upgrade(), committer.upgrade())
                 else {
@@ -58,6 +61,9 @@ impl Database {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(deleted = n, "collected old receipts"),
                     Err(e) => tracing::warn!(error = %e, "cannot delete old receipts"),
+                }
+                if run % PRUNE_EVERY != 0 {
+                    continue;
                 }
                 match db.prune_history(HISTORY_HORIZON).await {
                     Ok(0) => {}

@@ -99,31 +99,48 @@ const DOCUMENT_AT: &str = "SELECT neg_ts, value, prev_ts FROM documents \
 /// The global row holding the largest commit timestamp.
 const MAX_TS_KEY: &str = "max_ts";
 
-/// History pruning (see `Persistence::prune`), in order: superseded revisions, then lone
-/// tombstones, then the same for index entries. `?1` is the horizon, `?2` the batch size.
-const PRUNE: [&str; 4] = [
-    "DELETE FROM documents WHERE (table_num, internal, neg_ts) IN ( \
-       SELECT d.table_num, d.internal, d.neg_ts FROM documents d \
-       WHERE d.neg_ts > -?1 AND EXISTS (SELECT 1 FROM documents n \
-         WHERE n.table_num = d.table_num AND n.internal = d.internal \
-           AND n.neg_ts < d.neg_ts AND n.neg_ts >= -?1) \
-       LIMIT ?2)",
-    "DELETE FROM documents WHERE (table_num, internal, neg_ts) IN ( \
-       SELECT d.table_num, d.internal, d.neg_ts FROM documents d \
-       WHERE d.neg_ts > -?1 AND d.value IS NULL AND NOT EXISTS (SELECT 1 FROM documents o \
-         WHERE o.table_num = d.table_num AND o.internal = d.internal AND o.neg_ts > d.neg_ts) \
-       LIMIT ?2)",
-    "DELETE FROM indexes WHERE (index_id, key, ts) IN ( \
-       SELECT i.index_id, i.key, i.ts FROM indexes i \
-       WHERE i.ts < ?1 AND EXISTS (SELECT 1 FROM indexes n \
-         WHERE n.index_id = i.index_id AND n.key = i.key AND n.ts > i.ts AND n.ts <= ?1) \
-       LIMIT ?2)",
-    "DELETE FROM indexes WHERE (index_id, key, ts) IN ( \
-       SELECT i.index_id, i.key, i.ts FROM indexes i \
-       WHERE i.ts < ?1 AND i.internal IS NULL AND NOT EXISTS (SELECT 1 FROM indexes o \
-         WHERE o.index_id = i.index_id AND o.key = i.key AND o.ts < i.ts) \
-       LIMIT ?2)",
+/// History pruning (see `Persistence::prune`), in order: superseded revisions, lone tombstones,
+/// then the same for index entries. Each is a search for the keys to delete (`?1` the horizon,
+/// `?2` the batch size), run on a reader so that commits never wait behind the scan, and the
+/// delete of one found key (every key column, in order). A key found stays deletable: history
+/// only grows, and only the committer prunes.
+const PRUNE: [(&str, &str); 4] = [
+    (
+        "SELECT d.table_num, d.internal, d.neg_ts FROM documents d \
+         WHERE d.neg_ts > -?1 AND EXISTS (SELECT 1 FROM documents n \
+           WHERE n.table_num = d.table_num AND n.internal = d.internal \
+             AND n.neg_ts < d.neg_ts AND n.neg_ts >= -?1) \
+         LIMIT ?2",
+        DELETE_REVISION,
+    ),
+    (
+        "SELECT d.table_num, d.internal, d.neg_ts FROM documents d \
+         WHERE d.neg_ts > -?1 AND d.value IS NULL AND NOT EXISTS (SELECT 1 FROM documents o \
+           WHERE o.table_num = d.table_num AND o.internal = d.internal AND o.neg_ts > d.neg_ts) \
+         LIMIT ?2",
+        DELETE_REVISION,
+    ),
+    (
+        "SELECT i.index_id, i.key, i.ts FROM indexes i \
+         WHERE i.ts < ?1 AND EXISTS (SELECT 1 FROM indexes n \
+           WHERE n.index_id = i.index_id AND n.key = i.key AND n.ts > i.ts AND n.ts <= ?1) \
+         LIMIT ?2",
+        DELETE_ENTRY,
+    ),
+    (
+        "SELECT i.index_id, i.key, i.ts FROM indexes i \
+         WHERE i.ts < ?1 AND i.internal IS NULL AND NOT EXISTS (SELECT 1 FROM indexes o \
+           WHERE o.index_id = i.index_id AND o.key = i.key AND o.ts < i.ts) \
+         LIMIT ?2",
+        DELETE_ENTRY,
+    ),
 ];
+const DELETE_REVISION: &str =
+    "DELETE FROM documents WHERE table_num = ?1 AND internal = ?2 AND neg_ts = ?3";
+const DELETE_ENTRY: &str = "DELETE FROM indexes WHERE index_id = ?1 AND key = ?2 AND ts = ?3";
+
+/// A row to prune: its delete statement and key columns.
+type PruneKey = (&'static str, i64, Vec<u8>, i64);
 
 /// Persistence in a SQLite file. Cheap to clone (shares its connections).
 #[derive(Clone)]
@@ -530,12 +547,33 @@ impl Persistence for SqlitePersistence {
     async fn prune(&self, horizon: Timestamp, limit: usize) -> Result<usize, PersistenceError> {
         let horizon = ts_to_sql(horizon)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let found: Vec<PruneKey> = self
+            .read(move |conn| {
+                let mut found = Vec::new();
+                for (search, delete) in PRUNE {
+                    let mut stmt = conn.prepare_cached(search).map_err(storage_err)?;
+                    let rows = stmt
+                        .query_map(params![horizon, limit], |row| {
+                            Ok((delete, row.get(0)?, row.get(1)?, row.get(2)?))
+                        })
+                        .map_err(storage_err)?;
+                    for row in rows {
+                        found.push(row.map_err(storage_err)?);
+                    }
+                }
+                Ok(found)
+            })
+            .await?;
+        if found.is_empty() {
+            return Ok(0);
+        }
         self.write_with(move |conn| {
             let tx = conn.transaction().map_err(storage_err)?;
             let mut deleted = 0;
-            for sql in PRUNE {
+            for (delete, a, b, c) in &found {
                 deleted += tx
-                    .execute(sql, params![horizon, limit])
+                    .prepare_cached(delete)
+                    .and_then(|mut stmt| stmt.execute(params![a, b, c]))
                     .map_err(storage_err)?;
             }
             tx.commit().map_err(storage_err)?;

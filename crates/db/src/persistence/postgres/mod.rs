@@ -169,8 +169,11 @@ async fn fenced<'c>(
 }
 
 /// History pruning (see `Persistence::prune`), in order: superseded revisions, lone tombstones,
-/// then the same for index entries. `$1` is the horizon, `$2` the batch size.
-fn prune_statements(s: &str) -> [String; 4] {
+/// then the same for index entries. Each is a search for the keys to delete (`$1` the horizon,
+/// `$2` the batch size), run on a reader so that commits never wait behind the scan, and the
+/// table the keys are deleted from with its key columns. A key found stays deletable: history
+/// only grows, and only the lease holder prunes.
+fn prune_searches(s: &str) -> [(String, String, &'static str); 4] {
     let documents = (
         format!("{s}.keel_documents"),
         "table_num, internal",
@@ -178,41 +181,55 @@ fn prune_statements(s: &str) -> [String; 4] {
     );
     let indexes = (format!("{s}.keel_indexes"), "index_id, key", "internal");
     [
-        superseded(&documents.0, documents.1),
-        lone_tombstones(&documents.0, documents.1, documents.2),
-        superseded(&indexes.0, indexes.1),
-        lone_tombstones(&indexes.0, indexes.1, indexes.2),
+        (
+            superseded(&documents.0, documents.1),
+            documents.0.clone(),
+            documents.1,
+        ),
+        (
+            lone_tombstones(&documents.0, documents.1, documents.2),
+            documents.0,
+            documents.1,
+        ),
+        (
+            superseded(&indexes.0, indexes.1),
+            indexes.0.clone(),
+            indexes.1,
+        ),
+        (
+            lone_tombstones(&indexes.0, indexes.1, indexes.2),
+            indexes.0,
+            indexes.1,
+        ),
     ]
 }
 
-/// Rows of `table` (grouped by the columns `group`) older than the horizon that a newer row of
-/// their group at or before the horizon supersedes.
+/// Keys of rows of `table` (grouped by the columns `group`) older than the horizon that a newer
+/// row of their group at or before the horizon supersedes.
 fn superseded(table: &str, group: &str) -> String {
-    let same = same_group(group);
+    let same = same_group(group, "n");
     format!(
-        "DELETE FROM {table} WHERE ({group}, ts) IN ( \
-           SELECT {group}, ts FROM {table} r WHERE r.ts < $1 AND EXISTS ( \
-             SELECT 1 FROM {table} n WHERE {same} AND n.ts > r.ts AND n.ts <= $1) \
-           LIMIT $2)"
+        "SELECT {group}, ts FROM {table} r WHERE r.ts < $1 AND EXISTS ( \
+           SELECT 1 FROM {table} n WHERE {same} AND n.ts > r.ts AND n.ts <= $1) \
+         LIMIT $2"
     )
 }
 
-/// Tombstones (`live` is NULL) older than the horizon with no older row in their group.
+/// Keys of tombstones (`live` is NULL) older than the horizon with no older row in their group.
 fn lone_tombstones(table: &str, group: &str, live: &str) -> String {
-    let same = same_group(group).replace("n.", "o.");
+    let same = same_group(group, "o");
     format!(
-        "DELETE FROM {table} WHERE ({group}, ts) IN ( \
-           SELECT {group}, ts FROM {table} r WHERE r.ts < $1 AND r.{live} IS NULL \
-             AND NOT EXISTS (SELECT 1 FROM {table} o WHERE {same} AND o.ts < r.ts) \
-           LIMIT $2)"
+        "SELECT {group}, ts FROM {table} r WHERE r.ts < $1 AND r.{live} IS NULL \
+           AND NOT EXISTS (SELECT 1 FROM {table} o WHERE {same} AND o.ts < r.ts) \
+         LIMIT $2"
     )
 }
 
-/// `n.c = r.c AND …` for each column of `group`.
-fn same_group(group: &str) -> String {
+/// `<alias>.c = r.c AND …` for each column of `group`.
+fn same_group(group: &str, alias: &str) -> String {
     group
         .split(", ")
-        .map(|c| format!("n.{c} = r.{c}"))
+        .map(|c| format!("{alias}.{c} = r.{c}"))
         .collect::<Vec<_>>()
         .join(" AND ")
 }
@@ -592,13 +609,42 @@ impl Persistence for PostgresPersistence {
             i64::try_from(limit).unwrap_or(i64::MAX),
         );
         let s = format!("\"{}\"", self.inner.schema);
+        // Find the keys on a reader: (table, key columns, the keys as three columns).
+        let reader = self.reader().await?;
+        let mut found = Vec::new();
+        for (search, table, group) in prune_searches(&s) {
+            let rows = reader
+                .client
+                .query(&search, &[&horizon, &limit])
+                .await
+                .map_err(storage_err)?;
+            if rows.is_empty() {
+                continue;
+            }
+            let mut keys: (Vec<i64>, Vec<Vec<u8>>, Vec<i64>) = Default::default();
+            for row in &rows {
+                keys.0.push(row.try_get(0).map_err(storage_err)?);
+                keys.1.push(row.try_get(1).map_err(storage_err)?);
+                keys.2.push(row.try_get(2).map_err(storage_err)?);
+            }
+            found.push((table, group, keys));
+        }
+        if found.is_empty() {
+            return Ok(0);
+        }
         let mut writer = self.writer().await?;
         let w = &mut *writer;
         let tx = fenced(&mut w.client, &w.check_lease, lease_holder).await?;
         let mut deleted = 0;
-        for sql in prune_statements(&s) {
+        for (table, group, (a, b, c)) in &found {
             deleted += tx
-                .execute(&sql, &[&horizon, &limit])
+                .execute(
+                    &format!(
+                        "DELETE FROM {table} WHERE ({group}, ts) IN ( \
+                           SELECT * FROM UNNEST($1::int8[], $2::bytea[], $3::int8[]))"
+                    ),
+                    &[a, b, c],
+                )
                 .await
                 .map_err(storage_err)?;
         }
