@@ -1,5 +1,6 @@
 //! The Convex HTTP API: `/api/query`, `/api/mutation`, `/api/action`, `/api/query_ts`,
-//! `/api/query_at_ts`, `/api/run/{module}/{function}`, plus the sync WebSocket routes.
+//! `/api/query_at_ts`, `/api/run/{module}/{function}`, plus the sync WebSocket routes and Keel's
+//! own `/api/keel/node` (status) and `/api/keel/cluster/mutation` (forwarding between nodes).
 //!
 //! Function results use the 200-with-`status` envelopes (`{"status":"success","value":…}` or
 //! `{"status":"error","errorMessage":…,"errorData":…}`); anything that stops a call before the
@@ -46,6 +47,7 @@ pub(crate) fn router(backend: Backend) -> Router {
         .route("/api/sync", any(sync))
         .route("/api/{version}/sync", any(sync_versioned))
         .route(crate::cluster::ROUTE, post(crate::cluster::accept))
+        .route(crate::cluster::STATUS_ROUTE, get(crate::cluster::status))
         .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(cors)

@@ -35,6 +35,18 @@ async fn a_follower_serves_forwards_and_takes_over() {
     );
     assert!(committer_cluster.is_committer());
     assert!(!follower_cluster.is_committer());
+    let role = async |node: &TestBackend| -> serde_json::Value {
+        reqwest::get(format!("{}/api/keel/node", node.url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    };
+    let status = role(&committer).await;
+    assert_eq!(status["role"], "committer", "{status}");
+    assert_eq!(status["address"], committer.url().as_str(), "{status}");
+    assert_eq!(role(&follower).await["role"], "follower");
 
     let (user_id, token) = idp.user_token("ada@example.com").await;
     let mut client = ConvexClient::new(&follower.url()).await.unwrap();
@@ -137,6 +149,7 @@ async fn a_follower_serves_forwards_and_takes_over() {
         .await
         .unwrap();
     assert_eq!(not_clustered.status(), 404);
+    assert_eq!(role(&plain).await["role"], "single");
 
     // Cut the committer's lease connection (as a network partition or a dead machine would):
     // the follower takes over within seconds, keeps its subscriber, and commits.
@@ -165,6 +178,9 @@ async fn a_follower_serves_forwards_and_takes_over() {
     })
     .await
     .expect("the follower takes over");
+    let status = role(&follower).await;
+    assert_eq!(status["role"], "committer", "{status}");
+    assert_eq!(status["address"], follower.url().as_str(), "{status}");
     let reason = tokio::time::timeout(WAIT, committer_cluster.failed())
         .await
         .expect("the old committer notices it lost the lease");

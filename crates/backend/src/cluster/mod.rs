@@ -16,6 +16,7 @@
 //! only a process that can read the database can forward a call with an identity attached.
 
 mod forward;
+mod status;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +25,7 @@ use keel_db::{Database, DbError, Persistence, PostgresPersistence, Schema};
 use tokio::sync::{OnceCell, watch};
 
 pub(crate) use forward::{Forwarded, ROUTE, accept};
+pub(crate) use status::{STATUS_ROUTE, status};
 
 /// The name of the global holding the nodes' shared secret.
 const SECRET_KEY: &str = "cluster_secret";
