@@ -3,6 +3,8 @@
 //!
 //! Implementations: [`SqlitePersistence`] (bundled SQLite in WAL mode) and
 //! [`PostgresPersistence`] (tokio-postgres, with versioned migrations and a committer lease).
+//! Both read rows back through `stored` (ids and documents from their columns, and the folding
+//! of an index scan's versioned entries into live rows).
 //! Every implementation must pass the conformance suite in [`conformance`] (see
 //! [`persistence_conformance_tests!`]).
 //!
@@ -11,6 +13,7 @@
 pub mod conformance;
 mod postgres;
 mod sqlite;
+mod stored;
 
 use async_trait::async_trait;
 use keel_values::DocumentId;

@@ -20,17 +20,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use keel_values::{DocumentId, INTERNAL_ID_LEN, TableNumber};
+use keel_values::DocumentId;
 use parking_lot::Mutex;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::stored::{KeyGroups, id_from_parts, stored_document};
 use super::{
     ChangedDocument, CommitRecord, DocumentRevision, IndexId, IndexRow, Persistence,
     PersistenceError,
 };
-use crate::codec::{decode_document, encode_document};
-use crate::{Document, Interval, Order, Timestamp};
+use crate::codec::encode_document;
+use crate::{Interval, Order, Timestamp};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS documents (
@@ -242,15 +243,6 @@ impl Inner {
 /// Scans up to this many rows run inline (see [`SqlitePersistence::read_inline`]).
 const INLINE_SCAN_ROWS: usize = 16;
 
-fn id_from_parts(table: i64, internal: Vec<u8>) -> Result<DocumentId, PersistenceError> {
-    let internal: [u8; INTERNAL_ID_LEN] = internal
-        .try_into()
-        .map_err(|_| PersistenceError("stored id has the wrong length".into()))?;
-    let table = u32::try_from(table)
-        .map_err(|_| PersistenceError("stored table number out of range".into()))?;
-    Ok(DocumentId::new(TableNumber(table), internal))
-}
-
 fn document_at(
     conn: &Connection,
     id: DocumentId,
@@ -273,17 +265,7 @@ fn document_at(
     let Some((neg_ts, value, prev_ts)) = row else {
         return Ok(None);
     };
-    let document = match value {
-        Some(bytes) => {
-            let (creation_time, fields) = decode_document(&bytes).map_err(storage_err)?;
-            Some(Document {
-                id,
-                creation_time,
-                fields,
-            })
-        }
-        None => None,
-    };
+    let document = value.map(|bytes| stored_document(id, &bytes)).transpose()?;
     Ok(Some(DocumentRevision {
         id,
         ts: Timestamp(neg_ts.unsigned_abs()),
@@ -332,10 +314,6 @@ fn revisions_between(
     Ok(changed)
 }
 
-/// A key's newest index entry seen so far in a scan, with the document it points at:
-/// (key, entry ts, document id and its (revision ts, encoded value) if the entry is live).
-type Candidate = (Vec<u8>, i64, Option<(DocumentId, Option<(i64, Vec<u8>)>)>);
-
 /// The scan query: index entries in the interval, each joined (inside SQLite, so one statement
 /// serves the whole scan) with its document's newest revision at the read timestamp.
 fn scan_sql(order: Order, bounded: bool) -> String {
@@ -363,9 +341,8 @@ fn index_scan(
     order: Order,
     limit: usize,
 ) -> Result<Vec<IndexRow>, PersistenceError> {
-    let mut out = Vec::new();
     if limit == 0 || interval.is_empty() {
-        return Ok(out);
+        return Ok(Vec::new());
     }
     let mut stmt = conn
         .prepare_cached(&scan_sql(order, interval.end.is_some()))
@@ -376,66 +353,27 @@ fn index_scan(
         None => stmt.query(params![index.0, &interval.start, ts_sql]),
     }
     .map_err(storage_err)?;
-    let mut current: Option<Candidate> = None;
-    // Emits a finished key group; returns true once `limit` rows are out.
-    let emit = |candidate: Candidate, out: &mut Vec<IndexRow>| -> Result<bool, PersistenceError> {
-        let (key, _, Some((id, document))) = candidate else {
-            return Ok(false);
-        };
-        let Some((rev_ts, bytes)) = document else {
-            return Err(PersistenceError(format!(
-                "index entry points at missing document {id}"
-            )));
-        };
-        let (creation_time, fields) = decode_document(&bytes).map_err(storage_err)?;
-        out.push(IndexRow {
-            key,
-            document: Document {
-                id,
-                creation_time,
-                fields,
-            },
-            ts: Timestamp(rev_ts as u64),
-        });
-        Ok(out.len() >= limit)
-    };
+    let mut groups = KeyGroups::new(limit);
     while let Some(row) = rows.next().map_err(storage_err)? {
         let key: Vec<u8> = row.get(0).map_err(storage_err)?;
         let entry_ts: i64 = row.get(1).map_err(storage_err)?;
-        if let Some((current_key, current_ts, _)) = &current
-            && *current_key == key
-            && *current_ts > entry_ts
-        {
-            continue;
-        }
-        let table: Option<i64> = row.get(2).map_err(storage_err)?;
-        let internal: Option<Vec<u8>> = row.get(3).map_err(storage_err)?;
-        let live = match (table, internal) {
-            (Some(table), Some(internal)) => {
-                let doc_ts: Option<i64> = row.get(4).map_err(storage_err)?;
-                let value: Option<Vec<u8>> = row.get(5).map_err(storage_err)?;
-                Some((id_from_parts(table, internal)?, doc_ts.zip(value)))
-            }
-            _ => None,
-        };
-        match &mut current {
-            Some((current_key, current_ts, current_live)) if *current_key == key => {
-                *current_ts = entry_ts;
-                *current_live = live;
-            }
-            _ => {
-                if let Some(done) = current.replace((key, entry_ts, live))
-                    && emit(done, &mut out)?
-                {
-                    return Ok(out);
+        let target = || {
+            let table: Option<i64> = row.get(2).map_err(storage_err)?;
+            let internal: Option<Vec<u8>> = row.get(3).map_err(storage_err)?;
+            Ok(match (table, internal) {
+                (Some(table), Some(internal)) => {
+                    let doc_ts: Option<i64> = row.get(4).map_err(storage_err)?;
+                    let value: Option<Vec<u8>> = row.get(5).map_err(storage_err)?;
+                    Some((id_from_parts(table, internal)?, doc_ts.zip(value)))
                 }
-            }
+                _ => None,
+            })
+        };
+        if groups.push(key, entry_ts, target)? {
+            break;
         }
     }
-    if let Some(done) = current {
-        emit(done, &mut out)?;
-    }
-    Ok(out)
+    groups.finish()
 }
 
 fn write_commits(conn: &mut Connection, commits: &[CommitRecord]) -> Result<(), PersistenceError> {

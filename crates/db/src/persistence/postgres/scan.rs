@@ -6,15 +6,15 @@
 //! rows, each page continuing after the last `(key, ts)` seen, until `limit` live keys are out or
 //! the interval is exhausted — so a small limit reads a small page, whatever the table's size.
 
-use keel_values::{DocumentId, INTERNAL_ID_LEN, TableNumber};
+use keel_values::DocumentId;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement};
 
 use super::connection::storage_err;
 use super::ts_to_sql;
-use crate::codec::decode_document;
+use crate::persistence::stored::{KeyGroups, id_from_parts, stored_document};
 use crate::persistence::{ChangedDocument, DocumentRevision, IndexId, IndexRow, PersistenceError};
-use crate::{Document, Interval, Order, Timestamp};
+use crate::{Interval, Order, Timestamp};
 
 /// The statements a reader connection has prepared.
 pub(crate) struct ReaderStatements {
@@ -124,30 +124,11 @@ async fn prepare_all(
     Ok(out)
 }
 
-fn id_from_parts(table: i64, internal: Vec<u8>) -> Result<DocumentId, PersistenceError> {
-    let internal: [u8; INTERNAL_ID_LEN] = internal
-        .try_into()
-        .map_err(|_| PersistenceError("stored id has the wrong length".into()))?;
-    let table = u32::try_from(table)
-        .map_err(|_| PersistenceError("stored table number out of range".into()))?;
-    Ok(DocumentId::new(TableNumber(table), internal))
-}
-
 fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
     row: &'a Row,
     i: usize,
 ) -> Result<T, PersistenceError> {
     row.try_get(i).map_err(storage_err)
-}
-
-fn document(id: DocumentId, bytes: &[u8]) -> Result<Document, PersistenceError> {
-    let (creation_time, fields) =
-        decode_document(bytes).map_err(|e| PersistenceError(format!("postgres: {e}")))?;
-    Ok(Document {
-        id,
-        creation_time,
-        fields,
-    })
 }
 
 /// A `(ts, value, prev_ts)` row of the point lookup as a revision of `id`.
@@ -161,7 +142,7 @@ pub(crate) fn decode_revision(
     Ok(DocumentRevision {
         id,
         ts: Timestamp(ts as u64),
-        document: value.map(|bytes| document(id, &bytes)).transpose()?,
+        document: value.map(|bytes| stored_document(id, &bytes)).transpose()?,
         prev_ts: prev_ts.map(|t| Timestamp(t as u64)),
     })
 }
@@ -177,37 +158,13 @@ pub(crate) fn decode_change(row: &Row) -> Result<ChangedDocument, PersistenceErr
         revision: DocumentRevision {
             id,
             ts: Timestamp(ts as u64),
-            document: value.map(|bytes| document(id, &bytes)).transpose()?,
+            document: value.map(|bytes| stored_document(id, &bytes)).transpose()?,
             prev_ts: prev_ts.map(|t| Timestamp(t as u64)),
         },
-        previous: previous.map(|bytes| document(id, &bytes)).transpose()?,
+        previous: previous
+            .map(|bytes| stored_document(id, &bytes))
+            .transpose()?,
     })
-}
-
-/// A key's newest entry seen so far: key, entry ts, and if live the document id with its
-/// (revision ts, encoded value).
-type Candidate = (Vec<u8>, i64, Option<(DocumentId, Option<(i64, Vec<u8>)>)>);
-
-/// Emits a finished key group into `out`; returns true once `limit` rows are out.
-fn emit(
-    candidate: Candidate,
-    out: &mut Vec<IndexRow>,
-    limit: usize,
-) -> Result<bool, PersistenceError> {
-    let (key, _, Some((id, revision))) = candidate else {
-        return Ok(false);
-    };
-    let Some((rev_ts, bytes)) = revision else {
-        return Err(PersistenceError(format!(
-            "index entry points at missing document {id}"
-        )));
-    };
-    out.push(IndexRow {
-        key,
-        document: document(id, &bytes)?,
-        ts: Timestamp(rev_ts as u64),
-    });
-    Ok(out.len() >= limit)
 }
 
 /// Rows per page: enough for `limit` single-version keys plus one, within bounds.
@@ -224,16 +181,15 @@ pub(crate) async fn index_scan(
     order: Order,
     limit: usize,
 ) -> Result<Vec<IndexRow>, PersistenceError> {
-    let mut out = Vec::new();
     if limit == 0 || interval.is_empty() {
-        return Ok(out);
+        return Ok(Vec::new());
     }
     let index_sql = i64::from(index.0);
     let ts_sql = ts_to_sql(ts)?;
     let page = page_size(limit);
     let bounded = interval.end.is_some();
     let mut after: Option<(Vec<u8>, i64)> = None;
-    let mut current: Option<Candidate> = None;
+    let mut groups = KeyGroups::new(limit);
     loop {
         let statement = &statements.scans[scan_variant(order, bounded, after.is_some())];
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&index_sql, &ts_sql, &interval.start];
@@ -251,36 +207,20 @@ pub(crate) async fn index_scan(
             .map_err(storage_err)?;
         let exhausted = (rows.len() as i64) < page;
         for row in &rows {
-            let key: Vec<u8> = column(row, 0)?;
-            let entry_ts: i64 = column(row, 1)?;
-            if let Some((current_key, current_ts, _)) = &current
-                && *current_key == key
-                && *current_ts > entry_ts
-            {
-                continue;
-            }
-            let table: Option<i64> = column(row, 2)?;
-            let internal: Option<Vec<u8>> = column(row, 3)?;
-            let live = match (table, internal) {
-                (Some(table), Some(internal)) => {
-                    let doc_ts: Option<i64> = column(row, 4)?;
-                    let value: Option<Vec<u8>> = column(row, 5)?;
-                    Some((id_from_parts(table, internal)?, doc_ts.zip(value)))
-                }
-                _ => None,
-            };
-            match &mut current {
-                Some((current_key, current_ts, current_live)) if *current_key == key => {
-                    *current_ts = entry_ts;
-                    *current_live = live;
-                }
-                _ => {
-                    if let Some(done) = current.replace((key, entry_ts, live))
-                        && emit(done, &mut out, limit)?
-                    {
-                        return Ok(out);
+            let target = || {
+                let table: Option<i64> = column(row, 2)?;
+                let internal: Option<Vec<u8>> = column(row, 3)?;
+                Ok(match (table, internal) {
+                    (Some(table), Some(internal)) => {
+                        let doc_ts: Option<i64> = column(row, 4)?;
+                        let value: Option<Vec<u8>> = column(row, 5)?;
+                        Some((id_from_parts(table, internal)?, doc_ts.zip(value)))
                     }
-                }
+                    _ => None,
+                })
+            };
+            if groups.push(column(row, 0)?, column(row, 1)?, target)? {
+                return groups.finish();
             }
         }
         if exhausted {
@@ -289,8 +229,5 @@ pub(crate) async fn index_scan(
         let Some(last) = rows.last() else { break };
         after = Some((column(last, 0)?, column(last, 1)?));
     }
-    if let Some(done) = current {
-        emit(done, &mut out, limit)?;
-    }
-    Ok(out)
+    groups.finish()
 }
