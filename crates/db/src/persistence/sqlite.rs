@@ -25,7 +25,7 @@ use parking_lot::Mutex;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::stored::{KeyGroups, id_from_parts, stored_document};
+use super::stored::{KeyGroups, id_from_parts, stored_document, ts_to_sql};
 use super::{
     ChangedDocument, CommitRecord, DocumentRevision, IndexId, IndexRow, Persistence,
     PersistenceError,
@@ -157,10 +157,6 @@ struct Inner {
 
 fn storage_err(e: impl std::fmt::Display) -> PersistenceError {
     PersistenceError(format!("sqlite: {e}"))
-}
-
-fn ts_to_sql(ts: Timestamp) -> Result<i64, PersistenceError> {
-    i64::try_from(ts.0).map_err(|_| PersistenceError(format!("timestamp {ts} out of range")))
 }
 
 impl SqlitePersistence {

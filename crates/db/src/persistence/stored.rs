@@ -7,6 +7,11 @@ use super::{IndexRow, PersistenceError};
 use crate::codec::decode_document;
 use crate::{Document, Timestamp};
 
+/// A timestamp as a stored (signed 64-bit) column.
+pub(crate) fn ts_to_sql(ts: Timestamp) -> Result<i64, PersistenceError> {
+    i64::try_from(ts.0).map_err(|_| PersistenceError(format!("timestamp {ts} out of range")))
+}
+
 /// A document id from its stored columns (table number, internal bytes).
 pub(crate) fn id_from_parts(table: i64, internal: Vec<u8>) -> Result<DocumentId, PersistenceError> {
     let internal: [u8; INTERNAL_ID_LEN] = internal

@@ -42,6 +42,7 @@ use tokio_postgres::{Client, Statement};
 use self::connection::{Target, check_schema_name, split_schema, storage_err};
 use self::lease::{Lease, LockWait};
 use self::scan::{ReaderStatements, decode_change, decode_revision};
+use super::stored::ts_to_sql;
 use super::{
     ChangedDocument, CommitRecord, DocumentRevision, IndexId, IndexRow, Persistence,
     PersistenceError,
@@ -232,10 +233,6 @@ fn same_group(group: &str, alias: &str) -> String {
         .map(|c| format!("{alias}.{c} = r.{c}"))
         .collect::<Vec<_>>()
         .join(" AND ")
-}
-
-pub(crate) fn ts_to_sql(ts: Timestamp) -> Result<i64, PersistenceError> {
-    i64::try_from(ts.0).map_err(|_| PersistenceError(format!("timestamp {ts} out of range")))
 }
 
 /// The columns of a batch of document revisions, for one `UNNEST` insert.

@@ -11,8 +11,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement};
 
 use super::connection::storage_err;
-use super::ts_to_sql;
-use crate::persistence::stored::{KeyGroups, id_from_parts, stored_document};
+use crate::persistence::stored::{KeyGroups, id_from_parts, stored_document, ts_to_sql};
 use crate::persistence::{ChangedDocument, DocumentRevision, IndexId, IndexRow, PersistenceError};
 use crate::{Interval, Order, Timestamp};
 
