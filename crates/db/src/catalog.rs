@@ -83,6 +83,11 @@ pub(crate) struct Catalog {
 }
 
 impl Catalog {
+    /// The catalog as persisted (empty for new storage).
+    pub(crate) async fn load(persistence: &dyn crate::Persistence) -> Result<Catalog, DbError> {
+        Catalog::decode(persistence.global(CATALOG_KEY).await?.as_deref())
+    }
+
     pub(crate) fn decode(bytes: Option<&[u8]>) -> Result<Catalog, DbError> {
         let mut catalog = match bytes {
             Some(bytes) => {

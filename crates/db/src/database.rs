@@ -69,7 +69,7 @@ impl Database {
         schema.check()?;
         let schema = crate::receipts::with_system_tables(schema);
         let mut latest = persistence.max_ts().await?.unwrap_or(Timestamp::MIN);
-        let mut catalog = Catalog::decode(persistence.global(CATALOG_KEY).await?.as_deref())?;
+        let mut catalog = Catalog::load(persistence.as_ref()).await?;
         // Bring the catalog in line with the schema.
         let mut backfills: Vec<(Arc<TableInfo>, IndexInfo)> = Vec::new();
         let names: Vec<String> = catalog.tables.iter().map(|t| t.name.clone()).collect();
@@ -117,7 +117,7 @@ impl Database {
         }
         if !backfills.is_empty() {
             // Reserve the new index ids durably before writing entries under them.
-            let mut reserved = Catalog::decode(persistence.global(CATALOG_KEY).await?.as_deref())?;
+            let mut reserved = Catalog::load(persistence.as_ref()).await?;
             reserved.next_index = catalog.next_index;
             reserved.next_table = reserved.next_table.max(catalog.next_table);
             persistence

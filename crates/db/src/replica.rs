@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::catalog::{CATALOG_KEY, Catalog, TableInfo};
+use crate::catalog::{Catalog, TableInfo};
 use crate::persistence::{ChangedDocument, Persistence};
 use crate::write_log::{WriteLogEntry, WrittenDocument};
 use crate::{Database, DbError, Schema, Timestamp};
@@ -39,7 +39,7 @@ impl Database {
         schema.check()?;
         let schema = crate::receipts::with_system_tables(schema);
         let latest = persistence.max_ts().await?.unwrap_or(Timestamp::MIN);
-        let mut catalog = Catalog::decode(persistence.global(CATALOG_KEY).await?.as_deref())?;
+        let mut catalog = Catalog::load(persistence.as_ref()).await?;
         apply_validators(&mut catalog, &schema);
         tracing::debug!(%latest, "database opened as a follower");
         Ok(Database::assemble(persistence, catalog, latest, schema))
@@ -161,8 +161,7 @@ impl Database {
 
     /// Replaces the in-memory catalog with the persisted one (tables the committer created).
     async fn reload_catalog(&self) -> Result<(), DbError> {
-        let bytes = self.shared.persistence.global(CATALOG_KEY).await?;
-        let mut catalog = Catalog::decode(bytes.as_deref())?;
+        let mut catalog = Catalog::load(self.shared.persistence.as_ref()).await?;
         apply_validators(&mut catalog, &self.shared.schema);
         *self.shared.catalog.write() = catalog;
         Ok(())
