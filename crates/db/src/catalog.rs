@@ -43,6 +43,10 @@ impl IndexInfo {
     }
 }
 
+/// An index entry to write: the index, the key, and whether the key now points at the document
+/// (`false`: a tombstone, the document left the key).
+pub(crate) type IndexWrite = (IndexId, Vec<u8>, bool);
+
 /// A table and its indexes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct TableInfo {
@@ -61,6 +65,35 @@ impl TableInfo {
 
     pub(crate) fn index(&self, name: &str) -> Option<&IndexInfo> {
         self.indexes.iter().find(|i| i.name == name)
+    }
+
+    /// What a write of one document from `old` to `new` does to this table's indexes: the
+    /// entries to write `(index, key, live)`, only where a key changed, and every key the
+    /// document had before or has after (what readers and subscriptions conflict with). The
+    /// committer and the followers both use it, so their write logs agree.
+    pub(crate) fn index_changes(
+        &self,
+        old: Option<&Document>,
+        new: Option<&Document>,
+    ) -> (Vec<IndexWrite>, Vec<(IndexId, Vec<u8>)>) {
+        let mut entries = Vec::new();
+        let mut keys = Vec::new();
+        for index in &self.indexes {
+            let old = old.map(|d| index.key(d));
+            let new = new.map(|d| index.key(d));
+            if old != new {
+                if let Some(old) = &old {
+                    entries.push((index.id, old.clone(), false));
+                }
+                if let Some(new) = &new {
+                    entries.push((index.id, new.clone(), true));
+                }
+            }
+            keys.extend(old.map(|k| (index.id, k)));
+            keys.extend(new.map(|k| (index.id, k)));
+        }
+        keys.dedup();
+        (entries, keys)
     }
 }
 

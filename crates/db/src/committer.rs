@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use keel_values::DocumentId;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::catalog::TableInfo;
+use crate::catalog::{IndexWrite, TableInfo};
 use crate::database::Shared;
 use crate::persistence::{CommitRecord, DocumentRevision, IndexEntry, IndexId};
 use crate::write_log::{Conflict, WriteLogEntry, WrittenDocument};
@@ -28,7 +28,7 @@ pub(crate) struct PreparedWrite {
     prev_ts: Option<Timestamp>,
     new: Option<Document>,
     /// Index entries to write: (index, key, live).
-    entries: Vec<(IndexId, Vec<u8>, bool)>,
+    entries: Vec<IndexWrite>,
     /// Every key touched, old and new (what readers conflict with).
     keys: Vec<(IndexId, Vec<u8>)>,
 }
@@ -48,23 +48,9 @@ pub(crate) struct CommitJob {
 pub(crate) fn prepare(tx: Transaction) -> (Timestamp, ReadSet, Vec<PreparedWrite>) {
     let mut writes = Vec::with_capacity(tx.writes.len());
     for (id, write) in tx.writes {
-        let mut entries = Vec::new();
-        let mut keys = Vec::new();
-        for index in &write.table.indexes {
-            let old = write.old.as_ref().map(|(d, _)| index.key(d));
-            let new = write.new.as_ref().map(|d| index.key(d));
-            if old != new {
-                if let Some(old) = &old {
-                    entries.push((index.id, old.clone(), false));
-                }
-                if let Some(new) = &new {
-                    entries.push((index.id, new.clone(), true));
-                }
-            }
-            keys.extend(old.map(|k| (index.id, k)));
-            keys.extend(new.map(|k| (index.id, k)));
-        }
-        keys.dedup();
+        let (entries, keys) = write
+            .table
+            .index_changes(write.old.as_ref().map(|(d, _)| d), write.new.as_ref());
         writes.push(PreparedWrite {
             table: write.table,
             id,

@@ -140,18 +140,8 @@ impl Database {
                     })?
             }
         };
-        let mut keys = Vec::new();
-        for index in &table.indexes {
-            keys.extend(change.previous.as_ref().map(|d| (index.id, index.key(d))));
-            keys.extend(
-                change
-                    .revision
-                    .document
-                    .as_ref()
-                    .map(|d| (index.id, index.key(d))),
-            );
-        }
-        keys.dedup();
+        let (_, keys) =
+            table.index_changes(change.previous.as_ref(), change.revision.document.as_ref());
         Ok(WrittenDocument {
             table: Arc::from(table.name.as_str()),
             id,
