@@ -159,18 +159,14 @@ impl Cluster {
     /// As the committer: makes sure the shared secret exists and publishes this node's address.
     async fn announce(&self) -> Result<(), DbError> {
         let p = &self.inner.persistence;
-        let secret = match p.global(SECRET_KEY).await? {
-            Some(secret) => String::from_utf8_lossy(&secret).into_owned(),
-            None => {
-                let secret: String = (0..32)
-                    .map(|_| format!("{:02x}", rand::random::<u8>()))
-                    .collect();
-                p.set_global(SECRET_KEY, secret.clone().into_bytes())
-                    .await?;
-                secret
-            }
-        };
-        let _ = self.inner.secret.set(secret);
+        if self.secret().await?.is_none() {
+            let secret: String = (0..32)
+                .map(|_| format!("{:02x}", rand::random::<u8>()))
+                .collect();
+            p.set_global(SECRET_KEY, secret.clone().into_bytes())
+                .await?;
+            let _ = self.inner.secret.set(secret);
+        }
         p.set_committer_address(&self.inner.config.address).await?;
         tracing::info!(address = %self.inner.config.address, "this node is the committer");
         self.spawn_lease_watch();
