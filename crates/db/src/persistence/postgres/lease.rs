@@ -29,6 +29,11 @@ pub(crate) const LEASE_LOCK_CLASS: i32 = 0x6b65_656c;
 /// The advisory-lock class that serialises migrations.
 pub(crate) const MIGRATION_LOCK_CLASS: i32 = 0x6b65_656d;
 
+/// The PostgreSQL session holding the advisory lock `($1, $2)` in this database, if any.
+const HOLDER_SESSION: &str = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
+     AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+     AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 2";
+
 /// The name of the lease row.
 const LEASE_NAME: &str = "committer";
 
@@ -190,13 +195,10 @@ impl Lease {
         let row = client
             .query_opt(
                 &format!(
-                    "SELECT address FROM {s}.keel_leases WHERE name = $1 AND EXISTS ( \
-                       SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
-                       AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-                       AND classid = $2::bigint::oid AND objid = $3::bigint::oid AND objsubid = 2)"
+                    "SELECT address FROM {s}.keel_leases \
+                     WHERE name = '{LEASE_NAME}' AND EXISTS ({HOLDER_SESSION})"
                 ),
                 &[
-                    &LEASE_NAME,
                     &i64::from(LEASE_LOCK_CLASS),
                     &i64::from(schema_lock_key(schema)),
                 ],
@@ -278,9 +280,7 @@ async fn refusal(lock: &Client, s: &str, schema: &str, key: i32, target: &str) -
     };
     let session = lock
         .query_opt(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted \
-             AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-             AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND objsubid = 2",
+            HOLDER_SESSION,
             &[&i64::from(LEASE_LOCK_CLASS), &i64::from(key)],
         )
         .await
