@@ -326,10 +326,19 @@ async fn run_stream(
         results = fetches => results,
         () = tx.closed() => return,
     };
+    // A transition the connection handled before `transitions` was registered reaches the cache
+    // but not this stream: let the cache catch up with the connection, then compare what the
+    // cache holds now.
+    let _ = qc
+        .wait_for_ts(session.live.latest_ts(), FETCH_TIMEOUT)
+        .await;
     let mut shown: Vec<String> = queries.iter().map(|(_, d)| d.clone()).collect();
     let mut changed = false;
     for (i, result) in results.iter().enumerate() {
-        let now = digest(Some(result.as_ref()));
+        let now = match qc.get_entry(&queries[i].0) {
+            Some(_) => cached_digest(qc, &queries[i].0),
+            None => digest(Some(result.as_ref())),
+        };
         if now != shown[i] {
             changed = true;
             shown[i] = now;
@@ -376,7 +385,10 @@ async fn run_stream(
                 }
             }
             result = auth.changed() => {
+                // The connection is gone (the session ended): the same end as a closed
+                // transition feed.
                 if result.is_err() {
+                    let _ = send(tx, "signed-out", "{}".to_owned()).await;
                     return;
                 }
             }
