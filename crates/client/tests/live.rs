@@ -256,3 +256,58 @@ async fn a_silent_server_is_left_after_the_idle_timeout() {
     backend.increment().await;
     assert_eq!(next_value(&mut counter).await, Value::Float64(1.0));
 }
+
+/// A listener added while transitions stream in either receives each later transition or sees
+/// its timestamp in `latest_ts` (the live layer of the web tier relies on this to never leave a
+/// page stale). Transitions, in order, reach a listener registered from the start; every one
+/// of them with a timestamp past what `latest_ts` showed must reach the new listener too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn a_new_transition_listener_misses_nothing_latest_ts_does_not_show() {
+    let backend = TestBackend::start().await;
+    let live = LiveClient::new(&backend.url()).unwrap();
+    let mut counter = live.subscribe("counter:get", json!({})).unwrap();
+    next_value(&mut counter).await;
+    let mut all = live.transitions().unwrap();
+    let writer = {
+        let backend = backend.backend.clone();
+        tokio::spawn(async move {
+            let path = keel_protocol::normalize_udf_path("counter:increment").unwrap();
+            loop {
+                let _ = backend
+                    .run_mutation(&path, Object::new(), &keel_backend::Identity::Anonymous)
+                    .await;
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    for round in 0..1000 {
+        let mut late = live.transitions().unwrap();
+        let seen = live.latest_ts();
+        let first = tokio::time::timeout(WAIT, late.recv())
+            .await
+            .expect("a transition in time")
+            .expect("the client is open");
+        loop {
+            let batch = all
+                .try_recv()
+                .expect("the same batch reached every listener");
+            assert!(
+                batch.ts <= seen || batch.ts >= first.ts,
+                "round {round}: a transition at {} went to neither the new listener (first {}) \
+                 nor latest_ts ({seen})",
+                batch.ts,
+                first.ts
+            );
+            if batch.ts == first.ts {
+                break;
+            }
+        }
+    }
+    writer.abort();
+    // Listeners end with the connection; none can be added after it.
+    live.close();
+    tokio::time::timeout(WAIT, async { while all.recv().await.is_some() {} })
+        .await
+        .expect("the listener ends");
+    assert_eq!(live.transitions().unwrap_err().code(), "Closed");
+}

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use keel_values::{Object, Value};
+use parking_lot::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -135,16 +136,25 @@ pub(crate) enum Command {
         reply: Reply<Value>,
     },
     SetAuth(AuthMode),
-    Transitions(mpsc::UnboundedSender<Arc<TransitionBatch>>),
     Sync,
     Close,
 }
+
+/// The receivers of [`LiveClient::transitions`]; `None` once the connection ended.
+///
+/// Shared with the worker rather than registered through its command queue: a listener is in
+/// place the moment `transitions` returns, and the worker publishes a transition's timestamp
+/// before it takes this lock to deliver the batch. So a caller that registers, then reads
+/// [`LiveClient::latest_ts`], either receives a transition or sees its timestamp; none falls
+/// between the two.
+pub(crate) type Listeners = Arc<Mutex<Option<Vec<mpsc::UnboundedSender<Arc<TransitionBatch>>>>>>;
 
 struct Shared {
     next_query_id: AtomicU32,
     stats: Arc<Stats>,
     auth: watch::Receiver<AuthState>,
     ts: watch::Receiver<u64>,
+    listeners: Listeners,
 }
 
 /// A connection to the backend over the WebSocket sync protocol, like the JS `ConvexClient`
@@ -193,7 +203,16 @@ impl LiveClient {
         let stats = Arc::new(Stats::default());
         let (auth_tx, auth) = watch::channel(AuthState::Unauthenticated);
         let (ts_tx, ts) = watch::channel(0);
-        worker::spawn(config, ws_url, rx, stats.clone(), auth_tx, ts_tx);
+        let listeners: Listeners = Arc::new(Mutex::new(Some(Vec::new())));
+        worker::spawn(
+            config,
+            ws_url,
+            rx,
+            stats.clone(),
+            auth_tx,
+            ts_tx,
+            listeners.clone(),
+        );
         Ok(LiveClient {
             commands,
             shared: Arc::new(Shared {
@@ -201,6 +220,7 @@ impl LiveClient {
                 stats,
                 auth,
                 ts,
+                listeners,
             }),
         })
     }
@@ -254,12 +274,18 @@ impl LiveClient {
     }
 
     /// Every later transition as a [`TransitionBatch`] (after its results went to the
-    /// subscriptions), in order.
+    /// subscriptions), in order; the receiver ends when the connection does.
+    ///
+    /// The listener is registered before this returns: any transition not delivered to it is
+    /// already reflected in [`LiveClient::latest_ts`].
     pub fn transitions(
         &self,
     ) -> Result<mpsc::UnboundedReceiver<Arc<TransitionBatch>>, ClientError> {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.send(Command::Transitions(tx))?;
+        match self.shared.listeners.lock().as_mut() {
+            Some(listeners) => listeners.push(tx),
+            None => return Err(ClientError::Closed("the live client is closed".to_owned())),
+        }
         Ok(rx)
     }
 

@@ -17,7 +17,7 @@ mod transition;
 use transition::{fail, function_error};
 
 use super::auth::{Auth, AuthState, Fetched};
-use super::{Command, LiveConfig, QueryUpdate, Reply, Stats, TransitionBatch};
+use super::{Command, Listeners, LiveConfig, QueryUpdate, Reply, Stats};
 use crate::ClientError;
 
 type Socket =
@@ -91,7 +91,7 @@ pub(crate) struct Worker {
     next_request_id: u32,
     max_observed_ts: u64,
     ts: watch::Sender<u64>,
-    listeners: Vec<mpsc::UnboundedSender<Arc<TransitionBatch>>>,
+    listeners: Listeners,
     pub(crate) auth: Auth,
 }
 
@@ -102,6 +102,7 @@ pub(crate) fn spawn(
     stats: Arc<Stats>,
     auth_state: watch::Sender<AuthState>,
     ts: watch::Sender<u64>,
+    listeners: Listeners,
 ) {
     let (fetched_tx, fetched_rx) = mpsc::unbounded_channel();
     let worker = Worker {
@@ -129,7 +130,7 @@ pub(crate) fn spawn(
         next_request_id: 0,
         max_observed_ts: 0,
         ts,
-        listeners: Vec::new(),
+        listeners,
     };
     tokio::spawn(worker.run());
 }
@@ -166,6 +167,8 @@ impl Worker {
                 () = sleep_until_some(idle) => self.disconnect("IdleTimeout"),
             }
         }
+        // Transition receivers end with the connection.
+        self.listeners.lock().take();
         if let Some(mut socket) = self.socket.take() {
             let _ = socket.close(None).await;
         }
@@ -231,7 +234,6 @@ impl Worker {
                 self.add_request(path, args, RequestReply::Action(reply));
             }
             Command::SetAuth(mode) => self.on_set_auth(mode).await,
-            Command::Transitions(tx) => self.listeners.push(tx),
             Command::Sync => self.sync_requested = true,
             Command::Close => {}
         }

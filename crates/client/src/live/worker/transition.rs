@@ -7,8 +7,9 @@ use std::sync::atomic::Ordering;
 use keel_protocol::{ErrorPayload, StateModification};
 use keel_values::Value;
 
-use super::{QueryUpdate, Request, RequestReply, TransitionBatch, Worker};
+use super::{QueryUpdate, Request, RequestReply, Worker};
 use crate::ClientError;
+use crate::live::TransitionBatch;
 
 impl Worker {
     pub(super) fn on_transition(
@@ -59,13 +60,16 @@ impl Worker {
             updates.push((query_id, result));
         }
         self.max_observed_ts = self.max_observed_ts.max(ts);
-        let batch = Arc::new(TransitionBatch { ts, updates });
-        self.listeners.retain(|tx| tx.send(batch.clone()).is_ok());
+        // The timestamp goes out before the batch (see `Listeners`).
         self.ts.send_if_modified(|t| {
             let changed = ts > *t;
             *t = (*t).max(ts);
             changed
         });
+        let batch = Arc::new(TransitionBatch { ts, updates });
+        if let Some(listeners) = self.listeners.lock().as_mut() {
+            listeners.retain(|tx| tx.send(batch.clone()).is_ok());
+        }
         self.auth_on_transition(identity);
         // Mutations whose commit this transition reflects are complete.
         let done: Vec<u32> = self
