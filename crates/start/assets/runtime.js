@@ -222,6 +222,9 @@ function isLocalLink(a) {
 }
 
 async function navigate(url, { push = true } = {}) {
+  // The page being left keeps its position as of now: the scroll event of a recent scroll
+  // may only fire after the next entry became current, and would be recorded there.
+  positions[currentKey] = [window.scrollX, window.scrollY];
   persistPositions();
   if (!push) prefetched.delete(url); // back/forward shows the page as it is now
   let page;
