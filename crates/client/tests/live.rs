@@ -62,6 +62,41 @@ async fn subscriptions_follow_mutations_with_read_your_writes() {
 }
 
 #[tokio::test]
+async fn a_subscriber_that_falls_behind_holds_only_the_latest_result() {
+    let backend = TestBackend::start().await;
+    let live = LiveClient::new(&backend.url()).unwrap();
+    let mut counter = live.subscribe("counter:get", json!({})).unwrap();
+    assert_eq!(next_value(&mut counter).await, Value::Float64(0.0));
+    let mut last_ts = 0;
+    for _ in 0..50 {
+        last_ts = live
+            .mutation_with_ts("counter:increment", Object::new())
+            .await
+            .unwrap()
+            .1;
+    }
+    // Each mutation resolved after its transition arrived: fifty results came, one is kept.
+    let update = counter
+        .next_update()
+        .now_or_never()
+        .expect("a result is waiting")
+        .unwrap();
+    assert_eq!(update.result.unwrap(), Value::Float64(50.0));
+    assert!(update.ts >= last_ts);
+    assert!(counter.next_update().now_or_never().is_none());
+    // Later changes still arrive, and the stream ends with the client.
+    live.mutation_value("counter:increment", Object::new())
+        .await
+        .unwrap();
+    assert_eq!(next_value(&mut counter).await, Value::Float64(51.0));
+    live.close();
+    let end = tokio::time::timeout(WAIT, counter.next_update())
+        .await
+        .expect("the stream ends");
+    assert!(end.is_none());
+}
+
+#[tokio::test]
 async fn errors_and_unsubscribes() {
     let backend = TestBackend::start().await;
     let live = LiveClient::new(&backend.url()).unwrap();

@@ -20,6 +20,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio_stream::wrappers::WatchStream;
 
 use crate::ClientError;
 use crate::convert::{args_object, decode_result};
@@ -122,7 +123,7 @@ pub(crate) enum Command {
         query_id: u32,
         path: String,
         args: Object,
-        tx: Option<mpsc::UnboundedSender<QueryUpdate>>,
+        tx: Option<UpdateSender>,
     },
     Unsubscribe(u32),
     Mutation {
@@ -235,7 +236,7 @@ impl LiveClient {
         &self,
         path: &str,
         args: Object,
-        tx: Option<mpsc::UnboundedSender<QueryUpdate>>,
+        tx: Option<UpdateSender>,
     ) -> Result<u32, ClientError> {
         let query_id = self.shared.next_query_id.fetch_add(1, Ordering::Relaxed);
         self.send(Command::Subscribe {
@@ -247,13 +248,24 @@ impl LiveClient {
         Ok(query_id)
     }
 
-    /// Subscribes to a query: a stream of its results, one per change, in order.
+    /// Subscribes to a query: a stream of its results as they change, in order. A subscriber
+    /// that reads slower than results arrive gets the latest one (intermediate results are
+    /// skipped, as in the JS client's `onUpdate`), so an unread subscription holds one result.
+    ///
+    /// ```no_run
+    /// # async fn run(live: keel_client::LiveClient) -> Result<(), keel_client::ClientError> {
+    /// let mut posts = live.subscribe("posts:list", serde_json::json!({}))?;
+    /// while let Some(update) = posts.next_update().await {
+    ///     println!("at {}: {:?}", update.ts, update.result?);
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn subscribe_value(&self, path: &str, args: Object) -> Result<Subscription, ClientError> {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = watch::channel(None);
         let query_id = self.add_query(path, args, Some(tx))?;
         Ok(Subscription {
             query_id,
-            rx,
+            updates: WatchStream::from_changes(rx),
             commands: self.commands.downgrade(),
         })
     }
@@ -455,13 +467,23 @@ pub(crate) async fn wait_watch_ts(
     }
 }
 
-/// A subscribed query: a [`Stream`](futures::Stream) of [`QueryUpdate`]s. Dropping it
-/// unsubscribes.
-#[derive(Debug)]
+/// Where the worker puts a subscription's latest result.
+pub(crate) type UpdateSender = watch::Sender<Option<QueryUpdate>>;
+
+/// A subscribed query: a [`Stream`](futures::Stream) of [`QueryUpdate`]s, the latest result
+/// when read slower than results arrive. Dropping it unsubscribes.
 pub struct Subscription {
     query_id: u32,
-    rx: mpsc::UnboundedReceiver<QueryUpdate>,
+    updates: WatchStream<Option<QueryUpdate>>,
     commands: mpsc::WeakUnboundedSender<Command>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("query_id", &self.query_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Subscription {
@@ -472,7 +494,7 @@ impl Subscription {
 
     /// The next result; `None` once the client is closed.
     pub async fn next_update(&mut self) -> Option<QueryUpdate> {
-        self.rx.recv().await
+        futures::StreamExt::next(self).await
     }
 }
 
@@ -480,7 +502,14 @@ impl futures::Stream for Subscription {
     type Item = QueryUpdate;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<QueryUpdate>> {
-        self.rx.poll_recv(cx)
+        loop {
+            match Pin::new(&mut self.updates).poll_next(cx) {
+                Poll::Ready(Some(Some(update))) => return Poll::Ready(Some(update)),
+                Poll::Ready(Some(None)) => continue,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 

@@ -17,7 +17,7 @@ mod transition;
 use transition::{fail, function_error};
 
 use super::auth::{Auth, AuthState, Fetched};
-use super::{Command, Listeners, LiveConfig, QueryUpdate, Reply, Stats};
+use super::{Command, Listeners, LiveConfig, Reply, Stats, UpdateSender};
 use crate::ClientError;
 
 type Socket =
@@ -42,7 +42,7 @@ struct LiveQuery {
     path: String,
     args: Object,
     journal: Option<String>,
-    tx: Option<mpsc::UnboundedSender<QueryUpdate>>,
+    tx: Option<UpdateSender>,
     /// The last result delivered, so that re-sent identical results are not delivered again.
     last: Option<Result<Value, ClientError>>,
     /// Added to the current socket's query set.

@@ -7,9 +7,9 @@ use std::sync::atomic::Ordering;
 use keel_protocol::{ErrorPayload, StateModification};
 use keel_values::Value;
 
-use super::{QueryUpdate, Request, RequestReply, Worker};
+use super::{Request, RequestReply, Worker};
 use crate::ClientError;
-use crate::live::TransitionBatch;
+use crate::live::{QueryUpdate, TransitionBatch};
 
 impl Worker {
     pub(super) fn on_transition(
@@ -52,10 +52,10 @@ impl Worker {
             }
             query.last = Some(result.clone());
             if let Some(tx) = &query.tx {
-                let _ = tx.send(QueryUpdate {
+                tx.send_replace(Some(QueryUpdate {
                     result: result.clone(),
                     ts,
-                });
+                }));
             }
             updates.push((query_id, result));
         }
