@@ -297,8 +297,8 @@ impl Backend {
     }
 
     /// [`Backend::run_mutation`] for a request with an idempotency key (a client session's
-    /// request). On a cluster node the key's [`Receipt`](keel_db::Receipt) is committed with the
-    /// mutation, so the same request sent again — to any node, after any restart within the
+    /// request). The key's [`Receipt`](keel_db::Receipt) is committed with the mutation, so the
+    /// same request sent again — after a restart, or to another node of a cluster, within the
     /// receipt retention — returns the first outcome instead of running twice.
     pub(crate) async fn run_keyed_mutation(
         &self,
@@ -310,9 +310,9 @@ impl Backend {
         let Function::Mutation(handler) = self.function(path, FunctionKind::Mutation)? else {
             unreachable!("function() checked the kind");
         };
-        // Receipts cost a write per mutation: only clusters, where requests move between nodes,
-        // pay for them. A lone backend deduplicates per session in memory (`MutationLog`).
-        let mut key = key.filter(|_| self.inner.cluster.is_some());
+        // The receipt is what makes a resend safe after this process restarted (or, on a
+        // cluster, reached another node); `MutationLog` only covers resends to this process.
+        let mut key = key;
         if let Some(cluster) = &self.inner.cluster
             && !cluster.is_committer()
         {

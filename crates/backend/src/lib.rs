@@ -23,8 +23,9 @@
 //! * `context` — [`QueryCtx`], [`MutationCtx`], [`ActionCtx`] and their database handles.
 //! * `args` — conversions between Convex values and typed Rust arguments/results.
 //! * `error` — [`FunctionError`]: application (`ConvexError`) versus system errors.
-//! * `mutation_log` — at-most-once mutations per (client session, request id), in memory; on a
-//!   cluster, receipts committed with each mutation carry this across nodes (see `cluster`).
+//! * `mutation_log` — at-most-once mutations per (client session, request id), in memory (a
+//!   resend while the first attempt runs waits for it); receipts committed with each mutation
+//!   carry this across restarts and nodes (see `cluster`).
 //! * `query_cache` — one execution per identical query, reused while it stays valid.
 //! * `http_api` — the HTTP endpoints, their envelopes and HTTP errors.
 //! * `sync` — the WebSocket sync protocol: one session task per socket.

@@ -268,6 +268,51 @@ async fn a_resent_mutation_of_the_same_session_runs_once() {
 }
 
 #[tokio::test]
+async fn a_mutation_resent_after_a_backend_restart_runs_once() {
+    let b = TestBackend::start().await;
+    let session_id = random_session_id();
+    let mutation = json!({"type": "Mutation", "requestId": 0, "udfPath": "counter:increment",
+                          "args": [{"by": 5}]});
+    let mut first = WsClient::connect(&b.ws_url("/api/sync")).await;
+    first.send(&connect_message(&session_id)).await;
+    first.send(&mutation).await;
+    let original = first.next_of("MutationResponse").await;
+    assert_eq!(original["result"], json!(5.0));
+    drop(first);
+
+    // The process restarts (its in-memory log is gone); the client did not see the response,
+    // so it reconnects with the same session and sends the request again.
+    let b = b.restart().await;
+    let mut second = WsClient::connect(&b.ws_url("/api/sync")).await;
+    let mut reconnect = connect_message(&session_id);
+    reconnect["connectionCount"] = json!(1);
+    reconnect["lastCloseReason"] = json!("the server restarted");
+    second.send(&reconnect).await;
+    second.send(&mutation).await;
+    let replayed = second.next_of("MutationResponse").await;
+    assert_eq!(replayed["success"], json!(true), "{replayed}");
+    assert_eq!(replayed["result"], original["result"], "the first outcome");
+    assert!(
+        keel_protocol::decode_ts(replayed["ts"].as_str().unwrap()).unwrap()
+            >= keel_protocol::decode_ts(original["ts"].as_str().unwrap()).unwrap(),
+        "a timestamp covering the first commit"
+    );
+    // Ran once: the counter moved by 5, not 10; the next request of the session runs.
+    second.add_query(0, 1, "counter:get", json!({})).await;
+    let t = second
+        .transition_until(|t| t["endVersion"]["querySet"] == 1)
+        .await;
+    assert_eq!(counter_in(&t, 1), Some(5.0));
+    let mut next = mutation.clone();
+    next["requestId"] = json!(1);
+    second.send(&next).await;
+    assert_eq!(
+        second.next_of("MutationResponse").await["result"],
+        json!(10.0)
+    );
+}
+
+#[tokio::test]
 async fn both_sync_paths_serve_the_protocol() {
     let b = TestBackend::start().await;
     for path in ["/api/sync", "/api/1.48.0/sync", "/api/1.49.0/sync"] {

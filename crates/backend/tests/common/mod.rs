@@ -49,6 +49,7 @@ pub struct TestBackend {
     pub addr: SocketAddr,
     /// How many times `counter:get` has executed.
     pub counter_runs: Arc<AtomicUsize>,
+    server: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
 
@@ -249,13 +250,38 @@ impl TestBackend {
         let counter_runs = Arc::new(AtomicUsize::new(0));
         let backend = build(functions(counter_runs.clone()));
         let router = backend.router();
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
         TestBackend {
             backend,
             addr,
             counter_runs,
+            server,
             _dir: dir,
         }
+    }
+
+    /// Stops serving, drops this backend and opens a new one over the same SQLite file on a new
+    /// port, as a restarted process would (sockets to the old one must be closed by the caller).
+    pub async fn restart(self) -> TestBackend {
+        let TestBackend {
+            backend,
+            server,
+            _dir: dir,
+            ..
+        } = self;
+        server.abort();
+        let _ = server.await;
+        drop(backend);
+        let persistence = SqlitePersistence::open(dir.path().join("db.sqlite3")).expect("sqlite");
+        let db = Database::open(Arc::new(persistence), schema())
+            .await
+            .expect("database reopens");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::serve(listener, dir, |functions| {
+            Backend::new(db, functions, BackendConfig::default())
+        })
     }
 
     /// A backend node of a cluster on the PostgreSQL schema `pg` (the committer if it is the
