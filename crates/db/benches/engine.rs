@@ -261,23 +261,32 @@ async fn reads(dir: &Path) -> Vec<Figure> {
     ]
 }
 
+/// What each transaction of [`commit_rate`] writes.
+#[derive(Clone, Copy)]
+pub(crate) enum Write {
+    /// One new post.
+    Insert,
+    /// One new post plus the receipt of a fresh idempotency key, looked up first, as the
+    /// backend does for every mutation a client session sends.
+    KeyedInsert,
+    /// Read and increment one shared counter (every writer conflicts).
+    Increment(DocumentId),
+}
+
 /// Commits per second with `writers` concurrent tasks for `MEASURE`.
-async fn commit_rate(
-    db: &Database,
-    writers: usize,
-    conflicting: bool,
-    counter: Option<DocumentId>,
-) -> f64 {
+async fn commit_rate(db: &Database, writers: usize, write: Write) -> f64 {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..writers {
         let db = db.clone();
         tasks.push(tokio::spawn(async move {
             let mut done = 0u64;
+            let mut attempt = 0u64;
             while start.elapsed() < MEASURE {
+                attempt += 1;
                 let mut tx = db.begin();
-                match (conflicting, counter) {
-                    (true, Some(id)) => {
+                match write {
+                    Write::Increment(id) => {
                         let doc = tx.get(id).await.unwrap().unwrap();
                         let Some(Value::Int64(n)) = doc.fields.get("n") else {
                             panic!()
@@ -286,8 +295,16 @@ async fn commit_rate(
                         o.insert("n".into(), Value::Int64(n + 1));
                         tx.patch(id, o, &[]).await.unwrap();
                     }
-                    _ => {
+                    Write::Insert => {
                         tx.insert("posts", post(w)).await.unwrap();
+                    }
+                    Write::KeyedInsert => {
+                        let key = format!("bench:{w}:{attempt}:{}", start.elapsed().as_nanos());
+                        assert!(tx.receipt(&key).await.unwrap().is_none());
+                        let id = tx.insert("posts", post(w)).await.unwrap();
+                        tx.record_receipt(&key, &Value::String(id.to_string()))
+                            .await
+                            .unwrap();
                     }
                 }
                 match db.commit(tx).await {
@@ -364,21 +381,30 @@ async fn commits(dir: &Path) -> Vec<Figure> {
     o.insert("n".into(), Value::Int64(0));
     let counter = tx.insert("counters", o).await.unwrap();
     db.commit(tx).await.unwrap();
-    let mut samples: [Vec<f64>; 6] = Default::default();
+    let mut samples: [Vec<f64>; 7] = Default::default();
     for _ in 0..ROUNDS {
         let round = [
-            commit_rate(&db, 1, false, None).await,
+            commit_rate(&db, 1, Write::Insert).await,
             raw_commit_rate(&dir.join("raw-1.sqlite3"), 1, false),
-            commit_rate(&db, 8, false, None).await,
+            commit_rate(&db, 8, Write::Insert).await,
             raw_commit_rate(&dir.join("raw-8.sqlite3"), 8, false),
-            commit_rate(&db, 8, true, Some(counter)).await,
+            commit_rate(&db, 8, Write::Increment(counter)).await,
             raw_commit_rate(&dir.join("raw-c.sqlite3"), 8, true),
+            commit_rate(&db, 1, Write::KeyedInsert).await,
         ];
         for (slot, value) in samples.iter_mut().zip(round) {
             slot.push(value);
         }
     }
-    let [one, one_raw, eight, eight_raw, conflicting, conflicting_raw] = samples.map(median);
+    let [
+        one,
+        one_raw,
+        eight,
+        eight_raw,
+        conflicting,
+        conflicting_raw,
+        keyed,
+    ] = samples.map(median);
     vec![
         Figure {
             name: "non-conflicting commits, 1 writer",
@@ -386,6 +412,14 @@ async fn commits(dir: &Path) -> Vec<Figure> {
             engine: one,
             baseline: one_raw,
             baseline_name: "rusqlite INSERT + COMMIT, 1 thread",
+            higher_is_better: true,
+        },
+        Figure {
+            name: "keyed commits (insert + receipt lookup and write), 1 writer",
+            unit: "commits/s",
+            engine: keyed,
+            baseline: one,
+            baseline_name: "the engine's plain insert commits above, 1 writer",
             higher_is_better: true,
         },
         Figure {

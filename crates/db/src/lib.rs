@@ -26,8 +26,8 @@
 //! * [`persistence`] — the [`Persistence`] trait, [`SqlitePersistence`], the conformance suite.
 //! * `persistence::postgres` — [`PostgresPersistence`] (`PostgresPersistence::connect(url)`),
 //!   its migrations, committer lease (held at connect, or taken later by a standby), commit
-//!   notifications for followers (LISTEN/NOTIFY) and
-//!   [`PostgresTestSchema`](persistence::PostgresTestSchema).
+//!   notifications for followers (LISTEN/NOTIFY), TLS with rustls per libpq's `sslmode` and
+//!   `sslrootcert` (`tls`) and [`PostgresTestSchema`](persistence::PostgresTestSchema).
 //! * `database` — [`Database`]: open, begin, commit, subscribe.
 //! * `receipts` — [`Receipt`]s: a keyed request's outcome committed with it (the `_receipts`
 //!   system table), so a request sent again is not applied twice; old ones are collected.

@@ -473,3 +473,120 @@ async fn closed_reader_and_writer_connections_are_reopened() {
     drop((db, persistence));
     pg.drop_schema().await;
 }
+
+/// `url` with `params` added to its query.
+fn with_params(url: &str, params: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{params}")
+}
+
+/// Whether each session of `pg`'s persistences is encrypted (from `pg_stat_ssl`).
+async fn sessions_encrypted(admin: &tokio_postgres::Client, pg: &PostgresTestSchema) -> Vec<bool> {
+    admin
+        .query(
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = $1",
+            &[&format!("keel {}", pg.name())],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn tls_follows_sslmode_and_sslrootcert() {
+    let pg = test_schema().await;
+    let admin = admin(&pg).await;
+    let ssl_on: String = admin.query_one("SHOW ssl", &[]).await.unwrap().get(0);
+    let url = |params: &str| with_params(pg.url(), params);
+
+    let plain = PostgresPersistence::connect_standby(&url("sslmode=disable"), pg.options())
+        .await
+        .unwrap();
+    let seen = sessions_encrypted(&admin, &pg).await;
+    assert!(!seen.is_empty() && seen.iter().all(|ssl| !ssl), "{seen:?}");
+    drop(plain);
+
+    if ssl_on != "on" {
+        // A server without TLS: `require` is refused with a clear message, `prefer` is plain.
+        let err = PostgresPersistence::connect_standby(&url("sslmode=require"), pg.options())
+            .await
+            .err()
+            .expect("require needs a server with TLS")
+            .to_string();
+        assert!(err.contains("PostgreSQL at"), "{err}");
+        pg.drop_schema().await;
+        return;
+    }
+
+    // Encrypted, certificate unchecked (libpq's `require`; `prefer`, the default, is the same
+    // against a server that offers TLS).
+    let encrypted = PostgresPersistence::connect_with(&url("sslmode=require"), pg.options())
+        .await
+        .unwrap();
+    let db = Database::open(Arc::new(encrypted.clone()), schema())
+        .await
+        .unwrap();
+    let mut tx = db.begin();
+    tx.insert("notes", note(7)).await.unwrap();
+    db.commit(tx).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let seen = loop {
+        let seen = sessions_encrypted(&admin, &pg).await;
+        if seen.len() >= 2 || Instant::now() > deadline {
+            break seen;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(seen.len() >= 2 && seen.iter().all(|ssl| *ssl), "{seen:?}");
+    drop(db);
+    drop(encrypted);
+
+    // The server's own certificate as the trusted root: the chain checks out; the name does
+    // not have to (verify-ca), but must for verify-full (a certificate names host names, and
+    // the test server is reached by IP address).
+    let cert: String = admin
+        .query_one("SHOW ssl_cert_file", &[])
+        .await
+        .unwrap()
+        .get(0);
+    if std::fs::read(&cert).is_ok() {
+        let root = format!("sslrootcert={cert}");
+        PostgresPersistence::connect_standby(
+            &url(&format!("sslmode=verify-ca&{root}")),
+            pg.options(),
+        )
+        .await
+        .unwrap();
+        if pg.url().contains("@127.0.0.1") {
+            let err = PostgresPersistence::connect_standby(
+                &url(&format!("sslmode=verify-full&{root}")),
+                pg.options(),
+            )
+            .await
+            .err()
+            .expect("the certificate does not name 127.0.0.1")
+            .to_string();
+            assert!(
+                err.contains("TLS handshake failed") && err.contains("127.0.0.1"),
+                "{err}"
+            );
+        }
+    }
+    // Against public certificate authorities (Debian's bundle) it is unknown.
+    let bundle = "/etc/ssl/certs/ca-certificates.crt";
+    if std::fs::metadata(bundle).is_ok() {
+        let err = PostgresPersistence::connect_standby(
+            &url(&format!("sslmode=verify-ca&sslrootcert={bundle}")),
+            pg.options(),
+        )
+        .await
+        .err()
+        .expect("no public authority signed the test server's certificate")
+        .to_string();
+        assert!(err.contains("TLS handshake failed"), "{err}");
+    }
+    pg.drop_schema().await;
+}

@@ -5,13 +5,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use keel_db::Database;
 use keel_db::persistence::PostgresTestSchema;
+use keel_db::{Database, PostgresPersistence};
 use keel_values::DocumentId;
 use keel_values::{Object, Value};
 use tokio_postgres::{Client, NoTls};
 
-use super::{AUTHORS, Figure, MEASURE, ROUNDS, ROWS, commit_rate, mean_us, median, post, schema};
+use super::{
+    AUTHORS, Figure, MEASURE, ROUNDS, ROWS, Write, commit_rate, mean_us, median, post, schema,
+};
 
 async fn raw_client(url: &str) -> Client {
     let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap();
@@ -218,11 +220,11 @@ async fn commits(pg: &PostgresTestSchema, db: &Database) -> Vec<Figure> {
     let mut samples: [Vec<f64>; 6] = Default::default();
     for _ in 0..ROUNDS {
         let round = [
-            commit_rate(db, 1, false, None).await,
+            commit_rate(db, 1, Write::Insert).await,
             raw_commit_rate(pg, 1, false).await,
-            commit_rate(db, 8, false, None).await,
+            commit_rate(db, 8, Write::Insert).await,
             raw_commit_rate(pg, 8, false).await,
-            commit_rate(db, 8, true, Some(counter)).await,
+            commit_rate(db, 8, Write::Increment(counter)).await,
             raw_commit_rate(pg, 8, true).await,
         ];
         for (slot, value) in samples.iter_mut().zip(round) {
@@ -258,12 +260,17 @@ async fn commits(pg: &PostgresTestSchema, db: &Database) -> Vec<Figure> {
     ]
 }
 
-/// A database on a fresh schema of the test server.
+/// A database on a fresh schema of the test server, without TLS like the baseline's
+/// connections (`NoTls`).
 async fn open() -> (PostgresTestSchema, Database) {
     let pg = PostgresTestSchema::create()
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let persistence = pg.connect().await.unwrap_or_else(|e| panic!("{e}"));
+    let sep = if pg.url().contains('?') { '&' } else { '?' };
+    let url = format!("{}{sep}sslmode=disable", pg.url());
+    let persistence = PostgresPersistence::connect_with(&url, pg.options())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let db = Database::open(Arc::new(persistence), schema())
         .await
         .unwrap();

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
 
+use super::tls::{PgTls, RootCerts, TlsMode};
 use crate::persistence::PersistenceError;
 
 /// How long a connection attempt may take when the URL sets no `connect_timeout`.
@@ -18,6 +19,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub(crate) struct Target {
     pub(crate) config: Config,
+    /// The TLS connector (`sslmode`, `sslrootcert`).
+    pub(crate) tls: PgTls,
     /// `postgres://user@host:port/database`, never the password.
     pub(crate) shown: String,
 }
@@ -46,18 +49,24 @@ pub(crate) fn redact(url: &str) -> String {
 /// Splits keel's own `schema=<name>` query parameter off a PostgreSQL URL (the driver would
 /// reject it): the URL without it, and the schema if given.
 pub(crate) fn split_schema(url: &str) -> (String, Option<String>) {
+    split_param(url, "schema")
+}
+
+/// Splits the query parameter `name` off `url`: the URL without it, and its (percent-decoded)
+/// value if given.
+fn split_param(url: &str, name: &str) -> (String, Option<String>) {
     let Some((base, query)) = url.split_once('?') else {
         return (url.to_owned(), None);
     };
-    let mut schema = None;
+    let mut value = None;
     let rest: Vec<&str> = query
         .split('&')
-        .filter(|pair| match pair.strip_prefix("schema=") {
-            Some(name) => {
-                schema = Some(name.to_owned());
+        .filter(|pair| match pair.split_once('=') {
+            Some((key, v)) if key == name => {
+                value = Some(percent_decode(v));
                 false
             }
-            None => !pair.is_empty(),
+            _ => !pair.is_empty(),
         })
         .collect();
     let url = if rest.is_empty() {
@@ -65,25 +74,56 @@ pub(crate) fn split_schema(url: &str) -> (String, Option<String>) {
     } else {
         format!("{base}?{}", rest.join("&"))
     };
-    (url, schema)
+    (url, value)
+}
+
+/// Decodes `%XX` escapes (a file path in `sslrootcert`, say); anything else is kept as is.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl Target {
-    /// Parses `url` (`postgres://user[:password]@host[:port]/database[?options]`).
+    /// Parses `url` (`postgres://user[:password]@host[:port]/database[?options]`), with
+    /// libpq's `sslmode` and `sslrootcert` (see the `tls` module).
     pub(crate) fn parse(url: &str) -> Result<Target, PersistenceError> {
-        let mut config = Config::from_str(url).map_err(|e| {
+        let (rest, mode) = split_param(url, "sslmode");
+        let (rest, roots) = split_param(&rest, "sslrootcert");
+        let mut config = Config::from_str(&rest).map_err(|e| {
             PersistenceError(format!(
                 "invalid PostgreSQL URL `{}`: {e}; expected postgres://user[:password]@host[:port]/database",
                 redact(url)
             ))
         })?;
-        if config.get_ssl_mode() == SslMode::Require {
-            return Err(PersistenceError(format!(
-                "PostgreSQL URL `{}` asks for TLS (sslmode=require), which keel does not support yet; \
-                 connect over a trusted network or a local socket without TLS",
-                redact(url)
-            )));
-        }
+        let mode = match mode {
+            Some(mode) => TlsMode::parse(&mode)?,
+            // A key=value connection string keeps its sslmode in the driver's config.
+            None => match config.get_ssl_mode() {
+                SslMode::Disable => TlsMode::Disable,
+                SslMode::Require => TlsMode::Require,
+                _ => TlsMode::Prefer,
+            },
+        };
+        config.ssl_mode(mode.driver_mode());
+        let tls = PgTls::new(mode, roots.map(|r| RootCerts::parse(&r)).as_ref())?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -91,14 +131,14 @@ impl Target {
             config.application_name("keel");
         }
         let shown = describe(&config);
-        Ok(Target { config, shown })
+        Ok(Target { config, tls, shown })
     }
 
     /// Opens one connection and spawns its I/O task on the current Tokio runtime.
     pub(crate) async fn connect(&self) -> Result<Client, PersistenceError> {
         let (client, connection) = self
             .config
-            .connect(NoTls)
+            .connect(self.tls.clone())
             .await
             .map_err(|e| self.connect_error(&e))?;
         let shown = self.shown.clone();
@@ -138,10 +178,14 @@ impl Target {
             };
             return PersistenceError(message);
         }
-        let io = std::error::Error::source(e)
-            .and_then(|s| s.downcast_ref::<std::io::Error>())
-            .map(std::io::Error::kind);
-        let hint = match io {
+        let io = std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>());
+        if let Some(tls) = io.and_then(|io| io.get_ref()?.downcast_ref::<rustls::Error>()) {
+            return PersistenceError(format!(
+                "PostgreSQL at {shown}: the TLS handshake failed: {tls}; check sslmode and \
+                 sslrootcert in the URL (verify-full also needs the certificate to name the host)"
+            ));
+        }
+        let hint = match io.map(std::io::Error::kind) {
             Some(ErrorKind::ConnectionRefused) => {
                 "connection refused: is the PostgreSQL server running and listening on that host \
                  and port?"
@@ -252,6 +296,29 @@ mod tests {
                 Some("x".into())
             )
         );
+    }
+
+    #[test]
+    fn tls_parameters_are_read_and_bad_ones_refused() {
+        let target = Target::parse("postgres://h/db?sslmode=verify-ca&sslrootcert=system");
+        // Either the system has roots, or the message says it has none.
+        if let Err(e) = &target {
+            assert!(e.0.contains("sslrootcert=system"), "{}", e.0);
+        }
+        let err = Target::parse("postgres://h/db?sslmode=verify-full&sslrootcert=%2Fno%2Froot.crt")
+            .err()
+            .unwrap()
+            .0;
+        assert!(err.contains("/no/root.crt"), "{err}");
+        let err = Target::parse("postgres://h/db?sslmode=sometimes")
+            .err()
+            .unwrap()
+            .0;
+        assert!(err.contains("sslmode \"sometimes\""), "{err}");
+        let plain = Target::parse("postgres://h/db?sslmode=disable&connect_timeout=2").unwrap();
+        assert_eq!(plain.config.get_ssl_mode(), SslMode::Disable);
+        let kv = Target::parse("host=h dbname=db sslmode=require").unwrap();
+        assert_eq!(kv.config.get_ssl_mode(), SslMode::Require);
     }
 
     #[test]

@@ -14,10 +14,10 @@
 //! Durability: a write returns after its PostgreSQL transaction commits (with the server's
 //! default `synchronous_commit = on`, after the WAL flush). Connections: one writer (behind a
 //! mutex, one transaction at a time), a few readers used in turn (tokio-postgres pipelines
-//! concurrent queries on one connection), and the lease connection. TLS is not supported yet
-//! (`NoTls`): use a trusted network or local connection. A reader or writer connection that
-//! closed (a server restart, a dropped network) is re-opened on its next use; the call that
-//! found it broken fails. The lease connection is never re-opened: losing it loses the lease.
+//! concurrent queries on one connection), and the lease connection. TLS follows libpq's
+//! `sslmode` (`prefer` by default) and `sslrootcert` URL parameters (see `tls`). A reader or
+//! writer connection that closed (a server restart, a dropped network) is re-opened on its next
+//! use; the call that found it broken fails. The lease connection is never re-opened: losing it loses the lease.
 //!
 //! More than one node: [`PostgresPersistence::connect_standby`] opens without the lease; such a
 //! node follows the holder's commits through [`PostgresPersistence::commit_notifications`]
@@ -29,6 +29,7 @@ mod migrations;
 mod notify;
 mod scan;
 mod test_schema;
+mod tls;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};

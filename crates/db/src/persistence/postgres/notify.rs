@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use super::connection::{Target, storage_err};
 use crate::Timestamp;
@@ -66,7 +66,11 @@ async fn listen(
     schema: &str,
     sender: &watch::Sender<Timestamp>,
 ) -> Result<(), PersistenceError> {
-    let (client, mut connection) = target.config.connect(NoTls).await.map_err(storage_err)?;
+    let (client, mut connection) = target
+        .config
+        .connect(target.tls.clone())
+        .await
+        .map_err(storage_err)?;
     let (notices, mut received) = mpsc::unbounded_channel::<String>();
     let driver = tokio::spawn(async move {
         loop {
