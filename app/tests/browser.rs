@@ -1,7 +1,8 @@
 //! The web tier in a real Chromium: `tests/node/web-browser.test.mjs` (navigation, prefetch,
 //! forms, modal sign-in, live updates, sign-out, not found) and
-//! `tests/node/web-browser-expiry.test.mjs` (live updates across 5-second token expiries), both
-//! playwright-core driving `/usr/bin/chromium` against the `keel` binary. Screenshots of the
+//! `tests/node/web-browser-expiry.test.mjs` (live updates across 5-second token expiries) and
+//! `tests/node/web-browser-clerk.test.mjs` (real-Clerk mode: the page follows Clerk's session),
+//! all playwright-core driving `/usr/bin/chromium` against the `keel` binary. Screenshots of the
 //! main states land in `test-artifacts/` at the workspace root.
 
 use std::sync::Mutex;
@@ -16,6 +17,12 @@ static ONE_BROWSER: Mutex<()> = Mutex::new(());
 fn browser_runtime_works_in_chromium() {
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     node_peers::run_node_test("web-browser.test.mjs");
+}
+
+#[test]
+fn clerk_mode_follows_clerks_session_in_chromium() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    node_peers::run_node_test("web-browser-clerk.test.mjs");
 }
 
 #[test]

@@ -9,7 +9,9 @@
 //! * Template tokens: `POST {api}/v1/sessions/{sid}/tokens/{template}`.
 //!
 //! Not done here: Clerk's handshake redirect. An expired `__session` gives a signed-out state;
-//! Clerk's browser script refreshes the cookie within seconds.
+//! Clerk's browser script refreshes the cookie within seconds, and the browser runtime of
+//! `keel-start` re-renders the page once Clerk's session differs from the one the page was
+//! rendered for (`<meta name="keel-clerk-session">`).
 
 use std::time::Duration;
 

@@ -390,15 +390,27 @@ async function loadClerk() {
   });
   await window.Clerk.load();
   clerk = window.Clerk;
-  clerkSession = clerk.session?.id ?? null;
-  clerk.addListener(({ session }) => {
-    const id = session?.id ?? null;
-    if (id !== clerkSession) {
-      clerkSession = id;
-      refresh(); // the server sees the new __session cookie
-    }
-  });
+  // The session the server rendered this page for. Clerk may know better: a `__session` cookie
+  // that expired while the tab was away renders signed out until Clerk refreshes it.
+  clerkSession = metaContent("keel-clerk-session") || null;
+  clerk.addListener(({ session }) => syncClerkSession(session));
+  syncClerkSession(clerk.session);
   mountClerkUi();
+}
+
+/** Re-renders the page when Clerk's session is not the one it was rendered for. */
+async function syncClerkSession(session) {
+  const id = session?.id ?? null;
+  if (id === clerkSession) return;
+  clerkSession = id;
+  if (session) {
+    try {
+      await session.getToken(); // Clerk writes the fresh token to the __session cookie
+    } catch {
+      // The refresh below shows whatever the server makes of the cookies.
+    }
+  }
+  refresh();
 }
 
 /** Replaces the server-rendered user button with Clerk's (again after every morph). */

@@ -1,6 +1,7 @@
 //! The document shell around every page: `<!DOCTYPE html>`, the merged head (charset first),
 //! the live-stream address of the page, Clerk's publishable key and Frontend API in real-Clerk
-//! mode (the runtime loads Clerk's script from there), the browser runtime's
+//! mode (the runtime loads Clerk's script from there) with the Clerk session the page was
+//! rendered for (the runtime re-renders when Clerk's own state differs), the browser runtime's
 //! `<script type="module">`.
 
 use maud::{DOCTYPE, Markup, html};
@@ -16,6 +17,7 @@ pub(crate) fn document(
     body: Markup,
     live_url: Option<&str>,
     clerk: Option<&PublishableKey>,
+    session_id: Option<&str>,
 ) -> Markup {
     html! {
         (DOCTYPE)
@@ -28,6 +30,7 @@ pub(crate) fn document(
                 @if let Some(clerk) = clerk {
                     meta name="keel-clerk-publishable-key" content=(clerk.key);
                     meta name="keel-clerk-frontend-api" content=(clerk.frontend_api);
+                    meta name="keel-clerk-session" content=(session_id.unwrap_or(""));
                 }
                 script type="module" src=(RUNTIME_PATH) {}
             }

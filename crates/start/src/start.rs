@@ -326,7 +326,14 @@ async fn page(State(app): State<Arc<AppState>>, request: Request) -> Response {
                     auth.user_id.as_deref(),
                 )
             });
-            let html = document(&head, body, live.as_deref(), app.clerk.as_ref()).into_string();
+            let html = document(
+                &head,
+                body,
+                live.as_deref(),
+                app.clerk.as_ref(),
+                auth.session_id.as_deref(),
+            )
+            .into_string();
             let mut response = (status, axum::response::Html(html)).into_response();
             if let Some(ts) = snapshot
                 && let Ok(v) = HeaderValue::from_str(&ts.to_string())
@@ -395,6 +402,7 @@ async fn call_server_fn(
                     body,
                     None,
                     app.clerk.as_ref(),
+                    m.context.auth().session_id.as_deref(),
                 );
                 (error.status(), axum::response::Html(html.into_string())).into_response()
             }
