@@ -226,29 +226,61 @@ async fn mutation_response_carries_ts_and_a_transition_reaches_it() {
     assert!(seen_update || counter_in(&t, 2) == Some(1.0), "{t}");
 }
 
+/// Request 0 of a session: `counter:increment` by 5.
+fn increment_by_five() -> serde_json::Value {
+    json!({"type": "Mutation", "requestId": 0, "udfPath": "counter:increment", "args": [{"by": 5}]})
+}
+
+/// Sends `mutation` on the first socket of session `session_id`; its response (the socket
+/// closes after).
+async fn first_attempt(
+    b: &TestBackend,
+    session_id: &str,
+    mutation: &serde_json::Value,
+) -> serde_json::Value {
+    let mut first = WsClient::connect(&b.ws_url("/api/sync")).await;
+    first.send(&connect_message(session_id)).await;
+    first.send(mutation).await;
+    let original = first.next_of("MutationResponse").await;
+    assert_eq!(original["result"], json!(5.0));
+    original
+}
+
+/// Reconnects session `session_id` (its second socket, on `path`) and sends `mutation` again,
+/// as a client that saw no response does: the socket and the response.
+async fn resend(
+    b: &TestBackend,
+    path: &str,
+    session_id: &str,
+    mutation: &serde_json::Value,
+    close_reason: &str,
+) -> (WsClient, serde_json::Value) {
+    let mut second = WsClient::connect(&b.ws_url(path)).await;
+    let mut reconnect = connect_message(session_id);
+    reconnect["connectionCount"] = json!(1);
+    reconnect["lastCloseReason"] = json!(close_reason);
+    second.send(&reconnect).await;
+    second.send(mutation).await;
+    let replayed = second.next_of("MutationResponse").await;
+    (second, replayed)
+}
+
 #[tokio::test]
 async fn a_resent_mutation_of_the_same_session_runs_once() {
     let b = TestBackend::start().await;
     let session_id = random_session_id();
-    let mutation = json!({"type": "Mutation", "requestId": 0, "udfPath": "counter:increment",
-                          "args": [{"by": 5}]});
-
-    let mut first = WsClient::connect(&b.ws_url("/api/sync")).await;
-    first.send(&connect_message(&session_id)).await;
-    first.send(&mutation).await;
-    let original = first.next_of("MutationResponse").await;
-    assert_eq!(original["result"], json!(5.0));
-    drop(first);
+    let mutation = increment_by_five();
+    let original = first_attempt(&b, &session_id, &mutation).await;
 
     // The client reconnects with the same session id and sends the request again.
-    let mut second = WsClient::connect(&b.ws_url("/api/1.48.0/sync")).await;
-    let mut reconnect = connect_message(&session_id);
-    reconnect["connectionCount"] = json!(1);
-    reconnect["lastCloseReason"] = json!("client closed");
-    reconnect["maxObservedTimestamp"] = original["ts"].clone();
-    second.send(&reconnect).await;
-    second.send(&mutation).await;
-    let replayed = second.next_of("MutationResponse").await;
+    let (mut second, replayed) = resend(
+        &b,
+        "/api/1.48.0/sync",
+        &session_id,
+        &mutation,
+        "client closed",
+    )
+    .await;
     assert_eq!(replayed, original, "the stored outcome is replayed");
 
     // Ran once: the counter moved by 5, not 10.
@@ -271,25 +303,20 @@ async fn a_resent_mutation_of_the_same_session_runs_once() {
 async fn a_mutation_resent_after_a_backend_restart_runs_once() {
     let b = TestBackend::start().await;
     let session_id = random_session_id();
-    let mutation = json!({"type": "Mutation", "requestId": 0, "udfPath": "counter:increment",
-                          "args": [{"by": 5}]});
-    let mut first = WsClient::connect(&b.ws_url("/api/sync")).await;
-    first.send(&connect_message(&session_id)).await;
-    first.send(&mutation).await;
-    let original = first.next_of("MutationResponse").await;
-    assert_eq!(original["result"], json!(5.0));
-    drop(first);
+    let mutation = increment_by_five();
+    let original = first_attempt(&b, &session_id, &mutation).await;
 
     // The process restarts (its in-memory log is gone); the client did not see the response,
     // so it reconnects with the same session and sends the request again.
     let b = b.restart().await;
-    let mut second = WsClient::connect(&b.ws_url("/api/sync")).await;
-    let mut reconnect = connect_message(&session_id);
-    reconnect["connectionCount"] = json!(1);
-    reconnect["lastCloseReason"] = json!("the server restarted");
-    second.send(&reconnect).await;
-    second.send(&mutation).await;
-    let replayed = second.next_of("MutationResponse").await;
+    let (mut second, replayed) = resend(
+        &b,
+        "/api/sync",
+        &session_id,
+        &mutation,
+        "the server restarted",
+    )
+    .await;
     assert_eq!(replayed["success"], json!(true), "{replayed}");
     assert_eq!(replayed["result"], original["result"], "the first outcome");
     assert!(

@@ -229,7 +229,11 @@ impl TestBackend {
 
     /// A backend with `config`.
     pub async fn start_with(config: BackendConfig) -> TestBackend {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_on(tempfile::tempdir().expect("tempdir"), config).await
+    }
+
+    /// A backend on the SQLite file `db.sqlite3` in `dir` (created or reopened).
+    async fn start_on(dir: tempfile::TempDir, config: BackendConfig) -> TestBackend {
         let persistence = SqlitePersistence::open(dir.path().join("db.sqlite3")).expect("sqlite");
         let db = Database::open(Arc::new(persistence), schema())
             .await
@@ -274,14 +278,7 @@ impl TestBackend {
         server.abort();
         let _ = server.await;
         drop(backend);
-        let persistence = SqlitePersistence::open(dir.path().join("db.sqlite3")).expect("sqlite");
-        let db = Database::open(Arc::new(persistence), schema())
-            .await
-            .expect("database reopens");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        Self::serve(listener, dir, |functions| {
-            Backend::new(db, functions, BackendConfig::default())
-        })
+        Self::start_on(dir, BackendConfig::default()).await
     }
 
     /// A backend node of a cluster on the PostgreSQL schema `pg` (the committer if it is the
