@@ -29,9 +29,11 @@ async function bapi(idp, path, body) {
 }
 
 /** The clerk-js double: one signed-in session whose token comes from `tokenUrl`. */
-function clerkScript(sessionId, tokenUrl) {
+function clerkScript(sessionId, tokenUrl, signedInAt) {
   return `
 (() => {
+  // clerk-js records the client's last sign-in or sign-out (seconds; 0 when signed out).
+  document.cookie = "__client_uat=${signedInAt}; path=/; SameSite=Lax";
   const listeners = [];
   const emit = () => listeners.forEach((l) => l({ session: window.Clerk.session }));
   const session = {
@@ -51,6 +53,7 @@ function clerkScript(sessionId, tokenUrl) {
     openSignIn() {},
     async signOut() {
       document.cookie = "__session=; path=/; max-age=0";
+      document.cookie = "__client_uat=0; path=/; SameSite=Lax";
       this.session = null;
       emit();
     },
@@ -79,6 +82,7 @@ test("Clerk mode: the page follows Clerk's session in the browser", async () => 
       first_name: "Grace",
     });
     const session = await bapi(idp, "/sessions", { user_id: user.id });
+    const signedInAt = Math.floor(Date.now() / 1000) - 1;
 
     const context = await browser.newContext();
     // Clerk's hosted script and its token endpoint (same path as the Frontend API's), served by
@@ -90,7 +94,7 @@ test("Clerk mode: the page follows Clerk's session in the browser", async () => 
         return route.fulfill({
           contentType: "application/javascript",
           headers: { "access-control-allow-origin": "*" },
-          body: clerkScript(session.id, tokenUrl),
+          body: clerkScript(session.id, tokenUrl, signedInAt),
         });
       }
       if (url.pathname === `/v1/client/sessions/${session.id}/tokens`) {
@@ -131,6 +135,14 @@ test("Clerk mode: the page follows Clerk's session in the browser", async () => 
     assert.ok(again.includes(`<meta name="keel-clerk-session" content="${session.id}">`));
     await page.waitForFunction(() => window.__clerkLoaded === true);
     await page.waitForSelector("text=Clerk user button", { timeout: 5000 });
+
+    // Signed out in another tab: clerk-js there sets __client_uat to 0. A __session cookie
+    // still held here is stale, and the server renders signed out.
+    const token = await bapi(idp, `/sessions/${session.id}/tokens`, {});
+    const stale = await fetch(`${web.url}/posts`, {
+      headers: { cookie: `__session=${token.jwt}; __client_uat=0` },
+    });
+    assert.match(await stale.text(), /Sign in to see the posts/);
 
     // Signing out through Clerk re-renders the page signed out.
     await page.evaluate(() => window.Clerk.signOut());

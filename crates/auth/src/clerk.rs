@@ -6,6 +6,8 @@
 //! * Keys: networkless from `CLERK_JWT_KEY` (SPKI PEM) when set, else `GET {api}/v1/jwks` with
 //!   the secret key, cached and refetched on an unknown `kid`.
 //! * `azp` allow-list when configured; template tokens (`cat`) refused as session tokens.
+//! * A session cookie older than `__client_uat[_<suffix>]` (set by clerk-js: the browser's last
+//!   sign-in or sign-out, `0` when signed out) is signed out, as Clerk's SDKs treat it.
 //! * Template tokens: `POST {api}/v1/sessions/{sid}/tokens/{template}`.
 //!
 //! Not done here: Clerk's handshake redirect. An expired `__session` gives a signed-out state;
@@ -164,6 +166,7 @@ impl ClerkConfig {
 pub struct ClerkAuthenticator {
     publishable_key: PublishableKey,
     suffixed_session_cookie: String,
+    suffixed_client_uat_cookie: String,
     api: BackendApiClient,
     sessions: SessionVerifier,
     templates: TemplateTokenCache,
@@ -204,9 +207,12 @@ impl ClerkAuthenticator {
             Duration::from_secs(10),
         );
         let suffixed_session_cookie = format!("__session_{}", publishable_key.cookie_suffix());
+        let suffixed_client_uat_cookie =
+            format!("__client_uat_{}", publishable_key.cookie_suffix());
         Ok(ClerkAuthenticator {
             publishable_key,
             suffixed_session_cookie,
+            suffixed_client_uat_cookie,
             api,
             sessions: SessionVerifier::new(keys, config.authorized_parties, config.issuer),
             templates: TemplateTokenCache::default(),
@@ -224,13 +230,18 @@ impl ClerkAuthenticator {
     }
 
     async fn authenticate_request(&self, headers: &HeaderMap) -> Result<Authentication, AuthError> {
-        let token = bearer(headers)
+        let from_header = bearer(headers);
+        let from_cookie = from_header.is_none();
+        let token = from_header
             .or_else(|| cookie(headers, &self.suffixed_session_cookie))
             .or_else(|| cookie(headers, "__session"));
         let Some(token) = token else {
             return Ok(Authentication::signed_out(Vec::new()));
         };
         match self.sessions.verify(&token).await {
+            Ok(v) if from_cookie && self.stale_for_client(headers, &v.claims) => {
+                Ok(Authentication::signed_out(Vec::new()))
+            }
             Ok(v) => Ok(Authentication {
                 state: state_of(&v, token),
                 set_cookies: Vec::new(),
@@ -241,6 +252,39 @@ impl ClerkAuthenticator {
                 Ok(Authentication::signed_out(Vec::new()))
             }
         }
+    }
+}
+
+impl ClerkAuthenticator {
+    /// Whether a session cookie predates the browser's last Clerk change, which clerk-js
+    /// records in `__client_uat` (seconds; `0` once signed out): signed out in another tab, or
+    /// signed in again as someone else. Clerk's SDKs then run the handshake; here the request
+    /// is signed out, and the page re-renders once Clerk in the browser has a fresh cookie. A
+    /// request without `__client_uat` (not a browser running clerk-js) is not checked.
+    fn stale_for_client(
+        &self,
+        headers: &HeaderMap,
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) -> bool {
+        let uat = cookie(headers, &self.suffixed_client_uat_cookie)
+            .or_else(|| cookie(headers, "__client_uat"))
+            .and_then(|v| v.parse::<i64>().ok());
+        let Some(uat) = uat else {
+            return false;
+        };
+        let iat = claims
+            .get("iat")
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(0);
+        let stale = uat <= 0 || iat < uat;
+        if stale {
+            tracing::debug!(
+                uat,
+                iat,
+                "Clerk session cookie older than the client's last change"
+            );
+        }
+        stale
     }
 }
 

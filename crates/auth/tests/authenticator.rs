@@ -376,12 +376,55 @@ async fn clerk_authenticator_against_the_idp() {
         .await
         .unwrap();
     assert!(a.state.is_signed_in());
+    // `__client_uat` (clerk-js's record of the browser's last sign-in or sign-out): a cookie
+    // token minted before it, or any once it says signed out (0), is stale; one minted after
+    // it is good. A bearer token is never checked against it.
+    let iat = a.state.claims.as_ref().unwrap()["iat"].as_i64().unwrap();
+    let uat_suffixed = format!("__client_uat_{}", clerk.publishable_key().cookie_suffix());
+    for (name, uat, signed_in) in [
+        ("__client_uat", iat - 5, true),
+        ("__client_uat", iat + 5, false),
+        ("__client_uat", 0, false),
+        (uat_suffixed.as_str(), iat + 5, false),
+        ("__client_uat", -1, false),
+    ] {
+        let uat = uat.to_string();
+        let a = clerk
+            .authenticate(&with_cookie(&[("__session", &token), (name, &uat)]))
+            .await
+            .unwrap();
+        assert_eq!(
+            a.state.is_signed_in(),
+            signed_in,
+            "{name}={uat} (iat {iat})"
+        );
+    }
+    let garbled = clerk
+        .authenticate(&with_cookie(&[
+            ("__session", &token),
+            ("__client_uat", "soon"),
+        ]))
+        .await
+        .unwrap();
+    assert!(
+        garbled.state.is_signed_in(),
+        "an unreadable __client_uat is ignored"
+    );
     // Bearer.
     let mut bearer = HeaderMap::new();
     bearer.insert(
         http::header::AUTHORIZATION,
         format!("Bearer {token}").parse().unwrap(),
     );
+    assert!(
+        clerk
+            .authenticate(&bearer)
+            .await
+            .unwrap()
+            .state
+            .is_signed_in()
+    );
+    bearer.insert(http::header::COOKIE, "__client_uat=0".parse().unwrap());
     assert!(
         clerk
             .authenticate(&bearer)
