@@ -21,6 +21,11 @@ pub(crate) const BY_ID: &str = "by_id";
 /// The index every table has, keyed by creation time (full table scans use it).
 pub(crate) const BY_CREATION_TIME: &str = "by_creation_time";
 
+/// A pseudo-index that no document is stored in: its keys are table names. Every insert also
+/// touches `(TABLE_CREATED, <its table's name>)`, and a read of a table that does not exist yet
+/// records that key, so the table's first document invalidates the read.
+pub(crate) const TABLE_CREATED: IndexId = IndexId(0);
+
 /// An index of a table, as the engine uses it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub(crate) struct IndexInfo {
@@ -93,7 +98,34 @@ impl TableInfo {
             keys.extend(new.map(|k| (index.id, k)));
         }
         keys.dedup();
+        if old.is_none() && new.is_some() {
+            keys.push((TABLE_CREATED, self.name.as_bytes().to_vec()));
+        }
         (entries, keys)
+    }
+
+    /// A stand-in for a table that does not exist yet, read on a follower (which cannot create
+    /// tables): it reads as empty, and the read is recorded on [`TABLE_CREATED`].
+    pub(crate) fn missing(name: &str) -> TableInfo {
+        let index = |name: &str, field: &str| IndexInfo {
+            name: name.to_owned(),
+            id: TABLE_CREATED,
+            fields: vec![field.to_owned()],
+        };
+        TableInfo {
+            name: name.to_owned(),
+            number: u32::MAX,
+            indexes: vec![
+                index(BY_ID, "_id"),
+                index(BY_CREATION_TIME, "_creationTime"),
+            ],
+            validator: None,
+        }
+    }
+
+    /// Whether this is a [`TableInfo::missing`] stand-in.
+    pub(crate) fn is_missing(&self) -> bool {
+        self.number == u32::MAX
     }
 }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use keel_values::sort_key::encode_value;
 use keel_values::{DocumentId, Value};
 
-use crate::catalog::{BY_CREATION_TIME, BY_ID, IndexInfo, TableInfo};
+use crate::catalog::{BY_CREATION_TIME, BY_ID, IndexInfo, TABLE_CREATED, TableInfo};
 use crate::cursor::{Position, decode_cursor, encode_cursor, fnv1a};
 use crate::interval::{key_successor, prefix_successor};
 use crate::persistence::IndexRow;
@@ -410,7 +410,14 @@ impl<'a> Query<'a> {
         if !self.system && crate::receipts::is_system_table(&self.table) {
             return Err(crate::receipts::no_such_table(&self.table));
         }
-        let table = self.tx.db.ensure_table(&self.table).await?;
+        let table = match self.tx.db.ensure_table(&self.table).await {
+            Ok(table) => table,
+            // A follower cannot create the table: it reads as empty until it exists.
+            Err(DbError::NotCommitter(_)) if !self.tx.db.is_committer() => {
+                Arc::new(TableInfo::missing(&self.table))
+            }
+            Err(error) => return Err(error),
+        };
         let index = table
             .index(&self.index)
             .cloned()
@@ -450,6 +457,10 @@ async fn run(
 ) -> Result<(Vec<(Vec<u8>, Document)>, bool), DbError> {
     if limit == 0 || interval.is_empty() {
         return Ok((Vec::new(), interval.is_empty()));
+    }
+    if plan.table.is_missing() {
+        tx.record_read(TABLE_CREATED, Interval::point(plan.table.name.as_bytes()))?;
+        return Ok((Vec::new(), true));
     }
     // Own writes to this table: their ids hide persisted rows; live ones in range are merged in.
     let mut hidden = HashSet::new();

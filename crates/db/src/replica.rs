@@ -9,6 +9,10 @@
 //! catalog as the committer computed them), invalidates subscriptions, and only then publishes
 //! the new latest timestamp — the order the committer keeps too.
 //!
+//! A follower cannot create tables: a query of a table that does not exist yet reads it as
+//! empty and records the table's name on the `TABLE_CREATED` pseudo-index, which every insert
+//! touches, so the table's first document invalidates the query.
+//!
 //! When the committer dies, whoever holds the lease next calls [`Database::promote`]: the
 //! follower catches up to the last durable commit, reloads the catalog and starts its own
 //! committer, keeping every subscription it serves.
@@ -158,7 +162,7 @@ impl Database {
     }
 
     /// A table on a follower: the committer creates tables, so an unknown name is looked up in
-    /// the persisted catalog and otherwise refused.
+    /// the persisted catalog and otherwise refused (queries then read the table as empty).
     pub(crate) async fn follower_table(&self, name: &str) -> Result<Arc<TableInfo>, DbError> {
         self.reload_catalog().await?;
         self.shared

@@ -46,6 +46,16 @@ async fn counter_by_name(db: &Database, name: &str) -> (Option<i64>, keel_db::Su
     (value, db.subscribe(tx.read_set().clone(), tx.snapshot_ts()))
 }
 
+/// How many documents the undeclared table `late_notes` holds, and a subscription to that read.
+async fn late_notes(db: &Database) -> (usize, keel_db::Subscription) {
+    let mut tx = db.begin();
+    let rows = tx.query("late_notes").collect().await.unwrap();
+    (
+        rows.len(),
+        db.subscribe(tx.read_set().clone(), tx.snapshot_ts()),
+    )
+}
+
 /// The shared scenario: `leader` commits, `follower` follows through `follow` (which must bring
 /// the follower to at least the given timestamp), then, once the leader is gone, `take_over`
 /// makes the follower the committer.
@@ -84,6 +94,27 @@ async fn follow_and_take_over(
         "an insert at c invalidates c ({ts})"
     );
     assert_eq!(sub_a.invalidated_at(), None);
+
+    // A table the schema does not declare, read on the follower before the committer created
+    // it, is empty; the first document written to it invalidates the read, also when the
+    // follower learned of the table through another read before following that commit.
+    let (none, sub_late) = late_notes(&follower).await;
+    assert_eq!(none, 0);
+    let mut tx = leader.begin();
+    tx.insert("late_notes", fields(obj! { "n" => 1i64 }))
+        .await
+        .unwrap();
+    let ts_late = leader.commit(tx).await.unwrap();
+    let (before, _) = late_notes(&follower).await;
+    assert!(before <= 1);
+    follow(follower.clone(), ts_late).await;
+    assert_eq!(sub_late.invalidated_at(), Some(ts_late));
+    assert_eq!(late_notes(&follower).await.0, 1);
+    assert_eq!(
+        sub_a.invalidated_at(),
+        None,
+        "an insert elsewhere leaves a alone"
+    );
 
     // A follower does not commit.
     let mut tx = follower.begin();
