@@ -24,6 +24,20 @@ const PRUNE_BATCH: usize = 2_000;
 /// Most pruning steps per run (the rest waits for the next run).
 const MAX_PRUNE_STEPS: usize = 100;
 
+/// The global holding the latest pruning horizon (big-endian nanoseconds).
+const PRUNED_BEFORE_KEY: &str = "pruned_before";
+
+/// History superseded before this timestamp may have been deleted ([`Timestamp::MIN`] when
+/// nothing was ever pruned).
+pub(crate) async fn pruned_before(
+    persistence: &dyn crate::Persistence,
+) -> Result<Timestamp, DbError> {
+    let stored = persistence.global(PRUNED_BEFORE_KEY).await?;
+    Ok(stored
+        .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
+        .map_or(Timestamp::MIN, |b| Timestamp(u64::from_be_bytes(b))))
+}
+
 impl Database {
     /// Deletes history older than `older_than` before the latest commit that no read at or after
     /// that point can see; returns how many rows went. Reads at snapshots older than that may
@@ -32,6 +46,14 @@ impl Database {
     pub async fn prune_history(&self, older_than: Duration) -> Result<usize, DbError> {
         let latest = self.latest_ts();
         let horizon = Timestamp(latest.0.saturating_sub(older_than.as_nanos() as u64));
+        // Recorded before anything is deleted: a follower that read revisions older than this
+        // checks it afterwards and knows its view may have gaps (see `replica`).
+        if pruned_before(self.shared.persistence.as_ref()).await? < horizon {
+            self.shared
+                .persistence
+                .set_global(PRUNED_BEFORE_KEY, horizon.0.to_be_bytes().to_vec())
+                .await?;
+        }
         let mut deleted = 0;
         for _ in 0..MAX_PRUNE_STEPS {
             let step = self.shared.persistence.prune(horizon, PRUNE_BATCH).await?;

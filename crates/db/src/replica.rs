@@ -9,6 +9,10 @@
 //! catalog as the committer computed them), invalidates subscriptions, and only then publishes
 //! the new latest timestamp — the order the committer keeps too.
 //!
+//! A follower that fell behind the committer's pruning horizon (see `maintenance`) cannot
+//! rebuild the commits whose revisions were deleted: it invalidates every subscription and
+//! starts a fresh write log instead.
+//!
 //! A follower cannot create tables: a query of a table that does not exist yet reads it as
 //! empty and records the table's name on the `TABLE_CREATED` pseudo-index, which every insert
 //! touches, so the table's first document invalidates the query.
@@ -21,9 +25,14 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::catalog::{Catalog, TableInfo};
+use crate::maintenance::pruned_before;
 use crate::persistence::{ChangedDocument, Persistence};
-use crate::write_log::{WriteLogEntry, WrittenDocument};
+use crate::write_log::{RETENTION, WriteLog, WriteLogEntry, WrittenDocument};
 use crate::{Database, DbError, Schema, Timestamp};
+
+/// A follower this close behind the present cannot have missed pruned history: the committer
+/// prunes only what was superseded more than `RETENTION` plus a minute before its latest commit.
+const SAFE_LAG: std::time::Duration = RETENTION;
 
 impl Database {
     /// Opens a database that another process commits to: it reads at the latest durable commit
@@ -94,8 +103,13 @@ impl Database {
             .persistence
             .revisions_between(latest, until)
             .await?;
+        // History older than the pruning horizon may be gone: a revision whose previous one
+        // is missing, or a follower far behind, checks whether it was.
+        let mut may_have_gaps =
+            Timestamp::now().0.saturating_sub(latest.0) > SAFE_LAG.as_nanos() as u64;
         let mut entries: Vec<WriteLogEntry> = Vec::new();
         for change in changed {
+            may_have_gaps |= change.previous.is_none() && change.revision.prev_ts.is_some();
             let ts = change.revision.ts;
             let written = self.written_document(change).await?;
             match entries.last_mut() {
@@ -106,19 +120,34 @@ impl Database {
                 }),
             }
         }
-        let entries: Vec<Arc<WriteLogEntry>> = entries.into_iter().map(Arc::new).collect();
-        {
-            let mut log = self.shared.write_log.write();
-            for entry in &entries {
-                log.append(entry.clone());
+        let commits = entries.len();
+        let gaps =
+            may_have_gaps && latest < pruned_before(self.shared.persistence.as_ref()).await?;
+        if gaps {
+            // Some writes since `latest` left no trace: nothing can tell which reads they
+            // touched. Every subscription starts over, and so does the write log.
+            tracing::warn!(
+                %latest,
+                %until,
+                "follower fell behind pruned history; invalidating every subscription"
+            );
+            *self.shared.write_log.write() = WriteLog::new(until);
+            self.shared.subscriptions.invalidate_all(until);
+        } else {
+            let entries: Vec<Arc<WriteLogEntry>> = entries.into_iter().map(Arc::new).collect();
+            {
+                let mut log = self.shared.write_log.write();
+                for entry in &entries {
+                    log.append(entry.clone());
+                }
             }
-        }
-        for entry in &entries {
-            self.shared.subscriptions.process(entry);
+            for entry in &entries {
+                self.shared.subscriptions.process(entry);
+            }
         }
         self.shared.latest.store(until.0, Ordering::Release);
         self.shared.commits.send_replace(until);
-        tracing::trace!(%until, commits = entries.len(), "follower caught up");
+        tracing::trace!(%until, commits, "follower caught up");
         Ok(until)
     }
 

@@ -191,6 +191,17 @@ impl SubscriptionManager {
         count
     }
 
+    /// Invalidates every subscription at `ts` (a follower whose view of the commits up to
+    /// `ts` may have gaps).
+    pub(crate) fn invalidate_all(&self, ts: Timestamp) {
+        let mut state = self.state.lock();
+        let ids: Vec<u64> = state.subscriptions.keys().copied().collect();
+        for id in ids {
+            state.invalidate(id, ts);
+        }
+        state.processed_ts = state.processed_ts.max(ts);
+    }
+
     pub(crate) fn process(&self, entry: &WriteLogEntry) {
         let mut state = self.state.lock();
         let keys = entry

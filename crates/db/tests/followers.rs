@@ -263,3 +263,46 @@ async fn a_standby_on_postgres_follows_notifications_and_takes_the_lease() {
     drop((follower, standby, holder));
     pg.drop_schema().await;
 }
+
+#[tokio::test]
+async fn a_follower_behind_pruned_history_invalidates_every_subscription() {
+    let dir = tempfile::tempdir().unwrap();
+    let persistence: Arc<dyn Persistence> =
+        Arc::new(SqlitePersistence::open(dir.path().join("db.sqlite3")).unwrap());
+    let leader = Database::open(persistence.clone(), schema()).await.unwrap();
+    let follower = Database::open_follower(persistence, schema())
+        .await
+        .unwrap();
+    let a = insert_counter(&leader, "a").await;
+    follower.follow_to(leader.latest_ts()).await.unwrap();
+    let (value, sub_a) = counter_by_name(&follower, "a").await;
+    assert_eq!(value, Some(0));
+    let (_, sub_z) = counter_by_name(&follower, "z").await;
+
+    // Renamed twice, then the committer prunes what those writes superseded (its maintenance
+    // does so minutes later; here at once) before the follower looked.
+    for name in ["b", "c"] {
+        let mut tx = leader.begin();
+        tx.patch(a, fields(obj! { "name" => name }), &[])
+            .await
+            .unwrap();
+        leader.commit(tx).await.unwrap();
+    }
+    assert!(leader.prune_history(Duration::ZERO).await.unwrap() > 0);
+    let until = leader.latest_ts();
+    follower.follow_to(until).await.unwrap();
+    // The revision that held "a" is gone, so nothing says which reads the renames touched:
+    // every subscription starts over.
+    assert_eq!(sub_a.invalidated_at(), Some(until), "the read of \"a\"");
+    assert_eq!(sub_z.invalidated_at(), Some(until), "every other read too");
+
+    // Reads are right, and subscriptions are exact again from here on.
+    assert_eq!(counter_by_name(&follower, "a").await.0, None);
+    let (value, sub_c) = counter_by_name(&follower, "c").await;
+    assert_eq!(value, Some(0));
+    let (_, sub_y) = counter_by_name(&follower, "y").await;
+    let ts = set_counter(&leader, a, 3).await;
+    follower.follow_to(ts).await.unwrap();
+    assert_eq!(sub_c.invalidated_at(), Some(ts));
+    assert_eq!(sub_y.invalidated_at(), None);
+}
