@@ -183,7 +183,9 @@ impl Database {
 
     /// A transaction reading at `ts` (for reads at a client-chosen timestamp). Fails with
     /// [`DbError::OutOfRetention`] if `ts` is after the latest commit or older than the
-    /// retention window (5 minutes).
+    /// retention window (5 minutes). [`Timestamp::MIN`], the latest timestamp of a database
+    /// before its first commit, stays readable (as the empty database): a snapshot taken then
+    /// must not fail because the first commit landed before it was read.
     pub fn begin_at(&self, ts: Timestamp) -> Result<Transaction, DbError> {
         let latest = self.latest_ts();
         if ts > latest {
@@ -191,7 +193,7 @@ impl Database {
                 "timestamp {ts} is after the latest commit {latest}"
             )));
         }
-        if ts.0 < latest.0.saturating_sub(RETENTION.as_nanos() as u64) {
+        if ts != Timestamp::MIN && ts.0 < latest.0.saturating_sub(RETENTION.as_nanos() as u64) {
             return Err(DbError::OutOfRetention(format!(
                 "timestamp {ts} is older than the retention window"
             )));

@@ -368,6 +368,10 @@ async fn table_numbers_ids_and_timestamps_survive_restart() {
 #[tokio::test]
 async fn snapshots_and_begin_at() {
     let t = fresh().await;
+    // The snapshot of the empty database, before any commit …
+    let empty = t.db.latest_ts();
+    assert_eq!(empty, keel_db::Timestamp::MIN);
+    t.db.begin_at(empty).unwrap();
     let mut tx = t.db.begin();
     let id = tx
         .insert("posts", fields(obj! { "v" => 1i64 }))
@@ -400,6 +404,14 @@ async fn snapshots_and_begin_at() {
         t.db.commit(old).await.unwrap(),
         ts1,
         "read-only commit returns the snapshot"
+    );
+    // … stays readable after commits (empty), unlike any other timestamp older than the window.
+    let mut before = t.db.begin_at(empty).unwrap();
+    assert!(before.get(id).await.unwrap().is_none());
+    assert!(before.query("posts").collect().await.unwrap().is_empty());
+    assert_eq!(
+        t.db.begin_at(keel_db::Timestamp(1)).err().unwrap().code(),
+        "OutOfRetention"
     );
 }
 
