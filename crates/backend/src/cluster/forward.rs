@@ -280,11 +280,17 @@ impl Cluster {
             .map_err(|_| FunctionError::internal(format!("bad commit timestamp {ts:?}")))?;
         let value = keel_values::from_json(&value)
             .map_err(|e| FunctionError::internal(format!("bad forwarded result: {e}")))?;
-        let mut latest = self.inner.db.watch_commits();
-        let caught_up = tokio::time::timeout(
-            CATCH_UP_LIMIT,
-            latest.wait_for(|t| t.0 >= ts || self.is_committer()),
-        )
+        // The commit is durable once the committer answers: read it now instead of waiting
+        // for its notification (whichever comes first applies it; the other finds it done).
+        let caught_up = tokio::time::timeout(CATCH_UP_LIMIT, async {
+            if let Err(error) = self.inner.db.follow_to(keel_db::Timestamp(ts)).await {
+                tracing::debug!(%error, ts, "cannot read a forwarded commit yet; waiting");
+                let mut latest = self.inner.db.watch_commits();
+                let _ = latest
+                    .wait_for(|t| t.0 >= ts || self.is_committer())
+                    .await;
+            }
+        })
         .await;
         if caught_up.is_err() {
             tracing::warn!(
