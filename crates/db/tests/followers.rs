@@ -158,8 +158,8 @@ async fn follow_and_take_over(
     assert!(tx.get(d).await.unwrap().is_some());
 }
 
-#[tokio::test]
-async fn a_follower_on_sqlite_follows_and_takes_over() {
+/// A committer and a follower over one SQLite file (the directory lives while they do).
+async fn sqlite_pair() -> (tempfile::TempDir, Database, Database) {
     let dir = tempfile::tempdir().unwrap();
     let persistence: Arc<dyn Persistence> =
         Arc::new(SqlitePersistence::open(dir.path().join("db.sqlite3")).unwrap());
@@ -167,6 +167,12 @@ async fn a_follower_on_sqlite_follows_and_takes_over() {
     let follower = Database::open_follower(persistence, schema())
         .await
         .unwrap();
+    (dir, leader, follower)
+}
+
+#[tokio::test]
+async fn a_follower_on_sqlite_follows_and_takes_over() {
+    let (_dir, leader, follower) = sqlite_pair().await;
     follow_and_take_over(
         leader,
         follower,
@@ -266,13 +272,7 @@ async fn a_standby_on_postgres_follows_notifications_and_takes_the_lease() {
 
 #[tokio::test]
 async fn a_follower_behind_pruned_history_invalidates_every_subscription() {
-    let dir = tempfile::tempdir().unwrap();
-    let persistence: Arc<dyn Persistence> =
-        Arc::new(SqlitePersistence::open(dir.path().join("db.sqlite3")).unwrap());
-    let leader = Database::open(persistence.clone(), schema()).await.unwrap();
-    let follower = Database::open_follower(persistence, schema())
-        .await
-        .unwrap();
+    let (_dir, leader, follower) = sqlite_pair().await;
     let a = insert_counter(&leader, "a").await;
     follower.follow_to(leader.latest_ts()).await.unwrap();
     let (value, sub_a) = counter_by_name(&follower, "a").await;

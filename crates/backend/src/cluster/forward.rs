@@ -286,9 +286,7 @@ impl Cluster {
             if let Err(error) = self.inner.db.follow_to(keel_db::Timestamp(ts)).await {
                 tracing::debug!(%error, ts, "cannot read a forwarded commit yet; waiting");
                 let mut latest = self.inner.db.watch_commits();
-                let _ = latest
-                    .wait_for(|t| t.0 >= ts || self.is_committer())
-                    .await;
+                let _ = latest.wait_for(|t| t.0 >= ts || self.is_committer()).await;
             }
         })
         .await;
