@@ -305,14 +305,13 @@ impl Backend {
         path: &CanonicalPath,
         args: Object,
         identity: &Identity,
-        key: Option<String>,
+        mut key: Option<String>,
     ) -> Result<(Value, u64), FunctionError> {
         let Function::Mutation(handler) = self.function(path, FunctionKind::Mutation)? else {
             unreachable!("function() checked the kind");
         };
         // The receipt is what makes a resend safe after this process restarted (or, on a
         // cluster, reached another node); `MutationLog` only covers resends to this process.
-        let mut key = key;
         if let Some(cluster) = &self.inner.cluster
             && !cluster.is_committer()
         {

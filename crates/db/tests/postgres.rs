@@ -273,10 +273,40 @@ async fn connection_errors_name_the_target_and_what_to_check() {
 
 /// The same random history of revisions, moves and tombstones, written to PostgreSQL and SQLite,
 /// reads back the same through many random scans (multi-page ones included) and point reads.
+/// Scans `interval` of index 3 at `ts` on both stores, in a random order and with a limit
+/// drawn from `limits`: they must return the same rows. Returns how many.
+async fn same_scan(
+    postgres: &PostgresPersistence,
+    sqlite: &keel_db::SqlitePersistence,
+    rng: &mut rand::rngs::StdRng,
+    interval: &keel_db::Interval,
+    ts: keel_db::Timestamp,
+    limits: &[usize],
+) -> usize {
+    use keel_db::{IndexId, Order};
+    use rand::Rng;
+    let order = if rng.random() {
+        Order::Asc
+    } else {
+        Order::Desc
+    };
+    let limit = limits[rng.random_range(0..limits.len())];
+    let got = postgres
+        .index_scan(IndexId(3), interval, ts, order, limit)
+        .await
+        .unwrap();
+    let want = sqlite
+        .index_scan(IndexId(3), interval, ts, order, limit)
+        .await
+        .unwrap();
+    assert_eq!(got, want, "{interval:?} at {ts} {order:?} limit {limit}");
+    got.len()
+}
+
 #[tokio::test]
 async fn postgres_reads_match_sqlite_on_a_random_history() {
     use keel_db::persistence::{CommitRecord, DocumentRevision, IndexEntry};
-    use keel_db::{Document, IndexId, Interval, Order, SqlitePersistence, Timestamp};
+    use keel_db::{Document, IndexId, Interval, SqlitePersistence, Timestamp};
     use keel_values::{DocumentId, TableNumber};
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
@@ -345,23 +375,17 @@ async fn postgres_reads_match_sqlite_on_a_random_history() {
                 start,
             },
         };
-        let order = if rng.random() {
-            Order::Asc
-        } else {
-            Order::Desc
-        };
-        let limit = [1, 3, 17, 100, 5000][rng.random_range(0..5)];
-        let got = postgres
-            .index_scan(IndexId(3), &interval, ts, order, limit)
-            .await
-            .unwrap();
-        let want = sqlite
-            .index_scan(IndexId(3), &interval, ts, order, limit)
-            .await
-            .unwrap();
-        assert_eq!(got, want, "{interval:?} at {ts} {order:?} limit {limit}");
-        rows += got.len();
-        longest = longest.max(got.len());
+        let got = same_scan(
+            &postgres,
+            &sqlite,
+            &mut rng,
+            &interval,
+            ts,
+            &[1, 3, 17, 100, 5000],
+        )
+        .await;
+        rows += got;
+        longest = longest.max(got);
         let n = rng.random_range(0..60u8);
         assert_eq!(
             postgres.document_at(id(n), ts).await.unwrap(),
@@ -394,21 +418,7 @@ async fn postgres_reads_match_sqlite_on_a_random_history() {
             let ts = Timestamp(rng.random_range(300..620));
             let start = vec![rng.random_range(0..40u8)];
             let interval = Interval { start, end: None };
-            let order = if rng.random() {
-                Order::Asc
-            } else {
-                Order::Desc
-            };
-            let limit = [1, 17, 5000][rng.random_range(0..3)];
-            let got = postgres
-                .index_scan(IndexId(3), &interval, ts, order, limit)
-                .await
-                .unwrap();
-            let want = sqlite
-                .index_scan(IndexId(3), &interval, ts, order, limit)
-                .await
-                .unwrap();
-            assert_eq!(got, want, "after pruning: {interval:?} at {ts} {order:?}");
+            same_scan(&postgres, &sqlite, &mut rng, &interval, ts, &[1, 17, 5000]).await;
             let n = rng.random_range(0..60u8);
             assert_eq!(
                 live(postgres.document_at(id(n), ts).await.unwrap()),

@@ -176,34 +176,21 @@ async fn fenced<'c>(
 /// table the keys are deleted from with its key columns. A key found stays deletable: history
 /// only grows, and only the lease holder prunes.
 fn prune_searches(s: &str) -> [(String, String, &'static str); 4] {
-    let documents = (
+    // The two searches of one table: `group` its key columns, `live` NULL in a tombstone.
+    let searches = |table: String, group: &'static str, live: &str| {
+        [
+            (superseded(&table, group), table.clone(), group),
+            (lone_tombstones(&table, group, live), table, group),
+        ]
+    };
+    let [revisions, revision_tombstones] = searches(
         format!("{s}.keel_documents"),
         "table_num, internal",
         "value",
     );
-    let indexes = (format!("{s}.keel_indexes"), "index_id, key", "internal");
-    [
-        (
-            superseded(&documents.0, documents.1),
-            documents.0.clone(),
-            documents.1,
-        ),
-        (
-            lone_tombstones(&documents.0, documents.1, documents.2),
-            documents.0,
-            documents.1,
-        ),
-        (
-            superseded(&indexes.0, indexes.1),
-            indexes.0.clone(),
-            indexes.1,
-        ),
-        (
-            lone_tombstones(&indexes.0, indexes.1, indexes.2),
-            indexes.0,
-            indexes.1,
-        ),
-    ]
+    let [entries, entry_tombstones] =
+        searches(format!("{s}.keel_indexes"), "index_id, key", "internal");
+    [revisions, revision_tombstones, entries, entry_tombstones]
 }
 
 /// Keys of rows of `table` (grouped by the columns `group`) older than the horizon that a newer
