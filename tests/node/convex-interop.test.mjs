@@ -1,6 +1,6 @@
 // Keel's backend, driven by the official Convex JavaScript clients (convex@1.48.0).
 //
-// Run by app/tests/convex_js.rs (inside `scripts/test`), which sets KEEL_BIN to the `keel`
+// Run by apps/posts/tests/convex_js_clients.rs (inside `scripts/test`), which sets KEEL_BIN to the `keel`
 // binary. This script starts `keel idp` and `keel backend` as child processes on 127.0.0.1,
 // creates a user and a session through the idp's Clerk-style Backend API, and then uses
 // ConvexHttpClient and ConvexClient exactly as an app would.

@@ -13,10 +13,11 @@ use keel_db::{Database, Persistence, PostgresPersistence, SqlitePersistence};
 use keel_idp::{Idp, IdpConfig};
 use tokio::net::TcpListener;
 
+use crate::app::App;
 use crate::config::{BackendRole, Command, Config, DatabaseLocation};
 
 /// Runs the services `config` asks for until one of them stops.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+pub(crate) async fn run(app: App, config: Config) -> anyhow::Result<()> {
     let database = config.database()?;
     let clerk = ClerkConfig::from_env().context("real Clerk settings (CLERK_*)")?;
     // With real Clerk, the backend also trusts Clerk's issuer (its Frontend API).
@@ -67,13 +68,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 }
             };
             let (web, listener) =
-                open_web(&config, clerk, &backend_url, &idp_url, &secret_key).await?;
+                open_web(&app, &config, clerk, &backend_url, &idp_url, &secret_key).await?;
             axum::serve(listener, web).await?;
         }
         Some(Command::Backend) => {
             let mut issuers = config.auth_issuers.clone();
             issuers.extend(clerk_issuer);
-            let (backend, listener) = open_backend(&config, &database, issuers).await?;
+            let (backend, listener) = open_backend(&app, &config, &database, issuers).await?;
             tokio::select! {
                 result = axum::serve(listener, backend.router()).into_future() => result?,
                 reason = cluster_failure(&backend) => anyhow::bail!("{reason}"),
@@ -84,7 +85,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             let mut issuers = config.auth_issuers.clone();
             issuers.push(idp.issuer().to_owned());
             issuers.extend(clerk_issuer);
-            let (backend, backend_listener) = open_backend(&config, &database, issuers).await?;
+            let (backend, backend_listener) =
+                open_backend(&app, &config, &database, issuers).await?;
             let backend_url = match &config.backend_url {
                 Some(url) => url.clone(),
                 None => format!("http://{}", backend_listener.local_addr()?),
@@ -97,17 +99,30 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 .idp_secret_key
                 .clone()
                 .unwrap_or_else(|| idp.secret_key().to_owned());
-            let (web, web_listener) =
-                open_web(&config, clerk, &backend_url, &idp_url, &secret_key).await?;
+            // An app without web routes runs the idp and the backend only.
+            let web = match app.web {
+                Some(_) => {
+                    Some(open_web(&app, &config, clerk, &backend_url, &idp_url, &secret_key).await?)
+                }
+                None => None,
+            };
             tokio::select! {
                 result = idp.serve(idp_listener) => result?,
                 result = axum::serve(backend_listener, backend.router()).into_future() => result?,
-                result = axum::serve(web_listener, web).into_future() => result?,
+                result = serve_web(web) => result?,
                 reason = cluster_failure(&backend) => anyhow::bail!("{reason}"),
             }
         }
     }
     Ok(())
+}
+
+/// Serves the web tier, if the app has one (never returns otherwise).
+async fn serve_web(web: Option<(axum::Router, TcpListener)>) -> std::io::Result<()> {
+    match web {
+        Some((router, listener)) => axum::serve(listener, router).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Tells the person (or script) that started `keel` where a service listens. These lines are
@@ -160,11 +175,12 @@ fn node_url(config: &Config, addr: SocketAddr) -> String {
 
 /// The database and, on PostgreSQL as a cluster node, the cluster it joined.
 async fn open_database(
+    app: &App,
     config: &Config,
     database: &DatabaseLocation,
     addr: SocketAddr,
 ) -> anyhow::Result<(Database, Option<Cluster>)> {
-    let schema = crate::functions::schema();
+    let schema = app.schema.clone();
     let persistence: Arc<dyn Persistence> = match database {
         DatabaseLocation::Sqlite(path) => Arc::new(
             SqlitePersistence::open(path)
@@ -199,6 +215,7 @@ async fn open_database(
 }
 
 async fn open_backend(
+    app: &App,
     config: &Config,
     database: &DatabaseLocation,
     issuers: Vec<String>,
@@ -212,7 +229,7 @@ async fn open_backend(
             )
         })?;
     let addr = listener.local_addr()?;
-    let (db, cluster) = open_database(config, database, addr).await?;
+    let (db, cluster) = open_database(app, config, database, addr).await?;
     if issuers.is_empty() {
         tracing::warn!("no --auth-issuer given: the backend accepts anonymous calls only");
     }
@@ -229,7 +246,7 @@ async fn open_backend(
         auth,
         ..BackendConfig::default()
     };
-    let functions = crate::functions::functions();
+    let functions = app.functions.clone();
     let backend = match cluster {
         Some(cluster) => {
             announce(&format!(
@@ -251,6 +268,7 @@ async fn open_backend(
 
 /// The web tier: real Clerk when `CLERK_*` is set, else the local idp at `idp_url`.
 async fn open_web(
+    app: &App,
     config: &Config,
     clerk: Option<ClerkConfig>,
     backend_url: &str,
@@ -275,7 +293,13 @@ async fn open_web(
         }
     };
     start.devtools = config.devtools;
-    let web = crate::web::app(start).context("cannot build the web app")?;
+    let routes = app
+        .web
+        .as_ref()
+        .context("this app has no web tier (it gave `App::web` no routes)")?;
+    let web = routes(start)
+        .into_router()
+        .context("cannot build the web app")?;
     announce(&format!("web: http://{addr}"));
     Ok((web, listener))
 }

@@ -6,7 +6,7 @@
 //! signed-out home page (SSR with no backend call). Rounds alternate the routes; each figure is
 //! the median of the rounds.
 //!
-//! Run with `cargo bench -p keel --bench ssr_e2e` (`-- --quick` for one short round; under
+//! Run with `cargo bench -p keel-posts --bench ssr_e2e` (`-- --quick` for one short round; under
 //! `cargo test` it makes that short round as a smoke test).
 
 #![allow(clippy::print_stdout)]

@@ -13,16 +13,16 @@ mod actions;
 mod posts;
 mod root;
 
-use keel_start::{Route, Start, StartConfig, StartError};
+use keel_start::{Route, Start, StartConfig};
 
-/// The web app over `config` (backend URL, authenticator).
-pub fn app(config: StartConfig) -> Result<axum::Router, StartError> {
+/// The web app over `config` (backend URL, authenticator): the route tree and server functions.
+pub fn app(config: StartConfig) -> Start {
     let tree = root::route()
         .child(Route::new("").component(|_, _| home()))
         .child(posts::route())
         .child(account::sign_in())
         .child(account::sign_up());
-    actions::register(Start::new(config, tree)).into_router()
+    actions::register(Start::new(config, tree))
 }
 
 fn home() -> maud::Markup {

@@ -6,7 +6,7 @@ use std::process::Command;
 
 /// Where the npm test peers live.
 pub fn node_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/node")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/node")
 }
 
 /// Runs `node --test <file>` with `KEEL_BIN` set; panics with Node's output on failure.

@@ -1,0 +1,120 @@
+//! [`App`]: what an app gives Keel (schema, functions, web routes) and the one call that runs it.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use keel_backend::FunctionRegistry;
+use keel_db::Schema;
+use keel_start::{Start, StartConfig};
+
+use crate::config::Config;
+
+/// Builds the app's web tier from the settings Keel prepared (backend, authenticator, devtools).
+pub(crate) type WebRoutes = Arc<dyn Fn(StartConfig) -> Start + Send + Sync>;
+
+/// An app on Keel: its schema, its functions and (optionally) its web routes.
+///
+/// [`App::run`] is the whole `main` of an app's binary: it parses the command line, sets up
+/// logging to stderr (`RUST_LOG`, default `info`) and runs the services the command asks for.
+#[derive(Clone)]
+pub struct App {
+    pub(crate) schema: Schema,
+    pub(crate) functions: FunctionRegistry,
+    pub(crate) web: Option<WebRoutes>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("schema", &self.schema)
+            .field("web", &self.web.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// An app with `schema` and `functions` and no web tier yet (see [`App::web`]).
+    pub fn new(schema: Schema, functions: FunctionRegistry) -> App {
+        App {
+            schema,
+            functions,
+            web: None,
+        }
+    }
+
+    /// The app's web tier: given the settings Keel prepared (backend URL, authenticator,
+    /// devtools …), the route tree and server functions to serve.
+    ///
+    /// ```
+    /// # let app = keel::App::new(keel::db::Schema::new(), Default::default());
+    /// use keel::start::{Route, Start};
+    /// let app = app.web(|config| {
+    ///     Start::new(config, Route::root().child(Route::new("").component(|_, _| {
+    ///         maud::html! { h1 { "Hello" } }
+    ///     })))
+    /// });
+    /// # let _ = app;
+    /// ```
+    pub fn web(mut self, routes: impl Fn(StartConfig) -> Start + Send + Sync + 'static) -> App {
+        self.web = Some(Arc::new(routes));
+        self
+    }
+
+    /// Runs the app as its command line asks (`keel`, `keel web`, `keel backend`, `keel idp`
+    /// and their flags): the whole `main` of an app's binary. Errors are printed to stderr and
+    /// make the exit code non-zero.
+    pub fn run(self) -> ExitCode {
+        init_logging();
+        let config = Config::parse();
+        let runtime = match tokio::runtime::Runtime::new() {
+            Ok(runtime) => runtime,
+            Err(error) => return fail(&Error(anyhow::Error::new(error))),
+        };
+        match runtime.block_on(self.serve(config)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => fail(&error),
+        }
+    }
+
+    /// Serves the services `config` asks for until one of them stops (for embedding and tests;
+    /// [`App::run`] parses the command line and calls this).
+    pub async fn serve(self, config: Config) -> Result<(), Error> {
+        crate::services::run(self, config).await.map_err(Error)
+    }
+}
+
+/// Why the app could not start or stopped: the message names the setting to check.
+pub struct Error(pub(crate) anyhow::Error);
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every cause on one line: "cannot open the database: … : …".
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Logs go to stderr, filtered by `RUST_LOG` (default `info`).
+fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .try_init();
+}
+
+/// Reports a fatal error on stderr (the binary's interface, like its address lines on stdout).
+#[allow(clippy::print_stderr)]
+fn fail(error: &Error) -> ExitCode {
+    eprintln!("Error: {error:?}");
+    ExitCode::FAILURE
+}
