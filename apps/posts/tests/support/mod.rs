@@ -1,0 +1,375 @@
+//! Running the reference app's `keel` binary for end-to-end tests: one process with every
+//! service ([`Mode::OneProcess`]) or `keel idp` + `keel backend` + `keel web` as three processes
+//! ([`Mode::Separate`]), each on 127.0.0.1:0 with its own data directory; and a [`Visitor`] — a
+//! cookie-keeping HTTP client that signs up through the forms as a browser would.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::header::{LOCATION, SET_COOKIE};
+
+/// How long a process may take to print its address lines.
+const START_WAIT: Duration = Duration::from_secs(60);
+
+/// The password every test visitor signs up with.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// How the services run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `keel`: idp, backend and web tier in one process.
+    OneProcess,
+    /// `keel idp`, `keel backend` and `keel web`: three processes talking HTTP.
+    Separate,
+}
+
+/// A `keel` process and the lines it printed on stdout.
+pub struct Process {
+    pub child: Child,
+    /// Every `name: value` line printed before the process was ready.
+    lines: Vec<String>,
+}
+
+impl Process {
+    /// Starts `keel <args>` and collects its stdout until every line in `until` (prefixes such
+    /// as `"web: "`) has appeared.
+    pub fn start(args: &[&str], data_dir: &Path, until: &[&str]) -> Process {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the keel binary starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut lines = Vec::new();
+        while !until
+            .iter()
+            .all(|prefix| lines.iter().any(|l: &String| l.starts_with(prefix)))
+        {
+            match rx.recv_timeout(START_WAIT) {
+                Ok(line) => lines.push(line),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("keel {args:?} did not print {until:?}; it printed {lines:?}");
+                }
+            }
+        }
+        Process { child, lines }
+    }
+
+    /// The value of the line `<name>: <value>` (first word).
+    pub fn line(&self, name: &str) -> Option<String> {
+        let prefix = format!("{name}: ");
+        self.lines.iter().find_map(|l| {
+            l.strip_prefix(&prefix)
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(str::to_owned)
+        })
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The reference app running in one of the two [`Mode`]s.
+pub struct Deployment {
+    pub mode: Mode,
+    /// Every process; all must still be running when a test asks [`Deployment::assert_alive`].
+    pub processes: Vec<Process>,
+    /// Base URLs (`http://127.0.0.1:<port>`).
+    pub web: String,
+    pub backend: String,
+    pub idp: String,
+    /// The idp's Backend-API secret key.
+    pub secret_key: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Deployment {
+    /// Starts the app in `mode` with 60-second tokens.
+    pub fn start(mode: Mode) -> Deployment {
+        Deployment::start_with(mode, &[])
+    }
+
+    /// Starts the app in `mode`, adding `extra` flags to every process.
+    pub fn start_with(mode: Mode, extra: &[&str]) -> Deployment {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        match mode {
+            Mode::OneProcess => {
+                let mut args = vec![
+                    "--web-addr",
+                    "127.0.0.1:0",
+                    "--backend-addr",
+                    "127.0.0.1:0",
+                    "--idp-addr",
+                    "127.0.0.1:0",
+                ];
+                args.extend_from_slice(extra);
+                let keel = Process::start(
+                    &args,
+                    dir.path(),
+                    &["web: ", "backend: ", "idp: ", "idp secret key: "],
+                );
+                Deployment {
+                    mode,
+                    web: keel.line("web").expect("web line"),
+                    backend: keel.line("backend").expect("backend line"),
+                    idp: keel.line("idp").expect("idp line"),
+                    secret_key: keel.line("idp secret key").expect("secret key line"),
+                    processes: vec![keel],
+                    dir,
+                }
+            }
+            Mode::Separate => {
+                let mut args = vec!["idp", "--idp-addr", "127.0.0.1:0"];
+                args.extend_from_slice(extra);
+                let idp = Process::start(
+                    &args,
+                    &dir.path().join("idp"),
+                    &["idp: ", "idp secret key: "],
+                );
+                let idp_url = idp.line("idp").expect("idp line");
+                let secret_key = idp.line("idp secret key").expect("secret key line");
+                let mut args = vec![
+                    "backend",
+                    "--backend-addr",
+                    "127.0.0.1:0",
+                    "--auth-issuer",
+                    &idp_url,
+                ];
+                args.extend_from_slice(extra);
+                let backend = Process::start(&args, &dir.path().join("backend"), &["backend: "]);
+                let backend_url = backend.line("backend").expect("backend line");
+                let mut args = vec![
+                    "web",
+                    "--web-addr",
+                    "127.0.0.1:0",
+                    "--backend-url",
+                    &backend_url,
+                    "--idp-url",
+                    &idp_url,
+                    "--idp-secret-key",
+                    &secret_key,
+                ];
+                args.extend_from_slice(extra);
+                let web = Process::start(&args, &dir.path().join("web"), &["web: "]);
+                Deployment {
+                    mode,
+                    web: web.line("web").expect("web line"),
+                    backend: backend_url,
+                    idp: idp_url,
+                    secret_key,
+                    processes: vec![idp, backend, web],
+                    dir,
+                }
+            }
+        }
+    }
+
+    /// A URL on the web tier.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.web)
+    }
+
+    /// A new visitor with an empty cookie jar.
+    pub fn visitor(&self) -> Visitor {
+        Visitor {
+            web: self.web.clone(),
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("an HTTP client"),
+        }
+    }
+
+    /// A new visitor signed up through the form as `email`.
+    pub async fn signed_up(&self, email: &str) -> Visitor {
+        let visitor = self.visitor();
+        visitor.sign_up(email).await;
+        visitor
+    }
+
+    /// A `convex` template token for a new user (made through the Backend API).
+    pub async fn backend_token(&self, email: &str) -> String {
+        let http = reqwest::Client::new();
+        let bapi = |path: &str| format!("{}/v1{path}", self.idp);
+        let user: serde_json::Value = http
+            .post(bapi("/users"))
+            .bearer_auth(&self.secret_key)
+            .json(&serde_json::json!({ "email_address": [email], "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let user_id = user["id"].as_str().unwrap_or_else(|| panic!("{user}"));
+        let session: serde_json::Value = http
+            .post(bapi("/sessions"))
+            .bearer_auth(&self.secret_key)
+            .json(&serde_json::json!({ "user_id": user_id }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let sid = session["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{session}"));
+        let token: serde_json::Value = http
+            .post(bapi(&format!("/sessions/{sid}/tokens/convex")))
+            .bearer_auth(&self.secret_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        token["jwt"].as_str().unwrap().to_owned()
+    }
+
+    /// Fails unless every process of the deployment is still running.
+    pub fn assert_alive(&mut self) {
+        for process in &mut self.processes {
+            assert!(process.is_running(), "a keel process exited");
+        }
+    }
+
+    /// Fails unless the deployment still serves a new user end to end: sign-up through the
+    /// form, a post created through the server function, the post on the SSR page, and the
+    /// backend's HTTP API answering a query with a token. Run after an attack.
+    pub async fn assert_still_serves(&mut self) {
+        self.assert_alive();
+        let email = format!("canary-{}@example.com", rand_suffix());
+        let visitor = self.signed_up(&email).await;
+        let title = format!("Canary {}", rand_suffix());
+        let response = visitor.create_post(&title).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let (status, html) = visitor.page("/posts").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains(&format!(">{title}</a>")), "{html}");
+        let token = self
+            .backend_token(&format!("canary-api-{}@example.com", rand_suffix()))
+            .await;
+        let posts: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/api/query", self.backend))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "path": "posts:list", "args": {}, "format": "json" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(posts["status"], "success", "{posts}");
+        self.assert_alive();
+    }
+}
+
+/// A short random suffix for unique names.
+pub fn rand_suffix() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{nanos:x}{:x}", std::process::id())
+}
+
+/// A browser-like client of the web tier: keeps cookies, does not follow redirects.
+#[derive(Clone)]
+pub struct Visitor {
+    pub web: String,
+    pub client: reqwest::Client,
+}
+
+impl Visitor {
+    /// A URL on the web tier.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.web)
+    }
+
+    /// Signs up through the form (password [`PASSWORD`]); returns the `Set-Cookie` values.
+    pub async fn sign_up(&self, email: &str) -> Vec<String> {
+        let response = self
+            .client
+            .post(self.url("/_keel/auth/sign-up"))
+            .form(&[
+                ("email", email),
+                ("password", PASSWORD),
+                ("first_name", "Test"),
+                ("redirect_url", "/posts"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "sign-up of {email}"
+        );
+        assert_eq!(response.headers()[LOCATION], "/posts", "sign-up of {email}");
+        let cookies: Vec<String> = response
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        assert!(
+            cookies.iter().any(|c| c.starts_with("__session=")),
+            "{cookies:?}"
+        );
+        cookies
+    }
+
+    /// `GET path`: status and body.
+    pub async fn page(&self, path: &str) -> (StatusCode, String) {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        (response.status(), response.text().await.unwrap())
+    }
+
+    /// Creates a post through the `posts/create` server function.
+    pub async fn create_post(&self, title: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/_keel/fn/posts/create"))
+            .form(&[("title", title), ("body", "text")])
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// The id of the post titled `title` on a posts page.
+pub fn post_id(html: &str, title: &str) -> Option<String> {
+    let at = html.find(&format!(">{title}</a>"))?;
+    let before = &html[..at];
+    let start = before.rfind("data-post-id=\"")? + "data-post-id=\"".len();
+    Some(before[start..].split('"').next()?.to_owned())
+}
