@@ -197,6 +197,7 @@ struct CreateUserBody {
 
 async fn create_user(
     State(idp): State<Idp>,
+    address: ClientAddress,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
@@ -207,13 +208,16 @@ async fn create_user(
         OneOrMany::None => Vec::new(),
     };
     let user = idp
-        .create_user(NewUser {
-            email_addresses,
-            password: body.password,
-            first_name: body.first_name,
-            last_name: body.last_name,
-            username: body.username,
-        })
+        .create_user_from(
+            NewUser {
+                email_addresses,
+                password: body.password,
+                first_name: body.first_name,
+                last_name: body.last_name,
+                username: body.username,
+            },
+            address.reported,
+        )
         .await?;
     Ok(Json(user_json(&user)))
 }
@@ -258,11 +262,13 @@ struct VerifyPasswordBody {
 async fn verify_password(
     State(idp): State<Idp>,
     Path(id): Path<String>,
-    ClientAddress(address): ClientAddress,
+    address: ClientAddress,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let body: VerifyPasswordBody = parse_body(&headers, &body)?;
+    // A sign-in without a reported address is throttled on the caller's own address.
+    let address = address.reported.or(address.peer);
     if idp.verify_password(&id, &body.password, address).await? {
         Ok(Json(json!({ "verified": true })))
     } else {
@@ -275,9 +281,14 @@ async fn verify_password(
     }
 }
 
-/// The end user's address: the first `X-Forwarded-For` entry (the caller holds the secret key,
-/// so it is trusted to report it), else the peer address.
-struct ClientAddress(Option<IpAddr>);
+/// Where a Backend-API call comes from. `reported` is the end user's address as the caller
+/// reports it in `X-Forwarded-For` (first entry; a bare address or `address:port`) — trusted,
+/// since only the secret-key holder gets this far, and that holder could act as any user
+/// anyway. `peer` is the socket's address (the web tier itself, usually).
+struct ClientAddress {
+    reported: Option<IpAddr>,
+    peer: Option<IpAddr>,
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     type Rejection = std::convert::Infallible;
@@ -286,20 +297,22 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
         parts: &mut axum::http::request::Parts,
         state: &S,
     ) -> Result<Self, Self::Rejection> {
-        let forwarded = parts
+        let reported = parts
             .headers
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse::<IpAddr>().ok());
-        if forwarded.is_some() {
-            return Ok(ClientAddress(forwarded));
-        }
+            .map(str::trim)
+            .and_then(|v| {
+                v.parse::<IpAddr>()
+                    .ok()
+                    .or_else(|| v.parse::<SocketAddr>().ok().map(|s| s.ip()))
+            });
         let peer = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
             .await
             .ok()
             .map(|c| c.0.ip());
-        Ok(ClientAddress(peer))
+        Ok(ClientAddress { reported, peer })
     }
 }
 

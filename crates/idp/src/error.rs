@@ -1,7 +1,7 @@
 //! Errors: start-up/storage failures ([`IdpError`]) and Backend-API errors in Clerk's shape
 //! ([`ApiError`]).
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -58,6 +58,8 @@ pub struct ApiError {
     pub long_message: String,
     /// The request parameter at fault, if any (Clerk's `meta.param_name`).
     pub param_name: Option<&'static str>,
+    /// When to try again (a `Retry-After` header, whole seconds rounded up), for 429s.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl ApiError {
@@ -73,6 +75,23 @@ impl ApiError {
             message: message.to_owned(),
             long_message,
             param_name: None,
+            retry_after: None,
+        }
+    }
+
+    /// Clerk's 429: `too_many_requests` with a `Retry-After` header.
+    pub(crate) fn too_many_requests(
+        long_message: String,
+        retry_after: std::time::Duration,
+    ) -> Self {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "Too many requests",
+                long_message,
+            )
         }
     }
 
@@ -156,6 +175,19 @@ impl IntoResponse for ApiError {
             }],
             "clerk_trace_id": crate::ids::random_id("trace"),
         });
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(wait) = self.retry_after {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs(wait)),
+            );
+        }
+        response
     }
+}
+
+/// Whole seconds for `Retry-After`: rounded up, at least 1.
+pub(crate) fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    secs.max(1)
 }

@@ -10,18 +10,26 @@ use axum::http::StatusCode;
 use tokio::net::TcpListener;
 
 use crate::IdpConfig;
+use crate::email::canonical_email;
 use crate::error::{ApiError, IdpError};
+use crate::hashing::HashingPool;
 use crate::keys::KeyRing;
-use crate::passwords::{self, Limiter, MAX_PASSWORD_BYTES, MIN_PASSWORD_LENGTH};
+use crate::passwords::{self, MAX_PASSWORD_BYTES};
 use crate::store::{EmailAddress, Session, SessionStatus, Store, User};
+use crate::throttle::{SignInLimits, SignInThrottle, SignUpThrottle, Verdict};
 use crate::tokens;
+
+/// Email addresses one user may be created with.
+const MAX_EMAILS_PER_USER: usize = 10;
 
 /// Fields of a new user (`POST /v1/users`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NewUser {
     /// Email addresses; the first becomes primary. At least one is required.
     pub email_addresses: Vec<String>,
-    /// Password (at least 8 characters); `None` creates a user who cannot sign in by password.
+    /// Password (8 characters to 256 bytes, not a common password, zxcvbn score at least
+    /// [`MIN_PASSWORD_SCORE`](crate::MIN_PASSWORD_SCORE)); `None` creates a user who cannot
+    /// sign in by password.
     pub password: Option<String>,
     /// Given name.
     pub first_name: Option<String>,
@@ -44,8 +52,9 @@ pub(crate) struct Inner {
     secret_key_path: PathBuf,
     store: Store,
     keys: KeyRing,
-    per_user: Limiter,
-    per_address: Limiter,
+    hashing: HashingPool,
+    sign_in: SignInThrottle,
+    sign_up: SignUpThrottle,
 }
 
 fn now_secs() -> i64 {
@@ -75,8 +84,13 @@ impl Idp {
             .unwrap_or_else(|| format!("http://{listen_addr}"))
             .trim_end_matches('/')
             .to_owned();
-        let per_user = Limiter::new(config.password_rate_limit_per_user);
-        let per_address = Limiter::new(config.password_rate_limit_per_address);
+        let hashing = HashingPool::new(config.password_hashing);
+        let sign_in = SignInThrottle::new(SignInLimits {
+            per_address: config.password_rate_limit_per_address,
+            per_account_from_unfamiliar: config.password_rate_limit_per_user,
+            per_account_address: config.password_failure_backoff,
+        });
+        let sign_up = SignUpThrottle::new(config.sign_up_rate_limit_per_address);
         tracing::info!(%issuer, secret_key_file = %secret_key_path.display(), "idp ready");
         Ok(Idp {
             inner: Arc::new(Inner {
@@ -86,8 +100,9 @@ impl Idp {
                 secret_key_path,
                 store,
                 keys,
-                per_user,
-                per_address,
+                hashing,
+                sign_in,
+                sign_up,
             }),
         })
     }
@@ -156,23 +171,30 @@ impl Idp {
             .rotate(&self.inner.store, now_secs(), secs(max_ttl))
     }
 
-    /// Creates a user (`POST /v1/users`).
+    /// Creates a user, as a server-side script would (`POST /v1/users` without
+    /// `X-Forwarded-For`): not limited per address. See [`Idp::create_user_from`].
     pub async fn create_user(&self, new: NewUser) -> Result<User, ApiError> {
-        let mut emails = Vec::new();
+        self.create_user_from(new, None).await
+    }
+
+    /// Creates a user on behalf of an end user at `address` (the web tier's sign-up form
+    /// reports it as `X-Forwarded-For`): creations are limited per address
+    /// ([`IdpConfig::sign_up_rate_limit_per_address`]) and the address becomes one the user's
+    /// sign-ins are trusted from. Emails must parse as plain addresses; the password must pass
+    /// the rules of [`NewUser::password`]. Refusals are Clerk-shaped (422 with `param_name`,
+    /// 429 with `Retry-After`).
+    pub async fn create_user_from(
+        &self,
+        new: NewUser,
+        address: Option<IpAddr>,
+    ) -> Result<User, ApiError> {
+        self.inner.sign_up.admit(address)?;
+        let mut emails: Vec<String> = Vec::new();
         for raw in &new.email_addresses {
-            let email = raw.trim().to_lowercase();
-            if !plausible_email(&email) {
-                return Err(ApiError::unprocessable(
-                    "form_param_format_invalid",
-                    "is invalid",
-                    format!("`{raw}` is not a valid email address."),
-                )
-                .param("email_address"));
+            let email = canonical_email(raw)?;
+            if !emails.contains(&email) {
+                emails.push(email);
             }
-            emails.push(EmailAddress {
-                id: crate::ids::random_id("idn"),
-                email_address: email,
-            });
         }
         if emails.is_empty() {
             return Err(ApiError::unprocessable(
@@ -182,40 +204,53 @@ impl Idp {
             )
             .param("email_address"));
         }
-        let password_hash = match &new.password {
+        if emails.len() > MAX_EMAILS_PER_USER {
+            return Err(ApiError::unprocessable(
+                "form_param_max_length_exceeded",
+                "Too many email addresses.",
+                format!("A user is created with at most {MAX_EMAILS_PER_USER} email addresses."),
+            )
+            .param("email_address"));
+        }
+        if let Some(password) = &new.password {
+            passwords::check_length(password)?;
+        }
+        // A taken address is refused before any hashing work (the insert checks again).
+        for email in &emails {
+            if self.inner.store.user_id_by_email(email)?.is_some() {
+                return Err(identifier_exists(email));
+            }
+        }
+        let first_name = new.first_name.filter(|s| !s.is_empty());
+        let last_name = new.last_name.filter(|s| !s.is_empty());
+        let username = new.username.filter(|s| !s.is_empty());
+        let password_hash = match new.password {
             None => None,
-            Some(p) if p.chars().count() < MIN_PASSWORD_LENGTH => {
-                return Err(ApiError::unprocessable(
-                    "form_password_length_too_short",
-                    "Passwords must be 8 characters or more.",
-                    format!("Passwords must be {MIN_PASSWORD_LENGTH} characters or more."),
-                )
-                .param("password"));
-            }
-            Some(p) if p.len() > MAX_PASSWORD_BYTES => {
-                return Err(ApiError::unprocessable(
-                    "form_password_length_too_long",
-                    "Password is too long.",
-                    format!("Passwords must be at most {MAX_PASSWORD_BYTES} bytes."),
-                )
-                .param("password"));
-            }
-            Some(p) => {
-                let p = p.clone();
-                let hashed = tokio::task::spawn_blocking(move || passwords::hash(&p))
-                    .await
-                    .map_err(|e| ApiError::internal(&e))?
-                    .map_err(|e| ApiError::internal(&e))?;
-                Some(hashed)
+            Some(password) => {
+                let inputs = passwords::user_inputs(
+                    &emails,
+                    &[
+                        first_name.as_deref(),
+                        last_name.as_deref(),
+                        username.as_deref(),
+                    ],
+                );
+                Some(self.inner.hashing.hash_new(password, inputs).await??)
             }
         };
         let now = crate::ids::now_ms();
         let user = User {
             id: crate::ids::random_id("user"),
-            email_addresses: emails,
-            first_name: new.first_name.filter(|s| !s.is_empty()),
-            last_name: new.last_name.filter(|s| !s.is_empty()),
-            username: new.username.filter(|s| !s.is_empty()),
+            email_addresses: emails
+                .into_iter()
+                .map(|email_address| EmailAddress {
+                    id: crate::ids::random_id("idn"),
+                    email_address,
+                })
+                .collect(),
+            first_name,
+            last_name,
+            username,
             image_url: None,
             created_at: now,
             updated_at: now,
@@ -224,14 +259,10 @@ impl Idp {
         match self.inner.store.insert_user(&user)? {
             Ok(()) => {
                 tracing::info!(user_id = %user.id, "user created");
+                self.inner.sign_in.remember(&user.id, address);
                 Ok(user)
             }
-            Err(taken) => Err(ApiError::unprocessable(
-                "form_identifier_exists",
-                "That email address is taken. Please try another.",
-                format!("The email address `{taken}` is already used by another user."),
-            )
-            .param("email_address")),
+            Err(taken) => Err(identifier_exists(&taken)),
         }
     }
 
@@ -255,47 +286,56 @@ impl Idp {
         Ok(self.inner.store.user(&id)?)
     }
 
-    /// Checks a password (`POST /v1/users/{id}/verify_password`). Rate-limited per user and per
-    /// client address; an unknown user costs the same hashing work as a known one.
+    /// Checks a password (`POST /v1/users/{id}/verify_password`) for an end user at `address`
+    /// (`None`: an in-process caller). Throttled as `throttle` describes — per address, per
+    /// account and address, and per account from unfamiliar addresses — with Clerk's 429
+    /// `too_many_requests` and `Retry-After`; an unknown user costs the same hashing work and
+    /// counts against the same limits as a known one.
     pub async fn verify_password(
         &self,
         user_id: &str,
         password: &str,
         address: Option<IpAddr>,
     ) -> Result<bool, ApiError> {
-        let too_many = |retry: Duration| {
-            ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_requests",
-                "Too many requests",
-                format!(
-                    "Too many password attempts; retry in {} s.",
-                    retry.as_secs().max(1)
-                ),
-            )
+        let attempt = self
+            .inner
+            .sign_in
+            .begin(user_id, address)
+            .inspect_err(|refusal| {
+                tracing::warn!(
+                    user_id,
+                    ?address,
+                    ?refusal,
+                    "password check refused by the throttle"
+                );
+            })?;
+        let user = match self.inner.store.user(user_id) {
+            Ok(user) => user,
+            Err(e) => {
+                self.inner.sign_in.finish(attempt, Verdict::NotChecked);
+                return Err(e.into());
+            }
         };
-        if let Some(addr) = address {
-            self.inner
-                .per_address
-                .take(&addr.to_string())
-                .map_err(too_many)?;
-        }
-        self.inner.per_user.take(user_id).map_err(too_many)?;
-        let user = self.inner.store.user(user_id)?;
-        let stored = user.as_ref().and_then(|u| u.password_hash.clone());
         // An over-long password cannot match (creation refuses them); still spend the work.
         let (password, stored) = if password.len() > MAX_PASSWORD_BYTES {
             (String::new(), None)
         } else {
-            (password.to_owned(), stored)
+            (
+                password.to_owned(),
+                user.as_ref().and_then(|u| u.password_hash.clone()),
+            )
         };
-        let ok =
-            tokio::task::spawn_blocking(move || passwords::verify(&password, stored.as_deref()))
-                .await
-                .map_err(|e| ApiError::internal(&e))?;
+        let checked = self.inner.hashing.verify(password, stored).await;
+        let verdict = match checked {
+            Ok(true) => Verdict::Correct,
+            Ok(false) => Verdict::Wrong,
+            Err(_) => Verdict::NotChecked,
+        };
+        self.inner.sign_in.finish(attempt, verdict);
+        let matched = checked?;
         match user {
             None => Err(ApiError::not_found("user", user_id)),
-            Some(_) => Ok(ok),
+            Some(_) => Ok(matched),
         }
     }
 
@@ -406,16 +446,13 @@ impl Idp {
     }
 }
 
-fn plausible_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && email.len() <= 320
-        && !email.contains(char::is_whitespace)
+fn identifier_exists(email: &str) -> ApiError {
+    ApiError::unprocessable(
+        "form_identifier_exists",
+        "That email address is taken. Please try another.",
+        format!("The email address `{email}` is already used by another user."),
+    )
+    .param("email_address")
 }
 
 fn load_or_create_secret(path: &Path) -> Result<String, IdpError> {

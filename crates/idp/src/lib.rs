@@ -11,23 +11,50 @@
 //! State lives in `<data_dir>/idp/`: `idp.sqlite3` (users, sessions, keys) and `secret_key`
 //! (the `sk_test_…` Backend-API key, created on first start).
 //!
+//! # Abuse resistance
+//! The web tier calls the Backend API on behalf of its visitors and reports each visitor's
+//! address in `X-Forwarded-For` (trusted: only the secret-key holder gets that far).
+//! * **Sign-in** (`verify_password`) is throttled per address, per account and address (growing
+//!   delays), and per account from addresses that have not signed in to it recently. An
+//!   attacker who does not know the password slows only their own addresses; the owner keeps
+//!   signing in from any other address. Refusals are Clerk's 429 `too_many_requests` with
+//!   `Retry-After`, and the throttle's maps are bounded.
+//! * **Sign-up** (`POST /v1/users` with a reported address) is limited per address; calls that
+//!   report none (scripts) are not.
+//! * **Hashing** runs on a fixed pool of workers that reuse their argon2 memory, behind a
+//!   bounded queue with a deadline (429 + `Retry-After` past it), so a burst of sign-ups can
+//!   neither multiply memory nor keep it.
+//! * **New passwords** must be 8 characters to 256 bytes, not a commonly used password and
+//!   strong enough by zxcvbn; **email addresses** must parse as plain `local@domain.tld`
+//!   addresses. Refusals use Clerk's codes (`form_password_pwned`,
+//!   `form_password_not_strong_enough`, `form_param_format_invalid`, …).
+//!
 //! # Layout
 //! * `idp` — [`Idp`]: opening state, in-process operations, serving.
-//! * `api` — HTTP routes: discovery, JWKS, Backend API, Clerk JSON shapes.
+//! * `api` — HTTP routes: discovery, JWKS, Backend API, Clerk JSON shapes, client addresses.
 //! * `store` — SQLite persistence of users, sessions and keys ([`User`], [`Session`]).
 //! * `keys` — RSA-2048 key ring: generation, signing, JWKS, rotation.
 //! * `tokens` — claims of session tokens and templates.
-//! * `passwords` — argon2id hashing, constant-work checks, rate limits.
+//! * `hashing` — the bounded pool of argon2id workers: reused memory, queue, PHC strings.
+//! * `passwords` — rules for new passwords: length, common passwords, zxcvbn strength.
+//! * `email` — parsing email addresses into their canonical form.
+//! * `throttle` — the sign-in and sign-up throttles and their refusals.
+//! * `limiter` — their building blocks: token buckets, growing delays, address keys and maps
+//!   of bounded size.
 //! * `ids` — random ids and secrets.
-//! * `error` — [`IdpError`] and Clerk-shaped [`ApiError`].
+//! * `error` — [`IdpError`] and Clerk-shaped [`ApiError`] (with `Retry-After`).
 
 mod api;
+mod email;
 mod error;
+mod hashing;
 mod idp;
 mod ids;
 mod keys;
+mod limiter;
 mod passwords;
 mod store;
+mod throttle;
 mod tokens;
 
 use std::collections::BTreeMap;
@@ -35,8 +62,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use error::{ApiError, IdpError};
+pub use hashing::HashingLimits;
 pub use idp::{Idp, NewUser};
-pub use passwords::{MAX_PASSWORD_BYTES, MIN_PASSWORD_LENGTH, RateLimit};
+pub use limiter::{FailureBackoff, RateLimit};
+pub use passwords::{MAX_PASSWORD_BYTES, MIN_PASSWORD_LENGTH, MIN_PASSWORD_SCORE};
 pub use store::{EmailAddress, Session, SessionStatus, User};
 pub use tokens::TEMPLATES;
 
@@ -57,10 +86,24 @@ pub struct IdpConfig {
     pub authorized_party: Option<String>,
     /// How long a session stays active (default 7 days).
     pub session_lifetime: Duration,
-    /// `verify_password` limit per user (default: 10 attempts, then one per 6 s).
+    /// Failed `verify_password` checks per account from addresses that have not signed in to
+    /// it in the last 30 days (default: 20, then one per 30 s). Addresses the account has
+    /// signed in from (or was created from) are not counted, so guesses from elsewhere never
+    /// lock the owner out of their usual networks.
     pub password_rate_limit_per_user: RateLimit,
-    /// `verify_password` limit per client address (default: 30 attempts, then one per second).
+    /// Failed `verify_password` checks per client address across all accounts (default: 30,
+    /// then one per 2 s). IPv6 addresses count per /64 network.
     pub password_rate_limit_per_address: RateLimit,
+    /// Delays after repeated failures on one account from one address (default: 5 free, then
+    /// 1 s, doubling up to 5 min; forgotten after an hour without failures).
+    pub password_failure_backoff: FailureBackoff,
+    /// Users created per client address reported in `X-Forwarded-For` (default: 10, then one
+    /// per 30 s). Calls that report no address come from the secret-key holder itself (a
+    /// seeding script) and are not limited here.
+    pub sign_up_rate_limit_per_address: RateLimit,
+    /// The password-hashing pool (default: one worker per core, 32 waiting jobs per worker,
+    /// refused after 2 s of waiting).
+    pub password_hashing: HashingLimits,
 }
 
 impl IdpConfig {
@@ -75,13 +118,23 @@ impl IdpConfig {
             authorized_party: None,
             session_lifetime: Duration::from_secs(7 * 24 * 3600),
             password_rate_limit_per_user: RateLimit {
-                burst: 10,
-                refill_every: Duration::from_secs(6),
+                burst: 20,
+                refill_every: Duration::from_secs(30),
             },
             password_rate_limit_per_address: RateLimit {
                 burst: 30,
-                refill_every: Duration::from_secs(1),
+                refill_every: Duration::from_secs(2),
             },
+            password_failure_backoff: FailureBackoff {
+                free_failures: 5,
+                first_delay: Duration::from_secs(1),
+                max_delay: Duration::from_secs(300),
+            },
+            sign_up_rate_limit_per_address: RateLimit {
+                burst: 10,
+                refill_every: Duration::from_secs(30),
+            },
+            password_hashing: HashingLimits::default(),
         }
     }
 }

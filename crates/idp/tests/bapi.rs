@@ -1,83 +1,16 @@
 //! The idp over real HTTP on 127.0.0.1: discovery, JWKS, every Backend-API endpoint and its
-//! failures in Clerk's error shape, token claims and lifetimes, rate limits, restarts.
+//! failures in Clerk's error shape, token claims and lifetimes, configured limits, restarts.
+//! (Throttling in depth: `throttling.rs`; password and email rules: `new_user_rules.rs`.)
 
-use std::net::SocketAddr;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use keel_idp::{Idp, IdpConfig, RateLimit};
+use common::{assert_clerk_error, start_in};
+use keel_idp::RateLimit;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-struct Running {
-    idp: Idp,
-    url: String,
-    http: reqwest::Client,
-}
-
-async fn start_in(dir: &std::path::Path, adjust: impl FnOnce(&mut IdpConfig)) -> Running {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let mut config = IdpConfig::new(dir);
-    adjust(&mut config);
-    let idp = Idp::open(config, addr).unwrap();
-    tokio::spawn(idp.clone().serve(listener));
-    Running {
-        url: format!("http://{addr}"),
-        idp,
-        http: reqwest::Client::new(),
-    }
-}
-
-impl Running {
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        self.call_as(method, path, body, Some(self.idp.secret_key()))
-            .await
-    }
-
-    async fn call_as(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-        secret: Option<&str>,
-    ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), format!("{}{path}", self.url));
-        if let Some(s) = secret {
-            req = req.bearer_auth(s);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn create_user(&self, email: &str) -> String {
-        let (status, user) = self
-            .call("POST", "/v1/users", Some(json!({"email_address": [email], "password": "correct horse", "first_name": "Grace", "last_name": "Hopper"})))
-            .await;
-        assert_eq!(status, StatusCode::OK, "{user}");
-        user["id"].as_str().unwrap().to_owned()
-    }
-}
-
-fn assert_clerk_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
-    assert_eq!(status, expected, "{body}");
-    let e = &body["errors"][0];
-    assert_eq!(e["code"], code, "{body}");
-    assert!(
-        e["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-    assert!(
-        e["long_message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
-}
 
 fn decode(jwt: &str) -> (Value, Value) {
     let mut parts = jwt.split('.');
@@ -328,7 +261,7 @@ async fn users_endpoints_and_their_failures() {
 }
 
 #[tokio::test]
-async fn verify_password_is_rate_limited_per_user_and_per_address() {
+async fn verify_password_limits_follow_the_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let r = start_in(dir.path(), |c| {
         c.password_rate_limit_per_user = RateLimit {
@@ -343,53 +276,20 @@ async fn verify_password_is_rate_limited_per_user_and_per_address() {
     .await;
     let a = r.create_user("a@example.com").await;
     let b = r.create_user("b@example.com").await;
-    let attempt = |user: String, addr: &'static str| {
-        let r = &r;
-        async move {
-            let resp = r
-                .http
-                .post(format!("{}/v1/users/{user}/verify_password", r.url))
-                .bearer_auth(r.idp.secret_key())
-                .header("x-forwarded-for", addr)
-                .json(&json!({"password": "wrong horse"}))
-                .send()
-                .await
-                .unwrap();
-            let status = resp.status();
-            (status, resp.json::<Value>().await.unwrap())
-        }
-    };
     for _ in 0..3 {
-        assert_eq!(
-            attempt(a.clone(), "10.0.0.1").await.0,
-            StatusCode::UNPROCESSABLE_ENTITY
-        );
+        let answer = r.verify_from("10.0.0.1", &a, "wrong horse").await;
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
     }
-    let (status, body) = attempt(a.clone(), "10.0.0.2").await;
-    assert_clerk_error(
-        status,
-        &body,
-        StatusCode::TOO_MANY_REQUESTS,
-        "too_many_requests",
-    );
-    // Another user from the first address: two attempts left there (5 per address).
-    assert_eq!(
-        attempt(b.clone(), "10.0.0.1").await.0,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
-    assert_eq!(
-        attempt(b.clone(), "10.0.0.1").await.0,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
-    assert_eq!(
-        attempt(b.clone(), "10.0.0.1").await.0,
-        StatusCode::TOO_MANY_REQUESTS
-    );
+    // `a`'s budget for unfamiliar addresses (3) is spent: a fresh address is refused too.
+    common::assert_too_many(&r.verify_from("10.0.0.2", &a, "wrong horse").await);
+    // Another user from the first address: two failures left there (5 per address).
+    for expected in [422, 422, 429] {
+        let answer = r.verify_from("10.0.0.1", &b, "wrong horse").await;
+        assert_eq!(answer.status.as_u16(), expected);
+    }
     // …while the same user from a fresh address still gets an answer.
-    assert_eq!(
-        attempt(b, "10.0.0.3").await.0,
-        StatusCode::UNPROCESSABLE_ENTITY
-    );
+    let answer = r.verify_from("10.0.0.3", &b, "wrong horse").await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
 #[tokio::test]

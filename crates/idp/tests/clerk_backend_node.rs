@@ -1,5 +1,6 @@
 //! The official `@clerk/backend` SDK (3.25.0, tests/node) against the idp: template token
-//! minting through `sessions.getToken` and `verifyToken` through `GET /v1/jwks`.
+//! minting through `sessions.getToken`, `verifyToken` through `GET /v1/jwks`, and the idp's
+//! refusals as the SDK reports them (`form_password_pwned`, 429 with `retryAfter`).
 
 use std::process::Command;
 use std::time::Duration;
@@ -27,10 +28,11 @@ async fn clerk_backend_sdk_mints_and_verifies_tokens_against_the_idp() {
     let session = idp.create_session(&user.id).unwrap();
 
     let node_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/node");
-    let (url, secret, sid) = (
+    let (url, secret, sid, uid) = (
         idp.issuer().to_owned(),
         idp.secret_key().to_owned(),
         session.id.clone(),
+        user.id.clone(),
     );
     let output = tokio::time::timeout(
         Duration::from_secs(60),
@@ -41,6 +43,7 @@ async fn clerk_backend_sdk_mints_and_verifies_tokens_against_the_idp() {
                 .env("IDP_URL", url)
                 .env("SECRET_KEY", secret)
                 .env("SESSION_ID", sid)
+                .env("USER_ID", uid)
                 .output()
                 .expect("node is installed")
         }),
@@ -71,4 +74,21 @@ async fn clerk_backend_sdk_mints_and_verifies_tokens_against_the_idp() {
     assert_eq!(verified["v"], 2);
     assert_eq!(result["tamperedRejected"], true);
     assert_eq!(result["sessionStatus"], "active");
+
+    let pwned = &result["pwned"];
+    assert_eq!(pwned["status"], 422, "{pwned}");
+    assert_eq!(pwned["code"], "form_password_pwned");
+    assert_eq!(pwned["paramName"], "password");
+    let throttled = &result["throttled"];
+    assert_eq!(throttled["status"], 429, "{result}");
+    assert_eq!(throttled["code"], "too_many_requests");
+    assert!(
+        throttled["retryAfter"].as_u64().is_some_and(|s| s >= 1),
+        "{throttled}"
+    );
+    // Five free failures and the first delayed one are answered before any refusal.
+    assert!(
+        throttled["after"].as_u64().is_some_and(|n| n >= 6),
+        "{throttled}"
+    );
 }
