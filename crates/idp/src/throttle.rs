@@ -361,25 +361,33 @@ mod tests {
         Some(s.parse().unwrap())
     }
 
-    fn fail(t: &SignInThrottle, account: &str, address: &str) -> Result<(), Refusal> {
+    fn attempt(
+        t: &SignInThrottle,
+        account: &str,
+        address: &str,
+        verdict: Verdict,
+    ) -> Result<(), Refusal> {
         let attempt = t.begin(account, ip(address))?;
-        t.finish(attempt, Verdict::Wrong);
+        t.finish(attempt, verdict);
         Ok(())
+    }
+
+    fn fail(t: &SignInThrottle, account: &str, address: &str) -> Result<(), Refusal> {
+        attempt(t, account, address, Verdict::Wrong)
     }
 
     #[test]
     fn one_address_is_delayed_on_one_account_and_others_are_not() {
         let t = throttle();
-        fail(&t, "a", "10.0.0.1").unwrap();
-        fail(&t, "a", "10.0.0.1").unwrap();
-        fail(&t, "a", "10.0.0.1").unwrap();
+        for _ in 0..3 {
+            fail(&t, "a", "10.0.0.1").unwrap();
+        }
         assert!(matches!(
             fail(&t, "a", "10.0.0.1"),
             Err(Refusal::AccountFromAddress(_))
         ));
         // The account's bucket (4) still has a token for another address.
-        let owner = t.begin("a", ip("10.0.0.2")).unwrap();
-        t.finish(owner, Verdict::Correct);
+        attempt(&t, "a", "10.0.0.2", Verdict::Correct).unwrap();
         // Another account from the attacker's address: three per-address tokens are left.
         fail(&t, "b", "10.0.0.1").unwrap();
     }
@@ -387,8 +395,7 @@ mod tests {
     #[test]
     fn many_addresses_drain_the_account_but_not_for_familiar_ones() {
         let t = throttle();
-        let home = t.begin("a", ip("192.0.2.7")).unwrap();
-        t.finish(home, Verdict::Correct);
+        attempt(&t, "a", "192.0.2.7", Verdict::Correct).unwrap();
         for i in 0..4 {
             fail(&t, "a", &format!("10.0.1.{i}")).unwrap();
         }
@@ -397,8 +404,7 @@ mod tests {
             Err(Refusal::Account(_))
         ));
         // The owner at home is not charged to the drained bucket.
-        let home = t.begin("a", ip("192.0.2.7")).unwrap();
-        t.finish(home, Verdict::Correct);
+        attempt(&t, "a", "192.0.2.7", Verdict::Correct).unwrap();
         // Another account is untouched.
         fail(&t, "b", "10.0.1.99").unwrap();
     }
@@ -406,13 +412,10 @@ mod tests {
     #[test]
     fn correct_and_unchecked_attempts_give_their_charges_back() {
         let t = throttle();
-        for _ in 0..10 {
-            let a = t.begin("a", ip("10.0.0.1")).unwrap();
-            t.finish(a, Verdict::NotChecked);
-        }
-        for _ in 0..10 {
-            let a = t.begin("a", ip("10.0.0.1")).unwrap();
-            t.finish(a, Verdict::Correct);
+        for verdict in [Verdict::NotChecked, Verdict::Correct] {
+            for _ in 0..10 {
+                attempt(&t, "a", "10.0.0.1", verdict).unwrap();
+            }
         }
         fail(&t, "a", "10.0.0.1").unwrap();
     }

@@ -143,59 +143,25 @@ async fn users_endpoints_and_their_failures() {
         .await;
     assert_eq!(empty, json!([]));
 
-    let (status, body) = r
-        .call(
-            "POST",
-            "/v1/users",
-            Some(json!({"email_address": ["a@example.com"], "password": "short"})),
+    let body = r
+        .create_user_refused(
+            json!({"email_address": ["a@example.com"], "password": "short"}),
+            "form_password_length_too_short",
         )
         .await;
-    assert_clerk_error(
-        status,
-        &body,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "form_password_length_too_short",
-    );
     assert_eq!(body["errors"][0]["meta"]["param_name"], "password");
-    let (status, body) = r
-        .call(
-            "POST",
-            "/v1/users",
-            Some(json!({"email_address": ["grace@example.com"], "password": "long enough"})),
-        )
-        .await;
-    assert_clerk_error(
-        status,
-        &body,
-        StatusCode::UNPROCESSABLE_ENTITY,
+    r.create_user_refused(
+        json!({"email_address": ["grace@example.com"], "password": "long enough"}),
         "form_identifier_exists",
-    );
-    let (status, body) = r
-        .call(
-            "POST",
-            "/v1/users",
-            Some(json!({"email_address": ["not-an-email"], "password": "long enough"})),
-        )
-        .await;
-    assert_clerk_error(
-        status,
-        &body,
-        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    r.create_user_refused(
+        json!({"email_address": ["not-an-email"], "password": "long enough"}),
         "form_param_format_invalid",
-    );
-    let (status, body) = r
-        .call(
-            "POST",
-            "/v1/users",
-            Some(json!({"password": "long enough"})),
-        )
+    )
+    .await;
+    r.create_user_refused(json!({"password": "long enough"}), "form_param_missing")
         .await;
-    assert_clerk_error(
-        status,
-        &body,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "form_param_missing",
-    );
     let resp = r
         .http
         .post(format!("{}/v1/users", r.url))

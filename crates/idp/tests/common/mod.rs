@@ -132,6 +132,20 @@ impl Running {
         .await
     }
 
+    /// Asserts that `password` is verified for `user` from `address`.
+    pub async fn assert_signs_in(&self, address: &str, user: &str, password: &str) {
+        let answer = self.verify_from(address, user, password).await;
+        assert_eq!(answer.status, StatusCode::OK, "{address}: {}", answer.body);
+        assert_eq!(answer.body["verified"], true);
+    }
+
+    /// `POST /v1/users` (as a script) that must be refused with a 422 `code`; the error body.
+    pub async fn create_user_refused(&self, body: Value, code: &str) -> Value {
+        let (status, answer) = self.call("POST", "/v1/users", Some(body)).await;
+        assert_clerk_error(status, &answer, StatusCode::UNPROCESSABLE_ENTITY, code);
+        answer
+    }
+
     /// `POST /v1/users` on behalf of an end user at `address` (the web tier's sign-up form).
     pub async fn sign_up_from(&self, address: &str, email: &str, password: &str) -> Answer {
         self.call_from(
