@@ -121,7 +121,7 @@ impl HashingPool {
         };
         let (jobs, queue) = std::sync::mpsc::sync_channel(workers * limits.queue_per_worker.max(1));
         let queue = Arc::new(Mutex::new(queue));
-        let handles = (0..workers)
+        let handles: Vec<JoinHandle<()>> = (0..workers)
             .filter_map(|i| {
                 let queue = Arc::clone(&queue);
                 let max_wait = limits.max_wait;
@@ -135,7 +135,8 @@ impl HashingPool {
             })
             .collect();
         HashingPool {
-            jobs: Some(jobs),
+            // Without workers a queued job would never be answered: refuse at once instead.
+            jobs: (!handles.is_empty()).then_some(jobs),
             workers: handles,
         }
     }
@@ -200,9 +201,7 @@ impl Drop for HashingPool {
         // Closing the queue ends each worker after its current job; they are not joined here
         // (that could block an async thread for a hash), only released.
         self.jobs = None;
-        for worker in self.workers.drain(..) {
-            drop(worker);
-        }
+        self.workers.clear();
     }
 }
 

@@ -178,9 +178,10 @@ impl Idp {
     }
 
     /// Creates a user on behalf of an end user at `address` (the web tier's sign-up form
-    /// reports it as `X-Forwarded-For`): creations are limited per address
-    /// ([`IdpConfig::sign_up_rate_limit_per_address`]) and the address becomes one the user's
-    /// sign-ins are trusted from. Emails must parse as plain addresses; the password must pass
+    /// reports it as `X-Forwarded-For`): attempts are limited per address
+    /// ([`IdpConfig::sign_up_rate_limit_per_address`]; refused ones count too, which also
+    /// bounds probing for taken addresses) and the address becomes one the new user's sign-ins
+    /// are trusted from. Emails must parse as plain addresses; the password must pass
     /// the rules of [`NewUser::password`]. Refusals are Clerk-shaped (422 with `param_name`,
     /// 429 with `Retry-After`).
     pub async fn create_user_from(

@@ -12,7 +12,10 @@
 //!
 //! An attacker who does not know the password therefore slows only their own addresses; one
 //! address can never drain an account's bucket (its own delays grow faster than the bucket
-//! refills), so the owner signing in from any other address is untouched.
+//! refills), so the owner signing in from any other address is untouched. Many addresses can
+//! drain it: then the owner on a network never used with the account waits like the attackers
+//! (guesses from a new address cannot be told apart from the owner on one), while the networks
+//! the owner has used keep working.
 //!
 //! Every check is charged *before* the password is hashed, so concurrent guesses cannot slip
 //! through together; a correct password (or a check that never ran) gives the charge back.
