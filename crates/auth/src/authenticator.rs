@@ -1,7 +1,6 @@
 //! The web tier's view of identity: [`Authenticator`] turns a request into an [`AuthState`] and
 //! mints tokens for the backend.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -9,6 +8,7 @@ use http::HeaderMap;
 use serde_json::{Map, Value};
 
 use crate::error::AuthError;
+use crate::expiring::ExpiringCache;
 use crate::session::unverified_exp;
 
 /// The boxed future returned by [`Authenticator`] methods (keeps the trait object-safe).
@@ -110,11 +110,19 @@ pub enum TokenCache {
 }
 
 /// Template tokens per (session, template), reused until 15 s before expiry.
-#[derive(Default)]
 pub(crate) struct TemplateTokenCache {
-    tokens: parking_lot::Mutex<HashMap<(String, String), (String, i64)>>,
+    tokens: ExpiringCache<(String, String), String>,
 }
 
+impl Default for TemplateTokenCache {
+    fn default() -> Self {
+        TemplateTokenCache {
+            tokens: ExpiringCache::new(10_000),
+        }
+    }
+}
+
+/// A cached template token is not handed out within this many seconds of its expiry.
 const REUSE_MARGIN_SECS: i64 = 15;
 
 impl TemplateTokenCache {
@@ -133,24 +141,21 @@ impl TemplateTokenCache {
         let key = (session_id.to_owned(), template.to_owned());
         let now = crate::jwt::now_secs();
         if cache == TokenCache::Reuse
-            && let Some((token, exp)) = self.tokens.lock().get(&key)
-            && *exp > now + REUSE_MARGIN_SECS
+            && let Some(token) = self.tokens.get(&key, now)
         {
-            return Ok(token.clone());
+            return Ok(token);
         }
         let token = mint.await?;
         if let Some(exp) = unverified_exp(&token) {
-            let mut tokens = self.tokens.lock();
-            if tokens.len() > 10_000 {
-                tokens.retain(|_, (_, e)| *e > now);
-            }
-            tokens.insert(key, (token.clone(), exp));
+            // Reused while `exp > now + margin`.
+            let valid_until = exp.saturating_sub(REUSE_MARGIN_SECS + 1);
+            self.tokens.insert(key, token.clone(), valid_until, now);
         }
         Ok(token)
     }
 
     pub(crate) fn forget_session(&self, session_id: &str) {
-        self.tokens.lock().retain(|(sid, _), _| sid != session_id);
+        self.tokens.retain(|(sid, _)| sid != session_id);
     }
 }
 

@@ -20,6 +20,8 @@
 //! * `jwks` — JWKS parsing, fetching (HTTP, `data:`, discovery, BAPI), Cache-Control caching,
 //!   rate-limited refetch on unknown `kid`.
 //! * `identity` — [`UserIdentity`] built from claims, Convex JSON form.
+//! * `expiring` — the one cache of tokens that stop being served at a known time (verified
+//!   session and identity tokens, minted template tokens).
 //! * `verifier` — [`TokenVerifier`]: provider matching, verification, verified-token cache.
 //! * `session` — Clerk-style session-token verification shared by both authenticators.
 //! * `backend_api` — [`BackendApiClient`]: the Clerk Backend API subset (users, sessions, tokens).
@@ -35,6 +37,7 @@ mod clerk;
 mod config;
 mod cookies;
 mod error;
+mod expiring;
 mod identity;
 mod jwks;
 mod jwt;

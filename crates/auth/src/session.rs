@@ -2,13 +2,13 @@
 //! `@clerk/backend` checks them — RS256 only, `exp`/`nbf`/`iat` with 5 s skew, `azp`
 //! allow-list, template tokens refused by their `cat` header — plus an optional `iss` check.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
 use crate::config::SigningAlgorithm;
 use crate::error::{AuthError, TokenRejection};
+use crate::expiring::ExpiringCache;
 use crate::jwks::{CachedKeys, KeyLookupError};
 use crate::jwt::{UnverifiedToken, check_times, invalid_claim, now_secs};
 
@@ -33,7 +33,8 @@ pub(crate) struct SessionVerifier {
     keys: CachedKeys,
     authorized_parties: Vec<String>,
     expected_issuer: Option<String>,
-    verified: parking_lot::RwLock<HashMap<Box<str>, Arc<VerifiedSession>>>,
+    /// Verified tokens, served until `exp` + leeway.
+    verified: ExpiringCache<Box<str>, Arc<VerifiedSession>>,
 }
 
 impl SessionVerifier {
@@ -46,7 +47,7 @@ impl SessionVerifier {
             keys,
             authorized_parties,
             expected_issuer: expected_issuer.map(|i| i.trim_end_matches('/').to_owned()),
-            verified: parking_lot::RwLock::new(HashMap::new()),
+            verified: ExpiringCache::new(CACHE_CAPACITY),
         }
     }
 
@@ -58,20 +59,16 @@ impl SessionVerifier {
             });
         }
         let now = now_secs();
-        if let Some(hit) = self.verified.read().get(token)
-            && now <= hit.exp + LEEWAY_SECS
-        {
-            return Ok(hit.clone());
+        if let Some(hit) = self.verified.get(token, now) {
+            return Ok(hit);
         }
         let session = Arc::new(self.verify_uncached(token, now).await?);
-        let mut cache = self.verified.write();
-        if cache.len() >= CACHE_CAPACITY {
-            cache.retain(|_, s| now <= s.exp + LEEWAY_SECS);
-            if cache.len() >= CACHE_CAPACITY {
-                cache.clear();
-            }
-        }
-        cache.insert(token.into(), session.clone());
+        self.verified.insert(
+            token.into(),
+            session.clone(),
+            session.exp + LEEWAY_SECS,
+            now,
+        );
         Ok(session)
     }
 
@@ -148,7 +145,7 @@ impl SessionVerifier {
 
     /// Forgets a token (after sign-out).
     pub(crate) fn forget(&self, token: &str) {
-        self.verified.write().remove(token);
+        self.verified.remove(token);
     }
 }
 

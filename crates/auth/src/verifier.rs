@@ -1,12 +1,12 @@
 //! `TokenVerifier`: the backend's check of an identity token against its configured providers.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::config::{
     AuthConfig, ProviderConfig, SigningAlgorithm, VerifierOptions, normalize_issuer,
 };
 use crate::error::{AuthError, TokenRejection};
+use crate::expiring::ExpiringCache;
 use crate::identity::{ClaimMapping, UserIdentity};
 use crate::jwks::{CachedKeys, KeyLookupError, KeySource};
 use crate::jwt::{UnverifiedToken, check_times, now_secs};
@@ -37,7 +37,8 @@ pub struct TokenVerifier {
 struct Inner {
     providers: Vec<Provider>,
     options: VerifierOptions,
-    verified: parking_lot::RwLock<HashMap<Box<str>, Arc<UserIdentity>>>,
+    /// Verified tokens, served until they expire (plus the leeway).
+    verified: ExpiringCache<Box<str>, Arc<UserIdentity>>,
 }
 
 struct Provider {
@@ -124,8 +125,8 @@ impl TokenVerifier {
         TokenVerifier {
             inner: Arc::new(Inner {
                 providers,
+                verified: ExpiringCache::new(options.token_cache_capacity),
                 options,
-                verified: parking_lot::RwLock::new(HashMap::new()),
             }),
         }
     }
@@ -149,35 +150,25 @@ impl TokenVerifier {
         }
         let leeway = i64::try_from(inner.options.leeway.as_secs()).unwrap_or(5);
         let now = now_secs();
-        if let Some(hit) = inner.verified.read().get(token)
-            && now <= hit.expires_at_unix().saturating_add(leeway)
-        {
-            return Ok(hit.clone());
+        if let Some(hit) = inner.verified.get(token, now) {
+            return Ok(hit);
         }
         let identity = Arc::new(self.verify_uncached(token, now, leeway).await?);
-        self.remember(token, &identity, now, leeway);
+        let valid_until = identity.expires_at_unix().saturating_add(leeway);
+        inner
+            .verified
+            .insert(token.into(), identity.clone(), valid_until, now);
         Ok(identity)
     }
 
     /// Forgets every remembered token (the next verification of each is a full one).
     pub fn forget_cached_tokens(&self) {
-        self.inner.verified.write().clear();
+        self.inner.verified.clear();
     }
 
     /// How many verified tokens are currently remembered.
     pub fn cached_token_count(&self) -> usize {
-        self.inner.verified.read().len()
-    }
-
-    fn remember(&self, token: &str, identity: &Arc<UserIdentity>, now: i64, leeway: i64) {
-        let mut cache = self.inner.verified.write();
-        if cache.len() >= self.inner.options.token_cache_capacity {
-            cache.retain(|_, id| now <= id.expires_at_unix().saturating_add(leeway));
-            if cache.len() >= self.inner.options.token_cache_capacity {
-                cache.clear();
-            }
-        }
-        cache.insert(token.into(), identity.clone());
+        self.inner.verified.len()
     }
 
     async fn verify_uncached(
