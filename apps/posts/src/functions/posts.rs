@@ -39,8 +39,9 @@ pub(super) struct IdArgs {
     id: String,
 }
 
-/// One post, or `null` when there is none with this id.
+/// One post, or `null` when there is none with this id; signed-in users only, like the list.
 pub(super) async fn get(ctx: QueryCtx, args: IdArgs) -> Result<Value, FunctionError> {
+    require_user(ctx.auth())?;
     let Some(id) = ctx.db().normalize_id("posts", &args.id).await else {
         return Ok(Value::Null);
     };
