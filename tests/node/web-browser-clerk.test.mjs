@@ -11,7 +11,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
-import { CHROMIUM_FLAGS, screenshot } from "./web-browser.mjs";
+import { CHROMIUM_FLAGS, recordCspViolations, screenshot } from "./web-browser.mjs";
 import { mkTempDir, startService } from "./keel-processes.mjs";
 
 const FRONTEND_API = "clerk.keel.test";
@@ -85,6 +85,8 @@ test("Clerk mode: the page follows Clerk's session in the browser", async () => 
     const signedInAt = Math.floor(Date.now() / 1000) - 1;
 
     const context = await browser.newContext();
+    // Clerk's script and API come from its Frontend API host, which the policy allows.
+    const cspViolations = await recordCspViolations(context);
     // Clerk's hosted script and its token endpoint (same path as the Frontend API's), served by
     // the test; tokens come from the Backend API of the stand-in.
     const tokenUrl = `https://${FRONTEND_API}/v1/client/sessions/${session.id}/tokens`;
@@ -150,6 +152,7 @@ test("Clerk mode: the page follows Clerk's session in the browser", async () => 
     assert.equal(await page.getAttribute('meta[name="keel-clerk-session"]', "content"), "");
     await screenshot(page, "clerk-02-signed-out-through-clerk");
     assert.deepEqual(errors, []);
+    assert.deepEqual(cspViolations, [], "no Content-Security-Policy violations");
   } finally {
     await browser.close();
     await web.stop();

@@ -4,7 +4,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
-import { CHROMIUM_FLAGS, createPost, liveState, screenshot, signUp } from "./web-browser.mjs";
+import {
+  CHROMIUM_FLAGS,
+  createPost,
+  liveState,
+  recordCspViolations,
+  screenshot,
+  signUp,
+} from "./web-browser.mjs";
 import { mkTempDir, startService } from "./keel-processes.mjs";
 
 const TTL_MS = 5000;
@@ -24,8 +31,13 @@ test("an open page stays live across three 5-second token expiries", async () =>
   const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_FLAGS });
   try {
     const errors = [];
-    const ada = await (await browser.newContext()).newPage();
-    const bob = await (await browser.newContext()).newPage();
+    const [adasContext, bobsContext] = [await browser.newContext(), await browser.newContext()];
+    const violations = [
+      await recordCspViolations(adasContext),
+      await recordCspViolations(bobsContext),
+    ];
+    const ada = await adasContext.newPage();
+    const bob = await bobsContext.newPage();
     ada.on("pageerror", (e) => errors.push(`ada: ${e.message}`));
     bob.on("pageerror", (e) => errors.push(`bob: ${e.message}`));
     await signUp(bob, keel.url, "bob@example.com", "Bob");
@@ -56,6 +68,7 @@ test("an open page stays live across three 5-second token expiries", async () =>
     assert.match(await ada.textContent(".keel-user-button"), /Ada/);
     await screenshot(ada, "06-live-after-token-expiries");
     assert.deepEqual(errors, []);
+    assert.deepEqual(violations.flat(), [], "no Content-Security-Policy violations");
   } finally {
     await browser.close();
     await keel.stop();

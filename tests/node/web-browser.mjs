@@ -49,3 +49,24 @@ export async function createPost(page, title) {
   await page.fill("input[name=title]", title);
   await page.click("text=Create post");
 }
+
+/**
+ * Records every Content-Security-Policy violation in `context`'s pages: the browser's
+ * `securitypolicyviolation` events and its "Refused to …" console errors. Returns the list,
+ * which a test expects to stay empty (the runtime, devtools and Clerk all work under the CSP).
+ */
+export async function recordCspViolations(context) {
+  const violations = [];
+  await context.exposeFunction("__keelCspViolation", (v) => violations.push(v));
+  await context.addInitScript(() => {
+    document.addEventListener("securitypolicyviolation", (e) => {
+      window.__keelCspViolation(`${e.effectiveDirective} blocked ${e.blockedURI || "inline"} on ${location.pathname}`);
+    });
+  });
+  context.on("console", (message) => {
+    if (message.type() === "error" && /Content Security Policy/.test(message.text())) {
+      violations.push(`console: ${message.text()}`);
+    }
+  });
+  return violations;
+}

@@ -10,6 +10,7 @@ import { chromium } from "playwright-core";
 import {
   CHROMIUM_FLAGS,
   liveState,
+  recordCspViolations,
   screenshot,
   signUp,
   userMenuSignOut,
@@ -26,7 +27,9 @@ test("the browser runtime: navigation, forms, modal, live morph, scroll restorat
   ]);
   const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_FLAGS });
   try {
-    const ada = await (await browser.newContext({ viewport: { width: 800, height: 300 } })).newPage();
+    const adasContext = await browser.newContext({ viewport: { width: 800, height: 300 } });
+    const cspViolations = await recordCspViolations(adasContext);
+    const ada = await adasContext.newPage();
     const errors = [];
     ada.on("pageerror", (e) => errors.push(e.message));
     const requested = [];
@@ -90,7 +93,9 @@ test("the browser runtime: navigation, forms, modal, live morph, scroll restorat
 
     // Live: Bob posts while Ada is typing; her page updates in place within 2 s, without a
     // reload, and keeps her input and focus.
-    const bob = await (await browser.newContext()).newPage();
+    const bobsContext = await browser.newContext();
+    const bobsViolations = await recordCspViolations(bobsContext);
+    const bob = await bobsContext.newPage();
     bob.on("pageerror", (e) => errors.push(`bob: ${e.message}`));
     await signUp(bob, keel.url, "bob@example.com", "Bob");
     await ada.waitForFunction(() => window.__keel.live.state === "open");
@@ -176,6 +181,9 @@ test("the browser runtime: navigation, forms, modal, live morph, scroll restorat
     await screenshot(ada, "05-not-found");
 
     assert.deepEqual(errors, []);
+    // Everything above ran under the pages' Content-Security-Policy (with the devtools panel in
+    // debug builds) without the browser blocking anything.
+    assert.deepEqual([...cspViolations, ...bobsViolations], []);
   } finally {
     await browser.close();
     await keel.stop();

@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -93,7 +94,12 @@ impl BackendApiClient {
         format!("{}/v1/jwks", self.api_url)
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, AuthError> {
+    /// Sends `request`; a failure is read as what it means for a call about `subject`.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        subject: Subject,
+    ) -> Result<Value, AuthError> {
         let response = request
             .bearer_auth(&self.secret_key)
             .send()
@@ -104,19 +110,28 @@ impl BackendApiClient {
                 message: format!("request to {} failed: {e}", self.api_url),
             })?;
         let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if (200..300).contains(&status) {
             return Ok(body);
         }
         let first = &body["errors"][0];
-        let text = |k: &str| first.get(k).and_then(Value::as_str).map(str::to_owned);
-        Err(AuthError::BackendApi {
+        let text = |v: &Value| v.as_str().map(str::to_owned);
+        Err(ApiFailure {
             status,
-            code: text("code").unwrap_or_else(|| "unknown_error".to_owned()),
-            message: text("long_message")
-                .or_else(|| text("message"))
+            code: text(&first["code"]).unwrap_or_else(|| "unknown_error".to_owned()),
+            message: text(&first["long_message"])
+                .or_else(|| text(&first["message"]))
                 .unwrap_or_else(|| format!("HTTP {status}")),
-        })
+            param: text(&first["meta"]["param_name"]),
+            retry_after,
+        }
+        .meaning(subject))
     }
 
     fn post(&self, path: &str) -> reqwest::RequestBuilder {
@@ -127,25 +142,27 @@ impl BackendApiClient {
         self.http.get(format!("{}/v1{path}", self.api_url))
     }
 
-    /// `POST /v1/users`.
+    /// `POST /v1/users`. The end user's address, when known, is passed as `X-Forwarded-For` for
+    /// per-address limits on sign-ups; a refused email or password is
+    /// [`AuthError::InputRefused`] with the identity service's message.
     pub async fn create_user(
         &self,
         email: &str,
         password: &str,
         first_name: Option<&str>,
         last_name: Option<&str>,
+        client_address: Option<IpAddr>,
     ) -> Result<ApiUser, AuthError> {
         let body = json!({ "email_address": [email], "password": password, "first_name": first_name, "last_name": last_name });
-        Ok(parse_user(
-            &self.send(self.post("/users").json(&body)).await?,
-        ))
+        let request = for_client(self.post("/users").json(&body), client_address);
+        Ok(parse_user(&self.send(request, Subject::NewUser).await?))
     }
 
     /// `GET /v1/users?email_address=…`.
     pub async fn users_by_email(&self, email: &str) -> Result<Vec<ApiUser>, AuthError> {
-        let body = self
-            .send(self.get(&format!("/users?email_address={}", percent_encode(email))))
-            .await?;
+        let query = utf8_percent_encode(email, NON_ALPHANUMERIC);
+        let request = self.get(&format!("/users?email_address={query}"));
+        let body = self.send(request, Subject::Other).await?;
         Ok(body
             .as_array()
             .map(|list| list.iter().map(parse_user).collect())
@@ -154,76 +171,156 @@ impl BackendApiClient {
 
     /// `GET /v1/users/{id}`.
     pub async fn user(&self, user_id: &str) -> Result<ApiUser, AuthError> {
-        Ok(parse_user(
-            &self.send(self.get(&format!("/users/{user_id}"))).await?,
-        ))
+        let request = self.get(&format!("/users/{user_id}"));
+        Ok(parse_user(&self.send(request, Subject::Other).await?))
     }
 
-    /// `POST /v1/users/{id}/verify_password`: `Ok(false)` for a wrong password. The end user's
-    /// address, when known, is passed as `X-Forwarded-For` for per-address rate limiting.
+    /// `POST /v1/users/{id}/verify_password`: `Ok(false)` for a wrong password or an unknown
+    /// user. The end user's address, when known, is passed as `X-Forwarded-For` for
+    /// per-address rate limiting; a refusal is [`AuthError::Throttled`].
     pub async fn verify_password(
         &self,
         user_id: &str,
         password: &str,
         client_address: Option<IpAddr>,
     ) -> Result<bool, AuthError> {
-        let mut request = self
+        let request = self
             .post(&format!("/users/{user_id}/verify_password"))
             .json(&json!({ "password": password }));
-        if let Some(addr) = client_address {
-            request = request.header("x-forwarded-for", addr.to_string());
-        }
-        match self.send(request).await {
+        match self
+            .send(for_client(request, client_address), Subject::PasswordCheck)
+            .await
+        {
             Ok(body) => Ok(body["verified"] == Value::Bool(true)),
-            Err(AuthError::BackendApi { code, .. }) if code == "incorrect_password" => Ok(false),
-            Err(e) => Err(e),
+            Err(AuthError::InvalidCredentials) => Ok(false),
+            Err(other) => Err(other),
         }
     }
 
     /// `POST /v1/sessions` (local idp; Clerk creates sessions through sign-in flows).
     pub async fn create_session(&self, user_id: &str) -> Result<ApiSession, AuthError> {
-        parse_session(
-            self.send(self.post("/sessions").json(&json!({ "user_id": user_id })))
-                .await?,
-        )
+        let request = self.post("/sessions").json(&json!({ "user_id": user_id }));
+        parse_session(self.send(request, Subject::Other).await?)
     }
 
-    /// `GET /v1/sessions/{sid}`.
+    /// `GET /v1/sessions/{sid}`; an unknown session is [`AuthError::SessionEnded`].
     pub async fn session(&self, session_id: &str) -> Result<ApiSession, AuthError> {
-        parse_session(
-            self.send(self.get(&format!("/sessions/{session_id}")))
-                .await?,
-        )
+        let request = self.get(&format!("/sessions/{session_id}"));
+        parse_session(self.send(request, Subject::Session).await?)
     }
 
-    /// `POST /v1/sessions/{sid}/revoke`.
+    /// `POST /v1/sessions/{sid}/revoke`; an unknown session is [`AuthError::SessionEnded`].
     pub async fn revoke_session(&self, session_id: &str) -> Result<ApiSession, AuthError> {
-        parse_session(
-            self.send(self.post(&format!("/sessions/{session_id}/revoke")))
-                .await?,
-        )
+        let request = self.post(&format!("/sessions/{session_id}/revoke"));
+        parse_session(self.send(request, Subject::Session).await?)
     }
 
-    /// `POST /v1/sessions/{sid}/tokens`: a fresh session token.
+    /// `POST /v1/sessions/{sid}/tokens`: a fresh session token; [`AuthError::SessionEnded`]
+    /// once the session is over.
     pub async fn session_token(&self, session_id: &str) -> Result<String, AuthError> {
         let mut request = self.post(&format!("/sessions/{session_id}/tokens"));
         if let Some(origin) = &self.origin {
             request = request.header(http::header::ORIGIN, origin);
         }
-        let body = self.send(request).await?;
-        parse_token(body)
+        parse_token(self.send(request, Subject::Session).await?)
     }
 
-    /// `POST /v1/sessions/{sid}/tokens/{template}`: a JWT-template token (e.g. `convex`).
+    /// `POST /v1/sessions/{sid}/tokens/{template}`: a JWT-template token (e.g. `convex`);
+    /// [`AuthError::SessionEnded`] once the session is over, [`AuthError::Config`] when the
+    /// instance has no such template.
     pub async fn template_token(
         &self,
         session_id: &str,
         template: &str,
     ) -> Result<String, AuthError> {
-        let body = self
-            .send(self.post(&format!("/sessions/{session_id}/tokens/{template}")))
-            .await?;
-        parse_token(body)
+        let request = self.post(&format!("/sessions/{session_id}/tokens/{template}"));
+        match self.send(request, Subject::Session).await {
+            Ok(body) => parse_token(body),
+            // An unknown session and an unknown template both answer 404: ask which it was.
+            Err(AuthError::SessionEnded { reason }) => {
+                if self.session(session_id).await?.is_active() {
+                    Err(AuthError::Config(format!(
+                        "the identity service has no JWT template named `{template}` ({reason})"
+                    )))
+                } else {
+                    Err(AuthError::SessionEnded { reason })
+                }
+            }
+            Err(other) => Err(other),
+        }
+    }
+}
+
+/// What a Backend-API call is about: decides what a failure means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Subject {
+    /// A session: reading, revoking, minting its tokens.
+    Session,
+    /// Creating a user (sign-up).
+    NewUser,
+    /// Checking a user's password (sign-in).
+    PasswordCheck,
+    /// Anything else.
+    Other,
+}
+
+/// A Backend-API answer that was not a success, as it came off the wire.
+#[derive(Debug)]
+struct ApiFailure {
+    status: u16,
+    /// Clerk's `errors[0].code`.
+    code: String,
+    /// `errors[0].long_message`, else `message`.
+    message: String,
+    /// `errors[0].meta.param_name`: the request field at fault.
+    param: Option<String>,
+    /// The `Retry-After` header.
+    retry_after: Option<Duration>,
+}
+
+impl ApiFailure {
+    /// The one place a Backend-API status and code are read: what the failure means for a call
+    /// about `subject`. Callers match on the meaning ([`AuthError::SessionEnded`],
+    /// [`AuthError::Throttled`], [`AuthError::InputRefused`], …), never on numbers.
+    fn meaning(self, subject: Subject) -> AuthError {
+        match (subject, self.status) {
+            (_, 429) => AuthError::Throttled {
+                retry_after: self.retry_after,
+                message: self.message,
+            },
+            // Unknown (404), gone (410) or no longer active (422).
+            (Subject::Session, 404 | 410 | 422) => AuthError::SessionEnded {
+                reason: self.message,
+            },
+            (Subject::NewUser, 400 | 422) => AuthError::InputRefused {
+                field: self.param,
+                code: self.code,
+                message: self.message,
+            },
+            // No such user, or not the password: the same answer, so neither is revealed.
+            (Subject::PasswordCheck, status)
+                if status == 404 || self.code == "incorrect_password" =>
+            {
+                AuthError::InvalidCredentials
+            }
+            _ => AuthError::BackendApi {
+                status: self.status,
+                code: self.code,
+                message: self.message,
+            },
+        }
+    }
+}
+
+/// `request` on behalf of the end user at `client_address`, reported to the identity service
+/// as `X-Forwarded-For` (it believes callers holding the secret key).
+fn for_client(
+    request: reqwest::RequestBuilder,
+    client_address: Option<IpAddr>,
+) -> reqwest::RequestBuilder {
+    match client_address {
+        Some(address) => request.header("x-forwarded-for", address.to_string()),
+        None => request,
     }
 }
 
@@ -260,17 +357,4 @@ fn parse_token(v: Value) -> Result<String, AuthError> {
             code: "unexpected_response".to_owned(),
             message: format!("token response not understood: {e}"),
         })
-}
-
-/// Percent-encodes a query value (everything but unreserved characters).
-fn percent_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

@@ -58,10 +58,37 @@ pub enum AuthError {
     /// Sign-in failed: unknown email or wrong password (deliberately not distinguished).
     #[error("Incorrect email or password")]
     InvalidCredentials,
+    /// The session is over — signed out, revoked, expired or unknown to the identity service:
+    /// the browser is signed out.
+    #[error("The session has ended: {reason}")]
+    SessionEnded {
+        /// What the identity service said.
+        reason: String,
+    },
+    /// The identity service refuses attempts for now (too many sign-ins or sign-ups).
+    #[error("Too many attempts: {message}")]
+    Throttled {
+        /// When to try again, if the service said.
+        retry_after: Option<std::time::Duration>,
+        /// What the identity service said.
+        message: String,
+    },
+    /// The identity service refused what the visitor typed (an email address that is taken or
+    /// malformed, a password that is too short or too weak). `message` is meant for them.
+    #[error("{message}")]
+    InputRefused {
+        /// The Backend-API parameter at fault (`email_address`, `password`), if named.
+        field: Option<String>,
+        /// Clerk's error code (`form_identifier_exists`, `form_password_length_too_short`, …).
+        code: String,
+        /// The identity service's message for the visitor.
+        message: String,
+    },
     /// Configuration is invalid (bad publishable key, bad PEM, bad URL…).
     #[error("Invalid auth configuration: {0}")]
     Config(String),
-    /// A Backend API call (Clerk or the local idp) failed.
+    /// A Backend API call (Clerk or the local idp) failed in a way the caller cannot act on
+    /// (unreachable, wrong secret key, unexpected answer).
     #[error("Backend API error ({status} {code}): {message}")]
     BackendApi {
         /// HTTP status returned (0 when the request did not complete).
@@ -84,6 +111,9 @@ impl AuthError {
             AuthError::Oidc(r) | AuthError::CustomJwt(r) | AuthError::SessionToken(r) => r.code(),
             AuthError::KeySource { .. } => "KeySourceUnavailable",
             AuthError::InvalidCredentials => "InvalidCredentials",
+            AuthError::SessionEnded { .. } => "SessionEnded",
+            AuthError::Throttled { .. } => "Throttled",
+            AuthError::InputRefused { .. } => "InputRefused",
             AuthError::Config(_) => "InvalidAuthConfig",
             AuthError::BackendApi { .. } => "BackendApiError",
         }
@@ -99,6 +129,9 @@ impl AuthError {
             | AuthError::NoAuthProvider { .. }
             | AuthError::KeySource { .. }
             | AuthError::InvalidCredentials
+            | AuthError::SessionEnded { .. }
+            | AuthError::Throttled { .. }
+            | AuthError::InputRefused { .. }
             | AuthError::Config(_)
             | AuthError::BackendApi { .. } => None,
         }

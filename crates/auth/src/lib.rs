@@ -15,7 +15,9 @@
 //!
 //! # Layout
 //! * `config` — [`AuthConfig`], [`ProviderConfig`], [`SigningAlgorithm`], [`VerifierOptions`].
-//! * `error` — [`AuthError`] and [`TokenRejection`] (one variant per cause, with codes).
+//! * `error` — [`AuthError`] and [`TokenRejection`] (one variant per cause, with codes),
+//!   including the identity service's outcomes callers act on: session ended, wrong
+//!   credentials, throttled, input refused.
 //! * `jwt` — splitting and decoding a compact JWT before anything is trusted; time checks.
 //! * `jwks` — JWKS parsing, fetching (HTTP, `data:`, discovery, BAPI), Cache-Control caching,
 //!   rate-limited refetch on unknown `kid`.
@@ -24,7 +26,9 @@
 //!   session and identity tokens, minted template tokens).
 //! * `verifier` — [`TokenVerifier`]: provider matching, verification, verified-token cache.
 //! * `session` — Clerk-style session-token verification shared by both authenticators.
-//! * `backend_api` — [`BackendApiClient`]: the Clerk Backend API subset (users, sessions, tokens).
+//! * `backend_api` — [`BackendApiClient`]: the Clerk Backend API subset (users, sessions,
+//!   tokens), the visitor's address forwarded on sign-in and sign-up, and the one place a
+//!   failed answer's status and code are read into an [`AuthError`].
 //! * `cookies` — reading request cookies and building `Set-Cookie` values.
 //! * `authenticator` — the [`Authenticator`] trait, [`AuthState`], [`Authentication`].
 //! * `local_idp` — [`LocalIdpAuthenticator`]: `__session` + long-lived `__client` cookies,

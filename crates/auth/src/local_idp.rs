@@ -134,8 +134,14 @@ impl LocalIdpAuthenticator {
         &self.api
     }
 
-    /// Creates a user and signs them in.
-    pub async fn sign_up(&self, form: SignUp) -> Result<Authentication, AuthError> {
+    /// Creates a user and signs them in. `client_address` is the visitor's address, which the
+    /// idp limits sign-ups by; a refused email or password is [`AuthError::InputRefused`], too
+    /// many sign-ups [`AuthError::Throttled`].
+    pub async fn sign_up(
+        &self,
+        form: SignUp,
+        client_address: Option<IpAddr>,
+    ) -> Result<Authentication, AuthError> {
         let user = self
             .api
             .create_user(
@@ -143,13 +149,15 @@ impl LocalIdpAuthenticator {
                 &form.password,
                 form.first_name.as_deref(),
                 form.last_name.as_deref(),
+                client_address,
             )
             .await?;
         self.start_session(&user.id).await
     }
 
     /// Checks email + password and starts a session. A wrong email and a wrong password give the
-    /// same [`AuthError::InvalidCredentials`].
+    /// same [`AuthError::InvalidCredentials`]; `client_address` is the visitor's address, which
+    /// the idp throttles failed attempts by ([`AuthError::Throttled`]).
     pub async fn sign_in(
         &self,
         email: &str,
@@ -173,15 +181,10 @@ impl LocalIdpAuthenticator {
                 unknown_id.as_str()
             }
         };
-        let verified = match self
+        let verified = self
             .api
             .verify_password(user_id, password, client_address)
-            .await
-        {
-            Ok(v) => v,
-            Err(AuthError::BackendApi { status: 404, .. }) => false,
-            Err(e) => return Err(e),
-        };
+            .await?;
         if !verified || users.is_empty() {
             return Err(AuthError::InvalidCredentials);
         }
@@ -207,7 +210,7 @@ impl LocalIdpAuthenticator {
         if let Some(sid) = sid {
             self.templates.forget_session(&sid);
             match self.api.revoke_session(&sid).await {
-                Ok(_) | Err(AuthError::BackendApi { status: 404, .. }) => {}
+                Ok(_) | Err(AuthError::SessionEnded { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -295,22 +298,18 @@ impl LocalIdpAuthenticator {
         let Some(sid) = self.open_client_cookie(&client) else {
             return Ok(Authentication::signed_out(self.clear_cookies()));
         };
-        let session = match self.api.session(&sid).await {
-            Ok(s) => s,
-            Err(AuthError::BackendApi { status: 404, .. }) => {
-                return Ok(Authentication::signed_out(self.clear_cookies()));
-            }
-            Err(e) => return Err(e),
-        };
-        if !session.is_active() {
+        let ended = || {
             self.templates.forget_session(&sid);
-            return Ok(Authentication::signed_out(self.clear_cookies()));
+            Ok(Authentication::signed_out(self.clear_cookies()))
+        };
+        match self.api.session(&sid).await {
+            Ok(session) if session.is_active() => {}
+            Ok(_) | Err(AuthError::SessionEnded { .. }) => return ended(),
+            Err(e) => return Err(e),
         }
         let token = match self.api.session_token(&sid).await {
             Ok(t) => t,
-            Err(AuthError::BackendApi {
-                status: 404 | 422, ..
-            }) => return Ok(Authentication::signed_out(self.clear_cookies())),
+            Err(AuthError::SessionEnded { .. }) => return ended(),
             Err(e) => return Err(e),
         };
         let verified = self.sessions.verify(&token).await?;

@@ -51,17 +51,36 @@ fn local(idp: &keel_idp::Idp) -> LocalIdpAuthenticator {
     LocalIdpAuthenticator::new(LocalIdpConfig::new(idp.issuer(), idp.secret_key()))
 }
 
+/// Creates `email` (password `long enough`) at the idp and signs in through `auth`.
+async fn user_signed_in(
+    idp: &keel_idp::Idp,
+    auth: &LocalIdpAuthenticator,
+    email: &str,
+) -> keel_auth::Authentication {
+    idp.create_user(keel_idp::NewUser {
+        email_addresses: vec![email.into()],
+        password: Some("long enough".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    auth.sign_in(email, "long enough", None).await.unwrap()
+}
+
 #[tokio::test]
 async fn local_idp_sign_up_sign_in_and_tokens() {
     let (idp, _dir) = start_idp(|_| {}).await;
     let auth = local(&idp);
     let signed_up = auth
-        .sign_up(SignUp {
-            email: "new@example.com".into(),
-            password: "long enough".into(),
-            first_name: Some("New".into()),
-            last_name: None,
-        })
+        .sign_up(
+            SignUp {
+                email: "new@example.com".into(),
+                password: "long enough".into(),
+                first_name: Some("New".into()),
+                last_name: None,
+            },
+            None,
+        )
         .await
         .unwrap();
     assert!(signed_up.state.is_signed_in());
@@ -154,27 +173,35 @@ async fn local_idp_sign_up_sign_in_and_tokens() {
     }
     // Sign-up errors carry the idp's (Clerk's) code and message.
     let err = auth
-        .sign_up(SignUp {
-            email: "new@example.com".into(),
-            password: "long enough".into(),
-            ..SignUp::default()
-        })
+        .sign_up(
+            SignUp {
+                email: "new@example.com".into(),
+                password: "long enough".into(),
+                ..SignUp::default()
+            },
+            None,
+        )
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, AuthError::BackendApi { status: 422, code, .. } if code == "form_identifier_exists"),
+        matches!(&err, AuthError::InputRefused { code, field: Some(field), .. }
+            if code == "form_identifier_exists" && field == "email_address"),
         "{err}"
     );
     let err = auth
-        .sign_up(SignUp {
-            email: "short@example.com".into(),
-            password: "short".into(),
-            ..SignUp::default()
-        })
+        .sign_up(
+            SignUp {
+                email: "short@example.com".into(),
+                password: "short".into(),
+                ..SignUp::default()
+            },
+            None,
+        )
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, AuthError::BackendApi { status: 422, code, .. } if code == "form_password_length_too_short"),
+        matches!(&err, AuthError::InputRefused { code, field: Some(field), .. }
+            if code == "form_password_length_too_short" && field == "password"),
         "{err}"
     );
 
@@ -192,17 +219,7 @@ async fn local_idp_sign_up_sign_in_and_tokens() {
 async fn local_idp_refreshes_an_expired_session_through_the_client_cookie() {
     let (idp, _dir) = start_idp(|c| c.session_token_ttl = Duration::from_secs(1)).await;
     let auth = local(&idp);
-    idp.create_user(keel_idp::NewUser {
-        email_addresses: vec!["r@example.com".into()],
-        password: Some("long enough".into()),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let signed_in = auth
-        .sign_in("r@example.com", "long enough", None)
-        .await
-        .unwrap();
+    let signed_in = user_signed_in(&idp, &auth, "r@example.com").await;
     let old_token = cookie_value(&signed_in.set_cookies, "__session").unwrap();
     let client = cookie_value(&signed_in.set_cookies, "__client").unwrap();
 
@@ -253,17 +270,7 @@ async fn local_idp_refreshes_an_expired_session_through_the_client_cookie() {
 async fn local_idp_sign_out_and_forged_client_cookies() {
     let (idp, _dir) = start_idp(|_| {}).await;
     let auth = local(&idp);
-    idp.create_user(keel_idp::NewUser {
-        email_addresses: vec!["o@example.com".into()],
-        password: Some("long enough".into()),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let signed_in = auth
-        .sign_in("o@example.com", "long enough", None)
-        .await
-        .unwrap();
+    let signed_in = user_signed_in(&idp, &auth, "o@example.com").await;
     let sid = signed_in.state.session_id.clone().unwrap();
     let client = cookie_value(&signed_in.set_cookies, "__client").unwrap();
 
@@ -333,6 +340,44 @@ async fn local_idp_sign_out_and_forged_client_cookies() {
         .await
         .unwrap();
     assert!(!a.state.is_signed_in());
+}
+
+#[tokio::test]
+async fn identity_service_answers_are_read_as_their_meaning() {
+    let (idp, _dir) = start_idp(|_| {}).await;
+    let auth = local(&idp);
+    let signed_in = user_signed_in(&idp, &auth, "m@example.com").await;
+    let sid = signed_in.state.session_id.clone().unwrap();
+    // A template the instance does not have is a configuration error, not a signed-out user.
+    let err = auth
+        .get_token(&signed_in.state, Some("nope"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, AuthError::Config(message) if message.contains("`nope`")),
+        "{err}"
+    );
+    // Once the session is revoked elsewhere, minting says the session ended.
+    idp.revoke_session(&sid).unwrap();
+    let err = auth
+        .get_fresh_token(&signed_in.state, Some("convex"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AuthError::SessionEnded { .. }), "{err}");
+    assert_eq!(err.code(), "SessionEnded");
+    // The Backend API says the same about a session it never had.
+    let err = auth
+        .backend_api()
+        .session_token("sess_never")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AuthError::SessionEnded { .. }), "{err}");
+    // Signing out an ended session is fine.
+    assert!(
+        auth.sign_out(&cookie_header(&signed_in.set_cookies))
+            .await
+            .is_ok()
+    );
 }
 
 fn clerk_config(idp: &keel_idp::Idp) -> ClerkConfig {
@@ -559,7 +604,6 @@ async fn unknown_emails_are_rate_limited_like_known_ones() {
     .unwrap();
     let outcome = |r: Result<keel_auth::Authentication, AuthError>| match r {
         Ok(_) => "signed in".to_owned(),
-        Err(AuthError::BackendApi { status, .. }) => status.to_string(),
         Err(e) => e.code().to_owned(),
     };
     let mut known = Vec::new();
@@ -573,7 +617,10 @@ async fn unknown_emails_are_rate_limited_like_known_ones() {
                 .await,
         ));
     }
-    assert_eq!(known, ["InvalidCredentials", "InvalidCredentials", "429"]);
+    assert_eq!(
+        known,
+        ["InvalidCredentials", "InvalidCredentials", "Throttled"]
+    );
     assert_eq!(
         unknown, known,
         "an unknown address must look exactly like a known one"

@@ -49,6 +49,23 @@ pub struct Config {
         action = clap::ArgAction::Set
     )]
     pub devtools: bool,
+    /// Proxies in front of the web tier (addresses or CIDR ranges, comma separated) whose
+    /// `X-Forwarded-For` / `Forwarded` headers name the visitor; sign-ins and sign-ups are
+    /// throttled by that address. Default: none, the visitor is the socket's peer.
+    #[arg(long = "trusted-proxy", env = "KEEL_TRUSTED_PROXIES", global = true)]
+    pub trusted_proxies: Vec<keel_start::TrustedProxies>,
+    /// The site is served over HTTPS by a TLS-terminating proxy in front of the web tier: pages
+    /// send `Strict-Transport-Security` and the session cookies are `Secure`.
+    #[arg(
+        long,
+        env = "KEEL_SERVED_OVER_HTTPS",
+        global = true,
+        num_args = 0..=1,
+        default_value_t = false,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub served_over_https: bool,
     /// Where the backend listens (Convex HTTP API and WebSocket sync).
     #[arg(
         long,
@@ -260,6 +277,33 @@ mod tests {
         assert_eq!(
             config.auth_issuers,
             vec!["http://a".to_owned(), "http://b".to_owned()]
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_and_https_are_off_by_default_and_checked() {
+        let config = parse(&[]).unwrap();
+        assert!(config.trusted_proxies.is_empty() && !config.served_over_https);
+        let config = parse(&[
+            "web",
+            "--trusted-proxy",
+            "10.0.0.0/8,127.0.0.1",
+            "--trusted-proxy",
+            "::1",
+            "--served-over-https",
+        ])
+        .unwrap();
+        let proxies: keel_start::TrustedProxies = config.trusted_proxies.into_iter().collect();
+        for trusted in ["10.1.2.3", "127.0.0.1", "::1"] {
+            assert!(proxies.contains(trusted.parse().unwrap()), "{trusted}");
+        }
+        assert!(config.served_over_https);
+        let error = parse(&["--trusted-proxy", "proxy.internal"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("--trusted-proxy") && error.contains("proxy.internal"),
+            "{error}"
         );
     }
 

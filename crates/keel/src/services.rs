@@ -67,9 +67,8 @@ pub(crate) async fn run(app: App, config: Config) -> anyhow::Result<()> {
                         .to_owned()
                 }
             };
-            let (web, listener) =
-                open_web(&app, &config, clerk, &backend_url, &idp_url, &secret_key).await?;
-            axum::serve(listener, web).await?;
+            let web = open_web(&app, &config, clerk, &backend_url, &idp_url, &secret_key).await?;
+            serve_web(Some(web)).await?;
         }
         Some(Command::Backend) => {
             let mut issuers = config.auth_issuers.clone();
@@ -117,10 +116,14 @@ pub(crate) async fn run(app: App, config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves the web tier, if the app has one (never returns otherwise).
+/// Serves the web tier, if the app has one (never returns otherwise), with each request's peer
+/// address (the visitor's address for sign-in throttling).
 async fn serve_web(web: Option<(axum::Router, TcpListener)>) -> std::io::Result<()> {
     match web {
-        Some((router, listener)) => axum::serve(listener, router).await,
+        Some((router, listener)) => {
+            let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, service).await
+        }
         None => std::future::pending().await,
     }
 }
@@ -289,10 +292,13 @@ async fn open_web(
         None => {
             let mut idp_config = LocalIdpConfig::new(idp_url, secret_key);
             idp_config.origin = Some(format!("http://{addr}"));
+            idp_config.secure_cookies = config.served_over_https;
             start.with_local_idp(Arc::new(LocalIdpAuthenticator::new(idp_config)))
         }
     };
     start.devtools = config.devtools;
+    start.trusted_proxies = config.trusted_proxies.iter().cloned().collect();
+    start.served_over_https = config.served_over_https;
     let routes = app
         .web
         .as_ref()

@@ -259,7 +259,9 @@ document.addEventListener("click", (event) => {
   if (modal) {
     event.preventDefault();
     if (clerk) {
-      const target = new URL(modal.href).searchParams.get("redirect_url") || location.pathname;
+      // Back here after signing in, but never to another site (the link's target is input).
+      const wanted = new URL(new URL(modal.href).searchParams.get("redirect_url") || location.pathname, location.href);
+      const target = wanted.origin === location.origin ? wanted.pathname + wanted.search + wanted.hash : "/";
       clerk.openSignIn({ forceRedirectUrl: target });
     } else {
       openModal(modal.href);

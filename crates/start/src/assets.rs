@@ -1,5 +1,5 @@
 //! Files served by the crate itself: the browser runtime (plain ES module, no build step), the
-//! default stylesheet, favicons (SVG, 16/32 px PNG, ICO, apple-touch-icon) and the web
+//! default stylesheet, the devtools panel's stylesheet, favicons (SVG, 16/32 px PNG, ICO, apple-touch-icon) and the web
 //! manifest, all compiled in with `include_bytes!`.
 
 use axum::Router;
@@ -11,6 +11,8 @@ use axum::routing::get;
 pub const RUNTIME_PATH: &str = "/_keel/runtime.js";
 /// Where the default stylesheet is served.
 pub const STYLESHEET_PATH: &str = "/_keel/app.css";
+/// Where the devtools panel's stylesheet is served.
+pub const DEVTOOLS_STYLESHEET_PATH: &str = "/_keel/devtools.css";
 
 /// One compiled-in file.
 struct Asset {
@@ -35,6 +37,12 @@ const ASSETS: &[Asset] = &[
         path: STYLESHEET_PATH,
         content_type: "text/css; charset=utf-8",
         bytes: include_bytes!("../assets/app.css"),
+        cache: REVALIDATE,
+    },
+    Asset {
+        path: DEVTOOLS_STYLESHEET_PATH,
+        content_type: "text/css; charset=utf-8",
+        bytes: include_bytes!("../assets/devtools.css"),
         cache: REVALIDATE,
     },
     Asset {

@@ -15,8 +15,9 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use keel_auth::{AuthError, AuthState, Authenticator, SignUp};
 use maud::{Markup, html};
 
+use crate::client_address::ClientAddress;
 use crate::live::encode_component;
-use crate::server_fn::is_local_path;
+use crate::redirect::local_path;
 use crate::start::AppState;
 
 /// Where the sign-in form posts.
@@ -132,12 +133,9 @@ pub(crate) struct AuthForm {
     redirect_url: String,
 }
 
-fn target(redirect_url: &str) -> &str {
-    if is_local_path(redirect_url) {
-        redirect_url
-    } else {
-        "/"
-    }
+/// Where a form's `redirect_url` may send the visitor: a path on this site, else home.
+fn target(redirect_url: &str) -> String {
+    local_path(redirect_url).unwrap_or_else(|| "/".to_owned())
 }
 
 fn see_other(to: &str, cookies: &[String]) -> Response {
@@ -155,15 +153,31 @@ fn see_other(to: &str, cookies: &[String]) -> Response {
     response
 }
 
-/// What a failed sign-in/up tells the visitor (idp internals stay in the log).
+/// What a failed sign-in/up tells the visitor (idp internals stay in the log): the one place
+/// the identity service's outcomes become words.
 fn failure_message(error: &AuthError) -> String {
     match error {
         AuthError::InvalidCredentials => "Incorrect email or password.".to_owned(),
-        AuthError::BackendApi {
-            status, message, ..
-        } if (400..500).contains(status) => message.clone(),
-        other => {
-            tracing::error!(error = %other, "sign-in/up failed");
+        AuthError::Throttled { retry_after, .. } => match retry_after {
+            Some(wait) => format!(
+                "Too many attempts; try again in {} s.",
+                wait.as_secs().max(1)
+            ),
+            None => "Too many attempts; try again in a minute.".to_owned(),
+        },
+        AuthError::InputRefused { message, .. } => message.clone(),
+        AuthError::SessionEnded { .. } => "Your session has ended; sign in again.".to_owned(),
+        AuthError::TokenTooLarge { .. }
+        | AuthError::MalformedToken { .. }
+        | AuthError::UnsupportedAlgorithm { .. }
+        | AuthError::NoAuthProvider { .. }
+        | AuthError::Oidc(_)
+        | AuthError::CustomJwt(_)
+        | AuthError::SessionToken(_)
+        | AuthError::KeySource { .. }
+        | AuthError::Config(_)
+        | AuthError::BackendApi { .. } => {
+            tracing::error!(%error, "sign-in/up failed");
             "Something went wrong; try again.".to_owned()
         }
     }
@@ -174,29 +188,34 @@ fn back_to_form(page: &str, form: &AuthForm, message: &str) -> Response {
         &format!(
             "{page}?error={}&redirect_url={}",
             encode_component(message),
-            encode_component(target(&form.redirect_url))
+            encode_component(&target(&form.redirect_url))
         ),
         &[],
     )
 }
 
-/// `POST /_keel/auth/sign-in`.
+/// `POST /_keel/auth/sign-in`: the idp throttles failures by the visitor's address.
 pub(crate) async fn sign_in(
     State(app): State<Arc<AppState>>,
+    ClientAddress(address): ClientAddress,
     Form(form): Form<AuthForm>,
 ) -> Response {
     let Some(idp) = &app.local_idp else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    match idp.sign_in(form.email.trim(), &form.password, None).await {
-        Ok(auth) => see_other(target(&form.redirect_url), &auth.set_cookies),
+    match idp
+        .sign_in(form.email.trim(), &form.password, address)
+        .await
+    {
+        Ok(auth) => see_other(&target(&form.redirect_url), &auth.set_cookies),
         Err(error) => back_to_form("/sign-in", &form, &failure_message(&error)),
     }
 }
 
-/// `POST /_keel/auth/sign-up`.
+/// `POST /_keel/auth/sign-up`: the idp limits sign-ups by the visitor's address.
 pub(crate) async fn sign_up(
     State(app): State<Arc<AppState>>,
+    ClientAddress(address): ClientAddress,
     Form(form): Form<AuthForm>,
 ) -> Response {
     let Some(idp) = &app.local_idp else {
@@ -212,8 +231,8 @@ pub(crate) async fn sign_up(
         first_name: optional(&form.first_name),
         last_name: optional(&form.last_name),
     };
-    match idp.sign_up(sign_up).await {
-        Ok(auth) => see_other(target(&form.redirect_url), &auth.set_cookies),
+    match idp.sign_up(sign_up, address).await {
+        Ok(auth) => see_other(&target(&form.redirect_url), &auth.set_cookies),
         Err(error) => back_to_form("/sign-up", &form, &failure_message(&error)),
     }
 }
@@ -270,5 +289,7 @@ mod tests {
         assert!(form.contains(r#"value="/&quot;&gt;&lt;x""#), "{form}");
         assert!(form.contains("Bad &lt;b&gt;"));
         assert_eq!(target("//evil.example"), "/");
+        assert_eq!(target("/\t/evil.example"), "/");
+        assert_eq!(target("/posts"), "/posts");
     }
 }

@@ -137,8 +137,8 @@ impl RouteContext {
 
     /// `getAuth()` + `getToken({ template: "convex" })`: the user id and a backend token.
     ///
-    /// A session that has ended (revoked, expired: the identity service answers 404, 410 or
-    /// 422) makes the rest of the request signed out rather than failing it.
+    /// A session that has ended ([`AuthError::SessionEnded`]: signed out elsewhere, revoked,
+    /// expired) makes the rest of the request signed out rather than failing it.
     pub async fn fetch_auth(&self) -> Result<FetchedAuth, RouteError> {
         let auth = self.auth();
         let Some(authenticator) = &self.request.authenticator else {
@@ -155,12 +155,8 @@ impl RouteContext {
                 user_id: auth.user_id.clone(),
                 token,
             }),
-            Err(AuthError::BackendApi {
-                status: 404 | 410 | 422,
-                message,
-                ..
-            }) => {
-                tracing::debug!(%message, "the session has ended; the request is signed out");
+            Err(AuthError::SessionEnded { reason }) => {
+                tracing::debug!(%reason, "the session has ended; the request is signed out");
                 *self.request.auth.write() = AuthState::signed_out();
                 Ok(FetchedAuth::default())
             }

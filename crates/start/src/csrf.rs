@@ -1,12 +1,19 @@
 //! Cross-site request forgery protection for every state-changing request (server functions,
 //! sign-in/up/out): the request must come from this origin.
 //!
+//! State changes only on unsafe methods: pages, the live stream and assets answer `GET`, and a
+//! server function answers `GET` only when it is declared read-only
+//! ([`ServerFnMethod::Get`](crate::ServerFnMethod::Get)) — a link from another site, which
+//! carries the visitor's `SameSite=Lax` cookies, changes nothing. Every other method passes
+//! this check first.
+//!
 //! Browsers mark every request with `Sec-Fetch-Site`; older ones at least send `Origin` on a
 //! `POST`. A request is refused when `Sec-Fetch-Site` is present and is not `same-origin` /
-//! `none`, or — without it — when `Origin` is present and its host differs from `Host`. A
-//! request carrying neither header did not come from a browser page (so it cannot ride on a
-//! visitor's cookies) and is let through. The session cookies are also `SameSite=Lax`, so a
-//! cross-site `POST` does not even carry them.
+//! `none` — `same-site` included: a sibling subdomain or another port of the same host is
+//! another application, possibly someone else's — or, without it, when `Origin` is present and
+//! its host differs from `Host`. A request carrying neither header did not come from a browser
+//! page (so it cannot ride on a visitor's cookies) and is let through. The session cookies are
+//! also `SameSite=Lax`, so a cross-site `POST` does not even carry them.
 
 use axum::extract::Request;
 use axum::middleware::Next;

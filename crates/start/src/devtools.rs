@@ -3,7 +3,8 @@
 //! routes marked, the path parameters, which loaders produced data, the failure if any, who
 //! is signed in and when their session token expires, the snapshot timestamp, every query the
 //! page read (status, last update, whether it is live, cached value), and the state of the
-//! page's live stream (kept current by the browser runtime). Enabled by
+//! page's live stream (kept current by the browser runtime). Styled by its own stylesheet
+//! (no inline styles, which the content security policy forbids). Enabled by
 //! [`StartConfig::devtools`](crate::StartConfig::devtools); the app turns it on in development
 //! builds.
 
@@ -11,6 +12,7 @@ use keel_auth::AuthState;
 use keel_client::{QueryClient, QueryKey};
 use maud::{Markup, html};
 
+use crate::assets::DEVTOOLS_STYLESHEET_PATH;
 use crate::render::RenderTrace;
 use crate::route::Route;
 
@@ -27,8 +29,9 @@ pub(crate) fn panel(
     used: &[QueryKey],
 ) -> Markup {
     html! {
-        details id="keel-devtools" data-keel-devtools style="position:fixed;right:0.5rem;bottom:0.5rem;max-width:36rem;max-height:70vh;overflow:auto;background:#0f172a;color:#e2e8f0;font:12px/1.4 ui-monospace,monospace;padding:0.25rem 0.5rem;border-radius:0.25rem;z-index:2147483647" {
-            summary style="cursor:pointer" { "Keel devtools" }
+        link rel="stylesheet" href=(DEVTOOLS_STYLESHEET_PATH);
+        details id="keel-devtools" data-keel-devtools {
+            summary { "Keel devtools" }
             h4 { "Routes" }
             ul { (tree(root, trace)) }
             h4 { "Match" }
@@ -54,7 +57,7 @@ pub(crate) fn panel(
                         code { (key.path()) " " (keel_values::to_json_string(&keel_values::Value::Object(key.args().clone()))) }
                         " " (entry_summary(query_client, key))
                     }
-                    pre style="white-space:pre-wrap" { (cached(query_client, key)) }
+                    pre { (cached(query_client, key)) }
                 }
             }
         }

@@ -15,7 +15,8 @@ pub enum RouteError {
     /// Send the browser elsewhere (`307` from a page, `303` after a form post).
     #[error("redirect ({status}) to {to}")]
     Redirect {
-        /// The target (a local path, or an absolute URL).
+        /// The target: a path on this site, or a written-out `http(s)` URL (anything a browser
+        /// could read as another site is refused with a 500).
         to: String,
         /// `303 See Other` or `307 Temporary Redirect`.
         status: StatusCode,
@@ -128,6 +129,10 @@ pub enum StartError {
         /// Why it was refused.
         reason: String,
     },
+    /// The security headers cannot be sent (e.g. a content security policy source with a
+    /// character a header cannot carry).
+    #[error("security headers: {0}")]
+    SecurityHeaders(String),
 }
 
 impl StartError {
@@ -138,6 +143,7 @@ impl StartError {
             StartError::DuplicateRoute(_) => "DuplicateRoute",
             StartError::BadServerFunctionName(_) => "BadServerFunctionName",
             StartError::BackendUrl { .. } => "BackendUrl",
+            StartError::SecurityHeaders(_) => "SecurityHeaders",
         }
     }
 }

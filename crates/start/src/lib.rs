@@ -28,18 +28,25 @@
 //! * `render` — running `before_load`/`loader`/components and the boundaries; [`Match`].
 //! * `boundary` — [`default_catch_boundary`] and [`not_found`].
 //! * `document` — the HTML document shell.
-//! * `server_fn` — server functions ([`ServerFnRequest`], [`ServerFnResponse`]).
+//! * `server_fn` — server functions ([`ServerFnRequest`], [`ServerFnResponse`],
+//!   [`ServerFnMethod`]: `POST` by default, `GET` for read-only ones).
 //! * `csrf` — the same-origin check for state-changing requests.
+//! * `redirect` — redirect targets: [`local_path`] keeps input-supplied targets on the site.
+//! * `client_address` — the visitor's address (socket peer, or what [`TrustedProxies`]
+//!   report), passed to the identity service.
+//! * `security_headers` — [`ContentSecurityPolicy`], frame, sniffing, referrer and HSTS
+//!   headers on every answer.
 //! * `devtools` — the development-only panel (routes, match, params, context, queries).
 //! * `auth_ui` — `SignedIn`/`SignedOut`, `SignInButton`, `UserButton`, sign-in/up forms and
 //!   their endpoints.
 //! * `live` — page event streams and per-session backend connections.
-//! * `assets` — the browser runtime, stylesheet, favicons and manifest served by the crate.
+//! * `assets` — the browser runtime, stylesheets, favicons and manifest served by the crate.
 //! * `start` — [`Start`] and [`StartConfig`]: everything assembled into an axum `Router`.
 
 pub mod assets;
 pub mod auth_ui;
 mod boundary;
+mod client_address;
 mod context;
 pub mod csrf;
 mod devtools;
@@ -48,21 +55,26 @@ mod error;
 mod head;
 mod live;
 mod matching;
+mod redirect;
 mod render;
 mod route;
+mod security_headers;
 mod server_fn;
 mod start;
 
 pub use boundary::{default_catch_boundary, not_found};
+pub use client_address::{InvalidTrustedProxy, TrustedProxies};
 pub use context::{ContextAdditions, FetchedAuth, RouteContext};
 pub use error::{RouteError, StartError};
 pub use head::{Head, Link, Meta};
 pub use live::LIVE_PATH;
 pub use matching::Params;
+pub use redirect::local_path;
 pub use render::Match;
 pub use route::{LoaderData, Route};
+pub use security_headers::ContentSecurityPolicy;
 pub use server_fn::{
-    SERVER_FN_PREFIX, ServerFnRequest, ServerFnResponse, is_local_path, server_fn_path,
+    SERVER_FN_PREFIX, ServerFnMethod, ServerFnRequest, ServerFnResponse, server_fn_path,
 };
 pub use start::{Start, StartConfig};
 

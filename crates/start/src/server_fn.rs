@@ -1,6 +1,13 @@
-//! Server functions: named handlers that run only on the server, called by forms (`POST
-//! /_keel/fn/<name>`, `application/x-www-form-urlencoded`, works without JavaScript) or by
-//! `GET /_keel/fn/<name>?…`. POSTs pass the same-origin check of [`crate::csrf`].
+//! Server functions: named handlers that run only on the server (TanStack Start's
+//! `createServerFn`), called by forms (`POST /_keel/fn/<name>`,
+//! `application/x-www-form-urlencoded`, works without JavaScript).
+//!
+//! A server function answers `POST` only, behind the same-origin check of [`crate::csrf`],
+//! unless it is declared [`ServerFnMethod::Get`] (TanStack's `method: 'GET'`): then it answers
+//! `GET` with its fields in the query string — a link may call it — and may only read: its
+//! [`ServerFnRequest::authenticated_client`] is refused, [`ServerFnRequest::query`] works. A
+//! `GET` to a `POST` function (a link from another site riding on the visitor's cookies) is
+//! `405 Method Not Allowed` and runs nothing.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -19,16 +26,58 @@ pub fn server_fn_path(name: &str) -> String {
     format!("{SERVER_FN_PREFIX}{name}")
 }
 
+/// How a server function is called.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ServerFnMethod {
+    /// `POST` from a form or `fetch`: may change data (the default, as in TanStack Start).
+    #[default]
+    Post,
+    /// `GET` (and `HEAD`), fields in the query string: reads only.
+    Get,
+}
+
+impl ServerFnMethod {
+    /// Whether a request with `method` may call a function declared with `self`.
+    pub(crate) fn answers(self, method: &http::Method) -> bool {
+        match self {
+            ServerFnMethod::Post => method == http::Method::POST,
+            ServerFnMethod::Get => method == http::Method::GET || method == http::Method::HEAD,
+        }
+    }
+
+    /// The `Allow` header of a `405` for a function declared with `self`.
+    pub(crate) fn allow(self) -> &'static str {
+        match self {
+            ServerFnMethod::Post => "POST",
+            ServerFnMethod::Get => "GET, HEAD",
+        }
+    }
+}
+
 /// One call of a server function: the request's router context and its fields.
 #[derive(Debug)]
 pub struct ServerFnRequest {
     context: RouteContext,
+    method: ServerFnMethod,
     fields: Vec<(String, String)>,
 }
 
 impl ServerFnRequest {
-    pub(crate) fn new(context: RouteContext, fields: Vec<(String, String)>) -> ServerFnRequest {
-        ServerFnRequest { context, fields }
+    pub(crate) fn new(
+        context: RouteContext,
+        method: ServerFnMethod,
+        fields: Vec<(String, String)>,
+    ) -> ServerFnRequest {
+        ServerFnRequest {
+            context,
+            method,
+            fields,
+        }
+    }
+
+    /// How the function was declared (and so called).
+    pub fn method(&self) -> ServerFnMethod {
+        self.method
     }
 
     /// The router context (auth, server HTTP client, query client).
@@ -45,9 +94,17 @@ impl ServerFnRequest {
     }
 
     /// A server HTTP client carrying the visitor's backend token (the seed's
-    /// `fetchClerkAuth` + `setAuth`); [`RouteError::Public`] 401 when signed out. Auth is
-    /// enforced here and by the backend, never only by a page's `before_load`.
+    /// `fetchClerkAuth` + `setAuth`), for mutations and actions; [`RouteError::Public`] 401 when
+    /// signed out. Auth is enforced here and by the backend, never only by a page's
+    /// `before_load`. A [`ServerFnMethod::Get`] function may not change data and gets an
+    /// internal error: it reads with [`ServerFnRequest::query`].
     pub async fn authenticated_client(&self) -> Result<HttpClient, RouteError> {
+        if self.method == ServerFnMethod::Get {
+            return Err(RouteError::internal(
+                "a GET server function asked for a client that can change data; \
+                 declare it ServerFnMethod::Post, or read with ServerFnRequest::query",
+            ));
+        }
         let fetched = self.context.fetch_auth().await?;
         let Some(token) = fetched.token else {
             return Err(RouteError::public(
@@ -60,10 +117,26 @@ impl ServerFnRequest {
     }
 }
 
+impl ServerFnRequest {
+    /// Runs query `path` as the visitor (signed in or not) and decodes its result: how any
+    /// server function, and a [`ServerFnMethod::Get`] one only, reads.
+    pub async fn query<R: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        args: impl serde::Serialize,
+    ) -> Result<R, RouteError> {
+        if let Some(token) = self.context.fetch_auth().await?.token {
+            self.context.set_server_auth(&token);
+        }
+        self.context.query(path, args).await
+    }
+}
+
 /// What a server function answers.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ServerFnResponse {
-    /// `303 See Other` to a local path (the usual answer to a form).
+    /// `303 See Other` to a path on this site (the usual answer to a form); a target that
+    /// leaves the site ([`crate::local_path`] refuses it) is an internal error.
     Redirect(String),
     /// A JSON body.
     Json(serde_json::Value),
@@ -83,30 +156,17 @@ where
     Arc::new(move |request| Box::pin(f(request)))
 }
 
-/// Whether `to` is a same-site path (`/x`, not `//host` or a URL): redirect targets taken
-/// from forms must be, or an attacker could bounce visitors elsewhere.
-pub fn is_local_path(to: &str) -> bool {
-    to.starts_with('/') && !to.starts_with("//") && !to.starts_with("/\\")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn only_local_paths_are_redirect_targets() {
-        for ok in ["/", "/posts", "/posts?x=1"] {
-            assert!(is_local_path(ok), "{ok}");
-        }
-        for bad in [
-            "//evil.example",
-            "/\\evil.example",
-            "https://evil.example",
-            "posts",
-            "",
-        ] {
-            assert!(!is_local_path(bad), "{bad}");
-        }
+    fn paths_and_methods() {
         assert_eq!(server_fn_path("posts/create"), "/_keel/fn/posts/create");
+        assert!(ServerFnMethod::default().answers(&http::Method::POST));
+        assert!(!ServerFnMethod::Post.answers(&http::Method::GET));
+        assert!(ServerFnMethod::Get.answers(&http::Method::GET));
+        assert!(ServerFnMethod::Get.answers(&http::Method::HEAD));
+        assert!(!ServerFnMethod::Get.answers(&http::Method::POST));
     }
 }

@@ -1,6 +1,7 @@
 //! [`Start`]: the route tree, server functions and settings turned into an axum `Router`
 //! (pages, `/_keel/fn/*`, `/_keel/auth/*`, `/_keel/live`, the crate's assets), with the
-//! same-origin check on every state-changing request.
+//! same-origin check on every state-changing request and the security headers on every
+//! answer.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -12,7 +13,7 @@ use axum::Router;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use keel_auth::{
     AuthState, Authenticator, ClerkAuthenticator, LocalIdpAuthenticator, PublishableKey,
@@ -21,15 +22,20 @@ use keel_client::HttpClient;
 use parking_lot::Mutex;
 
 use crate::boundary::default_catch_boundary;
+use crate::client_address::TrustedProxies;
 use crate::context::{RequestState, RouteContext};
 use crate::document::document;
 use crate::error::{RouteError, StartError};
 use crate::head::Head;
 use crate::live::{LIVE_PATH, LiveHub, live_url, page_queries, parse_queries};
 use crate::matching::Params;
+use crate::redirect::{app_location, local_path};
 use crate::render::{Match, Outcome, run};
 use crate::route::Route;
-use crate::server_fn::{ServerFnHandler, ServerFnRequest, ServerFnResponse, handler};
+use crate::security_headers::{ContentSecurityPolicy, SecurityHeaders};
+use crate::server_fn::{
+    ServerFnHandler, ServerFnMethod, ServerFnRequest, ServerFnResponse, handler,
+};
 
 /// Settings of the web tier.
 #[derive(Clone)]
@@ -50,6 +56,16 @@ pub struct StartConfig {
     /// Real Clerk in the browser: pages load Clerk's script for this publishable key, the
     /// sign-in button opens Clerk's modal and the user button is Clerk's.
     pub clerk: Option<PublishableKey>,
+    /// Proxies in front of the web tier whose `X-Forwarded-For` / `Forwarded` headers name the
+    /// visitor (whose address the identity service throttles sign-ins by); default none: the
+    /// visitor is the socket's peer.
+    pub trusted_proxies: TrustedProxies,
+    /// The site is served over HTTPS (by a TLS-terminating proxy in front of the web tier):
+    /// every answer carries `Strict-Transport-Security` (default off).
+    pub served_over_https: bool,
+    /// The `Content-Security-Policy` of every answer (default: this site only; real-Clerk mode
+    /// adds Clerk's hosts when the app is built).
+    pub content_security_policy: ContentSecurityPolicy,
 }
 
 impl std::fmt::Debug for StartConfig {
@@ -62,6 +78,9 @@ impl std::fmt::Debug for StartConfig {
             .field("live_linger", &self.live_linger)
             .field("devtools", &self.devtools)
             .field("clerk", &self.clerk.as_ref().map(|k| &k.frontend_api))
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("served_over_https", &self.served_over_https)
+            .field("content_security_policy", &self.content_security_policy)
             .finish()
     }
 }
@@ -77,6 +96,9 @@ impl StartConfig {
             live_linger: Duration::from_secs(30),
             devtools: false,
             clerk: None,
+            trusted_proxies: TrustedProxies::none(),
+            served_over_https: false,
+            content_security_policy: ContentSecurityPolicy::default(),
         }
     }
 
@@ -113,13 +135,18 @@ impl StartConfig {
 ///     .child(Route::new("").component(|_m, _| maud::html! { h1 { "Welcome" } }));
 /// let app = Start::new(StartConfig::new("http://127.0.0.1:3210"), root).into_router()?;
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-/// axum::serve(listener, app).await?;
+/// // With connection info, sign-ins are throttled by the visitor's address.
+/// axum::serve(
+///     listener,
+///     app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+/// )
+/// .await?;
 /// # Ok(()) }
 /// ```
 pub struct Start {
     config: StartConfig,
     root: Route,
-    server_fns: Vec<(String, ServerFnHandler)>,
+    server_fns: Vec<(String, ServerFnMethod, ServerFnHandler)>,
 }
 
 impl std::fmt::Debug for Start {
@@ -140,8 +167,9 @@ pub(crate) struct AppState {
     token_template: Option<String>,
     devtools: bool,
     clerk: Option<PublishableKey>,
-    server_fns: HashMap<String, ServerFnHandler>,
+    server_fns: HashMap<String, (ServerFnMethod, ServerFnHandler)>,
     pub(crate) live: Arc<LiveHub>,
+    pub(crate) trusted_proxies: TrustedProxies,
 }
 
 impl Start {
@@ -154,14 +182,37 @@ impl Start {
         }
     }
 
-    /// Adds server function `name` (`[a-zA-Z0-9_:/.-]+`), reachable at
-    /// [`server_fn_path(name)`](crate::server_fn_path).
-    pub fn server_fn<F, Fut>(mut self, name: &str, f: F) -> Start
+    /// Adds server function `name` (`[a-zA-Z0-9_:/.-]+`), called with `POST` at
+    /// [`server_fn_path(name)`](crate::server_fn_path) — forms and `fetch` from this site
+    /// only (see [`crate::csrf`]).
+    pub fn server_fn<F, Fut>(self, name: &str, f: F) -> Start
     where
         F: Fn(ServerFnRequest) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<ServerFnResponse, RouteError>> + Send + 'static,
     {
-        self.server_fns.push((name.to_owned(), handler(f)));
+        self.server_fn_with(ServerFnMethod::Post, name, f)
+    }
+
+    /// Adds server function `name` called with `method` (TanStack Start's
+    /// `createServerFn({ method })`). A [`ServerFnMethod::Get`] function answers links and
+    /// may only read:
+    ///
+    /// ```
+    /// use keel_start::{Route, ServerFnMethod, ServerFnResponse, Start, StartConfig};
+    /// let start = Start::new(StartConfig::new("http://127.0.0.1:3210"), Route::root())
+    ///     .server_fn_with(ServerFnMethod::Get, "posts/count", |req| async move {
+    ///         let posts: Vec<serde_json::Value> =
+    ///             req.query("posts:list", serde_json::json!({})).await?;
+    ///         Ok(ServerFnResponse::Json(posts.len().into()))
+    ///     });
+    /// # let _ = start;
+    /// ```
+    pub fn server_fn_with<F, Fut>(mut self, method: ServerFnMethod, name: &str, f: F) -> Start
+    where
+        F: Fn(ServerFnRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<ServerFnResponse, RouteError>> + Send + 'static,
+    {
+        self.server_fns.push((name.to_owned(), method, handler(f)));
         self
     }
 
@@ -174,15 +225,27 @@ impl Start {
                 reason: e.to_string(),
             })?;
         let mut server_fns = HashMap::new();
-        for (name, f) in self.server_fns {
+        for (name, method, f) in self.server_fns {
             let valid = !name.is_empty()
                 && name
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"_:/.-".contains(&b));
-            if !valid || server_fns.insert(name.clone(), f).is_some() {
+            if !valid || server_fns.insert(name.clone(), (method, f)).is_some() {
                 return Err(StartError::BadServerFunctionName(name));
             }
         }
+        let csp = match &self.config.clerk {
+            Some(clerk) => self
+                .config
+                .content_security_policy
+                .clone()
+                .with_clerk(clerk),
+            None => self.config.content_security_policy.clone(),
+        };
+        let security = Arc::new(
+            SecurityHeaders::new(&csp, self.config.served_over_https)
+                .map_err(StartError::SecurityHeaders)?,
+        );
         let live = Arc::new(LiveHub::new(
             self.config.backend_url.clone(),
             self.config.authenticator.clone(),
@@ -199,14 +262,12 @@ impl Start {
             clerk: self.config.clerk,
             server_fns,
             live,
+            trusted_proxies: self.config.trusted_proxies,
         });
         Ok(Router::new()
             .merge(crate::assets::routes())
             .route(LIVE_PATH, get(live_stream))
-            .route(
-                "/_keel/fn/{*name}",
-                get(call_server_fn).post(call_server_fn),
-            )
+            .route("/_keel/fn/{*name}", any(call_server_fn))
             .route(
                 crate::auth_ui::SIGN_IN_ACTION,
                 post(crate::auth_ui::sign_in),
@@ -221,6 +282,10 @@ impl Start {
             )
             .fallback(page)
             .layer(axum::middleware::from_fn(crate::csrf::middleware))
+            .layer(axum::middleware::from_fn_with_state(
+                security,
+                crate::security_headers::middleware,
+            ))
             .with_state(state))
     }
 }
@@ -274,12 +339,24 @@ fn with_cookies(mut response: Response, cookies: &[String]) -> Response {
     response
 }
 
+/// A redirect the app asked for (a `before_load`, a loader or a server function raised
+/// [`RouteError::Redirect`]): to a path on this site or a written-out `http(s)` URL. Anything a
+/// browser could resolve to another site without the app having written it out is a bug in the
+/// app (input passed through): logged, answered 500.
 fn redirect(status: StatusCode, to: &str) -> Response {
-    let mut response = status.into_response();
-    if let Ok(location) = HeaderValue::from_str(to) {
-        response.headers_mut().insert(header::LOCATION, location);
+    match app_location(to).and_then(|to| HeaderValue::from_str(&to).ok()) {
+        Some(location) => {
+            let mut response = status.into_response();
+            response.headers_mut().insert(header::LOCATION, location);
+            response
+        }
+        None => refused_redirect(to),
     }
-    response
+}
+
+fn refused_redirect(to: &str) -> Response {
+    tracing::error!(target = ?to, "refused a redirect that leaves the site");
+    (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong.").into_response()
 }
 
 /// Any page: `GET`/`HEAD` through the route tree.
@@ -346,18 +423,29 @@ async fn page(State(app): State<Arc<AppState>>, request: Request) -> Response {
     with_cookies(response, &cookies)
 }
 
-/// `GET|POST /_keel/fn/<name>`.
+/// `POST /_keel/fn/<name>` (or `GET` for a [`ServerFnMethod::Get`] function).
 #[tracing::instrument(name = "server_fn", skip_all, fields(name = %name))]
 async fn call_server_fn(
     State(app): State<Arc<AppState>>,
     Path(name): Path<String>,
+    method: Method,
     uri: Uri,
     headers: HeaderMap,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
-    let Some(f) = app.server_fns.get(&name).cloned() else {
+    let Some((declared, f)) = app.server_fns.get(&name).cloned() else {
         return (StatusCode::NOT_FOUND, "no such server function").into_response();
     };
+    if !declared.answers(&method) {
+        // A link (or an image, a prefetch) must never run a function that changes data.
+        tracing::warn!(%method, "server function called with the wrong method");
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [(header::ALLOW, declared.allow())],
+            format!("server function {name} answers {} only", declared.allow()),
+        )
+            .into_response();
+    }
     let bodyless = headers
         .get(header::CONTENT_LENGTH)
         .is_none_or(|v| v.as_bytes() == b"0");
@@ -373,8 +461,11 @@ async fn call_server_fn(
         .is_some_and(|v| v.contains("application/json"));
     let (auth, cookies) = app.authenticate(&headers).await;
     let context = app.base_context(uri, headers, auth);
-    let response = match f(ServerFnRequest::new(context.clone(), fields)).await {
-        Ok(ServerFnResponse::Redirect(to)) => redirect(StatusCode::SEE_OTHER, &to),
+    let response = match f(ServerFnRequest::new(context.clone(), declared, fields)).await {
+        Ok(ServerFnResponse::Redirect(to)) => match local_path(&to) {
+            Some(to) => redirect(StatusCode::SEE_OTHER, &to),
+            None => refused_redirect(&to),
+        },
         Ok(ServerFnResponse::Json(value)) => axum::Json(value).into_response(),
         Err(RouteError::Redirect { to, status }) => redirect(status, &to),
         Err(error) => {

@@ -2,13 +2,15 @@
 //! endpoints (no JavaScript needed; the nav's modal shows the same form).
 
 use keel_start::auth_ui::{sign_in_form, sign_up_form};
-use keel_start::{Head, Route, is_local_path};
+use keel_start::{Head, Route, local_path};
 use maud::html;
 
+/// Where the form sends the visitor after signing in: `?redirect_url=` if it stays on this
+/// site (see [`local_path`]), else home.
 fn redirect_url(m: &keel_start::Match) -> String {
     m.context()
         .search_param("redirect_url")
-        .filter(|u| is_local_path(u))
+        .and_then(|u| local_path(&u))
         .unwrap_or_else(|| "/".to_owned())
 }
 

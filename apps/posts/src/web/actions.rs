@@ -4,6 +4,7 @@
 use keel_client::ClientError;
 use keel_start::{RouteError, ServerFnResponse, Start};
 use keel_values::Value;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::root::form_error;
 
@@ -54,13 +55,5 @@ fn back_to_posts(result: Result<(), ClientError>) -> Result<ServerFnResponse, Ro
 }
 
 fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    utf8_percent_encode(text, NON_ALPHANUMERIC).to_string()
 }

@@ -110,7 +110,7 @@ fn post_list(m: &Match) -> Markup {
                         " by " (post.author_name)
                         @if Some(post.author_id.as_str()) == mine {
                             " "
-                            form method="post" action=(server_fn_path("posts/remove")) style="display:inline" {
+                            form.inline method="post" action=(server_fn_path("posts/remove")) {
                                 input type="hidden" name="id" value=(post.id);
                                 button type="submit" { "Delete" }
                             }

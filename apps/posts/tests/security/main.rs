@@ -16,9 +16,13 @@
 mod support;
 
 /// One row of the table: `$name::one_process` and `$name::separate_processes` run the attack
-/// body against a fresh deployment, then check it still serves.
+/// body against a fresh deployment, then check it still serves. `flags = [..]` adds flags to
+/// every process of the deployment (e.g. `--trusted-proxy`).
 macro_rules! attack {
     ($(#[$meta:meta])* $name:ident, |$keel:ident| $body:block) => {
+        attack!($(#[$meta])* $name, flags = [], |$keel| $body);
+    };
+    ($(#[$meta:meta])* $name:ident, flags = [$($flag:expr),* $(,)?], |$keel:ident| $body:block) => {
         $(#[$meta])*
         mod $name {
             #[allow(unused_imports)]
@@ -28,16 +32,20 @@ macro_rules! attack {
 
             #[tokio::test]
             async fn one_process() {
-                let mut keel =
-                    crate::support::Deployment::start(crate::support::Mode::OneProcess);
+                let mut keel = crate::support::Deployment::start_with(
+                    crate::support::Mode::OneProcess,
+                    &[$($flag),*],
+                );
                 attack(&mut keel).await;
                 keel.assert_still_serves().await;
             }
 
             #[tokio::test]
             async fn separate_processes() {
-                let mut keel =
-                    crate::support::Deployment::start(crate::support::Mode::Separate);
+                let mut keel = crate::support::Deployment::start_with(
+                    crate::support::Mode::Separate,
+                    &[$($flag),*],
+                );
                 attack(&mut keel).await;
                 keel.assert_still_serves().await;
             }

@@ -209,6 +209,25 @@ impl Deployment {
         }
     }
 
+    /// A new visitor whose requests say (`X-Forwarded-For`) they come from `address` through a
+    /// proxy — believed only by a web tier started with `--trusted-proxy 127.0.0.1`.
+    pub fn visitor_from(&self, address: &str) -> Visitor {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            address.parse().expect("an address header value"),
+        );
+        Visitor {
+            web: self.web.clone(),
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .default_headers(headers)
+                .build()
+                .expect("an HTTP client"),
+        }
+    }
+
     /// A new visitor signed up through the form as `email`.
     pub async fn signed_up(&self, email: &str) -> Visitor {
         let visitor = self.visitor();
@@ -279,18 +298,27 @@ impl Deployment {
         let token = self
             .backend_token(&format!("canary-api-{}@example.com", rand_suffix()))
             .await;
-        let posts: serde_json::Value = reqwest::Client::new()
-            .post(format!("{}/api/query", self.backend))
-            .bearer_auth(token)
-            .json(&serde_json::json!({ "path": "posts:list", "args": {}, "format": "json" }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let posts = self
+            .query("posts:list", serde_json::json!({}), Some(&token))
+            .await;
         assert_eq!(posts["status"], "success", "{posts}");
         self.assert_alive();
+    }
+
+    /// `POST /api/query` on the backend, as `token` (anonymous without): Convex's JSON answer.
+    pub async fn query(
+        &self,
+        path: &str,
+        args: serde_json::Value,
+        token: Option<&str>,
+    ) -> serde_json::Value {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/api/query", self.backend))
+            .json(&serde_json::json!({ "path": path, "args": args, "format": "json" }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap().json().await.unwrap()
     }
 }
 
@@ -347,6 +375,21 @@ impl Visitor {
             "{cookies:?}"
         );
         cookies
+    }
+
+    /// Signs in through the form as `email` with `password`, coming back to `/posts`: the
+    /// answer (a `303` to `/posts`, or back to `/sign-in?error=…`).
+    pub async fn sign_in(&self, email: &str, password: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/_keel/auth/sign-in"))
+            .form(&[
+                ("email", email),
+                ("password", password),
+                ("redirect_url", "/posts"),
+            ])
+            .send()
+            .await
+            .unwrap()
     }
 
     /// `GET path`: status and body.
