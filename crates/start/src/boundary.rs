@@ -4,6 +4,7 @@
 use maud::{Markup, html};
 
 use crate::error::RouteError;
+use crate::redirect::local_path;
 use crate::render::Match;
 
 /// The default error component: the visitor-safe message, "Try again" (reloads the page) and
@@ -15,12 +16,18 @@ pub fn default_catch_boundary(m: &Match, error: &RouteError) -> Markup {
             h1 { "Something went wrong" }
             p class="keel-error-message" { (error.visitor_message()) }
             div class="keel-boundary-actions" {
-                a href=(m.context().path_and_query()) data-keel-reload { "Try again" }
+                a href=(try_again(m)) data-keel-reload { "Try again" }
                 " "
                 a href="/" data-keel-back { "Go back" }
             }
         }
     }
+}
+
+/// This page again — as a path a browser cannot read as another site (a request for
+/// `//evil.example/x` has that path).
+fn try_again(m: &Match) -> String {
+    local_path(m.context().path_and_query()).unwrap_or_else(|| "/".to_owned())
 }
 
 /// The default not-found component: a message and a link home.

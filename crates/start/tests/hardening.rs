@@ -18,6 +18,11 @@ fn app(config: StartConfig, calls: Arc<AtomicUsize>) -> axum::Router {
     let root = Route::root()
         .child(Route::new("").component(|_, _| html! { h1 { "Home" } }))
         .child(
+            Route::new("boom")
+                .loader(|_ctx| async { Err::<(), _>(RouteError::internal("down")) })
+                .component(|_, _| html! { "never" }),
+        )
+        .child(
             Route::new("away")
                 .before_load(|ctx| async move {
                     let to = ctx.search_param("to").unwrap_or_default();
@@ -170,6 +175,22 @@ async fn redirects_stay_on_the_site_unless_the_app_wrote_a_url() {
     ] {
         let response = send(&app, get(&format!("/away?to={to}"))).await;
         assert_redirect(&response, StatusCode::TEMPORARY_REDIRECT, expected, to);
+    }
+}
+
+#[tokio::test]
+async fn the_error_page_links_back_on_the_site_only() {
+    let app = plain_app(Arc::default());
+    for (path, again) in [("/boom?x=1", "/boom?x=1"), ("//boom", "/")] {
+        let response = send(&app, get(path)).await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let html = String::from_utf8(bytes.to_vec()).unwrap();
+        // "Try again" to `//boom` would be another site (host `boom`).
+        let link = format!(r#"<a href="{again}" data-keel-reload>"#);
+        assert!(html.contains(&link), "{path}: {html}");
     }
 }
 
