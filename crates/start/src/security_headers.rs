@@ -27,7 +27,7 @@ const HSTS: &str = "max-age=31536000";
 /// ```
 /// use keel_start::ContentSecurityPolicy;
 /// let csp = ContentSecurityPolicy::default().allow("img-src", "https://images.example");
-/// assert!(csp.to_string().contains("img-src 'self' https://images.example"));
+/// assert!(csp.to_string().contains("img-src 'self' data: https://images.example"));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContentSecurityPolicy {
