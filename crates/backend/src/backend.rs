@@ -184,6 +184,14 @@ impl Backend {
         Ok(Identity::User(Arc::new(VerifiedUser::new(identity))))
     }
 
+    /// "No such function", naming the functions the path's module registers.
+    pub(crate) fn not_found(&self, path: &CanonicalPath) -> FunctionError {
+        FunctionError::NotFound {
+            path: path.to_string(),
+            registered: self.inner.functions.functions_of_module(&path.module),
+        }
+    }
+
     fn function(
         &self,
         path: &CanonicalPath,
@@ -193,7 +201,7 @@ impl Backend {
             .inner
             .functions
             .get(path)
-            .ok_or_else(|| FunctionError::NotFound(path.to_string()))?;
+            .ok_or_else(|| self.not_found(path))?;
         if function.kind() != expected {
             return Err(FunctionError::WrongKind {
                 path: path.to_string(),

@@ -286,7 +286,7 @@ impl ActionCtx {
             .backend
             .run_query(&path, &args, &self.auth.identity, None)
             .await?;
-        decode_result(&value)
+        decode_result(&path, &value)
     }
 
     /// Runs a mutation (its own transaction, retried on conflicts) as the caller.
@@ -300,7 +300,7 @@ impl ActionCtx {
             .backend
             .run_mutation(&path, args, &self.auth.identity)
             .await?;
-        decode_result(&value)
+        decode_result(&path, &value)
     }
 
     /// Runs another action as the caller.
@@ -311,34 +311,26 @@ impl ActionCtx {
     ) -> Result<R, FunctionError> {
         let (path, args) = call_parts(path, &args)?;
         let value = Box::pin(self.backend.run_action(&path, args, &self.auth.identity)).await?;
-        decode_result(&value)
+        decode_result(&path, &value)
     }
 }
 
+/// The path and arguments of a call an action makes, as Keel's conversions encode them.
 fn call_parts(
     path: &str,
     args: &impl Serialize,
 ) -> Result<(keel_protocol::CanonicalPath, Object), FunctionError> {
-    let path = keel_protocol::normalize_udf_path(path)
-        .map_err(|e| FunctionError::uncaught(e.to_string()))?;
-    let args = match crate::args::encode_result(args)? {
-        Value::Object(fields) => fields,
-        other => {
-            return Err(FunctionError::uncaught(format!(
-                "arguments must be an object, not {}",
-                other.type_name()
-            )));
-        }
-    };
+    let path = keel_protocol::normalize_udf_path(path).map_err(FunctionError::InvalidCall)?;
+    let args = keel_values::to_args(args)
+        .map_err(|e| FunctionError::uncaught(format!("the arguments for {path}: {e}")))?;
     Ok((path, args))
 }
 
-fn decode_result<R: DeserializeOwned>(value: &Value) -> Result<R, FunctionError> {
-    let mut wrapper = Object::new();
-    wrapper.insert("result".to_owned(), value.clone());
-    #[derive(serde::Deserialize)]
-    struct Wrapped<R> {
-        result: R,
-    }
-    crate::args::decode_args::<Wrapped<R>>(&wrapper).map(|w| w.result)
+/// Decodes the result of a call an action made into the type the action asked for.
+fn decode_result<R: DeserializeOwned>(
+    path: &keel_protocol::CanonicalPath,
+    value: &Value,
+) -> Result<R, FunctionError> {
+    keel_values::from_value(value)
+        .map_err(|e| FunctionError::uncaught(format!("the result of {path}: {e}")))
 }

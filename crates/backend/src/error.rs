@@ -1,15 +1,85 @@
-//! Errors of function calls, as clients see them.
+//! The backend's errors, each classified once.
 //!
-//! Two kinds, as in Convex: an **application error** (`ConvexError`) that a function raises on
-//! purpose, carrying structured `data` that reaches the client as `errorData`; and every other
-//! failure, whose message is either the function's own (a plain `Error` it raised) or, for
-//! failures inside Keel (storage, bugs), a generic text that leaks no internals while the details
-//! go to the log.
+//! * [`FunctionError`] — why a function call failed, as its caller sees it. It travels inside a
+//!   successful answer: the HTTP API's `{"status": "error", "errorMessage", "errorData"}`
+//!   envelope (status 200, as Convex answers), or the sync protocol's `QueryFailed`,
+//!   `MutationResponse` and `ActionResponse`. [`FunctionError::client_message`] and
+//!   [`FunctionError::error_data`] build what is sent and have no side effects; the transport
+//!   that sends an error logs it, once (`FunctionError::log_delivery`).
+//! * `RequestError` (see `request_error`) — why a request was refused before any function ran: a
+//!   malformed body, a bad token, an unknown format. It is answered with an HTTP status and a
+//!   `{"code", "message"}` body.
+//! * `SessionEnd` (see `sync`) — why a sync session ends: `FatalError` or `AuthError`, then the
+//!   socket closes.
+//!
+//! Each of these has a short code and an [`ErrorClass`], Convex's classes of error; the class
+//! alone decides the HTTP status and the WebSocket close code, in [`ErrorClass::http_status`]
+//! and [`ErrorClass::close_code`]:
+//!
+//! | class | HTTP status | a sync session that ends with it |
+//! |---|---|---|
+//! | `BadRequest` | 400 | `FatalError`, close 1000 |
+//! | `Unauthenticated` | 401 | `AuthError`, close 1000 |
+//! | `NotFound` | 404 | — |
+//! | `PayloadTooLarge` | 413 | — (the WebSocket layer closes with 1009) |
+//! | `Unavailable` | 503 | close 1013 (try again later) |
+//!
+//! A function's own failure is not a class: it is the call's outcome, and the envelope or sync
+//! message carrying it is a success at the transport's level (an internal failure inside a call
+//! is logged and sent as [`INTERNAL_ERROR_MESSAGE`]).
 
-use keel_values::Value;
+use std::sync::{Arc, LazyLock};
+
+use axum::http::StatusCode;
+use keel_db::DbError;
+use keel_protocol::ProtocolError;
+use keel_values::{ConversionError, Value};
 
 /// The message clients see for an internal failure.
 pub const INTERNAL_ERROR_MESSAGE: &str = "Your request couldn't be completed. Try again later.";
+
+/// How many registered functions a "not found" message lists.
+const MAX_LISTED_FUNCTIONS: usize = 20;
+
+/// Convex's classes of error; each decides one HTTP status and one WebSocket close code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ErrorClass {
+    /// The request is malformed; sending it again will not help.
+    BadRequest,
+    /// No identity, or one that could not be verified.
+    Unauthenticated,
+    /// Nothing is there.
+    NotFound,
+    /// The request is larger than the limit.
+    PayloadTooLarge,
+    /// This node cannot serve the request now; another attempt (or node) may.
+    Unavailable,
+}
+
+impl ErrorClass {
+    /// The HTTP status of a request refused with this class of error.
+    pub(crate) fn http_status(self) -> StatusCode {
+        match self {
+            ErrorClass::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorClass::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorClass::NotFound => StatusCode::NOT_FOUND,
+            ErrorClass::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The close code of a sync socket whose session ends with this class of error. A client's
+    /// own mistake closes normally: the `FatalError` or `AuthError` sent before says why.
+    pub(crate) fn close_code(self) -> u16 {
+        match self {
+            ErrorClass::BadRequest
+            | ErrorClass::Unauthenticated
+            | ErrorClass::NotFound
+            | ErrorClass::PayloadTooLarge => 1000,
+            ErrorClass::Unavailable => 1013,
+        }
+    }
+}
 
 /// Why a function call failed.
 ///
@@ -30,21 +100,34 @@ pub enum FunctionError {
         /// Structured data, delivered as `errorData`.
         data: Value,
     },
-    /// A plain error raised by the function (like JavaScript's `throw new Error(msg)`).
+    /// A plain error raised by the function (like JavaScript's `throw new Error(msg)`), or a
+    /// function that ran past its time limit (`FunctionTimeout: …`).
     #[error("Uncaught Error: {0}")]
     Uncaught(String),
-    /// The arguments do not fit the function's declared argument type.
+    /// The arguments do not fit the function's declared argument type; the inner error names
+    /// the path and the validator, as Convex's `ArgumentValidationError` does.
     #[error("ArgumentValidationError: {0}")]
-    InvalidArguments(String),
-    /// The call itself is malformed (a function path or an argument list that is not one
-    /// Convex object); the message already names the problem (`InvalidArgs: …`).
+    InvalidArguments(#[source] ConversionError),
+    /// The call itself is malformed: a function path, or an argument list that is not one
+    /// Convex object.
     #[error("{0}")]
-    InvalidCall(String),
-    /// No public function is registered under this path.
-    #[error(
-        "Could not find public function for '{0}'. Did you forget to run `npx convex dev` or `npx convex deploy`?"
-    )]
-    NotFound(String),
+    InvalidCall(#[source] ProtocolError),
+    /// A connection has more calls waiting or running than it may.
+    #[error("TooManyConcurrentRequests: more than {limit} {calls} on this connection")]
+    TooManyRequests {
+        /// The bound.
+        limit: usize,
+        /// `"mutations are waiting"`, `"actions are running"`.
+        calls: &'static str,
+    },
+    /// No function is registered under this path.
+    #[error("{}", not_found_message(path, registered))]
+    NotFound {
+        /// The path asked for.
+        path: String,
+        /// The functions registered in the same module (they are named in the message).
+        registered: Vec<String>,
+    },
     /// The function exists but is another kind (e.g. a mutation called as a query).
     #[error("Trying to execute {path} as {expected}, but it is defined as {actual}.")]
     WrongKind {
@@ -55,19 +138,27 @@ pub enum FunctionError {
         /// What the function is.
         actual: &'static str,
     },
-    /// A database error the caller can act on (conflict, invalid cursor, bad index range …);
-    /// `data` is set for errors with a machine-readable code (e.g. `paginationError`).
+    /// A database error the caller can act on (conflict, invalid cursor, bad index range …).
+    #[error("{0}")]
+    Database(#[source] DbError),
+    /// The outcome of a call that another node of the cluster ran: its message and data, as
+    /// that node would have sent them.
     #[error("{message}")]
-    Database {
-        /// The database error's message.
+    Relayed {
+        /// The message.
         message: String,
-        /// Optional structured data.
+        /// The data, if any.
         data: Option<Value>,
     },
-    /// A failure inside Keel; the client sees [`INTERNAL_ERROR_MESSAGE`].
+    /// A failure inside Keel; the client sees [`INTERNAL_ERROR_MESSAGE`], the log the cause.
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(#[source] Arc<dyn std::error::Error + Send + Sync>),
 }
+
+/// The detail of an internal failure given as text.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct InternalDetail(String);
 
 impl FunctionError {
     /// A `ConvexError` with a message and data.
@@ -85,51 +176,81 @@ impl FunctionError {
 
     /// An internal failure; `detail` is logged, never sent.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
-        FunctionError::Internal(detail.to_string())
+        FunctionError::Internal(Arc::new(InternalDetail(detail.to_string())))
     }
 
     /// The message to send to the client (`errorMessage`).
     pub fn client_message(&self) -> String {
         match self {
-            FunctionError::Application { message, .. } => message.clone(),
-            FunctionError::Internal(detail) => {
-                tracing::error!(%detail, "internal error in function call");
-                INTERNAL_ERROR_MESSAGE.to_owned()
+            FunctionError::Application { message, .. } | FunctionError::Relayed { message, .. } => {
+                message.clone()
             }
+            FunctionError::Internal(_) => INTERNAL_ERROR_MESSAGE.to_owned(),
             FunctionError::Uncaught(_)
             | FunctionError::InvalidArguments(_)
             | FunctionError::InvalidCall(_)
-            | FunctionError::NotFound(_)
+            | FunctionError::TooManyRequests { .. }
+            | FunctionError::NotFound { .. }
             | FunctionError::WrongKind { .. }
-            | FunctionError::Database { .. } => self.to_string(),
+            | FunctionError::Database(_) => self.to_string(),
         }
     }
 
     /// The structured data to send as `errorData`, if any.
     pub fn error_data(&self) -> Option<&Value> {
+        static INVALID_CURSOR: LazyLock<Value> =
+            LazyLock::new(|| keel_values::obj! { "paginationError" => "InvalidCursor" });
         match self {
             FunctionError::Application { data, .. } => Some(data),
-            FunctionError::Database { data, .. } => data.as_ref(),
-            FunctionError::Uncaught(_)
+            FunctionError::Relayed { data, .. } => data.as_ref(),
+            FunctionError::Database(DbError::InvalidCursor) => Some(&INVALID_CURSOR),
+            FunctionError::Database(_)
+            | FunctionError::Uncaught(_)
             | FunctionError::InvalidArguments(_)
             | FunctionError::InvalidCall(_)
-            | FunctionError::NotFound(_)
+            | FunctionError::TooManyRequests { .. }
+            | FunctionError::NotFound { .. }
             | FunctionError::WrongKind { .. }
             | FunctionError::Internal(_) => None,
         }
     }
+
+    /// Whether the failure is inside Keel (and may not happen again), rather than the call's.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, FunctionError::Internal(_))
+    }
+
+    /// Logs the error as it is sent to a client: an internal failure with its cause (the client
+    /// sees only [`INTERNAL_ERROR_MESSAGE`]), any other at debug level. Transports call this
+    /// where they send an error, so each delivery is logged once.
+    pub(crate) fn log_delivery(&self, call: &dyn std::fmt::Display) {
+        match self {
+            FunctionError::Internal(cause) => {
+                tracing::error!(%call, error = %cause, "internal error in a function call");
+            }
+            FunctionError::Application { .. }
+            | FunctionError::Uncaught(_)
+            | FunctionError::InvalidArguments(_)
+            | FunctionError::InvalidCall(_)
+            | FunctionError::TooManyRequests { .. }
+            | FunctionError::NotFound { .. }
+            | FunctionError::WrongKind { .. }
+            | FunctionError::Database(_)
+            | FunctionError::Relayed { .. } => {
+                tracing::debug!(%call, error = %self, "function call failed");
+            }
+        }
+    }
 }
 
-impl From<keel_db::DbError> for FunctionError {
-    fn from(error: keel_db::DbError) -> Self {
-        use keel_db::DbError;
+impl From<DbError> for FunctionError {
+    fn from(error: DbError) -> Self {
         match error {
-            DbError::Storage(_) | DbError::NotCommitter(_) => FunctionError::internal(error),
-            DbError::InvalidCursor => FunctionError::Database {
-                message: error.to_string(),
-                data: Some(keel_values::obj! { "paginationError" => "InvalidCursor" }),
-            },
-            DbError::OccConflict { .. }
+            DbError::Storage(_) | DbError::NotCommitter(_) => {
+                FunctionError::Internal(Arc::new(error))
+            }
+            DbError::InvalidCursor
+            | DbError::OccConflict { .. }
             | DbError::UniqueMoreThanOne { .. }
             | DbError::TableNotFound(_)
             | DbError::IndexNotFound { .. }
@@ -142,10 +263,78 @@ impl From<keel_db::DbError> for FunctionError {
             | DbError::OutOfRetention(_)
             | DbError::InvalidSchema(_)
             | DbError::TransactionTooLarge(_)
-            | DbError::TooManyReads(_) => FunctionError::Database {
-                message: error.to_string(),
-                data: None,
-            },
+            | DbError::TooManyReads(_) => FunctionError::Database(error),
         }
+    }
+}
+
+/// "Could not find public function for 'posts:nope'" (Convex's words), then what a Keel
+/// developer can act on: the functions the module does register, or where functions come from.
+fn not_found_message(path: &str, registered: &[String]) -> String {
+    let module = path.rsplit_once(':').map_or(path, |(module, _)| module);
+    let mut message = format!("Could not find public function for '{path}'. ");
+    if registered.is_empty() {
+        message.push_str(&format!(
+            "No function is registered in module `{module}`; functions are registered by path \
+             (`module:function`) in the app's `FunctionRegistry`."
+        ));
+    } else {
+        let listed: Vec<&str> = registered
+            .iter()
+            .take(MAX_LISTED_FUNCTIONS)
+            .map(String::as_str)
+            .collect();
+        message.push_str(&format!(
+            "Module `{module}` registers: {}",
+            listed.join(", ")
+        ));
+        if registered.len() > listed.len() {
+            message.push_str(&format!(" and {} more", registered.len() - listed.len()));
+        }
+        message.push('.');
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_found_names_the_module_s_functions_or_where_functions_come_from() {
+        let error = FunctionError::NotFound {
+            path: "posts:nope".into(),
+            registered: vec!["create".into(), "list".into()],
+        };
+        assert_eq!(
+            error.client_message(),
+            "Could not find public function for 'posts:nope'. Module `posts` registers: create, \
+             list."
+        );
+        let error = FunctionError::NotFound {
+            path: "nope:x".into(),
+            registered: vec![],
+        };
+        assert!(
+            error
+                .client_message()
+                .contains("No function is registered in module `nope`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn messages_are_pure_and_internal_details_stay_inside() {
+        let error = FunctionError::internal("disk on fire");
+        assert_eq!(error.client_message(), INTERNAL_ERROR_MESSAGE);
+        assert!(error.is_internal());
+        let storage = FunctionError::from(DbError::Storage("disk on fire".into()));
+        assert_eq!(storage.client_message(), INTERNAL_ERROR_MESSAGE);
+        assert!(std::error::Error::source(&storage).is_some());
+        let cursor = FunctionError::from(DbError::InvalidCursor);
+        assert_eq!(
+            cursor.error_data(),
+            Some(&keel_values::obj! { "paginationError" => "InvalidCursor" })
+        );
     }
 }

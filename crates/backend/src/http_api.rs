@@ -4,7 +4,8 @@
 //!
 //! Function results use the 200-with-`status` envelopes (`{"status":"success","value":…}` or
 //! `{"status":"error","errorMessage":…,"errorData":…}`); anything that stops a call before the
-//! function runs (a malformed body, a bad token, an unknown format) is an HTTP error with a
+//! function runs (a malformed body, a bad token, an unknown format) is a
+//! [`RequestError`](crate::request_error::RequestError): an HTTP status and a
 //! `{ "code", "message" }` body.
 
 use axum::body::Bytes;
@@ -15,8 +16,7 @@ use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use keel_protocol::CanonicalPath;
 use keel_protocol::http::{
-    FunctionRequest, FunctionResponse, HttpErrorBody, QueryAtTsRequest, QueryTsResponse,
-    ResponseFormat,
+    FunctionRequest, FunctionResponse, QueryAtTsRequest, QueryTsResponse, ResponseFormat,
 };
 use keel_values::{Object, Value};
 use serde::Deserialize;
@@ -25,6 +25,7 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use crate::backend::{Backend, Identity};
 use crate::error::FunctionError;
 use crate::registry::FunctionKind;
+use crate::request_error::RequestError;
 
 /// The largest request body accepted (arguments are limited to 16 MiB, as in Convex).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024 + 64 * 1024;
@@ -54,39 +55,11 @@ pub(crate) fn router(backend: Backend) -> Router {
         .with_state(backend)
 }
 
-/// An HTTP-level failure: status, short code and message.
-#[derive(Debug)]
-pub(crate) struct HttpError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
-
-impl HttpError {
-    fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        HttpError {
-            status: StatusCode::BAD_REQUEST,
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-impl IntoResponse for HttpError {
-    fn into_response(self) -> Response {
-        let body = HttpErrorBody {
-            code: self.code.to_owned(),
-            message: self.message,
-        };
-        (self.status, Json(body)).into_response()
-    }
-}
-
 /// The caller's identity from the `Authorization` header.
 pub(crate) struct Caller(Identity);
 
 impl FromRequestParts<Backend> for Caller {
-    type Rejection = HttpError;
+    type Rejection = RequestError;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
@@ -95,37 +68,17 @@ impl FromRequestParts<Backend> for Caller {
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
             return Ok(Caller(Identity::Anonymous));
         };
-        let value = value.to_str().map_err(|_| HttpError {
-            status: StatusCode::UNAUTHORIZED,
-            code: "InvalidAuthHeader",
-            message: "The Authorization header is not valid ASCII".into(),
-        })?;
+        let value = value
+            .to_str()
+            .map_err(|_| RequestError::AuthHeaderNotAscii)?;
         if value.len() >= 7 && value[..7].eq_ignore_ascii_case("convex ") {
-            return Err(HttpError {
-                status: StatusCode::UNAUTHORIZED,
-                code: "BadAdminKey",
-                message: "Admin keys are not supported by this backend".into(),
-            });
+            return Err(RequestError::AdminKey);
         }
         let token = match value.get(..7) {
             Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => value[7..].trim(),
-            _ => {
-                return Err(HttpError {
-                    status: StatusCode::UNAUTHORIZED,
-                    code: "InvalidAuthHeader",
-                    message: "Header must begin with `bearer `".into(),
-                });
-            }
+            _ => return Err(RequestError::NotBearer),
         };
-        backend
-            .authenticate(token)
-            .await
-            .map(Caller)
-            .map_err(|error| HttpError {
-                status: StatusCode::UNAUTHORIZED,
-                code: error.code(),
-                message: error.to_string(),
-            })
+        Ok(Caller(backend.authenticate(token).await?))
     }
 }
 
@@ -134,7 +87,7 @@ impl FromRequestParts<Backend> for Caller {
 pub(crate) struct Body(Bytes);
 
 impl FromRequest<Backend> for Body {
-    type Rejection = HttpError;
+    type Rejection = RequestError;
 
     async fn from_request(
         request: axum::extract::Request,
@@ -144,52 +97,43 @@ impl FromRequest<Backend> for Body {
             .await
             .map(Body)
             .map_err(|rejection| {
-                let status = rejection.status();
-                if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    HttpError {
-                        status,
-                        code: "RequestTooLarge",
-                        message: format!(
-                            "The request body is larger than the limit of {MAX_BODY_BYTES} bytes"
-                        ),
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    RequestError::BodyTooLarge {
+                        max: MAX_BODY_BYTES,
                     }
                 } else {
-                    HttpError {
-                        status,
-                        code: "BadRequestBody",
-                        message: rejection.body_text(),
-                    }
+                    RequestError::BodyUnreadable(rejection)
                 }
             })
     }
 }
 
-fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, HttpError> {
-    serde_json::from_slice(body).map_err(|e| {
-        HttpError::bad_request(
-            "BadJsonBody",
-            format!("Failed to parse the request body: {e}"),
-        )
-    })
+fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, RequestError> {
+    serde_json::from_slice(body).map_err(RequestError::BadJsonBody)
 }
 
-fn parse_path(path: &str) -> Result<CanonicalPath, HttpError> {
-    keel_protocol::normalize_udf_path(path)
-        .map_err(|e| HttpError::bad_request("BadFunctionPath", e.to_string()))
+fn parse_path(path: &str) -> Result<CanonicalPath, RequestError> {
+    keel_protocol::normalize_udf_path(path).map_err(RequestError::BadFunctionPath)
 }
 
-fn parse_args(args: &serde_json::Value) -> Result<Object, HttpError> {
-    keel_protocol::request_args(args).map_err(|e| HttpError::bad_request("BadArgs", e.to_string()))
+fn parse_args(args: &serde_json::Value) -> Result<Object, RequestError> {
+    keel_protocol::request_args(args).map_err(RequestError::BadArgs)
 }
 
-fn parse_format(format: Option<&str>) -> Result<ResponseFormat, HttpError> {
-    ResponseFormat::parse(format).map_err(|e| HttpError::bad_request("BadFormat", e.to_string()))
+fn parse_format(format: Option<&str>) -> Result<ResponseFormat, RequestError> {
+    ResponseFormat::parse(format).map_err(RequestError::BadFormat)
 }
 
-fn envelope(result: Result<Value, FunctionError>, format: ResponseFormat) -> Response {
+/// The 200 envelope of a call's outcome; a failure is logged here, where it is sent.
+fn envelope(
+    path: &CanonicalPath,
+    result: Result<Value, FunctionError>,
+    format: ResponseFormat,
+) -> Response {
     let response = match result {
         Ok(value) => FunctionResponse::success(&value, format, vec![]),
         Err(error) => {
+            error.log_delivery(path);
             FunctionResponse::error(error.client_message(), error.error_data(), format, vec![])
         }
     };
@@ -201,7 +145,7 @@ async fn call(
     kind: FunctionKind,
     request: FunctionRequest,
     identity: &Identity,
-) -> Result<Response, HttpError> {
+) -> Result<Response, RequestError> {
     let format = parse_format(request.format.as_deref())?;
     let path = parse_path(&request.path)?;
     let args = parse_args(&request.args)?;
@@ -213,14 +157,14 @@ async fn call(
             .map(|(v, _)| v),
         FunctionKind::Action => backend.run_action(&path, args, identity).await,
     };
-    Ok(envelope(result, format))
+    Ok(envelope(&path, result, format))
 }
 
 async fn query(
     State(b): State<Backend>,
     Caller(id): Caller,
     Body(body): Body,
-) -> Result<Response, HttpError> {
+) -> Result<Response, RequestError> {
     call(&b, FunctionKind::Query, parse_body(&body)?, &id).await
 }
 
@@ -228,7 +172,7 @@ async fn mutation(
     State(b): State<Backend>,
     Caller(id): Caller,
     Body(body): Body,
-) -> Result<Response, HttpError> {
+) -> Result<Response, RequestError> {
     call(&b, FunctionKind::Mutation, parse_body(&body)?, &id).await
 }
 
@@ -236,7 +180,7 @@ async fn action(
     State(b): State<Backend>,
     Caller(id): Caller,
     Body(body): Body,
-) -> Result<Response, HttpError> {
+) -> Result<Response, RequestError> {
     call(&b, FunctionKind::Action, parse_body(&body)?, &id).await
 }
 
@@ -245,7 +189,7 @@ async fn function(
     State(b): State<Backend>,
     Caller(id): Caller,
     Body(body): Body,
-) -> Result<Response, HttpError> {
+) -> Result<Response, RequestError> {
     let request: FunctionRequest = parse_body(&body)?;
     let path = parse_path(&request.path)?;
     let kind = b.function_kind(&path).unwrap_or(FunctionKind::Query);
@@ -264,10 +208,9 @@ async fn query_get(
     State(b): State<Backend>,
     Caller(id): Caller,
     Query(params): Query<QueryParams>,
-) -> Result<Response, HttpError> {
+) -> Result<Response, RequestError> {
     let args = match params.args.as_deref() {
-        Some(text) => serde_json::from_str(text)
-            .map_err(|e| HttpError::bad_request("BadArgs", format!("`args` is not JSON: {e}")))?,
+        Some(text) => serde_json::from_str(text).map_err(RequestError::ArgsNotJson)?,
         None => serde_json::Value::Object(Default::default()),
     };
     let request = FunctionRequest {
@@ -289,15 +232,14 @@ async fn query_at_ts(
     State(b): State<Backend>,
     Caller(id): Caller,
     Body(body): Body,
-) -> Result<Response, HttpError> {
+) -> Result<Response, RequestError> {
     let request: QueryAtTsRequest = parse_body(&body)?;
     let format = parse_format(request.format.as_deref())?;
     let path = parse_path(&request.path)?;
     let args = parse_args(&request.args)?;
-    let ts = keel_protocol::decode_ts(&request.ts)
-        .map_err(|e| HttpError::bad_request("BadTimestamp", e.to_string()))?;
+    let ts = keel_protocol::decode_ts(&request.ts).map_err(RequestError::BadTimestamp)?;
     let result = b.run_query(&path, &args, &id, Some(ts)).await;
-    Ok(envelope(result, format))
+    Ok(envelope(&path, result, format))
 }
 
 /// `POST /api/run/{dir/module}/{function}` with `{ args, format? }` (format defaults to clean JSON).
@@ -306,7 +248,7 @@ async fn run(
     Caller(id): Caller,
     Path(path): Path<String>,
     Body(body): Body,
-) -> Result<Response, HttpError> {
+) -> Result<Response, RequestError> {
     #[derive(Deserialize)]
     struct RunBody {
         #[serde(default = "empty_object")]
@@ -324,18 +266,13 @@ async fn run(
     } else {
         parse_body(&body)?
     };
-    let (module, function) = path.rsplit_once('/').ok_or_else(|| {
-        HttpError::bad_request(
-            "BadFunctionPath",
-            format!("`{path}` must be <module>/<function>"),
-        )
-    })?;
+    let Some((module, function)) = path.rsplit_once('/') else {
+        return Err(RequestError::RunPathWithoutFunction(path));
+    };
     let canonical = parse_path(&format!("{module}:{function}"))?;
-    let kind = b.function_kind(&canonical).ok_or_else(|| HttpError {
-        status: StatusCode::NOT_FOUND,
-        code: "FunctionNotFound",
-        message: format!("Could not find public function for '{canonical}'"),
-    })?;
+    let kind = b
+        .function_kind(&canonical)
+        .ok_or_else(|| RequestError::FunctionNotFound(b.not_found(&canonical)))?;
     let request = FunctionRequest {
         path: canonical.to_string(),
         args: body.args,

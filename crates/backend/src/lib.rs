@@ -19,18 +19,20 @@
 //! * `cluster` — [`Cluster`]: a backend node among several on one PostgreSQL database (follow the
 //!   committer's commits, forward mutations to it with idempotency keys, take over when it
 //!   dies).
-//! * `registry` — [`FunctionRegistry`]: functions by path, typed arguments and results.
+//! * `registry` — [`FunctionRegistry`]: functions by path; arguments are decoded with Convex's
+//!   validator rules and results encoded by [`keel_values::typed`].
 //! * `context` — [`QueryCtx`], [`MutationCtx`], [`ActionCtx`] and their database handles.
-//! * `args` — conversions between Convex values and typed Rust arguments/results.
-//! * `error` — [`FunctionError`]: application (`ConvexError`) versus system errors.
+//! * `error` — [`FunctionError`] (a call's failure as its caller sees it) and `ErrorClass`, the
+//!   one place where a class of error becomes an HTTP status and a WebSocket close code.
+//! * `request_error` — `RequestError`: requests refused before any function ran, with their
+//!   codes and classes.
 //! * `mutation_log` — at-most-once mutations per (client session, request id), in memory (a
 //!   resend while the first attempt runs waits for it); receipts committed with each mutation
 //!   carry this across restarts and nodes (see `cluster`).
 //! * `query_cache` — one execution per identical query, reused while it stays valid.
-//! * `http_api` — the HTTP endpoints, their envelopes and HTTP errors.
+//! * `http_api` — the HTTP endpoints, their envelopes and CORS.
 //! * `sync` — the WebSocket sync protocol: one session task per socket.
 
-mod args;
 mod backend;
 mod cluster;
 mod context;
@@ -39,6 +41,7 @@ mod http_api;
 mod mutation_log;
 mod query_cache;
 mod registry;
+mod request_error;
 mod sync;
 
 pub use backend::{Backend, BackendConfig, Identity, VerifiedUser};

@@ -1,7 +1,10 @@
 //! The function registry: queries, mutations and actions by path (`module:function`).
 //!
-//! Registering a function is one line; its arguments are any `serde` type and its result any
-//! `Serialize` type (see `args` for the conversions):
+//! Registering a function is one line; its arguments are any `Deserialize` type and its result
+//! any `Serialize` type. Arguments are checked as Convex checks a function's argument validators
+//! — a field the type does not declare is refused, a Rust integer takes a JavaScript number
+//! holding a whole value but not an int64 — with `ArgumentValidationError`s that name the path;
+//! [`keel_values::typed`] has the table of which Rust type stands for which Convex validator.
 //!
 //! ```
 //! use keel_backend::{FunctionError, FunctionRegistry, QueryCtx};
@@ -31,7 +34,6 @@ use keel_values::{Object, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::args::{decode_args, encode_result};
 use crate::context::{ActionCtx, MutationCtx, QueryCtx};
 use crate::error::FunctionError;
 
@@ -98,9 +100,13 @@ where
         // A panic in a function (a bug in app code) fails that call with an internal error
         // instead of tearing down the socket or the HTTP connection that ran it.
         let call = AssertUnwindSafe(async move {
-            let args = decode_args::<A>(&args)?;
+            let args = Value::Object(args);
+            let args =
+                keel_values::from_args::<A>(&args).map_err(FunctionError::InvalidArguments)?;
             let result = f(ctx, args).await?;
-            encode_result(&result)
+            keel_values::to_value(&result).map_err(|e| {
+                FunctionError::internal(format!("the function's result is not a Convex value: {e}"))
+            })
         });
         Box::pin(call.catch_unwind().map(|outcome| {
             outcome.unwrap_or_else(|panic| {
@@ -181,5 +187,18 @@ impl FunctionRegistry {
 
     pub(crate) fn get(&self, path: &CanonicalPath) -> Option<&Function> {
         self.functions.get(&path.to_string())
+    }
+
+    /// The names of the functions registered in `module`, sorted.
+    pub(crate) fn functions_of_module(&self, module: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .functions
+            .keys()
+            .filter_map(|path| path.rsplit_once(':'))
+            .filter(|(m, _)| *m == module)
+            .map(|(_, function)| function.to_owned())
+            .collect();
+        names.sort();
+        names
     }
 }

@@ -238,9 +238,10 @@ async fn function_level_failures_are_200_error_envelopes() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "error");
     let message = body["errorMessage"].as_str().unwrap();
-    assert!(
-        message.contains("body") && message.contains("invalid type"),
-        "{message}"
+    assert_eq!(
+        message,
+        "ArgumentValidationError: Value does not match validator.\nPath: .body\nValue: 5\n\
+         Validator: v.string()"
     );
     let (_, body) = post(
         &b,
@@ -253,9 +254,48 @@ async fn function_level_failures_are_200_error_envelopes() {
         body["errorMessage"]
             .as_str()
             .unwrap()
-            .contains("missing field `body`"),
+            .starts_with("ArgumentValidationError: Object is missing the required field `body`."),
         "{body}"
     );
+    // Convex-strict: a field the function does not declare, an int64 for a number.
+    for (path, args, expected) in [
+        (
+            "messages:send",
+            json!({"body": "hi", "to": "all"}),
+            "Object contains extra field `to` that is not in the validator.",
+        ),
+        (
+            "counter:increment",
+            json!({"by": {"$integer": "AgAAAAAAAAA="}}),
+            "Value does not match validator.\nPath: .by\nValue: 2n\nValidator: v.float64()",
+        ),
+    ] {
+        let (_, body) = post(
+            &b,
+            "/api/mutation",
+            &json!({"path": path, "args": args}),
+            None,
+        )
+        .await;
+        let message = body["errorMessage"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("ArgumentValidationError: {expected}")),
+            "{message}"
+        );
+    }
+    assert_eq!(messages_stored(&b).await, 0, "nothing ran");
+}
+
+/// How many messages `messages:list` returns.
+async fn messages_stored(b: &TestBackend) -> usize {
+    let (_, body) = post(
+        b,
+        "/api/query",
+        &json!({"path": "messages:list", "args": {}}),
+        None,
+    )
+    .await;
+    body["value"].as_array().map_or(0, Vec::len)
 }
 
 #[tokio::test]

@@ -139,6 +139,9 @@ async fn bad_arguments_fail_the_call_not_the_socket() {
             {"type": "Add", "queryId": 3, "udfPath": "counter:get", "args": [7]},
             {"type": "Add", "queryId": 4, "udfPath": "counter:get", "args": [{"pad": "many"}]},
             {"type": "Add", "queryId": 5, "udfPath": "counter:get", "args": [{}]},
+            // An int64 where a number is declared, and a field nobody declared.
+            {"type": "Add", "queryId": 6, "udfPath": "counter:get", "args": [{"pad": {"$integer": "AQAAAAAAAAA="}}]},
+            {"type": "Add", "queryId": 7, "udfPath": "counter:get", "args": [{"pad": 1, "sort": "new"}]},
         ]}),
     )
     .await;
@@ -158,6 +161,19 @@ async fn bad_arguments_fail_the_call_not_the_socket() {
     assert!(failed(3).contains("object"), "{}", failed(3));
     assert!(failed(4).contains("pad"), "{}", failed(4));
     assert_eq!(counter_in(&t, 5), Some(0.0));
+    assert_eq!(
+        failed(6),
+        "ArgumentValidationError: Value does not match validator.\nPath: .pad\nValue: 1n\n\
+         Validator: v.float64() holding a whole number that fits u32"
+    );
+    assert!(
+        failed(7).starts_with(
+            "ArgumentValidationError: Object contains extra field `sort` that is not in the \
+             validator."
+        ),
+        "{}",
+        failed(7)
+    );
 
     c.send(
         &json!({"type": "Mutation", "requestId": 0, "udfPath": "counter:increment", "args": [1]}),
@@ -470,7 +486,7 @@ async fn distinct_one_off_queries_do_not_pile_up_subscriptions() {
     let b = TestBackend::start().await;
     let path = keel_protocol::normalize_udf_path("messages:list").unwrap();
     for i in 0..12_000 {
-        let args = keel_values::obj! { "k" => f64::from(i) };
+        let args = keel_values::obj! { "limit" => f64::from(i) };
         b.backend
             .run_query(
                 &path,

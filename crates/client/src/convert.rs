@@ -1,8 +1,7 @@
-//! Between typed Rust values and Convex values: arguments in, results out.
-//!
-//! Arguments go through `serde_json` and Convex JSON, so a Rust number is a float64 (like a
-//! JavaScript `number`) and `{"$integer": …}` stays an int64. Results are decoded through
-//! [`keel_values::to_typed_json`].
+//! Between typed Rust values and Convex values, through Keel's one conversion
+//! ([`keel_values::typed`]): arguments in (a Rust number is a float64, like a JavaScript
+//! `number`; [`keel_values::Int64`] an int64), results out (fields the result type does not
+//! declare are skipped). Errors name the path.
 
 use keel_values::{Object, Value};
 use serde::Serialize;
@@ -12,23 +11,12 @@ use crate::ClientError;
 
 /// Encodes typed arguments as a Convex object.
 pub(crate) fn args_object(args: impl Serialize) -> Result<Object, ClientError> {
-    let json = serde_json::to_value(args)
-        .map_err(|e| ClientError::Decode(format!("arguments are not serializable: {e}")))?;
-    match keel_values::from_json(&json) {
-        Ok(Value::Object(o)) => Ok(o),
-        Ok(other) => Err(ClientError::Decode(format!(
-            "arguments must be an object, got {}",
-            other.type_name()
-        ))),
-        Err(e) => Err(ClientError::Decode(format!(
-            "arguments are not a Convex value: {e}"
-        ))),
-    }
+    keel_values::to_args(&args).map_err(|e| ClientError::Decode(format!("arguments: {e}")))
 }
 
 /// Decodes a result into `R`.
 pub(crate) fn decode_result<R: DeserializeOwned>(value: &Value) -> Result<R, ClientError> {
-    serde_json::from_value(keel_values::to_typed_json(value))
+    keel_values::from_value(value)
         .map_err(|e| ClientError::Decode(format!("result does not fit the expected type: {e}")))
 }
 
@@ -50,7 +38,7 @@ mod tests {
         assert_eq!(args["by"], Value::Float64(2.0));
         assert_eq!(args["big"], Value::Int64(42));
         assert!(args_object(5).is_err());
-        let v = keel_values::obj! { "n" => 3.0, "name" => "c" };
+        let v = keel_values::obj! { "n" => 3.0, "name" => "c", "extra" => true };
         let c: Counter = decode_result(&v).unwrap();
         assert_eq!(
             c,
@@ -59,6 +47,9 @@ mod tests {
                 name: "c".into()
             }
         );
-        assert_eq!(decode_result::<String>(&v).unwrap_err().code(), "Decode");
+        let err =
+            decode_result::<Counter>(&keel_values::obj! { "n" => 3.5, "name" => "c" }).unwrap_err();
+        assert_eq!(err.code(), "Decode");
+        assert!(err.to_string().contains("Path: .n"), "{err}");
     }
 }

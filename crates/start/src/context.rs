@@ -260,9 +260,10 @@ impl RouteContext {
     }
 }
 
-/// Decodes a Convex value into `R` (see [`keel_values::to_typed_json`]).
+/// Decodes a query result into `R` ([`keel_values::from_value`]: fields `R` does not declare are
+/// skipped; a mismatch names its path).
 fn decode_plain<R: DeserializeOwned>(value: &Value) -> Result<R, RouteError> {
-    serde_json::from_value(keel_values::to_typed_json(value))
+    keel_values::from_value(value)
         .map_err(|e| RouteError::internal(format!("query result does not fit the type: {e}")))
 }
 

@@ -3,8 +3,9 @@
 //! A [`Value`] is what Convex stores and sends: null, int64, float64, boolean, string, bytes,
 //! array or object. This crate also spells document ids the way Convex does ([`DocumentId`]),
 //! turns values into index sort keys whose byte order is the value order ([`sort_key`]), encodes
-//! and strictly decodes Convex JSON ([`to_json`], [`to_json_string`], [`from_json`]) and enforces
-//! Convex's limits on values and documents ([`validate_document`], [`validate_user_fields`]).
+//! and strictly decodes Convex JSON ([`to_json`], [`to_json_string`], [`from_json`]), enforces
+//! Convex's limits on values and documents ([`validate_document`], [`validate_user_fields`]) and
+//! converts between values and Rust types with Convex's validator rules ([`typed`]).
 //!
 //! # Layout
 //! * `value` — the [`Value`] enum, its total order and the [`obj!`] builder.
@@ -13,9 +14,15 @@
 //! * `json` — Convex JSON ([`to_json`], [`from_json`]) and clean JSON ([`to_clean_json`]).
 //! * `json_text` — [`to_json_string`]: Convex JSON text byte-identical to JavaScript's.
 //! * `limits` — size, nesting, length and field-name limits ([`value_size`], `validate_*`).
-//! * `typed` — [`to_typed_json`]: plain JSON for decoding into Rust types with `serde`.
+//! * [`typed`] — between Rust types and values, both ways, with Convex's validator rules
+//!   ([`from_args`], [`from_value`], [`to_value`], [`to_args`], [`Int64`]) and the table of
+//!   which Rust type stands for which validator; [`ConversionError`] names the path.
 //! * `serde_impl` — `Serialize`/`Deserialize` for [`Value`] as Convex JSON.
 //! * `error` — [`ValueError`], whose messages name the offending path (`.posts[3].title`).
+//!
+//! Two error types, each with a short code (`code()`) that starts or names its message:
+//! [`ValueError`] for values and encodings that break Convex's rules, [`ConversionError`] for
+//! values that do not fit a Rust type (or Rust values that are not Convex values).
 
 mod error;
 mod id;
@@ -24,7 +31,7 @@ mod json_text;
 mod limits;
 mod serde_impl;
 pub mod sort_key;
-mod typed;
+pub mod typed;
 mod value;
 
 pub use error::ValueError;
@@ -36,5 +43,7 @@ pub use limits::{
     MAX_VALUE_NESTING, MAX_VALUE_SIZE, SYSTEM_FIELDS_SIZE, object_size, validate_document,
     validate_user_fields, validate_value, value_size,
 };
-pub use typed::to_typed_json;
+pub use typed::{
+    ConversionError, ConversionErrorKind, Int64, from_args, from_value, to_args, to_value,
+};
 pub use value::{Object, Value};

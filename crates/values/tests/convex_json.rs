@@ -262,6 +262,15 @@ proptest! {
     }
 
     #[test]
+    fn values_cross_the_typed_conversions_unchanged(v in arb_value()) {
+        prop_assert_eq!(&keel_values::to_value(&v).unwrap(), &v);
+        prop_assert_eq!(&keel_values::from_value::<Value>(&v).unwrap(), &v);
+        // A `serde_json::Value` sees Convex JSON wherever plain JSON would lose the type.
+        let json: Json = keel_values::from_value(&v).unwrap();
+        prop_assert_eq!(&from_json(&json).unwrap(), &v);
+    }
+
+    #[test]
     fn encoding_then_decoding_is_the_identity(v in arb_value()) {
         prop_assert_eq!(&from_json(&to_json(&v)).unwrap(), &v);
         let text = to_json_string(&v);

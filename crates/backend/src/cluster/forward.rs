@@ -2,10 +2,12 @@
 //!
 //! `POST /api/keel/cluster/mutation` on the committer, with the header
 //! `Authorization: KeelNode <cluster secret>` and the body
-//! `{"path": …, "args": <Convex JSON object>, "identity": <UserIdentity transfer JSON> | null}`.
-//! The answer is `{"status": "success", "value": <Convex JSON>, "ts": "<commit ts>"}` or
-//! `{"status": "error", "error": <FunctionError>}`; `503` means "not the committer (any more)",
-//! which the follower retries against the address the new committer publishes.
+//! `{"path": …, "args": <Convex JSON object>, "identity": <UserIdentity transfer JSON> | null,
+//! "key": …}`. The answer is `{"status": "success", "value": <Convex JSON>, "ts": "<commit ts>"}`
+//! or `{"status": "error", "error": {"kind": "application" | "failed" | "internal", …}}` (the
+//! function's failure, as the client is to see it). A refusal is a `RequestError` body
+//! (`{"code", "message"}`) with its status; `503` (`NotCommitter`) means "not the committer (any
+//! more)", which the follower retries against the address the new committer publishes.
 //!
 //! Every forwarded request carries an idempotency key (the client session's request, or a fresh
 //! one), which the committer commits with the mutation as a receipt (see `keel_db::Receipt`). So
@@ -20,7 +22,6 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use keel_auth::UserIdentity;
 use keel_protocol::CanonicalPath;
 use keel_values::{Object, Value};
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use super::Cluster;
 use crate::backend::{Backend, Identity};
 use crate::error::FunctionError;
+use crate::request_error::RequestError;
 
 /// The route on every node (only a committer accepts calls on it).
 pub(crate) const ROUTE: &str = "/api/keel/cluster/mutation";
@@ -57,7 +59,7 @@ struct ForwardRequest {
 
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "camelCase")]
-enum ForwardReply {
+pub(crate) enum ForwardReply {
     Success {
         value: serde_json::Value,
         ts: String,
@@ -67,31 +69,23 @@ enum ForwardReply {
     },
 }
 
-/// A [`FunctionError`] on the wire between nodes.
+/// A [`FunctionError`] on the wire between nodes: what the client is to see, and for internal
+/// failures the detail for the follower's log.
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
-enum WireError {
+pub(crate) enum WireError {
+    /// A `ConvexError`.
     Application {
         message: String,
         data: serde_json::Value,
     },
-    Uncaught {
-        message: String,
-    },
-    InvalidArguments {
-        message: String,
-    },
-    /// Also carries `WrongKind` and `NotFound` (their text is the whole message).
-    InvalidCall {
-        message: String,
-    },
-    Database {
+    /// Any other failure the client sees as it is (bad arguments, a database error …).
+    Failed {
         message: String,
         data: Option<serde_json::Value>,
     },
-    Internal {
-        detail: String,
-    },
+    /// A failure inside Keel on the committer.
+    Internal { detail: String },
 }
 
 impl From<&FunctionError> for WireError {
@@ -101,23 +95,19 @@ impl From<&FunctionError> for WireError {
                 message: message.clone(),
                 data: keel_values::to_json(data),
             },
-            FunctionError::Uncaught(message) => WireError::Uncaught {
-                message: message.clone(),
+            FunctionError::Internal(cause) => WireError::Internal {
+                detail: cause.to_string(),
             },
-            FunctionError::InvalidArguments(message) => WireError::InvalidArguments {
-                message: message.clone(),
-            },
-            FunctionError::InvalidCall(_)
-            | FunctionError::NotFound(_)
-            | FunctionError::WrongKind { .. } => WireError::InvalidCall {
-                message: e.to_string(),
-            },
-            FunctionError::Database { message, data } => WireError::Database {
-                message: message.clone(),
-                data: data.as_ref().map(keel_values::to_json),
-            },
-            FunctionError::Internal(detail) => WireError::Internal {
-                detail: detail.clone(),
+            FunctionError::Uncaught(_)
+            | FunctionError::InvalidArguments(_)
+            | FunctionError::InvalidCall(_)
+            | FunctionError::TooManyRequests { .. }
+            | FunctionError::NotFound { .. }
+            | FunctionError::WrongKind { .. }
+            | FunctionError::Database(_)
+            | FunctionError::Relayed { .. } => WireError::Failed {
+                message: e.client_message(),
+                data: e.error_data().map(keel_values::to_json),
             },
         }
     }
@@ -131,10 +121,7 @@ impl WireError {
                 message,
                 data: value(data),
             },
-            WireError::Uncaught { message } => FunctionError::Uncaught(message),
-            WireError::InvalidArguments { message } => FunctionError::InvalidArguments(message),
-            WireError::InvalidCall { message } => FunctionError::InvalidCall(message),
-            WireError::Database { message, data } => FunctionError::Database {
+            WireError::Failed { message, data } => FunctionError::Relayed {
                 message,
                 data: data.map(value),
             },
@@ -252,8 +239,9 @@ impl Cluster {
                 return Ok(None);
             }
             status => {
+                let body = response.text().await.unwrap_or_default();
                 return Err(FunctionError::internal(format!(
-                    "the committer node answered {status}"
+                    "the committer node answered {status}: {body}"
                 )));
             }
         }
@@ -300,37 +288,35 @@ impl Cluster {
     }
 }
 
-/// The committer's side of `POST /api/keel/cluster/mutation`.
+/// The committer's side of `POST /api/keel/cluster/mutation`. Refusals are
+/// [`RequestError`]s: 404 off a cluster, 401 without the secret, 503 when this node is not the
+/// committer (the follower retries), 400 for a malformed request.
 pub(crate) async fn accept(
     State(backend): State<Backend>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let Some(cluster) = backend.cluster() else {
-        return (
-            StatusCode::NOT_FOUND,
-            "this backend is not part of a cluster",
-        )
-            .into_response();
-    };
+) -> Result<Json<ForwardReply>, RequestError> {
+    let cluster = backend.cluster().ok_or(RequestError::NotClustered)?;
     let Ok(Some(secret)) = cluster.secret().await else {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        return Err(RequestError::NotCommitter);
     };
     let presented = headers
         .get(header::AUTHORIZATION)
         .map(|v| v.as_bytes())
         .unwrap_or_default();
     if !same_secret(presented, authorization(&secret).as_bytes()) {
-        return (StatusCode::UNAUTHORIZED, "not a node of this cluster").into_response();
+        return Err(RequestError::NotClusterNode);
     }
     if !cluster.is_committer() || cluster.inner.persistence.lease_lost() {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        return Err(RequestError::NotCommitter);
     }
-    let request: ForwardRequest = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
-    };
-    let reply = match run(&backend, request).await {
+    let request: ForwardRequest = serde_json::from_slice(&body)
+        .map_err(|e| RequestError::BadForwardedRequest(e.to_string()))?;
+    let call = ForwardedCall::parse(request)?;
+    let reply = match backend
+        .run_keyed_mutation(&call.path, call.args, &call.identity, Some(call.key))
+        .await
+    {
         Ok((value, ts)) => ForwardReply::Success {
             value: keel_values::to_json(&value),
             ts: ts.to_string(),
@@ -339,30 +325,42 @@ pub(crate) async fn accept(
             error: WireError::from(&error),
         },
     };
-    Json(reply).into_response()
+    Ok(Json(reply))
 }
 
-async fn run(backend: &Backend, request: ForwardRequest) -> Result<(Value, u64), FunctionError> {
-    let path = keel_protocol::normalize_udf_path(&request.path)
-        .map_err(|e| FunctionError::InvalidCall(e.to_string()))?;
-    let Ok(Value::Object(args)) = keel_values::from_json(&request.args) else {
-        return Err(FunctionError::InvalidCall(
-            "forwarded arguments are not an object".into(),
-        ));
-    };
-    let identity = match request.identity {
-        None => Identity::Anonymous,
-        Some(json) => {
-            let identity = UserIdentity::from_transfer_json(json)
-                .map_err(|e| FunctionError::InvalidCall(format!("forwarded identity: {e}")))?;
-            Identity::User(Arc::new(crate::backend::VerifiedUser::new(Arc::new(
-                identity,
-            ))))
-        }
-    };
-    backend
-        .run_keyed_mutation(&path, args, &identity, Some(request.key))
-        .await
+/// A forwarded request, checked.
+struct ForwardedCall {
+    path: CanonicalPath,
+    args: Object,
+    identity: Identity,
+    key: String,
+}
+
+impl ForwardedCall {
+    fn parse(request: ForwardRequest) -> Result<ForwardedCall, RequestError> {
+        let bad = |what: String| RequestError::BadForwardedRequest(what);
+        let path =
+            keel_protocol::normalize_udf_path(&request.path).map_err(|e| bad(e.to_string()))?;
+        let Ok(Value::Object(args)) = keel_values::from_json(&request.args) else {
+            return Err(bad("the arguments are not a Convex object".to_owned()));
+        };
+        let identity = match request.identity {
+            None => Identity::Anonymous,
+            Some(json) => {
+                let identity = UserIdentity::from_transfer_json(json)
+                    .map_err(|e| bad(format!("the identity: {e}")))?;
+                Identity::User(Arc::new(crate::backend::VerifiedUser::new(Arc::new(
+                    identity,
+                ))))
+            }
+        };
+        Ok(ForwardedCall {
+            path,
+            args,
+            identity,
+            key: request.key,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -371,15 +369,22 @@ mod tests {
 
     #[test]
     fn errors_cross_nodes_unchanged() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Args {
+            #[allow(dead_code)]
+            n: u32,
+        }
+        let bad_arguments = keel_values::from_args::<Args>(&keel_values::obj! { "n" => 1i64 })
+            .expect_err("an int64 is not a u32");
         let errors = [
             FunctionError::convex("nope", keel_values::obj! { "code" => 7i64 }),
             FunctionError::uncaught("boom"),
-            FunctionError::InvalidArguments("bad".into()),
-            FunctionError::NotFound("a:b".into()),
-            FunctionError::Database {
-                message: "InvalidCursor: x".into(),
-                data: Some(keel_values::obj! { "paginationError" => "InvalidCursor" }),
+            FunctionError::InvalidArguments(bad_arguments),
+            FunctionError::NotFound {
+                path: "a:b".into(),
+                registered: vec!["c".into()],
             },
+            FunctionError::from(keel_db::DbError::InvalidCursor),
         ];
         for error in errors {
             let wire = serde_json::to_string(&WireError::from(&error)).unwrap();

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::backend::Backend;
+use crate::error::ErrorClass;
 use session::SyncSession;
 
 /// How many encoded messages may wait for a slow client before it is disconnected.
@@ -48,6 +49,15 @@ pub(crate) enum SessionEnd {
 impl SessionEnd {
     pub(crate) fn fatal(message: impl Into<String>) -> Self {
         SessionEnd::Fatal(message.into())
+    }
+
+    /// The class of error that ends the session, if one does (see `ErrorClass`).
+    fn class(&self) -> Option<ErrorClass> {
+        match self {
+            SessionEnd::Fatal(_) => Some(ErrorClass::BadRequest),
+            SessionEnd::AuthError { .. } => Some(ErrorClass::Unauthenticated),
+            SessionEnd::Gone | SessionEnd::NotReading => None,
+        }
     }
 }
 
@@ -154,11 +164,11 @@ pub(crate) async fn serve_socket(socket: WebSocket, backend: Backend) {
     };
 
     let not_reading = matches!(end, SessionEnd::NotReading);
-    let close = match end {
+    let close_code = end.class().map(ErrorClass::close_code);
+    match end {
         SessionEnd::Fatal(error_message) => {
             tracing::info!(%error_message, "closing sync session after a protocol error");
             let _ = outbox.send(ServerMessage::FatalError { error_message });
-            true
         }
         SessionEnd::AuthError {
             message,
@@ -171,18 +181,17 @@ pub(crate) async fn serve_socket(socket: WebSocket, backend: Backend) {
                 base_version: Some(base_version),
                 auth_update_attempted: Some(auth_update_attempted),
             });
-            true
         }
-        SessionEnd::Gone | SessionEnd::NotReading => false,
-    };
+        SessionEnd::Gone | SessionEnd::NotReading => {}
+    }
     if not_reading {
         // The writer is stuck on a socket nobody reads: drop it (and the queued messages) now
         // rather than after the write timeout, so the connection closes at once.
         writer.abort();
     }
-    if close {
+    if let Some(code) = close_code {
         let _ = outbox.tx.try_send(Message::Close(Some(CloseFrame {
-            code: 1000,
+            code,
             reason: Utf8Bytes::from_static("session ended"),
         })));
     }

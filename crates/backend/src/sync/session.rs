@@ -13,8 +13,8 @@ use std::sync::Arc;
 use futures::future::{AbortHandle, Abortable};
 use futures::stream::{FuturesUnordered, StreamExt};
 use keel_protocol::{
-    AuthenticationToken, CanonicalPath, ClientMessage, ErrorPayload, LogLinesMessage, QueryId,
-    QuerySetModification, ServerMessage, StateModification, StateVersion,
+    AuthenticationToken, CanonicalPath, ClientMessage, ErrorPayload, LogLinesMessage,
+    ProtocolError, QueryId, QuerySetModification, ServerMessage, StateModification, StateVersion,
 };
 use keel_values::{Object, Value};
 use tokio::sync::{Semaphore, mpsc};
@@ -35,8 +35,8 @@ const MAX_RUNNING_ACTIONS: usize = 64;
 
 /// A query the client has subscribed to.
 struct SubscribedQuery {
-    path: Result<CanonicalPath, String>,
-    args: Result<Object, String>,
+    path: Result<CanonicalPath, ProtocolError>,
+    args: Result<Object, ProtocolError>,
     journal: Option<String>,
     /// Hash of the last result sent, so that unchanged results are not sent again.
     last_sent: Option<u64>,
@@ -285,16 +285,17 @@ impl SyncSession {
                         if queued.is_err() {
                             let _ = self.completions_tx.send(Completion::Mutation {
                                 request_id,
-                                result: Err(FunctionError::InvalidCall(format!(
-                                    "TooManyConcurrentRequests: more than {MAX_QUEUED_MUTATIONS} mutations are waiting on this connection"
-                                ))),
+                                result: Err(FunctionError::TooManyRequests {
+                                    limit: MAX_QUEUED_MUTATIONS,
+                                    calls: "mutations are waiting",
+                                }),
                             });
                         }
                     }
-                    Err(message) => {
+                    Err(error) => {
                         let _ = self.completions_tx.send(Completion::Mutation {
                             request_id,
-                            result: Err(FunctionError::InvalidCall(message)),
+                            result: Err(FunctionError::InvalidCall(error)),
                         });
                     }
                 }
@@ -321,16 +322,17 @@ impl SyncSession {
                         Err(_) => {
                             let _ = completions.send(Completion::Action {
                                 request_id,
-                                result: Err(FunctionError::InvalidCall(format!(
-                                    "TooManyConcurrentRequests: more than {MAX_RUNNING_ACTIONS} actions are running on this connection"
-                                ))),
+                                result: Err(FunctionError::TooManyRequests {
+                                    limit: MAX_RUNNING_ACTIONS,
+                                    calls: "actions are running",
+                                }),
                             });
                         }
                     },
-                    Err(message) => {
+                    Err(error) => {
                         let _ = completions.send(Completion::Action {
                             request_id,
-                            result: Err(FunctionError::InvalidCall(message)),
+                            result: Err(FunctionError::InvalidCall(error)),
                         });
                     }
                 }
@@ -349,10 +351,8 @@ impl SyncSession {
                         query.query_id
                     )));
                 }
-                let path = keel_protocol::normalize_udf_path(&query.udf_path.to_string())
-                    .map_err(|e| e.to_string());
-                let args =
-                    keel_protocol::serialized_function_args(&query.args).map_err(|e| e.to_string());
+                let path = keel_protocol::normalize_udf_path(&query.udf_path.to_string());
+                let args = keel_protocol::serialized_function_args(&query.args);
                 self.removed.retain(|id| *id != query.query_id);
                 self.queries.insert(
                     query.query_id,
@@ -387,7 +387,7 @@ impl SyncSession {
                         self.min_ts = self.min_ts.max(ts);
                         (Ok(value), Some(wire_ts(ts)))
                     }
-                    Err(error) => (Err(error_payload(&error)), None),
+                    Err(error) => (Err(error_payload(&error, "mutation", request_id)), None),
                 };
                 ServerMessage::MutationResponse {
                     request_id,
@@ -398,7 +398,7 @@ impl SyncSession {
             }
             Completion::Action { request_id, result } => ServerMessage::ActionResponse {
                 request_id,
-                result: result.map_err(|e| error_payload(&e)),
+                result: result.map_err(|e| error_payload(&e, "action", request_id)),
                 log_lines: LogLinesMessage(vec![]),
             },
         };
@@ -449,8 +449,8 @@ impl SyncSession {
                             backend.subscribe_query(&path, &args, &identity, ts).await;
                         (result, Some(subscription))
                     }
-                    (Err(message), _) | (_, Err(message)) => {
-                        (Err(FunctionError::InvalidCall(message)), None)
+                    (Err(error), _) | (_, Err(error)) => {
+                        (Err(FunctionError::InvalidCall(error)), None)
                     }
                 }
             }
@@ -494,7 +494,10 @@ impl SyncSession {
                 },
                 Err(error) => StateModification::QueryFailed {
                     query_id,
-                    error_message: error.client_message(),
+                    error_message: {
+                        error.log_delivery(&format_args!("query {query_id}"));
+                        error.client_message()
+                    },
                     log_lines: LogLinesMessage(vec![]),
                     journal,
                     error_data: error.error_data().cloned(),
@@ -571,13 +574,15 @@ fn spawn_mutation_queue(
 fn parse_call(
     path: &str,
     args: &keel_protocol::SerializedArgs,
-) -> Result<(CanonicalPath, Object), String> {
-    let path = keel_protocol::normalize_udf_path(path).map_err(|e| e.to_string())?;
-    let args = keel_protocol::serialized_function_args(args).map_err(|e| e.to_string())?;
+) -> Result<(CanonicalPath, Object), ProtocolError> {
+    let path = keel_protocol::normalize_udf_path(path)?;
+    let args = keel_protocol::serialized_function_args(args)?;
     Ok((path, args))
 }
 
-fn error_payload(error: &FunctionError) -> ErrorPayload<Value> {
+/// The payload of a failed mutation or action, logged here, where it is sent.
+fn error_payload(error: &FunctionError, kind: &str, request_id: u32) -> ErrorPayload<Value> {
+    error.log_delivery(&format_args!("{kind} request {request_id}"));
     let message = error.client_message();
     match error.error_data() {
         Some(data) => ErrorPayload::ErrorData {

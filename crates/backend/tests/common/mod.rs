@@ -108,13 +108,18 @@ async fn send(ctx: MutationCtx, args: SendArgs) -> Result<String, FunctionError>
     Ok(id.to_string())
 }
 
-async fn list(ctx: QueryCtx, _: NoArgs) -> Result<Vec<String>, FunctionError> {
-    let docs = ctx
-        .db()
-        .query("messages")
-        .order(Order::Asc)
-        .collect()
-        .await?;
+#[derive(Deserialize)]
+struct ListArgs {
+    /// At most this many messages (all when absent).
+    limit: Option<u32>,
+}
+
+async fn list(ctx: QueryCtx, args: ListArgs) -> Result<Vec<String>, FunctionError> {
+    let query = ctx.db().query("messages").order(Order::Asc);
+    let docs = match args.limit {
+        Some(limit) => query.take(limit as usize).await?,
+        None => query.collect().await?,
+    };
     Ok(docs
         .iter()
         .filter_map(|d| {

@@ -139,7 +139,8 @@ fn functions(counter_runs: Arc<AtomicUsize>, gate: Arc<Gate>) -> FunctionRegistr
             }
         })
         .mutation("counter:increment", increment)
-        .query("counter:get", move |ctx: QueryCtx, _: NoArgs| {
+        // Takes any arguments (`v.any()`): tests vary them to make distinct query keys.
+        .query("counter:get", move |ctx: QueryCtx, _: Value| {
             counter_runs.fetch_add(1, Ordering::SeqCst);
             async move { Ok(counter_value(ctx.db()).await?.1) }
         })

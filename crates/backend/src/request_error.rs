@@ -1,0 +1,149 @@
+//! [`RequestError`]: why an HTTP request was refused before any function ran, answered as an
+//! HTTP status (from its [`ErrorClass`]) and a `{"code", "message"}` body.
+
+use axum::Json;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use keel_auth::AuthError;
+use keel_protocol::ProtocolError;
+use keel_protocol::http::HttpErrorBody;
+
+use crate::error::{ErrorClass, FunctionError};
+
+/// Why a request was refused before any function ran.
+///
+/// | code | class |
+/// |---|---|
+/// | `InvalidAuthHeader`, `BadAdminKey`, the token's code (`TokenExpired` …), `NotClusterNode` | `Unauthenticated` (401) |
+/// | `BadRequestBody`, `BadJsonBody`, `BadFunctionPath`, `BadArgs`, `BadFormat`, `BadTimestamp`, `BadForwardedRequest` | `BadRequest` (400) |
+/// | `FunctionNotFound`, `NotClustered` | `NotFound` (404) |
+/// | `RequestTooLarge` | `PayloadTooLarge` (413) |
+/// | `NotCommitter` | `Unavailable` (503) |
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RequestError {
+    /// An `Authorization` header with bytes outside ASCII.
+    #[error("The Authorization header is not valid ASCII")]
+    AuthHeaderNotAscii,
+    /// An `Authorization: Convex …` admin key.
+    #[error("Admin keys are not supported by this backend")]
+    AdminKey,
+    /// An `Authorization` header that is not `Bearer <token>`.
+    #[error("Header must begin with `bearer `")]
+    NotBearer,
+    /// The bearer token did not verify.
+    #[error(transparent)]
+    Token(#[from] AuthError),
+    /// A body over the limit.
+    #[error("The request body is larger than the limit of {max} bytes")]
+    BodyTooLarge {
+        /// The limit in bytes.
+        max: usize,
+    },
+    /// A body that could not be read.
+    #[error("{0}")]
+    BodyUnreadable(#[source] BytesRejection),
+    /// A body that is not the JSON the endpoint takes.
+    #[error("Failed to parse the request body: {0}")]
+    BadJsonBody(#[source] serde_json::Error),
+    /// A function path that names no function.
+    #[error("{0}")]
+    BadFunctionPath(#[source] ProtocolError),
+    /// A `/api/run/…` path without a function part.
+    #[error("`{0}` must be <module>/<function>")]
+    RunPathWithoutFunction(String),
+    /// Arguments that are not one Convex object.
+    #[error("{0}")]
+    BadArgs(#[source] ProtocolError),
+    /// A `?args=` query parameter that is not JSON.
+    #[error("`args` is not JSON: {0}")]
+    ArgsNotJson(#[source] serde_json::Error),
+    /// A response format this server does not produce.
+    #[error("{0}")]
+    BadFormat(#[source] ProtocolError),
+    /// A snapshot timestamp that is not an encoded one.
+    #[error("{0}")]
+    BadTimestamp(#[source] ProtocolError),
+    /// `/api/run/…` for a function that is not registered.
+    #[error("{0}")]
+    FunctionNotFound(#[source] FunctionError),
+    /// A forwarding call to a backend that is not part of a cluster.
+    #[error("this backend is not part of a cluster")]
+    NotClustered,
+    /// A forwarding call without the cluster's secret.
+    #[error("not a node of this cluster")]
+    NotClusterNode,
+    /// A forwarding call to a node that is not (or no longer) the committer, or does not know the
+    /// cluster's secret yet.
+    #[error("this node is not the committer")]
+    NotCommitter,
+    /// A forwarding call whose body is malformed.
+    #[error("invalid forwarded request: {0}")]
+    BadForwardedRequest(String),
+}
+
+impl RequestError {
+    /// The short code sent as `code`.
+    pub(crate) fn code(&self) -> &'static str {
+        match self {
+            RequestError::AuthHeaderNotAscii | RequestError::NotBearer => "InvalidAuthHeader",
+            RequestError::AdminKey => "BadAdminKey",
+            RequestError::Token(error) => error.code(),
+            RequestError::BodyTooLarge { .. } => "RequestTooLarge",
+            RequestError::BodyUnreadable(_) => "BadRequestBody",
+            RequestError::BadJsonBody(_) => "BadJsonBody",
+            RequestError::BadFunctionPath(_) | RequestError::RunPathWithoutFunction(_) => {
+                "BadFunctionPath"
+            }
+            RequestError::BadArgs(_) | RequestError::ArgsNotJson(_) => "BadArgs",
+            RequestError::BadFormat(_) => "BadFormat",
+            RequestError::BadTimestamp(_) => "BadTimestamp",
+            RequestError::FunctionNotFound(_) => "FunctionNotFound",
+            RequestError::NotClustered => "NotClustered",
+            RequestError::NotClusterNode => "NotClusterNode",
+            RequestError::NotCommitter => "NotCommitter",
+            RequestError::BadForwardedRequest(_) => "BadForwardedRequest",
+        }
+    }
+
+    /// The class, which decides the HTTP status.
+    pub(crate) fn class(&self) -> ErrorClass {
+        match self {
+            RequestError::AuthHeaderNotAscii
+            | RequestError::AdminKey
+            | RequestError::NotBearer
+            | RequestError::Token(_)
+            | RequestError::NotClusterNode => ErrorClass::Unauthenticated,
+            RequestError::BodyTooLarge { .. } => ErrorClass::PayloadTooLarge,
+            RequestError::BodyUnreadable(rejection)
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                ErrorClass::PayloadTooLarge
+            }
+            RequestError::BodyUnreadable(_)
+            | RequestError::BadJsonBody(_)
+            | RequestError::BadFunctionPath(_)
+            | RequestError::RunPathWithoutFunction(_)
+            | RequestError::BadArgs(_)
+            | RequestError::ArgsNotJson(_)
+            | RequestError::BadFormat(_)
+            | RequestError::BadTimestamp(_)
+            | RequestError::BadForwardedRequest(_) => ErrorClass::BadRequest,
+            RequestError::FunctionNotFound(_) | RequestError::NotClustered => ErrorClass::NotFound,
+            RequestError::NotCommitter => ErrorClass::Unavailable,
+        }
+    }
+}
+
+impl IntoResponse for RequestError {
+    fn into_response(self) -> Response {
+        let class = self.class();
+        let code = self.code();
+        tracing::debug!(code, error = %self, "request refused");
+        let body = HttpErrorBody {
+            code: code.to_owned(),
+            message: self.to_string(),
+        };
+        (class.http_status(), Json(body)).into_response()
+    }
+}

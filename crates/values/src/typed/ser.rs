@@ -1,0 +1,604 @@
+//! Encoding a Rust value as a Convex [`Value`]: a `serde` serializer that builds the value
+//! directly, with the same type mapping the decoder checks (see the [module docs](crate::typed)).
+
+use serde::ser::{self, Impossible, Serialize};
+
+use super::error::{ConversionError, ConversionErrorKind};
+use crate::error::{is_plain_name, shown_name};
+use crate::{Object, Value, from_json, validate_value};
+
+/// Largest magnitude up to which every whole number is exact in a float64 (2⁵³).
+const MAX_SAFE_INTEGER: u64 = 1 << 53;
+
+/// Encodes a Rust value as a Convex value: Rust numbers become float64s (JavaScript numbers),
+/// [`Int64`](crate::Int64) an int64, a [`Value`] inside stays exactly what it is. The result is
+/// checked against Convex's rules on values ([`validate_value`]).
+///
+/// ```
+/// use keel_values::{obj, to_value, Int64, Value};
+/// #[derive(serde::Serialize)]
+/// struct Page { count: u32, total: Int64, title: &'static str }
+/// let v = to_value(&Page { count: 3, total: Int64(7), title: "x" }).unwrap();
+/// assert_eq!(v, obj! { "count" => 3.0, "total" => 7i64, "title" => "x" });
+/// assert_eq!(to_value(&u64::MAX).unwrap_err().code(), "NotAConvexValue");
+/// ```
+pub fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<Value, ConversionError> {
+    let value = value.serialize(ValueSerializer)?;
+    validate_value(&value)
+        .map_err(|e| ConversionError::at(ConversionErrorKind::Value(e), String::new()))?;
+    Ok(value)
+}
+
+/// Encodes a Rust value as function arguments: [`to_value`], which must give an object.
+///
+/// ```
+/// use keel_values::{to_args, Value};
+/// let args = to_args(&serde_json::json!({ "limit": 10 })).unwrap();
+/// assert_eq!(args["limit"], Value::Float64(10.0));
+/// assert_eq!(to_args(&5).unwrap_err().code(), "ArgumentsNotAnObject");
+/// ```
+pub fn to_args<T: Serialize + ?Sized>(args: &T) -> Result<Object, ConversionError> {
+    match to_value(args)? {
+        Value::Object(fields) => Ok(fields),
+        other => Err(ConversionError::at(
+            ConversionErrorKind::NotAnObject {
+                found: other.type_name(),
+            },
+            String::new(),
+        )),
+    }
+}
+
+fn unrepresentable(message: String) -> ConversionError {
+    ConversionError::at(
+        ConversionErrorKind::Unrepresentable { message },
+        String::new(),
+    )
+}
+
+/// `.name`, or `["odd name"]`.
+fn field_step(name: &str) -> String {
+    if is_plain_name(name) {
+        format!(".{name}")
+    } else {
+        format!("[{:?}]", shown_name(name))
+    }
+}
+
+/// A whole number as a float64, if it is exact there.
+fn whole_number(n: impl Into<i128> + Copy + std::fmt::Display) -> Result<Value, ConversionError> {
+    let wide: i128 = n.into();
+    if wide.unsigned_abs() <= u128::from(MAX_SAFE_INTEGER) {
+        Ok(Value::Float64(wide as f64))
+    } else {
+        Err(beyond_safe_range(n))
+    }
+}
+
+fn beyond_safe_range(n: impl std::fmt::Display) -> ConversionError {
+    unrepresentable(format!(
+        "The integer {n} is beyond ±2^53, the largest a float64 (a JavaScript number) holds \
+         exactly; declare the field as keel_values::Int64 for a Convex int64."
+    ))
+}
+
+impl ser::Error for ConversionError {
+    fn custom<T: std::fmt::Display>(message: T) -> Self {
+        unrepresentable(message.to_string())
+    }
+}
+
+/// Builds a [`Value`].
+struct ValueSerializer;
+
+impl ser::Serializer for ValueSerializer {
+    type Ok = Value;
+    type Error = ConversionError;
+    type SerializeSeq = Items;
+    type SerializeTuple = Items;
+    type SerializeTupleStruct = Items;
+    type SerializeTupleVariant = Variant<Items>;
+    type SerializeMap = Fields;
+    type SerializeStruct = Fields;
+    type SerializeStructVariant = Variant<Fields>;
+
+    fn serialize_bool(self, v: bool) -> Result<Value, ConversionError> {
+        Ok(Value::Boolean(v))
+    }
+
+    fn serialize_i8(self, v: i8) -> Result<Value, ConversionError> {
+        Ok(Value::Float64(v.into()))
+    }
+
+    fn serialize_i16(self, v: i16) -> Result<Value, ConversionError> {
+        Ok(Value::Float64(v.into()))
+    }
+
+    fn serialize_i32(self, v: i32) -> Result<Value, ConversionError> {
+        Ok(Value::Float64(v.into()))
+    }
+
+    fn serialize_i64(self, v: i64) -> Result<Value, ConversionError> {
+        whole_number(v)
+    }
+
+    fn serialize_i128(self, v: i128) -> Result<Value, ConversionError> {
+        whole_number(v)
+    }
+
+    fn serialize_u8(self, v: u8) -> Result<Value, ConversionError> {
+        Ok(Value::Float64(v.into()))
+    }
+
+    fn serialize_u16(self, v: u16) -> Result<Value, ConversionError> {
+        Ok(Value::Float64(v.into()))
+    }
+
+    fn serialize_u32(self, v: u32) -> Result<Value, ConversionError> {
+        Ok(Value::Float64(v.into()))
+    }
+
+    fn serialize_u64(self, v: u64) -> Result<Value, ConversionError> {
+        whole_number(v)
+    }
+
+    fn serialize_u128(self, v: u128) -> Result<Value, ConversionError> {
+        match i128::try_from(v) {
+            Ok(n) => whole_number(n),
+            Err(_) => Err(beyond_safe_range(v)),
+        }
+    }
+
+    fn serialize_f32(self, v: f32) -> Result<Value, ConversionError> {
+        Ok(Value::Float64(v.into()))
+    }
+
+    fn serialize_f64(self, v: f64) -> Result<Value, ConversionError> {
+        Ok(Value::Float64(v))
+    }
+
+    fn serialize_char(self, v: char) -> Result<Value, ConversionError> {
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn serialize_str(self, v: &str) -> Result<Value, ConversionError> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn serialize_bytes(self, v: &[u8]) -> Result<Value, ConversionError> {
+        Ok(Value::Bytes(v.to_vec()))
+    }
+
+    fn serialize_none(self) -> Result<Value, ConversionError> {
+        Ok(Value::Null)
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<Value, ConversionError> {
+        value.serialize(self)
+    }
+
+    fn serialize_unit(self) -> Result<Value, ConversionError> {
+        Ok(Value::Null)
+    }
+
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<Value, ConversionError> {
+        Ok(Value::Null)
+    }
+
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+    ) -> Result<Value, ConversionError> {
+        Ok(Value::String(variant.to_owned()))
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Result<Value, ConversionError> {
+        value.serialize(self)
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result<Value, ConversionError> {
+        let content = value
+            .serialize(ValueSerializer)
+            .map_err(|e| e.under(&field_step(variant)))?;
+        Ok(Value::Object(Object::from([(variant.to_owned(), content)])))
+    }
+
+    fn serialize_seq(self, len: Option<usize>) -> Result<Items, ConversionError> {
+        Ok(Items(Vec::with_capacity(len.unwrap_or(0).min(4096))))
+    }
+
+    fn serialize_tuple(self, len: usize) -> Result<Items, ConversionError> {
+        self.serialize_seq(Some(len))
+    }
+
+    fn serialize_tuple_struct(
+        self,
+        _name: &'static str,
+        len: usize,
+    ) -> Result<Items, ConversionError> {
+        self.serialize_seq(Some(len))
+    }
+
+    fn serialize_tuple_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        len: usize,
+    ) -> Result<Variant<Items>, ConversionError> {
+        Ok(Variant {
+            name: variant,
+            content: self.serialize_seq(Some(len))?,
+        })
+    }
+
+    fn serialize_map(self, _len: Option<usize>) -> Result<Fields, ConversionError> {
+        Ok(Fields {
+            fields: Object::new(),
+            key: None,
+        })
+    }
+
+    fn serialize_struct(self, _name: &'static str, len: usize) -> Result<Fields, ConversionError> {
+        self.serialize_map(Some(len))
+    }
+
+    fn serialize_struct_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        len: usize,
+    ) -> Result<Variant<Fields>, ConversionError> {
+        Ok(Variant {
+            name: variant,
+            content: self.serialize_map(Some(len))?,
+        })
+    }
+}
+
+/// An array being built.
+struct Items(Vec<Value>);
+
+impl Items {
+    fn push<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ConversionError> {
+        let item = value
+            .serialize(ValueSerializer)
+            .map_err(|e| e.under(&format!("[{}]", self.0.len())))?;
+        self.0.push(item);
+        Ok(())
+    }
+}
+
+impl ser::SerializeSeq for Items {
+    type Ok = Value;
+    type Error = ConversionError;
+
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Self::Error> {
+        self.push(value)
+    }
+
+    fn end(self) -> Result<Value, ConversionError> {
+        Ok(Value::Array(self.0))
+    }
+}
+
+impl ser::SerializeTuple for Items {
+    type Ok = Value;
+    type Error = ConversionError;
+
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Self::Error> {
+        self.push(value)
+    }
+
+    fn end(self) -> Result<Value, ConversionError> {
+        Ok(Value::Array(self.0))
+    }
+}
+
+impl ser::SerializeTupleStruct for Items {
+    type Ok = Value;
+    type Error = ConversionError;
+
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Self::Error> {
+        self.push(value)
+    }
+
+    fn end(self) -> Result<Value, ConversionError> {
+        Ok(Value::Array(self.0))
+    }
+}
+
+/// An object being built.
+struct Fields {
+    fields: Object,
+    /// The key of the entry whose value comes next (maps).
+    key: Option<String>,
+}
+
+impl Fields {
+    fn insert<T: Serialize + ?Sized>(
+        &mut self,
+        name: String,
+        value: &T,
+    ) -> Result<(), ConversionError> {
+        let field = value
+            .serialize(ValueSerializer)
+            .map_err(|e| e.under(&field_step(&name)))?;
+        self.fields.insert(name, field);
+        Ok(())
+    }
+
+    /// The object; a one-field object `{"$integer" | "$float" | "$bytes": "<base64>"}` is the
+    /// Convex-JSON form of a value with no plain JSON form (how a [`Value`] or an
+    /// [`Int64`](crate::Int64) serializes itself) and becomes that value.
+    fn finish(self) -> Result<Value, ConversionError> {
+        let mut fields = self.fields;
+        if fields.len() == 1
+            && let Some(entry) = fields.first_entry()
+            && matches!(entry.key().as_str(), "$integer" | "$float" | "$bytes")
+            && let Value::String(_) = entry.get()
+        {
+            let (tag, Value::String(base64)) = entry.remove_entry() else {
+                unreachable!("checked above");
+            };
+            let json = serde_json::Value::Object(serde_json::Map::from_iter([(
+                tag,
+                serde_json::Value::String(base64),
+            )]));
+            return from_json(&json)
+                .map_err(|e| ConversionError::at(ConversionErrorKind::Value(e), String::new()));
+        }
+        Ok(Value::Object(fields))
+    }
+}
+
+impl ser::SerializeMap for Fields {
+    type Ok = Value;
+    type Error = ConversionError;
+
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Self::Error> {
+        self.key = Some(key.serialize(FieldName)?);
+        Ok(())
+    }
+
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Self::Error> {
+        let Some(name) = self.key.take() else {
+            return Err(unrepresentable(
+                "a map entry's value was given before its key".to_owned(),
+            ));
+        };
+        self.insert(name, value)
+    }
+
+    fn end(self) -> Result<Value, ConversionError> {
+        self.finish()
+    }
+}
+
+impl ser::SerializeStruct for Fields {
+    type Ok = Value;
+    type Error = ConversionError;
+
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        name: &'static str,
+        value: &T,
+    ) -> Result<(), Self::Error> {
+        self.insert(name.to_owned(), value)
+    }
+
+    fn end(self) -> Result<Value, ConversionError> {
+        self.finish()
+    }
+}
+
+/// An enum variant with content, written as `{ "<variant>": <content> }`.
+struct Variant<C> {
+    name: &'static str,
+    content: C,
+}
+
+impl<C> Variant<C> {
+    fn wrap(
+        name: &'static str,
+        content: Result<Value, ConversionError>,
+    ) -> Result<Value, ConversionError> {
+        let content = content.map_err(|e| e.under(&field_step(name)))?;
+        Ok(Value::Object(Object::from([(name.to_owned(), content)])))
+    }
+}
+
+impl ser::SerializeTupleVariant for Variant<Items> {
+    type Ok = Value;
+    type Error = ConversionError;
+
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Self::Error> {
+        self.content
+            .push(value)
+            .map_err(|e| e.under(&field_step(self.name)))
+    }
+
+    fn end(self) -> Result<Value, ConversionError> {
+        Self::wrap(self.name, Ok(Value::Array(self.content.0)))
+    }
+}
+
+impl ser::SerializeStructVariant for Variant<Fields> {
+    type Ok = Value;
+    type Error = ConversionError;
+
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        name: &'static str,
+        value: &T,
+    ) -> Result<(), Self::Error> {
+        self.content
+            .insert(name.to_owned(), value)
+            .map_err(|e| e.under(&field_step(self.name)))
+    }
+
+    fn end(self) -> Result<Value, ConversionError> {
+        Self::wrap(self.name, self.content.finish())
+    }
+}
+
+/// Object field names: strings, or what reads as one (a char, an integer, a unit variant), as
+/// `serde_json` allows.
+struct FieldName;
+
+impl FieldName {
+    fn refuse(kind: &str) -> ConversionError {
+        unrepresentable(format!("Object field names must be strings, not {kind}."))
+    }
+}
+
+impl ser::Serializer for FieldName {
+    type Ok = String;
+    type Error = ConversionError;
+    type SerializeSeq = Impossible<String, ConversionError>;
+    type SerializeTuple = Impossible<String, ConversionError>;
+    type SerializeTupleStruct = Impossible<String, ConversionError>;
+    type SerializeTupleVariant = Impossible<String, ConversionError>;
+    type SerializeMap = Impossible<String, ConversionError>;
+    type SerializeStruct = Impossible<String, ConversionError>;
+    type SerializeStructVariant = Impossible<String, ConversionError>;
+
+    fn serialize_bool(self, v: bool) -> Result<String, ConversionError> {
+        Ok(v.to_string())
+    }
+    fn serialize_i8(self, v: i8) -> Result<String, ConversionError> {
+        Ok(v.to_string())
+    }
+    fn serialize_i16(self, v: i16) -> Result<String, ConversionError> {
+        Ok(v.to_string())
+    }
+    fn serialize_i32(self, v: i32) -> Result<String, ConversionError> {
+        Ok(v.to_string())
+    }
+    fn serialize_i64(self, v: i64) -> Result<String, ConversionError> {
+        Ok(v.to_string())
+    }
+    fn serialize_i128(self, v: i128) -> Result<String, ConversionError> {
+        Ok(v.to_string())
+    }
+    fn serialize_u8(self, v: u8) -> Result<String, ConversionError> {
+        Ok(v.to_string())
+    }
+    fn serialize_u16(self, v: u16) -> Result<String, ConversionError> {
+        Ok(v.to_string())
+    }
+    fn serialize_u32(self, v: u32) -> Result<String, ConversionError> {
+        Ok(v.to_string())
+    }
+    fn serialize_u64(self, v: u64) -> Result<String, ConversionError> {
+        Ok(v.to_string())
+    }
+    fn serialize_u128(self, v: u128) -> Result<String, ConversionError> {
+        Ok(v.to_string())
+    }
+    fn serialize_f32(self, _v: f32) -> Result<String, ConversionError> {
+        Err(Self::refuse("a float"))
+    }
+    fn serialize_f64(self, _v: f64) -> Result<String, ConversionError> {
+        Err(Self::refuse("a float"))
+    }
+    fn serialize_char(self, v: char) -> Result<String, ConversionError> {
+        Ok(v.to_string())
+    }
+    fn serialize_str(self, v: &str) -> Result<String, ConversionError> {
+        Ok(v.to_owned())
+    }
+    fn serialize_bytes(self, _v: &[u8]) -> Result<String, ConversionError> {
+        Err(Self::refuse("bytes"))
+    }
+    fn serialize_none(self) -> Result<String, ConversionError> {
+        Err(Self::refuse("None"))
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<String, ConversionError> {
+        value.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<String, ConversionError> {
+        Err(Self::refuse("()"))
+    }
+    fn serialize_unit_struct(self, name: &'static str) -> Result<String, ConversionError> {
+        Err(Self::refuse(name))
+    }
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+    ) -> Result<String, ConversionError> {
+        Ok(variant.to_owned())
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Result<String, ConversionError> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _value: &T,
+    ) -> Result<String, ConversionError> {
+        Err(Self::refuse(name))
+    }
+    fn serialize_seq(self, _len: Option<usize>) -> Result<Self::SerializeSeq, ConversionError> {
+        Err(Self::refuse("a sequence"))
+    }
+    fn serialize_tuple(self, _len: usize) -> Result<Self::SerializeTuple, ConversionError> {
+        Err(Self::refuse("a tuple"))
+    }
+    fn serialize_tuple_struct(
+        self,
+        name: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeTupleStruct, ConversionError> {
+        Err(Self::refuse(name))
+    }
+    fn serialize_tuple_variant(
+        self,
+        name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeTupleVariant, ConversionError> {
+        Err(Self::refuse(name))
+    }
+    fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, ConversionError> {
+        Err(Self::refuse("a map"))
+    }
+    fn serialize_struct(
+        self,
+        name: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeStruct, ConversionError> {
+        Err(Self::refuse(name))
+    }
+    fn serialize_struct_variant(
+        self,
+        name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeStructVariant, ConversionError> {
+        Err(Self::refuse(name))
+    }
+}
