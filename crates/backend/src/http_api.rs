@@ -7,6 +7,12 @@
 //! function runs (a malformed body, a bad token, an unknown format) is a
 //! [`RequestError`](crate::request_error::RequestError): an HTTP status and a
 //! `{ "code", "message" }` body.
+//!
+//! CORS: any origin may call, without credentials (`Access-Control-Allow-Origin: *`). Calls
+//! authenticate with an `Authorization` header, never with cookies, so a browser has nothing to
+//! send that a page on another site could borrow.
+
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, State, WebSocketUpgrade};
@@ -29,14 +35,18 @@ use crate::request_error::RequestError;
 
 /// The largest request body accepted (arguments are limited to 16 MiB, as in Convex).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024 + 64 * 1024;
+/// How long a browser may reuse a CORS preflight's answer (as Convex answers).
+const CORS_MAX_AGE: Duration = Duration::from_secs(86_400);
 
 /// The backend's HTTP router.
 pub(crate) fn router(backend: Backend) -> Router {
+    // Any origin, no credentials; the headers a client asks for (`Authorization` and
+    // `Convex-Client` among them) are allowed by name, since `*` would not cover `Authorization`.
     let cors = CorsLayer::new()
-        .allow_origin(AllowOrigin::mirror_request())
+        .allow_origin(AllowOrigin::any())
         .allow_headers(AllowHeaders::mirror_request())
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_credentials(true);
+        .max_age(CORS_MAX_AGE);
     Router::new()
         .route("/api/query", post(query).get(query_get))
         .route("/api/mutation", post(mutation))
