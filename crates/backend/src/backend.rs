@@ -6,9 +6,9 @@
 //! applied at most once per client session), actions outside any transaction.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use keel_auth::{AuthConfig, AuthError, TokenVerifier, UserIdentity};
+use keel_auth::{AuthConfig, AuthError, TokenVerifier, UserIdentity, VerifierOptions};
 use keel_db::Database;
 use keel_protocol::CanonicalPath;
 use keel_values::{Object, Value};
@@ -102,6 +102,8 @@ struct Inner {
     db: Database,
     functions: FunctionRegistry,
     verifier: TokenVerifier,
+    /// The clock skew the verifier allows past a token's `exp`; no identity is served longer.
+    token_leeway: Duration,
     config: BackendConfig,
     queries: QueryCache,
     mutations: MutationLog,
@@ -131,12 +133,15 @@ impl Backend {
         config: BackendConfig,
         cluster: Option<Cluster>,
     ) -> Backend {
-        let verifier = TokenVerifier::new(config.auth.clone());
+        let options = VerifierOptions::default();
+        let token_leeway = options.leeway;
+        let verifier = TokenVerifier::with_options(config.auth.clone(), options);
         Backend {
             inner: Arc::new(Inner {
                 db,
                 functions,
                 verifier,
+                token_leeway,
                 config,
                 queries: QueryCache::default(),
                 mutations: MutationLog::default(),
@@ -182,6 +187,13 @@ impl Backend {
     pub async fn authenticate(&self, token: &str) -> Result<Identity, AuthError> {
         let identity = self.inner.verifier.verify_shared(token).await?;
         Ok(Identity::User(Arc::new(VerifiedUser::new(identity))))
+    }
+
+    /// The last instant `user` may be served: its token's `exp` plus the verifier's leeway. A
+    /// sync session ends there, however late in the leeway it was authenticated, so an expired
+    /// token buys no more time on a socket than over HTTP.
+    pub(crate) fn served_until(&self, user: &VerifiedUser) -> SystemTime {
+        user.identity.expires_at() + self.inner.token_leeway
     }
 
     /// "No such function", naming the functions the path's module registers.

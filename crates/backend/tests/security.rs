@@ -4,10 +4,15 @@
 //! | attack | refusal | test |
 //! |---|---|---|
 //! | a page on another site calls the API with the visitor's cookies | CORS allows any origin but no credentials; cookies are no identity | `cors_allows_any_origin_without_credentials` |
+//! | reconnecting with a token inside the verifier's leeway to be served past `exp + leeway` | a session ends at `exp + leeway`, however late it authenticated | `an_expired_token_is_served_on_a_socket_no_longer_than_over_http` |
 
 mod common;
 
-use common::TestBackend;
+use std::time::{Duration, SystemTime};
+
+use common::{TestBackend, WsClient, backend_with_idp, wait_until};
+use keel_backend::Identity;
+use reqwest::StatusCode;
 use serde_json::{Value as Json, json};
 
 /// Any origin may call, as Convex allows, but never with credentials: the backend authenticates
@@ -64,4 +69,66 @@ async fn cors_allows_any_origin_without_credentials() {
     );
     let body: Json = response.json().await.unwrap();
     assert_eq!(body["value"], Json::Null, "a cookie is no identity: {body}");
+}
+
+/// A token that expired the moment it was minted stays valid for the verifier's leeway (5 s).
+/// A session that authenticates late in that window must still end at `exp + leeway`: by the
+/// time HTTP refuses the token, the socket has been told (`AuthError`) and receives nothing
+/// computed after that.
+#[tokio::test]
+async fn an_expired_token_is_served_on_a_socket_no_longer_than_over_http() {
+    let (b, idp) = backend_with_idp().await;
+    let (_, token) = idp
+        .user_token_expiring("late@example.com", Some(Duration::from_secs(1)))
+        .await;
+    let Identity::User(user) = b.backend.authenticate(&token).await.expect("valid now") else {
+        panic!("a user token");
+    };
+    let exp = user.identity.expires_at();
+
+    // Two seconds past `exp`: expired, but inside the leeway, so the token still verifies.
+    let late = (exp + Duration::from_secs(2))
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    tokio::time::sleep(late).await;
+    let mut c = WsClient::connect_session(&b.ws_url("/api/sync")).await;
+    c.authenticate(0, &token).await;
+    c.add_query(0, 1, "messages:list", json!({})).await;
+    let t = c.next_of("Transition").await;
+    assert_eq!(t["endVersion"]["identity"], 1, "authenticated: {t}");
+
+    // HTTP refuses the token once the leeway is over.
+    let auth = format!("Bearer {token}");
+    wait_until("HTTP refuses the expired token", async || {
+        let response = reqwest::Client::new()
+            .post(format!("{}/api/query", b.url()))
+            .header("authorization", &auth)
+            .json(&json!({"path": "auth:whoami", "args": {}}))
+            .send()
+            .await
+            .expect("request completes");
+        response.status() == StatusCode::UNAUTHORIZED
+    })
+    .await;
+
+    // A commit now changes the subscribed query; the expired identity must not see it.
+    let send = keel_protocol::normalize_udf_path("messages:send").unwrap();
+    let args = keel_values::obj! { "body" => "after expiry" };
+    b.backend
+        .run_mutation(
+            &send,
+            args.as_object().unwrap().clone(),
+            &Identity::Anonymous,
+        )
+        .await
+        .expect("commits");
+    let rest = c.until_closed().await;
+    assert!(
+        rest.iter().any(|m| m["type"] == "AuthError"),
+        "the session ends with an AuthError: {rest:?}"
+    );
+    assert!(
+        !rest.iter().any(|m| m.to_string().contains("after expiry")),
+        "nothing computed after the deadline reaches the socket: {rest:?}"
+    );
 }

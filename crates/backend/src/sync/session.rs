@@ -23,10 +23,6 @@ use crate::backend::{Backend, Identity, QuerySubscription};
 use crate::error::FunctionError;
 use crate::sync::{Outbox, SessionEnd};
 
-/// Clock skew tolerated past a token's `exp` before the session counts as expired (the same
-/// leeway the token verifier allows).
-const IDENTITY_EXPIRY_LEEWAY: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// Mutations one connection may have waiting for their turn; more are refused at once, so a
 /// flooding client cannot grow the server's memory.
 const MAX_QUEUED_MUTATIONS: usize = 1024;
@@ -136,19 +132,30 @@ impl SyncSession {
         (session, completions_rx)
     }
 
-    /// When the current identity's token expires (plus the verifier's clock-skew leeway), if the
-    /// session is authenticated. Clients refresh before this; one that does not is told with an
-    /// `AuthError` (not caused by an `Authenticate`), so that it fetches a fresh token.
+    /// When the current identity stops being served, if the session is authenticated: its
+    /// token's `exp` plus the verifier's clock-skew leeway, an absolute instant however late in
+    /// the leeway the session authenticated. Clients refresh before this; one that does not is
+    /// told with an `AuthError` (not caused by an `Authenticate`), so that it fetches a fresh
+    /// token.
     pub(crate) fn identity_deadline(&self) -> Option<tokio::time::Instant> {
         let Identity::User(user) = &self.identity else {
             return None;
         };
-        let remaining = user
-            .identity
-            .expires_at()
+        let remaining = self
+            .backend
+            .served_until(user)
             .duration_since(std::time::SystemTime::now())
             .unwrap_or_default();
-        Some(tokio::time::Instant::now() + remaining + IDENTITY_EXPIRY_LEEWAY)
+        Some(tokio::time::Instant::now() + remaining)
+    }
+
+    /// Whether the current identity is past its deadline (checked before anything is computed
+    /// for it, so a busy socket cannot outrun the deadline's timer).
+    fn identity_has_expired(&self) -> bool {
+        match &self.identity {
+            Identity::User(user) => self.backend.served_until(user) <= std::time::SystemTime::now(),
+            Identity::Anonymous => false,
+        }
     }
 
     /// The session's identity has expired.
@@ -239,6 +246,16 @@ impl SyncSession {
                 }
                 self.identity = match token {
                     AuthenticationToken::User(jwt) => match self.backend.authenticate(&jwt).await {
+                        Ok(Identity::User(user))
+                            if self.backend.served_until(&user) <= std::time::SystemTime::now() =>
+                        {
+                            // Inside the verifier's whole-second granularity, past the deadline.
+                            return Err(SessionEnd::AuthError {
+                                message: "Convex token identity expired".to_owned(),
+                                base_version: self.sent.identity,
+                                auth_update_attempted: true,
+                            });
+                        }
                         Ok(identity) => identity,
                         Err(error) => {
                             return Err(SessionEnd::AuthError {
@@ -419,6 +436,9 @@ impl SyncSession {
 
     /// Computes and sends one Transition: every new or invalidated query runs at one timestamp.
     pub(crate) async fn send_transition(&mut self) -> Result<(), SessionEnd> {
+        if self.identity_has_expired() {
+            return Err(self.identity_expired());
+        }
         let ts = self
             .backend
             .latest_ts()

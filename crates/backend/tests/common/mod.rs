@@ -501,6 +501,12 @@ impl WsClient {
         }
     }
 
+    /// Sends `Authenticate` with a user token (identity version `base` → `base + 1`).
+    pub async fn authenticate(&mut self, base: u32, token: &str) {
+        self.send(&json!({"type": "Authenticate", "tokenType": "User", "value": token, "baseVersion": base}))
+            .await;
+    }
+
     /// Subscribes to `path` with `args` as query `query_id` (query set `base` → `base + 1`).
     pub async fn add_query(&mut self, base: u32, query_id: u32, path: &str, args: Json) {
         self.send(&json!({
