@@ -90,6 +90,15 @@ impl Identity {
             Identity::User(user) => &user.cache_key,
         }
     }
+
+    /// Who is calling, for telling one caller's requests from another's: the token identifier
+    /// (`"<issuer>|<subject>"`, the same across a user's refreshed tokens), `""` when anonymous.
+    pub(crate) fn caller_key(&self) -> &str {
+        match self {
+            Identity::Anonymous => "",
+            Identity::User(user) => user.identity.token_identifier(),
+        }
+    }
 }
 
 /// The backend service. Cheap to clone.

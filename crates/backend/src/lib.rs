@@ -26,9 +26,9 @@
 //!   one place where a class of error becomes an HTTP status and a WebSocket close code.
 //! * `request_error` — `RequestError`: requests refused before any function ran, with their
 //!   codes and classes.
-//! * `mutation_log` — at-most-once mutations per (client session, request id), in memory (a
-//!   resend while the first attempt runs waits for it); receipts committed with each mutation
-//!   carry this across restarts and nodes (see `cluster`).
+//! * `mutation_log` — at-most-once mutations per (client session, caller, request id), in
+//!   memory (a resend while the first attempt runs waits for it); receipts committed with each
+//!   mutation carry this across restarts and nodes (see `cluster`).
 //! * `query_cache` — one execution per identical query, reused while it stays valid.
 //! * `http_api` — the HTTP endpoints, their envelopes and CORS.
 //! * `sync` — the WebSocket sync protocol: one session task per socket.

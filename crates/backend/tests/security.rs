@@ -5,12 +5,13 @@
 //! |---|---|---|
 //! | a page on another site calls the API with the visitor's cookies | CORS allows any origin but no credentials; cookies are no identity | `cors_allows_any_origin_without_credentials` |
 //! | reconnecting with a token inside the verifier's leeway to be served past `exp + leeway` | a session ends at `exp + leeway`, however late it authenticated | `an_expired_token_is_served_on_a_socket_no_longer_than_over_http` |
+//! | `Connect` with a victim's session id and resending its request id to read the outcome | a request is the same request only for the same caller, in memory and in receipts | `a_request_in_someone_else_s_session_runs_as_its_sender`, `a_committed_receipt_answers_only_its_own_caller` |
 
 mod common;
 
 use std::time::{Duration, SystemTime};
 
-use common::{TestBackend, WsClient, backend_with_idp, wait_until};
+use common::{TestBackend, TestIdp, WsClient, backend_with_idp, connect_message, wait_until};
 use keel_backend::Identity;
 use reqwest::StatusCode;
 use serde_json::{Value as Json, json};
@@ -69,6 +70,25 @@ async fn cors_allows_any_origin_without_credentials() {
     );
     let body: Json = response.json().await.unwrap();
     assert_eq!(body["value"], Json::Null, "a cookie is no identity: {body}");
+}
+
+/// The bodies of the messages stored so far, read in-process.
+async fn messages(b: &TestBackend) -> Vec<Json> {
+    let path = keel_protocol::normalize_udf_path("messages:list").unwrap();
+    let value = b
+        .backend
+        .run_query(
+            &path,
+            &keel_values::Object::new(),
+            &Identity::Anonymous,
+            None,
+        )
+        .await
+        .expect("messages:list runs");
+    keel_values::to_clean_json(&value)
+        .as_array()
+        .cloned()
+        .expect("a list")
 }
 
 /// A token that expired the moment it was minted stays valid for the verifier's leeway (5 s).
@@ -131,4 +151,86 @@ async fn an_expired_token_is_served_on_a_socket_no_longer_than_over_http() {
         !rest.iter().any(|m| m.to_string().contains("after expiry")),
         "nothing computed after the deadline reaches the socket: {rest:?}"
     );
+}
+
+/// Request 7 of session `S`, as a `messages:sendAsMe` mutation (stores the caller's subject).
+fn request_7() -> Json {
+    json!({"type": "Mutation", "requestId": 7, "udfPath": "messages:sendAsMe", "args": [{}]})
+}
+
+/// Connects as session `session` (its `connectionCount`-th socket), authenticates with `token`
+/// and sends request 7; returns its `MutationResponse`.
+async fn send_request_7(
+    b: &TestBackend,
+    session: &str,
+    connection_count: u32,
+    token: &str,
+) -> Json {
+    let mut c = WsClient::connect(&b.ws_url("/api/sync")).await;
+    let mut connect = connect_message(session);
+    connect["connectionCount"] = json!(connection_count);
+    c.send(&connect).await;
+    c.authenticate(0, token).await;
+    c.send(&request_7()).await;
+    let response = c.next_of("MutationResponse").await;
+    assert_eq!(response["success"], json!(true), "{response}");
+    response
+}
+
+/// The victim's first attempt of request 7 in a fresh session: (session id, its response).
+async fn victim_sends(b: &TestBackend, idp: &TestIdp) -> (String, String, Json) {
+    let (_, victim) = idp.user_token("victim@example.com").await;
+    let session = common::random_session_id();
+    let original = send_request_7(b, &session, 0, &victim).await;
+    (session, victim, original)
+}
+
+/// A session id is a name the client picked. Another caller who sends `Connect` with it and the
+/// same request id gets the outcome of its own request, never the victim's; the victim's resend
+/// after a reconnect still runs once.
+#[tokio::test]
+async fn a_request_in_someone_else_s_session_runs_as_its_sender() {
+    let (b, idp) = backend_with_idp().await;
+    let (session, victim, original) = victim_sends(&b, &idp).await;
+    let (attacker_id, attacker) = idp.user_token("attacker@example.com").await;
+
+    let theirs = send_request_7(&b, &session, 1, &attacker).await;
+    assert_ne!(
+        theirs["result"], original["result"],
+        "the attacker got the victim's result"
+    );
+
+    let replayed = send_request_7(&b, &session, 2, &victim).await;
+    assert_eq!(
+        replayed["result"], original["result"],
+        "the victim's outcome"
+    );
+    let bodies = messages(&b).await;
+    assert_eq!(bodies.len(), 2, "the victim's request ran once: {bodies:?}");
+    assert!(bodies.contains(&json!(attacker_id)), "{bodies:?}");
+}
+
+/// The same after a restart, when only the receipts committed with each mutation remember
+/// requests: a receipt answers only the caller whose request it records.
+#[tokio::test]
+async fn a_committed_receipt_answers_only_its_own_caller() {
+    let (b, idp) = backend_with_idp().await;
+    let (session, victim, original) = victim_sends(&b, &idp).await;
+    let (attacker_id, attacker) = idp.user_token("attacker@example.com").await;
+
+    let b = b.restart().await;
+    let theirs = send_request_7(&b, &session, 1, &attacker).await;
+    assert_ne!(
+        theirs["result"], original["result"],
+        "the attacker got the victim's receipt"
+    );
+
+    let replayed = send_request_7(&b, &session, 2, &victim).await;
+    assert_eq!(
+        replayed["result"], original["result"],
+        "the victim's outcome"
+    );
+    let bodies = messages(&b).await;
+    assert_eq!(bodies.len(), 2, "the victim's request ran once: {bodies:?}");
+    assert!(bodies.contains(&json!(attacker_id)), "{bodies:?}");
 }

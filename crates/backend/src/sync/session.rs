@@ -21,6 +21,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use crate::backend::{Backend, Identity, QuerySubscription};
 use crate::error::FunctionError;
+use crate::mutation_log::RequestKey;
 use crate::sync::{Outbox, SessionEnd};
 
 /// Mutations one connection may have waiting for their turn; more are refused at once, so a
@@ -68,7 +69,8 @@ pub(crate) enum Completion {
 
 /// A mutation waiting for its turn in the session's queue.
 struct QueuedMutation {
-    session_id: Option<String>,
+    /// Set once the client has sent `Connect`: then a resend of the request runs at most once.
+    key: Option<RequestKey>,
     request_id: u32,
     path: CanonicalPath,
     args: Object,
@@ -291,9 +293,14 @@ impl SyncSession {
             } => {
                 match parse_call(&udf_path.to_string(), &args) {
                     Ok((path, args)) => {
+                        let key = self.session_id.as_ref().map(|session_id| RequestKey {
+                            session_id: session_id.clone(),
+                            caller: self.identity.caller_key().to_owned(),
+                            request_id,
+                        });
                         // The queue task runs mutations one at a time, in arrival order.
                         let queued = self.mutations.try_send(QueuedMutation {
-                            session_id: self.session_id.clone(),
+                            key,
                             request_id,
                             path,
                             args,
@@ -556,28 +563,21 @@ fn spawn_mutation_queue(
     let (tx, mut rx) = mpsc::channel::<QueuedMutation>(MAX_QUEUED_MUTATIONS);
     tokio::spawn(async move {
         while let Some(QueuedMutation {
-            session_id,
+            key,
             request_id,
             path,
             args,
             identity,
         }) = rx.recv().await
         {
-            let key = session_id
-                .as_ref()
-                .map(|session| format!("s:{session}:{request_id}"));
+            let receipt_key = key.as_ref().map(RequestKey::receipt_key);
             let run = async || {
                 backend
-                    .run_keyed_mutation(&path, args, &identity, key)
+                    .run_keyed_mutation(&path, args, &identity, receipt_key)
                     .await
             };
-            let result = match &session_id {
-                Some(session_id) => {
-                    backend
-                        .mutation_log()
-                        .run_once(session_id, request_id, run)
-                        .await
-                }
+            let result = match &key {
+                Some(key) => backend.mutation_log().run_once(key, run).await,
                 None => run().await,
             };
             if completions

@@ -50,6 +50,8 @@ pub struct TestBackend {
     /// How many times `counter:get` has executed.
     pub counter_runs: Arc<AtomicUsize>,
     server: tokio::task::JoinHandle<()>,
+    /// The configuration it was started with (kept across [`TestBackend::restart`]).
+    config: BackendConfig,
     _dir: tempfile::TempDir,
 }
 
@@ -244,7 +246,7 @@ impl TestBackend {
             .await
             .expect("database opens");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        Self::serve(listener, dir, |functions| {
+        Self::serve(listener, dir, config, |functions, config| {
             Backend::new(db, functions, config)
         })
     }
@@ -253,11 +255,12 @@ impl TestBackend {
     fn serve(
         listener: TcpListener,
         dir: tempfile::TempDir,
-        build: impl FnOnce(FunctionRegistry) -> Backend,
+        config: BackendConfig,
+        build: impl FnOnce(FunctionRegistry, BackendConfig) -> Backend,
     ) -> TestBackend {
         let addr = listener.local_addr().expect("addr");
         let counter_runs = Arc::new(AtomicUsize::new(0));
-        let backend = build(functions(counter_runs.clone()));
+        let backend = build(functions(counter_runs.clone()), config.clone());
         let router = backend.router();
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
@@ -267,23 +270,26 @@ impl TestBackend {
             addr,
             counter_runs,
             server,
+            config,
             _dir: dir,
         }
     }
 
-    /// Stops serving, drops this backend and opens a new one over the same SQLite file on a new
-    /// port, as a restarted process would (sockets to the old one must be closed by the caller).
+    /// Stops serving, drops this backend and opens a new one over the same SQLite file and with
+    /// the same configuration on a new port, as a restarted process would (sockets to the old
+    /// one must be closed by the caller).
     pub async fn restart(self) -> TestBackend {
         let TestBackend {
             backend,
             server,
+            config,
             _dir: dir,
             ..
         } = self;
         server.abort();
         let _ = server.await;
         drop(backend);
-        Self::start_on(dir, BackendConfig::default()).await
+        Self::start_on(dir, config).await
     }
 
     /// A backend node of a cluster on the PostgreSQL schema `pg` (the committer if it is the
@@ -302,7 +308,7 @@ impl TestBackend {
         )
         .await
         .expect("joins the cluster");
-        Self::serve(listener, dir, |functions| {
+        Self::serve(listener, dir, config, |functions, config| {
             Backend::clustered(cluster, functions, config)
         })
     }
