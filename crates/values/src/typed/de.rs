@@ -2,15 +2,13 @@
 //! place, knows where it is, and applies Convex's validator rules to each kind of Rust type (see
 //! the [module docs](crate::typed) for the mapping).
 
-use std::collections::btree_map;
-use std::iter::Enumerate;
-use std::slice;
-
 use serde::de::value::{BorrowedStrDeserializer, MapDeserializer};
-use serde::de::{self, Deserialize, DeserializeSeed, Expected, Unexpected, Visitor};
+use serde::de::{self, Deserialize, Expected, Unexpected, Visitor};
 
+use super::access::{Fields, Items, Variant};
 use super::error::{ConversionError, ConversionErrorKind, show};
-use crate::error::{is_plain_name, shown_name};
+use super::path::Path;
+use crate::error::shown_name;
 use crate::json::{bytes_base64, float_base64, integer_base64, is_special_float};
 use crate::{Object, Value};
 
@@ -75,70 +73,11 @@ fn decode<'de, T: Deserialize<'de>>(
 
 /// What to do with an object's fields that the Rust struct does not declare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ExtraFields {
+pub(super) enum ExtraFields {
     /// Refuse them (arguments).
     Reject,
     /// Skip them (results).
     Ignore,
-}
-
-/// One step from a value into a child.
-#[derive(Clone, Copy)]
-enum Step<'a> {
-    Field(&'a str),
-    Index(usize),
-}
-
-/// Where the value being decoded sits: a chain of steps back to the root, each borrowed from the
-/// stack frame that decodes its parent, so decoding a valid value allocates nothing for paths.
-struct Path<'a> {
-    parent: Option<&'a Path<'a>>,
-    step: Option<Step<'a>>,
-}
-
-impl<'a> Path<'a> {
-    const ROOT: Path<'static> = Path {
-        parent: None,
-        step: None,
-    };
-
-    fn child(&'a self, step: Step<'a>) -> Path<'a> {
-        Path {
-            parent: Some(self),
-            step: Some(step),
-        }
-    }
-
-    /// `.posts[3].title`, or `""` at the root.
-    fn render(&self) -> String {
-        let mut steps = Vec::new();
-        let mut at = Some(self);
-        while let Some(path) = at {
-            steps.extend(path.step);
-            at = path.parent;
-        }
-        let mut out = String::new();
-        for step in steps.iter().rev() {
-            out.push_str(&step_text(*step));
-        }
-        out
-    }
-
-    /// The field this value is the value of, if it is one.
-    fn field_name(&self) -> Option<&'a str> {
-        match self.step {
-            Some(Step::Field(name)) => Some(name),
-            Some(Step::Index(_)) | None => None,
-        }
-    }
-}
-
-fn step_text(step: Step<'_>) -> String {
-    match step {
-        Step::Field(name) if is_plain_name(name) => format!(".{name}"),
-        Step::Field(name) => format!("[{:?}]", shown_name(name)),
-        Step::Index(i) => format!("[{i}]"),
-    }
 }
 
 /// `v.object({title, body})`: a struct as the object validator it stands for.
@@ -155,13 +94,13 @@ fn union_validator(variants: &[&str]) -> String {
     format!("v.union({})", literals.join(", "))
 }
 
-struct ValueDeserializer<'de, 'p> {
-    value: &'de Value,
-    path: &'p Path<'p>,
-    extra_fields: ExtraFields,
+pub(super) struct ValueDeserializer<'de, 'p> {
+    pub(super) value: &'de Value,
+    pub(super) path: &'p Path<'p>,
+    pub(super) extra_fields: ExtraFields,
     /// The value of a field of a struct being decoded: if the struct ignores it, it is an extra
     /// field.
-    struct_field: bool,
+    pub(super) struct_field: bool,
 }
 
 impl<'de, 'p> ValueDeserializer<'de, 'p> {
@@ -485,154 +424,6 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'de, '_> {
             )),
             _ => visitor.visit_unit(),
         }
-    }
-}
-
-/// An object's fields, one by one.
-struct Fields<'de, 'p> {
-    iter: btree_map::Iter<'de, String, Value>,
-    pending: Option<(&'de str, &'de Value)>,
-    path: &'p Path<'p>,
-    extra_fields: ExtraFields,
-    /// Whether these are the fields of a struct (rather than the entries of a map).
-    struct_fields: bool,
-}
-
-impl<'de> de::MapAccess<'de> for Fields<'de, '_> {
-    type Error = ConversionError;
-
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, ConversionError> {
-        let Some((name, value)) = self.iter.next() else {
-            return Ok(None);
-        };
-        self.pending = Some((name, value));
-        seed.deserialize(BorrowedStrDeserializer::new(name))
-            .map(Some)
-    }
-
-    fn next_value_seed<V: DeserializeSeed<'de>>(
-        &mut self,
-        seed: V,
-    ) -> Result<V::Value, ConversionError> {
-        let Some((name, value)) = self.pending.take() else {
-            return Err(de::Error::custom(
-                "a field's value was asked for before its name",
-            ));
-        };
-        let path = self.path.child(Step::Field(name));
-        seed.deserialize(ValueDeserializer {
-            value,
-            path: &path,
-            extra_fields: self.extra_fields,
-            struct_field: self.struct_fields,
-        })
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.iter.len())
-    }
-}
-
-/// An array's elements, one by one.
-struct Items<'de, 'p> {
-    iter: Enumerate<slice::Iter<'de, Value>>,
-    path: &'p Path<'p>,
-    extra_fields: ExtraFields,
-}
-
-impl<'de> de::SeqAccess<'de> for Items<'de, '_> {
-    type Error = ConversionError;
-
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, ConversionError> {
-        let Some((index, value)) = self.iter.next() else {
-            return Ok(None);
-        };
-        let path = self.path.child(Step::Index(index));
-        seed.deserialize(ValueDeserializer {
-            value,
-            path: &path,
-            extra_fields: self.extra_fields,
-            struct_field: false,
-        })
-        .map(Some)
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.iter.len())
-    }
-}
-
-/// An enum variant written as `{ "<variant>": <content> }`.
-struct Variant<'de, 'p> {
-    name: &'de str,
-    value: &'de Value,
-    path: &'p Path<'p>,
-    extra_fields: ExtraFields,
-}
-
-impl<'de, 'p> de::EnumAccess<'de> for Variant<'de, 'p> {
-    type Error = ConversionError;
-    type Variant = Self;
-
-    fn variant_seed<V: DeserializeSeed<'de>>(
-        self,
-        seed: V,
-    ) -> Result<(V::Value, Self), ConversionError> {
-        let variant = seed.deserialize(BorrowedStrDeserializer::new(self.name))?;
-        Ok((variant, self))
-    }
-}
-
-impl<'de> Variant<'de, '_> {
-    fn content<T>(
-        &self,
-        decode: impl FnOnce(ValueDeserializer<'de, '_>) -> Result<T, ConversionError>,
-    ) -> Result<T, ConversionError> {
-        let path = self.path.child(Step::Field(self.name));
-        decode(ValueDeserializer {
-            value: self.value,
-            path: &path,
-            extra_fields: self.extra_fields,
-            struct_field: false,
-        })
-    }
-}
-
-impl<'de> de::VariantAccess<'de> for Variant<'de, '_> {
-    type Error = ConversionError;
-
-    fn unit_variant(self) -> Result<(), ConversionError> {
-        self.content(|content| de::Deserializer::deserialize_unit(content, de::IgnoredAny))
-            .map(|_| ())
-    }
-
-    fn newtype_variant_seed<T: DeserializeSeed<'de>>(
-        self,
-        seed: T,
-    ) -> Result<T::Value, ConversionError> {
-        self.content(|content| seed.deserialize(content))
-    }
-
-    fn tuple_variant<V: Visitor<'de>>(
-        self,
-        len: usize,
-        visitor: V,
-    ) -> Result<V::Value, ConversionError> {
-        self.content(|content| de::Deserializer::deserialize_tuple(content, len, visitor))
-    }
-
-    fn struct_variant<V: Visitor<'de>>(
-        self,
-        fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, ConversionError> {
-        self.content(|content| de::Deserializer::deserialize_struct(content, "", fields, visitor))
     }
 }
 

@@ -43,10 +43,17 @@
 //! let decoded: CreateArgs = from_args(&args).unwrap();
 //! assert_eq!(to_value(&decoded).unwrap(), args);
 //! ```
+//!
+//! Inside: `de` (the decoder: [`from_value`], [`from_args`]) with `access` (fields, elements,
+//! variants) and `path` (where a value sits); `ser` (the encoder: [`to_value`], [`to_args`]) with
+//! `field_name`; `int64` ([`Int64`]); `error` ([`ConversionError`] and how values are shown).
 
+mod access;
 mod de;
 mod error;
+mod field_name;
 mod int64;
+mod path;
 mod ser;
 
 pub use de::{from_args, from_value};

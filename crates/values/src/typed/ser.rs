@@ -1,10 +1,11 @@
 //! Encoding a Rust value as a Convex [`Value`]: a `serde` serializer that builds the value
 //! directly, with the same type mapping the decoder checks (see the [module docs](crate::typed)).
 
-use serde::ser::{self, Impossible, Serialize};
+use serde::ser::{self, Serialize};
 
 use super::error::{ConversionError, ConversionErrorKind};
-use crate::error::{is_plain_name, shown_name};
+use super::field_name::FieldName;
+use super::path::{Step, step_text};
 use crate::{Object, Value, from_json, validate_value};
 
 /// Largest magnitude up to which every whole number is exact in a float64 (2⁵³).
@@ -49,7 +50,8 @@ pub fn to_args<T: Serialize + ?Sized>(args: &T) -> Result<Object, ConversionErro
     }
 }
 
-fn unrepresentable(message: String) -> ConversionError {
+/// An error about a Rust value with no Convex counterpart.
+pub(super) fn unrepresentable(message: String) -> ConversionError {
     ConversionError::at(
         ConversionErrorKind::Unrepresentable { message },
         String::new(),
@@ -58,11 +60,7 @@ fn unrepresentable(message: String) -> ConversionError {
 
 /// `.name`, or `["odd name"]`.
 fn field_step(name: &str) -> String {
-    if is_plain_name(name) {
-        format!(".{name}")
-    } else {
-        format!("[{:?}]", shown_name(name))
-    }
+    step_text(Step::Field(name))
 }
 
 /// A whole number as a float64, if it is exact there.
@@ -276,7 +274,7 @@ impl Items {
     fn push<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ConversionError> {
         let item = value
             .serialize(ValueSerializer)
-            .map_err(|e| e.under(&format!("[{}]", self.0.len())))?;
+            .map_err(|e| e.under(&step_text(Step::Index(self.0.len()))))?;
         self.0.push(item);
         Ok(())
     }
@@ -452,153 +450,5 @@ impl ser::SerializeStructVariant for Variant<Fields> {
 
     fn end(self) -> Result<Value, ConversionError> {
         Self::wrap(self.name, self.content.finish())
-    }
-}
-
-/// Object field names: strings, or what reads as one (a char, an integer, a unit variant), as
-/// `serde_json` allows.
-struct FieldName;
-
-impl FieldName {
-    fn refuse(kind: &str) -> ConversionError {
-        unrepresentable(format!("Object field names must be strings, not {kind}."))
-    }
-}
-
-impl ser::Serializer for FieldName {
-    type Ok = String;
-    type Error = ConversionError;
-    type SerializeSeq = Impossible<String, ConversionError>;
-    type SerializeTuple = Impossible<String, ConversionError>;
-    type SerializeTupleStruct = Impossible<String, ConversionError>;
-    type SerializeTupleVariant = Impossible<String, ConversionError>;
-    type SerializeMap = Impossible<String, ConversionError>;
-    type SerializeStruct = Impossible<String, ConversionError>;
-    type SerializeStructVariant = Impossible<String, ConversionError>;
-
-    fn serialize_bool(self, v: bool) -> Result<String, ConversionError> {
-        Ok(v.to_string())
-    }
-    fn serialize_i8(self, v: i8) -> Result<String, ConversionError> {
-        Ok(v.to_string())
-    }
-    fn serialize_i16(self, v: i16) -> Result<String, ConversionError> {
-        Ok(v.to_string())
-    }
-    fn serialize_i32(self, v: i32) -> Result<String, ConversionError> {
-        Ok(v.to_string())
-    }
-    fn serialize_i64(self, v: i64) -> Result<String, ConversionError> {
-        Ok(v.to_string())
-    }
-    fn serialize_i128(self, v: i128) -> Result<String, ConversionError> {
-        Ok(v.to_string())
-    }
-    fn serialize_u8(self, v: u8) -> Result<String, ConversionError> {
-        Ok(v.to_string())
-    }
-    fn serialize_u16(self, v: u16) -> Result<String, ConversionError> {
-        Ok(v.to_string())
-    }
-    fn serialize_u32(self, v: u32) -> Result<String, ConversionError> {
-        Ok(v.to_string())
-    }
-    fn serialize_u64(self, v: u64) -> Result<String, ConversionError> {
-        Ok(v.to_string())
-    }
-    fn serialize_u128(self, v: u128) -> Result<String, ConversionError> {
-        Ok(v.to_string())
-    }
-    fn serialize_f32(self, _v: f32) -> Result<String, ConversionError> {
-        Err(Self::refuse("a float"))
-    }
-    fn serialize_f64(self, _v: f64) -> Result<String, ConversionError> {
-        Err(Self::refuse("a float"))
-    }
-    fn serialize_char(self, v: char) -> Result<String, ConversionError> {
-        Ok(v.to_string())
-    }
-    fn serialize_str(self, v: &str) -> Result<String, ConversionError> {
-        Ok(v.to_owned())
-    }
-    fn serialize_bytes(self, _v: &[u8]) -> Result<String, ConversionError> {
-        Err(Self::refuse("bytes"))
-    }
-    fn serialize_none(self) -> Result<String, ConversionError> {
-        Err(Self::refuse("None"))
-    }
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<String, ConversionError> {
-        value.serialize(self)
-    }
-    fn serialize_unit(self) -> Result<String, ConversionError> {
-        Err(Self::refuse("()"))
-    }
-    fn serialize_unit_struct(self, name: &'static str) -> Result<String, ConversionError> {
-        Err(Self::refuse(name))
-    }
-    fn serialize_unit_variant(
-        self,
-        _name: &'static str,
-        _index: u32,
-        variant: &'static str,
-    ) -> Result<String, ConversionError> {
-        Ok(variant.to_owned())
-    }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _name: &'static str,
-        value: &T,
-    ) -> Result<String, ConversionError> {
-        value.serialize(self)
-    }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _value: &T,
-    ) -> Result<String, ConversionError> {
-        Err(Self::refuse(name))
-    }
-    fn serialize_seq(self, _len: Option<usize>) -> Result<Self::SerializeSeq, ConversionError> {
-        Err(Self::refuse("a sequence"))
-    }
-    fn serialize_tuple(self, _len: usize) -> Result<Self::SerializeTuple, ConversionError> {
-        Err(Self::refuse("a tuple"))
-    }
-    fn serialize_tuple_struct(
-        self,
-        name: &'static str,
-        _len: usize,
-    ) -> Result<Self::SerializeTupleStruct, ConversionError> {
-        Err(Self::refuse(name))
-    }
-    fn serialize_tuple_variant(
-        self,
-        name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _len: usize,
-    ) -> Result<Self::SerializeTupleVariant, ConversionError> {
-        Err(Self::refuse(name))
-    }
-    fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, ConversionError> {
-        Err(Self::refuse("a map"))
-    }
-    fn serialize_struct(
-        self,
-        name: &'static str,
-        _len: usize,
-    ) -> Result<Self::SerializeStruct, ConversionError> {
-        Err(Self::refuse(name))
-    }
-    fn serialize_struct_variant(
-        self,
-        name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _len: usize,
-    ) -> Result<Self::SerializeStructVariant, ConversionError> {
-        Err(Self::refuse(name))
     }
 }
