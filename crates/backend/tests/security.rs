@@ -11,7 +11,7 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use common::{TestBackend, TestIdp, WsClient, backend_with_idp, connect_message, wait_until};
+use common::{TestBackend, WsClient, backend_with_idp, connect_message, wait_until};
 use keel_backend::Identity;
 use reqwest::StatusCode;
 use serde_json::{Value as Json, json};
@@ -177,12 +177,33 @@ async fn send_request_7(
     response
 }
 
-/// The victim's first attempt of request 7 in a fresh session: (session id, its response).
-async fn victim_sends(b: &TestBackend, idp: &TestIdp) -> (String, String, Json) {
+/// The attack on request 7: a victim sends it in a fresh session; `meanwhile` happens (nothing,
+/// or a restart that leaves only the committed receipts); an attacker connects with the victim's
+/// session id and sends request 7 too; the victim reconnects and resends it. The attacker must
+/// get the outcome of its own request (`leak` names what it got otherwise), and the victim's
+/// request must have run once.
+async fn attack_request_7(meanwhile: impl AsyncFnOnce(TestBackend) -> TestBackend, leak: &str) {
+    let (b, idp) = backend_with_idp().await;
     let (_, victim) = idp.user_token("victim@example.com").await;
+    let (attacker_id, attacker) = idp.user_token("attacker@example.com").await;
     let session = common::random_session_id();
-    let original = send_request_7(b, &session, 0, &victim).await;
-    (session, victim, original)
+    let original = send_request_7(&b, &session, 0, &victim).await;
+
+    let b = meanwhile(b).await;
+    let theirs = send_request_7(&b, &session, 1, &attacker).await;
+    assert_ne!(
+        theirs["result"], original["result"],
+        "the attacker got the victim's {leak}"
+    );
+
+    let replayed = send_request_7(&b, &session, 2, &victim).await;
+    assert_eq!(
+        replayed["result"], original["result"],
+        "the victim's outcome"
+    );
+    let bodies = messages(&b).await;
+    assert_eq!(bodies.len(), 2, "the victim's request ran once: {bodies:?}");
+    assert!(bodies.contains(&json!(attacker_id)), "{bodies:?}");
 }
 
 /// A session id is a name the client picked. Another caller who sends `Connect` with it and the
@@ -190,47 +211,12 @@ async fn victim_sends(b: &TestBackend, idp: &TestIdp) -> (String, String, Json) 
 /// after a reconnect still runs once.
 #[tokio::test]
 async fn a_request_in_someone_else_s_session_runs_as_its_sender() {
-    let (b, idp) = backend_with_idp().await;
-    let (session, victim, original) = victim_sends(&b, &idp).await;
-    let (attacker_id, attacker) = idp.user_token("attacker@example.com").await;
-
-    let theirs = send_request_7(&b, &session, 1, &attacker).await;
-    assert_ne!(
-        theirs["result"], original["result"],
-        "the attacker got the victim's result"
-    );
-
-    let replayed = send_request_7(&b, &session, 2, &victim).await;
-    assert_eq!(
-        replayed["result"], original["result"],
-        "the victim's outcome"
-    );
-    let bodies = messages(&b).await;
-    assert_eq!(bodies.len(), 2, "the victim's request ran once: {bodies:?}");
-    assert!(bodies.contains(&json!(attacker_id)), "{bodies:?}");
+    attack_request_7(async |b| b, "result").await;
 }
 
 /// The same after a restart, when only the receipts committed with each mutation remember
 /// requests: a receipt answers only the caller whose request it records.
 #[tokio::test]
 async fn a_committed_receipt_answers_only_its_own_caller() {
-    let (b, idp) = backend_with_idp().await;
-    let (session, victim, original) = victim_sends(&b, &idp).await;
-    let (attacker_id, attacker) = idp.user_token("attacker@example.com").await;
-
-    let b = b.restart().await;
-    let theirs = send_request_7(&b, &session, 1, &attacker).await;
-    assert_ne!(
-        theirs["result"], original["result"],
-        "the attacker got the victim's receipt"
-    );
-
-    let replayed = send_request_7(&b, &session, 2, &victim).await;
-    assert_eq!(
-        replayed["result"], original["result"],
-        "the victim's outcome"
-    );
-    let bodies = messages(&b).await;
-    assert_eq!(bodies.len(), 2, "the victim's request ran once: {bodies:?}");
-    assert!(bodies.contains(&json!(attacker_id)), "{bodies:?}");
+    attack_request_7(async |b| b.restart().await, "receipt").await;
 }

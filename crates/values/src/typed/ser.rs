@@ -280,44 +280,29 @@ impl Items {
     }
 }
 
-impl ser::SerializeSeq for Items {
-    type Ok = Value;
-    type Error = ConversionError;
+/// Sequences, tuples and tuple structs all build an array.
+macro_rules! serialize_items {
+    ($($trait:ident :: $method:ident),*) => {$(
+        impl ser::$trait for Items {
+            type Ok = Value;
+            type Error = ConversionError;
 
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Self::Error> {
-        self.push(value)
-    }
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Self::Error> {
+                self.push(value)
+            }
 
-    fn end(self) -> Result<Value, ConversionError> {
-        Ok(Value::Array(self.0))
-    }
+            fn end(self) -> Result<Value, ConversionError> {
+                Ok(Value::Array(self.0))
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for Items {
-    type Ok = Value;
-    type Error = ConversionError;
-
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Self::Error> {
-        self.push(value)
-    }
-
-    fn end(self) -> Result<Value, ConversionError> {
-        Ok(Value::Array(self.0))
-    }
-}
-
-impl ser::SerializeTupleStruct for Items {
-    type Ok = Value;
-    type Error = ConversionError;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Self::Error> {
-        self.push(value)
-    }
-
-    fn end(self) -> Result<Value, ConversionError> {
-        Ok(Value::Array(self.0))
-    }
-}
+serialize_items!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field
+);
 
 /// An object being built.
 struct Fields {
