@@ -9,6 +9,15 @@ use super::ser::unrepresentable;
 /// `serde_json` allows.
 pub(super) struct FieldName;
 
+/// `serialize_*` methods for keys written out as text (`1` → `"1"`), as `serde_json` does.
+macro_rules! written_out {
+    ($($method:ident: $ty:ty),*) => {$(
+        fn $method(self, v: $ty) -> Result<String, ConversionError> {
+            Ok(v.to_string())
+        }
+    )*};
+}
+
 impl FieldName {
     fn refuse(kind: &str) -> ConversionError {
         unrepresentable(format!("Object field names must be strings, not {kind}."))
@@ -26,47 +35,15 @@ impl Serializer for FieldName {
     type SerializeStruct = Impossible<String, ConversionError>;
     type SerializeStructVariant = Impossible<String, ConversionError>;
 
-    fn serialize_bool(self, v: bool) -> Result<String, ConversionError> {
-        Ok(v.to_string())
-    }
-    fn serialize_i8(self, v: i8) -> Result<String, ConversionError> {
-        Ok(v.to_string())
-    }
-    fn serialize_i16(self, v: i16) -> Result<String, ConversionError> {
-        Ok(v.to_string())
-    }
-    fn serialize_i32(self, v: i32) -> Result<String, ConversionError> {
-        Ok(v.to_string())
-    }
-    fn serialize_i64(self, v: i64) -> Result<String, ConversionError> {
-        Ok(v.to_string())
-    }
-    fn serialize_i128(self, v: i128) -> Result<String, ConversionError> {
-        Ok(v.to_string())
-    }
-    fn serialize_u8(self, v: u8) -> Result<String, ConversionError> {
-        Ok(v.to_string())
-    }
-    fn serialize_u16(self, v: u16) -> Result<String, ConversionError> {
-        Ok(v.to_string())
-    }
-    fn serialize_u32(self, v: u32) -> Result<String, ConversionError> {
-        Ok(v.to_string())
-    }
-    fn serialize_u64(self, v: u64) -> Result<String, ConversionError> {
-        Ok(v.to_string())
-    }
-    fn serialize_u128(self, v: u128) -> Result<String, ConversionError> {
-        Ok(v.to_string())
-    }
+    written_out!(serialize_bool: bool, serialize_char: char);
+    written_out!(serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64);
+    written_out!(serialize_u8: u8, serialize_u16: u16, serialize_u32: u32, serialize_u64: u64);
+    written_out!(serialize_i128: i128, serialize_u128: u128);
     fn serialize_f32(self, _v: f32) -> Result<String, ConversionError> {
         Err(Self::refuse("a float"))
     }
     fn serialize_f64(self, _v: f64) -> Result<String, ConversionError> {
         Err(Self::refuse("a float"))
-    }
-    fn serialize_char(self, v: char) -> Result<String, ConversionError> {
-        Ok(v.to_string())
     }
     fn serialize_str(self, v: &str) -> Result<String, ConversionError> {
         Ok(v.to_owned())

@@ -86,6 +86,24 @@ impl ser::Error for ConversionError {
     }
 }
 
+/// `serialize_*` methods for numbers that convert to a float64 exactly.
+macro_rules! exact_float64 {
+    ($($method:ident: $ty:ty),*) => {$(
+        fn $method(self, v: $ty) -> Result<Value, ConversionError> {
+            Ok(Value::Float64(v.into()))
+        }
+    )*};
+}
+
+/// `serialize_*` methods for integers that convert only within ±2⁵³.
+macro_rules! whole_float64 {
+    ($($method:ident: $ty:ty),*) => {$(
+        fn $method(self, v: $ty) -> Result<Value, ConversionError> {
+            whole_number(v)
+        }
+    )*};
+}
+
 /// Builds a [`Value`].
 struct ValueSerializer;
 
@@ -104,51 +122,16 @@ impl ser::Serializer for ValueSerializer {
         Ok(Value::Boolean(v))
     }
 
-    fn serialize_i8(self, v: i8) -> Result<Value, ConversionError> {
-        Ok(Value::Float64(v.into()))
-    }
-
-    fn serialize_i16(self, v: i16) -> Result<Value, ConversionError> {
-        Ok(Value::Float64(v.into()))
-    }
-
-    fn serialize_i32(self, v: i32) -> Result<Value, ConversionError> {
-        Ok(Value::Float64(v.into()))
-    }
-
-    fn serialize_i64(self, v: i64) -> Result<Value, ConversionError> {
-        whole_number(v)
-    }
-
-    fn serialize_i128(self, v: i128) -> Result<Value, ConversionError> {
-        whole_number(v)
-    }
-
-    fn serialize_u8(self, v: u8) -> Result<Value, ConversionError> {
-        Ok(Value::Float64(v.into()))
-    }
-
-    fn serialize_u16(self, v: u16) -> Result<Value, ConversionError> {
-        Ok(Value::Float64(v.into()))
-    }
-
-    fn serialize_u32(self, v: u32) -> Result<Value, ConversionError> {
-        Ok(Value::Float64(v.into()))
-    }
-
-    fn serialize_u64(self, v: u64) -> Result<Value, ConversionError> {
-        whole_number(v)
-    }
+    // Integers up to 32 bits always fit a float64; wider ones while they are exact there.
+    exact_float64!(serialize_i8: i8, serialize_i16: i16, serialize_i32: i32);
+    exact_float64!(serialize_u8: u8, serialize_u16: u16, serialize_u32: u32, serialize_f32: f32);
+    whole_float64!(serialize_i64: i64, serialize_i128: i128, serialize_u64: u64);
 
     fn serialize_u128(self, v: u128) -> Result<Value, ConversionError> {
         match i128::try_from(v) {
             Ok(n) => whole_number(n),
             Err(_) => Err(beyond_safe_range(v)),
         }
-    }
-
-    fn serialize_f32(self, v: f32) -> Result<Value, ConversionError> {
-        Ok(Value::Float64(v.into()))
     }
 
     fn serialize_f64(self, v: f64) -> Result<Value, ConversionError> {
