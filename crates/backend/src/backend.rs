@@ -205,6 +205,11 @@ impl Backend {
         user.identity.expires_at() + self.inner.token_leeway
     }
 
+    /// Whether `user` is past [`Backend::served_until`].
+    pub(crate) fn is_expired(&self, user: &VerifiedUser) -> bool {
+        self.served_until(user) <= SystemTime::now()
+    }
+
     /// "No such function", naming the functions the path's module registers.
     pub(crate) fn not_found(&self, path: &CanonicalPath) -> FunctionError {
         FunctionError::NotFound {

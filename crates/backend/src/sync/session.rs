@@ -155,7 +155,7 @@ impl SyncSession {
     /// for it, so a busy socket cannot outrun the deadline's timer).
     fn identity_has_expired(&self) -> bool {
         match &self.identity {
-            Identity::User(user) => self.backend.served_until(user) <= std::time::SystemTime::now(),
+            Identity::User(user) => self.backend.is_expired(user),
             Identity::Anonymous => false,
         }
     }
@@ -248,9 +248,7 @@ impl SyncSession {
                 }
                 self.identity = match token {
                     AuthenticationToken::User(jwt) => match self.backend.authenticate(&jwt).await {
-                        Ok(Identity::User(user))
-                            if self.backend.served_until(&user) <= std::time::SystemTime::now() =>
-                        {
+                        Ok(Identity::User(user)) if self.backend.is_expired(&user) => {
                             // Inside the verifier's whole-second granularity, past the deadline.
                             return Err(SessionEnd::AuthError {
                                 message: "Convex token identity expired".to_owned(),
