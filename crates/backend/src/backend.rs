@@ -118,6 +118,8 @@ struct Inner {
     mutations: MutationLog,
     /// Set for a node of a cluster (see [`Cluster`]).
     cluster: Option<Cluster>,
+    /// The sync sessions and their tasks (writers, mutation queues, actions).
+    tasks: keel_tasks::Tasks,
 }
 
 impl Backend {
@@ -155,6 +157,7 @@ impl Backend {
                 queries: QueryCache::default(),
                 mutations: MutationLog::default(),
                 cluster,
+                tasks: keel_tasks::Tasks::new("backend"),
             }),
         }
     }
@@ -172,6 +175,35 @@ impl Backend {
     /// The database.
     pub fn database(&self) -> &Database {
         &self.inner.db
+    }
+
+    /// Closes the sync sessions for a graceful shutdown: each stops reading its socket,
+    /// answers the mutations and actions it already received, sends the transition that
+    /// reflects them and closes with code 1001 ("going away"), after which the official clients
+    /// reconnect (and re-send anything unanswered). Resolves once every session has closed; a
+    /// session that opens later closes the same way at once. Draining the HTTP API is the
+    /// server's part (`axum::serve(…).with_graceful_shutdown(…)`); then call
+    /// [`Backend::shutdown`].
+    pub async fn close_sessions(&self) {
+        self.inner.tasks.stop();
+        self.inner.tasks.stopped().await;
+    }
+
+    /// Stops the backend's background work once its connections are closed (see
+    /// [`Backend::close_sessions`]): the cluster's loops, then the database's committer after
+    /// the commits it holds, and on PostgreSQL it hands the committer lease over, so that a
+    /// waiting node takes over at once rather than when this process's connections time out.
+    pub async fn shutdown(&self) {
+        self.close_sessions().await;
+        match &self.inner.cluster {
+            Some(cluster) => cluster.shutdown().await,
+            None => self.inner.db.shutdown().await,
+        }
+    }
+
+    /// The sync sessions' tasks.
+    pub(crate) fn tasks(&self) -> &keel_tasks::Tasks {
+        &self.inner.tasks
     }
 
     pub(crate) fn mutation_log(&self) -> &MutationLog {

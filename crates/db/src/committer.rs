@@ -82,9 +82,27 @@ impl Committer {
         Committer { shared, last_ts }
     }
 
-    /// Runs until every database handle is gone.
-    pub(crate) async fn run(mut self, mut receiver: mpsc::UnboundedReceiver<CommitJob>) {
-        while let Some(first) = receiver.recv().await {
+    /// Runs until every database handle is gone, or until `tasks` are told to stop: then it
+    /// takes no new commits but still writes the ones already queued, so none that was handed
+    /// over is dropped half-way.
+    pub(crate) async fn run(
+        mut self,
+        mut receiver: mpsc::UnboundedReceiver<CommitJob>,
+        tasks: keel_tasks::Tasks,
+    ) {
+        let mut closing = false;
+        loop {
+            let first = tokio::select! {
+                job = receiver.recv() => match job {
+                    Some(job) => job,
+                    None => break,
+                },
+                () = tasks.stopping(), if !closing => {
+                    receiver.close();
+                    closing = true;
+                    continue;
+                }
+            };
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
                 match receiver.try_recv() {

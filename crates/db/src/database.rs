@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     /// The schema the database was opened with (system tables included): a follower re-applies
     /// its validators to every catalog it loads.
     pub(crate) schema: Schema,
+    /// The committer and the maintenance, stopped by [`Database::shutdown`].
+    pub(crate) tasks: keel_tasks::Tasks,
 }
 
 /// The database engine. Cheap to clone; all clones share one committer.
@@ -154,6 +156,7 @@ impl Database {
             catalog_change: tokio::sync::Mutex::new(()),
             follow: tokio::sync::Mutex::new(()),
             schema,
+            tasks: keel_tasks::Tasks::new("database"),
         });
         Database {
             shared,
@@ -165,9 +168,23 @@ impl Database {
     pub(crate) fn start_committer(&self, last_ts: Timestamp) {
         let (sender, receiver) = mpsc::unbounded_channel();
         if self.committer.set(sender).is_ok() {
-            tokio::spawn(Committer::new(self.shared.clone(), last_ts).run(receiver));
+            let committer = Committer::new(self.shared.clone(), last_ts);
+            let stop = self.shared.tasks.clone();
+            self.shared
+                .tasks
+                .spawn("committer", committer.run(receiver, stop));
             self.spawn_maintenance();
         }
+    }
+
+    /// Stops this database's background work, for a graceful shutdown: the committer writes
+    /// (and acknowledges) the commits already handed to it and then stops, so later commits
+    /// fail with a storage error saying so; the maintenance stops between steps. Returns once
+    /// both have stopped. Reads keep working. Every clone shares the one committer, so this
+    /// stops it for all of them.
+    pub async fn shutdown(&self) {
+        self.shared.tasks.stop();
+        self.shared.tasks.stopped().await;
     }
 
     /// Whether this handle commits (it opened the database, or a follower was promoted), as
@@ -242,9 +259,13 @@ impl Database {
                 "this database is a follower: another process commits to it".into(),
             ));
         };
-        committer
-            .send(job)
-            .map_err(|_| DbError::Storage("the committer has stopped".into()))?;
+        committer.send(job).map_err(|_| {
+            DbError::Storage(if self.shared.tasks.is_stopping() {
+                "the database is shutting down: it takes no new commits".into()
+            } else {
+                "the committer has stopped".into()
+            })
+        })?;
         result
             .await
             .map_err(|_| DbError::Storage("the committer stopped before answering".into()))?

@@ -65,34 +65,48 @@ impl Database {
         Ok(deleted)
     }
 
-    /// Starts the maintenance for as long as this database is open.
+    /// Starts the maintenance for as long as this database is open and not shut down.
     pub(crate) fn spawn_maintenance(&self) {
         let shared: Weak<_> = Arc::downgrade(&self.shared);
         let committer = Arc::downgrade(&self.committer);
-        tokio::spawn(async move {
+        let tasks = self.shared.tasks.clone();
+        self.shared.tasks.spawn("maintenance", async move {
             let mut tick = tokio::time::interval(INTERVAL);
             tick.tick().await;
             for run in 1u32.. {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = tasks.stopping() => return,
+                }
                 let (Some(shared), Some(committer)) = (shared.upgrade(), committer.upgrade())
                 else {
                     return;
                 };
                 let db = Database { shared, committer };
-                match db.collect_receipts(RECEIPT_RETENTION).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::debug!(deleted = n, "collected old receipts"),
-                    Err(e) => tracing::warn!(error = %e, "cannot delete old receipts"),
-                }
-                if run % PRUNE_EVERY != 0 {
-                    continue;
-                }
-                match db.prune_history(HISTORY_HORIZON).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::debug!(deleted = n, "pruned old history"),
-                    Err(e) => tracing::warn!(error = %e, "cannot prune old history"),
+                // A shutdown does not wait for a whole run: the deletes are redone next time.
+                tokio::select! {
+                    () = db.maintain(run) => {}
+                    () = tasks.stopping() => return,
                 }
             }
         });
+    }
+
+    /// One maintenance run (the `run`th): old receipts, and every [`PRUNE_EVERY`] runs old
+    /// history.
+    async fn maintain(&self, run: u32) {
+        match self.collect_receipts(RECEIPT_RETENTION).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(deleted = n, "collected old receipts"),
+            Err(e) => tracing::warn!(error = %e, "cannot delete old receipts"),
+        }
+        if run % PRUNE_EVERY != 0 {
+            return;
+        }
+        match self.prune_history(HISTORY_HORIZON).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(deleted = n, "pruned old history"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune old history"),
+        }
     }
 }

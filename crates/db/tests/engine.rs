@@ -672,3 +672,59 @@ async fn pruned_history_leaves_current_reads_unchanged() {
     let doc = tx.get(kept).await.unwrap().unwrap();
     assert_eq!(doc.fields.get("likes"), Some(&Value::Int64(41)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_writes_the_commits_it_holds_and_refuses_later_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir).await;
+    // Commits racing the shutdown: each is either acknowledged (and then durable) or refused.
+    let commits: Vec<_> = (0..200i64)
+        .map(|n| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let mut tx = db.begin();
+                tx.insert("posts", fields(obj! { "n" => n })).await.unwrap();
+                db.commit(tx).await.map(|_| n)
+            })
+        })
+        .collect();
+    tokio::time::timeout(Duration::from_secs(30), db.shutdown())
+        .await
+        .expect("the shutdown finishes");
+    let mut acknowledged = Vec::new();
+    for commit in commits {
+        match commit.await.unwrap() {
+            Ok(n) => acknowledged.push(n),
+            Err(DbError::Storage(message)) => {
+                assert!(message.contains("shutting down"), "{message}")
+            }
+            Err(other) => panic!("unexpected error {other}"),
+        }
+    }
+    let mut tx = db.begin();
+    let error = tx.insert("posts", fields(obj! { "n" => -1i64 })).await;
+    assert!(error.is_ok());
+    let refused = db.commit(tx).await.unwrap_err().to_string();
+    assert!(refused.contains("shutting down"), "{refused}");
+    drop(db);
+
+    let db = open(&dir).await;
+    let mut stored: Vec<i64> = db
+        .begin()
+        .query("posts")
+        .collect()
+        .await
+        .unwrap()
+        .iter()
+        .map(|doc| match doc.fields["n"] {
+            Value::Int64(n) => n,
+            ref other => panic!("{other:?}"),
+        })
+        .collect();
+    stored.sort_unstable();
+    acknowledged.sort_unstable();
+    assert_eq!(
+        stored, acknowledged,
+        "exactly the acknowledged commits are stored"
+    );
+}

@@ -84,6 +84,8 @@ struct Inner {
     committer: parking_lot::Mutex<Option<String>>,
     /// Set when this node can no longer take part (a takeover that failed half-way).
     failure: watch::Sender<Option<String>>,
+    /// The lease watch, the follow loop and the wait for the lease.
+    tasks: keel_tasks::Tasks,
 }
 
 impl Cluster {
@@ -116,6 +118,7 @@ impl Cluster {
                 secret: OnceCell::new(),
                 committer: parking_lot::Mutex::new(None),
                 failure: watch::channel(None).0,
+                tasks: keel_tasks::Tasks::new("cluster"),
             }),
         };
         if committer {
@@ -156,6 +159,26 @@ impl Cluster {
         }
     }
 
+    /// Leaves the cluster, for a graceful shutdown once this node's connections are closed:
+    /// stops following and waiting for the lease, lets the committer write what it holds, and
+    /// if this node is the committer releases the lease, so that a waiting node takes over at
+    /// once (it would also get it when this process's connection closed, but only after the
+    /// rest of the shutdown, and later still if the connection lingers).
+    pub async fn shutdown(&self) {
+        self.inner.tasks.stop();
+        self.inner.tasks.stopped().await;
+        self.inner.db.shutdown().await;
+        let persistence = &self.inner.persistence;
+        if persistence.holds_lease() && !persistence.lease_lost() {
+            match persistence.release().await {
+                Ok(()) => tracing::info!("handed the committer lease over"),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot release the committer lease; it goes when this process's connection closes")
+                }
+            }
+        }
+    }
+
     /// As the committer: makes sure the shared secret exists and publishes this node's address.
     async fn announce(&self) -> Result<(), DbError> {
         let p = &self.inner.persistence;
@@ -177,10 +200,13 @@ impl Cluster {
     /// another node may be committing by then and this one can no longer write.
     fn spawn_lease_watch(&self) {
         let this = self.clone();
-        tokio::spawn(async move {
+        self.inner.tasks.spawn("lease watch", async move {
             let mut tick = tokio::time::interval(LEASE_CHECK_INTERVAL);
             while !this.inner.persistence.lease_lost() {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = this.inner.tasks.stopping() => return,
+                }
             }
             let reason = "lost the committer lease (its PostgreSQL connection closed); another \
                           node may be committing now, so this node stops"
@@ -194,27 +220,41 @@ impl Cluster {
     async fn spawn_follower(&self) -> Result<(), DbError> {
         let mut commits = self.inner.persistence.commit_notifications().await?;
         let db = self.inner.db.clone();
-        tokio::spawn(async move {
-            loop {
-                let ts = *commits.borrow_and_update();
-                if db.is_committer() {
-                    return;
+        let tasks = self.inner.tasks.clone();
+        self.inner.tasks.spawn("follow", async move {
+            let follow = async {
+                loop {
+                    let ts = *commits.borrow_and_update();
+                    if db.is_committer() {
+                        return;
+                    }
+                    if let Err(e) = db.follow_to(ts).await {
+                        tracing::warn!(error = %e, "cannot apply the committer's commits; retrying");
+                        tokio::time::sleep(RETRY_DELAY).await;
+                        commits.mark_changed();
+                    }
+                    if commits.changed().await.is_err() {
+                        return;
+                    }
                 }
-                if let Err(e) = db.follow_to(ts).await {
-                    tracing::warn!(error = %e, "cannot apply the committer's commits; retrying");
-                    tokio::time::sleep(RETRY_DELAY).await;
-                    commits.mark_changed();
-                }
-                if commits.changed().await.is_err() {
-                    return;
-                }
+            };
+            tokio::select! {
+                () = follow => {}
+                () = tasks.stopping() => {}
             }
         });
         let this = self.clone();
-        tokio::spawn(async move {
-            while let Err(e) = this.inner.persistence.acquire_lease().await {
-                tracing::warn!(error = %e, "waiting for the committer lease failed; retrying");
-                tokio::time::sleep(RETRY_DELAY).await;
+        self.inner.tasks.spawn("lease wait", async move {
+            let acquire = async {
+                while let Err(e) = this.inner.persistence.acquire_lease().await {
+                    tracing::warn!(error = %e, "waiting for the committer lease failed; retrying");
+                    tokio::time::sleep(RETRY_DELAY).await;
+                }
+            };
+            // A node shutting down stops waiting (its waiting connection closes with it).
+            tokio::select! {
+                () = acquire => {}
+                () = this.inner.tasks.stopping() => return,
             }
             let took_over = async {
                 this.inner.db.promote().await?;

@@ -4,6 +4,10 @@
 //! [`Outbox`]: a client that stops reading fills its outbox and is disconnected instead of
 //! growing the server's memory. Protocol violations end only the offending socket, with a
 //! `FatalError` saying what was wrong.
+//!
+//! Sessions belong to the backend's tasks: when they are told to stop (a graceful shutdown), a
+//! session stops reading, answers what it already received, and closes with 1001 ("going
+//! away"), which the official clients answer by reconnecting.
 
 mod session;
 
@@ -28,6 +32,12 @@ const OUTBOX_CAPACITY: usize = 256;
 const OUTBOX_BYTES: usize = 16 * 1024 * 1024;
 /// How long one frame may take to write before the client counts as not reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The close frame of a session ended by a shutdown: "going away", after which clients
+/// reconnect (the official JavaScript client does not even log it).
+const GOING_AWAY: CloseFrame = CloseFrame {
+    code: 1001,
+    reason: Utf8Bytes::from_static("the backend is shutting down"),
+};
 
 /// Why a session ends.
 #[derive(Debug)]
@@ -44,6 +54,8 @@ pub(crate) enum SessionEnd {
     Gone,
     /// The client stopped reading: its outbox is full. Nothing more is written to it.
     NotReading,
+    /// The backend is shutting down and the session has answered everything it received.
+    ShuttingDown,
 }
 
 impl SessionEnd {
@@ -56,7 +68,7 @@ impl SessionEnd {
         match self {
             SessionEnd::Fatal(_) => Some(ErrorClass::BadRequest),
             SessionEnd::AuthError { .. } => Some(ErrorClass::Unauthenticated),
-            SessionEnd::Gone | SessionEnd::NotReading => None,
+            SessionEnd::Gone | SessionEnd::NotReading | SessionEnd::ShuttingDown => None,
         }
     }
 }
@@ -96,8 +108,16 @@ impl Outbox {
     }
 }
 
-/// Serves one upgraded WebSocket until the client leaves or breaks the protocol.
+/// Serves one upgraded WebSocket until the client leaves or breaks the protocol, or the
+/// backend shuts down; counted among the backend's tasks meanwhile.
 pub(crate) async fn serve_socket(socket: WebSocket, backend: Backend) {
+    let tasks = backend.tasks().clone();
+    tasks
+        .track("sync session", run_session(socket, backend, tasks.clone()))
+        .await;
+}
+
+async fn run_session(socket: WebSocket, backend: Backend, tasks: keel_tasks::Tasks) {
     let heartbeat = backend.config().heartbeat_interval;
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Message>(OUTBOX_CAPACITY);
@@ -108,7 +128,7 @@ pub(crate) async fn serve_socket(socket: WebSocket, backend: Backend) {
     };
     let last_sent = Arc::new(parking_lot::Mutex::new(Instant::now()));
     let writer_last_sent = last_sent.clone();
-    let writer = tokio::spawn(async move {
+    let writer = tasks.spawn("sync writer", async move {
         while let Some(message) = rx.recv().await {
             let closing = matches!(message, Message::Close(_));
             let len = match &message {
@@ -130,11 +150,18 @@ pub(crate) async fn serve_socket(socket: WebSocket, backend: Backend) {
     });
 
     let (mut session, mut completions) = SyncSession::new(backend, outbox.clone());
+    // Set once the backend shuts down: nothing more is read, and the session ends as soon as
+    // everything it received is answered.
+    let mut draining = false;
     let end = loop {
         let idle_deadline = *last_sent.lock() + heartbeat;
         let identity_deadline = session.identity_deadline();
         let step = tokio::select! {
-            frame = stream.next() => match frame {
+            () = tasks.stopping(), if !draining => {
+                draining = true;
+                Ok(())
+            }
+            frame = stream.next(), if !draining => match frame {
                 Some(Ok(Message::Text(text))) => match keel_protocol::parse_client_message(&text) {
                     Ok(message) => session.on_client_message(message).await,
                     Err(error) => Err(SessionEnd::fatal(error.to_string())),
@@ -161,10 +188,20 @@ pub(crate) async fn serve_socket(socket: WebSocket, backend: Backend) {
         {
             break end;
         }
+        if draining && session.is_idle() {
+            break SessionEnd::ShuttingDown;
+        }
     };
 
     let not_reading = matches!(end, SessionEnd::NotReading);
-    let close_code = end.class().map(ErrorClass::close_code);
+    let close = match end.class() {
+        Some(class) => Some(CloseFrame {
+            code: class.close_code(),
+            reason: Utf8Bytes::from_static("session ended"),
+        }),
+        None if matches!(end, SessionEnd::ShuttingDown) => Some(GOING_AWAY),
+        None => None,
+    };
     match end {
         SessionEnd::Fatal(error_message) => {
             tracing::info!(%error_message, "closing sync session after a protocol error");
@@ -182,18 +219,15 @@ pub(crate) async fn serve_socket(socket: WebSocket, backend: Backend) {
                 auth_update_attempted: Some(auth_update_attempted),
             });
         }
-        SessionEnd::Gone | SessionEnd::NotReading => {}
+        SessionEnd::Gone | SessionEnd::NotReading | SessionEnd::ShuttingDown => {}
     }
     if not_reading {
         // The writer is stuck on a socket nobody reads: drop it (and the queued messages) now
         // rather than after the write timeout, so the connection closes at once.
         writer.abort();
     }
-    if let Some(code) = close_code {
-        let _ = outbox.tx.try_send(Message::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static("session ended"),
-        })));
+    if let Some(frame) = close {
+        let _ = outbox.tx.try_send(Message::Close(Some(frame)));
     }
     drop(outbox);
     drop(session);

@@ -103,6 +103,8 @@ pub(crate) struct SyncSession {
     /// Bounds the actions one connection may have running at once.
     actions: Arc<Semaphore>,
     completions_tx: mpsc::UnboundedSender<Completion>,
+    /// Mutations and actions received and not answered yet (each gets one [`Completion`]).
+    unanswered: usize,
 }
 
 impl SyncSession {
@@ -130,6 +132,7 @@ impl SyncSession {
             mutations,
             actions: Arc::new(Semaphore::new(MAX_RUNNING_ACTIONS)),
             completions_tx,
+            unanswered: 0,
         };
         (session, completions_rx)
     }
@@ -158,6 +161,11 @@ impl SyncSession {
             Identity::User(user) => self.backend.is_expired(user),
             Identity::Anonymous => false,
         }
+    }
+
+    /// Whether every mutation and action received has been answered.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.unanswered == 0
     }
 
     /// The session's identity has expired.
@@ -289,6 +297,7 @@ impl SyncSession {
                 args,
                 ..
             } => {
+                self.unanswered += 1;
                 match parse_call(&udf_path.to_string(), &args) {
                     Ok((path, args)) => {
                         let key = self.session_id.as_ref().map(|session_id| RequestKey {
@@ -329,13 +338,15 @@ impl SyncSession {
                 args,
                 ..
             } => {
+                self.unanswered += 1;
                 let completions = self.completions_tx.clone();
                 match parse_call(&udf_path.to_string(), &args) {
                     Ok((path, args)) => match self.actions.clone().try_acquire_owned() {
                         Ok(permit) => {
                             let backend = self.backend.clone();
                             let identity = self.identity.clone();
-                            tokio::spawn(async move {
+                            let tasks = self.backend.tasks().clone();
+                            tasks.spawn("sync action", async move {
                                 let result = backend.run_action(&path, args, &identity).await;
                                 drop(permit);
                                 let _ = completions.send(Completion::Action { request_id, result });
@@ -402,6 +413,7 @@ impl SyncSession {
 
     /// Answers a finished mutation or action and asks for a transition that reflects it.
     pub(crate) fn on_completion(&mut self, completion: Completion) -> Result<(), SessionEnd> {
+        self.unanswered = self.unanswered.saturating_sub(1);
         let message = match completion {
             Completion::Mutation { request_id, result } => {
                 let (result, ts) = match result {
@@ -559,7 +571,8 @@ fn spawn_mutation_queue(
     completions: mpsc::UnboundedSender<Completion>,
 ) -> mpsc::Sender<QueuedMutation> {
     let (tx, mut rx) = mpsc::channel::<QueuedMutation>(MAX_QUEUED_MUTATIONS);
-    tokio::spawn(async move {
+    let tasks = backend.tasks().clone();
+    tasks.spawn("sync mutation queue", async move {
         while let Some(QueuedMutation {
             key,
             request_id,
