@@ -94,6 +94,10 @@ async fn a_subscriber_that_falls_behind_holds_only_the_latest_result() {
         .await
         .expect("the stream ends");
     assert!(end.is_none());
+    // Its socket task (and any token fetch) has ended: an owner shutting down can wait for it.
+    tokio::time::timeout(WAIT, live.closed())
+        .await
+        .expect("the client's tasks end after close()");
 }
 
 #[tokio::test]

@@ -133,9 +133,14 @@ impl Worker {
         self.auth.fetching = true;
         let seq = self.auth.fetch_seq;
         let tx = self.fetched_tx.clone();
-        tokio::spawn(async move {
-            let token = fetcher(force).await;
-            let _ = tx.send(Fetched { seq, force, token });
+        let tasks = self.tasks.clone();
+        self.tasks.spawn("token fetch", async move {
+            tokio::select! {
+                token = fetcher(force) => {
+                    let _ = tx.send(Fetched { seq, force, token });
+                }
+                () = tasks.stopping() => {}
+            }
         });
     }
 

@@ -156,6 +156,8 @@ struct Shared {
     auth: watch::Receiver<AuthState>,
     ts: watch::Receiver<u64>,
     listeners: Listeners,
+    /// The socket task and its token fetches.
+    tasks: keel_tasks::Tasks,
 }
 
 /// A connection to the backend over the WebSocket sync protocol, like the JS `ConvexClient`
@@ -205,7 +207,9 @@ impl LiveClient {
         let (auth_tx, auth) = watch::channel(AuthState::Unauthenticated);
         let (ts_tx, ts) = watch::channel(0);
         let listeners: Listeners = Arc::new(Mutex::new(Some(Vec::new())));
+        let tasks = keel_tasks::Tasks::new("live client");
         worker::spawn(
+            tasks.clone(),
             config,
             ws_url,
             rx,
@@ -222,6 +226,7 @@ impl LiveClient {
                 auth,
                 ts,
                 listeners,
+                tasks,
             }),
         })
     }
@@ -449,6 +454,12 @@ impl LiveClient {
     /// [`ClientError::Closed`].
     pub fn close(&self) {
         let _ = self.commands.send(Command::Close);
+    }
+
+    /// Resolves once the client has closed: its socket closed (with a close frame) and its
+    /// background tasks ended — after [`LiveClient::close`], or when every clone was dropped.
+    pub async fn closed(&self) {
+        self.shared.tasks.stopped().await;
     }
 }
 

@@ -133,6 +133,14 @@ struct Inner {
     changes: watch::Sender<u64>,
     /// Keys updated by live transitions, for owners that re-render on change.
     updates: broadcast::Sender<CacheUpdate>,
+    /// The garbage collection and the live bridge; stopped when the cache is dropped.
+    tasks: keel_tasks::Tasks,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.tasks.stop();
+    }
 }
 
 /// A query cache keyed like `ConvexQueryClient`, optionally kept live by a [`LiveClient`].
@@ -164,6 +172,7 @@ impl QueryClient {
             cache_ts: watch::channel(0).0,
             changes: watch::channel(0).0,
             updates: broadcast::channel(UPDATES_CAPACITY).0,
+            tasks: keel_tasks::Tasks::new("query client"),
         });
         QueryClient { inner }
     }
@@ -173,10 +182,14 @@ impl QueryClient {
         let gc_time = self.inner.config.lock().gc_time;
         let gc_every = (gc_time / 4).clamp(Duration::from_millis(20), Duration::from_secs(30));
         let weak = Arc::downgrade(&self.inner);
-        tokio::spawn(async move {
+        let tasks = self.inner.tasks.clone();
+        self.inner.tasks.spawn("gc", async move {
             let mut tick = tokio::time::interval(gc_every);
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = tasks.stopping() => break,
+                }
                 let Some(inner) = weak.upgrade() else { break };
                 QueryClient { inner }.gc();
             }
@@ -448,8 +461,14 @@ impl QueryClient {
         }
         self.spawn_gc();
         let weak: Weak<Inner> = Arc::downgrade(&self.inner);
-        tokio::spawn(async move {
-            while let Some(batch) = transitions.recv().await {
+        let tasks = self.inner.tasks.clone();
+        self.inner.tasks.spawn("live bridge", async move {
+            loop {
+                let batch = tokio::select! {
+                    batch = transitions.recv() => batch,
+                    () = tasks.stopping() => None,
+                };
+                let Some(batch) = batch else { break };
                 let Some(inner) = weak.upgrade() else { break };
                 apply(&inner, &batch);
             }

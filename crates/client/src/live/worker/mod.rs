@@ -93,9 +93,12 @@ pub(crate) struct Worker {
     ts: watch::Sender<u64>,
     listeners: Listeners,
     pub(crate) auth: Auth,
+    /// This task's own group: token fetches run in it, and it is stopped when the worker ends.
+    pub(crate) tasks: keel_tasks::Tasks,
 }
 
 pub(crate) fn spawn(
+    tasks: keel_tasks::Tasks,
     config: LiveConfig,
     url: String,
     commands: mpsc::UnboundedReceiver<Command>,
@@ -131,8 +134,9 @@ pub(crate) fn spawn(
         max_observed_ts: 0,
         ts,
         listeners,
+        tasks: tasks.clone(),
     };
-    tokio::spawn(worker.run());
+    tasks.spawn("socket", worker.run());
 }
 
 async fn sleep_until_some(deadline: Option<Instant>) {
@@ -178,6 +182,8 @@ impl Worker {
                 ClientError::Closed("the live client is closed".to_owned()),
             );
         }
+        // Token fetches still running end too (their answer has nowhere to go).
+        self.tasks.stop();
     }
 
     /// Applies `first` and whatever else is already queued, then sends the result in as few
