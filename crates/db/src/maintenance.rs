@@ -100,7 +100,7 @@ impl Database {
             Ok(n) => tracing::debug!(deleted = n, "collected old receipts"),
             Err(e) => tracing::warn!(error = %e, "cannot delete old receipts"),
         }
-        if run % PRUNE_EVERY != 0 {
+        if !run.is_multiple_of(PRUNE_EVERY) {
             return;
         }
         match self.prune_history(HISTORY_HORIZON).await {

@@ -696,7 +696,7 @@ async fn shutdown_writes_the_commits_it_holds_and_refuses_later_ones() {
         match commit.await.unwrap() {
             Ok(n) => acknowledged.push(n),
             Err(DbError::Storage(message)) => {
-                assert!(message.contains("shutting down"), "{message}")
+                assert!(message.contains("shutting down"), "{message}");
             }
             Err(other) => panic!("unexpected error {other}"),
         }

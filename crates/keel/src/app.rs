@@ -1,14 +1,15 @@
 //! [`App`]: what an app gives Keel (schema, functions, web routes) and the one call that runs it.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
 use keel_backend::FunctionRegistry;
 use keel_db::Schema;
 use keel_start::{Start, StartConfig};
 
 use crate::config::Config;
+use crate::services::Services;
 
 /// Builds the app's web tier from the settings Keel prepared (backend, authenticator, devtools).
 pub(crate) type WebRoutes = Arc<dyn Fn(StartConfig) -> Start + Send + Sync>;
@@ -77,10 +78,48 @@ impl App {
         }
     }
 
-    /// Serves the services `config` asks for until one of them stops (for embedding and tests;
-    /// [`App::run`] parses the command line and calls this).
+    /// Serves the services `config` asks for until SIGTERM or SIGINT, then shuts them down
+    /// gracefully (see [`App::serve_until`]); [`App::run`] parses the command line and calls
+    /// this.
     pub async fn serve(self, config: Config) -> Result<(), Error> {
-        crate::services::run(self, config).await.map_err(Error)
+        self.serve_until(config, crate::shutdown::signal()).await
+    }
+
+    /// Serves the services `config` asks for until `stop` resolves (with what to call it in
+    /// the logs, such as `"SIGTERM"`), then shuts them down gracefully: each stops accepting,
+    /// the requests in flight finish within `--shutdown-timeout`, live streams and sync
+    /// sessions close, background work stops and the committer lease is handed over. `Ok`
+    /// after such a stop, also when `stop` fires during start-up; an error if a service could
+    /// not start or failed while serving. The service lines (`web: http://…`) are printed on
+    /// stdout once every service is open.
+    ///
+    /// ```no_run
+    /// # async fn demo(app: keel::App) -> Result<(), keel::Error> {
+    /// let config = keel::Config::try_parse_from(["keel", "--data-dir", "/tmp/demo"]).unwrap();
+    /// let stop = async {
+    ///     tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    ///     "a minute passed"
+    /// };
+    /// app.serve_until(config, stop).await
+    /// # }
+    /// ```
+    pub async fn serve_until(
+        self,
+        config: Config,
+        stop: impl Future<Output = &'static str>,
+    ) -> Result<(), Error> {
+        let mut stop = std::pin::pin!(stop);
+        let services = tokio::select! {
+            services = Services::open(&self, &config) => services.map_err(Error)?,
+            name = &mut stop => {
+                tracing::info!(signal = name, "stopped during start-up");
+                return Ok(());
+            }
+        };
+        services.announce();
+        crate::shutdown::serve(services, stop, config.process.shutdown_timeout)
+            .await
+            .map_err(Error)
     }
 }
 
@@ -102,19 +141,23 @@ impl std::fmt::Debug for Error {
 
 impl std::error::Error for Error {}
 
-/// Logs go to stderr, filtered by `RUST_LOG` (default `info`).
+/// Logs go to stderr, filtered by `RUST_LOG` (default `info`), coloured only on a terminal
+/// (and not when `NO_COLOR` is set): a log file or a collector gets plain text.
 fn init_logging() {
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .try_init();
 }
 
-/// Reports a fatal error on stderr (the binary's interface, like its address lines on stdout).
+/// Reports a fatal error on stderr (the binary's interface, like its address lines on stdout):
+/// one line, every cause after a colon, no backtrace.
 #[allow(clippy::print_stderr)]
 fn fail(error: &Error) -> ExitCode {
-    eprintln!("Error: {error:?}");
+    eprintln!("Error: {error}");
     ExitCode::FAILURE
 }

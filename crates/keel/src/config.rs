@@ -1,48 +1,132 @@
 //! The `keel` command line: one flag per setting, each with an environment fallback.
+//!
+//! The flags come in groups, one per service ([`WebFlags`], [`BackendFlags`], [`IdpFlags`])
+//! plus the process's own ([`ProcessFlags`]). `keel` alone runs every service and takes every
+//! group; `keel web`, `keel backend` and `keel idp` take their service's group and the
+//! process's, so each subcommand's `--help` lists only what applies to it. Environment
+//! variables apply everywhere; a flag given before a subcommand (`keel --data-dir x backend`)
+//! is refused with a message saying so, since it belongs after it.
 
-use std::net::SocketAddr;
+use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// Keel: server-rendered apps on a reactive backend with one identity token.
+///
+/// Without a subcommand, the identity provider, the backend and the web tier run in one
+/// process.
 #[derive(Debug, Parser)]
-#[command(name = "keel", version, about)]
-pub struct Config {
-    /// Which service to run; all of them in one process when omitted.
+#[command(name = "keel", version, about, args_conflicts_with_subcommands = true)]
+struct Cli {
     #[command(subcommand)]
+    command: Option<CliCommand>,
+    #[command(flatten)]
+    web: WebFlags,
+    #[command(flatten)]
+    backend: BackendFlags,
+    #[command(flatten)]
+    idp: IdpFlags,
+    #[command(flatten)]
+    process: ProcessFlags,
+}
+
+#[derive(Debug, Subcommand)]
+enum CliCommand {
+    /// The web tier alone (needs a running backend and idp).
+    Web {
+        #[command(flatten)]
+        web: WebFlags,
+        #[command(flatten)]
+        process: ProcessFlags,
+    },
+    /// The backend alone.
+    Backend {
+        #[command(flatten)]
+        backend: BackendFlags,
+        #[command(flatten)]
+        process: ProcessFlags,
+    },
+    /// The development identity provider alone.
+    Idp {
+        #[command(flatten)]
+        idp: IdpFlags,
+        #[command(flatten)]
+        process: ProcessFlags,
+    },
+}
+
+/// The `keel` command line, parsed: which services to run and every setting.
+///
+/// ```
+/// let config = keel::Config::try_parse_from(["keel", "web", "--web-addr", "localhost:5000"])?;
+/// assert_eq!(config.command, Some(keel::Command::Web));
+/// assert_eq!(config.web.addr.to_string(), "localhost:5000");
+/// # Ok::<(), clap::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Which service to run; all of them in one process when `None`.
     pub command: Option<Command>,
-    /// Where the web tier listens (pages, forms, live streams).
+    /// The web tier's settings.
+    pub web: WebFlags,
+    /// The backend's settings (for `keel web`, their environment values and defaults, which
+    /// give the default backend URL).
+    pub backend: BackendFlags,
+    /// The identity provider's settings (for `keel web`, as for the backend).
+    pub idp: IdpFlags,
+    /// The process's own settings.
+    pub process: ProcessFlags,
+}
+
+/// The services `keel` can run alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// `keel web`: the web tier alone.
+    Web,
+    /// `keel backend`: the backend alone.
+    Backend,
+    /// `keel idp`: the development identity provider alone.
+    Idp,
+}
+
+/// The web tier's flags.
+#[derive(Debug, Clone, Args)]
+#[group(skip)]
+#[command(next_help_heading = "Web tier")]
+pub struct WebFlags {
+    /// Where the web tier listens (pages, forms, live streams): `host:port`, the host an IP
+    /// address or a name.
     #[arg(
-        long,
+        id = "web_addr",
+        value_name = "HOST:PORT",
+        long = "web-addr",
         env = "KEEL_WEB_ADDR",
-        default_value = "127.0.0.1:3000",
-        global = true
+        default_value = "127.0.0.1:3000"
     )]
-    pub web_addr: SocketAddr,
+    pub addr: ListenAddr,
     /// The backend URL the web tier calls (default: the backend of this process, or
-    /// `http://<backend addr>` for `keel web`).
-    #[arg(long = "backend-url", env = "CONVEX_URL", global = true)]
+    /// `http://<KEEL_BACKEND_ADDR>` for `keel web`).
+    #[arg(long = "backend-url", env = "CONVEX_URL")]
     pub backend_url: Option<String>,
     /// The identity provider the web tier uses (default: the idp of this process, or
-    /// `http://<idp addr>` for `keel web`).
-    #[arg(long, env = "KEEL_IDP_URL", global = true)]
+    /// `http://<KEEL_IDP_ADDR>` for `keel web`).
+    #[arg(long = "idp-url", env = "KEEL_IDP_URL")]
     pub idp_url: Option<String>,
     /// The idp's secret key for the web tier (default: read from `<data dir>/idp/secret_key`).
     #[arg(
-        long,
+        long = "idp-secret-key",
         env = "KEEL_IDP_SECRET_KEY",
-        global = true,
         hide_env_values = true
     )]
     pub idp_secret_key: Option<String>,
     /// Show the devtools panel on every page: `true` by default in development (debug) builds,
     /// `false` in release builds.
     #[arg(
-        long,
+        long = "devtools",
         env = "KEEL_DEVTOOLS",
-        global = true,
         num_args = 0..=1,
         default_value_t = cfg!(debug_assertions),
         default_missing_value = "true",
@@ -52,96 +136,134 @@ pub struct Config {
     /// Proxies in front of the web tier (addresses or CIDR ranges, comma separated) whose
     /// `X-Forwarded-For` / `Forwarded` headers name the visitor; sign-ins and sign-ups are
     /// throttled by that address. Default: none, the visitor is the socket's peer.
-    #[arg(long = "trusted-proxy", env = "KEEL_TRUSTED_PROXIES", global = true)]
+    #[arg(
+        id = "trusted_proxies",
+        value_name = "ADDRESSES",
+        long = "trusted-proxy",
+        env = "KEEL_TRUSTED_PROXIES"
+    )]
     pub trusted_proxies: Vec<keel_start::TrustedProxies>,
     /// The site is served over HTTPS by a TLS-terminating proxy in front of the web tier: pages
     /// send `Strict-Transport-Security` and the session cookies are `Secure`.
     #[arg(
-        long,
+        id = "served_over_https",
+        long = "served-over-https",
         env = "KEEL_SERVED_OVER_HTTPS",
-        global = true,
         num_args = 0..=1,
         default_value_t = false,
         default_missing_value = "true",
         action = clap::ArgAction::Set
     )]
     pub served_over_https: bool,
-    /// Where the backend listens (Convex HTTP API and WebSocket sync).
+}
+
+/// The backend's flags.
+#[derive(Debug, Clone, Args)]
+#[group(skip)]
+#[command(next_help_heading = "Backend")]
+pub struct BackendFlags {
+    /// Where the backend listens (Convex HTTP API and WebSocket sync): `host:port`.
     #[arg(
-        long,
+        id = "backend_addr",
+        value_name = "HOST:PORT",
+        long = "backend-addr",
         env = "KEEL_BACKEND_ADDR",
-        default_value = "127.0.0.1:3210",
-        global = true
+        default_value = "127.0.0.1:3210"
     )]
-    pub backend_addr: SocketAddr,
+    pub addr: ListenAddr,
     /// How a backend on PostgreSQL takes part with other backends on the same database: `node`
     /// commits if no other backend does and otherwise follows the committer (serving queries
-    /// and subscriptions, forwarding mutations) and takes over when it dies; `committer`
+    /// and subscriptions, forwarding mutations) and takes over when it stops; `committer`
     /// refuses to start unless it becomes the committer. Ignored on SQLite.
     #[arg(
-        long,
+        id = "backend_role",
+        value_name = "ROLE",
+        long = "backend-role",
         env = "KEEL_BACKEND_ROLE",
         value_enum,
-        default_value_t = BackendRole::Node,
-        global = true
+        default_value_t = BackendRole::Node
     )]
-    pub backend_role: BackendRole,
+    pub role: BackendRole,
     /// The URL other backend nodes reach this backend at, to forward mutations while it is the
     /// committer (default: `http://<backend addr>`, with the host name for a wildcard address).
-    #[arg(long, env = "KEEL_BACKEND_NODE_URL", global = true)]
-    pub backend_node_url: Option<String>,
-    /// Where the development identity provider listens; its issuer is `http://<addr>`.
     #[arg(
-        long,
-        env = "KEEL_IDP_ADDR",
-        default_value = "127.0.0.1:3100",
-        global = true
+        id = "backend_node_url",
+        value_name = "URL",
+        long = "backend-node-url",
+        env = "KEEL_BACKEND_NODE_URL"
     )]
-    pub idp_addr: SocketAddr,
-    /// Directory for the SQLite database, the idp's keys, users and secret key.
-    #[arg(long, env = "KEEL_DATA_DIR", default_value = "./.keel", global = true)]
-    pub data_dir: PathBuf,
+    pub node_url: Option<String>,
     /// The backend's database: `sqlite://<path>` (default: `<data dir>/keel.sqlite3`) or
     /// `postgres://user[:password]@host[:port]/database`.
-    #[arg(long, env = "KEEL_DATABASE_URL", global = true)]
+    #[arg(long = "database-url", env = "KEEL_DATABASE_URL")]
     pub database_url: Option<String>,
-    /// Lifetime of idp session tokens (`60`, `90s`, `5m`).
-    #[arg(long, env = "KEEL_SESSION_TOKEN_TTL", default_value = "60s", value_parser = parse_ttl, global = true)]
-    pub session_token_ttl: Duration,
-    /// Lifetime of idp template tokens such as `convex`.
-    #[arg(long, env = "KEEL_TEMPLATE_TOKEN_TTL", default_value = "60s", value_parser = parse_ttl, global = true)]
-    pub template_token_ttl: Duration,
     /// Token issuers the backend accepts (OIDC discovery at `<issuer>/.well-known/…`); comma
     /// separated. Default when the idp runs in the same process: the idp's issuer.
-    #[arg(
-        long = "auth-issuer",
-        env = "KEEL_AUTH_ISSUERS",
-        value_delimiter = ',',
-        global = true
-    )]
+    #[arg(long = "auth-issuer", env = "KEEL_AUTH_ISSUERS", value_delimiter = ',')]
     pub auth_issuers: Vec<String>,
     /// The audience (`aud`) tokens must carry, like Convex's `applicationID`.
     #[arg(
-        long,
+        long = "auth-application-id",
         env = "KEEL_AUTH_APPLICATION_ID",
-        default_value = "convex",
-        global = true
+        default_value = "convex"
     )]
     pub auth_application_id: String,
 }
 
-/// The services `keel` can run.
-#[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
-pub enum Command {
-    /// The web tier alone (needs a running backend and idp).
-    Web,
-    /// The backend alone.
-    Backend,
-    /// The development identity provider alone.
-    Idp,
+/// The development identity provider's flags.
+#[derive(Debug, Clone, Args)]
+#[group(skip)]
+#[command(next_help_heading = "Identity provider")]
+pub struct IdpFlags {
+    /// Where the development identity provider listens (`host:port`); its issuer is
+    /// `http://<addr>`.
+    #[arg(
+        id = "idp_addr",
+        value_name = "HOST:PORT",
+        long = "idp-addr",
+        env = "KEEL_IDP_ADDR",
+        default_value = "127.0.0.1:3100"
+    )]
+    pub addr: ListenAddr,
+    /// Lifetime of idp session tokens (`60`, `90s`, `5m`).
+    #[arg(
+        long = "session-token-ttl",
+        env = "KEEL_SESSION_TOKEN_TTL",
+        default_value = "60s",
+        value_parser = parse_ttl
+    )]
+    pub session_token_ttl: Duration,
+    /// Lifetime of idp template tokens such as `convex`.
+    #[arg(
+        long = "template-token-ttl",
+        env = "KEEL_TEMPLATE_TOKEN_TTL",
+        default_value = "60s",
+        value_parser = parse_ttl
+    )]
+    pub template_token_ttl: Duration,
 }
 
-/// See [`Config::backend_role`].
+/// The flags of the process, whichever services it runs.
+#[derive(Debug, Clone, Args)]
+#[group(skip)]
+#[command(next_help_heading = "Process")]
+pub struct ProcessFlags {
+    /// Directory for the SQLite database, the idp's keys, users and secret key. The backend
+    /// and the idp each lock what they own in it, so a second process cannot open them too.
+    #[arg(long = "data-dir", env = "KEEL_DATA_DIR", default_value = "./.keel")]
+    pub data_dir: PathBuf,
+    /// On SIGTERM or Ctrl-C, how long requests in flight may take to finish (`5s`, `500ms`,
+    /// `0` to stop at once) before the process stops anyway.
+    #[arg(
+        long = "shutdown-timeout",
+        env = "KEEL_SHUTDOWN_TIMEOUT",
+        default_value = "10s",
+        value_parser = parse_shutdown_timeout
+    )]
+    pub shutdown_timeout: Duration,
+}
+
+/// See [`BackendFlags::role`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendRole {
     /// Join the database's backend nodes: commit, or follow and take over.
@@ -150,8 +272,104 @@ pub enum BackendRole {
     Committer,
 }
 
+/// Where a service listens, as typed: `host:port`, the host an IP address (`127.0.0.1`,
+/// `[::1]`, `0.0.0.0`) or a name (`localhost`) resolved when the service binds.
+///
+/// ```
+/// let addr: keel::ListenAddr = "localhost:5000".parse().unwrap();
+/// assert_eq!((addr.host(), addr.port()), ("localhost", 5000));
+/// assert!("localhost".parse::<keel::ListenAddr>().is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenAddr {
+    host: String,
+    port: u16,
+}
+
+impl ListenAddr {
+    /// The host as typed (without brackets for an IPv6 address).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port (0: any free port).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl FromStr for ListenAddr {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<ListenAddr, String> {
+        let expected = "expected host:port, e.g. 127.0.0.1:3000, localhost:3000 or [::1]:3000";
+        let (host, port) = value
+            .rsplit_once(':')
+            .ok_or_else(|| format!("`{value}` has no port; {expected}"))?;
+        let host = match host.strip_prefix('[') {
+            Some(inner) => inner
+                .strip_suffix(']')
+                .filter(|h| h.parse::<std::net::Ipv6Addr>().is_ok())
+                .ok_or_else(|| format!("`{value}` is not a valid address; {expected}"))?,
+            None if host.contains(':') => {
+                return Err(format!(
+                    "`{value}`: write an IPv6 address in brackets; {expected}"
+                ));
+            }
+            None => host,
+        };
+        let name_ok = !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b));
+        if !name_ok {
+            return Err(format!("`{value}` is not a valid address; {expected}"));
+        }
+        let port = port
+            .parse::<u16>()
+            .map_err(|_| format!("`{port}` is not a port (0 to 65535); {expected}"))?;
+        Ok(ListenAddr {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
 fn parse_ttl(value: &str) -> Result<Duration, String> {
     keel_idp::parse_ttl(value).map_err(|e| e.to_string())
+}
+
+/// `10`, `10s`, `500ms`, `1m`: at most ten minutes, `0` allowed.
+fn parse_shutdown_timeout(value: &str) -> Result<Duration, String> {
+    let v = value.trim();
+    let (digits, unit) = if let Some(ms) = v.strip_suffix("ms") {
+        (ms, Duration::from_millis(1))
+    } else if let Some(s) = v.strip_suffix('s') {
+        (s, Duration::from_secs(1))
+    } else if let Some(m) = v.strip_suffix('m') {
+        (m, Duration::from_secs(60))
+    } else {
+        (v, Duration::from_secs(1))
+    };
+    let n: u32 = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{value}` is not a duration (use e.g. 10, 5s, 500ms, 1m)"))?;
+    let timeout = unit * n;
+    if timeout > Duration::from_secs(600) {
+        return Err(format!("`{value}` is longer than 10 minutes"));
+    }
+    Ok(timeout)
 }
 
 /// Where the backend keeps its data.
@@ -163,21 +381,69 @@ pub enum DatabaseLocation {
     Postgres(String),
 }
 
-/// A `KEEL_DATABASE_URL` that cannot be used.
+/// A `--database-url` that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum DatabaseUrlError {
     /// Not a URL this build understands.
     #[error(
-        "KEEL_DATABASE_URL: `{0}` is not a database URL (expected sqlite://<path> or postgres://user@host:port/database)"
+        "--database-url / KEEL_DATABASE_URL: `{0}` is not a database URL (expected sqlite://<path> or postgres://user@host:port/database)"
     )]
     Malformed(String),
 }
 
 impl Config {
+    /// Parses the process's command line and environment; prints help, the version or a
+    /// usage error and exits as clap does.
+    pub fn parse() -> Config {
+        Config::from_cli(Cli::parse())
+    }
+
+    /// Parses `args` (the first being the program name) and the environment.
+    pub fn try_parse_from<I, T>(args: I) -> Result<Config, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Cli::try_parse_from(args).map(Config::from_cli)
+    }
+
+    /// The subcommand's groups replace the top-level ones (which then hold environment values
+    /// and defaults only).
+    fn from_cli(cli: Cli) -> Config {
+        let mut config = Config {
+            command: None,
+            web: cli.web,
+            backend: cli.backend,
+            idp: cli.idp,
+            process: cli.process,
+        };
+        match cli.command {
+            None => {}
+            Some(CliCommand::Web { web, process }) => {
+                config.command = Some(Command::Web);
+                config.web = web;
+                config.process = process;
+            }
+            Some(CliCommand::Backend { backend, process }) => {
+                config.command = Some(Command::Backend);
+                config.backend = backend;
+                config.process = process;
+            }
+            Some(CliCommand::Idp { idp, process }) => {
+                config.command = Some(Command::Idp);
+                config.idp = idp;
+                config.process = process;
+            }
+        }
+        config
+    }
+
     /// The database location from `--database-url`, or SQLite in the data directory.
     pub fn database(&self) -> Result<DatabaseLocation, DatabaseUrlError> {
-        match self.database_url.as_deref() {
-            None => Ok(DatabaseLocation::Sqlite(self.data_dir.join("keel.sqlite3"))),
+        match self.backend.database_url.as_deref() {
+            None => Ok(DatabaseLocation::Sqlite(
+                self.process.data_dir.join("keel.sqlite3"),
+            )),
             Some(url) => {
                 if let Some(path) = url.strip_prefix("sqlite://") {
                     if path.is_empty() {
@@ -196,6 +462,8 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory;
+
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Config, clap::Error> {
@@ -210,12 +478,13 @@ mod tests {
             config.database().unwrap(),
             DatabaseLocation::Sqlite("./.keel/keel.sqlite3".into())
         );
-        assert_eq!(config.session_token_ttl, Duration::from_secs(60));
-        assert_eq!(config.web_addr, "127.0.0.1:3000".parse().unwrap());
-        assert_eq!(config.backend_url, None);
-        assert_eq!(config.backend_role, BackendRole::Node);
+        assert_eq!(config.idp.session_token_ttl, Duration::from_secs(60));
+        assert_eq!(config.web.addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(config.web.backend_url, None);
+        assert_eq!(config.backend.role, BackendRole::Node);
+        assert_eq!(config.process.shutdown_timeout, Duration::from_secs(10));
         let config = parse(&["backend", "--backend-role", "committer"]).unwrap();
-        assert_eq!(config.backend_role, BackendRole::Committer);
+        assert_eq!(config.backend.role, BackendRole::Committer);
         assert!(parse(&["--backend-role", "leader"]).is_err());
     }
 
@@ -232,8 +501,11 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(config.command, Some(Command::Web));
-        assert_eq!(config.backend_url.as_deref(), Some("http://127.0.0.1:9999"));
-        assert_eq!(config.idp_url.as_deref(), Some("http://127.0.0.1:9998"));
+        assert_eq!(
+            config.web.backend_url.as_deref(),
+            Some("http://127.0.0.1:9999")
+        );
+        assert_eq!(config.web.idp_url.as_deref(), Some("http://127.0.0.1:9998"));
         let error = parse(&["web", "--web-addr", "x"]).unwrap_err().to_string();
         assert!(error.contains("--web-addr"), "{error}");
     }
@@ -248,42 +520,103 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("--backend-addr"), "{error}");
+        assert!(error.contains("no port"), "{error}");
+        let error = parse(&["--shutdown-timeout", "forever"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--shutdown-timeout"), "{error}");
         let config = parse(&["--database-url", "postgres://me@db:5432/app"]).unwrap();
         assert_eq!(
             config.database().unwrap(),
             DatabaseLocation::Postgres("postgres://me@db:5432/app".into())
         );
         let config = parse(&["--database-url", "mysql://x"]).unwrap();
-        assert!(
-            config
-                .database()
-                .unwrap_err()
-                .to_string()
-                .contains("mysql://x")
-        );
+        let error = config.database().unwrap_err().to_string();
+        assert!(error.contains("mysql://x"), "{error}");
+        assert!(error.contains("--database-url"), "{error}");
     }
 
     #[test]
-    fn subcommand_takes_global_flags() {
+    fn subcommands_take_their_own_flags() {
         let config = parse(&[
             "backend",
             "--backend-addr",
             "127.0.0.1:0",
             "--auth-issuer",
             "http://a,http://b",
+            "--data-dir",
+            "/tmp/k",
         ])
         .unwrap();
         assert_eq!(config.command, Some(Command::Backend));
         assert_eq!(
-            config.auth_issuers,
+            config.backend.auth_issuers,
             vec!["http://a".to_owned(), "http://b".to_owned()]
         );
+        assert_eq!(config.process.data_dir, PathBuf::from("/tmp/k"));
+        // Another service's flag is not one of `keel web`'s …
+        let error = parse(&["web", "--backend-addr", "127.0.0.1:1"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--backend-addr"), "{error}");
+        // … and a flag belongs after the subcommand.
+        let error = parse(&["--data-dir", "/tmp/k", "idp"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--data-dir"), "{error}");
+    }
+
+    #[test]
+    fn each_subcommand_lists_only_its_flags() {
+        let mut cli = Cli::command();
+        let help = |cli: &mut clap::Command, name: &str| -> String {
+            let sub = cli.find_subcommand_mut(name).unwrap();
+            sub.render_long_help().to_string()
+        };
+        let web = help(&mut cli, "web");
+        for flag in ["--web-addr", "--backend-url", "--idp-url", "--devtools"] {
+            assert!(web.contains(flag), "{flag} missing from:\n{web}");
+        }
+        for flag in [
+            "--backend-addr",
+            "--database-url",
+            "--idp-addr",
+            "--auth-issuer",
+        ] {
+            assert!(!web.contains(flag), "{flag} in `keel web --help`:\n{web}");
+        }
+        let backend = help(&mut cli, "backend");
+        assert!(backend.contains("--database-url") && backend.contains("--data-dir"));
+        assert!(!backend.contains("--web-addr") && !backend.contains("--idp-addr"));
+        let idp = help(&mut cli, "idp");
+        assert!(idp.contains("--session-token-ttl") && !idp.contains("--backend-addr"));
+        let all = cli.render_long_help().to_string();
+        for flag in [
+            "--web-addr",
+            "--backend-addr",
+            "--idp-addr",
+            "--shutdown-timeout",
+        ] {
+            assert!(all.contains(flag), "{flag} missing from `keel --help`");
+        }
+    }
+
+    #[test]
+    fn listen_addresses_take_host_names_and_brackets() {
+        let config = parse(&["--web-addr", "localhost:5000"]).unwrap();
+        assert_eq!(config.web.addr.host(), "localhost");
+        assert_eq!(config.web.addr.port(), 5000);
+        let v6: ListenAddr = "[::1]:0".parse().unwrap();
+        assert_eq!((v6.host(), v6.to_string().as_str()), ("::1", "[::1]:0"));
+        for bad in ["::1:80", "localhost", "host:99999", ":80", "a b:1", "[x]:1"] {
+            assert!(bad.parse::<ListenAddr>().is_err(), "{bad}");
+        }
     }
 
     #[test]
     fn trusted_proxies_and_https_are_off_by_default_and_checked() {
         let config = parse(&[]).unwrap();
-        assert!(config.trusted_proxies.is_empty() && !config.served_over_https);
+        assert!(config.web.trusted_proxies.is_empty() && !config.web.served_over_https);
         let config = parse(&[
             "web",
             "--trusted-proxy",
@@ -293,11 +626,11 @@ mod tests {
             "--served-over-https",
         ])
         .unwrap();
-        let proxies: keel_start::TrustedProxies = config.trusted_proxies.into_iter().collect();
+        let proxies: keel_start::TrustedProxies = config.web.trusted_proxies.into_iter().collect();
         for trusted in ["10.1.2.3", "127.0.0.1", "::1"] {
             assert!(proxies.contains(trusted.parse().unwrap()), "{trusted}");
         }
-        assert!(config.served_over_https);
+        assert!(config.web.served_over_https);
         let error = parse(&["--trusted-proxy", "proxy.internal"])
             .unwrap_err()
             .to_string();
@@ -309,9 +642,15 @@ mod tests {
 
     #[test]
     fn devtools_default_to_the_build_kind_and_can_be_set() {
-        assert_eq!(parse(&[]).unwrap().devtools, cfg!(debug_assertions));
-        assert!(parse(&["--devtools"]).unwrap().devtools);
-        assert!(!parse(&["--devtools", "false"]).unwrap().devtools);
+        assert_eq!(parse(&[]).unwrap().web.devtools, cfg!(debug_assertions));
+        assert!(parse(&["--devtools"]).unwrap().web.devtools);
+        assert!(!parse(&["--devtools", "false"]).unwrap().web.devtools);
         assert!(parse(&["--devtools", "maybe"]).is_err());
+        assert!(parse(&["web", "--devtools"]).unwrap().web.devtools);
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

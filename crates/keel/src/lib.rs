@@ -32,17 +32,33 @@
 //!
 //! # Layout
 //! * `app` — [`App`]: the app's schema, functions and web routes, turned into the command line
-//!   ([`App::run`]) or served with a given [`Config`] ([`App::serve`]); [`Error`].
-//! * `config` — [`Config`]: every flag with its environment fallback, and their checks.
-//! * `services` — opening the idp, the backend and the web tier, alone or together, and serving
-//!   them.
+//!   ([`App::run`]) or served with a given [`Config`] ([`App::serve`], [`App::serve_until`]);
+//!   logging; [`Error`].
+//! * `config` — [`Config`]: every flag with its environment fallback, grouped per service
+//!   ([`WebFlags`], [`BackendFlags`], [`IdpFlags`], [`ProcessFlags`] with `--data-dir` and
+//!   `--shutdown-timeout`), [`ListenAddr`] (`host:port`, names resolved at bind), and their
+//!   checks.
+//! * `services` — opening the idp, the backend and the web tier, alone or together: bind every
+//!   listener, lock and open what each owns, then print the service lines; errors name the
+//!   flag and its environment variable.
+//! * `lock` — `DataLock`: the backend's SQLite file and the idp's state locked for the life of
+//!   the process, so a second process on the same data directory refuses to start and names
+//!   the holder.
+//! * `shutdown` — serving until SIGTERM / SIGINT, then the graceful shutdown in order (web tier,
+//!   then backend and idp, then background work and the committer lease) within
+//!   `--shutdown-timeout`. Background tasks are `keel_tasks::Tasks` of their owners.
 
 mod app;
 mod config;
+mod lock;
 mod services;
+mod shutdown;
 
 pub use app::{App, Error};
-pub use config::{BackendRole, Command, Config, DatabaseLocation, DatabaseUrlError};
+pub use config::{
+    BackendFlags, BackendRole, Command, Config, DatabaseLocation, DatabaseUrlError, IdpFlags,
+    ListenAddr, ProcessFlags, WebFlags,
+};
 
 pub use keel_auth as auth;
 pub use keel_backend as backend;

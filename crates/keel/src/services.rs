@@ -1,6 +1,10 @@
-//! Starting the services: the idp, the backend and the web tier, alone or together.
+//! Opening the services — the idp, the backend and the web tier, alone or together — before
+//! any of them serves: every listener is bound first (a taken port fails before a file is
+//! touched), then each service locks what it owns in the data directory and opens it. Only
+//! once everything is open are the service lines printed, so a start-up that fails prints
+//! none of them; its error names the flag to change and its environment variable.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -11,120 +15,257 @@ use keel_auth::{
 use keel_backend::{Backend, BackendConfig, Cluster, ClusterConfig};
 use keel_db::{Database, Persistence, PostgresPersistence, SqlitePersistence};
 use keel_idp::{Idp, IdpConfig};
+use keel_tasks::Tasks;
 use tokio::net::TcpListener;
 
 use crate::app::App;
-use crate::config::{BackendRole, Command, Config, DatabaseLocation};
+use crate::config::{BackendRole, Command, Config, DatabaseLocation, ListenAddr};
+use crate::lock::DataLock;
 
-/// Runs the services `config` asks for until one of them stops.
-pub(crate) async fn run(app: App, config: Config) -> anyhow::Result<()> {
-    let database = config.database()?;
-    let clerk = ClerkConfig::from_env().context("real Clerk settings (CLERK_*)")?;
-    // With real Clerk, the backend also trusts Clerk's issuer (its Frontend API).
-    let clerk_issuer = match &clerk {
-        Some(clerk) => Some(format!(
-            "https://{}",
-            PublishableKey::parse(&clerk.publishable_key)
-                .context("CLERK_PUBLISHABLE_KEY")?
-                .frontend_api
-        )),
-        None => None,
-    };
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
-        format!(
-            "cannot create the data directory {}",
-            config.data_dir.display()
-        )
-    })?;
-    match config.command {
-        Some(Command::Idp) => {
-            let (idp, listener) = open_idp(&config).await?;
-            idp.serve(listener).await?;
-        }
-        Some(Command::Web) => {
-            let backend_url = config
-                .backend_url
-                .clone()
-                .unwrap_or_else(|| format!("http://{}", config.backend_addr));
-            let idp_url = config
-                .idp_url
-                .clone()
-                .unwrap_or_else(|| format!("http://{}", config.idp_addr));
-            // Only the local idp needs its secret key; real Clerk brings CLERK_SECRET_KEY.
-            let secret_key = match &config.idp_secret_key {
-                _ if clerk.is_some() => String::new(),
-                Some(key) => key.clone(),
-                None => {
-                    let path = config.data_dir.join("idp").join("secret_key");
-                    std::fs::read_to_string(&path)
-                        .with_context(|| {
-                            format!(
-                                "cannot read the idp secret key from {} (set KEEL_IDP_SECRET_KEY)",
-                                path.display()
-                            )
-                        })?
-                        .trim()
-                        .to_owned()
-                }
-            };
-            let web = open_web(&app, &config, clerk, &backend_url, &idp_url, &secret_key).await?;
-            serve_web(Some(web)).await?;
-        }
-        Some(Command::Backend) => {
-            let mut issuers = config.auth_issuers.clone();
-            issuers.extend(clerk_issuer);
-            let (backend, listener) = open_backend(&app, &config, &database, issuers).await?;
-            tokio::select! {
-                result = axum::serve(listener, backend.router()).into_future() => result?,
-                reason = cluster_failure(&backend) => anyhow::bail!("{reason}"),
-            }
-        }
-        None => {
-            let (idp, idp_listener) = open_idp(&config).await?;
-            let mut issuers = config.auth_issuers.clone();
-            issuers.push(idp.issuer().to_owned());
-            issuers.extend(clerk_issuer);
-            let (backend, backend_listener) =
-                open_backend(&app, &config, &database, issuers).await?;
-            let backend_url = match &config.backend_url {
-                Some(url) => url.clone(),
-                None => format!("http://{}", backend_listener.local_addr()?),
-            };
-            let idp_url = config
-                .idp_url
-                .clone()
-                .unwrap_or_else(|| idp.issuer().to_owned());
-            let secret_key = config
-                .idp_secret_key
-                .clone()
-                .unwrap_or_else(|| idp.secret_key().to_owned());
-            // An app without web routes runs the idp and the backend only.
-            let web = match app.web {
-                Some(_) => {
-                    Some(open_web(&app, &config, clerk, &backend_url, &idp_url, &secret_key).await?)
-                }
-                None => None,
-            };
-            tokio::select! {
-                result = idp.serve(idp_listener) => result?,
-                result = axum::serve(backend_listener, backend.router()).into_future() => result?,
-                result = serve_web(web) => result?,
-                reason = cluster_failure(&backend) => anyhow::bail!("{reason}"),
-            }
-        }
-    }
-    Ok(())
+/// A flag and its environment variable, as error messages name them.
+#[derive(Clone, Copy, Debug)]
+struct Flag {
+    name: &'static str,
+    env: &'static str,
 }
 
-/// Serves the web tier, if the app has one (never returns otherwise), with each request's peer
-/// address (the visitor's address for sign-in throttling).
-async fn serve_web(web: Option<(axum::Router, TcpListener)>) -> std::io::Result<()> {
-    match web {
-        Some((router, listener)) => {
-            let service = router.into_make_service_with_connect_info::<SocketAddr>();
-            axum::serve(listener, service).await
+impl std::fmt::Display for Flag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} / {}", self.name, self.env)
+    }
+}
+
+const WEB_ADDR: Flag = Flag {
+    name: "--web-addr",
+    env: "KEEL_WEB_ADDR",
+};
+const BACKEND_ADDR: Flag = Flag {
+    name: "--backend-addr",
+    env: "KEEL_BACKEND_ADDR",
+};
+const IDP_ADDR: Flag = Flag {
+    name: "--idp-addr",
+    env: "KEEL_IDP_ADDR",
+};
+
+/// A bound listener and the URL it is reached at.
+pub(crate) struct Bound {
+    pub(crate) listener: TcpListener,
+    /// `http://<host>:<port>`: the host as typed (a name stays a name), the port as bound.
+    pub(crate) url: String,
+}
+
+/// Binds `addr` (resolving a host name), or fails naming `flag` — with a hint when the port is
+/// taken, which usually means another keel is running.
+async fn bind(addr: &ListenAddr, flag: Flag) -> anyhow::Result<Bound> {
+    let listener = match TcpListener::bind((addr.host(), addr.port())).await {
+        Ok(listener) => listener,
+        Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => anyhow::bail!(
+            "cannot listen on {addr} ({flag}): the address is already in use — is another keel \
+             (or another server) running there? Stop it, or choose another address with {}",
+            flag.name
+        ),
+        Err(error) => {
+            return Err(error).with_context(|| format!("cannot listen on {addr} ({flag})"));
         }
-        None => std::future::pending().await,
+    };
+    let local = listener.local_addr()?;
+    let url = if addr.host().parse::<IpAddr>().is_ok() {
+        format!("http://{local}")
+    } else {
+        format!("http://{}:{}", addr.host(), local.port())
+    };
+    Ok(Bound { listener, url })
+}
+
+/// The services of this process, open and bound, not serving yet.
+pub(crate) struct Services {
+    pub(crate) idp: Option<IdpService>,
+    pub(crate) backend: Option<BackendService>,
+    pub(crate) web: Option<WebService>,
+}
+
+/// The identity provider, its listener and its lock.
+pub(crate) struct IdpService {
+    pub(crate) idp: Idp,
+    pub(crate) bound: Bound,
+    pub(crate) lock: DataLock,
+}
+
+/// The backend, its listener and (on SQLite) its lock.
+pub(crate) struct BackendService {
+    pub(crate) backend: Backend,
+    pub(crate) bound: Bound,
+    pub(crate) lock: Option<DataLock>,
+}
+
+/// The web tier's router, its listener and its background tasks.
+pub(crate) struct WebService {
+    pub(crate) router: axum::Router,
+    pub(crate) bound: Bound,
+    /// Live page streams and sessions (see `StartConfig::tasks`).
+    pub(crate) tasks: Tasks,
+}
+
+/// Where each service listens, bound before anything is opened.
+struct Listeners {
+    idp: Option<Bound>,
+    backend: Option<Bound>,
+    web: Option<Bound>,
+}
+
+impl Listeners {
+    async fn bind(app: &App, config: &Config) -> anyhow::Result<Listeners> {
+        let (idp, backend, web) = match config.command {
+            None => (true, true, app.web.is_some()),
+            Some(Command::Idp) => (true, false, false),
+            Some(Command::Backend) => (false, true, false),
+            Some(Command::Web) => (false, false, true),
+        };
+        Ok(Listeners {
+            idp: match idp {
+                true => Some(bind(&config.idp.addr, IDP_ADDR).await?),
+                false => None,
+            },
+            backend: match backend {
+                true => Some(bind(&config.backend.addr, BACKEND_ADDR).await?),
+                false => None,
+            },
+            web: match web {
+                true => Some(bind(&config.web.addr, WEB_ADDR).await?),
+                false => None,
+            },
+        })
+    }
+
+    /// This process as the lock files record it: its pid and what it serves.
+    fn holder(&self) -> String {
+        let mut parts = vec![format!("pid {}", std::process::id())];
+        for (name, bound) in [
+            ("idp", &self.idp),
+            ("backend", &self.backend),
+            ("web", &self.web),
+        ] {
+            if let Some(bound) = bound {
+                parts.push(format!("{name} {}", bound.url));
+            }
+        }
+        parts.join(", ")
+    }
+}
+
+impl Services {
+    /// Binds, locks and opens the services `config` asks for.
+    pub(crate) async fn open(app: &App, config: &Config) -> anyhow::Result<Services> {
+        let database = config.database()?;
+        let clerk = ClerkConfig::from_env().context("real Clerk settings (CLERK_*)")?;
+        // With real Clerk, the backend also trusts Clerk's issuer (its Frontend API).
+        let clerk_issuer = match &clerk {
+            Some(clerk) => Some(format!(
+                "https://{}",
+                PublishableKey::parse(&clerk.publishable_key)
+                    .context("CLERK_PUBLISHABLE_KEY")?
+                    .frontend_api
+            )),
+            None => None,
+        };
+        let listeners = Listeners::bind(app, config).await?;
+        let holder = listeners.holder();
+        if listeners.idp.is_some() || listeners.backend.is_some() {
+            let dir = &config.process.data_dir;
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!(
+                    "cannot create the data directory {} (--data-dir / KEEL_DATA_DIR)",
+                    dir.display()
+                )
+            })?;
+        }
+        let Listeners { idp, backend, web } = listeners;
+        let idp = match idp {
+            Some(bound) => Some(IdpService::open(config, bound, &holder)?),
+            None => None,
+        };
+        let backend = match backend {
+            Some(bound) => {
+                let mut issuers = config.backend.auth_issuers.clone();
+                // In one process, the backend trusts the idp beside it.
+                issuers.extend(idp.as_ref().map(|idp| idp.idp.issuer().to_owned()));
+                issuers.extend(clerk_issuer);
+                Some(BackendService::open(app, config, &database, issuers, bound, &holder).await?)
+            }
+            None => None,
+        };
+        let web = match web {
+            Some(bound) => {
+                let backend_url = match (&config.web.backend_url, &backend) {
+                    (Some(url), _) => url.clone(),
+                    (None, Some(backend)) => backend.bound.url.clone(),
+                    (None, None) => format!("http://{}", config.backend.addr),
+                };
+                let idp_url = match (&config.web.idp_url, &idp) {
+                    (Some(url), _) => url.clone(),
+                    (None, Some(idp)) => idp.idp.issuer().to_owned(),
+                    (None, None) => format!("http://{}", config.idp.addr),
+                };
+                // Only the local idp needs its secret key; real Clerk brings CLERK_SECRET_KEY.
+                let secret_key = match (&config.web.idp_secret_key, &idp) {
+                    _ if clerk.is_some() => String::new(),
+                    (Some(key), _) => key.clone(),
+                    (None, Some(idp)) => idp.idp.secret_key().to_owned(),
+                    (None, None) => read_secret_key(config)?,
+                };
+                Some(WebService::open(
+                    app,
+                    config,
+                    clerk,
+                    &backend_url,
+                    &idp_url,
+                    &secret_key,
+                    bound,
+                )?)
+            }
+            None => None,
+        };
+        Ok(Services { idp, backend, web })
+    }
+
+    /// Prints where each service listens (the lines scripts and tests read), now that all are
+    /// open, and logs that each is ready.
+    pub(crate) fn announce(&self) {
+        if let Some(idp) = &self.idp {
+            announce(&format!("idp: {}", idp.idp.issuer()));
+            announce(&format!(
+                "idp secret key: {} (stored in {})",
+                idp.idp.secret_key(),
+                idp.idp.secret_key_path().display()
+            ));
+        }
+        if let Some(backend) = &self.backend {
+            if let Some(cluster) = backend.backend.cluster() {
+                let role = if cluster.is_committer() {
+                    "committer"
+                } else {
+                    "follower"
+                };
+                announce(&format!(
+                    "backend node: {role} (forwarded calls at {})",
+                    cluster.address()
+                ));
+            }
+            announce(&format!("backend: {}", backend.bound.url));
+        }
+        if let Some(web) = &self.web {
+            announce(&format!("web: {}", web.bound.url));
+        }
+        if let Some(idp) = &self.idp {
+            tracing::info!(url = %idp.idp.issuer(), "identity provider ready");
+        }
+        if let Some(backend) = &self.backend {
+            tracing::info!(url = %backend.bound.url, "backend ready");
+        }
+        if let Some(web) = &self.web {
+            tracing::info!(url = %web.bound.url, "web tier ready");
+        }
     }
 }
 
@@ -135,36 +276,106 @@ fn announce(line: &str) {
     println!("{line}");
 }
 
-async fn open_idp(config: &Config) -> anyhow::Result<(Idp, TcpListener)> {
-    let listener = TcpListener::bind(config.idp_addr)
-        .await
-        .with_context(|| format!("cannot listen on {} (KEEL_IDP_ADDR)", config.idp_addr))?;
-    let addr = listener.local_addr()?;
-    let mut idp_config = IdpConfig::new(&config.data_dir);
-    idp_config.session_token_ttl = config.session_token_ttl;
-    idp_config.template_token_ttl = config.template_token_ttl;
-    let idp = Idp::open(idp_config, addr).context("cannot open the identity provider")?;
-    announce(&format!("idp: {}", idp.issuer()));
-    announce(&format!(
-        "idp secret key: {} (stored in {})",
-        idp.secret_key(),
-        idp.secret_key_path().display()
-    ));
-    Ok((idp, listener))
+/// The idp's secret key from `<data dir>/idp/secret_key`, for `keel web`.
+fn read_secret_key(config: &Config) -> anyhow::Result<String> {
+    let path = config.process.data_dir.join("idp").join("secret_key");
+    Ok(std::fs::read_to_string(&path)
+        .with_context(|| {
+            format!(
+                "cannot read the idp secret key from {} (give it with --idp-secret-key / \
+                 KEEL_IDP_SECRET_KEY, or point --data-dir / KEEL_DATA_DIR at the idp's data \
+                 directory)",
+                path.display()
+            )
+        })?
+        .trim()
+        .to_owned())
 }
 
-/// Resolves when this backend, a node of a cluster, can no longer serve (never otherwise).
-async fn cluster_failure(backend: &Backend) -> String {
-    match backend.cluster() {
-        Some(cluster) => cluster.failed().await,
-        None => std::future::pending().await,
+impl IdpService {
+    fn open(config: &Config, bound: Bound, holder: &str) -> anyhow::Result<IdpService> {
+        let dir = config.process.data_dir.join("idp");
+        std::fs::create_dir_all(&dir).with_context(|| {
+            format!(
+                "cannot create the idp's directory {} (--data-dir / KEEL_DATA_DIR)",
+                dir.display()
+            )
+        })?;
+        let lock = DataLock::acquire(
+            &dir.join("lock"),
+            &format!("the identity provider's state in {}", dir.display()),
+            holder,
+        )?;
+        let mut idp_config = IdpConfig::new(&config.process.data_dir);
+        idp_config.issuer = Some(bound.url.clone());
+        idp_config.session_token_ttl = config.idp.session_token_ttl;
+        idp_config.template_token_ttl = config.idp.template_token_ttl;
+        let idp = Idp::open(idp_config, bound.listener.local_addr()?).with_context(|| {
+            format!(
+                "cannot open the identity provider's state in {} (--data-dir / KEEL_DATA_DIR)",
+                dir.display()
+            )
+        })?;
+        Ok(IdpService { idp, bound, lock })
+    }
+}
+
+impl BackendService {
+    async fn open(
+        app: &App,
+        config: &Config,
+        database: &DatabaseLocation,
+        issuers: Vec<String>,
+        bound: Bound,
+        holder: &str,
+    ) -> anyhow::Result<BackendService> {
+        let lock = match database {
+            DatabaseLocation::Sqlite(path) => {
+                let mut lock_path = path.clone().into_os_string();
+                lock_path.push(".lock");
+                Some(DataLock::acquire(
+                    lock_path.as_ref(),
+                    &format!("the SQLite database {}", path.display()),
+                    holder,
+                )?)
+            }
+            DatabaseLocation::Postgres(_) => None,
+        };
+        let addr = bound.listener.local_addr()?;
+        let (db, cluster) = open_database(app, config, database, addr).await?;
+        if issuers.is_empty() {
+            tracing::warn!("no --auth-issuer given: the backend accepts anonymous calls only");
+        }
+        let auth = AuthConfig {
+            providers: issuers
+                .into_iter()
+                .map(|domain| ProviderConfig::Oidc {
+                    domain,
+                    application_id: config.backend.auth_application_id.clone(),
+                })
+                .collect(),
+        };
+        let backend_config = BackendConfig {
+            auth,
+            ..BackendConfig::default()
+        };
+        let functions = app.functions.clone();
+        let backend = match cluster {
+            Some(cluster) => Backend::clustered(cluster, functions, backend_config),
+            None => Backend::new(db, functions, backend_config),
+        };
+        Ok(BackendService {
+            backend,
+            bound,
+            lock,
+        })
     }
 }
 
 /// Where other backend nodes reach this one: the configured URL, or the listening address
 /// (with the host name in place of a wildcard IP).
 fn node_url(config: &Config, addr: SocketAddr) -> String {
-    if let Some(url) = &config.backend_node_url {
+    if let Some(url) = &config.backend.node_url {
         return url.clone();
     }
     if addr.ip().is_unspecified() {
@@ -185,22 +396,27 @@ async fn open_database(
 ) -> anyhow::Result<(Database, Option<Cluster>)> {
     let schema = app.schema.clone();
     let persistence: Arc<dyn Persistence> = match database {
-        DatabaseLocation::Sqlite(path) => Arc::new(
-            SqlitePersistence::open(path)
-                .with_context(|| format!("cannot open the SQLite database {}", path.display()))?,
-        ),
+        DatabaseLocation::Sqlite(path) => {
+            Arc::new(SqlitePersistence::open(path).with_context(|| {
+                format!(
+                    "cannot open the SQLite database {} (--database-url / KEEL_DATABASE_URL, \
+                     by default in --data-dir / KEEL_DATA_DIR)",
+                    path.display()
+                )
+            })?)
+        }
         // The error names the server (never the password) and what to check.
-        DatabaseLocation::Postgres(url) if config.backend_role == BackendRole::Committer => {
-            Arc::new(
-                PostgresPersistence::connect(url)
-                    .await
-                    .context("cannot open the PostgreSQL database (KEEL_DATABASE_URL)")?,
-            )
+        DatabaseLocation::Postgres(url) if config.backend.role == BackendRole::Committer => {
+            Arc::new(PostgresPersistence::connect(url).await.context(
+                "cannot open the PostgreSQL database (--database-url / KEEL_DATABASE_URL)",
+            )?)
         }
         DatabaseLocation::Postgres(url) => {
             let persistence = PostgresPersistence::connect_standby(url, Default::default())
                 .await
-                .context("cannot open the PostgreSQL database (KEEL_DATABASE_URL)")?;
+                .context(
+                    "cannot open the PostgreSQL database (--database-url / KEEL_DATABASE_URL)",
+                )?;
             let cluster = Cluster::join(
                 persistence,
                 schema,
@@ -217,95 +433,47 @@ async fn open_database(
     Ok((db, None))
 }
 
-async fn open_backend(
-    app: &App,
-    config: &Config,
-    database: &DatabaseLocation,
-    issuers: Vec<String>,
-) -> anyhow::Result<(Backend, TcpListener)> {
-    let listener = TcpListener::bind(config.backend_addr)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} (KEEL_BACKEND_ADDR)",
-                config.backend_addr
-            )
-        })?;
-    let addr = listener.local_addr()?;
-    let (db, cluster) = open_database(app, config, database, addr).await?;
-    if issuers.is_empty() {
-        tracing::warn!("no --auth-issuer given: the backend accepts anonymous calls only");
+impl WebService {
+    /// The web tier: real Clerk when `CLERK_*` is set, else the local idp at `idp_url`.
+    fn open(
+        app: &App,
+        config: &Config,
+        clerk: Option<ClerkConfig>,
+        backend_url: &str,
+        idp_url: &str,
+        secret_key: &str,
+        bound: Bound,
+    ) -> anyhow::Result<WebService> {
+        let start = keel_start::StartConfig::new(backend_url);
+        let mut start = match clerk {
+            Some(clerk) => {
+                let clerk =
+                    ClerkAuthenticator::new(clerk).context("real Clerk settings (CLERK_*)")?;
+                tracing::info!(frontend_api = %clerk.publishable_key().frontend_api, "web tier uses real Clerk");
+                start.with_clerk(Arc::new(clerk))
+            }
+            None => {
+                let mut idp_config = LocalIdpConfig::new(idp_url, secret_key);
+                idp_config.origin = Some(bound.url.clone());
+                idp_config.secure_cookies = config.web.served_over_https;
+                start.with_local_idp(Arc::new(LocalIdpAuthenticator::new(idp_config)))
+            }
+        };
+        start.devtools = config.web.devtools;
+        start.trusted_proxies = config.web.trusted_proxies.iter().cloned().collect();
+        start.served_over_https = config.web.served_over_https;
+        let tasks = start.tasks.clone();
+        let routes = app
+            .web
+            .as_ref()
+            .context("this app has no web tier (it gave `App::web` no routes)")?;
+        let router = routes(start)
+            .into_router()
+            .context("cannot build the web app")?;
+        Ok(WebService {
+            router,
+            bound,
+            tasks,
+        })
     }
-    let auth = AuthConfig {
-        providers: issuers
-            .into_iter()
-            .map(|domain| ProviderConfig::Oidc {
-                domain,
-                application_id: config.auth_application_id.clone(),
-            })
-            .collect(),
-    };
-    let backend_config = BackendConfig {
-        auth,
-        ..BackendConfig::default()
-    };
-    let functions = app.functions.clone();
-    let backend = match cluster {
-        Some(cluster) => {
-            announce(&format!(
-                "backend node: {} (forwarded calls at {})",
-                if cluster.is_committer() {
-                    "committer"
-                } else {
-                    "follower"
-                },
-                cluster.address()
-            ));
-            Backend::clustered(cluster, functions, backend_config)
-        }
-        None => Backend::new(db, functions, backend_config),
-    };
-    announce(&format!("backend: http://{addr}"));
-    Ok((backend, listener))
-}
-
-/// The web tier: real Clerk when `CLERK_*` is set, else the local idp at `idp_url`.
-async fn open_web(
-    app: &App,
-    config: &Config,
-    clerk: Option<ClerkConfig>,
-    backend_url: &str,
-    idp_url: &str,
-    secret_key: &str,
-) -> anyhow::Result<(axum::Router, TcpListener)> {
-    let listener = TcpListener::bind(config.web_addr)
-        .await
-        .with_context(|| format!("cannot listen on {} (KEEL_WEB_ADDR)", config.web_addr))?;
-    let addr = listener.local_addr()?;
-    let start = keel_start::StartConfig::new(backend_url);
-    let mut start = match clerk {
-        Some(clerk) => {
-            let clerk = ClerkAuthenticator::new(clerk).context("real Clerk settings (CLERK_*)")?;
-            tracing::info!(frontend_api = %clerk.publishable_key().frontend_api, "web tier uses real Clerk");
-            start.with_clerk(Arc::new(clerk))
-        }
-        None => {
-            let mut idp_config = LocalIdpConfig::new(idp_url, secret_key);
-            idp_config.origin = Some(format!("http://{addr}"));
-            idp_config.secure_cookies = config.served_over_https;
-            start.with_local_idp(Arc::new(LocalIdpAuthenticator::new(idp_config)))
-        }
-    };
-    start.devtools = config.devtools;
-    start.trusted_proxies = config.trusted_proxies.iter().cloned().collect();
-    start.served_over_https = config.served_over_https;
-    let routes = app
-        .web
-        .as_ref()
-        .context("this app has no web tier (it gave `App::web` no routes)")?;
-    let web = routes(start)
-        .into_router()
-        .context("cannot build the web app")?;
-    announce(&format!("web: http://{addr}"));
-    Ok((web, listener))
 }

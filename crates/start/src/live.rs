@@ -16,6 +16,10 @@
 //!
 //! A session lingers for a while after its last stream closes, so navigating between pages
 //! reuses the socket.
+//!
+//! Streams and sessions run as the hub's tasks: once they are told to stop (a graceful
+//! shutdown), every stream ends — the browser runtime reconnects by itself, to this process
+//! until it stops accepting, then to its successor — and every session closes its socket.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -116,6 +120,8 @@ pub(crate) struct LiveHub {
     token_template: Option<String>,
     linger: Duration,
     sessions: Mutex<HashMap<String, Arc<LiveSession>>>,
+    /// Page streams and lingering sessions.
+    tasks: keel_tasks::Tasks,
 }
 
 impl LiveHub {
@@ -124,6 +130,7 @@ impl LiveHub {
         authenticator: Option<Arc<dyn Authenticator>>,
         token_template: Option<String>,
         linger: Duration,
+        tasks: keel_tasks::Tasks,
     ) -> LiveHub {
         LiveHub {
             backend_url,
@@ -131,6 +138,7 @@ impl LiveHub {
             token_template,
             linger,
             sessions: Mutex::new(HashMap::new()),
+            tasks,
         }
     }
 
@@ -195,24 +203,35 @@ impl LiveHub {
         Ok(session)
     }
 
-    /// One stream fewer; the session closes `linger` after its last stream.
+    /// One stream fewer; the session closes `linger` after its last stream (at once when the
+    /// hub is stopping).
     fn release(self: &Arc<Self>, session: &Arc<LiveSession>) {
         if session.streams.fetch_sub(1, Ordering::SeqCst) != 1 {
             return;
         }
         let hub = self.clone();
         let session = session.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(hub.linger).await;
-            let mut sessions = hub.sessions.lock();
-            if session.streams.load(Ordering::SeqCst) == 0
-                && sessions
-                    .get(&session.key)
-                    .is_some_and(|s| Arc::ptr_eq(s, &session))
-            {
-                sessions.remove(&session.key);
-                session.live.close();
-                tracing::debug!("live session closed");
+        self.tasks.spawn("live session linger", async move {
+            tokio::select! {
+                () = tokio::time::sleep(hub.linger) => {}
+                () = hub.tasks.stopping() => {}
+            }
+            let closed = {
+                let mut sessions = hub.sessions.lock();
+                let idle = session.streams.load(Ordering::SeqCst) == 0
+                    && sessions
+                        .get(&session.key)
+                        .is_some_and(|s| Arc::ptr_eq(s, &session));
+                if idle {
+                    sessions.remove(&session.key);
+                    session.live.close();
+                    tracing::debug!("live session closed");
+                }
+                idle
+            };
+            if closed {
+                // Counted until its socket is closed, so a shutdown waits for the close frame.
+                session.live.closed().await;
             }
         });
     }
@@ -234,19 +253,24 @@ impl LiveHub {
     ) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<>> {
         let (tx, rx) = mpsc::channel::<Event>(16);
         let signed_in_as = auth.user_id.as_deref().unwrap_or("");
-        if page_user.unwrap_or("") != signed_in_as {
+        if self.tasks.is_stopping() {
+            // Shutting down: the stream ends at once and the browser tries again later.
+        } else if page_user.unwrap_or("") != signed_in_as {
             // The page was rendered for someone else (or signed in, and the session is gone).
             let _ = tx.try_send(Event::default().event("signed-out").data("{}"));
         } else {
             match self.acquire(auth) {
                 Ok(session) => {
                     let hub = self.clone();
-                    tokio::spawn(async move {
+                    self.tasks.spawn("live stream", async move {
                         let guard = StreamGuard {
-                            hub,
+                            hub: hub.clone(),
                             session: session.clone(),
                         };
-                        run_stream(&session, queries, &tx).await;
+                        tokio::select! {
+                            () = run_stream(&session, queries, &tx) => {}
+                            () = hub.tasks.stopping() => {}
+                        }
                         drop(guard);
                     });
                 }

@@ -66,6 +66,11 @@ pub struct StartConfig {
     /// The `Content-Security-Policy` of every answer (default: this site only; real-Clerk mode
     /// adds Clerk's hosts when the app is built).
     pub content_security_policy: ContentSecurityPolicy,
+    /// The web tier's background tasks: page event streams and live sessions. Stopping them
+    /// (a graceful shutdown, before the server drains) ends every page's event stream — the
+    /// browser runtime reconnects by itself — and closes the sessions' backend sockets;
+    /// [`Tasks::stopped`](keel_tasks::Tasks::stopped) resolves once all are gone.
+    pub tasks: keel_tasks::Tasks,
 }
 
 impl std::fmt::Debug for StartConfig {
@@ -81,6 +86,7 @@ impl std::fmt::Debug for StartConfig {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("served_over_https", &self.served_over_https)
             .field("content_security_policy", &self.content_security_policy)
+            .field("tasks", &self.tasks)
             .finish()
     }
 }
@@ -99,6 +105,7 @@ impl StartConfig {
             trusted_proxies: TrustedProxies::none(),
             served_over_https: false,
             content_security_policy: ContentSecurityPolicy::default(),
+            tasks: keel_tasks::Tasks::new("web"),
         }
     }
 
@@ -251,6 +258,7 @@ impl Start {
             self.config.authenticator.clone(),
             self.config.token_template.clone(),
             self.config.live_linger,
+            self.config.tasks.clone(),
         ));
         let state = Arc::new(AppState {
             root,

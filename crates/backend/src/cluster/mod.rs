@@ -172,9 +172,11 @@ impl Cluster {
         if persistence.holds_lease() && !persistence.lease_lost() {
             match persistence.release().await {
                 Ok(()) => tracing::info!("handed the committer lease over"),
-                Err(error) => {
-                    tracing::warn!(%error, "cannot release the committer lease; it goes when this process's connection closes")
-                }
+                Err(error) => tracing::warn!(
+                    %error,
+                    "cannot release the committer lease; it goes when this process's \
+                     connection closes"
+                ),
             }
         }
     }

@@ -207,9 +207,7 @@ impl LiveClient {
         let (auth_tx, auth) = watch::channel(AuthState::Unauthenticated);
         let (ts_tx, ts) = watch::channel(0);
         let listeners: Listeners = Arc::new(Mutex::new(Some(Vec::new())));
-        let tasks = keel_tasks::Tasks::new("live client");
-        worker::spawn(
-            tasks.clone(),
+        let tasks = worker::spawn(
             config,
             ws_url,
             rx,

@@ -97,8 +97,8 @@ pub(crate) struct Worker {
     pub(crate) tasks: keel_tasks::Tasks,
 }
 
+/// Starts the socket task; returns the group it runs in (see `LiveClient::closed`).
 pub(crate) fn spawn(
-    tasks: keel_tasks::Tasks,
     config: LiveConfig,
     url: String,
     commands: mpsc::UnboundedReceiver<Command>,
@@ -106,7 +106,8 @@ pub(crate) fn spawn(
     auth_state: watch::Sender<AuthState>,
     ts: watch::Sender<u64>,
     listeners: Listeners,
-) {
+) -> keel_tasks::Tasks {
+    let tasks = keel_tasks::Tasks::new("live client");
     let (fetched_tx, fetched_rx) = mpsc::unbounded_channel();
     let worker = Worker {
         auth: Auth::new(config.refresh_leeway, auth_state),
@@ -137,6 +138,7 @@ pub(crate) fn spawn(
         tasks: tasks.clone(),
     };
     tasks.spawn("socket", worker.run());
+    tasks
 }
 
 async fn sleep_until_some(deadline: Option<Instant>) {
