@@ -214,3 +214,38 @@ test("ConvexClient: backend restart → reconnect, resubscribe, in-flight mutati
     await a.close();
   }
 });
+
+test("ConvexClient: a backend stopped with SIGTERM closes the socket cleanly (1001) and exits 0; the client reconnects to its successor", async () => {
+  // The official client's own transport (`ws`), recording how each socket closed.
+  const closes = [];
+  class RecordingWebSocket extends WebSocket {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("close", (event) =>
+        closes.push({ code: event.code, reason: event.reason, wasClean: event.wasClean }),
+      );
+    }
+  }
+  const a = liveClient({ webSocketConstructor: RecordingWebSocket });
+  a.setAuth(convexToken);
+  try {
+    const list = watch(a, "posts:list", { limit: 500 });
+    await waitFor(() => Array.isArray(list.value), 5000, "first result");
+    const port = new URL(backend.url).port;
+    const code = await backend.stop();
+    assert.equal(code, 0, "keel backend exits 0 after SIGTERM");
+    await waitFor(() => closes.length > 0, 5000, "the socket closed");
+    assert.equal(closes[0].code, 1001, JSON.stringify(closes[0]));
+    assert.ok(closes[0].wasClean, JSON.stringify(closes[0]));
+    assert.match(closes[0].reason, /shutting down/);
+
+    const title = `after a clean stop ${Date.now()}`;
+    const pending = a.mutation(q("posts:create"), { title, body: "sent while the backend was stopped" });
+    backend = await startBackend(port);
+    const id = await pending;
+    await waitFor(() => list.value.some((p) => p._id === id), 5000, "the mutation after the restart");
+    assert.deepEqual(list.errors, []);
+  } finally {
+    await a.close();
+  }
+});

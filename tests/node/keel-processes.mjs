@@ -20,7 +20,8 @@ export async function waitFor(condition, ms, what) {
 
 /**
  * Starts `keel <args>` and resolves once it prints `<name>: <url>`; also picks up the idp's
- * secret key line. Resolves to { url, secretKey, stop(), kill() }.
+ * secret key line. Resolves to { url, secretKey, stop() (SIGTERM; resolves with the exit code),
+ * kill() (SIGKILL) }.
  */
 export function startService(name, args, env = {}) {
   const bin = process.env.KEEL_BIN;
@@ -36,9 +37,11 @@ export function startService(name, args, env = {}) {
       child.kill("SIGKILL");
       await exited;
     };
+    // SIGTERM, as a supervisor stops it: resolves with the exit code (`null` if a signal
+    // ended the process instead of its own graceful shutdown).
     service.stop = async () => {
       child.kill("SIGTERM");
-      await exited;
+      return exited;
     };
     const timer = setTimeout(() => reject(new Error(`keel ${name} did not start in 30 s`)), 30000);
     child.once("exit", (code) => reject(new Error(`keel ${name} exited early with ${code}`)));

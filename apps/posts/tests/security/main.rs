@@ -54,4 +54,5 @@ macro_rules! attack {
 }
 
 mod backend;
+mod process;
 mod web;

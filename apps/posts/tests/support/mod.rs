@@ -88,12 +88,81 @@ impl Process {
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+
+    /// Sends SIGTERM (as a supervisor stopping it would) and waits up to `limit` for the
+    /// process to exit; its exit status, or a panic if it is still running then.
+    pub fn terminate(&mut self, limit: Duration) -> std::process::ExitStatus {
+        terminate(&mut self.child, limit)
+    }
+}
+
+/// Sends SIGTERM to `child` and waits up to `limit` for it to exit (see [`wait_for_exit`]).
+pub fn terminate(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success(), "SIGTERM was not delivered");
+    wait_for_exit(child, limit)
+}
+
+/// Waits up to `limit` for `child` to exit; panics (after killing it) if it does not.
+pub fn wait_for_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("the child can be waited for") {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the process did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// What a `keel` process that ran to its end printed, and how it ended.
+pub struct Exited {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `keel <args> --data-dir <data_dir>` to its end (it is expected to refuse to start),
+/// with stdout and stderr captured and logs at `info`; panics if it runs longer than `limit`.
+pub fn run_to_exit(args: &[&str], data_dir: &Path, limit: Duration) -> Exited {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the keel binary starts");
+    let read = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = read(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = read(child.stderr.take().map(|p| Box::new(p) as _));
+    let status = wait_for_exit(&mut child, limit);
+    Exited {
+        status,
+        stdout: stdout.join().expect("stdout read"),
+        stderr: stderr.join().expect("stderr read"),
     }
 }
 
@@ -122,29 +191,17 @@ impl Deployment {
         let dir = tempfile::tempdir().expect("a temp dir");
         match mode {
             Mode::OneProcess => {
-                let mut args = vec![
-                    "--web-addr",
-                    "127.0.0.1:0",
-                    "--backend-addr",
-                    "127.0.0.1:0",
-                    "--idp-addr",
-                    "127.0.0.1:0",
-                ];
-                args.extend_from_slice(extra);
-                let keel = Process::start(
-                    &args,
-                    dir.path(),
-                    &["web: ", "backend: ", "idp: ", "idp secret key: "],
-                );
-                Deployment {
+                let mut deployment = Deployment {
                     mode,
-                    web: keel.line("web").expect("web line"),
-                    backend: keel.line("backend").expect("backend line"),
-                    idp: keel.line("idp").expect("idp line"),
-                    secret_key: keel.line("idp secret key").expect("secret key line"),
-                    processes: vec![keel],
+                    processes: Vec::new(),
+                    web: String::new(),
+                    backend: String::new(),
+                    idp: String::new(),
+                    secret_key: String::new(),
                     dir,
-                }
+                };
+                deployment.restart(extra);
+                deployment
             }
             Mode::Separate => {
                 let mut args = vec!["idp", "--idp-addr", "127.0.0.1:0"];
@@ -190,6 +247,31 @@ impl Deployment {
                 }
             }
         }
+    }
+
+    /// Starts the one-process deployment's `keel` on its data directory with `extra` flags: at
+    /// first, or again after it stopped (new ports, same data).
+    pub fn restart(&mut self, extra: &[&str]) {
+        assert_eq!(self.mode, Mode::OneProcess, "restart is for one process");
+        let mut args = vec![
+            "--web-addr",
+            "127.0.0.1:0",
+            "--backend-addr",
+            "127.0.0.1:0",
+            "--idp-addr",
+            "127.0.0.1:0",
+        ];
+        args.extend_from_slice(extra);
+        let keel = Process::start(
+            &args,
+            self.dir.path(),
+            &["web: ", "backend: ", "idp: ", "idp secret key: "],
+        );
+        self.web = keel.line("web").expect("web line");
+        self.backend = keel.line("backend").expect("backend line");
+        self.idp = keel.line("idp").expect("idp line");
+        self.secret_key = keel.line("idp secret key").expect("secret key line");
+        self.processes = vec![keel];
     }
 
     /// A URL on the web tier.
