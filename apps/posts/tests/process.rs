@@ -91,10 +91,19 @@ async fn form_writer(visitor: support::Visitor, name: String, outcomes: Shared) 
             .send()
             .await;
         let Ok(response) = sent else { return };
+        // Success redirects to the posts page; a refusal adds `?error=…` to it.
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
         let mut outcomes = outcomes.lock().unwrap();
-        match response.status() {
-            StatusCode::SEE_OTHER => outcomes.acknowledged.push(title),
-            status => outcomes.failures.push(format!("form answered {status}")),
+        match (response.status(), location.as_str()) {
+            (StatusCode::SEE_OTHER, "/posts") => outcomes.acknowledged.push(title),
+            (status, location) => outcomes
+                .failures
+                .push(format!("the form answered {status} {location}")),
         }
     }
 }

@@ -15,10 +15,11 @@
 //!
 //! # Layout
 //! * `backend` — [`Backend`]: runs queries (shared executions), mutations (OCC retries) and
-//!   actions; [`BackendConfig`], [`Identity`].
+//!   actions; [`BackendConfig`], [`Identity`]; graceful shutdown ([`Backend::close_sessions`],
+//!   [`Backend::shutdown`]).
 //! * `cluster` — [`Cluster`]: a backend node among several on one PostgreSQL database (follow the
 //!   committer's commits, forward mutations to it with idempotency keys, take over when it
-//!   dies).
+//!   dies; hand the lease over on shutdown).
 //! * `registry` — [`FunctionRegistry`]: functions by path; arguments are decoded with Convex's
 //!   validator rules and results encoded by [`keel_values::typed`].
 //! * `context` — [`QueryCtx`], [`MutationCtx`], [`ActionCtx`] and their database handles.
@@ -31,7 +32,8 @@
 //!   mutation carry this across restarts and nodes (see `cluster`).
 //! * `query_cache` — one execution per identical query, reused while it stays valid.
 //! * `http_api` — the HTTP endpoints, their envelopes and CORS.
-//! * `sync` — the WebSocket sync protocol: one session task per socket.
+//! * `sync` — the WebSocket sync protocol: one session task per socket, counted among the
+//!   backend's tasks (`keel_tasks`) and closed with 1001 when they stop.
 
 mod backend;
 mod cluster;

@@ -68,7 +68,8 @@
 //! * `http` — [`HttpClient`].
 //! * `jwt` — a token's `iat`/`exp` and the refresh schedule.
 //! * `live` — [`LiveClient`], [`Subscription`], [`QueryWatch`], [`LiveConfig`], [`AuthState`].
-//! * `live::worker` — the task owning the socket: connect, re-subscribe, resend, reconnect.
+//! * `live::worker` — the task owning the socket: connect, re-subscribe, resend, reconnect
+//!   ([`LiveClient::closed`] waits for it to end).
 //! * `live::worker::transition` — applying transitions and mutation responses.
 //! * `live::auth` — fetch, authenticate, confirm, refresh, retry, sign out.
 //! * `query_client` — [`QueryClient`]: fetches, the live bridge, GC, `wait_for_ts`.

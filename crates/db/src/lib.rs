@@ -28,7 +28,8 @@
 //!   its migrations, committer lease (held at connect, or taken later by a standby), commit
 //!   notifications for followers (LISTEN/NOTIFY), TLS with rustls per libpq's `sslmode` and
 //!   `sslrootcert` (`tls`) and [`PostgresTestSchema`](persistence::PostgresTestSchema).
-//! * `database` — [`Database`]: open, begin, commit, subscribe.
+//! * `database` — [`Database`]: open, begin, commit, subscribe, shut down (its committer and
+//!   maintenance are tasks of a `keel_tasks::Tasks`).
 //! * `receipts` — [`Receipt`]s: a keyed request's outcome committed with it (the `_receipts`
 //!   system table), so a request sent again is not applied twice; old ones are collected.
 //! * `maintenance` — the committer's minute job: old receipts, and history pruned behind the
@@ -37,7 +38,8 @@
 //!   process's commits) and [`Database::promote`] (take over as the committer).
 //! * `transaction` — [`Transaction`]: snapshot reads, own writes, insert/patch/replace/delete.
 //! * `query` — [`Query`], [`IndexRange`], [`Order`], pagination and cursors.
-//! * `committer` — the single committer task (validation, timestamps, group commit).
+//! * `committer` — the single committer task (validation, timestamps, group commit; on shutdown
+//!   it writes what it holds and takes nothing more).
 //! * `cursor` — pagination cursors bound to their query.
 //! * `subscription` — [`SubscriptionManager`] and [`Subscription`].
 

@@ -39,7 +39,8 @@
 //! * `devtools` — the development-only panel (routes, match, params, context, queries).
 //! * `auth_ui` — `SignedIn`/`SignedOut`, `SignInButton`, `UserButton`, sign-in/up forms and
 //!   their endpoints.
-//! * `live` — page event streams and per-session backend connections.
+//! * `live` — page event streams and per-session backend connections, run as the tasks of
+//!   [`StartConfig::tasks`] (stopping them ends every stream and closes every session).
 //! * `assets` — the browser runtime, stylesheets, favicons and manifest served by the crate.
 //! * `start` — [`Start`] and [`StartConfig`]: everything assembled into an axum `Router`.
 
