@@ -216,18 +216,13 @@ async fn sigterm_under_load_loses_no_acknowledged_mutation_and_exits_0() {
     let token = keel
         .backend_token(&format!("checker-{}@example.com", rand_suffix()))
         .await;
-    let listed: serde_json::Value = reqwest::Client::new()
-        .post(format!("{}/api/query", keel.backend))
-        .bearer_auth(token)
-        .json(&serde_json::json!({
-            "path": "posts:list", "args": { "limit": 100_000 }, "format": "json",
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = keel
+        .backend_query(
+            &token,
+            "posts:list",
+            serde_json::json!({ "limit": 100_000 }),
+        )
+        .await;
     let titles: Vec<&str> = listed["value"]
         .as_array()
         .unwrap_or_else(|| panic!("{listed}"))
@@ -253,48 +248,7 @@ async fn sigterm_under_load_loses_no_acknowledged_mutation_and_exits_0() {
 
 #[tokio::test]
 async fn three_services_share_one_data_dir_and_locks_go_with_their_process() {
-    let dir = tempfile::tempdir().unwrap();
-    let idp = Process::start(
-        &["idp", "--idp-addr", "127.0.0.1:0"],
-        dir.path(),
-        &["idp: ", "idp secret key: "],
-    );
-    let idp_url = idp.line("idp").unwrap();
-    let backend = Process::start(
-        &[
-            "backend",
-            "--backend-addr",
-            "127.0.0.1:0",
-            "--auth-issuer",
-            &idp_url,
-        ],
-        dir.path(),
-        &["backend: "],
-    );
-    let backend_url = backend.line("backend").unwrap();
-    // `keel web` reads the idp's secret key from the shared data directory.
-    let web = Process::start(
-        &[
-            "web",
-            "--web-addr",
-            "127.0.0.1:0",
-            "--backend-url",
-            &backend_url,
-            "--idp-url",
-            &idp_url,
-        ],
-        dir.path(),
-        &["web: "],
-    );
-    let mut keel = Deployment {
-        mode: Mode::Separate,
-        web: web.line("web").unwrap(),
-        backend: backend_url,
-        idp: idp_url,
-        secret_key: idp.line("idp secret key").unwrap(),
-        processes: vec![idp, backend, web],
-        dir,
-    };
+    let mut keel = Deployment::separate(tempfile::tempdir().unwrap(), true, &[]);
     keel.assert_still_serves().await;
 
     // A stopped backend lets go of its database: another takes over the same data.
@@ -354,14 +308,7 @@ async fn host_names_are_listen_addresses() {
 fn logs_are_plain_text_off_a_terminal_and_say_ready_and_stopped() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
-        .args([
-            "--web-addr",
-            "127.0.0.1:0",
-            "--backend-addr",
-            "127.0.0.1:0",
-            "--idp-addr",
-            "127.0.0.1:0",
-        ])
+        .args(support::ANY_PORTS)
         .arg("--data-dir")
         .arg(dir.path())
         .env("RUST_LOG", "info")

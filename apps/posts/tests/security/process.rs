@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::support::{Mode, run_to_exit};
+use crate::support::{ANY_PORTS, Mode, run_to_exit};
 
 /// How long a refused start may take (a lock or a bind fails at once; this is start-up time).
 const REFUSAL: Duration = Duration::from_secs(30);
@@ -40,7 +40,7 @@ attack!(
     a_second_process_on_the_data_dir_is_refused,
     |keel| {
         let dir = keel.dir.path().to_owned();
-        let all = ["--web-addr", ANY, "--backend-addr", ANY, "--idp-addr", ANY];
+        let all = ANY_PORTS;
         match keel.mode {
             Mode::OneProcess => {
                 let holder = format!("pid {}", keel.processes[0].child.id());

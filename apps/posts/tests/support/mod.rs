@@ -17,6 +17,16 @@ use reqwest::header::{LOCATION, SET_COOKIE};
 /// How long a process may take to print its address lines.
 const START_WAIT: Duration = Duration::from_secs(60);
 
+/// Flags that put every service of `keel` (one process) on a free port of 127.0.0.1.
+pub const ANY_PORTS: [&str; 6] = [
+    "--web-addr",
+    "127.0.0.1:0",
+    "--backend-addr",
+    "127.0.0.1:0",
+    "--idp-addr",
+    "127.0.0.1:0",
+];
+
 /// The password every test visitor signs up with.
 pub const PASSWORD: &str = "correct horse battery";
 
@@ -203,49 +213,55 @@ impl Deployment {
                 deployment.restart(extra);
                 deployment
             }
-            Mode::Separate => {
-                let mut args = vec!["idp", "--idp-addr", "127.0.0.1:0"];
-                args.extend_from_slice(extra);
-                let idp = Process::start(
-                    &args,
-                    &dir.path().join("idp"),
-                    &["idp: ", "idp secret key: "],
-                );
-                let idp_url = idp.line("idp").expect("idp line");
-                let secret_key = idp.line("idp secret key").expect("secret key line");
-                let mut args = vec![
-                    "backend",
-                    "--backend-addr",
-                    "127.0.0.1:0",
-                    "--auth-issuer",
-                    &idp_url,
-                ];
-                args.extend_from_slice(extra);
-                let backend = Process::start(&args, &dir.path().join("backend"), &["backend: "]);
-                let backend_url = backend.line("backend").expect("backend line");
-                let mut args = vec![
-                    "web",
-                    "--web-addr",
-                    "127.0.0.1:0",
-                    "--backend-url",
-                    &backend_url,
-                    "--idp-url",
-                    &idp_url,
-                    "--idp-secret-key",
-                    &secret_key,
-                ];
-                args.extend_from_slice(extra);
-                let web = Process::start(&args, &dir.path().join("web"), &["web: "]);
-                Deployment {
-                    mode,
-                    web: web.line("web").expect("web line"),
-                    backend: backend_url,
-                    idp: idp_url,
-                    secret_key,
-                    processes: vec![idp, backend, web],
-                    dir,
-                }
-            }
+            Mode::Separate => Deployment::separate(dir, false, extra),
+        }
+    }
+
+    /// `keel idp`, `keel backend` and `keel web` with `extra` flags, each in its own
+    /// subdirectory of `dir` — or, with `shared_data_dir`, all three in `dir` itself, where the
+    /// web tier reads the idp's secret key from the idp's files.
+    pub fn separate(dir: tempfile::TempDir, shared_data_dir: bool, extra: &[&str]) -> Deployment {
+        let data_dir = |service: &str| match shared_data_dir {
+            true => dir.path().to_owned(),
+            false => dir.path().join(service),
+        };
+        let mut args = vec!["idp", "--idp-addr", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let idp = Process::start(&args, &data_dir("idp"), &["idp: ", "idp secret key: "]);
+        let idp_url = idp.line("idp").expect("idp line");
+        let secret_key = idp.line("idp secret key").expect("secret key line");
+        let mut args = vec![
+            "backend",
+            "--backend-addr",
+            "127.0.0.1:0",
+            "--auth-issuer",
+            &idp_url,
+        ];
+        args.extend_from_slice(extra);
+        let backend = Process::start(&args, &data_dir("backend"), &["backend: "]);
+        let backend_url = backend.line("backend").expect("backend line");
+        let mut args = vec![
+            "web",
+            "--web-addr",
+            "127.0.0.1:0",
+            "--backend-url",
+            &backend_url,
+            "--idp-url",
+            &idp_url,
+        ];
+        if !shared_data_dir {
+            args.extend(["--idp-secret-key", &secret_key]);
+        }
+        args.extend_from_slice(extra);
+        let web = Process::start(&args, &data_dir("web"), &["web: "]);
+        Deployment {
+            mode: Mode::Separate,
+            web: web.line("web").expect("web line"),
+            backend: backend_url,
+            idp: idp_url,
+            secret_key,
+            processes: vec![idp, backend, web],
+            dir,
         }
     }
 
@@ -253,14 +269,7 @@ impl Deployment {
     /// first, or again after it stopped (new ports, same data).
     pub fn restart(&mut self, extra: &[&str]) {
         assert_eq!(self.mode, Mode::OneProcess, "restart is for one process");
-        let mut args = vec![
-            "--web-addr",
-            "127.0.0.1:0",
-            "--backend-addr",
-            "127.0.0.1:0",
-            "--idp-addr",
-            "127.0.0.1:0",
-        ];
+        let mut args = ANY_PORTS.to_vec();
         args.extend_from_slice(extra);
         let keel = Process::start(
             &args,
