@@ -36,8 +36,9 @@
 //!   logging; [`Error`].
 //! * `config` — [`Config`]: every flag with its environment fallback, grouped per service
 //!   ([`WebFlags`], [`BackendFlags`], [`IdpFlags`], [`ProcessFlags`] with `--data-dir` and
-//!   `--shutdown-timeout`), [`ListenAddr`] (`host:port`, names resolved at bind), and their
-//!   checks.
+//!   `--shutdown-timeout`), and their checks.
+//! * `listen` — [`ListenAddr`] (`host:port`, names resolved when bound) and binding it, with
+//!   errors naming the flag and its variable (and a hint when the port is taken).
 //! * `services` — opening the idp, the backend and the web tier, alone or together: bind every
 //!   listener, lock and open what each owns, then print the service lines; errors name the
 //!   flag and its environment variable.
@@ -50,6 +51,7 @@
 
 mod app;
 mod config;
+mod listen;
 mod lock;
 mod services;
 mod shutdown;
@@ -57,8 +59,9 @@ mod shutdown;
 pub use app::{App, Error};
 pub use config::{
     BackendFlags, BackendRole, Command, Config, DatabaseLocation, DatabaseUrlError, IdpFlags,
-    ListenAddr, ProcessFlags, WebFlags,
+    ProcessFlags, WebFlags,
 };
+pub use listen::ListenAddr;
 
 pub use keel_auth as auth;
 pub use keel_backend as backend;

@@ -4,7 +4,7 @@
 //! once everything is open are the service lines printed, so a start-up that fails prints
 //! none of them; its error names the flag to change and its environment variable.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -16,67 +16,11 @@ use keel_backend::{Backend, BackendConfig, Cluster, ClusterConfig};
 use keel_db::{Database, Persistence, PostgresPersistence, SqlitePersistence};
 use keel_idp::{Idp, IdpConfig};
 use keel_tasks::Tasks;
-use tokio::net::TcpListener;
 
 use crate::app::App;
-use crate::config::{BackendRole, Command, Config, DatabaseLocation, ListenAddr};
+use crate::config::{BackendRole, Command, Config, DatabaseLocation};
+use crate::listen::{BACKEND_ADDR, Bound, IDP_ADDR, WEB_ADDR, bind};
 use crate::lock::DataLock;
-
-/// A flag and its environment variable, as error messages name them.
-#[derive(Clone, Copy, Debug)]
-struct Flag {
-    name: &'static str,
-    env: &'static str,
-}
-
-impl std::fmt::Display for Flag {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} / {}", self.name, self.env)
-    }
-}
-
-const WEB_ADDR: Flag = Flag {
-    name: "--web-addr",
-    env: "KEEL_WEB_ADDR",
-};
-const BACKEND_ADDR: Flag = Flag {
-    name: "--backend-addr",
-    env: "KEEL_BACKEND_ADDR",
-};
-const IDP_ADDR: Flag = Flag {
-    name: "--idp-addr",
-    env: "KEEL_IDP_ADDR",
-};
-
-/// A bound listener and the URL it is reached at.
-pub(crate) struct Bound {
-    pub(crate) listener: TcpListener,
-    /// `http://<host>:<port>`: the host as typed (a name stays a name), the port as bound.
-    pub(crate) url: String,
-}
-
-/// Binds `addr` (resolving a host name), or fails naming `flag` — with a hint when the port is
-/// taken, which usually means another keel is running.
-async fn bind(addr: &ListenAddr, flag: Flag) -> anyhow::Result<Bound> {
-    let listener = match TcpListener::bind((addr.host(), addr.port())).await {
-        Ok(listener) => listener,
-        Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => anyhow::bail!(
-            "cannot listen on {addr} ({flag}): the address is already in use — is another keel \
-             (or another server) running there? Stop it, or choose another address with {}",
-            flag.name
-        ),
-        Err(error) => {
-            return Err(error).with_context(|| format!("cannot listen on {addr} ({flag})"));
-        }
-    };
-    let local = listener.local_addr()?;
-    let url = if addr.host().parse::<IpAddr>().is_ok() {
-        format!("http://{local}")
-    } else {
-        format!("http://{}:{}", addr.host(), local.port())
-    };
-    Ok(Bound { listener, url })
-}
 
 /// The services of this process, open and bound, not serving yet.
 pub(crate) struct Services {
@@ -123,17 +67,20 @@ impl Listeners {
             Some(Command::Web) => (false, false, true),
         };
         Ok(Listeners {
-            idp: match idp {
-                true => Some(bind(&config.idp.addr, IDP_ADDR).await?),
-                false => None,
+            idp: if idp {
+                Some(bind(&config.idp.addr, IDP_ADDR).await?)
+            } else {
+                None
             },
-            backend: match backend {
-                true => Some(bind(&config.backend.addr, BACKEND_ADDR).await?),
-                false => None,
+            backend: if backend {
+                Some(bind(&config.backend.addr, BACKEND_ADDR).await?)
+            } else {
+                None
             },
-            web: match web {
-                true => Some(bind(&config.web.addr, WEB_ADDR).await?),
-                false => None,
+            web: if web {
+                Some(bind(&config.web.addr, WEB_ADDR).await?)
+            } else {
+                None
             },
         })
     }

@@ -23,6 +23,10 @@ pub(crate) struct Target {
     pub(crate) tls: PgTls,
     /// `postgres://user@host:port/database`, never the password.
     pub(crate) shown: String,
+    /// The connections' I/O tasks and the commit listener. Each ends with what it serves (a
+    /// connection's task when its client is dropped, the listener when nobody follows the
+    /// commits any more), so nothing here needs telling to stop; the group names them.
+    pub(crate) tasks: keel_tasks::Tasks,
 }
 
 /// The URL with any password replaced by `***` (for messages about URLs that do not parse).
@@ -131,7 +135,12 @@ impl Target {
             config.application_name("keel");
         }
         let shown = describe(&config);
-        Ok(Target { config, tls, shown })
+        Ok(Target {
+            config,
+            tls,
+            shown,
+            tasks: keel_tasks::Tasks::new("postgres"),
+        })
     }
 
     /// Opens one connection and spawns its I/O task on the current Tokio runtime.
@@ -142,7 +151,7 @@ impl Target {
             .await
             .map_err(|e| self.connect_error(&e))?;
         let shown = self.shown.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn("connection", async move {
             if let Err(e) = connection.await {
                 tracing::warn!(target = %shown, error = %e, "PostgreSQL connection ended");
             }

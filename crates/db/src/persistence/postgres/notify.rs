@@ -32,7 +32,8 @@ pub(crate) fn channel(schema: &str) -> String {
 /// Listens for the schema's commits until every receiver of `sender` is gone, re-opening the
 /// connection when it is lost.
 pub(crate) fn spawn_listener(target: Target, schema: String, sender: watch::Sender<Timestamp>) {
-    tokio::spawn(async move {
+    let tasks = target.tasks.clone();
+    tasks.spawn("commit listener", async move {
         loop {
             match listen(&target, &schema, &sender).await {
                 Ok(()) => return,
@@ -72,7 +73,7 @@ async fn listen(
         .await
         .map_err(storage_err)?;
     let (notices, mut received) = mpsc::unbounded_channel::<String>();
-    let driver = tokio::spawn(async move {
+    let driver = target.tasks.spawn("listening connection", async move {
         loop {
             match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
                 Some(Ok(AsyncMessage::Notification(n))) => {
