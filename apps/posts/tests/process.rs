@@ -217,10 +217,10 @@ async fn sigterm_under_load_loses_no_acknowledged_mutation_and_exits_0() {
         .backend_token(&format!("checker-{}@example.com", rand_suffix()))
         .await;
     let listed = keel
-        .backend_query(
-            &token,
+        .query(
             "posts:list",
             serde_json::json!({ "limit": 100_000 }),
+            Some(&token),
         )
         .await;
     let titles: Vec<&str> = listed["value"]
