@@ -147,6 +147,7 @@ pub struct WebFlags {
     /// send `Strict-Transport-Security` and the session cookies are `Secure`.
     #[arg(
         id = "served_over_https",
+        value_name = "SERVED_OVER_HTTPS",
         long = "served-over-https",
         env = "KEEL_SERVED_OVER_HTTPS",
         num_args = 0..=1,

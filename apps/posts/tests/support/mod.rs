@@ -176,6 +176,27 @@ pub fn run_to_exit(args: &[&str], data_dir: &Path, limit: Duration) -> Exited {
     }
 }
 
+/// The flags of `extra` (each `--flag` with the value that follows it, if any) that
+/// `keel <service>` takes, as its `--help` lists them: each subcommand refuses the others'.
+pub fn flags_for<'a>(service: &str, extra: &[&'a str]) -> Vec<&'a str> {
+    let help = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args([service, "--help"])
+        .output()
+        .expect("keel --help runs");
+    let help = String::from_utf8_lossy(&help.stdout);
+    let mut taken = Vec::new();
+    let mut rest = extra;
+    while let Some((flag, after)) = rest.split_first() {
+        let value = after.first().filter(|v| !v.starts_with("--"));
+        let len = 1 + usize::from(value.is_some());
+        if help.contains(&format!("{flag} ")) {
+            taken.extend_from_slice(&rest[..len]);
+        }
+        rest = &rest[len..];
+    }
+    taken
+}
+
 /// The reference app running in one of the two [`Mode`]s.
 pub struct Deployment {
     pub mode: Mode,
@@ -196,7 +217,8 @@ impl Deployment {
         Deployment::start_with(mode, &[])
     }
 
-    /// Starts the app in `mode`, adding `extra` flags to every process.
+    /// Starts the app in `mode`, adding `extra` flags to every process they apply to (a web-tier
+    /// flag such as `--trusted-proxy` goes to `keel web` only; see [`flags_for`]).
     pub fn start_with(mode: Mode, extra: &[&str]) -> Deployment {
         let dir = tempfile::tempdir().expect("a temp dir");
         match mode {
@@ -217,7 +239,7 @@ impl Deployment {
         }
     }
 
-    /// `keel idp`, `keel backend` and `keel web` with `extra` flags, each in its own
+    /// `keel idp`, `keel backend` and `keel web` with the `extra` flags each takes, each in its own
     /// subdirectory of `dir` — or, with `shared_data_dir`, all three in `dir` itself, where the
     /// web tier reads the idp's secret key from the idp's files.
     pub fn separate(dir: tempfile::TempDir, shared_data_dir: bool, extra: &[&str]) -> Deployment {
@@ -226,7 +248,7 @@ impl Deployment {
             false => dir.path().join(service),
         };
         let mut args = vec!["idp", "--idp-addr", "127.0.0.1:0"];
-        args.extend_from_slice(extra);
+        args.extend(flags_for("idp", extra));
         let idp = Process::start(&args, &data_dir("idp"), &["idp: ", "idp secret key: "]);
         let idp_url = idp.line("idp").expect("idp line");
         let secret_key = idp.line("idp secret key").expect("secret key line");
@@ -237,7 +259,7 @@ impl Deployment {
             "--auth-issuer",
             &idp_url,
         ];
-        args.extend_from_slice(extra);
+        args.extend(flags_for("backend", extra));
         let backend = Process::start(&args, &data_dir("backend"), &["backend: "]);
         let backend_url = backend.line("backend").expect("backend line");
         let mut args = vec![
@@ -252,7 +274,7 @@ impl Deployment {
         if !shared_data_dir {
             args.extend(["--idp-secret-key", &secret_key]);
         }
-        args.extend_from_slice(extra);
+        args.extend(flags_for("web", extra));
         let web = Process::start(&args, &data_dir("web"), &["web: "]);
         Deployment {
             mode: Mode::Separate,
