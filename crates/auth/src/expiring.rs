@@ -8,7 +8,9 @@ use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 
-/// A map whose entries are served until their own deadline (Unix seconds, inclusive).
+/// A map whose entries are served until their own deadline (Unix seconds, exclusive: an entry
+/// whose deadline is `t` is served while the clock reads less than `t`, so a deadline kept in
+/// whole seconds never stretches by the fraction of a second the clock has already run).
 pub(crate) struct ExpiringCache<K, V> {
     capacity: usize,
     entries: parking_lot::RwLock<HashMap<K, Entry<V>>>,
@@ -28,7 +30,7 @@ impl<K: Hash + Eq, V: Clone> ExpiringCache<K, V> {
         }
     }
 
-    /// The value under `key`, unless its deadline is before `now`.
+    /// The value under `key`, unless its deadline has come (`now >= valid_until`).
     pub(crate) fn get<Q>(&self, key: &Q, now: i64) -> Option<V>
     where
         K: Borrow<Q>,
@@ -37,15 +39,15 @@ impl<K: Hash + Eq, V: Clone> ExpiringCache<K, V> {
         self.entries
             .read()
             .get(key)
-            .filter(|entry| now <= entry.valid_until)
+            .filter(|entry| now < entry.valid_until)
             .map(|entry| entry.value.clone())
     }
 
-    /// Serves `value` under `key` until `valid_until` (inclusive).
+    /// Serves `value` under `key` until `valid_until` (exclusive).
     pub(crate) fn insert(&self, key: K, value: V, valid_until: i64, now: i64) {
         let mut entries = self.entries.write();
         if entries.len() >= self.capacity && !entries.contains_key(&key) {
-            entries.retain(|_, entry| now <= entry.valid_until);
+            entries.retain(|_, entry| now < entry.valid_until);
             if entries.len() >= self.capacity {
                 entries.clear();
             }
@@ -86,8 +88,9 @@ mod tests {
     fn entries_are_served_until_their_deadline() {
         let cache: ExpiringCache<Box<str>, u32> = ExpiringCache::new(10);
         cache.insert("a".into(), 1, 100, 0);
-        assert_eq!(cache.get("a", 100), Some(1));
-        assert_eq!(cache.get("a", 101), None);
+        assert_eq!(cache.get("a", 99), Some(1));
+        // The deadline is exclusive: at second 100 the entry is no longer served.
+        assert_eq!(cache.get("a", 100), None);
         assert_eq!(cache.get("b", 0), None);
         cache.remove("a");
         assert_eq!(cache.get("a", 0), None);

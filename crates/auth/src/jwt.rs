@@ -150,7 +150,9 @@ pub(crate) fn check_times(
 ) -> Result<i64, crate::error::TokenRejection> {
     use crate::error::TokenRejection;
     let exp = numeric_date(claims, "exp")?.ok_or(TokenRejection::MissingClaim("exp"))?;
-    if now > exp.saturating_add(leeway_secs) {
+    // `now` is whole seconds (rounded down): a token is served while the real time is before
+    // `exp + leeway`, the same instant a sync session ends (so HTTP is never a second looser).
+    if now >= exp.saturating_add(leeway_secs) {
         return Err(TokenRejection::Expired {
             exp,
             now,
@@ -176,4 +178,25 @@ pub(crate) fn check_times(
         });
     }
     Ok(exp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(exp: i64) -> Map<String, Value> {
+        let mut claims = Map::new();
+        claims.insert("exp".to_owned(), Value::from(exp));
+        claims
+    }
+
+    #[test]
+    fn a_token_is_served_until_exp_plus_leeway_and_not_in_that_second() {
+        // The clock reads whole seconds: at `now == exp + leeway` the real time is at or past
+        // the deadline, which a sync session already enforces to the instant.
+        assert!(check_times(&claims(100), 104, 5).is_ok());
+        assert!(check_times(&claims(100), 105, 5).is_err());
+        assert!(check_times(&claims(100), 99, 0).is_ok());
+        assert!(check_times(&claims(100), 100, 0).is_err());
+    }
 }
