@@ -91,3 +91,147 @@ attack!(
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     }
 );
+
+attack!(
+    /// A page on another site may call the backend (as Convex allows) but never with the
+    /// visitor's credentials: cookies are no identity, and the answer says so.
+    cross_site_calls_carry_no_credentials,
+    |keel| {
+        let client = reqwest::Client::new();
+        let preflight = client
+            .request(reqwest::Method::OPTIONS, format!("{}/api/mutation", keel.backend))
+            .header("origin", "https://evil.example")
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type,authorization")
+            .send()
+            .await
+            .unwrap();
+        assert!(preflight.status().is_success(), "{}", preflight.status());
+        assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+        assert!(preflight.headers().get("access-control-allow-credentials").is_none());
+        // The web tier's session cookie sent to the backend makes nobody signed in.
+        let set_cookies = keel.visitor().sign_up("victim@example.com").await;
+        let cookies = set_cookies
+            .iter()
+            .filter_map(|c| c.split(';').next())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let response = client
+            .post(format!("{}/api/query", keel.backend))
+            .header("origin", "https://evil.example")
+            .header("cookie", cookies)
+            .json(&serde_json::json!({ "path": "posts:list", "args": {}, "format": "json" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["access-control-allow-origin"], "*");
+        assert!(response.headers().get("access-control-allow-credentials").is_none());
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["status"], "error", "a cookie is no identity: {body}");
+    }
+);
+
+attack!(
+    /// Someone who learns a client's sync session id connects with it and sends the victim's
+    /// request id: they get the outcome of their own request, never the victim's, and the
+    /// victim's resend still runs once.
+    a_borrowed_session_id_reveals_no_mutation_result,
+    |keel| {
+        use crate::support::sync::SyncSocket;
+        let victim = keel.backend_token("victim@example.com").await;
+        let attacker = keel.backend_token("attacker@example.com").await;
+        let session = uuid::Uuid::new_v4().to_string();
+        let create = |title: &str| {
+            serde_json::json!({
+                "type": "Mutation",
+                "requestId": 7,
+                "udfPath": "posts:create",
+                "args": [{ "title": title, "body": "" }],
+            })
+        };
+        let mut socket = SyncSocket::connect(&keel.backend, &session, 0).await;
+        socket.authenticate(0, &victim).await;
+        socket.send(&create("Victim's secret post")).await;
+        let original = socket.next_of("MutationResponse").await;
+        assert_eq!(original["success"], true, "{original}");
+        drop(socket);
+
+        let mut socket = SyncSocket::connect(&keel.backend, &session, 1).await;
+        socket.authenticate(0, &attacker).await;
+        socket.send(&create("Attacker's post")).await;
+        let theirs = socket.next_of("MutationResponse").await;
+        assert_eq!(theirs["success"], true, "{theirs}");
+        assert_ne!(theirs["result"], original["result"], "the attacker got the victim's post id");
+        drop(socket);
+
+        let mut socket = SyncSocket::connect(&keel.backend, &session, 2).await;
+        socket.authenticate(0, &victim).await;
+        socket.send(&create("Victim's secret post")).await;
+        let again = socket.next_of("MutationResponse").await;
+        assert_eq!(again["result"], original["result"], "the resend is answered, not rerun");
+        let posts = keel
+            .query("posts:list", serde_json::json!({}), Some(&victim))
+            .await;
+        let titles: Vec<&str> = posts["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["title"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            titles.iter().filter(|t| **t == "Victim's secret post").count(),
+            1,
+            "{titles:?}"
+        );
+        assert_eq!(titles.iter().filter(|t| **t == "Attacker's post").count(), 1);
+    }
+);
+
+attack!(
+    /// A token past its expiry (inside the clock-skew leeway) is served on a sync socket no
+    /// longer than over HTTP: once HTTP refuses it, the socket has ended with `AuthError` and
+    /// carries nothing computed after.
+    an_expired_token_stops_live_updates_when_http_refuses_it,
+    flags = ["--template-token-ttl", "2s"],
+    |keel| {
+        use crate::support::sync::SyncSocket;
+        let token = keel.backend_token("late@example.com").await;
+        // Past `exp` (2 s), inside the 5 s leeway: the token still verifies.
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        let mut socket = SyncSocket::connect(&keel.backend, &uuid::Uuid::new_v4().to_string(), 0).await;
+        socket.authenticate(0, &token).await;
+        socket.add_query(0, 1, "posts:list", serde_json::json!({})).await;
+        let first = socket.next_of("Transition").await;
+        assert_eq!(first["endVersion"]["identity"], 1, "{first}");
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let (status, _) = call(
+                keel,
+                "query",
+                Some(&token),
+                serde_json::json!({ "path": "posts:list", "args": {} }),
+            )
+            .await;
+            if status == StatusCode::UNAUTHORIZED {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "HTTP never refused the token");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let writer = keel.backend_token("writer@example.com").await;
+        let (status, body) = call(
+            keel,
+            "mutation",
+            Some(&writer),
+            serde_json::json!({ "path": "posts:create", "args": { "title": "After expiry", "body": "" } }),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let rest = socket.until_closed().await;
+        assert!(rest.iter().any(|m| m["type"] == "AuthError"), "{rest:?}");
+        assert!(
+            !rest.iter().any(|m| m.to_string().contains("After expiry")),
+            "{rest:?}"
+        );
+    }
+);

@@ -54,5 +54,6 @@ macro_rules! attack {
 }
 
 mod backend;
+mod idp;
 mod process;
 mod web;
