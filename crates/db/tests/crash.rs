@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use keel_db::persistence::PostgresTestSchema;
 use keel_db::{Database, Persistence, Schema, SqlitePersistence, TableSchema};
@@ -97,7 +97,6 @@ async fn postgres_acknowledged_commits_survive_sigkill() {
 }
 
 async fn crash_rounds(store: &Store) {
-    let started = Instant::now();
     let mut acknowledged: Vec<i64> = Vec::new();
     let mut rng = rand::rng();
     for round in 0..KILLS {
@@ -108,15 +107,29 @@ async fn crash_rounds(store: &Store) {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let (acks_tx, acks) = std::sync::mpsc::channel::<i64>();
         let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .filter_map(|l| l.strip_prefix("ack ").and_then(|n| n.parse::<i64>().ok()))
-                .collect::<Vec<_>>()
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(seq) = line.strip_prefix("ack ").and_then(|n| n.parse().ok()) {
+                    let _ = acks_tx.send(seq);
+                }
+            }
         });
-        // Kill at a random moment: anywhere from during start-up to well into the commit loop.
-        let wait = Duration::from_millis(rng.random_range(5..250));
+        // Even rounds kill at a random moment from the start (often during start-up); odd rounds
+        // first wait for the writer's first acknowledged commit (however long a loaded machine
+        // takes to get there), then kill at a random moment of the commit loop.
+        let mut seen = Vec::new();
+        if round % 2 == 1 {
+            let first = acks
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("round {round}: the writer never committed"));
+            seen.push(first);
+        }
+        let wait = if round % 2 == 1 {
+            Duration::from_millis(rng.random_range(0..100))
+        } else {
+            Duration::from_millis(rng.random_range(5..250))
+        };
         tokio::time::sleep(wait).await;
         child.kill().unwrap();
         let status = child.wait().unwrap();
@@ -124,8 +137,9 @@ async fn crash_rounds(store: &Store) {
             !status.success(),
             "round {round}: the writer should have been killed"
         );
-        let acks = reader.join().unwrap();
-        acknowledged.extend(&acks);
+        reader.join().unwrap();
+        seen.extend(acks.try_iter());
+        acknowledged.extend(&seen);
         let present = verify(store).await;
         for seq in &acknowledged {
             assert!(
@@ -135,12 +149,7 @@ async fn crash_rounds(store: &Store) {
         }
     }
     assert!(
-        acknowledged.len() > KILLS,
-        "the writer should have committed across the rounds"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(60),
-        "crash test took {:?}",
-        started.elapsed()
+        acknowledged.len() >= KILLS / 2,
+        "every other round waits for a commit before the kill"
     );
 }
