@@ -200,7 +200,7 @@ async fn cluster_node(pg: &PostgresTestSchema) -> String {
         .query("items:latest", latest)
         .mutation("items:add", add);
     let backend = Backend::clustered(cluster, functions, BackendConfig::default());
-    let router = backend.router();
+    let router = keel_backend::router(&backend);
     tokio::spawn(async move { axum::serve(listener, router).await });
     url
 }
@@ -280,7 +280,7 @@ async fn main() {
         functions,
         BackendConfig::default(),
     );
-    let backend_url = serve(backend.router()).await;
+    let backend_url = serve(keel_backend::router(&backend)).await;
     let baseline_url = serve(Router::new().route(
         "/baseline",
         post(|| async { axum::Json(serde_json::json!({"status":"success","value":[]})) }),

@@ -28,9 +28,9 @@ use keel_values::{Object, Value};
 use serde::Deserialize;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
-use crate::backend::{Backend, Identity};
-use crate::error::FunctionError;
-use crate::registry::FunctionKind;
+use keel_backend_core::{Backend, FunctionError, FunctionKind, Identity};
+
+use crate::node_routes::{FORWARD_ROUTE, STATUS_ROUTE};
 use crate::request_error::RequestError;
 
 /// The largest request body accepted (arguments are limited to 16 MiB, as in Convex).
@@ -38,8 +38,9 @@ const MAX_BODY_BYTES: usize = 16 * 1024 * 1024 + 64 * 1024;
 /// How long a browser may reuse a CORS preflight's answer (as Convex answers).
 const CORS_MAX_AGE: Duration = Duration::from_secs(86_400);
 
-/// The backend's HTTP router.
-pub(crate) fn router(backend: Backend) -> Router {
+/// The backend's HTTP API, sync and node routes, ready to serve
+/// (`axum::serve(listener, keel_backend::router(&backend))`).
+pub fn router(backend: &Backend) -> Router {
     // Any origin, no credentials; the headers a client asks for (`Authorization` and
     // `Convex-Client` among them) are allowed by name, since `*` would not cover `Authorization`.
     let cors = CorsLayer::new()
@@ -57,12 +58,12 @@ pub(crate) fn router(backend: Backend) -> Router {
         .route("/api/run/{*path}", post(run))
         .route("/api/sync", any(sync))
         .route("/api/{version}/sync", any(sync_versioned))
-        .route(crate::cluster::ROUTE, post(crate::cluster::accept))
-        .route(crate::cluster::STATUS_ROUTE, get(crate::cluster::status))
+        .route(FORWARD_ROUTE, post(crate::node_routes::forwarded_mutation))
+        .route(STATUS_ROUTE, get(crate::node_routes::status))
         .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(cors)
-        .with_state(backend)
+        .with_state(backend.clone())
 }
 
 /// The caller's identity from the `Authorization` header.

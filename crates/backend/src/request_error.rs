@@ -1,25 +1,27 @@
 //! [`RequestError`]: why an HTTP request was refused before any function ran, answered as an
-//! HTTP status (from its [`ErrorClass`]) and a `{"code", "message"}` body.
+//! HTTP status (from its [`ErrorClass`], see `error_class`) and a `{"code", "message"}` body.
 
 use axum::Json;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use keel_auth::AuthError;
+use keel_backend_core::cluster::ForwardRefusal;
+use keel_backend_core::{ErrorClass, FunctionError};
 use keel_protocol::ProtocolError;
 use keel_protocol::http::HttpErrorBody;
 
-use crate::error::{ErrorClass, FunctionError};
+use crate::error_class::http_status;
 
 /// Why a request was refused before any function ran.
 ///
 /// | code | class |
 /// |---|---|
-/// | `InvalidAuthHeader`, `BadAdminKey`, the token's code (`TokenExpired` …), `NotClusterNode` | `Unauthenticated` (401) |
-/// | `BadRequestBody`, `BadJsonBody`, `BadFunctionPath`, `BadArgs`, `BadFormat`, `BadTimestamp`, `BadForwardedRequest` | `BadRequest` (400) |
-/// | `FunctionNotFound`, `NotClustered` | `NotFound` (404) |
+/// | `InvalidAuthHeader`, `BadAdminKey`, the token's code (`TokenExpired` …) | `Unauthenticated` (401) |
+/// | `BadRequestBody`, `BadJsonBody`, `BadFunctionPath`, `BadArgs`, `BadFormat`, `BadTimestamp` | `BadRequest` (400) |
+/// | `FunctionNotFound` | `NotFound` (404) |
 /// | `RequestTooLarge` | `PayloadTooLarge` (413) |
-/// | `NotCommitter` | `Unavailable` (503) |
+/// | a forwarded mutation's refusal (`NotClustered`, `NotClusterNode`, `NotCommitter`, `BadForwardedRequest`) | its own class ([`ForwardRefusal::class`]) |
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum RequestError {
     /// An `Authorization` header with bytes outside ASCII.
@@ -67,19 +69,9 @@ pub(crate) enum RequestError {
     /// `/api/run/…` for a function that is not registered.
     #[error("{0}")]
     FunctionNotFound(#[source] FunctionError),
-    /// A forwarding call to a backend that is not part of a cluster.
-    #[error("this backend is not part of a cluster")]
-    NotClustered,
-    /// A forwarding call without the cluster's secret.
-    #[error("not a node of this cluster")]
-    NotClusterNode,
-    /// A forwarding call to a node that is not (or no longer) the committer, or does not know the
-    /// cluster's secret yet.
-    #[error("this node is not the committer")]
-    NotCommitter,
-    /// A forwarding call whose body is malformed.
-    #[error("invalid forwarded request: {0}")]
-    BadForwardedRequest(String),
+    /// A forwarded mutation the core refused.
+    #[error(transparent)]
+    Forward(#[from] ForwardRefusal),
 }
 
 impl RequestError {
@@ -99,10 +91,7 @@ impl RequestError {
             RequestError::BadFormat(_) => "BadFormat",
             RequestError::BadTimestamp(_) => "BadTimestamp",
             RequestError::FunctionNotFound(_) => "FunctionNotFound",
-            RequestError::NotClustered => "NotClustered",
-            RequestError::NotClusterNode => "NotClusterNode",
-            RequestError::NotCommitter => "NotCommitter",
-            RequestError::BadForwardedRequest(_) => "BadForwardedRequest",
+            RequestError::Forward(refusal) => refusal.code(),
         }
     }
 
@@ -112,8 +101,7 @@ impl RequestError {
             RequestError::AuthHeaderNotAscii
             | RequestError::AdminKey
             | RequestError::NotBearer
-            | RequestError::Token(_)
-            | RequestError::NotClusterNode => ErrorClass::Unauthenticated,
+            | RequestError::Token(_) => ErrorClass::Unauthenticated,
             RequestError::BodyTooLarge { .. } => ErrorClass::PayloadTooLarge,
             RequestError::BodyUnreadable(rejection)
                 if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE =>
@@ -127,10 +115,9 @@ impl RequestError {
             | RequestError::BadArgs(_)
             | RequestError::ArgsNotJson(_)
             | RequestError::BadFormat(_)
-            | RequestError::BadTimestamp(_)
-            | RequestError::BadForwardedRequest(_) => ErrorClass::BadRequest,
-            RequestError::FunctionNotFound(_) | RequestError::NotClustered => ErrorClass::NotFound,
-            RequestError::NotCommitter => ErrorClass::Unavailable,
+            | RequestError::BadTimestamp(_) => ErrorClass::BadRequest,
+            RequestError::FunctionNotFound(_) => ErrorClass::NotFound,
+            RequestError::Forward(refusal) => refusal.class(),
         }
     }
 }
@@ -144,6 +131,6 @@ impl IntoResponse for RequestError {
             code: code.to_owned(),
             message: self.to_string(),
         };
-        (class.http_status(), Json(body)).into_response()
+        (http_status(class), Json(body)).into_response()
     }
 }

@@ -123,7 +123,7 @@ pub(crate) async fn serve(
             lock,
         }) => {
             locks.extend(lock);
-            let server = Server::start("backend", bound.listener, backend.router());
+            let server = Server::start("backend", bound.listener, keel_backend::router(&backend));
             (Some(backend), Some(server))
         }
         None => (None, None),

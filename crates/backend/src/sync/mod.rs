@@ -21,9 +21,10 @@ use keel_protocol::ServerMessage;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::backend::Backend;
-use crate::error::ErrorClass;
+use keel_backend_core::{Backend, ErrorClass};
 use session::SyncSession;
+
+use crate::error_class::close_code;
 
 /// How many encoded messages may wait for a slow client before it is disconnected.
 const OUTBOX_CAPACITY: usize = 256;
@@ -196,7 +197,7 @@ async fn run_session(socket: WebSocket, backend: Backend, tasks: keel_tasks::Tas
     let not_reading = matches!(end, SessionEnd::NotReading);
     let close = match end.class() {
         Some(class) => Some(CloseFrame {
-            code: class.close_code(),
+            code: close_code(class),
             reason: Utf8Bytes::from_static("session ended"),
         }),
         None if matches!(end, SessionEnd::ShuttingDown) => Some(GOING_AWAY),

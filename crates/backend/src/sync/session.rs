@@ -19,9 +19,8 @@ use keel_protocol::{
 use keel_values::{Object, Value};
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::backend::{Backend, Identity, QuerySubscription};
-use crate::error::FunctionError;
-use crate::mutation_log::RequestKey;
+use keel_backend_core::{Backend, FunctionError, Identity, QuerySubscription, SessionRequest};
+
 use crate::sync::{Outbox, SessionEnd};
 
 /// Mutations one connection may have waiting for their turn; more are refused at once, so a
@@ -70,7 +69,7 @@ pub(crate) enum Completion {
 /// A mutation waiting for its turn in the session's queue.
 struct QueuedMutation {
     /// Set once the client has sent `Connect`: then a resend of the request runs at most once.
-    key: Option<RequestKey>,
+    request: Option<SessionRequest>,
     request_id: u32,
     path: CanonicalPath,
     args: Object,
@@ -300,14 +299,13 @@ impl SyncSession {
                 self.unanswered += 1;
                 match parse_call(&udf_path.to_string(), &args) {
                     Ok((path, args)) => {
-                        let key = self.session_id.as_ref().map(|session_id| RequestKey {
+                        let request = self.session_id.as_ref().map(|session_id| SessionRequest {
                             session_id: session_id.clone(),
-                            caller: self.identity.caller_key().to_owned(),
                             request_id,
                         });
                         // The queue task runs mutations one at a time, in arrival order.
                         let queued = self.mutations.try_send(QueuedMutation {
-                            key,
+                            request,
                             request_id,
                             path,
                             args,
@@ -574,22 +572,20 @@ fn spawn_mutation_queue(
     let tasks = backend.tasks().clone();
     tasks.spawn("sync mutation queue", async move {
         while let Some(QueuedMutation {
-            key,
+            request,
             request_id,
             path,
             args,
             identity,
         }) = rx.recv().await
         {
-            let receipt_key = key.as_ref().map(RequestKey::receipt_key);
-            let run = async || {
-                backend
-                    .run_keyed_mutation(&path, args, &identity, receipt_key)
-                    .await
-            };
-            let result = match &key {
-                Some(key) => backend.mutation_log().run_once(key, run).await,
-                None => run().await,
+            let result = match &request {
+                Some(request) => {
+                    backend
+                        .run_session_mutation(&path, args, &identity, request)
+                        .await
+                }
+                None => backend.run_mutation(&path, args, &identity).await,
             };
             if completions
                 .send(Completion::Mutation { request_id, result })

@@ -261,7 +261,7 @@ impl TestBackend {
         let addr = listener.local_addr().expect("addr");
         let counter_runs = Arc::new(AtomicUsize::new(0));
         let backend = build(functions(counter_runs.clone()), config.clone());
-        let router = backend.router();
+        let router = keel_backend::router(&backend);
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });

@@ -225,7 +225,7 @@ impl TestBackend {
         );
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let router = backend.router();
+        let router = keel_backend::router(&backend);
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });

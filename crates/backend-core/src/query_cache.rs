@@ -19,9 +19,12 @@ use crate::error::FunctionError;
 /// Entries kept before invalid (then, if need be, valid) ones are swept out.
 const MAX_ENTRIES: usize = 10_000;
 
-/// A subscription to the read set of one query execution.
+/// A subscription to what one query execution read (see [`Backend::subscribe_query`]); clones
+/// watch the same execution.
+///
+/// [`Backend::subscribe_query`]: crate::Backend::subscribe_query
 #[derive(Clone)]
-pub(crate) struct QuerySubscription {
+pub struct QuerySubscription {
     inner: Option<Arc<keel_db::Subscription>>,
 }
 
@@ -33,20 +36,20 @@ impl QuerySubscription {
     }
 
     /// For results that depend on no data (e.g. "no such function").
-    pub(crate) fn never_invalidated() -> Self {
+    pub fn never_invalidated() -> Self {
         QuerySubscription { inner: None }
     }
 
     /// Whether a commit has changed what the query read. Commits are checked before their
     /// timestamp is published, so this is exact for every timestamp up to the latest.
-    pub(crate) fn is_invalidated(&self) -> bool {
+    pub fn is_invalidated(&self) -> bool {
         self.inner
             .as_ref()
             .is_some_and(|s| s.invalidated_at().is_some())
     }
 
     /// Completes when a commit changes what the query read.
-    pub(crate) async fn invalidated(&self) {
+    pub async fn invalidated(&self) {
         match &self.inner {
             Some(subscription) => {
                 subscription.invalidated().await;

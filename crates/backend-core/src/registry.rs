@@ -7,7 +7,7 @@
 //! [`keel_values::typed`] has the table of which Rust type stands for which Convex validator.
 //!
 //! ```
-//! use keel_backend::{FunctionError, FunctionRegistry, QueryCtx};
+//! use keel_backend_core::{FunctionError, FunctionRegistry, QueryCtx};
 //! use serde::Deserialize;
 //!
 //! #[derive(Deserialize)]

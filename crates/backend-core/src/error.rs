@@ -1,36 +1,21 @@
 //! The backend's errors, each classified once.
 //!
-//! * [`FunctionError`] — why a function call failed, as its caller sees it. It travels inside a
-//!   successful answer: the HTTP API's `{"status": "error", "errorMessage", "errorData"}`
-//!   envelope (status 200, as Convex answers), or the sync protocol's `QueryFailed`,
-//!   `MutationResponse` and `ActionResponse`. [`FunctionError::client_message`] and
-//!   [`FunctionError::error_data`] build what is sent and have no side effects; the transport
-//!   that sends an error logs it, once (`FunctionError::log_delivery`).
-//! * `RequestError` (see `request_error`) — why a request was refused before any function ran: a
-//!   malformed body, a bad token, an unknown format. It is answered with an HTTP status and a
-//!   `{"code", "message"}` body.
-//! * `SessionEnd` (see `sync`) — why a sync session ends: `FatalError` or `AuthError`, then the
-//!   socket closes.
+//! * [`FunctionError`] — why a function call failed, as its caller sees it. A transport sends it
+//!   inside a successful answer (the HTTP API's `{"status": "error", …}` envelope, the sync
+//!   protocol's `QueryFailed`, `MutationResponse` and `ActionResponse`).
+//!   [`FunctionError::client_message`] and [`FunctionError::error_data`] build what is sent and
+//!   have no side effects; the transport that sends an error logs it, once
+//!   ([`FunctionError::log_delivery`]).
+//! * [`ErrorClass`] — Convex's classes of error for what is refused before (or instead of) a
+//!   function call: a malformed request, a bad token, a node that cannot serve. The core only
+//!   classifies; each transport turns a class into its wire's form in one place (the HTTP
+//!   status and the WebSocket close code are `keel-backend`'s `error_class` module).
 //!
-//! Each of these has a short code and an [`ErrorClass`], Convex's classes of error; the class
-//! alone decides the HTTP status and the WebSocket close code, in [`ErrorClass::http_status`]
-//! and [`ErrorClass::close_code`]:
-//!
-//! | class | HTTP status | a sync session that ends with it |
-//! |---|---|---|
-//! | `BadRequest` | 400 | `FatalError`, close 1000 |
-//! | `Unauthenticated` | 401 | `AuthError`, close 1000 |
-//! | `NotFound` | 404 | — |
-//! | `PayloadTooLarge` | 413 | — (the WebSocket layer closes with 1009) |
-//! | `Unavailable` | 503 | close 1013 (try again later) |
-//!
-//! A function's own failure is not a class: it is the call's outcome, and the envelope or sync
-//! message carrying it is a success at the transport's level (an internal failure inside a call
-//! is logged and sent as [`INTERNAL_ERROR_MESSAGE`]).
+//! A function's own failure is not a class: it is the call's outcome (an internal failure
+//! inside a call is logged where it is delivered and sent as [`INTERNAL_ERROR_MESSAGE`]).
 
 use std::sync::{Arc, LazyLock};
 
-use axum::http::StatusCode;
 use keel_db::DbError;
 use keel_protocol::ProtocolError;
 use keel_values::{ConversionError, Value};
@@ -41,9 +26,10 @@ pub const INTERNAL_ERROR_MESSAGE: &str = "Your request couldn't be completed. Tr
 /// How many registered functions a "not found" message lists.
 const MAX_LISTED_FUNCTIONS: usize = 20;
 
-/// Convex's classes of error; each decides one HTTP status and one WebSocket close code.
+/// Convex's classes of error; a transport gives each one form on its wire (an HTTP status, a
+/// WebSocket close code).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ErrorClass {
+pub enum ErrorClass {
     /// The request is malformed; sending it again will not help.
     BadRequest,
     /// No identity, or one that could not be verified.
@@ -56,35 +42,10 @@ pub(crate) enum ErrorClass {
     Unavailable,
 }
 
-impl ErrorClass {
-    /// The HTTP status of a request refused with this class of error.
-    pub(crate) fn http_status(self) -> StatusCode {
-        match self {
-            ErrorClass::BadRequest => StatusCode::BAD_REQUEST,
-            ErrorClass::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ErrorClass::NotFound => StatusCode::NOT_FOUND,
-            ErrorClass::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-
-    /// The close code of a sync socket whose session ends with this class of error. A client's
-    /// own mistake closes normally: the `FatalError` or `AuthError` sent before says why.
-    pub(crate) fn close_code(self) -> u16 {
-        match self {
-            ErrorClass::BadRequest
-            | ErrorClass::Unauthenticated
-            | ErrorClass::NotFound
-            | ErrorClass::PayloadTooLarge => 1000,
-            ErrorClass::Unavailable => 1013,
-        }
-    }
-}
-
 /// Why a function call failed.
 ///
 /// ```
-/// use keel_backend::FunctionError;
+/// use keel_backend_core::FunctionError;
 /// use keel_values::obj;
 /// let e = FunctionError::convex("Not authenticated", obj! { "code" => "UNAUTHENTICATED" });
 /// assert_eq!(e.client_message(), "Not authenticated");
@@ -223,7 +184,7 @@ impl FunctionError {
     /// Logs the error as it is sent to a client: an internal failure with its cause (the client
     /// sees only [`INTERNAL_ERROR_MESSAGE`]), any other at debug level. Transports call this
     /// where they send an error, so each delivery is logged once.
-    pub(crate) fn log_delivery(&self, call: &dyn std::fmt::Display) {
+    pub fn log_delivery(&self, call: &dyn std::fmt::Display) {
         match self {
             FunctionError::Internal(cause) => {
                 tracing::error!(%call, error = %cause, "internal error in a function call");

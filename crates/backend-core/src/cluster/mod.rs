@@ -3,7 +3,8 @@
 //! One node holds the committer lease and commits; the others are followers. A follower serves
 //! queries and subscriptions from its own copy of the engine's state, fed by the committer's
 //! commit notifications (PostgreSQL LISTEN/NOTIFY, see `keel_db`'s PostgreSQL persistence), and
-//! forwards each mutation to the committer over HTTP (see `forward`): the committer runs it and
+//! forwards each mutation to the committer over HTTP (see `forward`; `keel-backend` serves the
+//! committer's side of it): the committer runs it and
 //! answers with the commit timestamp, and the follower replies once its own state has reached
 //! that timestamp, so a client sees its write in its next update from any node.
 //!
@@ -24,8 +25,9 @@ use std::time::Duration;
 use keel_db::{Database, DbError, Persistence, PostgresPersistence, Schema};
 use tokio::sync::{OnceCell, watch};
 
-pub(crate) use forward::{Forwarded, ROUTE, accept};
-pub(crate) use status::{STATUS_ROUTE, status};
+pub(crate) use forward::Forwarded;
+pub use forward::{FORWARD_ROUTE, ForwardRefusal, ForwardReply};
+pub use status::NodeStatus;
 
 /// The name of the global holding the nodes' shared secret.
 const SECRET_KEY: &str = "cluster_secret";
@@ -61,8 +63,8 @@ impl ClusterConfig {
 /// This node's membership in a cluster of backend nodes. Cheap to clone.
 ///
 /// ```no_run
-/// # async fn demo(functions: keel_backend::FunctionRegistry) -> anyhow::Result<()> {
-/// use keel_backend::{Backend, BackendConfig, Cluster, ClusterConfig};
+/// # async fn demo(functions: keel_backend_core::FunctionRegistry) -> anyhow::Result<()> {
+/// use keel_backend_core::{Backend, BackendConfig, Cluster, ClusterConfig};
 /// let url = "postgres://postgres@127.0.0.1:5432/test";
 /// let persistence = keel_db::PostgresPersistence::connect_standby(url, Default::default()).await?;
 /// let cluster = Cluster::join(persistence, keel_db::Schema::new(), ClusterConfig::new("http://10.0.0.5:3210")).await?;

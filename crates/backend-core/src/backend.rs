@@ -1,4 +1,5 @@
-//! The [`Backend`]: the function runner behind the HTTP API and the sync sessions.
+//! The [`Backend`]: the function runner that transports (the HTTP API and the sync sessions of
+//! `keel-backend`, an in-process caller) call as an [`Identity`].
 //!
 //! It owns the database, the function registry and the token verifier, and runs functions:
 //! queries at a snapshot (sharing one execution between identical subscriptions), mutations as
@@ -16,11 +17,11 @@ use keel_values::{Object, Value};
 use crate::cluster::{Cluster, Forwarded};
 use crate::context::{ActionCtx, MutationCtx, QueryCtx, SharedTransaction};
 use crate::error::FunctionError;
-use crate::mutation_log::MutationLog;
+use crate::mutation_log::{MutationLog, RequestKey};
 use crate::query_cache::{QueryCache, QueryKey};
 use crate::registry::{Function, FunctionKind, FunctionRegistry};
 
-pub(crate) use crate::query_cache::QuerySubscription;
+use crate::query_cache::QuerySubscription;
 
 /// The longest pause (before jitter) between attempts of a conflicting mutation.
 const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(2);
@@ -52,6 +53,16 @@ impl Default for BackendConfig {
             action_timeout: Duration::from_secs(600),
         }
     }
+}
+
+/// A mutation request of a client session: the session id the client chose (sent in its
+/// `Connect`) and the request's number in that session. See [`Backend::run_session_mutation`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRequest {
+    /// The client's session id.
+    pub session_id: String,
+    /// The request's number in the session.
+    pub request_id: u32,
 }
 
 /// Who is calling a function.
@@ -167,23 +178,18 @@ impl Backend {
         self.inner.cluster.as_ref()
     }
 
-    /// The HTTP API and sync routes, ready to serve.
-    pub fn router(&self) -> axum::Router {
-        crate::http_api::router(self.clone())
-    }
-
     /// The database.
     pub fn database(&self) -> &Database {
         &self.inner.db
     }
 
-    /// Closes the sync sessions for a graceful shutdown: each stops reading its socket,
-    /// answers the mutations and actions it already received, sends the transition that
-    /// reflects them and closes with code 1001 ("going away"), after which the official clients
-    /// reconnect (and re-send anything unanswered). Resolves once every session has closed; a
-    /// session that opens later closes the same way at once. Draining the HTTP API is the
-    /// server's part (`axum::serve(…).with_graceful_shutdown(…)`); then call
-    /// [`Backend::shutdown`].
+    /// Closes the connections' sessions for a graceful shutdown: stops [`Backend::tasks`] and
+    /// waits for them. A sync session (see `keel-backend`) stops reading its socket, answers
+    /// the mutations and actions it already received, sends the transition that reflects them
+    /// and closes with code 1001 ("going away"), after which the official clients reconnect
+    /// (and re-send anything unanswered). Resolves once every session has closed; a session
+    /// that opens later closes the same way at once. Draining the HTTP API is the server's part
+    /// (`axum::serve(…).with_graceful_shutdown(…)`); then call [`Backend::shutdown`].
     pub async fn close_sessions(&self) {
         self.inner.tasks.stop();
         self.inner.tasks.stopped().await;
@@ -201,16 +207,15 @@ impl Backend {
         }
     }
 
-    /// The sync sessions' tasks.
-    pub(crate) fn tasks(&self) -> &keel_tasks::Tasks {
+    /// The tasks of the connections transports serve (sync sessions and the mutations and
+    /// actions they run): a transport spawns or tracks a connection's work here, so that
+    /// [`Backend::close_sessions`] stops it and waits for it.
+    pub fn tasks(&self) -> &keel_tasks::Tasks {
         &self.inner.tasks
     }
 
-    pub(crate) fn mutation_log(&self) -> &MutationLog {
-        &self.inner.mutations
-    }
-
-    pub(crate) fn config(&self) -> &BackendConfig {
+    /// How the backend runs.
+    pub fn config(&self) -> &BackendConfig {
         &self.inner.config
     }
 
@@ -233,17 +238,18 @@ impl Backend {
     /// The last instant `user` may be served: its token's `exp` plus the verifier's leeway. A
     /// sync session ends there, however late in the leeway it was authenticated, so an expired
     /// token buys no more time on a socket than over HTTP.
-    pub(crate) fn served_until(&self, user: &VerifiedUser) -> SystemTime {
+    pub fn served_until(&self, user: &VerifiedUser) -> SystemTime {
         user.identity.expires_at() + self.inner.token_leeway
     }
 
     /// Whether `user` is past [`Backend::served_until`].
-    pub(crate) fn is_expired(&self, user: &VerifiedUser) -> bool {
+    pub fn is_expired(&self, user: &VerifiedUser) -> bool {
         self.served_until(user) <= SystemTime::now()
     }
 
-    /// "No such function", naming the functions the path's module registers.
-    pub(crate) fn not_found(&self, path: &CanonicalPath) -> FunctionError {
+    /// "No such function", naming the functions the path's module registers: what a caller
+    /// gets for a path no function is registered under.
+    pub fn not_found(&self, path: &CanonicalPath) -> FunctionError {
         FunctionError::NotFound {
             path: path.to_string(),
             registered: self.inner.functions.functions_of_module(&path.module),
@@ -292,8 +298,9 @@ impl Backend {
 
     /// Runs a query at `ts` and returns its result with a subscription that fires when a later
     /// commit changes what it read. Identical queries (path, arguments, identity) share one
-    /// execution while its result stays valid.
-    pub(crate) async fn subscribe_query(
+    /// execution while its result stays valid. `ts` must not be after the latest commit
+    /// ([`Backend::latest_ts`]).
+    pub async fn subscribe_query(
         &self,
         path: &CanonicalPath,
         args: &Object,
@@ -360,6 +367,33 @@ impl Backend {
         identity: &Identity,
     ) -> Result<(Value, u64), FunctionError> {
         self.run_keyed_mutation(path, args, identity, None).await
+    }
+
+    /// Runs a mutation a client session sent ([`Backend::run_mutation`]), at most once per
+    /// request: the same request sent again by the same caller — while the first attempt runs,
+    /// after a reconnect, a restart of this process or on another node of a cluster, within the
+    /// receipt retention — gets the first outcome instead of running twice. Another caller's
+    /// request with the same numbers is theirs, and runs as theirs.
+    pub async fn run_session_mutation(
+        &self,
+        path: &CanonicalPath,
+        args: Object,
+        identity: &Identity,
+        request: &SessionRequest,
+    ) -> Result<(Value, u64), FunctionError> {
+        let key = RequestKey {
+            session_id: request.session_id.clone(),
+            caller: identity.caller_key().to_owned(),
+            request_id: request.request_id,
+        };
+        let receipt = key.receipt_key();
+        self.inner
+            .mutations
+            .run_once(&key, async move || {
+                self.run_keyed_mutation(path, args, identity, Some(receipt))
+                    .await
+            })
+            .await
     }
 
     /// [`Backend::run_mutation`] for a request with an idempotency key (a client session's

@@ -1,13 +1,16 @@
-//! Forwarding a mutation from a follower to the committer.
+//! Forwarding a mutation from a follower to the committer: both ends of the node-to-node
+//! protocol. The follower's side posts with `reqwest`; the committer's side is
+//! [`Backend::accept_forwarded_mutation`], which `keel-backend` serves at [`FORWARD_ROUTE`].
 //!
 //! `POST /api/keel/cluster/mutation` on the committer, with the header
 //! `Authorization: KeelNode <cluster secret>` and the body
 //! `{"path": …, "args": <Convex JSON object>, "identity": <UserIdentity transfer JSON> | null,
 //! "key": …}`. The answer is `{"status": "success", "value": <Convex JSON>, "ts": "<commit ts>"}`
 //! or `{"status": "error", "error": {"kind": "application" | "failed" | "internal", …}}` (the
-//! function's failure, as the client is to see it). A refusal is a `RequestError` body
-//! (`{"code", "message"}`) with its status; `503` (`NotCommitter`) means "not the committer (any
-//! more)", which the follower retries against the address the new committer publishes.
+//! function's failure, as the client is to see it). A refusal is a [`ForwardRefusal`], answered
+//! as an error body (`{"code", "message"}`) with the status of its class; `503` (`NotCommitter`)
+//! means "not the committer (any more)", which the follower retries against the address the new
+//! committer publishes.
 //!
 //! Every forwarded request carries an idempotency key (the client session's request, or a fresh
 //! one), which the committer commits with the mutation as a receipt (see `keel_db::Receipt`). So
@@ -18,10 +21,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Json;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
 use keel_auth::UserIdentity;
 use keel_protocol::CanonicalPath;
 use keel_values::{Object, Value};
@@ -29,11 +28,10 @@ use serde::{Deserialize, Serialize};
 
 use super::Cluster;
 use crate::backend::{Backend, Identity};
-use crate::error::FunctionError;
-use crate::request_error::RequestError;
+use crate::error::{ErrorClass, FunctionError};
 
-/// The route on every node (only a committer accepts calls on it).
-pub(crate) const ROUTE: &str = "/api/keel/cluster/mutation";
+/// The path every node serves the committer's side at (only a committer accepts calls on it).
+pub const FORWARD_ROUTE: &str = "/api/keel/cluster/mutation";
 /// The pause between attempts to find a committer.
 const RETRY_DELAY: Duration = Duration::from_millis(100);
 /// How long a follower waits for its own state to reach a forwarded commit before answering.
@@ -57,9 +55,15 @@ struct ForwardRequest {
     key: String,
 }
 
+/// The committer's answer to a forwarded mutation (the function's outcome), sent as JSON with
+/// status 200.
+#[derive(Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ForwardReply(Reply);
+
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "camelCase")]
-pub(crate) enum ForwardReply {
+enum Reply {
     Success {
         value: serde_json::Value,
         ts: String,
@@ -73,7 +77,7 @@ pub(crate) enum ForwardReply {
 /// failures the detail for the follower's log.
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
-pub(crate) enum WireError {
+enum WireError {
     /// A `ConvexError`.
     Application {
         message: String,
@@ -132,7 +136,7 @@ impl WireError {
     }
 }
 
-fn authorization(secret: &str) -> String {
+fn authorization_value(secret: &str) -> String {
     format!("KeelNode {secret}")
 }
 
@@ -211,8 +215,8 @@ impl Cluster {
         let sent = self
             .inner
             .http
-            .post(format!("{}{ROUTE}", address.trim_end_matches('/')))
-            .header(header::AUTHORIZATION, authorization(&secret))
+            .post(format!("{}{FORWARD_ROUTE}", address.trim_end_matches('/')))
+            .header(reqwest::header::AUTHORIZATION, authorization_value(&secret))
             .json(request)
             .send()
             .await;
@@ -233,8 +237,8 @@ impl Cluster {
             }
         };
         match response.status() {
-            StatusCode::OK => {}
-            StatusCode::SERVICE_UNAVAILABLE => {
+            reqwest::StatusCode::OK => {}
+            reqwest::StatusCode::SERVICE_UNAVAILABLE => {
                 forget();
                 return Ok(None);
             }
@@ -258,10 +262,10 @@ impl Cluster {
 
     /// Turns the committer's reply into the result, after this node has caught up with the
     /// commit (so the caller's next read here sees its write).
-    async fn settle(&self, reply: ForwardReply) -> Result<Forwarded, FunctionError> {
+    async fn settle(&self, ForwardReply(reply): ForwardReply) -> Result<Forwarded, FunctionError> {
         let (value, ts) = match reply {
-            ForwardReply::Error { error } => return Err(error.into_error()),
-            ForwardReply::Success { value, ts } => (value, ts),
+            Reply::Error { error } => return Err(error.into_error()),
+            Reply::Success { value, ts } => (value, ts),
         };
         let ts: u64 = ts
             .parse()
@@ -288,44 +292,92 @@ impl Cluster {
     }
 }
 
-/// The committer's side of `POST /api/keel/cluster/mutation`. Refusals are
-/// [`RequestError`]s: 404 off a cluster, 401 without the secret, 503 when this node is not the
-/// committer (the follower retries), 400 for a malformed request.
-pub(crate) async fn accept(
-    State(backend): State<Backend>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<ForwardReply>, RequestError> {
-    let cluster = backend.cluster().ok_or(RequestError::NotClustered)?;
-    let Ok(Some(secret)) = cluster.secret().await else {
-        return Err(RequestError::NotCommitter);
-    };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .map(|v| v.as_bytes())
-        .unwrap_or_default();
-    if !same_secret(presented, authorization(&secret).as_bytes()) {
-        return Err(RequestError::NotClusterNode);
+/// Why the committer's side refused a forwarded mutation (nothing ran).
+///
+/// | code | class |
+/// |---|---|
+/// | `NotClustered` | `NotFound` |
+/// | `NotClusterNode` | `Unauthenticated` |
+/// | `NotCommitter` | `Unavailable` (the follower retries) |
+/// | `BadForwardedRequest` | `BadRequest` |
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardRefusal {
+    /// This backend is not part of a cluster.
+    #[error("this backend is not part of a cluster")]
+    NotClustered,
+    /// The call does not carry the cluster's secret.
+    #[error("not a node of this cluster")]
+    NotClusterNode,
+    /// This node is not (or no longer) the committer, or does not know the cluster's secret yet.
+    #[error("this node is not the committer")]
+    NotCommitter,
+    /// The request's body is malformed.
+    #[error("invalid forwarded request: {0}")]
+    BadRequest(String),
+}
+
+impl ForwardRefusal {
+    /// The short code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ForwardRefusal::NotClustered => "NotClustered",
+            ForwardRefusal::NotClusterNode => "NotClusterNode",
+            ForwardRefusal::NotCommitter => "NotCommitter",
+            ForwardRefusal::BadRequest(_) => "BadForwardedRequest",
+        }
     }
-    if !cluster.is_committer() || cluster.inner.persistence.lease_lost() {
-        return Err(RequestError::NotCommitter);
+
+    /// The class, which decides how a transport answers.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            ForwardRefusal::NotClustered => ErrorClass::NotFound,
+            ForwardRefusal::NotClusterNode => ErrorClass::Unauthenticated,
+            ForwardRefusal::NotCommitter => ErrorClass::Unavailable,
+            ForwardRefusal::BadRequest(_) => ErrorClass::BadRequest,
+        }
     }
-    let request: ForwardRequest = serde_json::from_slice(&body)
-        .map_err(|e| RequestError::BadForwardedRequest(e.to_string()))?;
-    let call = ForwardedCall::parse(request)?;
-    let reply = match backend
-        .run_keyed_mutation(&call.path, call.args, &call.identity, Some(call.key))
-        .await
-    {
-        Ok((value, ts)) => ForwardReply::Success {
-            value: keel_values::to_json(&value),
-            ts: ts.to_string(),
-        },
-        Err(error) => ForwardReply::Error {
-            error: WireError::from(&error),
-        },
-    };
-    Ok(Json(reply))
+}
+
+impl Backend {
+    /// The committer's side of a forwarded mutation: `authorization` is the request's
+    /// `Authorization` header as sent (`KeelNode <cluster secret>`), `body` its body. Runs the
+    /// mutation (at most once per idempotency key) and returns its outcome, or refuses the call
+    /// before anything runs.
+    pub async fn accept_forwarded_mutation(
+        &self,
+        authorization: Option<&[u8]>,
+        body: &[u8],
+    ) -> Result<ForwardReply, ForwardRefusal> {
+        let cluster = self.cluster().ok_or(ForwardRefusal::NotClustered)?;
+        let Ok(Some(secret)) = cluster.secret().await else {
+            return Err(ForwardRefusal::NotCommitter);
+        };
+        if !same_secret(
+            authorization.unwrap_or_default(),
+            authorization_value(&secret).as_bytes(),
+        ) {
+            return Err(ForwardRefusal::NotClusterNode);
+        }
+        if !cluster.is_committer() || cluster.inner.persistence.lease_lost() {
+            return Err(ForwardRefusal::NotCommitter);
+        }
+        let request: ForwardRequest =
+            serde_json::from_slice(body).map_err(|e| ForwardRefusal::BadRequest(e.to_string()))?;
+        let call = ForwardedCall::parse(request)?;
+        let reply = match self
+            .run_keyed_mutation(&call.path, call.args, &call.identity, Some(call.key))
+            .await
+        {
+            Ok((value, ts)) => Reply::Success {
+                value: keel_values::to_json(&value),
+                ts: ts.to_string(),
+            },
+            Err(error) => Reply::Error {
+                error: WireError::from(&error),
+            },
+        };
+        Ok(ForwardReply(reply))
+    }
 }
 
 /// A forwarded request, checked.
@@ -337,8 +389,8 @@ struct ForwardedCall {
 }
 
 impl ForwardedCall {
-    fn parse(request: ForwardRequest) -> Result<ForwardedCall, RequestError> {
-        let bad = |what: String| RequestError::BadForwardedRequest(what);
+    fn parse(request: ForwardRequest) -> Result<ForwardedCall, ForwardRefusal> {
+        let bad = ForwardRefusal::BadRequest;
         let path =
             keel_protocol::normalize_udf_path(&request.path).map_err(|e| bad(e.to_string()))?;
         let Ok(Value::Object(args)) = keel_values::from_json(&request.args) else {

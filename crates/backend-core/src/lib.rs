@@ -1,0 +1,63 @@
+//! Keel's backend core: an app's functions written in Rust and everything that runs them, apart
+//! from any transport. A [`Backend`] runs a query, a mutation or an action as an [`Identity`]
+//! and returns its value or its [`FunctionError`]; the transports are layers over it.
+//!
+//! ```
+//! use keel_backend_core::{Backend, BackendConfig, FunctionRegistry, Identity};
+//! # async fn run(db: keel_db::Database) -> Result<(), keel_backend_core::FunctionError> {
+//! let mut functions = FunctionRegistry::new();
+//! functions.query("hello:world", |_ctx, _args: serde_json::Value| async { Ok("hi") });
+//! let backend = Backend::new(db, functions, BackendConfig::default());
+//! let path = keel_protocol::normalize_udf_path("hello:world").expect("a function path");
+//! let hi = backend.run_query(&path, &Default::default(), &Identity::Anonymous, None).await?;
+//! assert_eq!(hi, keel_values::Value::from("hi"));
+//! # Ok(()) }
+//! ```
+//!
+//! # Why a crate of its own
+//! The core has no dependency on axum or any other server framework, so the compiler keeps it
+//! apart from its transports: `keel-backend` serves it over the Convex HTTP API and the Convex
+//! sync protocol (WebSocket), and serves the cluster's node-to-node route; `keel`'s in-process
+//! transport calls it directly. A transport calls [`Backend::authenticate`] (a token becomes an
+//! [`Identity`]), then [`Backend::run_query`], [`Backend::subscribe_query`],
+//! [`Backend::run_mutation`] (or [`Backend::run_session_mutation`] for a client session's
+//! request) and [`Backend::run_action`]; it sends a [`FunctionError`] as
+//! [`FunctionError::client_message`] and [`FunctionError::error_data`], and answers an
+//! [`ErrorClass`] in its own wire's form. New services of the core (work the backend does by
+//! itself, data it keeps) go here; a new way to reach them from outside goes into a transport.
+//! Keeping the core free of the HTTP stack also lets it compile beside axum rather than after
+//! it.
+//!
+//! # Layout
+//! * `backend` — [`Backend`]: runs queries (shared executions), mutations (OCC retries) and
+//!   actions; [`BackendConfig`], [`Identity`], [`SessionRequest`]; the connections' tasks
+//!   ([`Backend::tasks`]) and graceful shutdown ([`Backend::close_sessions`],
+//!   [`Backend::shutdown`]).
+//! * `cluster` — [`Cluster`]: a backend node among several on one PostgreSQL database (follow the
+//!   committer's commits, forward mutations to it with idempotency keys, take over when it
+//!   dies; hand the lease over on shutdown); both ends of the forwarding protocol
+//!   ([`Backend::accept_forwarded_mutation`] is the committer's) and [`Backend::node_status`].
+//! * `registry` — [`FunctionRegistry`]: functions by path; arguments are decoded with Convex's
+//!   validator rules and results encoded by [`keel_values::typed`].
+//! * `context` — [`QueryCtx`], [`MutationCtx`], [`ActionCtx`] and their database handles.
+//! * `error` — [`FunctionError`] (a call's failure as its caller sees it) and [`ErrorClass`].
+//! * `mutation_log` — at-most-once mutations per (client session, caller, request id), in
+//!   memory (a resend while the first attempt runs waits for it); receipts committed with each
+//!   mutation carry this across restarts and nodes (see `cluster`).
+//! * `query_cache` — one execution per identical query, reused while it stays valid;
+//!   [`QuerySubscription`].
+
+mod backend;
+pub mod cluster;
+mod context;
+mod error;
+mod mutation_log;
+mod query_cache;
+mod registry;
+
+pub use backend::{Backend, BackendConfig, Identity, SessionRequest, VerifiedUser};
+pub use cluster::{Cluster, ClusterConfig};
+pub use context::{ActionCtx, Auth, DbReader, DbWriter, MutationCtx, QueryBuilder, QueryCtx};
+pub use error::{ErrorClass, FunctionError, INTERNAL_ERROR_MESSAGE};
+pub use query_cache::QuerySubscription;
+pub use registry::{FunctionKind, FunctionRegistry};
