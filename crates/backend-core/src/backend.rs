@@ -9,14 +9,15 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use keel_auth::{AuthConfig, AuthError, TokenVerifier, UserIdentity, VerifierOptions};
+use keel_auth::{AuthConfig, AuthError, TokenVerifier, VerifierOptions};
 use keel_db::Database;
 use keel_protocol::CanonicalPath;
 use keel_values::{Object, Value};
 
-use crate::cluster::{Cluster, Forwarded};
+use crate::cluster::{Cluster, ForwardRefusal, ForwardReply, Forwarded, ForwardedCall, NodeStatus};
 use crate::context::{ActionCtx, MutationCtx, QueryCtx, SharedTransaction};
 use crate::error::FunctionError;
+use crate::identity::{Identity, VerifiedUser};
 use crate::mutation_log::{MutationLog, RequestKey};
 use crate::query_cache::{QueryCache, QueryKey};
 use crate::registry::{Function, FunctionKind, FunctionRegistry};
@@ -63,53 +64,6 @@ pub struct SessionRequest {
     pub session_id: String,
     /// The request's number in the session.
     pub request_id: u32,
-}
-
-/// Who is calling a function.
-#[derive(Clone, Debug)]
-pub enum Identity {
-    /// No token (signed out).
-    Anonymous,
-    /// A verified user.
-    User(Arc<VerifiedUser>),
-}
-
-/// A verified identity with the key under which its query results are cached.
-#[derive(Debug)]
-pub struct VerifiedUser {
-    /// The identity as functions see it.
-    pub identity: Arc<UserIdentity>,
-    /// Results of queries run as this user are shared only with the same identity.
-    pub(crate) cache_key: String,
-}
-
-impl VerifiedUser {
-    /// A verified identity (results are cached per identity).
-    pub(crate) fn new(identity: Arc<UserIdentity>) -> VerifiedUser {
-        let cache_key = serde_json::Value::Object(identity.to_json()).to_string();
-        VerifiedUser {
-            identity,
-            cache_key,
-        }
-    }
-}
-
-impl Identity {
-    fn cache_key(&self) -> &str {
-        match self {
-            Identity::Anonymous => "",
-            Identity::User(user) => &user.cache_key,
-        }
-    }
-
-    /// Who is calling, for telling one caller's requests from another's: the token identifier
-    /// (`"<issuer>|<subject>"`, the same across a user's refreshed tokens), `""` when anonymous.
-    pub(crate) fn caller_key(&self) -> &str {
-        match self {
-            Identity::Anonymous => "",
-            Identity::User(user) => user.identity.token_identifier(),
-        }
-    }
 }
 
 /// The backend service. Cheap to clone.
@@ -217,6 +171,33 @@ impl Backend {
     /// How the backend runs.
     pub fn config(&self) -> &BackendConfig {
         &self.inner.config
+    }
+
+    /// This node's [`NodeStatus`].
+    pub fn node_status(&self) -> NodeStatus {
+        NodeStatus::of(self.cluster(), self.latest_ts())
+    }
+
+    /// The committer's side of a mutation a follower node forwarded (see [`Cluster`]):
+    /// `authorization` is the request's `Authorization` header as sent, `body` its body. Runs
+    /// the mutation (at most once per idempotency key) and returns its outcome, or refuses the
+    /// call before anything runs.
+    pub async fn accept_forwarded_mutation(
+        &self,
+        authorization: Option<&[u8]>,
+        body: &[u8],
+    ) -> Result<ForwardReply, ForwardRefusal> {
+        let cluster = self.cluster().ok_or(ForwardRefusal::NotClustered)?;
+        let ForwardedCall {
+            path,
+            args,
+            identity,
+            key,
+        } = cluster.check_forwarded(authorization, body).await?;
+        let outcome = self
+            .run_keyed_mutation(&path, args, &identity, Some(key))
+            .await;
+        Ok(ForwardReply::new(&outcome))
     }
 
     /// The latest commit timestamp (nanoseconds).

@@ -14,7 +14,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
-use crate::backend::{Backend, Identity};
+use crate::backend::Backend;
+use crate::identity::Identity;
 use crate::error::FunctionError;
 
 /// The transaction shared by a function's context and the runner that takes it back afterwards.

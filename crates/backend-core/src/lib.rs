@@ -30,13 +30,15 @@
 //!
 //! # Layout
 //! * `backend` — [`Backend`]: runs queries (shared executions), mutations (OCC retries) and
-//!   actions; [`BackendConfig`], [`Identity`], [`SessionRequest`]; the connections' tasks
+//!   actions; [`BackendConfig`], [`SessionRequest`]; the connections' tasks
 //!   ([`Backend::tasks`]) and graceful shutdown ([`Backend::close_sessions`],
 //!   [`Backend::shutdown`]).
+//! * `identity` — [`Identity`]: who calls (anonymous or a [`VerifiedUser`]).
 //! * `cluster` — [`Cluster`]: a backend node among several on one PostgreSQL database (follow the
 //!   committer's commits, forward mutations to it with idempotency keys, take over when it
-//!   dies; hand the lease over on shutdown); both ends of the forwarding protocol
-//!   ([`Backend::accept_forwarded_mutation`] is the committer's) and [`Backend::node_status`].
+//!   dies; hand the lease over on shutdown); both ends of the forwarding protocol (the
+//!   committer's is [`Backend::accept_forwarded_mutation`]) and the node's status
+//!   ([`Backend::node_status`]).
 //! * `registry` — [`FunctionRegistry`]: functions by path; arguments are decoded with Convex's
 //!   validator rules and results encoded by [`keel_values::typed`].
 //! * `context` — [`QueryCtx`], [`MutationCtx`], [`ActionCtx`] and their database handles.
@@ -51,13 +53,15 @@ mod backend;
 pub mod cluster;
 mod context;
 mod error;
+mod identity;
 mod mutation_log;
 mod query_cache;
 mod registry;
 
-pub use backend::{Backend, BackendConfig, Identity, SessionRequest, VerifiedUser};
+pub use backend::{Backend, BackendConfig, SessionRequest};
 pub use cluster::{Cluster, ClusterConfig};
 pub use context::{ActionCtx, Auth, DbReader, DbWriter, MutationCtx, QueryBuilder, QueryCtx};
 pub use error::{ErrorClass, FunctionError, INTERNAL_ERROR_MESSAGE};
+pub use identity::{Identity, VerifiedUser};
 pub use query_cache::QuerySubscription;
 pub use registry::{FunctionKind, FunctionRegistry};

@@ -1,6 +1,7 @@
 //! Forwarding a mutation from a follower to the committer: both ends of the node-to-node
 //! protocol. The follower's side posts with `reqwest`; the committer's side is
-//! [`Backend::accept_forwarded_mutation`], which `keel-backend` serves at [`FORWARD_ROUTE`].
+//! [`Backend::accept_forwarded_mutation`](crate::Backend::accept_forwarded_mutation), which
+//! `keel-backend` serves at [`FORWARD_ROUTE`].
 //!
 //! `POST /api/keel/cluster/mutation` on the committer, with the header
 //! `Authorization: KeelNode <cluster secret>` and the body
@@ -27,8 +28,8 @@ use keel_values::{Object, Value};
 use serde::{Deserialize, Serialize};
 
 use super::Cluster;
-use crate::backend::{Backend, Identity};
 use crate::error::{ErrorClass, FunctionError};
+use crate::identity::{Identity, VerifiedUser};
 
 /// The path every node serves the committer's side at (only a committer accepts calls on it).
 pub const FORWARD_ROUTE: &str = "/api/keel/cluster/mutation";
@@ -338,18 +339,16 @@ impl ForwardRefusal {
     }
 }
 
-impl Backend {
-    /// The committer's side of a forwarded mutation: `authorization` is the request's
-    /// `Authorization` header as sent (`KeelNode <cluster secret>`), `body` its body. Runs the
-    /// mutation (at most once per idempotency key) and returns its outcome, or refuses the call
-    /// before anything runs.
-    pub async fn accept_forwarded_mutation(
+impl Cluster {
+    /// The committer's side of a forwarded mutation, up to running it: `authorization` is the
+    /// request's `Authorization` header as sent (`KeelNode <cluster secret>`), `body` its body.
+    /// The caller runs the returned call and answers with [`ForwardReply::new`].
+    pub(crate) async fn check_forwarded(
         &self,
         authorization: Option<&[u8]>,
         body: &[u8],
-    ) -> Result<ForwardReply, ForwardRefusal> {
-        let cluster = self.cluster().ok_or(ForwardRefusal::NotClustered)?;
-        let Ok(Some(secret)) = cluster.secret().await else {
+    ) -> Result<ForwardedCall, ForwardRefusal> {
+        let Ok(Some(secret)) = self.secret().await else {
             return Err(ForwardRefusal::NotCommitter);
         };
         if !same_secret(
@@ -358,34 +357,37 @@ impl Backend {
         ) {
             return Err(ForwardRefusal::NotClusterNode);
         }
-        if !cluster.is_committer() || cluster.inner.persistence.lease_lost() {
+        if !self.is_committer() || self.inner.persistence.lease_lost() {
             return Err(ForwardRefusal::NotCommitter);
         }
         let request: ForwardRequest =
             serde_json::from_slice(body).map_err(|e| ForwardRefusal::BadRequest(e.to_string()))?;
-        let call = ForwardedCall::parse(request)?;
-        let reply = match self
-            .run_keyed_mutation(&call.path, call.args, &call.identity, Some(call.key))
-            .await
-        {
+        ForwardedCall::parse(request)
+    }
+}
+
+impl ForwardReply {
+    /// The answer carrying a forwarded mutation's outcome: its value and commit timestamp, or
+    /// its failure as the client is to see it.
+    pub(crate) fn new(outcome: &Result<(Value, u64), FunctionError>) -> ForwardReply {
+        ForwardReply(match outcome {
             Ok((value, ts)) => Reply::Success {
-                value: keel_values::to_json(&value),
+                value: keel_values::to_json(value),
                 ts: ts.to_string(),
             },
             Err(error) => Reply::Error {
-                error: WireError::from(&error),
+                error: WireError::from(error),
             },
-        };
-        Ok(ForwardReply(reply))
+        })
     }
 }
 
 /// A forwarded request, checked.
-struct ForwardedCall {
-    path: CanonicalPath,
-    args: Object,
-    identity: Identity,
-    key: String,
+pub(crate) struct ForwardedCall {
+    pub(crate) path: CanonicalPath,
+    pub(crate) args: Object,
+    pub(crate) identity: Identity,
+    pub(crate) key: String,
 }
 
 impl ForwardedCall {
@@ -401,9 +403,7 @@ impl ForwardedCall {
             Some(json) => {
                 let identity = UserIdentity::from_transfer_json(json)
                     .map_err(|e| bad(format!("the identity: {e}")))?;
-                Identity::User(Arc::new(crate::backend::VerifiedUser::new(Arc::new(
-                    identity,
-                ))))
+                Identity::User(Arc::new(VerifiedUser::new(Arc::new(identity))))
             }
         };
         Ok(ForwardedCall {

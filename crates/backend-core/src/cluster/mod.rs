@@ -25,8 +25,8 @@ use std::time::Duration;
 use keel_db::{Database, DbError, Persistence, PostgresPersistence, Schema};
 use tokio::sync::{OnceCell, watch};
 
-pub(crate) use forward::Forwarded;
 pub use forward::{FORWARD_ROUTE, ForwardRefusal, ForwardReply};
+pub(crate) use forward::{Forwarded, ForwardedCall};
 pub use status::NodeStatus;
 
 /// The name of the global holding the nodes' shared secret.

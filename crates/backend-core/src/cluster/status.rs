@@ -11,7 +11,7 @@
 
 use serde::Serialize;
 
-use crate::backend::Backend;
+use super::Cluster;
 
 /// What a backend node is doing, as JSON (see the module's documentation).
 #[derive(Clone, Debug, Serialize)]
@@ -25,10 +25,11 @@ pub struct NodeStatus {
     pub address: Option<String>,
 }
 
-impl Backend {
-    /// This node's [`NodeStatus`].
-    pub fn node_status(&self) -> NodeStatus {
-        let (role, address) = match self.cluster() {
+impl NodeStatus {
+    /// The status of a node of `cluster` (`None`: a lone backend) whose latest commit is at
+    /// `latest_ts`.
+    pub(crate) fn of(cluster: Option<&Cluster>, latest_ts: u64) -> NodeStatus {
+        let (role, address) = match cluster {
             None => ("single", None),
             Some(cluster) if cluster.is_committer() => {
                 ("committer", Some(cluster.address().to_owned()))
@@ -37,7 +38,7 @@ impl Backend {
         };
         NodeStatus {
             role,
-            latest_ts: self.latest_ts().to_string(),
+            latest_ts: latest_ts.to_string(),
             address,
         }
     }
