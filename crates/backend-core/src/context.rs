@@ -15,8 +15,8 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
 use crate::backend::Backend;
-use crate::identity::Identity;
 use crate::error::FunctionError;
+use crate::identity::Identity;
 
 /// The transaction shared by a function's context and the runner that takes it back afterwards.
 pub(crate) type SharedTransaction = Arc<Mutex<Option<Transaction>>>;

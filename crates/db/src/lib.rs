@@ -36,7 +36,8 @@
 //!   retention window ([`Database::prune_history`], `Persistence::prune`).
 //! * `replica` — followers: [`Database::open_follower`], [`Database::follow_to`] (apply another
 //!   process's commits) and [`Database::promote`] (take over as the committer).
-//! * `transaction` — [`Transaction`]: snapshot reads, own writes, insert/patch/replace/delete.
+//! * `transaction` — [`Transaction`]: snapshot reads, own writes, insert/patch/replace/delete;
+//!   [`Savepoint`]s (a nested mutation's writes undone when it fails).
 //! * `query` — [`Query`], [`IndexRange`], [`Order`], pagination and cursors.
 //! * `committer` — the single committer task (validation, timestamps, group commit; on shutdown
 //!   it writes what it holds and takes nothing more).
@@ -75,4 +76,4 @@ pub use receipts::{RECEIPT_RETENTION, Receipt};
 pub use schema::{IndexSchema, MAX_INDEX_FIELDS, Schema, TableSchema, Validator};
 pub use subscription::{Subscription, SubscriptionManager};
 pub use timestamp::Timestamp;
-pub use transaction::Transaction;
+pub use transaction::{Savepoint, Transaction};

@@ -1,4 +1,5 @@
-//! [`Transaction`]: snapshot reads, buffered writes, and the read set that OCC checks.
+//! [`Transaction`]: snapshot reads, buffered writes, the read set that OCC checks, and
+//! [`Savepoint`]s that undo the writes made since (a nested mutation that fails).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,6 +33,15 @@ pub(crate) struct PendingWrite {
     pub(crate) new: Option<Document>,
 }
 
+/// A mark in a [`Transaction`]'s writes (see [`Transaction::savepoint`]); end it with
+/// [`Transaction::release`] or [`Transaction::rollback_to`].
+#[derive(Debug)]
+#[must_use = "a savepoint is ended with release or rollback_to"]
+pub struct Savepoint {
+    /// How many savepoints are open once this one is (1 for the outermost).
+    depth: usize,
+}
+
 /// A transaction: reads at one snapshot timestamp, sees its own writes, and commits through
 /// [`Database::commit`], which rejects it if something it read changed after the snapshot.
 ///
@@ -42,6 +52,9 @@ pub struct Transaction {
     pub(crate) snapshot: Timestamp,
     pub(crate) reads: ReadSet,
     pub(crate) writes: BTreeMap<DocumentId, PendingWrite>,
+    /// One undo log per open savepoint, innermost last: each document's write as it was before
+    /// the savepoint first changed it (`None`: it had none).
+    undo: Vec<BTreeMap<DocumentId, Option<PendingWrite>>>,
     /// Rows and bytes read so far (against the read limits).
     rows_read: usize,
     bytes_read: usize,
@@ -54,6 +67,7 @@ impl Transaction {
             snapshot,
             reads: ReadSet::new(),
             writes: BTreeMap::new(),
+            undo: Vec::new(),
             rows_read: 0,
             bytes_read: 0,
         }
@@ -72,6 +86,59 @@ impl Transaction {
     /// Whether the transaction has written anything.
     pub fn has_writes(&self) -> bool {
         !self.writes.is_empty()
+    }
+
+    /// Marks the current writes, so that the ones made from now on can be undone
+    /// ([`Transaction::rollback_to`]) or kept ([`Transaction::release`]); savepoints nest. A
+    /// nested mutation (`ctx.run_mutation` in a mutation) runs inside one: when it fails, its
+    /// writes are undone and its caller's stay. Reads are never undone: what a failed nested call
+    /// read stays in the read set, so a commit that changes it still conflicts.
+    pub fn savepoint(&mut self) -> Savepoint {
+        self.undo.push(BTreeMap::new());
+        Savepoint {
+            depth: self.undo.len(),
+        }
+    }
+
+    /// Keeps the writes made since `savepoint` (and ends the savepoints opened after it). A
+    /// savepoint already ended does nothing.
+    pub fn release(&mut self, savepoint: Savepoint) {
+        while self.undo.len() >= savepoint.depth {
+            let Some(released) = self.undo.pop() else {
+                return;
+            };
+            // The enclosing savepoint (if any) must still be able to undo these writes: it keeps
+            // the older of the two states of each document.
+            if let Some(outer) = self.undo.last_mut() {
+                for (id, before) in released {
+                    outer.entry(id).or_insert(before);
+                }
+            }
+        }
+    }
+
+    /// Undoes the writes made since `savepoint` (and ends the savepoints opened after it). A
+    /// savepoint already ended does nothing.
+    pub fn rollback_to(&mut self, savepoint: Savepoint) {
+        while self.undo.len() >= savepoint.depth {
+            let Some(undone) = self.undo.pop() else {
+                return;
+            };
+            for (id, before) in undone {
+                match before {
+                    Some(write) => self.writes.insert(id, write),
+                    None => self.writes.remove(&id),
+                };
+            }
+        }
+    }
+
+    /// Records the write of `id` as it is before a change, for the innermost open savepoint.
+    fn remember(&mut self, id: DocumentId) {
+        if let Some(undo) = self.undo.last_mut() {
+            undo.entry(id)
+                .or_insert_with(|| self.writes.get(&id).cloned());
+        }
     }
 
     /// The name of the table an id belongs to, `None` if no such table exists (use it to check
@@ -123,6 +190,7 @@ impl Transaction {
             creation_time,
             fields,
         };
+        self.remember(id);
         self.writes.insert(
             id,
             PendingWrite {
@@ -186,6 +254,7 @@ impl Transaction {
     async fn delete_any(&mut self, id: DocumentId, system: bool) -> Result<(), DbError> {
         let (table, _) = self.load_existing(id, system).await?;
         self.check_write_count()?;
+        self.remember(id);
         match self.writes.get_mut(&id) {
             Some(write) if write.old.is_none() => {
                 self.writes.remove(&id);
@@ -221,6 +290,7 @@ impl Transaction {
         self.validate(&table, &document.fields)?;
         self.check_write_count()?;
         let id = document.id;
+        self.remember(id);
         match self.writes.get_mut(&id) {
             Some(write) => write.new = Some(document),
             None => {
