@@ -1,41 +1,23 @@
 //! What a function sees: [`QueryCtx`], [`MutationCtx`], [`ActionCtx`].
 //!
-//! Queries and mutations run inside one database transaction; their contexts share it through
-//! a lock so that a context can be moved into the function's future. Actions run outside any
-//! transaction and call other functions, each call being its own transaction, with the caller's
-//! identity.
-
-use std::sync::Arc;
+//! Queries and mutations run inside one database transaction; their contexts share it (see
+//! `transaction`) so that a context can be moved into the function's future, and so that the
+//! functions they call run in it too. Actions run outside any transaction. Every context calls
+//! other functions as its caller (see `calls`).
 
 use keel_auth::UserIdentity;
-use keel_db::{Document, IndexRange, Order, PaginationOptions, PaginationResult, Transaction};
-use keel_values::{DocumentId, Object, Value};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use tokio::sync::Mutex;
+use keel_db::{Document, IndexRange, Order, PaginationOptions, PaginationResult};
+use keel_values::{DocumentId, Object};
 
-use crate::backend::Backend;
+use crate::calls::Calls;
 use crate::error::FunctionError;
 use crate::identity::Identity;
-
-/// The transaction shared by a function's context and the runner that takes it back afterwards.
-pub(crate) type SharedTransaction = Arc<Mutex<Option<Transaction>>>;
-
-async fn with_tx<T>(
-    tx: &SharedTransaction,
-    f: impl AsyncFnOnce(&mut Transaction) -> Result<T, keel_db::DbError>,
-) -> Result<T, FunctionError> {
-    let mut guard = tx.lock().await;
-    let tx = guard.as_mut().ok_or_else(|| {
-        FunctionError::uncaught("the function's transaction has already finished")
-    })?;
-    f(tx).await.map_err(FunctionError::from)
-}
+use crate::transaction::TxAccess;
 
 /// The caller's identity, as `ctx.auth()`.
 #[derive(Clone, Debug)]
 pub struct Auth {
-    identity: Identity,
+    pub(crate) identity: Identity,
 }
 
 impl Auth {
@@ -51,22 +33,25 @@ impl Auth {
 /// Read access to the database, as `ctx.db()` in queries.
 #[derive(Clone)]
 pub struct DbReader {
-    tx: SharedTransaction,
+    tx: TxAccess,
 }
 
 impl DbReader {
+    /// The transaction handle this reader uses.
+    pub(crate) fn tx(&self) -> &TxAccess {
+        &self.tx
+    }
+
     /// The document with this id, or `None`.
     pub async fn get(&self, id: DocumentId) -> Result<Option<Document>, FunctionError> {
-        with_tx(&self.tx, async move |tx| tx.get(id).await).await
+        self.tx.with(async move |tx| tx.get(id).await).await
     }
 
     /// Parses `id` as an id of a document in `table`; `None` if it is malformed or of another
     /// table.
     pub async fn normalize_id(&self, table: &str, id: &str) -> Option<DocumentId> {
         let id: DocumentId = id.parse().ok()?;
-        let guard = self.tx.lock().await;
-        let tx = guard.as_ref()?;
-        (tx.table_name(&id)? == table).then_some(id)
+        (self.tx.table_name(&id).await? == table).then_some(id)
     }
 
     /// Starts a query over `table` (a full scan by creation time until narrowed).
@@ -83,7 +68,7 @@ impl DbReader {
 /// A query being built; finish it with `collect`, `take`, `first`, `unique` or `paginate`.
 #[must_use = "a query does nothing until it is collected"]
 pub struct QueryBuilder {
-    tx: SharedTransaction,
+    tx: TxAccess,
     table: String,
     index: Option<(String, IndexRange)>,
     order: Order,
@@ -112,7 +97,7 @@ impl QueryBuilder {
             index,
             order,
         } = self;
-        with_tx(&tx, async move |tx| {
+        tx.with(async move |tx| {
             let mut query = tx.query(&table);
             if let Some((name, range)) = index {
                 query = query.with_index(&name, move |_| range);
@@ -168,10 +153,10 @@ impl std::ops::Deref for DbWriter {
 impl DbWriter {
     /// Inserts a document and returns its new id.
     pub async fn insert(&self, table: &str, fields: Object) -> Result<DocumentId, FunctionError> {
-        with_tx(&self.reader.tx, async move |tx| {
-            tx.insert(table, fields).await
-        })
-        .await
+        self.reader
+            .tx
+            .with(async move |tx| tx.insert(table, fields).await)
+            .await
     }
 
     /// Shallow-merges `fields` into the document and removes the fields named in `remove`
@@ -182,38 +167,44 @@ impl DbWriter {
         fields: Object,
         remove: &[&str],
     ) -> Result<(), FunctionError> {
-        with_tx(&self.reader.tx, async move |tx| {
-            tx.patch(id, fields, remove).await
-        })
-        .await
+        self.reader
+            .tx
+            .with(async move |tx| tx.patch(id, fields, remove).await)
+            .await
     }
 
     /// Replaces the document's fields (system fields are kept).
     pub async fn replace(&self, id: DocumentId, fields: Object) -> Result<(), FunctionError> {
-        with_tx(&self.reader.tx, async move |tx| {
-            tx.replace(id, fields).await
-        })
-        .await
+        self.reader
+            .tx
+            .with(async move |tx| tx.replace(id, fields).await)
+            .await
     }
 
     /// Deletes the document.
     pub async fn delete(&self, id: DocumentId) -> Result<(), FunctionError> {
-        with_tx(&self.reader.tx, async move |tx| tx.delete(id).await).await
+        self.reader
+            .tx
+            .with(async move |tx| tx.delete(id).await)
+            .await
     }
 }
 
-/// The context of a query: read-only database and the caller's identity.
+/// The context of a query: the database (read-only), the caller's identity, and calls to other
+/// queries in the same transaction.
 #[derive(Clone)]
 pub struct QueryCtx {
-    db: DbReader,
-    auth: Auth,
+    pub(crate) db: DbReader,
+    pub(crate) auth: Auth,
+    pub(crate) calls: Calls,
 }
 
 impl QueryCtx {
-    pub(crate) fn new(tx: SharedTransaction, identity: Identity) -> Self {
+    pub(crate) fn new(tx: TxAccess, identity: Identity, calls: Calls) -> Self {
         QueryCtx {
             db: DbReader { tx },
             auth: Auth { identity },
+            calls,
         }
     }
 
@@ -228,20 +219,23 @@ impl QueryCtx {
     }
 }
 
-/// The context of a mutation: the database (read and write) and the caller's identity.
+/// The context of a mutation: the database (read and write), the caller's identity, and calls
+/// to other queries and mutations in the same transaction.
 #[derive(Clone)]
 pub struct MutationCtx {
-    db: DbWriter,
-    auth: Auth,
+    pub(crate) db: DbWriter,
+    pub(crate) auth: Auth,
+    pub(crate) calls: Calls,
 }
 
 impl MutationCtx {
-    pub(crate) fn new(tx: SharedTransaction, identity: Identity) -> Self {
+    pub(crate) fn new(tx: TxAccess, identity: Identity, calls: Calls) -> Self {
         MutationCtx {
             db: DbWriter {
                 reader: DbReader { tx },
             },
             auth: Auth { identity },
+            calls,
         }
     }
 
@@ -254,20 +248,26 @@ impl MutationCtx {
     pub fn auth(&self) -> &Auth {
         &self.auth
     }
+
+    /// The transaction handle this mutation uses.
+    pub(crate) fn tx(&self) -> &TxAccess {
+        self.db.reader.tx()
+    }
 }
 
-/// The context of an action: the caller's identity and calls to other functions.
+/// The context of an action: the caller's identity and calls to other functions, each its own
+/// transaction.
 #[derive(Clone)]
 pub struct ActionCtx {
-    backend: Backend,
-    auth: Auth,
+    pub(crate) auth: Auth,
+    pub(crate) calls: Calls,
 }
 
 impl ActionCtx {
-    pub(crate) fn new(backend: Backend, identity: Identity) -> Self {
+    pub(crate) fn new(identity: Identity, calls: Calls) -> Self {
         ActionCtx {
-            backend,
             auth: Auth { identity },
+            calls,
         }
     }
 
@@ -275,63 +275,4 @@ impl ActionCtx {
     pub fn auth(&self) -> &Auth {
         &self.auth
     }
-
-    /// Runs a query (its own transaction) as the caller.
-    pub async fn run_query<R: DeserializeOwned>(
-        &self,
-        path: &str,
-        args: impl Serialize,
-    ) -> Result<R, FunctionError> {
-        let (path, args) = call_parts(path, &args)?;
-        let value = self
-            .backend
-            .run_query(&path, &args, &self.auth.identity, None)
-            .await?;
-        decode_result(&path, &value)
-    }
-
-    /// Runs a mutation (its own transaction, retried on conflicts) as the caller.
-    pub async fn run_mutation<R: DeserializeOwned>(
-        &self,
-        path: &str,
-        args: impl Serialize,
-    ) -> Result<R, FunctionError> {
-        let (path, args) = call_parts(path, &args)?;
-        let (value, _) = self
-            .backend
-            .run_mutation(&path, args, &self.auth.identity)
-            .await?;
-        decode_result(&path, &value)
-    }
-
-    /// Runs another action as the caller.
-    pub async fn run_action<R: DeserializeOwned>(
-        &self,
-        path: &str,
-        args: impl Serialize,
-    ) -> Result<R, FunctionError> {
-        let (path, args) = call_parts(path, &args)?;
-        let value = Box::pin(self.backend.run_action(&path, args, &self.auth.identity)).await?;
-        decode_result(&path, &value)
-    }
-}
-
-/// The path and arguments of a call an action makes, as Keel's conversions encode them.
-fn call_parts(
-    path: &str,
-    args: &impl Serialize,
-) -> Result<(keel_protocol::CanonicalPath, Object), FunctionError> {
-    let path = keel_protocol::normalize_udf_path(path).map_err(FunctionError::InvalidCall)?;
-    let args = keel_values::to_args(args)
-        .map_err(|e| FunctionError::uncaught(format!("the arguments for {path}: {e}")))?;
-    Ok((path, args))
-}
-
-/// Decodes the result of a call an action made into the type the action asked for.
-fn decode_result<R: DeserializeOwned>(
-    path: &keel_protocol::CanonicalPath,
-    value: &Value,
-) -> Result<R, FunctionError> {
-    keel_values::from_value(value)
-        .map_err(|e| FunctionError::uncaught(format!("the result of {path}: {e}")))
 }

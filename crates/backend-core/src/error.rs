@@ -81,12 +81,13 @@ pub enum FunctionError {
         /// `"mutations are waiting"`, `"actions are running"`.
         calls: &'static str,
     },
-    /// No function is registered under this path.
+    /// No function is registered under this path, or none the caller may call (a client asking
+    /// for an internal function gets this very error).
     #[error("{}", not_found_message(path, registered))]
     NotFound {
         /// The path asked for.
         path: String,
-        /// The functions registered in the same module (they are named in the message).
+        /// The public functions registered in the same module (they are named in the message).
         registered: Vec<String>,
     },
     /// The function exists but is another kind (e.g. a mutation called as a query).
@@ -98,6 +99,17 @@ pub enum FunctionError {
         expected: &'static str,
         /// What the function is.
         actual: &'static str,
+    },
+    /// A call from a function (`ctx.run_*`) would nest calls deeper than the limit.
+    #[error(
+        "MaximumCallDepthExceeded: calling {path} would nest function calls more than {limit} \
+         levels deep. Do you have an infinite loop in your app?"
+    )]
+    CallDepthExceeded {
+        /// The function that was to be called.
+        path: String,
+        /// The limit.
+        limit: u32,
     },
     /// A database error the caller can act on (conflict, invalid cursor, bad index range …).
     #[error("{0}")]
@@ -153,6 +165,7 @@ impl FunctionError {
             | FunctionError::TooManyRequests { .. }
             | FunctionError::NotFound { .. }
             | FunctionError::WrongKind { .. }
+            | FunctionError::CallDepthExceeded { .. }
             | FunctionError::Database(_) => self.to_string(),
         }
     }
@@ -172,6 +185,7 @@ impl FunctionError {
             | FunctionError::TooManyRequests { .. }
             | FunctionError::NotFound { .. }
             | FunctionError::WrongKind { .. }
+            | FunctionError::CallDepthExceeded { .. }
             | FunctionError::Internal(_) => None,
         }
     }
@@ -196,6 +210,7 @@ impl FunctionError {
             | FunctionError::TooManyRequests { .. }
             | FunctionError::NotFound { .. }
             | FunctionError::WrongKind { .. }
+            | FunctionError::CallDepthExceeded { .. }
             | FunctionError::Database(_)
             | FunctionError::Relayed { .. } => {
                 tracing::debug!(%call, error = %self, "function call failed");
@@ -229,8 +244,9 @@ impl From<DbError> for FunctionError {
     }
 }
 
-/// "Could not find public function for 'posts:nope'" (Convex's words), then what a Keel
-/// developer can act on: the functions the module does register, or where functions come from.
+/// "Could not find public function for 'posts:nope'" (Convex's words, also for an internal
+/// function a client asked for), then what a Keel developer can act on: the public functions the
+/// module does register, or where functions come from.
 fn not_found_message(path: &str, registered: &[String]) -> String {
     let module = path.rsplit_once(':').map_or(path, |(module, _)| module);
     let mut message = format!("Could not find public function for '{path}'. ");

@@ -25,22 +25,41 @@
 //! [`FunctionError::client_message`] and [`FunctionError::error_data`], and answers an
 //! [`ErrorClass`] in its own wire's form. New services of the core (work the backend does by
 //! itself, data it keeps) go here; a new way to reach them from outside goes into a transport.
+//! A service that starts functions by itself (a scheduler, crons, HTTP actions) runs them as
+//! the app's own code — the runner's `query`, `mutation` and `action` with `Origin::App` at the
+//! top depth — so that they reach internal functions, which clients never do.
 //! Keeping the core free of the HTTP stack also lets it compile beside axum rather than after
 //! it.
 //!
+//! # Functions
+//! An app registers its functions in a [`FunctionRegistry`]: queries, mutations and actions,
+//! each public (clients call it) or internal ([`FunctionRegistry::internal_query`] and its
+//! siblings: only the app's own code calls it; to a client it is a path with no function, as in
+//! Convex). A function calls others through its context — [`QueryCtx::run_query`],
+//! [`MutationCtx::run_query`] and [`MutationCtx::run_mutation`] inside the caller's transaction
+//! (a nested mutation that fails undoes only its own writes), [`ActionCtx::run_query`],
+//! [`ActionCtx::run_mutation`] and [`ActionCtx::run_action`] each in its own — at most
+//! [`MAX_CALL_DEPTH`] levels deep.
+//!
 //! # Layout
-//! * `backend` — [`Backend`]: runs queries (shared executions), mutations (OCC retries) and
-//!   actions; [`BackendConfig`], [`SessionRequest`]; the connections' tasks
-//!   ([`Backend::tasks`]) and graceful shutdown ([`Backend::close_sessions`],
-//!   [`Backend::shutdown`]).
+//! * `backend` — [`Backend`]: the database, the registry, the token verifier;
+//!   [`BackendConfig`], [`SessionRequest`]; the connections' tasks ([`Backend::tasks`]) and
+//!   graceful shutdown ([`Backend::close_sessions`], [`Backend::shutdown`]).
+//! * `runner` — running a function for a client (the public `run_*` methods, public functions
+//!   only) or for the app's own code (`Origin`): queries at a snapshot (shared executions),
+//!   mutations as transactions (OCC retries, receipts, forwarding on a follower), actions.
+//! * `calls` — functions calling functions (`ctx.run_*`), the call depth and its limit.
+//! * `transaction` — the transaction of a top-level query or mutation, shared by the contexts
+//!   of the functions that run in it; nested mutations in savepoints, each context using it in
+//!   its turn.
 //! * `identity` — [`Identity`]: who calls (anonymous or a [`VerifiedUser`]).
 //! * `cluster` — [`Cluster`]: a backend node among several on one PostgreSQL database (follow the
 //!   committer's commits, forward mutations to it with idempotency keys, take over when it
 //!   dies; hand the lease over on shutdown); both ends of the forwarding protocol (the
 //!   committer's is [`Backend::accept_forwarded_mutation`]) and the node's status
 //!   ([`Backend::node_status`]).
-//! * `registry` — [`FunctionRegistry`]: functions by path; arguments are decoded with Convex's
-//!   validator rules and results encoded by [`keel_values::typed`].
+//! * `registry` — [`FunctionRegistry`]: functions by path, with their [`Visibility`]; arguments
+//!   are decoded with Convex's validator rules and results encoded by [`keel_values::typed`].
 //! * `context` — [`QueryCtx`], [`MutationCtx`], [`ActionCtx`] and their database handles.
 //! * `error` — [`FunctionError`] (a call's failure as its caller sees it) and [`ErrorClass`].
 //! * `mutation_log` — at-most-once mutations per (client session, caller, request id), in
@@ -50,6 +69,7 @@
 //!   [`QuerySubscription`].
 
 mod backend;
+mod calls;
 pub mod cluster;
 mod context;
 mod error;
@@ -57,11 +77,14 @@ mod identity;
 mod mutation_log;
 mod query_cache;
 mod registry;
+mod runner;
+mod transaction;
 
 pub use backend::{Backend, BackendConfig, SessionRequest};
+pub use calls::MAX_CALL_DEPTH;
 pub use cluster::{Cluster, ClusterConfig};
 pub use context::{ActionCtx, Auth, DbReader, DbWriter, MutationCtx, QueryBuilder, QueryCtx};
 pub use error::{ErrorClass, FunctionError, INTERNAL_ERROR_MESSAGE};
 pub use identity::{Identity, VerifiedUser};
 pub use query_cache::QuerySubscription;
-pub use registry::{FunctionKind, FunctionRegistry};
+pub use registry::{FunctionKind, FunctionRegistry, Visibility};

@@ -14,6 +14,7 @@ use futures::future::{BoxFuture, Shared};
 use keel_protocol::CanonicalPath;
 use keel_values::{Object, Value};
 
+use crate::calls::CallDepth;
 use crate::error::FunctionError;
 
 /// Entries kept before invalid (then, if need be, valid) ones are swept out.
@@ -59,20 +60,29 @@ impl QuerySubscription {
     }
 }
 
-/// Which executions are interchangeable.
+/// Which executions are interchangeable: the same query with the same arguments, as the same
+/// identity, at the same call depth (a query that calls others may succeed at one depth and hit
+/// the depth limit at another).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct QueryKey {
     path: String,
     args: String,
     identity: String,
+    depth: CallDepth,
 }
 
 impl QueryKey {
-    pub(crate) fn new(path: &CanonicalPath, args: &Object, identity: &str) -> Self {
+    pub(crate) fn new(
+        path: &CanonicalPath,
+        args: &Object,
+        identity: &str,
+        depth: CallDepth,
+    ) -> Self {
         QueryKey {
             path: path.to_string(),
             args: keel_values::to_json_string(&Value::Object(args.clone())),
             identity: identity.to_owned(),
+            depth,
         }
     }
 }

@@ -1,4 +1,11 @@
-//! The function registry: queries, mutations and actions by path (`module:function`).
+//! The function registry: queries, mutations and actions by path (`module:function`), each
+//! public or internal.
+//!
+//! A public function is what clients call (the HTTP API, the sync protocol, the web tier). An
+//! internal one is only for the app's own code: other functions (`ctx.run_query`,
+//! `ctx.run_mutation`, `ctx.run_action`) and the backend's own services; to a client it does
+//! not exist — calling it gets the same error as a path no function is registered under, and no
+//! error message names it — as in Convex.
 //!
 //! Registering a function is one line; its arguments are any `Deserialize` type and its result
 //! any `Serialize` type. Arguments are checked as Convex checks a function's argument validators
@@ -17,9 +24,15 @@
 //!     Ok(format!("Hello, {}!", args.name))
 //! }
 //!
+//! async fn count(_ctx: QueryCtx, _args: serde_json::Value) -> Result<u32, FunctionError> {
+//!     Ok(3)
+//! }
+//!
 //! let mut functions = FunctionRegistry::new();
 //! functions.query("greetings:greet", greet);
+//! functions.internal_query("greetings:count", count);
 //! assert!(functions.contains("greetings:greet"));
+//! assert!(functions.contains("greetings:count"));
 //! ```
 
 use std::collections::HashMap;
@@ -39,7 +52,8 @@ use crate::error::FunctionError;
 
 /// A boxed, sendable future.
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-type Handler<C> = Arc<dyn Fn(C, Object) -> BoxFuture<Result<Value, FunctionError>> + Send + Sync>;
+pub(crate) type HandlerFn<C> =
+    Arc<dyn Fn(C, Object) -> BoxFuture<Result<Value, FunctionError>> + Send + Sync>;
 
 /// What kind of function a path names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,19 +77,36 @@ impl FunctionKind {
     }
 }
 
+/// Who may call a function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Visibility {
+    /// Clients and the app's own code.
+    Public,
+    /// Only the app's own code (other functions, the backend's services); unknown to clients.
+    Internal,
+}
+
+/// A function's code, by kind.
 #[derive(Clone)]
-pub(crate) enum Function {
-    Query(Handler<QueryCtx>),
-    Mutation(Handler<MutationCtx>),
-    Action(Handler<ActionCtx>),
+pub(crate) enum Handler {
+    Query(HandlerFn<QueryCtx>),
+    Mutation(HandlerFn<MutationCtx>),
+    Action(HandlerFn<ActionCtx>),
+}
+
+/// A registered function: its code and who may call it.
+#[derive(Clone)]
+pub(crate) struct Function {
+    pub(crate) handler: Handler,
+    pub(crate) visibility: Visibility,
 }
 
 impl Function {
     pub(crate) fn kind(&self) -> FunctionKind {
-        match self {
-            Function::Query(_) => FunctionKind::Query,
-            Function::Mutation(_) => FunctionKind::Mutation,
-            Function::Action(_) => FunctionKind::Action,
+        match self.handler {
+            Handler::Query(_) => FunctionKind::Query,
+            Handler::Mutation(_) => FunctionKind::Mutation,
+            Handler::Action(_) => FunctionKind::Action,
         }
     }
 }
@@ -86,7 +117,7 @@ pub struct FunctionRegistry {
     functions: HashMap<String, Function>,
 }
 
-fn wrap<C, A, R, F, Fut>(f: F) -> Handler<C>
+fn wrap<C, A, R, F, Fut>(f: F) -> HandlerFn<C>
 where
     C: Send + 'static,
     F: Fn(C, A) -> Fut + Send + Sync + 'static,
@@ -136,9 +167,13 @@ impl FunctionRegistry {
         Self::default()
     }
 
-    fn insert(&mut self, path: &str, function: Function) -> &mut Self {
+    fn insert(&mut self, path: &str, handler: Handler, visibility: Visibility) -> &mut Self {
         let canonical = keel_protocol::normalize_udf_path(path)
             .unwrap_or_else(|e| panic!("invalid function path {path:?}: {e}"));
+        let function = Function {
+            handler,
+            visibility,
+        };
         let previous = self.functions.insert(canonical.to_string(), function);
         assert!(
             previous.is_none(),
@@ -147,7 +182,8 @@ impl FunctionRegistry {
         self
     }
 
-    /// Registers a query. Panics if the path is malformed or already taken (a programming error).
+    /// Registers a public query. Panics if the path is malformed or already taken (a
+    /// programming error).
     pub fn query<A, R, F, Fut>(&mut self, path: &str, f: F) -> &mut Self
     where
         F: Fn(QueryCtx, A) -> Fut + Send + Sync + 'static,
@@ -155,10 +191,10 @@ impl FunctionRegistry {
         A: DeserializeOwned + Send + 'static,
         R: Serialize,
     {
-        self.insert(path, Function::Query(wrap(f)))
+        self.insert(path, Handler::Query(wrap(f)), Visibility::Public)
     }
 
-    /// Registers a mutation.
+    /// Registers a public mutation.
     pub fn mutation<A, R, F, Fut>(&mut self, path: &str, f: F) -> &mut Self
     where
         F: Fn(MutationCtx, A) -> Fut + Send + Sync + 'static,
@@ -166,10 +202,10 @@ impl FunctionRegistry {
         A: DeserializeOwned + Send + 'static,
         R: Serialize,
     {
-        self.insert(path, Function::Mutation(wrap(f)))
+        self.insert(path, Handler::Mutation(wrap(f)), Visibility::Public)
     }
 
-    /// Registers an action.
+    /// Registers a public action.
     pub fn action<A, R, F, Fut>(&mut self, path: &str, f: F) -> &mut Self
     where
         F: Fn(ActionCtx, A) -> Fut + Send + Sync + 'static,
@@ -177,10 +213,45 @@ impl FunctionRegistry {
         A: DeserializeOwned + Send + 'static,
         R: Serialize,
     {
-        self.insert(path, Function::Action(wrap(f)))
+        self.insert(path, Handler::Action(wrap(f)), Visibility::Public)
     }
 
-    /// Whether a function is registered under `path` (any spelling Convex accepts).
+    /// Registers an internal query (Convex's `internalQuery`): callable by the app's own code,
+    /// unknown to clients.
+    pub fn internal_query<A, R, F, Fut>(&mut self, path: &str, f: F) -> &mut Self
+    where
+        F: Fn(QueryCtx, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, FunctionError>> + Send + 'static,
+        A: DeserializeOwned + Send + 'static,
+        R: Serialize,
+    {
+        self.insert(path, Handler::Query(wrap(f)), Visibility::Internal)
+    }
+
+    /// Registers an internal mutation (Convex's `internalMutation`).
+    pub fn internal_mutation<A, R, F, Fut>(&mut self, path: &str, f: F) -> &mut Self
+    where
+        F: Fn(MutationCtx, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, FunctionError>> + Send + 'static,
+        A: DeserializeOwned + Send + 'static,
+        R: Serialize,
+    {
+        self.insert(path, Handler::Mutation(wrap(f)), Visibility::Internal)
+    }
+
+    /// Registers an internal action (Convex's `internalAction`).
+    pub fn internal_action<A, R, F, Fut>(&mut self, path: &str, f: F) -> &mut Self
+    where
+        F: Fn(ActionCtx, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, FunctionError>> + Send + 'static,
+        A: DeserializeOwned + Send + 'static,
+        R: Serialize,
+    {
+        self.insert(path, Handler::Action(wrap(f)), Visibility::Internal)
+    }
+
+    /// Whether a function (public or internal) is registered under `path` (any spelling Convex
+    /// accepts).
     pub fn contains(&self, path: &str) -> bool {
         keel_protocol::normalize_udf_path(path).is_ok_and(|p| self.get(&p).is_some())
     }
@@ -189,12 +260,14 @@ impl FunctionRegistry {
         self.functions.get(&path.to_string())
     }
 
-    /// The names of the functions registered in `module`, sorted.
-    pub(crate) fn functions_of_module(&self, module: &str) -> Vec<String> {
+    /// The names of the public functions registered in `module`, sorted (what an error message
+    /// may name: internal functions stay unknown to clients).
+    pub(crate) fn public_functions_of_module(&self, module: &str) -> Vec<String> {
         let mut names: Vec<String> = self
             .functions
-            .keys()
-            .filter_map(|path| path.rsplit_once(':'))
+            .iter()
+            .filter(|(_, function)| function.visibility == Visibility::Public)
+            .filter_map(|(path, _)| path.rsplit_once(':'))
             .filter(|(m, _)| *m == module)
             .map(|(_, function)| function.to_owned())
             .collect();

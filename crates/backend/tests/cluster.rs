@@ -131,6 +131,30 @@ async fn a_follower_serves_forwards_and_takes_over() {
     assert_eq!(next_result(&mut count).await, counter(4.0));
     drop(again);
 
+    // An action on the follower runs an internal action whose internal mutation is forwarded:
+    // the committer runs it for the app's own code, while a client reaching for it through the
+    // follower finds nothing.
+    let reset = client.action("calls:reset", BTreeMap::new()).await.unwrap();
+    assert_eq!(reset, FunctionResult::Value(Value::Float64(4.0)));
+    assert_eq!(next_result(&mut count).await, counter(0.0));
+    let refused = client
+        .mutation("counter:reset", BTreeMap::new())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&refused, FunctionResult::ErrorMessage(m)
+            if m.starts_with("Could not find public function for 'counter:reset'")),
+        "{refused:?}"
+    );
+    client
+        .mutation(
+            "counter:increment",
+            BTreeMap::from([("by".to_owned(), Value::Float64(4.0))]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(next_result(&mut count).await, counter(4.0));
+
     // The forwarding route refuses callers without the cluster's secret.
     let http = reqwest::Client::new();
     let refused = http

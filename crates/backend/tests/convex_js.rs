@@ -36,3 +36,9 @@ async fn the_official_js_clients_meet_convex_strict_arguments() {
     let backend = TestBackend::start().await;
     run_node_test("backend-arguments.test.mjs", &backend).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_js_clients_find_no_internal_function_and_call_through_public_ones() {
+    let backend = TestBackend::start().await;
+    run_node_test("backend-internal.test.mjs", &backend).await;
+}

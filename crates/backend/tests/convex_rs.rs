@@ -103,6 +103,68 @@ async fn application_errors_arrive_as_convex_errors_with_data() {
     );
 }
 
+#[tokio::test]
+async fn internal_functions_are_unknown_to_the_rust_client_while_public_callers_reach_them() {
+    let b = TestBackend::start().await;
+    let mut client = ConvexClient::new(&b.url()).await.expect("client connects");
+    let missing = |path: &str| {
+        FunctionResult::ErrorMessage(format!(
+            "Could not find public function for '{path}'. Module `counter` registers: get, \
+             increment, slowGet, slowIncrement."
+        ))
+    };
+    for path in [
+        "counter:nope",
+        "counter:peek",
+        "counter:reset",
+        "counter:resetVia",
+    ] {
+        let query = client.query(path, BTreeMap::new()).await.expect("ran");
+        let mutation = client.mutation(path, BTreeMap::new()).await.expect("ran");
+        let action = client.action(path, BTreeMap::new()).await.expect("ran");
+        assert_eq!(
+            [query, mutation, action],
+            [missing(path), missing(path), missing(path)]
+        );
+    }
+    let mut peeked = client
+        .subscribe("counter:peek", BTreeMap::new())
+        .await
+        .expect("subscribed");
+    assert_eq!(next_result(&mut peeked).await, missing("counter:peek"));
+
+    // Through a public query, the internal one's result, live.
+    let mut through = client
+        .subscribe("calls:peek", BTreeMap::new())
+        .await
+        .expect("subscribed");
+    assert_eq!(
+        next_result(&mut through).await,
+        FunctionResult::Value(Value::Float64(0.0))
+    );
+    b.increment().await;
+    assert_eq!(
+        next_result(&mut through).await,
+        FunctionResult::Value(Value::Float64(1.0))
+    );
+    // A callee's ConvexError reaches the client as one, with its data.
+    let refused = client
+        .mutation("calls:refuseInside", BTreeMap::new())
+        .await
+        .expect("ran");
+    let FunctionResult::ConvexError(error) = refused else {
+        panic!("a ConvexError: {refused:?}");
+    };
+    assert_eq!(error.message, "Refused inside");
+    assert_eq!(
+        error.data,
+        Value::Object(BTreeMap::from([(
+            "code".to_owned(),
+            Value::String("NESTED".to_owned())
+        )]))
+    );
+}
+
 /// A TCP proxy in front of the backend whose connections can be cut, to make clients reconnect.
 struct CuttableProxy {
     addr: std::net::SocketAddr,

@@ -6,7 +6,8 @@
 //! `POST /api/keel/cluster/mutation` on the committer, with the header
 //! `Authorization: KeelNode <cluster secret>` and the body
 //! `{"path": …, "args": <Convex JSON object>, "identity": <UserIdentity transfer JSON> | null,
-//! "key": …}`. The answer is `{"status": "success", "value": <Convex JSON>, "ts": "<commit ts>"}`
+//! "key": …, "appDepth"?: <n>}` (`appDepth` is set when the app's own code makes the call — an
+//! action's `ctx.run_mutation` — at that call depth: such a call reaches internal functions). The answer is `{"status": "success", "value": <Convex JSON>, "ts": "<commit ts>"}`
 //! or `{"status": "error", "error": {"kind": "application" | "failed" | "internal", …}}` (the
 //! function's failure, as the client is to see it). A refusal is a [`ForwardRefusal`], answered
 //! as an error body (`{"code", "message"}`) with the status of its class; `503` (`NotCommitter`)
@@ -28,8 +29,10 @@ use keel_values::{Object, Value};
 use serde::{Deserialize, Serialize};
 
 use super::Cluster;
+use crate::calls::CallDepth;
 use crate::error::{ErrorClass, FunctionError};
 use crate::identity::{Identity, VerifiedUser};
+use crate::runner::Origin;
 
 /// The path every node serves the committer's side at (only a committer accepts calls on it).
 pub const FORWARD_ROUTE: &str = "/api/keel/cluster/mutation";
@@ -47,6 +50,7 @@ pub(crate) enum Forwarded {
 }
 
 #[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct ForwardRequest {
     path: String,
     args: serde_json::Value,
@@ -54,6 +58,9 @@ struct ForwardRequest {
     /// The request's idempotency key: the committer records it with the mutation, so sending the
     /// same request again returns the first outcome.
     key: String,
+    /// The call depth of a call the app's own code makes; absent for a client's call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    app_depth: Option<u32>,
 }
 
 /// The committer's answer to a forwarded mutation (the function's outcome), sent as JSON with
@@ -109,6 +116,7 @@ impl From<&FunctionError> for WireError {
             | FunctionError::TooManyRequests { .. }
             | FunctionError::NotFound { .. }
             | FunctionError::WrongKind { .. }
+            | FunctionError::CallDepthExceeded { .. }
             | FunctionError::Database(_)
             | FunctionError::Relayed { .. } => WireError::Failed {
                 message: e.client_message(),
@@ -154,8 +162,13 @@ impl Cluster {
         args: &Object,
         identity: &Identity,
         key: &str,
+        origin: Origin,
     ) -> Result<Forwarded, FunctionError> {
         let request = ForwardRequest {
+            app_depth: match origin {
+                Origin::Client => None,
+                Origin::App(depth) => Some(depth.get()),
+            },
             key: key.to_owned(),
             path: path.to_string(),
             args: keel_values::to_json(&Value::Object(args.clone())),
@@ -388,6 +401,7 @@ pub(crate) struct ForwardedCall {
     pub(crate) args: Object,
     pub(crate) identity: Identity,
     pub(crate) key: String,
+    pub(crate) origin: Origin,
 }
 
 impl ForwardedCall {
@@ -406,11 +420,19 @@ impl ForwardedCall {
                 Identity::User(Arc::new(VerifiedUser::new(Arc::new(identity))))
             }
         };
+        let origin = match request.app_depth {
+            None => Origin::Client,
+            Some(depth) => Origin::App(
+                CallDepth::checked(depth)
+                    .ok_or_else(|| bad(format!("the call depth {depth} is over the limit")))?,
+            ),
+        };
         Ok(ForwardedCall {
             path,
             args,
             identity,
             key: request.key,
+            origin,
         })
     }
 }
@@ -449,5 +471,27 @@ mod tests {
         assert!(same_secret(b"KeelNode ab", b"KeelNode ab"));
         assert!(!same_secret(b"KeelNode ab", b"KeelNode ac"));
         assert!(!same_secret(b"KeelNode a", b"KeelNode ab"));
+    }
+
+    #[test]
+    fn a_forwarded_call_carries_its_origin_within_the_depth_limit() {
+        let request = |app_depth: Option<u32>| ForwardRequest {
+            path: "counter:reset".into(),
+            args: serde_json::json!({}),
+            identity: None,
+            key: "k".into(),
+            app_depth,
+        };
+        let origin = |app_depth| ForwardedCall::parse(request(app_depth)).map(|call| call.origin);
+        assert_eq!(origin(None).ok(), Some(Origin::Client));
+        assert_eq!(origin(Some(3)).ok(), CallDepth::checked(3).map(Origin::App));
+        assert!(matches!(
+            origin(Some(crate::MAX_CALL_DEPTH + 1)),
+            Err(ForwardRefusal::BadRequest(_))
+        ));
+        // An older node's request (without the field) is a client's call.
+        let old: ForwardRequest =
+            serde_json::from_str(r#"{"path":"a:b","args":{},"identity":null,"key":"k"}"#).unwrap();
+        assert_eq!(old.app_depth, None);
     }
 }

@@ -194,6 +194,70 @@ async fn bump(ctx: ActionCtx, _: NoArgs) -> Result<f64, FunctionError> {
     ctx.run_mutation("counter:increment", json!({})).await
 }
 
+/// The counter, for the app's own code only.
+async fn peek(ctx: QueryCtx, _: NoArgs) -> Result<f64, FunctionError> {
+    Ok(counter_value(ctx.db()).await?.1)
+}
+
+/// Sets the counter back to 0 (internal).
+async fn reset(ctx: MutationCtx, _: NoArgs) -> Result<f64, FunctionError> {
+    let (id, n) = counter_value(ctx.db()).await?;
+    increment(ctx, IncrementArgs { by: Some(-n) }).await?;
+    Ok(if id.is_some() { n } else { 0.0 })
+}
+
+/// Sends a message, then refuses with a `ConvexError` (internal).
+async fn send_then_refuse(ctx: MutationCtx, args: SendArgs) -> Result<String, FunctionError> {
+    send(ctx, args).await?;
+    Err(FunctionError::convex(
+        "Refused inside",
+        obj! { "code" => "NESTED" },
+    ))
+}
+
+/// Sends a message, then panics (internal).
+#[allow(clippy::panic)]
+async fn send_then_panic(ctx: MutationCtx, args: SendArgs) -> Result<String, FunctionError> {
+    send(ctx, args).await?;
+    panic!("a bug in an internal mutation");
+}
+
+/// Sends "caller", then calls `secrets:sendThenRefuse` and passes its error on.
+async fn refuse_inside(ctx: MutationCtx, _: NoArgs) -> Result<String, FunctionError> {
+    send(
+        ctx.clone(),
+        SendArgs {
+            body: "caller".to_owned(),
+        },
+    )
+    .await?;
+    ctx.run_mutation("secrets:sendThenRefuse", json!({ "body": "callee" }))
+        .await
+}
+
+/// Sends "caller", calls `secrets:sendThenRefuse`, handles its refusal (whose write is undone)
+/// and returns its code.
+async fn survive_inside(ctx: MutationCtx, _: NoArgs) -> Result<Value, FunctionError> {
+    send(
+        ctx.clone(),
+        SendArgs {
+            body: "caller".to_owned(),
+        },
+    )
+    .await?;
+    let error = ctx
+        .run_mutation::<String>("secrets:sendThenRefuse", json!({ "body": "callee" }))
+        .await
+        .expect_err("the callee refuses");
+    Ok(error.error_data().cloned().unwrap_or(Value::Null))
+}
+
+/// Calls `secrets:sendThenPanic` and passes its (internal) error on.
+async fn panic_inside(ctx: MutationCtx, _: NoArgs) -> Result<String, FunctionError> {
+    ctx.run_mutation("secrets:sendThenPanic", json!({ "body": "panicked" }))
+        .await
+}
+
 /// The functions every test backend serves.
 fn functions(counter_runs: Arc<AtomicUsize>) -> FunctionRegistry {
     let mut functions = FunctionRegistry::new();
@@ -218,7 +282,24 @@ fn functions(counter_runs: Arc<AtomicUsize>) -> FunctionRegistry {
         .mutation("panics:mutation", panic_mutation)
         .mutation("counter:slowIncrement", slow_increment)
         .query("counter:slowGet", slow_get)
-        .action("actions:bump", bump);
+        .action("actions:bump", bump)
+        // Internal functions (unknown to clients) and the public ones that call them.
+        .internal_query("counter:peek", peek)
+        .internal_mutation("counter:reset", reset)
+        .internal_action("counter:resetVia", |ctx: ActionCtx, _: NoArgs| async move {
+            ctx.run_mutation::<f64>("counter:reset", json!({})).await
+        })
+        .internal_mutation("secrets:sendThenRefuse", send_then_refuse)
+        .internal_mutation("secrets:sendThenPanic", send_then_panic)
+        .query("calls:peek", |ctx: QueryCtx, _: NoArgs| async move {
+            ctx.run_query::<f64>("counter:peek", json!({})).await
+        })
+        .mutation("calls:refuseInside", refuse_inside)
+        .mutation("calls:surviveInside", survive_inside)
+        .mutation("calls:panicInside", panic_inside)
+        .action("calls:reset", |ctx: ActionCtx, _: NoArgs| async move {
+            ctx.run_action::<f64>("counter:resetVia", json!({})).await
+        });
     functions
 }
 

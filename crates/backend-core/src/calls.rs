@@ -1,0 +1,288 @@
+//! Calling functions from functions (Convex's `ctx.runQuery`, `ctx.runMutation` and
+//! `ctx.runAction`).
+//!
+//! | caller | calls | the callee runs |
+//! |---|---|---|
+//! | query | [`QueryCtx::run_query`] | in the caller's transaction, at its snapshot; what it reads is part of the caller's read set (and subscription) |
+//! | mutation | [`MutationCtx::run_query`], [`MutationCtx::run_mutation`] | in the caller's transaction: it sees the caller's writes so far, its reads are part of the caller's read set (a conflicting commit retries the whole caller) and its writes commit with the caller's; a nested mutation runs in a savepoint, so if it fails only its own writes are undone and the caller may handle the error and go on |
+//! | action | [`ActionCtx::run_query`], [`ActionCtx::run_mutation`], [`ActionCtx::run_action`] | in its own transaction (a mutation is retried on conflicts and, on a follower node, runs on the committer) |
+//!
+//! Every call runs as the caller's identity, reaches internal functions as well as public ones,
+//! checks its arguments as a client's call would, and fails with the callee's error as it is: a
+//! `ConvexError` keeps its message and data (passed on with `?`, it reaches the client as the
+//! callee raised it), an internal failure stays internal (the client sees only the generic
+//! message). Calls nest at most [`MAX_CALL_DEPTH`] levels deep, as in Convex; one more fails with
+//! `MaximumCallDepthExceeded`, an error the caller may handle like any other.
+//!
+//! ```
+//! use keel_backend_core::{FunctionError, FunctionRegistry, MutationCtx};
+//! use keel_values::obj;
+//! use serde::Deserialize;
+//!
+//! #[derive(Deserialize)]
+//! struct Note { text: String }
+//!
+//! async fn save(ctx: MutationCtx, note: Note) -> Result<String, FunctionError> {
+//!     if note.text.is_empty() {
+//!         return Err(FunctionError::convex("empty note", obj! { "code" => "EMPTY" }));
+//!     }
+//!     let fields = keel_values::Object::from([("text".to_owned(), note.text.into())]);
+//!     Ok(ctx.db().insert("notes", fields).await?.to_string())
+//! }
+//!
+//! async fn save_twice(ctx: MutationCtx, note: Note) -> Result<(), FunctionError> {
+//!     let first: String = ctx.run_mutation("notes:save", obj! { "text" => note.text.as_str() }).await?;
+//!     // A failed nested mutation undoes its own writes only; this one is handled and the first
+//!     // note is kept.
+//!     if let Err(error) = ctx.run_mutation::<String>("notes:save", obj! { "text" => "" }).await {
+//!         tracing::info!(%error, first, "the second note was refused");
+//!     }
+//!     Ok(())
+//! }
+//!
+//! let mut functions = FunctionRegistry::new();
+//! functions.internal_mutation("notes:save", save);
+//! functions.mutation("notes:saveTwice", save_twice);
+//! ```
+
+use keel_protocol::CanonicalPath;
+use keel_values::{Object, Value};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::backend::Backend;
+use crate::context::{ActionCtx, MutationCtx, QueryCtx};
+use crate::error::FunctionError;
+use crate::identity::Identity;
+use crate::registry::{FunctionKind, Handler};
+use crate::runner::Origin;
+use crate::transaction::TxAccess;
+
+/// How many levels deep calls may nest: a function a client called is at depth 0, the function
+/// it calls at depth 1, and so on up to this depth (Convex's limit).
+pub const MAX_CALL_DEPTH: u32 = 8;
+
+/// How deep a function runs in a chain of calls (0: called by a client or by a service of the
+/// backend).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct CallDepth(u32);
+
+impl CallDepth {
+    /// A function nobody else called.
+    pub(crate) const TOP: CallDepth = CallDepth(0);
+
+    /// The depth as a number (as it travels between the nodes of a cluster).
+    pub(crate) fn get(self) -> u32 {
+        self.0
+    }
+
+    /// The depth `depth` if it is within the limit.
+    pub(crate) fn checked(depth: u32) -> Option<CallDepth> {
+        (depth <= MAX_CALL_DEPTH).then_some(CallDepth(depth))
+    }
+
+    /// The depth of a function called (at `path`) by one at this depth.
+    fn deeper(self, path: &CanonicalPath) -> Result<CallDepth, FunctionError> {
+        CallDepth::checked(self.0 + 1).ok_or_else(|| FunctionError::CallDepthExceeded {
+            path: path.to_string(),
+            limit: MAX_CALL_DEPTH,
+        })
+    }
+}
+
+/// What a function's context needs to call other functions: the backend, and how deep the
+/// function runs.
+#[derive(Clone)]
+pub(crate) struct Calls {
+    backend: Backend,
+    depth: CallDepth,
+}
+
+impl Calls {
+    pub(crate) fn new(backend: Backend, depth: CallDepth) -> Calls {
+        Calls { backend, depth }
+    }
+}
+
+impl Calls {
+    /// Makes one call as `identity`: `run` runs the callee (in one way or another), whose result
+    /// is decoded into the type the caller asked for.
+    async fn make<R: DeserializeOwned>(
+        &self,
+        identity: &Identity,
+        path: &str,
+        args: impl Serialize,
+        run: impl AsyncFnOnce(Call) -> Result<Value, FunctionError>,
+    ) -> Result<R, FunctionError> {
+        let path = keel_protocol::normalize_udf_path(path).map_err(FunctionError::InvalidCall)?;
+        let args = keel_values::to_args(&args)
+            .map_err(|e| FunctionError::uncaught(format!("the arguments for {path}: {e}")))?;
+        let depth = self.depth.deeper(&path)?;
+        let call = Call {
+            path: path.clone(),
+            args,
+            identity: identity.clone(),
+            calls: Calls::new(self.backend.clone(), depth),
+        };
+        let value = run(call).await?;
+        keel_values::from_value(&value)
+            .map_err(|e| FunctionError::uncaught(format!("the result of {path}: {e}")))
+    }
+}
+
+/// One call a function makes: the callee's path and arguments, the caller's identity, and the
+/// callee's own means to call further (at its depth).
+struct Call {
+    path: CanonicalPath,
+    args: Object,
+    identity: Identity,
+    calls: Calls,
+}
+
+impl Call {
+    /// Where the call comes from: the app's own code, at the callee's depth.
+    fn origin(&self) -> Origin {
+        Origin::App(self.calls.depth)
+    }
+
+    /// The callee's handler of the `kind` asked for.
+    fn handler(&self, kind: FunctionKind) -> Result<Handler, FunctionError> {
+        self.calls.backend.function(&self.path, kind, self.origin())
+    }
+
+    /// Runs a query in the caller's transaction.
+    async fn query_in(self, tx: &TxAccess) -> Result<Value, FunctionError> {
+        let Handler::Query(handler) = self.handler(FunctionKind::Query)? else {
+            unreachable!("function() checked the kind");
+        };
+        let span = tracing::debug_span!("query", path = %self.path, depth = self.calls.depth.get());
+        let ctx = QueryCtx::new(tx.clone(), self.identity, self.calls);
+        tracing::Instrument::instrument(handler(ctx, self.args), span).await
+    }
+
+    /// Runs a mutation in a savepoint of the caller's transaction.
+    async fn mutation_in(self, tx: &TxAccess) -> Result<Value, FunctionError> {
+        let Handler::Mutation(handler) = self.handler(FunctionKind::Mutation)? else {
+            unreachable!("function() checked the kind");
+        };
+        let span =
+            tracing::debug_span!("mutation", path = %self.path, depth = self.calls.depth.get());
+        let nested = tx.begin_nested().await?;
+        let ctx = MutationCtx::new(nested.access(), self.identity, self.calls);
+        let result = tracing::Instrument::instrument(handler(ctx, self.args), span).await;
+        nested.end(result.is_ok()).await;
+        result
+    }
+
+    /// Runs a query in its own transaction, at the latest commit.
+    async fn query(self) -> Result<Value, FunctionError> {
+        let origin = self.origin();
+        let backend = &self.calls.backend;
+        backend
+            .query(&self.path, &self.args, &self.identity, None, origin)
+            .await
+    }
+
+    /// Runs a mutation in its own transaction.
+    async fn mutation(self) -> Result<Value, FunctionError> {
+        let origin = self.origin();
+        let backend = &self.calls.backend;
+        let run = backend.mutation(&self.path, self.args, &self.identity, None, origin);
+        Ok(Box::pin(run).await?.0)
+    }
+
+    /// Runs an action.
+    async fn action(self) -> Result<Value, FunctionError> {
+        let origin = self.origin();
+        let backend = &self.calls.backend;
+        Box::pin(backend.action(&self.path, self.args, &self.identity, origin)).await
+    }
+}
+
+impl QueryCtx {
+    /// Runs a query (public or internal) in this query's transaction, as the caller, and
+    /// decodes its result: what it reads is part of this query's result's dependencies.
+    pub async fn run_query<R: DeserializeOwned>(
+        &self,
+        path: &str,
+        args: impl Serialize,
+    ) -> Result<R, FunctionError> {
+        let tx = self.db.tx();
+        (self.calls)
+            .make(&self.auth.identity, path, args, async |call| {
+                call.query_in(tx).await
+            })
+            .await
+    }
+}
+
+impl MutationCtx {
+    /// Runs a query (public or internal) in this mutation's transaction, as the caller: it sees
+    /// this mutation's writes so far, and what it reads is part of this mutation's read set.
+    pub async fn run_query<R: DeserializeOwned>(
+        &self,
+        path: &str,
+        args: impl Serialize,
+    ) -> Result<R, FunctionError> {
+        let tx = self.tx();
+        (self.calls)
+            .make(&self.auth.identity, path, args, async |call| {
+                call.query_in(tx).await
+            })
+            .await
+    }
+
+    /// Runs a mutation (public or internal) in this mutation's transaction, as the caller: its
+    /// writes commit with this mutation's; if it fails, its own writes are undone (this
+    /// mutation's stay) and its error is returned, to be handled or passed on. While it runs,
+    /// this mutation's database handle waits its turn: await the call before using `ctx.db()`.
+    pub async fn run_mutation<R: DeserializeOwned>(
+        &self,
+        path: &str,
+        args: impl Serialize,
+    ) -> Result<R, FunctionError> {
+        let tx = self.tx();
+        (self.calls)
+            .make(&self.auth.identity, path, args, async |call| {
+                Box::pin(call.mutation_in(tx)).await
+            })
+            .await
+    }
+}
+
+impl ActionCtx {
+    /// Runs a query (public or internal) in its own transaction at the latest commit, as the
+    /// caller.
+    pub async fn run_query<R: DeserializeOwned>(
+        &self,
+        path: &str,
+        args: impl Serialize,
+    ) -> Result<R, FunctionError> {
+        (self.calls)
+            .make(&self.auth.identity, path, args, Call::query)
+            .await
+    }
+
+    /// Runs a mutation (public or internal) in its own transaction (retried on conflicts), as
+    /// the caller.
+    pub async fn run_mutation<R: DeserializeOwned>(
+        &self,
+        path: &str,
+        args: impl Serialize,
+    ) -> Result<R, FunctionError> {
+        (self.calls)
+            .make(&self.auth.identity, path, args, Call::mutation)
+            .await
+    }
+
+    /// Runs another action (public or internal), as the caller.
+    pub async fn run_action<R: DeserializeOwned>(
+        &self,
+        path: &str,
+        args: impl Serialize,
+    ) -> Result<R, FunctionError> {
+        (self.calls)
+            .make(&self.auth.identity, path, args, Call::action)
+            .await
+    }
+}

@@ -1,0 +1,377 @@
+//! Running a function: a query at a snapshot (sharing one execution between identical
+//! subscriptions), a mutation as a transaction retried on conflicts (with backoff, a bounded
+//! number of times, each client session's request applied at most once), an action outside any
+//! transaction — for a caller from outside (a client: public functions only) or for the app's
+//! own code ([`Origin`]).
+
+use std::time::Duration;
+
+use keel_protocol::CanonicalPath;
+use keel_values::{Object, Value};
+
+use crate::backend::{Backend, SessionRequest};
+use crate::calls::{CallDepth, Calls};
+use crate::cluster::Forwarded;
+use crate::context::{ActionCtx, MutationCtx, QueryCtx};
+use crate::error::FunctionError;
+use crate::identity::Identity;
+use crate::mutation_log::RequestKey;
+use crate::query_cache::{QueryKey, QuerySubscription};
+use crate::registry::{Function, FunctionKind, Handler, HandlerFn, Visibility};
+use crate::transaction::SharedTransaction;
+
+/// The longest pause (before jitter) between attempts of a conflicting mutation.
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Where a call comes from, which decides which functions it reaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A client: the HTTP API, the sync protocol, an in-process transport. It reaches public
+    /// functions only; an internal one is, to it, a path with no function.
+    Client,
+    /// The app's own code: a function's `ctx.run_*` (at the depth of the function it runs),
+    /// and the backend's own services. It reaches internal functions too.
+    App(CallDepth),
+}
+
+impl Origin {
+    /// How deep the called function runs.
+    pub(crate) fn depth(self) -> CallDepth {
+        match self {
+            Origin::Client => CallDepth::TOP,
+            Origin::App(depth) => depth,
+        }
+    }
+
+    fn reaches(self, visibility: Visibility) -> bool {
+        match (self, visibility) {
+            (Origin::App(_), Visibility::Public | Visibility::Internal)
+            | (Origin::Client, Visibility::Public) => true,
+            (Origin::Client, Visibility::Internal) => false,
+        }
+    }
+}
+
+impl Backend {
+    /// The function at `path` if `origin` reaches it and it is of the `expected` kind. A path
+    /// the caller does not reach is "not found", exactly as a path with no function (the
+    /// visibility is checked before the kind, so that a client learns nothing of internal
+    /// functions).
+    pub(crate) fn function(
+        &self,
+        path: &CanonicalPath,
+        expected: FunctionKind,
+        origin: Origin,
+    ) -> Result<Handler, FunctionError> {
+        let function = self
+            .inner
+            .functions
+            .get(path)
+            .filter(|function| origin.reaches(function.visibility))
+            .ok_or_else(|| self.not_found(path))?;
+        if function.kind() != expected {
+            return Err(FunctionError::WrongKind {
+                path: path.to_string(),
+                expected: expected.name(),
+                actual: function.kind().name(),
+            });
+        }
+        Ok(function.handler.clone())
+    }
+
+    /// The kind of the public function at `path`, if there is one (an internal function is
+    /// unknown to clients).
+    pub fn function_kind(&self, path: &CanonicalPath) -> Option<FunctionKind> {
+        self.inner
+            .functions
+            .get(path)
+            .filter(|function| Origin::Client.reaches(function.visibility))
+            .map(Function::kind)
+    }
+
+    /// Runs a public query at `ts` (default: the latest commit) for a client.
+    pub async fn run_query(
+        &self,
+        path: &CanonicalPath,
+        args: &Object,
+        identity: &Identity,
+        ts: Option<u64>,
+    ) -> Result<Value, FunctionError> {
+        self.query(path, args, identity, ts, Origin::Client).await
+    }
+
+    /// Runs a query at `ts` (default: the latest commit) for `origin`.
+    pub(crate) async fn query(
+        &self,
+        path: &CanonicalPath,
+        args: &Object,
+        identity: &Identity,
+        ts: Option<u64>,
+        origin: Origin,
+    ) -> Result<Value, FunctionError> {
+        let ts = match ts {
+            Some(ts) => {
+                // A timestamp after the latest commit (or out of retention) is refused even when
+                // a cached result would answer: a later commit could still change what it reads.
+                self.inner.db.begin_at(keel_db::Timestamp(ts))?;
+                ts
+            }
+            None => self.latest_ts(),
+        };
+        self.subscribe(path, args, identity, ts, origin).await.0
+    }
+
+    /// Runs a public query at `ts` for a client and returns its result with a subscription that
+    /// fires when a later commit changes what it read. Identical queries (path, arguments,
+    /// identity) share one execution while its result stays valid. `ts` must not be after the
+    /// latest commit ([`Backend::latest_ts`]).
+    pub async fn subscribe_query(
+        &self,
+        path: &CanonicalPath,
+        args: &Object,
+        identity: &Identity,
+        ts: u64,
+    ) -> (Result<Value, FunctionError>, QuerySubscription) {
+        self.subscribe(path, args, identity, ts, Origin::Client)
+            .await
+    }
+
+    async fn subscribe(
+        &self,
+        path: &CanonicalPath,
+        args: &Object,
+        identity: &Identity,
+        ts: u64,
+        origin: Origin,
+    ) -> (Result<Value, FunctionError>, QuerySubscription) {
+        // Looked up before the cache: a client must not get a cached result of an internal
+        // query that the app's own code ran.
+        let handler = match self.function(path, FunctionKind::Query, origin) {
+            Ok(Handler::Query(handler)) => handler,
+            Ok(Handler::Mutation(_) | Handler::Action(_)) => {
+                unreachable!("function() checked the kind")
+            }
+            Err(error) => return (Err(error), QuerySubscription::never_invalidated()),
+        };
+        let depth = origin.depth();
+        let key = QueryKey::new(path, args, identity.cache_key(), depth);
+        let this = self.clone();
+        let (path, args, identity) = (path.clone(), args.clone(), identity.clone());
+        self.inner
+            .queries
+            .get_or_run(key, ts, move || async move {
+                this.execute_query(handler, &path, args, &identity, ts, depth)
+                    .await
+            })
+            .await
+    }
+
+    async fn execute_query(
+        &self,
+        handler: HandlerFn<QueryCtx>,
+        path: &CanonicalPath,
+        args: Object,
+        identity: &Identity,
+        ts: u64,
+        depth: CallDepth,
+    ) -> (Result<Value, FunctionError>, QuerySubscription) {
+        let tx = match self.inner.db.begin_at(keel_db::Timestamp(ts)) {
+            Ok(tx) => tx,
+            Err(e) => return (Err(e.into()), QuerySubscription::never_invalidated()),
+        };
+        let shared = SharedTransaction::new(tx);
+        let span = tracing::debug_span!("query", path = %path);
+        let limit = self.inner.config.transaction_timeout;
+        let ctx = QueryCtx::new(
+            shared.access(),
+            identity.clone(),
+            Calls::new(self.clone(), depth),
+        );
+        let result = within(
+            limit,
+            FunctionKind::Query,
+            path,
+            tracing::Instrument::instrument(handler(ctx, args), span),
+        )
+        .await;
+        let Some(tx) = shared.finish().await else {
+            return (result, QuerySubscription::never_invalidated());
+        };
+        let subscription = self
+            .inner
+            .db
+            .subscribe(tx.read_set().clone(), keel_db::Timestamp(ts));
+        (result, QuerySubscription::new(subscription))
+    }
+
+    /// Runs a public mutation for a client as one transaction; conflicts are retried with
+    /// backoff. Returns the result and the commit timestamp. On a follower node of a cluster,
+    /// the committer node runs it.
+    pub async fn run_mutation(
+        &self,
+        path: &CanonicalPath,
+        args: Object,
+        identity: &Identity,
+    ) -> Result<(Value, u64), FunctionError> {
+        self.mutation(path, args, identity, None, Origin::Client)
+            .await
+    }
+
+    /// Runs a public mutation a client session sent ([`Backend::run_mutation`]), at most once
+    /// per request: the same request sent again by the same caller — while the first attempt
+    /// runs, after a reconnect, a restart of this process or on another node of a cluster,
+    /// within the receipt retention — gets the first outcome instead of running twice. Another
+    /// caller's request with the same numbers is theirs, and runs as theirs.
+    pub async fn run_session_mutation(
+        &self,
+        path: &CanonicalPath,
+        args: Object,
+        identity: &Identity,
+        request: &SessionRequest,
+    ) -> Result<(Value, u64), FunctionError> {
+        let key = RequestKey {
+            session_id: request.session_id.clone(),
+            caller: identity.caller_key().to_owned(),
+            request_id: request.request_id,
+        };
+        let receipt = key.receipt_key();
+        self.inner
+            .mutations
+            .run_once(&key, async move || {
+                self.mutation(path, args, identity, Some(receipt), Origin::Client)
+                    .await
+            })
+            .await
+    }
+
+    /// Runs a mutation for `origin`, with an idempotency key if the request has one (a client
+    /// session's request, a forwarded call). The key's [`Receipt`](keel_db::Receipt) is
+    /// committed with the mutation, so the same request sent again — after a restart, or to
+    /// another node of a cluster, within the receipt retention — returns the first outcome
+    /// instead of running twice.
+    pub(crate) async fn mutation(
+        &self,
+        path: &CanonicalPath,
+        args: Object,
+        identity: &Identity,
+        mut key: Option<String>,
+        origin: Origin,
+    ) -> Result<(Value, u64), FunctionError> {
+        let Handler::Mutation(handler) = self.function(path, FunctionKind::Mutation, origin)?
+        else {
+            unreachable!("function() checked the kind");
+        };
+        // The receipt is what makes a resend safe after this process restarted (or, on a
+        // cluster, reached another node); `MutationLog` only covers resends to this process.
+        if let Some(cluster) = &self.inner.cluster
+            && !cluster.is_committer()
+        {
+            let key = key.get_or_insert_with(forward_key);
+            match cluster
+                .forward_mutation(path, &args, identity, key, origin)
+                .await?
+            {
+                Forwarded::Done(value, ts) => return Ok((value, ts)),
+                Forwarded::RunHere => {}
+            }
+        }
+        let mut attempt = 0;
+        loop {
+            let mut tx = self.inner.db.begin();
+            if let Some(key) = &key
+                && let Some(receipt) = tx.receipt(key).await?
+            {
+                tracing::debug!(%path, key, "request already applied; returning its outcome");
+                return Ok((receipt.result.unwrap_or(Value::Null), tx.snapshot_ts().0));
+            }
+            let shared = SharedTransaction::new(tx);
+            let span = tracing::debug_span!("mutation", path = %path, attempt);
+            let ctx = MutationCtx::new(
+                shared.access(),
+                identity.clone(),
+                Calls::new(self.clone(), origin.depth()),
+            );
+            let value = within(
+                self.inner.config.transaction_timeout,
+                FunctionKind::Mutation,
+                path,
+                tracing::Instrument::instrument(handler(ctx, args.clone()), span),
+            )
+            .await?;
+            let mut tx = shared
+                .finish()
+                .await
+                .ok_or_else(|| FunctionError::internal("mutation transaction vanished"))?;
+            if let Some(key) = &key {
+                tx.record_receipt(key, &value).await?;
+            }
+            match self.inner.db.commit(tx).await {
+                Ok(ts) => return Ok((value, ts.0)),
+                Err(error) if error.is_occ() && attempt < self.inner.config.mutation_retries => {
+                    attempt += 1;
+                    // Jittered exponential backoff, 20 ms to 2 s: contenders spread out, so each
+                    // retry is likelier to find the document quiet.
+                    let backoff = Duration::from_millis(10 << attempt.min(8))
+                        .min(MAX_RETRY_BACKOFF)
+                        .mul_f64(0.5 + rand::random::<f64>());
+                    tracing::debug!(%path, attempt, ?backoff, "mutation conflicted; retrying");
+                    tokio::time::sleep(backoff).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// Runs a public action for a client (outside any transaction).
+    pub async fn run_action(
+        &self,
+        path: &CanonicalPath,
+        args: Object,
+        identity: &Identity,
+    ) -> Result<Value, FunctionError> {
+        self.action(path, args, identity, Origin::Client).await
+    }
+
+    /// Runs an action for `origin`.
+    pub(crate) async fn action(
+        &self,
+        path: &CanonicalPath,
+        args: Object,
+        identity: &Identity,
+        origin: Origin,
+    ) -> Result<Value, FunctionError> {
+        let Handler::Action(handler) = self.function(path, FunctionKind::Action, origin)? else {
+            unreachable!("function() checked the kind");
+        };
+        let span = tracing::debug_span!("action", path = %path);
+        let ctx = ActionCtx::new(identity.clone(), Calls::new(self.clone(), origin.depth()));
+        within(
+            self.inner.config.action_timeout,
+            FunctionKind::Action,
+            path,
+            tracing::Instrument::instrument(handler(ctx, args), span),
+        )
+        .await
+    }
+}
+
+/// A fresh idempotency key for a call forwarded without one (an HTTP API call or an action's
+/// mutation): it makes retrying the forward safe.
+fn forward_key() -> String {
+    format!("f:{:032x}", rand::random::<u128>())
+}
+
+/// Runs a function's future, failing it with `FunctionTimeout` once it has run for `limit`.
+async fn within<T>(
+    limit: Duration,
+    kind: FunctionKind,
+    path: &CanonicalPath,
+    call: impl Future<Output = Result<T, FunctionError>>,
+) -> Result<T, FunctionError> {
+    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+        Err(FunctionError::uncaught(format!(
+            "FunctionTimeout: {} {path} ran longer than {limit:?}",
+            kind.name()
+        )))
+    })
+}
