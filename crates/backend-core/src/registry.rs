@@ -114,7 +114,9 @@ impl Function {
 /// All functions of an app, by canonical path.
 #[derive(Clone, Default)]
 pub struct FunctionRegistry {
-    functions: HashMap<String, Function>,
+    /// Keyed by the parsed path, so that a call's path (parsed once) looks its function up
+    /// without building a string.
+    functions: HashMap<CanonicalPath, Function>,
 }
 
 fn wrap<C, A, R, F, Fut>(f: F) -> HandlerFn<C>
@@ -174,11 +176,11 @@ impl FunctionRegistry {
             handler,
             visibility,
         };
-        let previous = self.functions.insert(canonical.to_string(), function);
         assert!(
-            previous.is_none(),
+            !self.functions.contains_key(&canonical),
             "function {canonical} is registered twice"
         );
+        self.functions.insert(canonical, function);
         self
     }
 
@@ -257,7 +259,7 @@ impl FunctionRegistry {
     }
 
     pub(crate) fn get(&self, path: &CanonicalPath) -> Option<&Function> {
-        self.functions.get(&path.to_string())
+        self.functions.get(path)
     }
 
     /// The names of the public functions registered in `module`, sorted (what an error message
@@ -266,10 +268,10 @@ impl FunctionRegistry {
         let mut names: Vec<String> = self
             .functions
             .iter()
-            .filter(|(_, function)| function.visibility == Visibility::Public)
-            .filter_map(|(path, _)| path.rsplit_once(':'))
-            .filter(|(m, _)| *m == module)
-            .map(|(_, function)| function.to_owned())
+            .filter(|(path, function)| {
+                path.module == module && function.visibility == Visibility::Public
+            })
+            .map(|(path, _)| path.function.clone())
             .collect();
         names.sort();
         names
