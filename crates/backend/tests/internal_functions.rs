@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{TestBackend, WsClient, updated_value};
+use common::{TestBackend, WsClient, backend_with_idp, updated_value};
 use serde_json::{Value as Json, json};
 
 /// The value of `calls:peek` (query 0) in a transition, if it was updated there.
@@ -216,4 +216,23 @@ async fn calls_between_functions_reach_clients_with_their_errors_and_stay_live()
     if !seen {
         c.transition_until(|t| peeked(t) == Some(0.0)).await;
     }
+}
+
+#[tokio::test]
+async fn a_callee_runs_as_its_caller() {
+    let (b, idp) = backend_with_idp().await;
+    let (user_id, token) = idp.user_token("ada@example.com").await;
+    let call = async |endpoint: &str, path: &str| {
+        let response = reqwest::Client::new()
+            .post(format!("{}{endpoint}", b.url()))
+            .bearer_auth(&token)
+            .json(&json!({ "path": path, "args": {} }))
+            .send()
+            .await
+            .expect("request completes");
+        response.json::<Json>().await.expect("JSON")["value"].clone()
+    };
+    assert_eq!(call("/api/query", "calls:whoami").await, json!(user_id));
+    call("/api/mutation", "calls:sendAsMeInside").await;
+    assert_eq!(call("/api/query", "messages:list").await, json!([user_id]));
 }

@@ -294,6 +294,16 @@ fn functions(counter_runs: Arc<AtomicUsize>) -> FunctionRegistry {
         .query("calls:peek", |ctx: QueryCtx, _: NoArgs| async move {
             ctx.run_query::<f64>("counter:peek", json!({})).await
         })
+        .query("calls:whoami", |ctx: QueryCtx, _: NoArgs| async move {
+            ctx.run_query::<Value>("auth:whoami", json!({})).await
+        })
+        .mutation(
+            "calls:sendAsMeInside",
+            |ctx: MutationCtx, _: NoArgs| async move {
+                ctx.run_mutation::<String>("messages:sendAsMe", json!({}))
+                    .await
+            },
+        )
         .mutation("calls:refuseInside", refuse_inside)
         .mutation("calls:surviveInside", survive_inside)
         .mutation("calls:panicInside", panic_inside)
