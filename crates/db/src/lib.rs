@@ -23,11 +23,11 @@
 //! * `interval_map` — the treap of intervals the subscription manager stabs.
 //! * `read_set` — [`ReadSet`]: intervals read per index.
 //! * `write_log` — recent commits' written keys, for OCC and late subscribers.
-//! * [`persistence`] — the [`Persistence`] trait, [`SqlitePersistence`], the conformance suite.
+//! * [`persistence`] — the [`Persistence`] trait and [`SqlitePersistence`].
 //! * `persistence::postgres` — [`PostgresPersistence`] (`PostgresPersistence::connect(url)`),
 //!   its migrations, committer lease (held at connect, or taken later by a standby), commit
 //!   notifications for followers (LISTEN/NOTIFY), TLS with rustls per libpq's `sslmode` and
-//!   `sslrootcert` (`tls`) and [`PostgresTestSchema`](persistence::PostgresTestSchema).
+//!   `sslrootcert` (`tls`).
 //! * `database` — [`Database`]: open, begin, commit, subscribe, shut down (its committer and
 //!   maintenance are tasks of a `keel_tasks::Tasks`).
 //! * `receipts` — [`Receipt`]s: a keyed request's outcome committed with it (the `_receipts`
@@ -43,6 +43,14 @@
 //!   it writes what it holds and takes nothing more).
 //! * `cursor` — pagination cursors bound to their query.
 //! * `subscription` — [`SubscriptionManager`] and [`Subscription`].
+//!
+//! ## Test support (feature `testing`)
+//! Compiled only when the `testing` feature is on, which tests enable through their
+//! dev-dependencies, so release builds carry none of it:
+//! `persistence::conformance` (the suite every [`Persistence`] must pass, as the
+//! `persistence_conformance_tests!` macro), `persistence::PostgresTestSchema` (a throw-away
+//! PostgreSQL schema per test), `SubscriptionManager::standalone` (a manager without a database,
+//! for benchmarks) and the `db-crash-writer` binary that `tests/crash.rs` kills with SIGKILL.
 
 mod catalog;
 mod codec;

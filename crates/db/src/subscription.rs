@@ -117,7 +117,8 @@ impl SubscriptionManager {
     }
 
     /// A standalone manager (no database) that starts at `ts`; feed it with
-    /// [`SubscriptionManager::invalidate_keys`]. For benchmarks and tests.
+    /// [`SubscriptionManager::invalidate_keys`]. For benchmarks and tests (feature `testing`).
+    #[cfg(feature = "testing")]
     pub fn standalone(ts: Timestamp) -> SubscriptionManager {
         SubscriptionManager::new(Arc::new(RwLock::new(WriteLog::new(ts))), ts)
     }

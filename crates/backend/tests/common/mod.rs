@@ -3,23 +3,19 @@
 //! identity provider in-process, and a raw JSON WebSocket client for the sync protocol.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use keel_auth::{AuthConfig, ProviderConfig};
-use keel_backend::{ActionCtx, Backend, BackendConfig, FunctionError, FunctionRegistry};
-use keel_backend::{Cluster, ClusterConfig};
+use keel_backend::{ActionCtx, BackendConfig, FunctionError, FunctionRegistry};
 use keel_backend::{MutationCtx, QueryCtx};
 use keel_db::persistence::PostgresTestSchema;
-use keel_db::{Database, Order, PostgresPersistence, Schema, SqlitePersistence, TableSchema};
-use keel_idp::{Idp, IdpConfig, NewUser};
-use keel_values::{Object, Value, obj};
+use keel_db::{Order, Schema, TableSchema};
+pub use keel_testing::{ServedBackend, TestIdp};
+use keel_values::{Value, obj};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
-use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -45,14 +41,15 @@ pub fn counter(n: f64) -> convex::FunctionResult {
 
 /// A running backend with its test functions.
 pub struct TestBackend {
-    pub backend: Backend,
-    pub addr: SocketAddr,
-    /// How many times `counter:get` has executed.
+    served: ServedBackend,
     pub counter_runs: Arc<AtomicUsize>,
-    server: tokio::task::JoinHandle<()>,
-    /// The configuration it was started with (kept across [`TestBackend::restart`]).
-    config: BackendConfig,
-    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for TestBackend {
+    type Target = ServedBackend;
+    fn deref(&self) -> &ServedBackend {
+        &self.served
+    }
 }
 
 #[derive(Deserialize)]
@@ -325,164 +322,54 @@ impl TestBackend {
         Self::start_with(BackendConfig::default()).await
     }
 
-    /// A backend with `config`.
+    /// A backend over SQLite with `config`.
     pub async fn start_with(config: BackendConfig) -> TestBackend {
-        Self::start_on(tempfile::tempdir().expect("tempdir"), config).await
-    }
-
-    /// A backend on the SQLite file `db.sqlite3` in `dir` (created or reopened).
-    async fn start_on(dir: tempfile::TempDir, config: BackendConfig) -> TestBackend {
-        let persistence = SqlitePersistence::open(dir.path().join("db.sqlite3")).expect("sqlite");
-        let db = Database::open(Arc::new(persistence), schema())
-            .await
-            .expect("database opens");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        Self::serve(listener, dir, config, |functions, config| {
-            Backend::new(db, functions, config)
-        })
-    }
-
-    /// Serves the backend `build` makes from the test functions on `listener`.
-    fn serve(
-        listener: TcpListener,
-        dir: tempfile::TempDir,
-        config: BackendConfig,
-        build: impl FnOnce(FunctionRegistry, BackendConfig) -> Backend,
-    ) -> TestBackend {
-        let addr = listener.local_addr().expect("addr");
         let counter_runs = Arc::new(AtomicUsize::new(0));
-        let backend = build(functions(counter_runs.clone()), config.clone());
-        let router = keel_backend::router(&backend);
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
+        let served =
+            ServedBackend::sqlite(schema(), functions(counter_runs.clone()), config).await;
         TestBackend {
-            backend,
-            addr,
+            served,
             counter_runs,
-            server,
-            config,
-            _dir: dir,
         }
     }
 
-    /// Stops serving, drops this backend and opens a new one over the same SQLite file and with
-    /// the same configuration on a new port, as a restarted process would (sockets to the old
-    /// one must be closed by the caller).
+    /// Reopens the same SQLite file with the same configuration on a new port, as a restarted
+    /// process would (sockets to the old one must be closed by the caller).
     pub async fn restart(self) -> TestBackend {
-        let TestBackend {
-            backend,
-            server,
-            config,
-            _dir: dir,
-            ..
-        } = self;
-        server.abort();
-        let _ = server.await;
-        drop(backend);
-        Self::start_on(dir, config).await
+        let counter_runs = Arc::new(AtomicUsize::new(0));
+        let served = self
+            .served
+            .restart(schema(), functions(counter_runs.clone()))
+            .await;
+        TestBackend {
+            served,
+            counter_runs,
+        }
     }
 
     /// A backend node of a cluster on the PostgreSQL schema `pg` (the committer if it is the
     /// first, else a follower).
     pub async fn start_node(pg: &PostgresTestSchema, config: BackendConfig) -> TestBackend {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let persistence = PostgresPersistence::connect_standby(pg.url(), pg.options())
-            .await
-            .expect("postgres");
-        let cluster = Cluster::join(
-            persistence,
-            schema(),
-            ClusterConfig::new(format!("http://{addr}")),
-        )
-        .await
-        .expect("joins the cluster");
-        Self::serve(listener, dir, config, |functions, config| {
-            Backend::clustered(cluster, functions, config)
-        })
-    }
-
-    /// `http://127.0.0.1:<port>`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// `ws://127.0.0.1:<port><path>`.
-    pub fn ws_url(&self, path: &str) -> String {
-        format!("ws://{}{path}", self.addr)
+        let counter_runs = Arc::new(AtomicUsize::new(0));
+        let served =
+            ServedBackend::cluster_node(pg, schema(), functions(counter_runs.clone()), config)
+                .await;
+        TestBackend {
+            served,
+            counter_runs,
+        }
     }
 
     /// Runs `counter:increment` in-process; returns the new value.
     pub async fn increment(&self) -> f64 {
-        let path = keel_protocol::normalize_udf_path("counter:increment").expect("path");
-        let (value, _) = self
-            .backend
-            .run_mutation(&path, Object::new(), &keel_backend::Identity::Anonymous)
+        self.mutation("counter:increment")
             .await
-            .expect("increment commits");
-        value.as_f64().expect("a number")
+            .as_f64()
+            .expect("a number")
     }
 
     pub fn counter_runs(&self) -> usize {
         self.counter_runs.load(Ordering::SeqCst)
-    }
-}
-
-/// The development identity provider, served in-process.
-pub struct TestIdp {
-    pub idp: Idp,
-    _dir: tempfile::TempDir,
-}
-
-impl TestIdp {
-    pub async fn start() -> TestIdp {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let idp = Idp::open(IdpConfig::new(dir.path()), addr).expect("idp opens");
-        tokio::spawn(idp.clone().serve(listener));
-        TestIdp { idp, _dir: dir }
-    }
-
-    /// The backend configuration trusting this idp (`applicationID: "convex"`).
-    pub fn backend_config(&self) -> BackendConfig {
-        BackendConfig {
-            auth: AuthConfig {
-                providers: vec![ProviderConfig::Oidc {
-                    domain: self.idp.issuer().to_owned(),
-                    application_id: "convex".to_owned(),
-                }],
-            },
-            ..BackendConfig::default()
-        }
-    }
-
-    /// A new user and a `convex` template token for them; returns (user id, token).
-    pub async fn user_token(&self, email: &str) -> (String, String) {
-        self.user_token_expiring(email, None).await
-    }
-
-    pub async fn user_token_expiring(
-        &self,
-        email: &str,
-        expires_in: Option<Duration>,
-    ) -> (String, String) {
-        let user = self
-            .idp
-            .create_user(NewUser {
-                email_addresses: vec![email.to_owned()],
-                ..NewUser::default()
-            })
-            .await
-            .expect("user created");
-        let session = self.idp.create_session(&user.id).expect("session");
-        let token = self
-            .idp
-            .template_token(&session.id, "convex", expires_in)
-            .expect("token");
-        (user.id, token)
     }
 }
 

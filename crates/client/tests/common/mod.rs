@@ -4,16 +4,14 @@
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use keel_auth::{AuthConfig, ProviderConfig};
-use keel_backend::{ActionCtx, Backend, BackendConfig, FunctionError, FunctionRegistry};
+use keel_backend::{ActionCtx, BackendConfig, FunctionError, FunctionRegistry};
 use keel_backend::{MutationCtx, QueryCtx};
-use keel_db::{Database, Order, Schema, SqlitePersistence, TableSchema};
-use keel_idp::{Idp, IdpConfig, NewUser};
+use keel_db::{Order, Schema, TableSchema};
+pub use keel_testing::{ServedBackend, TestIdp};
 use keel_values::{Value, obj};
 use parking_lot::Mutex;
 use serde::Deserialize;
@@ -186,14 +184,16 @@ fn schema() -> Schema {
 
 /// A running backend with its test functions; restartable over the same SQLite file.
 pub struct TestBackend {
-    pub backend: Backend,
-    pub addr: SocketAddr,
+    served: ServedBackend,
     pub counter_runs: Arc<AtomicUsize>,
     pub gate: Arc<Gate>,
-    config: BackendConfig,
-    server: JoinHandle<()>,
-    db_path: PathBuf,
-    _dir: Arc<tempfile::TempDir>,
+}
+
+impl std::ops::Deref for TestBackend {
+    type Target = ServedBackend;
+    fn deref(&self) -> &ServedBackend {
+        &self.served
+    }
 }
 
 impl TestBackend {
@@ -202,136 +202,43 @@ impl TestBackend {
     }
 
     pub async fn start_with(config: BackendConfig) -> TestBackend {
-        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
-        let db_path = dir.path().join("db.sqlite3");
-        Self::open(config, db_path, dir).await
-    }
-
-    async fn open(
-        config: BackendConfig,
-        db_path: PathBuf,
-        dir: Arc<tempfile::TempDir>,
-    ) -> TestBackend {
-        let persistence = SqlitePersistence::open(&db_path).expect("sqlite");
-        let db = Database::open(Arc::new(persistence), schema())
-            .await
-            .expect("database opens");
         let counter_runs = Arc::new(AtomicUsize::new(0));
         let gate = Arc::new(Gate::default());
-        let backend = Backend::new(
-            db,
-            functions(counter_runs.clone(), gate.clone()),
-            config.clone(),
-        );
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let router = keel_backend::router(&backend);
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
+        let functions = functions(counter_runs.clone(), gate.clone());
+        let served = ServedBackend::sqlite(schema(), functions, config).await;
         TestBackend {
-            backend,
-            addr,
+            served,
             counter_runs,
             gate,
-            config,
-            server,
-            db_path,
-            _dir: dir,
         }
     }
 
     /// Stops serving, drops the backend and opens a new one over the same database file (on a
     /// new port). Sockets to the old one must be cut separately (see [`Proxy::cut`]).
     pub async fn restart(self) -> TestBackend {
-        let TestBackend {
-            backend,
-            config,
-            server,
-            db_path,
-            _dir,
-            ..
-        } = self;
-        server.abort();
-        let _ = server.await;
-        drop(backend);
-        Self::open(config, db_path, _dir).await
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let counter_runs = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(Gate::default());
+        let functions = functions(counter_runs.clone(), gate.clone());
+        let served = self.served.restart(schema(), functions).await;
+        TestBackend {
+            served,
+            counter_runs,
+            gate,
+        }
     }
 
     /// Runs `counter:increment` in-process; returns the new value.
     pub async fn increment(&self) -> f64 {
-        let path = keel_protocol::normalize_udf_path("counter:increment").expect("path");
-        let (value, _) = self
-            .backend
-            .run_mutation(
-                &path,
-                Default::default(),
-                &keel_backend::Identity::Anonymous,
-            )
+        self.mutation("counter:increment")
             .await
-            .expect("increment commits");
-        value.as_f64().expect("a number")
-    }
-}
-
-/// The development identity provider, in-process, with short-lived template tokens.
-pub struct TestIdp {
-    pub idp: Idp,
-    _dir: tempfile::TempDir,
-}
-
-impl TestIdp {
-    pub async fn start(template_ttl: Duration) -> TestIdp {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let mut config = IdpConfig::new(dir.path());
-        config.template_token_ttl = template_ttl;
-        let idp = Idp::open(config, addr).expect("idp opens");
-        tokio::spawn(idp.clone().serve(listener));
-        TestIdp { idp, _dir: dir }
-    }
-
-    /// The backend configuration trusting this idp (`applicationID: "convex"`).
-    pub fn backend_config(&self) -> BackendConfig {
-        BackendConfig {
-            auth: AuthConfig {
-                providers: vec![ProviderConfig::Oidc {
-                    domain: self.idp.issuer().to_owned(),
-                    application_id: "convex".to_owned(),
-                }],
-            },
-            ..BackendConfig::default()
-        }
-    }
-
-    /// A new user with a session; returns (user id, session id).
-    pub async fn user_session(&self, email: &str) -> (String, String) {
-        let user = self
-            .idp
-            .create_user(NewUser {
-                email_addresses: vec![email.to_owned()],
-                ..NewUser::default()
-            })
-            .await
-            .expect("user created");
-        let session = self.idp.create_session(&user.id).expect("session");
-        (user.id, session.id)
-    }
-
-    /// A `convex` template token for the session, `None` once it is revoked.
-    pub fn token(&self, session_id: &str) -> Option<String> {
-        self.idp.template_token(session_id, "convex", None).ok()
+            .as_f64()
+            .expect("a number")
     }
 }
 
 /// A backend trusting a fresh idp whose template tokens live `template_ttl`.
 pub async fn backend_with_idp(template_ttl: Duration) -> (TestBackend, TestIdp) {
-    let idp = TestIdp::start(template_ttl).await;
+    let idp = TestIdp::with_template_ttl(template_ttl).await;
     let backend = TestBackend::start_with(idp.backend_config()).await;
     (backend, idp)
 }

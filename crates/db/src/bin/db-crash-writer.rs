@@ -29,10 +29,9 @@ fn fields(pairs: &[(&str, Value)]) -> Object {
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let usage =
-        || anyhow::anyhow!("usage: db-crash-writer <sqlite file> | <postgres url> <schema>");
+    let usage = || "usage: db-crash-writer <sqlite file> | <postgres url> <schema>";
     let location = args.next().ok_or_else(usage)?;
     let persistence: Arc<dyn Persistence> = if location.starts_with("postgres://") {
         let options = PostgresOptions {

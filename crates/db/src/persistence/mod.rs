@@ -10,6 +10,7 @@
 //!
 //! [`persistence_conformance_tests!`]: crate::persistence_conformance_tests
 
+#[cfg(feature = "testing")]
 pub mod conformance;
 mod postgres;
 mod sqlite;
@@ -18,7 +19,9 @@ mod stored;
 use async_trait::async_trait;
 use keel_values::DocumentId;
 
-pub use postgres::{PostgresOptions, PostgresPersistence, PostgresTestSchema};
+pub use postgres::{PostgresOptions, PostgresPersistence};
+#[cfg(feature = "testing")]
+pub use postgres::PostgresTestSchema;
 pub use sqlite::SqlitePersistence;
 
 use crate::{Document, Interval, Order, Timestamp};

@@ -28,6 +28,7 @@ mod lease;
 mod migrations;
 mod notify;
 mod scan;
+#[cfg(feature = "testing")]
 mod test_schema;
 mod tls;
 
@@ -51,6 +52,7 @@ use super::{
 use crate::codec::encode_document;
 use crate::{Interval, Order, Timestamp};
 
+#[cfg(feature = "testing")]
 pub use self::test_schema::PostgresTestSchema;
 
 /// Settings of a [`PostgresPersistence`] besides the URL.
