@@ -117,14 +117,14 @@ async fn a_follower_serves_forwards_and_takes_over() {
         "type": "Mutation", "requestId": 0, "udfPath": "counter:increment", "args": [{}],
     });
     let mut first = common::WsClient::connect(&follower.ws_url("/api/sync")).await;
-    first.send(&common::connect_message(&session)).await;
+    first.send(&common::connect_message(&session, 0)).await;
     first.send(&increment).await;
     let original = first.next_of("MutationResponse").await;
     assert_eq!(original["success"], true, "{original}");
     assert_eq!(original["result"], 4.0, "{original}");
     drop(first);
     let mut again = common::WsClient::connect(&committer.ws_url("/api/sync")).await;
-    again.send(&common::connect_message(&session)).await;
+    again.send(&common::connect_message(&session, 0)).await;
     again.send(&increment).await;
     let repeated = again.next_of("MutationResponse").await;
     assert_eq!(repeated["result"], original["result"], "{repeated}");

@@ -256,7 +256,7 @@ async fn commits_until_a_non_reader_is_dropped(
     .await
     .unwrap();
     let mut slow = WsClient { ws };
-    slow.send(&connect_message(&random_session_id())).await;
+    slow.send(&connect_message(&random_session_id(), 0)).await;
     slow.add_query(0, 0, "counter:get", json!({"pad": pad}))
         .await;
 

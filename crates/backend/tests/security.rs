@@ -167,7 +167,7 @@ async fn send_request_7(
     token: &str,
 ) -> Json {
     let mut c = WsClient::connect(&b.ws_url("/api/sync")).await;
-    let mut connect = connect_message(session);
+    let mut connect = connect_message(session, 0);
     connect["connectionCount"] = json!(connection_count);
     c.send(&connect).await;
     c.authenticate(0, token).await;

@@ -239,7 +239,7 @@ async fn first_attempt(
     mutation: &serde_json::Value,
 ) -> serde_json::Value {
     let mut first = WsClient::connect(&b.ws_url("/api/sync")).await;
-    first.send(&connect_message(session_id)).await;
+    first.send(&connect_message(session_id, 0)).await;
     first.send(mutation).await;
     let original = first.next_of("MutationResponse").await;
     assert_eq!(original["result"], json!(5.0));
@@ -256,7 +256,7 @@ async fn resend(
     close_reason: &str,
 ) -> (WsClient, serde_json::Value) {
     let mut second = WsClient::connect(&b.ws_url(path)).await;
-    let mut reconnect = connect_message(session_id);
+    let mut reconnect = connect_message(session_id, 0);
     reconnect["connectionCount"] = json!(1);
     reconnect["lastCloseReason"] = json!(close_reason);
     second.send(&reconnect).await;
@@ -556,13 +556,13 @@ async fn a_mutation_resent_while_still_running_runs_once() {
     let mutation = json!({"type": "Mutation", "requestId": 3, "udfPath": "counter:slowIncrement",
                           "args": [{}]});
     let mut first = WsClient::connect(&b.ws_url("/api/sync")).await;
-    first.send(&connect_message(&session_id)).await;
+    first.send(&connect_message(&session_id, 0)).await;
     first.send(&mutation).await;
     // The connection drops while the mutation runs; the client reconnects and sends it again.
     first.ws.close(None).await.expect("closed");
     drop(first);
     let mut second = WsClient::connect(&b.ws_url("/api/sync")).await;
-    second.send(&connect_message(&session_id)).await;
+    second.send(&connect_message(&session_id, 0)).await;
     second.send(&mutation).await;
     let response = second.next_of("MutationResponse").await;
     assert_eq!(response["result"], json!(1.0), "{response}");

@@ -26,11 +26,16 @@
 //! * `backend` — [`ServedBackend`]: a [`keel_backend::Backend`] served by axum on `127.0.0.1:0`,
 //!   over SQLite in a temporary directory (restartable over the same file) or as a node of a
 //!   PostgreSQL cluster.
+//! * [`counter`] — the `counters` document that test functions read and bump.
 //! * `idp` — [`TestIdp`]: the development identity provider served in-process, with users,
 //!   sessions and `convex` template tokens on demand.
+//! * [`sync`] — [`sync::SyncClient`]: a bare sync-protocol socket for tests that send exactly
+//!   the frames they choose, and helpers to read Transitions.
 
 mod backend;
+pub mod counter;
 mod idp;
+pub mod sync;
 
 pub use backend::ServedBackend;
 pub use idp::TestIdp;

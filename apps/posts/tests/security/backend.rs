@@ -137,7 +137,7 @@ attack!(
     /// victim's resend still runs once.
     a_borrowed_session_id_reveals_no_mutation_result,
     |keel| {
-        use crate::support::sync::SyncSocket;
+        use keel_testing::sync::SyncClient as SyncSocket;
         let victim = keel.backend_token("victim@example.com").await;
         let attacker = keel.backend_token("attacker@example.com").await;
         let session = uuid::Uuid::new_v4().to_string();
@@ -149,14 +149,14 @@ attack!(
                 "args": [{ "title": title, "body": "" }],
             })
         };
-        let mut socket = SyncSocket::connect(&keel.backend, &session, 0).await;
+        let mut socket = SyncSocket::connect_as(&keel.backend, &session, 0).await;
         socket.authenticate(0, &victim).await;
         socket.send(&create("Victim's secret post")).await;
         let original = socket.next_of("MutationResponse").await;
         assert_eq!(original["success"], true, "{original}");
         drop(socket);
 
-        let mut socket = SyncSocket::connect(&keel.backend, &session, 1).await;
+        let mut socket = SyncSocket::connect_as(&keel.backend, &session, 1).await;
         socket.authenticate(0, &attacker).await;
         socket.send(&create("Attacker's post")).await;
         let theirs = socket.next_of("MutationResponse").await;
@@ -164,7 +164,7 @@ attack!(
         assert_ne!(theirs["result"], original["result"], "the attacker got the victim's post id");
         drop(socket);
 
-        let mut socket = SyncSocket::connect(&keel.backend, &session, 2).await;
+        let mut socket = SyncSocket::connect_as(&keel.backend, &session, 2).await;
         socket.authenticate(0, &victim).await;
         socket.send(&create("Victim's secret post")).await;
         let again = socket.next_of("MutationResponse").await;
@@ -194,11 +194,11 @@ attack!(
     an_expired_token_stops_live_updates_when_http_refuses_it,
     flags = ["--template-token-ttl", "2s"],
     |keel| {
-        use crate::support::sync::SyncSocket;
+        use keel_testing::sync::SyncClient as SyncSocket;
         let token = keel.backend_token("late@example.com").await;
         // Past `exp` (2 s), inside the 5 s leeway: the token still verifies.
         tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-        let mut socket = SyncSocket::connect(&keel.backend, &uuid::Uuid::new_v4().to_string(), 0).await;
+        let mut socket = SyncSocket::connect_as(&keel.backend, &uuid::Uuid::new_v4().to_string(), 0).await;
         socket.authenticate(0, &token).await;
         socket.add_query(0, 1, "posts:list", serde_json::json!({})).await;
         let first = socket.next_of("Transition").await;

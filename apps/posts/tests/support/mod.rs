@@ -5,7 +5,6 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-pub mod sync;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -7,17 +7,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
 use keel_backend::{ActionCtx, BackendConfig, FunctionError, FunctionRegistry};
 use keel_backend::{MutationCtx, QueryCtx};
 use keel_db::persistence::PostgresTestSchema;
 use keel_db::{Order, Schema, TableSchema};
 pub use keel_testing::{ServedBackend, TestIdp};
+use keel_testing::counter;
 use keel_values::{Value, obj};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
 
 /// How long any single wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -71,31 +70,8 @@ struct PadArgs {
     pad: Option<u32>,
 }
 
-async fn counter_value(
-    db: &keel_backend::DbReader,
-) -> Result<(Option<keel_values::DocumentId>, f64), FunctionError> {
-    let doc = db.query("counters").first().await?;
-    Ok(match doc {
-        Some(doc) => (
-            Some(doc.id),
-            doc.fields.get("n").and_then(Value::as_f64).unwrap_or(0.0),
-        ),
-        None => (None, 0.0),
-    })
-}
-
 async fn increment(ctx: MutationCtx, args: IncrementArgs) -> Result<f64, FunctionError> {
-    let (id, n) = counter_value(ctx.db()).await?;
-    let next = n + args.by.unwrap_or(1.0);
-    let fields = obj! { "n" => next };
-    let fields = fields.as_object().cloned().unwrap_or_default();
-    match id {
-        Some(id) => ctx.db().patch(id, fields, &[]).await?,
-        None => {
-            ctx.db().insert("counters", fields).await?;
-        }
-    }
-    Ok(next)
+    counter::add(ctx.db(), args.by.unwrap_or(1.0)).await
 }
 
 async fn send(ctx: MutationCtx, args: SendArgs) -> Result<String, FunctionError> {
@@ -178,7 +154,7 @@ async fn panic_mutation(ctx: MutationCtx, _: NoArgs) -> Result<Value, FunctionEr
 /// The counter, read after a pause (a query slower than the commits around it).
 async fn slow_get(ctx: QueryCtx, _: NoArgs) -> Result<f64, FunctionError> {
     tokio::time::sleep(Duration::from_millis(20)).await;
-    Ok(counter_value(ctx.db()).await?.1)
+    Ok(counter::read(ctx.db()).await?.1)
 }
 
 /// An increment that takes a while (to catch requests in flight).
@@ -193,12 +169,12 @@ async fn bump(ctx: ActionCtx, _: NoArgs) -> Result<f64, FunctionError> {
 
 /// The counter, for the app's own code only.
 async fn peek(ctx: QueryCtx, _: NoArgs) -> Result<f64, FunctionError> {
-    Ok(counter_value(ctx.db()).await?.1)
+    Ok(counter::read(ctx.db()).await?.1)
 }
 
 /// Sets the counter back to 0 (internal).
 async fn reset(ctx: MutationCtx, _: NoArgs) -> Result<f64, FunctionError> {
-    let (id, n) = counter_value(ctx.db()).await?;
+    let (id, n) = counter::read(ctx.db()).await?;
     increment(ctx, IncrementArgs { by: Some(-n) }).await?;
     Ok(if id.is_some() { n } else { 0.0 })
 }
@@ -263,7 +239,7 @@ fn functions(counter_runs: Arc<AtomicUsize>) -> FunctionRegistry {
         .query("counter:get", move |ctx: QueryCtx, args: PadArgs| {
             counter_runs.fetch_add(1, Ordering::SeqCst);
             async move {
-                let (_, n) = counter_value(ctx.db()).await?;
+                let (_, n) = counter::read(ctx.db()).await?;
                 let pad = "x".repeat(args.pad.unwrap_or(0) as usize);
                 Ok(obj! { "n" => n, "pad" => pad })
             }
@@ -380,160 +356,10 @@ pub async fn backend_with_idp() -> (TestBackend, TestIdp) {
     (backend, idp)
 }
 
-type WsStream =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// A raw sync-protocol client speaking JSON text frames.
-pub struct WsClient {
-    pub ws: WsStream,
-}
-
-/// What ended a wait for a message.
-#[derive(Debug)]
-pub enum Next {
-    Message(Json),
-    /// The server closed the socket (close frame, error or end of stream).
-    Closed,
-}
-
-impl WsClient {
-    pub async fn connect(url: &str) -> WsClient {
-        let (ws, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .expect("ws connects");
-        WsClient { ws }
-    }
-
-    /// Connects and sends `Connect` with a fresh session id.
-    pub async fn connect_session(url: &str) -> WsClient {
-        let mut client = Self::connect(url).await;
-        client.send(&connect_message(&random_session_id())).await;
-        client
-    }
-
-    pub async fn send(&mut self, message: &Json) {
-        self.ws
-            .send(Message::Text(message.to_string().into()))
-            .await
-            .expect("frame sent");
-    }
-
-    pub async fn send_text(&mut self, text: &str) {
-        self.ws
-            .send(Message::Text(text.to_owned().into()))
-            .await
-            .expect("frame sent");
-    }
-
-    /// The next JSON message (Pings included), or `Closed`; panics after [`WAIT`].
-    pub async fn next_any(&mut self) -> Next {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let frame = tokio::time::timeout_at(deadline, self.ws.next())
-                .await
-                .expect("a message or a close within the deadline");
-            match frame {
-                Some(Ok(Message::Text(text))) => {
-                    return Next::Message(serde_json::from_str(&text).expect("server sends JSON"));
-                }
-                Some(Ok(Message::Binary(_))) => panic!("server sent a binary frame"),
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
-                Some(Ok(Message::Close(_)) | Err(_)) | None => return Next::Closed,
-            }
-        }
-    }
-
-    /// The next message that is not a `Ping`.
-    pub async fn next(&mut self) -> Json {
-        loop {
-            match self.next_any().await {
-                Next::Message(m) if m["type"] == "Ping" => {}
-                Next::Message(m) => return m,
-                Next::Closed => panic!("socket closed while waiting for a message"),
-            }
-        }
-    }
-
-    /// The next message of type `kind` (skipping others).
-    pub async fn next_of(&mut self, kind: &str) -> Json {
-        loop {
-            let m = self.next().await;
-            if m["type"] == kind {
-                return m;
-            }
-        }
-    }
-
-    /// Transitions until one satisfies `done`; returns it.
-    pub async fn transition_until(&mut self, mut done: impl FnMut(&Json) -> bool) -> Json {
-        loop {
-            let m = self.next_of("Transition").await;
-            if done(&m) {
-                return m;
-            }
-        }
-    }
-
-    /// Skips messages until the server closes the socket; returns what arrived before.
-    pub async fn until_closed(&mut self) -> Vec<Json> {
-        let mut seen = Vec::new();
-        loop {
-            match self.next_any().await {
-                Next::Message(m) => seen.push(m),
-                Next::Closed => return seen,
-            }
-        }
-    }
-
-    /// Sends `Authenticate` with a user token (identity version `base` → `base + 1`).
-    pub async fn authenticate(&mut self, base: u32, token: &str) {
-        self.send(&json!({"type": "Authenticate", "tokenType": "User", "value": token, "baseVersion": base}))
-            .await;
-    }
-
-    /// Subscribes to `path` with `args` as query `query_id` (query set `base` → `base + 1`).
-    pub async fn add_query(&mut self, base: u32, query_id: u32, path: &str, args: Json) {
-        self.send(&json!({
-            "type": "ModifyQuerySet",
-            "baseVersion": base,
-            "newVersion": base + 1,
-            "modifications": [{"type": "Add", "queryId": query_id, "udfPath": path, "args": [args]}],
-        }))
-        .await;
-    }
-}
-
-pub fn random_session_id() -> String {
-    let n: u128 = rand::random();
-    let h = format!("{n:032x}");
-    format!(
-        "{}-{}-4{}-8{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[13..16],
-        &h[17..20],
-        &h[20..32]
-    )
-}
-
-pub fn connect_message(session_id: &str) -> Json {
-    json!({
-        "type": "Connect",
-        "sessionId": session_id,
-        "connectionCount": 0,
-        "lastCloseReason": "InitialConnect",
-        "clientTs": 0,
-    })
-}
-
-/// The value of query `query_id` in a Transition, if it was updated there.
-pub fn updated_value(transition: &Json, query_id: u64) -> Option<&Json> {
-    transition["modifications"]
-        .as_array()?
-        .iter()
-        .find(|m| m["type"] == "QueryUpdated" && m["queryId"] == query_id)
-        .map(|m| &m["value"])
-}
+#[allow(unused_imports, reason = "each test binary uses a different part")]
+pub use keel_testing::sync::{
+    Next, SyncClient as WsClient, connect_message, random_session_id, updated_value,
+};
 
 /// The `n` of a `counter:get` result in a Transition, if query `query_id` was updated there.
 pub fn counter_in(transition: &Json, query_id: u64) -> Option<f64> {

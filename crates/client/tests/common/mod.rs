@@ -12,6 +12,7 @@ use keel_backend::{ActionCtx, BackendConfig, FunctionError, FunctionRegistry};
 use keel_backend::{MutationCtx, QueryCtx};
 use keel_db::{Order, Schema, TableSchema};
 pub use keel_testing::{ServedBackend, TestIdp};
+use keel_testing::counter;
 use keel_values::{Value, obj};
 use parking_lot::Mutex;
 use serde::Deserialize;
@@ -31,33 +32,8 @@ struct SendArgs {
     body: String,
 }
 
-async fn counter_value(
-    db: &keel_backend::DbReader,
-) -> Result<(Option<keel_values::DocumentId>, f64), FunctionError> {
-    let doc = db.query("counters").first().await?;
-    Ok(match doc {
-        Some(doc) => (
-            Some(doc.id),
-            doc.fields.get("n").and_then(Value::as_f64).unwrap_or(0.0),
-        ),
-        None => (None, 0.0),
-    })
-}
-
 async fn increment(ctx: MutationCtx, _: NoArgs) -> Result<f64, FunctionError> {
-    let (id, n) = counter_value(ctx.db()).await?;
-    let next = n + 1.0;
-    let fields = obj! { "n" => next }
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-    match id {
-        Some(id) => ctx.db().patch(id, fields, &[]).await?,
-        None => {
-            ctx.db().insert("counters", fields).await?;
-        }
-    }
-    Ok(next)
+    counter::add(ctx.db(), 1.0).await
 }
 
 fn require_user(auth: &keel_backend::Auth) -> Result<String, FunctionError> {
@@ -140,7 +116,7 @@ fn functions(counter_runs: Arc<AtomicUsize>, gate: Arc<Gate>) -> FunctionRegistr
         // Takes any arguments (`v.any()`): tests vary them to make distinct query keys.
         .query("counter:get", move |ctx: QueryCtx, _: Value| {
             counter_runs.fetch_add(1, Ordering::SeqCst);
-            async move { Ok(counter_value(ctx.db()).await?.1) }
+            async move { Ok(counter::read(ctx.db()).await?.1) }
         })
         // Same, but only for signed-in callers.
         .mutation(
@@ -152,7 +128,7 @@ fn functions(counter_runs: Arc<AtomicUsize>, gate: Arc<Gate>) -> FunctionRegistr
         )
         .query("private:counter", |ctx: QueryCtx, _: NoArgs| async move {
             let who = require_user(ctx.auth())?;
-            let n = counter_value(ctx.db()).await?.1;
+            let n = counter::read(ctx.db()).await?.1;
             Ok(obj! { "n" => n, "who" => who })
         })
         .mutation("messages:send", send)
