@@ -27,6 +27,7 @@
 //!   over SQLite in a temporary directory (restartable over the same file) or as a node of a
 //!   PostgreSQL cluster.
 //! * [`counter`] — the `counters` document that test functions read and bump.
+//! * [`messages`] — the `messages` table that test functions write and list.
 //! * `idp` — [`TestIdp`]: the development identity provider served in-process, with users,
 //!   sessions and `convex` template tokens on demand.
 //! * [`sync`] — [`sync::SyncClient`]: a bare sync-protocol socket for tests that send exactly
@@ -35,6 +36,7 @@
 mod backend;
 pub mod counter;
 mod idp;
+pub mod messages;
 pub mod sync;
 
 pub use backend::ServedBackend;

@@ -5,7 +5,6 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

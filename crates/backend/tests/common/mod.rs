@@ -10,9 +10,9 @@ use std::time::Duration;
 use keel_backend::{ActionCtx, BackendConfig, FunctionError, FunctionRegistry};
 use keel_backend::{MutationCtx, QueryCtx};
 use keel_db::persistence::PostgresTestSchema;
-use keel_db::{Order, Schema, TableSchema};
+use keel_db::{Schema, TableSchema};
 pub use keel_testing::{ServedBackend, TestIdp};
-use keel_testing::counter;
+use keel_testing::{counter, messages};
 use keel_values::{Value, obj};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
@@ -75,12 +75,7 @@ async fn increment(ctx: MutationCtx, args: IncrementArgs) -> Result<f64, Functio
 }
 
 async fn send(ctx: MutationCtx, args: SendArgs) -> Result<String, FunctionError> {
-    let fields = obj! { "body" => args.body };
-    let id = ctx
-        .db()
-        .insert("messages", fields.as_object().cloned().unwrap_or_default())
-        .await?;
-    Ok(id.to_string())
+    messages::send(ctx.db(), args.body).await
 }
 
 #[derive(Deserialize)]
@@ -90,20 +85,7 @@ struct ListArgs {
 }
 
 async fn list(ctx: QueryCtx, args: ListArgs) -> Result<Vec<String>, FunctionError> {
-    let query = ctx.db().query("messages").order(Order::Asc);
-    let docs = match args.limit {
-        Some(limit) => query.take(limit as usize).await?,
-        None => query.collect().await?,
-    };
-    Ok(docs
-        .iter()
-        .filter_map(|d| {
-            d.fields
-                .get("body")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-        .collect())
+    messages::list(ctx.db(), args.limit.map(|n| n as usize)).await
 }
 
 /// Records the caller's subject (or "anonymous") as a message.
@@ -301,8 +283,7 @@ impl TestBackend {
     /// A backend over SQLite with `config`.
     pub async fn start_with(config: BackendConfig) -> TestBackend {
         let counter_runs = Arc::new(AtomicUsize::new(0));
-        let served =
-            ServedBackend::sqlite(schema(), functions(counter_runs.clone()), config).await;
+        let served = ServedBackend::sqlite(schema(), functions(counter_runs.clone()), config).await;
         TestBackend {
             served,
             counter_runs,

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use keel_backend::{ActionCtx, BackendConfig, FunctionError, FunctionRegistry};
 use keel_backend::{MutationCtx, QueryCtx};
-use keel_db::{Order, Schema, TableSchema};
+use keel_db::{Schema, TableSchema};
 pub use keel_testing::{ServedBackend, TestIdp};
-use keel_testing::counter;
+use keel_testing::{counter, messages};
 use keel_values::{Value, obj};
 use parking_lot::Mutex;
 use serde::Deserialize;
@@ -47,30 +47,11 @@ fn require_user(auth: &keel_backend::Auth) -> Result<String, FunctionError> {
 }
 
 async fn send(ctx: MutationCtx, args: SendArgs) -> Result<String, FunctionError> {
-    let fields = obj! { "body" => args.body };
-    let id = ctx
-        .db()
-        .insert("messages", fields.as_object().cloned().unwrap_or_default())
-        .await?;
-    Ok(id.to_string())
+    messages::send(ctx.db(), args.body).await
 }
 
 async fn list(ctx: QueryCtx, _: NoArgs) -> Result<Vec<String>, FunctionError> {
-    let docs = ctx
-        .db()
-        .query("messages")
-        .order(Order::Asc)
-        .collect()
-        .await?;
-    Ok(docs
-        .iter()
-        .filter_map(|d| {
-            d.fields
-                .get("body")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-        .collect())
+    messages::list(ctx.db(), None).await
 }
 
 /// Holds `gated:send` mutations until released.

@@ -19,9 +19,9 @@ mod stored;
 use async_trait::async_trait;
 use keel_values::DocumentId;
 
-pub use postgres::{PostgresOptions, PostgresPersistence};
 #[cfg(feature = "testing")]
 pub use postgres::PostgresTestSchema;
+pub use postgres::{PostgresOptions, PostgresPersistence};
 pub use sqlite::SqlitePersistence;
 
 use crate::{Document, Interval, Order, Timestamp};
