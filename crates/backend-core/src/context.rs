@@ -12,6 +12,7 @@ use keel_values::{DocumentId, Object};
 use crate::calls::Calls;
 use crate::error::FunctionError;
 use crate::identity::Identity;
+use crate::journal::JournalRecorder;
 use crate::transaction::TxAccess;
 
 /// The caller's identity, as `ctx.auth()`.
@@ -34,6 +35,8 @@ impl Auth {
 #[derive(Clone)]
 pub struct DbReader {
     tx: TxAccess,
+    /// The journal of the function's run (its one paginated query's end).
+    journal: JournalRecorder,
 }
 
 impl DbReader {
@@ -58,6 +61,7 @@ impl DbReader {
     pub fn query(&self, table: &str) -> QueryBuilder {
         QueryBuilder {
             tx: self.tx.clone(),
+            journal: self.journal.clone(),
             table: table.to_owned(),
             index: None,
             order: Order::Asc,
@@ -69,6 +73,7 @@ impl DbReader {
 #[must_use = "a query does nothing until it is collected"]
 pub struct QueryBuilder {
     tx: TxAccess,
+    journal: JournalRecorder,
     table: String,
     index: Option<(String, IndexRange)>,
     order: Order,
@@ -93,6 +98,7 @@ impl QueryBuilder {
     ) -> Result<T, FunctionError> {
         let QueryBuilder {
             tx,
+            journal: _,
             table,
             index,
             order,
@@ -127,12 +133,37 @@ impl QueryBuilder {
         self.run(async |q| q.unique().await).await
     }
 
-    /// One page of results and a cursor for the next.
+    /// One page of results and the cursor of the next: Convex's `paginate`, taking the
+    /// `paginationOpts` argument as the client sent it (see [`keel_db::Query::paginate`]).
+    ///
+    /// In a query a subscription keeps, the page keeps the end its first run reached (the
+    /// query's journal), so that a live list neither shows a document twice nor skips one as
+    /// others are inserted and deleted. A function paginates once at most
+    /// (`MultiplePaginatedDatabaseQueries`).
+    ///
+    /// ```
+    /// use keel_backend_core::{FunctionError, QueryCtx};
+    /// use keel_db::{Order, PaginationOptions};
+    /// use keel_values::Value;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// #[serde(rename_all = "camelCase")]
+    /// struct PageArgs { pagination_opts: PaginationOptions }
+    ///
+    /// async fn page(ctx: QueryCtx, args: PageArgs) -> Result<keel_db::PaginationResult<Value>, FunctionError> {
+    ///     let page = ctx.db().query("messages").order(Order::Desc).paginate(args.pagination_opts).await?;
+    ///     Ok(page.map(|message| message.to_value()))
+    /// }
+    /// ```
     pub async fn paginate(
         self,
-        options: PaginationOptions,
-    ) -> Result<PaginationResult, FunctionError> {
-        self.run(async move |q| q.paginate(options).await).await
+        mut options: PaginationOptions,
+    ) -> Result<PaginationResult<Document>, FunctionError> {
+        let journal = self.journal.clone();
+        options.end_cursor = journal.begin_page(options.end_cursor.take())?;
+        let page = self.run(async move |q| q.paginate(options).await).await?;
+        journal.end_page(&page.continue_cursor);
+        Ok(page)
     }
 }
 
@@ -202,10 +233,19 @@ pub struct QueryCtx {
 impl QueryCtx {
     pub(crate) fn new(tx: TxAccess, identity: Identity, calls: Calls) -> Self {
         QueryCtx {
-            db: DbReader { tx },
+            db: DbReader {
+                tx,
+                journal: JournalRecorder::default(),
+            },
             auth: Auth { identity },
             calls,
         }
+    }
+
+    /// The context with the journal of a top-level run (which the runner keeps).
+    pub(crate) fn with_journal(mut self, journal: JournalRecorder) -> Self {
+        self.db.journal = journal;
+        self
     }
 
     /// The database, read-only.
@@ -232,7 +272,10 @@ impl MutationCtx {
     pub(crate) fn new(tx: TxAccess, identity: Identity, calls: Calls) -> Self {
         MutationCtx {
             db: DbWriter {
-                reader: DbReader { tx },
+                reader: DbReader {
+                    tx,
+                    journal: JournalRecorder::default(),
+                },
             },
             auth: Auth { identity },
             calls,

@@ -226,6 +226,8 @@ impl From<DbError> for FunctionError {
                 FunctionError::Internal(Arc::new(error))
             }
             DbError::InvalidCursor
+            | DbError::NoDocumentsForPagination
+            | DbError::InvalidPaginationLimit
             | DbError::OccConflict { .. }
             | DbError::UniqueMoreThanOne { .. }
             | DbError::TableNotFound(_)

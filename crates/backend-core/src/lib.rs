@@ -19,7 +19,8 @@
 //! apart from its transports: `keel-backend` serves it over the Convex HTTP API and the Convex
 //! sync protocol (WebSocket), and serves the cluster's node-to-node route; `keel`'s in-process
 //! transport calls it directly. A transport calls [`Backend::authenticate`] (a token becomes an
-//! [`Identity`]), then [`Backend::run_query`], [`Backend::subscribe_query`],
+//! [`Identity`]), then [`Backend::run_query`], [`Backend::subscribe_query`] (or
+//! [`Backend::subscribe_query_journaled`], keeping a paginated query's page end),
 //! [`Backend::run_mutation`] (or [`Backend::run_session_mutation`] for a client session's
 //! request) and [`Backend::run_action`]; it sends a [`FunctionError`] as
 //! [`FunctionError::client_message`] and [`FunctionError::error_data`], and answers an
@@ -65,8 +66,10 @@
 //! * `mutation_log` — at-most-once mutations per (client session, caller, request id), in
 //!   memory (a resend while the first attempt runs waits for it); receipts committed with each
 //!   mutation carry this across restarts and nodes (see `cluster`).
-//! * `query_cache` — one execution per identical query, reused while it stays valid;
-//!   [`QuerySubscription`].
+//! * `query_cache` — one execution per identical query (and journal), reused while it stays
+//!   valid; [`QueryOutcome`], [`QuerySubscription`].
+//! * `journal` — [`QueryJournal`]: where a query's paginated page ended, so that its re-runs
+//!   keep the page's end (a live paginated list neither duplicates nor skips documents).
 
 mod backend;
 mod calls;
@@ -74,6 +77,7 @@ pub mod cluster;
 mod context;
 mod error;
 mod identity;
+mod journal;
 mod mutation_log;
 mod query_cache;
 mod registry;
@@ -86,5 +90,6 @@ pub use cluster::{Cluster, ClusterConfig};
 pub use context::{ActionCtx, Auth, DbReader, DbWriter, MutationCtx, QueryBuilder, QueryCtx};
 pub use error::{ErrorClass, FunctionError, INTERNAL_ERROR_MESSAGE};
 pub use identity::{Identity, VerifiedUser};
-pub use query_cache::QuerySubscription;
+pub use journal::QueryJournal;
+pub use query_cache::{QueryOutcome, QuerySubscription};
 pub use registry::{FunctionKind, FunctionRegistry, Visibility};

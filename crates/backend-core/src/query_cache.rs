@@ -16,6 +16,7 @@ use keel_values::{Object, Value};
 
 use crate::calls::CallDepth;
 use crate::error::FunctionError;
+use crate::journal::QueryJournal;
 
 /// Entries kept before invalid (then, if need be, valid) ones are swept out.
 const MAX_ENTRIES: usize = 10_000;
@@ -60,13 +61,39 @@ impl QuerySubscription {
     }
 }
 
-/// Which executions are interchangeable: the same query with the same arguments, as the same
-/// identity, at the same call depth (a query that calls others may succeed at one depth and hit
-/// the depth limit at another).
+/// What one query execution gave: its result, its journal (for its next runs) and the
+/// subscription to what it read. See [`Backend::subscribe_query_journaled`].
+///
+/// [`Backend::subscribe_query_journaled`]: crate::Backend::subscribe_query_journaled
+#[derive(Clone)]
+pub struct QueryOutcome {
+    /// The query's value or error.
+    pub result: Result<Value, FunctionError>,
+    /// The journal to run the query with next time (and to send the client with the result).
+    pub journal: QueryJournal,
+    /// Fires when a commit changes what the query read.
+    pub subscription: QuerySubscription,
+}
+
+impl QueryOutcome {
+    /// An outcome that depends on no data (a missing function, bad arguments).
+    pub(crate) fn failed(error: FunctionError) -> Self {
+        QueryOutcome {
+            result: Err(error),
+            journal: QueryJournal::new(),
+            subscription: QuerySubscription::never_invalidated(),
+        }
+    }
+}
+
+/// Which executions are interchangeable: the same query with the same arguments and journal,
+/// as the same identity, at the same call depth (a query that calls others may succeed at one
+/// depth and hit the depth limit at another).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct QueryKey {
     path: String,
     args: String,
+    journal: QueryJournal,
     identity: String,
     depth: CallDepth,
 }
@@ -75,12 +102,14 @@ impl QueryKey {
     pub(crate) fn new(
         path: &CanonicalPath,
         args: &Object,
+        journal: &QueryJournal,
         identity: &str,
         depth: CallDepth,
     ) -> Self {
         QueryKey {
             path: path.to_string(),
             args: keel_values::to_json_string(&Value::Object(args.clone())),
+            journal: journal.clone(),
             identity: identity.to_owned(),
             depth,
         }
@@ -89,17 +118,16 @@ impl QueryKey {
 
 struct Execution {
     ts: u64,
-    result: Result<Value, FunctionError>,
-    subscription: QuerySubscription,
+    outcome: QueryOutcome,
 }
 
 impl Execution {
     fn usable_at(&self, ts: u64) -> bool {
-        self.ts <= ts && !self.subscription.is_invalidated()
+        self.ts <= ts && !self.outcome.subscription.is_invalidated()
     }
 
-    fn output(&self) -> (Result<Value, FunctionError>, QuerySubscription) {
-        (self.result.clone(), self.subscription.clone())
+    fn output(&self) -> QueryOutcome {
+        self.outcome.clone()
     }
 }
 
@@ -117,7 +145,7 @@ enum Slot {
 /// database subscription alive for every argument any caller ever sent.
 fn evict(slots: &mut HashMap<QueryKey, Slot>) {
     slots.retain(|_, slot| match slot {
-        Slot::Ready(execution) => !execution.subscription.is_invalidated(),
+        Slot::Ready(execution) => !execution.outcome.subscription.is_invalidated(),
         Slot::Running { .. } => true,
     });
     if slots.len() >= MAX_ENTRIES {
@@ -142,15 +170,10 @@ pub(crate) struct QueryCache {
 
 impl QueryCache {
     /// The result of the query at `ts`, reusing or joining an execution when one fits.
-    pub(crate) async fn get_or_run<F, Fut>(
-        &self,
-        key: QueryKey,
-        ts: u64,
-        run: F,
-    ) -> (Result<Value, FunctionError>, QuerySubscription)
+    pub(crate) async fn get_or_run<F, Fut>(&self, key: QueryKey, ts: u64, run: F) -> QueryOutcome
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = (Result<Value, FunctionError>, QuerySubscription)> + Send + 'static,
+        Fut: Future<Output = QueryOutcome> + Send + 'static,
     {
         let joined = {
             let slots = self.slots.lock();
@@ -174,12 +197,8 @@ impl QueryCache {
 
         let future = run();
         let done = async move {
-            let (result, subscription) = future.await;
-            Arc::new(Execution {
-                ts,
-                result,
-                subscription,
-            })
+            let outcome = future.await;
+            Arc::new(Execution { ts, outcome })
         }
         .boxed()
         .shared();

@@ -15,8 +15,9 @@ use crate::cluster::Forwarded;
 use crate::context::{ActionCtx, MutationCtx, QueryCtx};
 use crate::error::FunctionError;
 use crate::identity::Identity;
+use crate::journal::{JournalRecorder, QueryJournal};
 use crate::mutation_log::RequestKey;
-use crate::query_cache::{QueryKey, QuerySubscription};
+use crate::query_cache::{QueryKey, QueryOutcome, QuerySubscription};
 use crate::registry::{Function, FunctionKind, Handler, HandlerFn, Visibility};
 use crate::transaction::SharedTransaction;
 
@@ -118,13 +119,16 @@ impl Backend {
             }
             None => self.latest_ts(),
         };
-        self.subscribe(path, args, identity, ts, origin).await.0
+        self.subscribe(path, args, identity, ts, &QueryJournal::new(), origin)
+            .await
+            .result
     }
 
     /// Runs a public query at `ts` for a client and returns its result with a subscription that
     /// fires when a later commit changes what it read. Identical queries (path, arguments,
     /// identity) share one execution while its result stays valid. `ts` must not be after the
-    /// latest commit ([`Backend::latest_ts`]).
+    /// latest commit ([`Backend::latest_ts`]). A transport that keeps queries' journals (the
+    /// sync protocol) uses [`Backend::subscribe_query_journaled`].
     pub async fn subscribe_query(
         &self,
         path: &CanonicalPath,
@@ -132,7 +136,32 @@ impl Backend {
         identity: &Identity,
         ts: u64,
     ) -> (Result<Value, FunctionError>, QuerySubscription) {
-        self.subscribe(path, args, identity, ts, Origin::Client)
+        let outcome = self
+            .subscribe(
+                path,
+                args,
+                identity,
+                ts,
+                &QueryJournal::new(),
+                Origin::Client,
+            )
+            .await;
+        (outcome.result, outcome.subscription)
+    }
+
+    /// [`Backend::subscribe_query`] resuming `journal`, the journal of the query's previous run
+    /// (what the client sent back; [`QueryJournal::new`] the first time): a paginated query
+    /// reads its page up to the end that run reached. The outcome carries the journal for the
+    /// next run.
+    pub async fn subscribe_query_journaled(
+        &self,
+        path: &CanonicalPath,
+        args: &Object,
+        identity: &Identity,
+        ts: u64,
+        journal: &QueryJournal,
+    ) -> QueryOutcome {
+        self.subscribe(path, args, identity, ts, journal, Origin::Client)
             .await
     }
 
@@ -142,8 +171,9 @@ impl Backend {
         args: &Object,
         identity: &Identity,
         ts: u64,
+        journal: &QueryJournal,
         origin: Origin,
-    ) -> (Result<Value, FunctionError>, QuerySubscription) {
+    ) -> QueryOutcome {
         // Looked up before the cache: a client must not get a cached result of an internal
         // query that the app's own code ran.
         let handler = match self.function(path, FunctionKind::Query, origin) {
@@ -151,21 +181,23 @@ impl Backend {
             Ok(Handler::Mutation(_) | Handler::Action(_)) => {
                 unreachable!("function() checked the kind")
             }
-            Err(error) => return (Err(error), QuerySubscription::never_invalidated()),
+            Err(error) => return QueryOutcome::failed(error),
         };
         let depth = origin.depth();
-        let key = QueryKey::new(path, args, identity.cache_key(), depth);
+        let key = QueryKey::new(path, args, journal, identity.cache_key(), depth);
         let this = self.clone();
         let (path, args, identity) = (path.clone(), args.clone(), identity.clone());
+        let journal = JournalRecorder::resuming(journal.clone());
         self.inner
             .queries
             .get_or_run(key, ts, move || async move {
-                this.execute_query(handler, &path, args, &identity, ts, depth)
+                this.execute_query(handler, &path, args, &identity, ts, depth, journal)
                     .await
             })
             .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn execute_query(
         &self,
         handler: HandlerFn<QueryCtx>,
@@ -174,10 +206,11 @@ impl Backend {
         identity: &Identity,
         ts: u64,
         depth: CallDepth,
-    ) -> (Result<Value, FunctionError>, QuerySubscription) {
+        journal: JournalRecorder,
+    ) -> QueryOutcome {
         let tx = match self.inner.db.begin_at(keel_db::Timestamp(ts)) {
             Ok(tx) => tx,
-            Err(e) => return (Err(e.into()), QuerySubscription::never_invalidated()),
+            Err(e) => return QueryOutcome::failed(e.into()),
         };
         let shared = SharedTransaction::new(tx);
         let span = tracing::debug_span!("query", path = %path);
@@ -186,7 +219,8 @@ impl Backend {
             shared.access(),
             identity.clone(),
             Calls::new(self.clone(), depth),
-        );
+        )
+        .with_journal(journal.clone());
         let result = within(
             limit,
             FunctionKind::Query,
@@ -194,14 +228,23 @@ impl Backend {
             tracing::Instrument::instrument(handler(ctx, args), span),
         )
         .await;
+        let journal = journal.finish();
         let Some(tx) = shared.finish().await else {
-            return (result, QuerySubscription::never_invalidated());
+            return QueryOutcome {
+                result,
+                journal,
+                subscription: QuerySubscription::never_invalidated(),
+            };
         };
         let subscription = self
             .inner
             .db
             .subscribe(tx.read_set().clone(), keel_db::Timestamp(ts));
-        (result, QuerySubscription::new(subscription))
+        QueryOutcome {
+            result,
+            journal,
+            subscription: QuerySubscription::new(subscription),
+        }
     }
 
     /// Runs a public mutation for a client as one transaction; conflicts are retried with

@@ -430,8 +430,8 @@ async fn only_changed_results_are_sent_again() {
     };
     assert_eq!(
         journal(&t, 0),
-        json!("j0"),
-        "the client's journal comes back"
+        Json::Null,
+        "a query that does not paginate writes an empty journal, whatever the client sent"
     );
     assert_eq!(journal(&t, 1), Json::Null);
 

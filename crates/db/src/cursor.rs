@@ -16,7 +16,7 @@ pub(crate) fn fnv1a(seed: u64, bytes: &[u8]) -> u64 {
 }
 
 /// A position in a query: after a key, or past the end.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Position {
     /// After this index key.
     After(Vec<u8>),

@@ -15,6 +15,14 @@ pub struct Document {
     pub fields: Object,
 }
 
+/// A document encodes as [`Document::to_value`], so that a query may return one (or a
+/// [`PaginationResult`](crate::PaginationResult) of them) as it is.
+impl serde::Serialize for Document {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_value().serialize(serializer)
+    }
+}
+
 impl Document {
     /// The document's size as Convex measures it for limits, system fields included.
     pub fn size(&self) -> usize {

@@ -42,6 +42,12 @@ pub enum DbError {
         "InvalidCursor: Tried to run a query starting from a cursor, but it looks like this cursor is from a different query."
     )]
     InvalidCursor,
+    /// A page of no documents asked for (`numItems` 0), as Convex refuses it.
+    #[error("NoDocumentsForPagination: Must request at least 1 document while paginating")]
+    NoDocumentsForPagination,
+    /// `maximumRowsRead` or `maximumBytesRead` of 0: a page must be able to read something.
+    #[error("InvalidPaginationLimit: maximumRowsRead and maximumBytesRead must be greater than 0")]
+    InvalidPaginationLimit,
     /// A table that does not exist (for example the table of a foreign document id).
     #[error("TableNotFound: table {0} does not exist")]
     TableNotFound(String),
@@ -105,6 +111,8 @@ impl DbError {
             DbError::OccConflict { .. } => "OptimisticConcurrencyControlFailure",
             DbError::UniqueMoreThanOne { .. } => "UniqueMoreThanOne",
             DbError::InvalidCursor => "InvalidCursor",
+            DbError::NoDocumentsForPagination => "NoDocumentsForPagination",
+            DbError::InvalidPaginationLimit => "InvalidPaginationLimit",
             DbError::TableNotFound(_) => "TableNotFound",
             DbError::IndexNotFound { .. } => "IndexNotFound",
             DbError::InvalidIndexRange(_) => "InvalidIndexRange",

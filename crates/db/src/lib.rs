@@ -38,7 +38,9 @@
 //!   process's commits) and [`Database::promote`] (take over as the committer).
 //! * `transaction` — [`Transaction`]: snapshot reads, own writes, insert/patch/replace/delete;
 //!   [`Savepoint`]s (a nested mutation's writes undone when it fails).
-//! * `query` — [`Query`], [`IndexRange`], [`Order`], pagination and cursors.
+//! * `query` — [`Query`], [`IndexRange`], [`Order`]; the index scan every query runs.
+//! * `pagination` — [`Query::paginate`] with Convex's [`PaginationOptions`] and
+//!   [`PaginationResult`]: pages pinned to an end cursor, read limits, split cursors.
 //! * `committer` — the single committer task (validation, timestamps, group commit; on shutdown
 //!   it writes what it holds and takes nothing more).
 //! * `cursor` — pagination cursors bound to their query.
@@ -62,6 +64,7 @@ mod error;
 mod interval;
 mod interval_map;
 mod maintenance;
+mod pagination;
 pub mod persistence;
 mod query;
 mod read_set;
@@ -77,8 +80,9 @@ pub use database::Database;
 pub use document::Document;
 pub use error::DbError;
 pub use interval::{Interval, IntervalSet};
+pub use keel_values::{PageStatus, PaginationOptions, PaginationResult};
 pub use persistence::{IndexId, Persistence, PostgresPersistence, SqlitePersistence};
-pub use query::{IndexRange, Order, PaginationOptions, PaginationResult, Query};
+pub use query::{IndexRange, Order, Query};
 pub use read_set::ReadSet;
 pub use receipts::{RECEIPT_RETENTION, Receipt};
 pub use schema::{IndexSchema, MAX_INDEX_FIELDS, Schema, TableSchema, Validator};

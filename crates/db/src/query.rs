@@ -1,5 +1,5 @@
-//! Queries: index ranges, order, and the terminal methods (take, first, unique, collect,
-//! paginate).
+//! Queries: index ranges, order, and the terminal methods (take, first, unique, collect;
+//! `paginate` is in `pagination`).
 //!
 //! ```ignore
 //! let recent = tx.query("posts")
@@ -16,7 +16,7 @@ use keel_values::sort_key::encode_value;
 use keel_values::{DocumentId, Value};
 
 use crate::catalog::{BY_CREATION_TIME, BY_ID, IndexInfo, TABLE_CREATED, TableInfo};
-use crate::cursor::{Position, decode_cursor, encode_cursor, fnv1a};
+use crate::cursor::{Position, fnv1a};
 use crate::interval::{key_successor, prefix_successor};
 use crate::persistence::IndexRow;
 use crate::{DbError, Document, Interval, Transaction};
@@ -179,29 +179,6 @@ fn encode_for(index: &IndexInfo, value: &Value) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Options of [`Query::paginate`].
-#[derive(Clone, Debug, Default)]
-pub struct PaginationOptions {
-    /// How many documents the page should hold.
-    pub num_items: usize,
-    /// Where to start: `None` for the beginning, else a `continue_cursor` of the same query.
-    pub cursor: Option<String>,
-    /// If set, read exactly up to this cursor (ignoring `num_items`), as a reactive client does
-    /// when it re-runs a page it already has.
-    pub end_cursor: Option<String>,
-}
-
-/// A page of results.
-#[derive(Clone, Debug)]
-pub struct PaginationResult {
-    /// The documents of the page.
-    pub page: Vec<Document>,
-    /// Whether the query has no more results after this page.
-    pub is_done: bool,
-    /// Pass as `cursor` to get the next page.
-    pub continue_cursor: String,
-}
-
 /// A query over one table, built by [`Transaction::query`] and run by one of its async terminal
 /// methods. Every run records the scanned interval in the transaction's read set.
 pub struct Query<'a> {
@@ -215,15 +192,15 @@ pub struct Query<'a> {
 }
 
 /// A compiled query.
-struct Plan {
+pub(crate) struct Plan {
     table: Arc<TableInfo>,
     index: IndexInfo,
-    interval: Interval,
+    pub(crate) interval: Interval,
 }
 
 impl Plan {
     /// Binds cursors to the query: a hash of the table, index, interval and order.
-    fn fingerprint(&self, order: Order) -> [u8; 16] {
+    pub(crate) fn fingerprint(&self, order: Order) -> [u8; 16] {
         let mut bytes = Vec::new();
         for part in [
             self.table.name.as_bytes(),
@@ -249,7 +226,7 @@ impl Plan {
 }
 
 /// Narrows `interval` to what follows `position` in `order`.
-fn after(interval: &Interval, position: &Position, order: Order) -> Interval {
+pub(crate) fn after(interval: &Interval, position: &Position, order: Order) -> Interval {
     match (position, order) {
         (Position::End, _) => EMPTY.clone(),
         (Position::After(key), Order::Asc) => Interval {
@@ -270,7 +247,7 @@ fn after(interval: &Interval, position: &Position, order: Order) -> Interval {
 }
 
 /// Narrows `interval` to what comes up to and including `position` in `order`.
-fn up_to(interval: &Interval, position: &Position, order: Order) -> Interval {
+pub(crate) fn up_to(interval: &Interval, position: &Position, order: Order) -> Interval {
     match (position, order) {
         (Position::End, _) => interval.clone(),
         (Position::After(key), Order::Asc) => {
@@ -334,9 +311,9 @@ impl<'a> Query<'a> {
     pub async fn take(self, n: usize) -> Result<Vec<Document>, DbError> {
         let (plan, tx, order) = self.plan().await?;
         let interval = plan.interval.clone();
-        Ok(run(tx, &plan, interval, order, n)
+        Ok(run(tx, &plan, interval, order, &ScanLimits::items(n))
             .await?
-            .0
+            .rows
             .into_iter()
             .map(|(_, d)| d)
             .collect())
@@ -367,46 +344,7 @@ impl<'a> Query<'a> {
         self.take(usize::MAX).await
     }
 
-    /// One page, starting at `options.cursor`. The continue cursor only works with this same
-    /// query (same table, index, range and order); any other gives [`DbError::InvalidCursor`].
-    pub async fn paginate(self, options: PaginationOptions) -> Result<PaginationResult, DbError> {
-        let (plan, tx, order) = self.plan().await?;
-        let fingerprint = plan.fingerprint(order);
-        let start = match &options.cursor {
-            Some(cursor) => decode_cursor(&fingerprint, cursor)?,
-            None => Position::After(Vec::new()),
-        };
-        let mut interval = match &start {
-            Position::After(key) if key.is_empty() => plan.interval.clone(),
-            position => after(&plan.interval, position, order),
-        };
-        let mut limit = options.num_items;
-        let end = options
-            .end_cursor
-            .as_deref()
-            .map(|c| decode_cursor(&fingerprint, c))
-            .transpose()?;
-        if let Some(end) = &end {
-            interval = up_to(&interval, end, order);
-            limit = usize::MAX;
-        }
-        let (rows, exhausted) = run(tx, &plan, interval, order, limit).await?;
-        let (is_done, position) = match (&end, exhausted, rows.last()) {
-            (Some(end_position), _, _) => {
-                (*end_position == Position::End, clone_position(end_position))
-            }
-            (None, true, _) => (true, Position::End),
-            (None, false, Some((key, _))) => (false, Position::After(key.clone())),
-            (None, false, None) => (false, start),
-        };
-        Ok(PaginationResult {
-            page: rows.into_iter().map(|(_, d)| d).collect(),
-            is_done,
-            continue_cursor: encode_cursor(&fingerprint, &position),
-        })
-    }
-
-    async fn plan(self) -> Result<(Plan, &'a mut Transaction, Order), DbError> {
+    pub(crate) async fn plan(self) -> Result<(Plan, &'a mut Transaction, Order), DbError> {
         if !self.system && crate::receipts::is_system_table(&self.table) {
             return Err(crate::receipts::no_such_table(&self.table));
         }
@@ -438,29 +376,63 @@ impl<'a> Query<'a> {
     }
 }
 
-fn clone_position(p: &Position) -> Position {
-    match p {
-        Position::After(k) => Position::After(k.clone()),
-        Position::End => Position::End,
+/// How far one scan may go.
+pub(crate) struct ScanLimits {
+    /// Rows to return at most.
+    pub(crate) items: usize,
+    /// Stop before returning another row once this many were returned (`maximumRowsRead`).
+    pub(crate) rows: Option<usize>,
+    /// Stop before returning another row once this many bytes of documents were returned
+    /// (`maximumBytesRead`); at least one row is returned.
+    pub(crate) bytes: Option<usize>,
+}
+
+impl ScanLimits {
+    /// At most `items` rows, no other limit.
+    pub(crate) fn items(items: usize) -> ScanLimits {
+        ScanLimits {
+            items,
+            rows: None,
+            bytes: None,
+        }
     }
 }
 
+/// What one scan returned.
+pub(crate) struct Scan {
+    /// The rows, with their index keys, in the query's order.
+    pub(crate) rows: Vec<(Vec<u8>, Document)>,
+    /// Whether the interval has nothing after the last row.
+    pub(crate) exhausted: bool,
+    /// Whether [`ScanLimits::rows`] or [`ScanLimits::bytes`] stopped the scan before its end.
+    pub(crate) limit_hit: bool,
+    /// The size of the rows' documents.
+    pub(crate) bytes: usize,
+}
+
 /// Scans `interval` of the plan's index at the transaction's snapshot, merged with the
-/// transaction's own writes, returning up to `limit` rows and whether the interval was
+/// transaction's own writes, returning rows up to `limits` and whether the interval was
 /// exhausted. Records exactly the part of the interval that was read.
-async fn run(
+pub(crate) async fn run(
     tx: &mut Transaction,
     plan: &Plan,
     interval: Interval,
     order: Order,
-    limit: usize,
-) -> Result<(Vec<(Vec<u8>, Document)>, bool), DbError> {
+    limits: &ScanLimits,
+) -> Result<Scan, DbError> {
+    let limit = limits.items;
+    let done = |exhausted| Scan {
+        rows: Vec::new(),
+        exhausted,
+        limit_hit: false,
+        bytes: 0,
+    };
     if limit == 0 || interval.is_empty() {
-        return Ok((Vec::new(), interval.is_empty()));
+        return Ok(done(interval.is_empty()));
     }
     if plan.table.is_missing() {
         tx.record_read(TABLE_CREATED, Interval::point(plan.table.name.as_bytes()))?;
-        return Ok((Vec::new(), true));
+        return Ok(done(true));
     }
     // Own writes to this table: their ids hide persisted rows; live ones in range are merged in.
     let mut hidden = HashSet::new();
@@ -486,13 +458,18 @@ async fn run(
     let mut remaining = interval.clone();
     let mut persisted_done = false;
     let mut out: Vec<(Vec<u8>, Document)> = Vec::new();
+    let mut bytes = 0;
+    let mut limit_hit = false;
+    // Fetch no more than the row limit lets through (one more, to learn whether there is more).
+    let wanted = limits.rows.map_or(limit, |rows| rows.min(limit));
     let before = |a: &[u8], b: &[u8]| match order {
         Order::Asc => a < b,
         Order::Desc => a > b,
     };
     while out.len() < limit {
         if buffer.is_empty() && !persisted_done {
-            let want = (limit - out.len())
+            let want = wanted
+                .saturating_sub(out.len())
                 .saturating_add(hidden.len())
                 .clamp(1, MAX_BATCH);
             let rows = tx
@@ -520,10 +497,21 @@ async fn run(
             (None, Some(_)) => true,
             (Some(row), Some((key, _))) => before(key, &row.key),
         };
-        if take_own {
-            out.extend(own.pop_front());
-        } else if let Some(row) = buffer.pop_front() {
-            out.push((row.key, row.document));
+        // There is a next row: the read limits stop the scan before it, never at the end.
+        if limits.rows.is_some_and(|max| out.len() >= max)
+            || limits.bytes.is_some_and(|max| bytes >= max)
+        {
+            limit_hit = true;
+            break;
+        }
+        let next = if take_own {
+            own.pop_front()
+        } else {
+            buffer.pop_front().map(|row| (row.key, row.document))
+        };
+        if let Some((key, document)) = next {
+            bytes += document.size();
+            out.push((key, document));
         }
     }
     let exhausted = buffer.is_empty() && persisted_done && own.is_empty();
@@ -543,7 +531,12 @@ async fn run(
         }
     };
     tx.record_read(plan.index.id, read)?;
-    Ok((out, exhausted))
+    Ok(Scan {
+        rows: out,
+        exhausted,
+        limit_hit,
+        bytes,
+    })
 }
 
 #[cfg(test)]

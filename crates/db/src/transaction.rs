@@ -19,7 +19,7 @@ const MAX_BYTES_WRITTEN: usize = 16 * 1024 * 1024;
 /// Most rows (documents fetched by reads and scans) one transaction may read (as Convex).
 pub(crate) const MAX_ROWS_READ: usize = 32_000;
 /// Most bytes of documents one transaction may read (as Convex).
-const MAX_BYTES_READ: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_BYTES_READ: usize = 16 * 1024 * 1024;
 /// Most disjoint index ranges one transaction may read (as Convex).
 const MAX_INTERVALS_READ: usize = 4_096;
 

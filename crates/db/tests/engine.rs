@@ -267,6 +267,7 @@ async fn pagination_walks_everything_and_rejects_foreign_cursors() {
                     num_items: 5,
                     cursor: cursor.clone(),
                     end_cursor: None,
+                    ..Default::default()
                 })
                 .await
                 .unwrap();
@@ -292,6 +293,7 @@ async fn pagination_walks_everything_and_rejects_foreign_cursors() {
             num_items: 2,
             cursor: None,
             end_cursor: None,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -302,6 +304,7 @@ async fn pagination_walks_everything_and_rejects_foreign_cursors() {
             num_items: 2,
             cursor: Some(page.continue_cursor.clone()),
             end_cursor: None,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -318,6 +321,7 @@ async fn pagination_walks_everything_and_rejects_foreign_cursors() {
             num_items: 100,
             cursor: None,
             end_cursor: Some(page.continue_cursor.clone()),
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -146,6 +146,7 @@ async fn case(
                 num_items: page,
                 cursor: cursor.clone(),
                 end_cursor: None,
+                ..Default::default()
             })
             .await
             .unwrap();

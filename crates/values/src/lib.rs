@@ -15,7 +15,8 @@
 //! * `json_text` — [`to_json_string`]: Convex JSON text byte-identical to JavaScript's.
 //! * `limits` — size, nesting, length and field-name limits ([`value_size`], `validate_*`).
 //! * [`typed`] — between Rust types and values, both ways, with Convex's validator rules
-//!   ([`from_args`], [`from_value`], [`to_value`], [`to_args`], [`Int64`]) and the table of
+//!   ([`from_args`], [`from_value`], [`to_value`], [`to_args`], [`Int64`], Convex's pagination
+//!   argument and result [`PaginationOptions`], [`PaginationResult`]) and the table of
 //!   which Rust type stands for which validator; [`ConversionError`] names the path.
 //! * `serde_impl` — `Serialize`/`Deserialize` for [`Value`] as Convex JSON.
 //! * `error` — [`ValueError`], whose messages name the offending path (`.posts[3].title`).
@@ -44,6 +45,7 @@ pub use limits::{
     validate_user_fields, validate_value, value_size,
 };
 pub use typed::{
-    ConversionError, ConversionErrorKind, Int64, from_args, from_value, to_args, to_value,
+    ConversionError, ConversionErrorKind, Int64, PageStatus, PaginationOptions, PaginationResult,
+    from_args, from_value, to_args, to_value,
 };
 pub use value::{Object, Value};

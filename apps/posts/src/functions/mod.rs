@@ -30,6 +30,7 @@ pub fn functions() -> FunctionRegistry {
         .query("users:me", users::me)
         .mutation("users:store", users::store)
         .query("posts:list", posts::list)
+        .query("posts:page", posts::page)
         .query("posts:get", posts::get)
         .mutation("posts:create", posts::create)
         .mutation("posts:remove", posts::remove)

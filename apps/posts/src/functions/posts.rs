@@ -1,7 +1,8 @@
-//! `posts:list`, `posts:get`, `posts:create`, `posts:remove`, `posts:importSample`.
+//! `posts:list`, `posts:page`, `posts:get`, `posts:create`, `posts:remove`,
+//! `posts:importSample`.
 
 use keel_backend::{ActionCtx, FunctionError, MutationCtx, QueryCtx};
-use keel_db::Order;
+use keel_db::{Order, PaginationOptions, PaginationResult};
 use keel_values::{Object, Value, obj};
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +33,28 @@ pub(super) async fn list(ctx: QueryCtx, args: ListArgs) -> Result<Vec<Value>, Fu
         .take(limit)
         .await?;
     Ok(posts.iter().map(|p| p.to_value()).collect())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct PageArgs {
+    pagination_opts: PaginationOptions,
+}
+
+/// One page of posts, newest first (Convex's `paginate` with `paginationOpts`, so that
+/// `usePaginatedQuery` lists them); signed-in users only, like the list.
+pub(super) async fn page(
+    ctx: QueryCtx,
+    args: PageArgs,
+) -> Result<PaginationResult<Value>, FunctionError> {
+    require_user(ctx.auth())?;
+    let page = ctx
+        .db()
+        .query("posts")
+        .order(Order::Desc)
+        .paginate(args.pagination_opts)
+        .await?;
+    Ok(page.map(|post| post.to_value()))
 }
 
 #[derive(Deserialize)]

@@ -19,7 +19,9 @@ use keel_protocol::{
 use keel_values::{Object, Value};
 use tokio::sync::{Semaphore, mpsc};
 
-use keel_backend_core::{Backend, FunctionError, Identity, QuerySubscription, SessionRequest};
+use keel_backend_core::{
+    Backend, FunctionError, Identity, QueryJournal, QueryOutcome, QuerySubscription, SessionRequest,
+};
 
 use crate::sync::{Outbox, SessionEnd};
 
@@ -33,7 +35,9 @@ const MAX_RUNNING_ACTIONS: usize = 64;
 struct SubscribedQuery {
     path: Result<CanonicalPath, ProtocolError>,
     args: Result<Object, ProtocolError>,
-    journal: Option<String>,
+    /// The journal of the last run (or the one the client sent with the query): the next run
+    /// resumes it, so that a paginated query keeps its page's end.
+    journal: QueryJournal,
     /// Hash of the last result sent, so that unchanged results are not sent again.
     last_sent: Option<u64>,
     /// The subscription of the last execution; `None` until the query first runs.
@@ -390,7 +394,7 @@ impl SyncSession {
                     SubscribedQuery {
                         path,
                         args,
-                        journal: query.journal.flatten(),
+                        journal: QueryJournal::from_wire(query.journal.flatten()),
                         last_sent: None,
                         subscription: None,
                         watching: None,
@@ -477,22 +481,28 @@ impl SyncSession {
             let identity = self.identity.clone();
             let path = query.path.clone();
             let args = query.args.clone();
+            let journal = query.journal.clone();
             async move {
                 match (path, args) {
                     (Ok(path), Ok(args)) => {
-                        let (result, subscription) =
-                            backend.subscribe_query(&path, &args, &identity, ts).await;
-                        (result, Some(subscription))
+                        let QueryOutcome {
+                            result,
+                            journal,
+                            subscription,
+                        } = backend
+                            .subscribe_query_journaled(&path, &args, &identity, ts, &journal)
+                            .await;
+                        (result, journal, Some(subscription))
                     }
                     (Err(error), _) | (_, Err(error)) => {
-                        (Err(FunctionError::InvalidCall(error)), None)
+                        (Err(FunctionError::InvalidCall(error)), journal, None)
                     }
                 }
             }
         });
         let results = futures::future::join_all(runs).await;
 
-        for (query_id, (result, subscription)) in stale.into_iter().zip(results) {
+        for (query_id, (result, journal, subscription)) in stale.into_iter().zip(results) {
             let query = self
                 .queries
                 .get_mut(&query_id)
@@ -514,12 +524,13 @@ impl SyncSession {
             // A failed query without a subscription (bad arguments) must not run again and again.
             query.subscription =
                 Some(subscription.unwrap_or_else(QuerySubscription::never_invalidated));
-            let hash = result_hash(&result);
+            let hash = result_hash(&result, &journal);
+            query.journal = journal;
             if query.last_sent == Some(hash) {
                 continue;
             }
             query.last_sent = Some(hash);
-            let journal = query.journal.clone();
+            let journal = query.journal.to_wire();
             modifications.push(match result {
                 Ok(value) => StateModification::QueryUpdated {
                     query_id,
@@ -620,8 +631,11 @@ fn error_payload(error: &FunctionError, kind: &str, request_id: u32) -> ErrorPay
     }
 }
 
-fn result_hash(result: &Result<Value, FunctionError>) -> u64 {
+/// A digest of what the client is sent for a query: its result and its journal (a client must
+/// hold the journal of the result it shows).
+fn result_hash(result: &Result<Value, FunctionError>, journal: &QueryJournal) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    journal.hash(&mut hasher);
     match result {
         Ok(value) => keel_values::to_json_string(value).hash(&mut hasher),
         Err(error) => {

@@ -24,6 +24,7 @@
 //! | `HashMap<String, T>`, `BTreeMap<String, T>` | `v.record(v.string(), T)` | |
 //! | a struct | `v.object({…})` with its fields | arguments with a field the struct lacks are refused; results may carry more |
 //! | an enum | unit variants: `v.union(v.literal("A"), …)`; others `{ "<variant>": content }` | serde's external tagging |
+//! | [`PaginationOptions`], [`PaginationResult`] | `paginationOptsValidator`, `paginationResultValidator(…)` | `numItems` a whole number; `cursor` required, string or `null` |
 //! | [`Value`](crate::Value), `serde_json::Value` | `v.any()` | a `serde_json::Value` sees an int64 as `{"$integer": …}` and bytes as `{"$bytes": …}` (Convex JSON) |
 //!
 //! Where serde buffers a value before choosing its type — `#[serde(flatten)]`, untagged and
@@ -46,19 +47,23 @@
 //!
 //! Inside: `de` (the decoder: [`from_value`], [`from_args`]) with `access` (fields, elements,
 //! variants) and `path` (where a value sits); `ser` (the encoder: [`to_value`], [`to_args`]) with
-//! `field_name`; `int64` ([`Int64`]); `error` ([`ConversionError`] and how values are shown).
+//! `field_name`; `int64` ([`Int64`]); `pagination` ([`PaginationOptions`], the
+//! `paginationOpts` argument, and [`PaginationResult`]); `error` ([`ConversionError`] and how
+//! values are shown).
 
 mod access;
 mod de;
 mod error;
 mod field_name;
 mod int64;
+mod pagination;
 mod path;
 mod ser;
 
 pub use de::{from_args, from_value};
 pub use error::{ConversionError, ConversionErrorKind};
 pub use int64::Int64;
+pub use pagination::{PageStatus, PaginationOptions, PaginationResult};
 pub use ser::{to_args, to_value};
 
 #[cfg(test)]
