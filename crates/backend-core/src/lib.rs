@@ -65,6 +65,9 @@
 //! * `mutation_log` — at-most-once mutations per (client session, caller, request id), in
 //!   memory (a resend while the first attempt runs waits for it); receipts committed with each
 //!   mutation carry this across restarts and nodes (see `cluster`).
+//! * `scheduler` — [`Scheduler`] (`ctx.scheduler()`: functions run later, as documents of
+//!   `_scheduled_functions`), [`Crons`], and the executor: a named task that runs due jobs on
+//!   the committer (mutations exactly once, actions at most once).
 //! * `query_cache` — one execution per identical query, reused while it stays valid;
 //!   [`QuerySubscription`].
 
@@ -78,13 +81,20 @@ mod mutation_log;
 mod query_cache;
 mod registry;
 mod runner;
+mod scheduler;
 mod transaction;
 
 pub use backend::{Backend, BackendConfig, SessionRequest};
 pub use calls::MAX_CALL_DEPTH;
 pub use cluster::{Cluster, ClusterConfig};
-pub use context::{ActionCtx, Auth, DbReader, DbWriter, MutationCtx, QueryBuilder, QueryCtx};
+pub use context::{
+    ActionCtx, Auth, DbReader, DbWriter, MutationCtx, QueryBuilder, QueryCtx, SystemReader,
+};
 pub use error::{ErrorClass, FunctionError, INTERNAL_ERROR_MESSAGE};
 pub use identity::{Identity, VerifiedUser};
 pub use query_cache::QuerySubscription;
 pub use registry::{FunctionKind, FunctionRegistry, Visibility};
+pub use scheduler::{
+    CronError, CronExpression, CronSchedule, Crons, MAX_SCHEDULE_AHEAD, MAX_SCHEDULED_ARGS_BYTES,
+    MAX_SCHEDULED_PER_CALL, Scheduler, SchedulerError,
+};

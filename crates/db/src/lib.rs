@@ -43,6 +43,8 @@
 //!   it writes what it holds and takes nothing more).
 //! * `cursor` — pagination cursors bound to their query.
 //! * `subscription` — [`SubscriptionManager`] and [`Subscription`].
+//! * `system` — the system tables (`_receipts`, [`SCHEDULED_FUNCTIONS`], [`CRON_JOBS`]) and the
+//!   backend's access to them (`Transaction::system_*`).
 
 mod catalog;
 mod codec;
@@ -61,6 +63,7 @@ mod receipts;
 mod replica;
 mod schema;
 mod subscription;
+mod system;
 mod timestamp;
 mod transaction;
 mod write_log;
@@ -75,5 +78,6 @@ pub use read_set::ReadSet;
 pub use receipts::{RECEIPT_RETENTION, Receipt};
 pub use schema::{IndexSchema, MAX_INDEX_FIELDS, Schema, TableSchema, Validator};
 pub use subscription::{Subscription, SubscriptionManager};
+pub use system::{BY_NAME, BY_STATE, CRON_JOBS, SCHEDULED_FUNCTIONS};
 pub use timestamp::Timestamp;
 pub use transaction::{Savepoint, Transaction};
