@@ -17,6 +17,7 @@ use crate::identity::{Identity, VerifiedUser};
 use crate::mutation_log::MutationLog;
 use crate::query_cache::QueryCache;
 use crate::registry::FunctionRegistry;
+use crate::scheduler::Executor;
 
 /// How the backend runs; see the README's configuration table for the app's flags.
 #[derive(Clone, Debug)]
@@ -76,6 +77,8 @@ pub(crate) struct Inner {
     pub(crate) cluster: Option<Cluster>,
     /// The sync sessions and their tasks (writers, mutation queues, actions).
     tasks: keel_tasks::Tasks,
+    /// The scheduler's executor and the jobs it runs.
+    pub(crate) scheduler: Executor,
 }
 
 impl Backend {
@@ -103,7 +106,14 @@ impl Backend {
         let options = VerifierOptions::default();
         let token_leeway = options.leeway;
         let verifier = TokenVerifier::with_options(config.auth.clone(), options);
-        Backend {
+        let mut functions = functions;
+        crate::scheduler::register_system_functions(&mut functions);
+        for (name, path) in functions.declared_crons().paths() {
+            if !functions.contains(&path.to_string()) {
+                tracing::error!(cron = name, %path, "a cron runs a function that does not exist");
+            }
+        }
+        let backend = Backend {
             inner: Arc::new(Inner {
                 db,
                 functions,
@@ -114,8 +124,11 @@ impl Backend {
                 mutations: MutationLog::default(),
                 cluster,
                 tasks: keel_tasks::Tasks::new("backend"),
+                scheduler: Executor::default(),
             }),
-        }
+        };
+        Executor::start(&backend);
+        backend
     }
 
     /// The cluster this backend is a node of, if any.
@@ -146,6 +159,7 @@ impl Backend {
     /// waiting node takes over at once rather than when this process's connections time out.
     pub async fn shutdown(&self) {
         self.close_sessions().await;
+        self.inner.scheduler.stop().await;
         match &self.inner.cluster {
             Some(cluster) => cluster.shutdown().await,
             None => self.inner.db.shutdown().await,

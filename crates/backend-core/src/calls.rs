@@ -102,6 +102,11 @@ impl Calls {
     pub(crate) fn new(backend: Backend, depth: CallDepth) -> Calls {
         Calls { backend, depth }
     }
+
+    /// The app's functions.
+    pub(crate) fn registry(&self) -> &crate::registry::FunctionRegistry {
+        &self.backend.inner.functions
+    }
 }
 
 impl Calls {

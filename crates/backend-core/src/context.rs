@@ -13,6 +13,7 @@ use crate::calls::Calls;
 use crate::error::FunctionError;
 use crate::identity::Identity;
 use crate::journal::JournalRecorder;
+use crate::scheduler::SharedBudget;
 use crate::transaction::TxAccess;
 
 /// The caller's identity, as `ctx.auth()`.
@@ -65,6 +66,52 @@ impl DbReader {
             table: table.to_owned(),
             index: None,
             order: Order::Asc,
+            system: false,
+        }
+    }
+
+    /// The system tables functions may read (Convex's `ctx.db.system`):
+    /// `_scheduled_functions` and `_cron_jobs`.
+    pub fn system(&self) -> SystemReader {
+        SystemReader {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+/// The system tables functions may read: `_scheduled_functions` (the scheduled functions and
+/// their states) and `_cron_jobs` (the app's crons, their next and last runs). Every other
+/// table reads as missing here.
+#[derive(Clone)]
+pub struct SystemReader {
+    tx: TxAccess,
+}
+
+/// The system tables a [`SystemReader`] reads.
+const READABLE_SYSTEM_TABLES: [&str; 2] = [keel_db::SCHEDULED_FUNCTIONS, keel_db::CRON_JOBS];
+
+impl SystemReader {
+    /// The document of a readable system table with this id, or `None`.
+    pub async fn get(&self, id: DocumentId) -> Result<Option<Document>, FunctionError> {
+        self.tx
+            .with(async move |tx| match tx.system_table_name(&id) {
+                Some(table) if READABLE_SYSTEM_TABLES.contains(&table.as_str()) => {
+                    tx.system_get(id).await
+                }
+                _ => Ok(None),
+            })
+            .await
+    }
+
+    /// Starts a query over a readable system table; any other table is an error when the query
+    /// runs.
+    pub fn query(&self, table: &str) -> QueryBuilder {
+        QueryBuilder {
+            tx: self.tx.clone(),
+            table: table.to_owned(),
+            index: None,
+            order: Order::Asc,
+            system: READABLE_SYSTEM_TABLES.contains(&table),
         }
     }
 }
@@ -77,6 +124,8 @@ pub struct QueryBuilder {
     table: String,
     index: Option<(String, IndexRange)>,
     order: Order,
+    /// Whether the table is a system table the query may read.
+    system: bool,
 }
 
 impl QueryBuilder {
@@ -102,9 +151,14 @@ impl QueryBuilder {
             table,
             index,
             order,
+            system,
         } = self;
         tx.with(async move |tx| {
-            let mut query = tx.query(&table);
+            let mut query = if system {
+                tx.system_query(&table)
+            } else {
+                tx.query(&table)
+            };
             if let Some((name, range)) = index {
                 query = query.with_index(&name, move |_| range);
             }
@@ -304,6 +358,8 @@ impl MutationCtx {
 pub struct ActionCtx {
     pub(crate) auth: Auth,
     pub(crate) calls: Calls,
+    /// What this action has scheduled so far.
+    pub(crate) budget: SharedBudget,
 }
 
 impl ActionCtx {
@@ -311,6 +367,7 @@ impl ActionCtx {
         ActionCtx {
             auth: Auth { identity },
             calls,
+            budget: SharedBudget::default(),
         }
     }
 

@@ -70,6 +70,9 @@
 //!   valid; [`QueryOutcome`], [`QuerySubscription`].
 //! * `journal` — [`QueryJournal`]: where a query's paginated page ended, so that its re-runs
 //!   keep the page's end (a live paginated list neither duplicates nor skips documents).
+//! * `scheduler` — [`Scheduler`] (`ctx.scheduler()`: functions run later, as documents of
+//!   `_scheduled_functions`), [`Crons`], and the executor: a named task that runs due jobs on
+//!   the committer (mutations exactly once, actions at most once).
 
 mod backend;
 mod calls;
@@ -82,14 +85,21 @@ mod mutation_log;
 mod query_cache;
 mod registry;
 mod runner;
+mod scheduler;
 mod transaction;
 
 pub use backend::{Backend, BackendConfig, SessionRequest};
 pub use calls::MAX_CALL_DEPTH;
 pub use cluster::{Cluster, ClusterConfig};
-pub use context::{ActionCtx, Auth, DbReader, DbWriter, MutationCtx, QueryBuilder, QueryCtx};
+pub use context::{
+    ActionCtx, Auth, DbReader, DbWriter, MutationCtx, QueryBuilder, QueryCtx, SystemReader,
+};
 pub use error::{ErrorClass, FunctionError, INTERNAL_ERROR_MESSAGE};
 pub use identity::{Identity, VerifiedUser};
 pub use journal::QueryJournal;
 pub use query_cache::{QueryOutcome, QuerySubscription};
 pub use registry::{FunctionKind, FunctionRegistry, Visibility};
+pub use scheduler::{
+    CronError, CronExpression, CronSchedule, Crons, MAX_SCHEDULE_AHEAD, MAX_SCHEDULED_ARGS_BYTES,
+    MAX_SCHEDULED_PER_CALL, Scheduler, SchedulerError,
+};

@@ -49,6 +49,7 @@ use serde::de::DeserializeOwned;
 
 use crate::context::{ActionCtx, MutationCtx, QueryCtx};
 use crate::error::FunctionError;
+use crate::scheduler::Crons;
 
 /// A boxed, sendable future.
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -117,6 +118,8 @@ pub struct FunctionRegistry {
     /// Keyed by the parsed path, so that a call's path (parsed once) looks its function up
     /// without building a string.
     functions: HashMap<CanonicalPath, Function>,
+    /// The app's crons (run by the scheduler).
+    crons: Crons,
 }
 
 fn wrap<C, A, R, F, Fut>(f: F) -> HandlerFn<C>
@@ -250,6 +253,18 @@ impl FunctionRegistry {
         R: Serialize,
     {
         self.insert(path, Handler::Action(wrap(f)), Visibility::Internal)
+    }
+
+    /// Declares the app's crons (Convex's `crons.ts`), replacing any declared before; the
+    /// scheduler runs them (see [`Crons`]).
+    pub fn crons(&mut self, crons: Crons) -> &mut Self {
+        self.crons = crons;
+        self
+    }
+
+    /// The app's crons.
+    pub(crate) fn declared_crons(&self) -> &Crons {
+        &self.crons
     }
 
     /// Whether a function (public or internal) is registered under `path` (any spelling Convex

@@ -327,24 +327,9 @@ impl Backend {
                 tracing::debug!(%path, key, "request already applied; returning its outcome");
                 return Ok((receipt.result.unwrap_or(Value::Null), tx.snapshot_ts().0));
             }
-            let shared = SharedTransaction::new(tx);
-            let span = tracing::debug_span!("mutation", path = %path, attempt);
-            let ctx = MutationCtx::new(
-                shared.access(),
-                identity.clone(),
-                Calls::new(self.clone(), origin.depth()),
-            );
-            let value = within(
-                self.inner.config.transaction_timeout,
-                FunctionKind::Mutation,
-                path,
-                tracing::Instrument::instrument(handler(ctx, args.clone()), span),
-            )
-            .await?;
-            let mut tx = shared
-                .finish()
-                .await
-                .ok_or_else(|| FunctionError::internal("mutation transaction vanished"))?;
+            let (value, mut tx) = self
+                .attempt_mutation(&handler, path, args.clone(), identity, origin.depth(), tx)
+                .await?;
             if let Some(key) = &key {
                 tx.record_receipt(key, &value).await?;
             }
@@ -352,17 +337,43 @@ impl Backend {
                 Ok(ts) => return Ok((value, ts.0)),
                 Err(error) if error.is_occ() && attempt < self.inner.config.mutation_retries => {
                     attempt += 1;
-                    // Jittered exponential backoff, 20 ms to 2 s: contenders spread out, so each
-                    // retry is likelier to find the document quiet.
-                    let backoff = Duration::from_millis(10 << attempt.min(8))
-                        .min(MAX_RETRY_BACKOFF)
-                        .mul_f64(0.5 + rand::random::<f64>());
-                    tracing::debug!(%path, attempt, ?backoff, "mutation conflicted; retrying");
-                    tokio::time::sleep(backoff).await;
+                    retry_pause(path, attempt).await;
                 }
                 Err(error) => return Err(error.into()),
             }
         }
+    }
+
+    /// One attempt of a mutation: runs `handler` in `tx` and returns its value with the
+    /// transaction to commit (a failed attempt's transaction is dropped: nothing commits).
+    pub(crate) async fn attempt_mutation(
+        &self,
+        handler: &HandlerFn<MutationCtx>,
+        path: &CanonicalPath,
+        args: Object,
+        identity: &Identity,
+        depth: CallDepth,
+        tx: keel_db::Transaction,
+    ) -> Result<(Value, keel_db::Transaction), FunctionError> {
+        let shared = SharedTransaction::new(tx);
+        let span = tracing::debug_span!("mutation", path = %path);
+        let ctx = MutationCtx::new(
+            shared.access(),
+            identity.clone(),
+            Calls::new(self.clone(), depth),
+        );
+        let value = within(
+            self.inner.config.transaction_timeout,
+            FunctionKind::Mutation,
+            path,
+            tracing::Instrument::instrument(handler(ctx, args), span),
+        )
+        .await?;
+        let tx = shared
+            .finish()
+            .await
+            .ok_or_else(|| FunctionError::internal("mutation transaction vanished"))?;
+        Ok((value, tx))
     }
 
     /// Runs a public action for a client (outside any transaction).
@@ -396,6 +407,17 @@ impl Backend {
         )
         .await
     }
+}
+
+/// The pause before the `attempt`th retry of a conflicting mutation: jittered exponential
+/// backoff, 20 ms to 2 s, so that contenders spread out and each retry is likelier to find the
+/// document quiet.
+pub(crate) async fn retry_pause(path: &CanonicalPath, attempt: u32) {
+    let backoff = Duration::from_millis(10 << attempt.min(8))
+        .min(MAX_RETRY_BACKOFF)
+        .mul_f64(0.5 + rand::random::<f64>());
+    tracing::debug!(%path, attempt, ?backoff, "mutation conflicted; retrying");
+    tokio::time::sleep(backoff).await;
 }
 
 /// A fresh idempotency key for a call forwarded without one (an HTTP API call or an action's

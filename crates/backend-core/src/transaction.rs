@@ -22,10 +22,13 @@ use keel_values::DocumentId;
 use tokio::sync::Mutex;
 
 use crate::error::FunctionError;
+use crate::scheduler::SharedBudget;
 
 /// The transaction a top-level query or mutation runs in.
 pub(crate) struct SharedTransaction {
     slot: Arc<Mutex<Slot>>,
+    /// What the functions running in it have scheduled (one budget for the transaction).
+    budget: SharedBudget,
 }
 
 struct Slot {
@@ -67,6 +70,7 @@ impl SharedTransaction {
                 tx: Some(tx),
                 nested: Vec::new(),
             })),
+            budget: SharedBudget::default(),
         }
     }
 
@@ -75,6 +79,7 @@ impl SharedTransaction {
         TxAccess {
             slot: self.slot.clone(),
             level: 0,
+            budget: self.budget.clone(),
         }
     }
 
@@ -96,6 +101,7 @@ pub(crate) struct TxAccess {
     slot: Arc<Mutex<Slot>>,
     /// How many nested mutations this function runs inside.
     level: usize,
+    budget: SharedBudget,
 }
 
 impl TxAccess {
@@ -109,6 +115,11 @@ impl TxAccess {
         self.check_turn(&slot)?;
         let tx = slot.tx.as_mut().ok_or_else(finished)?;
         f(tx).await.map_err(FunctionError::from)
+    }
+
+    /// What the transaction's functions have scheduled so far (see `scheduler`).
+    pub(crate) fn schedule_budget(&self) -> &SharedBudget {
+        &self.budget
     }
 
     /// The name of the (user) table `id` belongs to, if there is one.
@@ -131,6 +142,7 @@ impl TxAccess {
             access: TxAccess {
                 slot: self.slot.clone(),
                 level: self.level + 1,
+                budget: self.budget.clone(),
             },
             abandoned,
             ended: false,

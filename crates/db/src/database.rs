@@ -69,7 +69,7 @@ impl Database {
         schema: Schema,
     ) -> Result<Database, DbError> {
         schema.check()?;
-        let schema = crate::receipts::with_system_tables(schema);
+        let schema = crate::system::with_system_tables(schema);
         let mut latest = persistence.max_ts().await?.unwrap_or(Timestamp::MIN);
         let mut catalog = Catalog::load(persistence.as_ref()).await?;
         // Bring the catalog in line with the schema.
@@ -77,7 +77,7 @@ impl Database {
         let names: Vec<String> = catalog.tables.iter().map(|t| t.name.clone()).collect();
         let mut declared: Vec<&str> = schema.tables().map(|(n, _)| n).collect();
         // System tables after the user's, so user tables keep their numbers.
-        declared.sort_by_key(|name| crate::receipts::is_system_table(name));
+        declared.sort_by_key(|name| crate::system::is_system_table(name));
         for name in declared.iter().copied().chain(
             names
                 .iter()

@@ -45,6 +45,8 @@
 //!   it writes what it holds and takes nothing more).
 //! * `cursor` — pagination cursors bound to their query.
 //! * `subscription` — [`SubscriptionManager`] and [`Subscription`].
+//! * `system` — the system tables (`_receipts`, [`SCHEDULED_FUNCTIONS`], [`CRON_JOBS`]) and the
+//!   backend's access to them (`Transaction::system_*`).
 //!
 //! ## Test support (feature `testing`)
 //! Compiled only when the `testing` feature is on, which tests enable through their
@@ -72,6 +74,7 @@ mod receipts;
 mod replica;
 mod schema;
 mod subscription;
+mod system;
 mod timestamp;
 mod transaction;
 mod write_log;
@@ -87,5 +90,6 @@ pub use read_set::ReadSet;
 pub use receipts::{RECEIPT_RETENTION, Receipt};
 pub use schema::{IndexSchema, MAX_INDEX_FIELDS, Schema, TableSchema, Validator};
 pub use subscription::{Subscription, SubscriptionManager};
+pub use system::{BY_NAME, BY_STATE, CRON_JOBS, SCHEDULED_FUNCTIONS};
 pub use timestamp::Timestamp;
 pub use transaction::{Savepoint, Transaction};

@@ -345,8 +345,8 @@ impl<'a> Query<'a> {
     }
 
     pub(crate) async fn plan(self) -> Result<(Plan, &'a mut Transaction, Order), DbError> {
-        if !self.system && crate::receipts::is_system_table(&self.table) {
-            return Err(crate::receipts::no_such_table(&self.table));
+        if !self.system && crate::system::is_system_table(&self.table) {
+            return Err(crate::system::no_such_table(&self.table));
         }
         let table = match self.tx.db.ensure_table(&self.table).await {
             Ok(table) => table,

@@ -14,7 +14,7 @@ use std::time::Duration;
 use keel_values::{Object, Value};
 
 use crate::query::Query;
-use crate::{Database, DbError, Document, IndexRange, Schema, TableSchema, Timestamp, Transaction};
+use crate::{Database, DbError, Document, IndexRange, Timestamp, Transaction};
 
 /// The system table of receipts.
 pub(crate) const RECEIPTS: &str = "_receipts";
@@ -24,23 +24,6 @@ pub const RECEIPT_RETENTION: Duration = Duration::from_secs(600);
 const MAX_KEPT_RESULT: usize = 512 * 1024;
 /// Receipts deleted per transaction when collecting.
 const COLLECT_BATCH: usize = 1_000;
-
-/// Whether `name` is a system table (users cannot read or write those).
-pub(crate) fn is_system_table(name: &str) -> bool {
-    name.starts_with('_')
-}
-
-/// The error for a user asking for a system table.
-pub(crate) fn no_such_table(name: &str) -> DbError {
-    DbError::TableNotFound(format!(
-        "\"{name}\" (system tables cannot be used by functions)"
-    ))
-}
-
-/// `schema` plus the system tables every database has.
-pub(crate) fn with_system_tables(schema: Schema) -> Schema {
-    schema.table(RECEIPTS, TableSchema::new().index("by_key", &["key"]))
-}
 
 /// A request applied earlier, as its receipt records it.
 #[derive(Clone, Debug, PartialEq)]

@@ -50,7 +50,7 @@ impl Database {
         schema: Schema,
     ) -> Result<Database, DbError> {
         schema.check()?;
-        let schema = crate::receipts::with_system_tables(schema);
+        let schema = crate::system::with_system_tables(schema);
         let latest = persistence.max_ts().await?.unwrap_or(Timestamp::MIN);
         let mut catalog = Catalog::load(persistence.as_ref()).await?;
         apply_validators(&mut catalog, &schema);

@@ -9,7 +9,7 @@ use keel_values::{DocumentId, Object};
 use crate::catalog::{BY_ID, TableInfo};
 use crate::document::check_fields;
 use crate::query::Query;
-use crate::receipts::{is_system_table, no_such_table};
+use crate::system::{is_system_table, no_such_table};
 use crate::{Database, DbError, Document, Interval, ReadSet, Timestamp};
 
 /// Most documents one transaction may write (as Convex).
@@ -281,7 +281,7 @@ impl Transaction {
         Ok(())
     }
 
-    async fn write_existing(
+    pub(crate) async fn write_existing(
         &mut self,
         table: Arc<TableInfo>,
         document: Document,
@@ -388,7 +388,7 @@ impl Transaction {
         validator.check_document(fields, &|id| catalog.table_of(id).map(|t| t.name.clone()))
     }
 
-    async fn load_existing(
+    pub(crate) async fn load_existing(
         &mut self,
         id: DocumentId,
         system: bool,
@@ -403,7 +403,7 @@ impl Transaction {
     /// The id's table and the document's current state (own write first, else the snapshot),
     /// recording the `by_id` read. `None` when the table does not exist, or is a system table
     /// and `system` is false.
-    async fn load(
+    pub(crate) async fn load(
         &mut self,
         id: DocumentId,
         system: bool,

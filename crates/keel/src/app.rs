@@ -44,6 +44,25 @@ impl App {
         }
     }
 
+    /// The app's crons (Convex's `crons.ts`): functions the backend runs on a schedule,
+    /// through its scheduler (see [`keel_backend::Crons`]). Replaces any declared before.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use keel::backend::{Crons, FunctionRegistry, MutationCtx};
+    ///
+    /// let mut functions = FunctionRegistry::new();
+    /// functions.internal_mutation("stats:record", async |_ctx: MutationCtx, _: serde_json::Value| Ok(()));
+    /// let mut crons = Crons::new();
+    /// crons.hourly("record stats", 0, "stats:record", serde_json::json!({}));
+    /// let app = keel::App::new(keel::db::Schema::new(), functions).crons(crons);
+    /// # let _ = app;
+    /// ```
+    pub fn crons(mut self, crons: keel_backend::Crons) -> App {
+        self.functions.crons(crons);
+        self
+    }
+
     /// The app's web tier: given the settings Keel prepared (backend URL, authenticator,
     /// devtools …), the route tree and server functions to serve.
     ///

@@ -24,7 +24,22 @@ pub struct Core {
 
 /// A backend serving `functions` over tables `notes` and `counters`.
 pub async fn core(functions: FunctionRegistry) -> Core {
-    let dir = tempfile::tempdir().expect("tempdir");
+    open(tempfile::tempdir().expect("tempdir"), functions).await
+}
+
+impl Core {
+    /// Stops this backend as a process shutting down would, and opens the same database again
+    /// with `functions` after `down` (a restart).
+    pub async fn restart(self, functions: FunctionRegistry, down: Duration) -> Core {
+        let Core { backend, _dir: dir } = self;
+        backend.shutdown().await;
+        drop(backend);
+        tokio::time::sleep(down).await;
+        open(dir, functions).await
+    }
+}
+
+async fn open(dir: tempfile::TempDir, functions: FunctionRegistry) -> Core {
     let persistence = SqlitePersistence::open(dir.path().join("db.sqlite3")).expect("sqlite");
     let schema = Schema::new()
         .table("notes", TableSchema::new())
