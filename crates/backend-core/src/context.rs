@@ -75,6 +75,7 @@ impl DbReader {
     pub fn system(&self) -> SystemReader {
         SystemReader {
             tx: self.tx.clone(),
+            journal: self.journal.clone(),
         }
     }
 }
@@ -85,6 +86,7 @@ impl DbReader {
 #[derive(Clone)]
 pub struct SystemReader {
     tx: TxAccess,
+    journal: JournalRecorder,
 }
 
 /// The system tables a [`SystemReader`] reads.
@@ -108,6 +110,7 @@ impl SystemReader {
     pub fn query(&self, table: &str) -> QueryBuilder {
         QueryBuilder {
             tx: self.tx.clone(),
+            journal: self.journal.clone(),
             table: table.to_owned(),
             index: None,
             order: Order::Asc,
