@@ -27,7 +27,8 @@ export function startService(name, args, env = {}) {
   const bin = process.env.KEEL_BIN;
   if (!bin) throw new Error("KEEL_BIN is not set (run through `scripts/test`)");
   const child = spawn(bin, args, {
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn", ...env },
+    // The site (HTTP actions) on a free port unless the test says otherwise.
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn", KEEL_SITE_ADDR: "127.0.0.1:0", ...env },
     stdio: ["ignore", "pipe", "inherit"],
   });
   const exited = new Promise((resolve) => child.once("exit", resolve));

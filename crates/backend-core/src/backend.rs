@@ -17,6 +17,7 @@ use crate::identity::{Identity, VerifiedUser};
 use crate::mutation_log::MutationLog;
 use crate::query_cache::QueryCache;
 use crate::registry::FunctionRegistry;
+use crate::storage::StorageConfig;
 
 /// How the backend runs; see the README's configuration table for the app's flags.
 #[derive(Clone, Debug)]
@@ -33,6 +34,8 @@ pub struct BackendConfig {
     pub transaction_timeout: Duration,
     /// Longest an action may run.
     pub action_timeout: Duration,
+    /// File storage: where files' bytes live, the URLs' origin, limits.
+    pub storage: StorageConfig,
 }
 
 impl Default for BackendConfig {
@@ -43,6 +46,7 @@ impl Default for BackendConfig {
             mutation_retries: 8,
             transaction_timeout: Duration::from_secs(10),
             action_timeout: Duration::from_secs(600),
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -103,7 +107,9 @@ impl Backend {
         let options = VerifierOptions::default();
         let token_leeway = options.leeway;
         let verifier = TokenVerifier::with_options(config.auth.clone(), options);
-        Backend {
+        let mut functions = functions;
+        crate::storage::register(&mut functions);
+        let backend = Backend {
             inner: Arc::new(Inner {
                 db,
                 functions,
@@ -115,7 +121,9 @@ impl Backend {
                 cluster,
                 tasks: keel_tasks::Tasks::new("backend"),
             }),
-        }
+        };
+        backend.start_reclaiming();
+        backend
     }
 
     /// The cluster this backend is a node of, if any.

@@ -102,6 +102,11 @@ impl Calls {
     pub(crate) fn new(backend: Backend, depth: CallDepth) -> Calls {
         Calls { backend, depth }
     }
+
+    /// The backend the function runs on (for its services, such as the storage).
+    pub(crate) fn backend(&self) -> &Backend {
+        &self.backend
+    }
 }
 
 impl Calls {

@@ -52,6 +52,8 @@
 //! * `transaction` — the transaction of a top-level query or mutation, shared by the contexts
 //!   of the functions that run in it; nested mutations in savepoints, each context using it in
 //!   its turn.
+//! * `http_action` — HTTP actions: [`HttpRoutes`] (method and exact path or prefix → handler),
+//!   [`HttpRequest`], [`HttpResponse`] (whole or streamed), [`Backend::run_http_action`].
 //! * `identity` — [`Identity`]: who calls (anonymous or a [`VerifiedUser`]).
 //! * `cluster` — [`Cluster`]: a backend node among several on one PostgreSQL database (follow the
 //!   committer's commits, forward mutations to it with idempotency keys, take over when it
@@ -65,6 +67,11 @@
 //! * `mutation_log` — at-most-once mutations per (client session, caller, request id), in
 //!   memory (a resend while the first attempt runs waits for it); receipts committed with each
 //!   mutation carry this across restarts and nodes (see `cluster`).
+//! * `storage` — file storage: [`StorageConfig`], the `_storage` table's [`FileMetadata`],
+//!   `ctx.storage()` ([`StorageReader`], [`StorageWriter`], [`StorageActions`]), uploads to
+//!   single-use URLs ([`Backend::upload`]), serving ([`Backend::stored_file`],
+//!   [`Backend::read_file`]) and reclaiming ([`Backend::reclaim_storage`]); its writes are the
+//!   backend's own internal mutations (`_system/storage:*`).
 //! * `query_cache` — one execution per identical query, reused while it stays valid;
 //!   [`QuerySubscription`].
 
@@ -73,11 +80,13 @@ mod calls;
 pub mod cluster;
 mod context;
 mod error;
+mod http_action;
 mod identity;
 mod mutation_log;
 mod query_cache;
 mod registry;
 mod runner;
+mod storage;
 mod transaction;
 
 pub use backend::{Backend, BackendConfig, SessionRequest};
@@ -85,6 +94,17 @@ pub use calls::MAX_CALL_DEPTH;
 pub use cluster::{Cluster, ClusterConfig};
 pub use context::{ActionCtx, Auth, DbReader, DbWriter, MutationCtx, QueryBuilder, QueryCtx};
 pub use error::{ErrorClass, FunctionError, INTERNAL_ERROR_MESSAGE};
+/// The `http` crate's types ([`http::Method`], [`http::StatusCode`], headers) that HTTP
+/// actions use.
+pub use http;
+pub use http_action::{
+    HTTP_ACTION_BODY_LIMIT, HttpActionError, HttpBody, HttpRequest, HttpResponse, HttpRoute,
+    HttpRoutes,
+};
 pub use identity::{Identity, VerifiedUser};
 pub use query_cache::QuerySubscription;
 pub use registry::{FunctionKind, FunctionRegistry, Visibility};
+pub use storage::{
+    BlobStorage, FileMetadata, ReclaimReport, StorageActions, StorageConfig, StorageReader,
+    StorageWriter, StoredFile, UploadError,
+};

@@ -42,8 +42,15 @@
 //! * `committer` — the single committer task (validation, timestamps, group commit; on shutdown
 //!   it writes what it holds and takes nothing more).
 //! * `cursor` — pagination cursors bound to their query.
+//! * `system` — the backend's services reading and writing system tables by name
+//!   (`Transaction::system_get` …); the file storage's tables [`STORAGE_TABLE`] and
+//!   [`UPLOAD_TOKENS_TABLE`].
+//! * [`blobs`] — the bytes of stored files: the [`blobs::BlobStore`] trait, files in a directory
+//!   ([`blobs::LocalBlobStore`]) or chunks in PostgreSQL (`persistence::postgres::blobs`,
+//!   [`PostgresPersistence::blob_store`]).
 //! * `subscription` — [`SubscriptionManager`] and [`Subscription`].
 
+pub mod blobs;
 mod catalog;
 mod codec;
 mod committer;
@@ -61,6 +68,7 @@ mod receipts;
 mod replica;
 mod schema;
 mod subscription;
+mod system;
 mod timestamp;
 mod transaction;
 mod write_log;
@@ -75,5 +83,6 @@ pub use read_set::ReadSet;
 pub use receipts::{RECEIPT_RETENTION, Receipt};
 pub use schema::{IndexSchema, MAX_INDEX_FIELDS, Schema, TableSchema, Validator};
 pub use subscription::{Subscription, SubscriptionManager};
+pub use system::{STORAGE_TABLE, UPLOAD_TOKENS_TABLE};
 pub use timestamp::Timestamp;
 pub use transaction::{Savepoint, Transaction};

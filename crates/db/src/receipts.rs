@@ -39,7 +39,10 @@ pub(crate) fn no_such_table(name: &str) -> DbError {
 
 /// `schema` plus the system tables every database has.
 pub(crate) fn with_system_tables(schema: Schema) -> Schema {
-    schema.table(RECEIPTS, TableSchema::new().index("by_key", &["key"]))
+    schema
+        .table(RECEIPTS, TableSchema::new().index("by_key", &["key"]))
+        .table(crate::system::STORAGE_TABLE, TableSchema::new())
+        .table(crate::system::UPLOAD_TOKENS_TABLE, TableSchema::new())
 }
 
 /// A request applied earlier, as its receipt records it.

@@ -403,7 +403,7 @@ impl Transaction {
     /// The id's table and the document's current state (own write first, else the snapshot),
     /// recording the `by_id` read. `None` when the table does not exist, or is a system table
     /// and `system` is false.
-    async fn load(
+    pub(crate) async fn load(
         &mut self,
         id: DocumentId,
         system: bool,

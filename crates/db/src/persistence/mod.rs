@@ -18,7 +18,7 @@ mod stored;
 use async_trait::async_trait;
 use keel_values::DocumentId;
 
-pub use postgres::{PostgresOptions, PostgresPersistence, PostgresTestSchema};
+pub use postgres::{PostgresBlobStore, PostgresOptions, PostgresPersistence, PostgresTestSchema};
 pub use sqlite::SqlitePersistence;
 
 use crate::{Document, Interval, Order, Timestamp};
