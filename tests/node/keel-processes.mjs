@@ -20,7 +20,8 @@ export async function waitFor(condition, ms, what) {
 
 /**
  * Starts `keel <args>` and resolves once it prints `<name>: <url>`; also picks up the idp's
- * secret key line. Resolves to { url, secretKey, stop() (SIGTERM; resolves with the exit code),
+ * secret key line and the backend's site (HTTP actions) line. Resolves to { url, secretKey,
+ * site, stop() (SIGTERM; resolves with the exit code),
  * kill() (SIGKILL) }.
  */
 export function startService(name, args, env = {}) {
@@ -49,9 +50,13 @@ export function startService(name, args, env = {}) {
     createInterface({ input: child.stdout }).on("line", (line) => {
       const secret = line.match(/^idp secret key: (sk_\S+)/);
       if (secret) service.secretKey = secret[1];
+      const site = line.match(/^site: (http:\/\/\S+)/);
+      if (site) service.site = site[1];
       const url = line.match(new RegExp(`^${name}: (http://\\S+)`));
       if (url) service.url = url[1];
-      if (service.url && (name !== "idp" || service.secretKey)) {
+      const complete =
+        (name !== "idp" || service.secretKey) && (name !== "backend" || service.site);
+      if (service.url && complete) {
         clearTimeout(timer);
         resolve(service);
       }
