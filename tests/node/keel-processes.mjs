@@ -20,14 +20,16 @@ export async function waitFor(condition, ms, what) {
 
 /**
  * Starts `keel <args>` and resolves once it prints `<name>: <url>`; also picks up the idp's
- * secret key line. Resolves to { url, secretKey, stop() (SIGTERM; resolves with the exit code),
+ * secret key line and the backend's site (HTTP actions) line. Resolves to { url, secretKey,
+ * site, stop() (SIGTERM; resolves with the exit code),
  * kill() (SIGKILL) }.
  */
 export function startService(name, args, env = {}) {
   const bin = process.env.KEEL_BIN;
   if (!bin) throw new Error("KEEL_BIN is not set (run through `scripts/test`)");
   const child = spawn(bin, args, {
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn", ...env },
+    // The site (HTTP actions) on a free port unless the test says otherwise.
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn", KEEL_SITE_ADDR: "127.0.0.1:0", ...env },
     stdio: ["ignore", "pipe", "inherit"],
   });
   const exited = new Promise((resolve) => child.once("exit", resolve));
@@ -48,9 +50,13 @@ export function startService(name, args, env = {}) {
     createInterface({ input: child.stdout }).on("line", (line) => {
       const secret = line.match(/^idp secret key: (sk_\S+)/);
       if (secret) service.secretKey = secret[1];
+      const site = line.match(/^site: (http:\/\/\S+)/);
+      if (site) service.site = site[1];
       const url = line.match(new RegExp(`^${name}: (http://\\S+)`));
       if (url) service.url = url[1];
-      if (service.url && (name !== "idp" || service.secretKey)) {
+      const complete =
+        (name !== "idp" || service.secretKey) && (name !== "backend" || service.site);
+      if (service.url && complete) {
         clearTimeout(timer);
         resolve(service);
       }

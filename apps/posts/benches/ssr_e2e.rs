@@ -37,6 +37,8 @@ impl Drop for Keel {
 fn start_keel() -> Keel {
     let dir = tempfile::tempdir().expect("a temp dir");
     let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+        // The site (HTTP actions) on a free port too, never the shared default.
+        .env("KEEL_SITE_ADDR", "127.0.0.1:0")
         .args(["--web-addr", "127.0.0.1:0", "--backend-addr", "127.0.0.1:0"])
         .args(["--idp-addr", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())

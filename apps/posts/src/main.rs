@@ -5,6 +5,7 @@ fn main() -> std::process::ExitCode {
         keel_posts::functions::schema(),
         keel_posts::functions::functions(),
     )
+    .http(keel_posts::functions::http_routes())
     .web(keel_posts::web::app)
     .run()
 }

@@ -41,6 +41,8 @@ impl Node {
     #[allow(clippy::zombie_processes)]
     fn start(db_url: &str, issuer: &str, data_dir: &Path) -> Node {
         let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+            // The site (HTTP actions) on a free port too, never the shared default.
+            .env("KEEL_SITE_ADDR", "127.0.0.1:0")
             .arg("backend")
             .env("KEEL_DATABASE_URL", db_url)
             .env("KEEL_BACKEND_ADDR", "127.0.0.1:0")

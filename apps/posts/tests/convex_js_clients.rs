@@ -1,5 +1,6 @@
 //! The official Convex JavaScript clients (ConvexHttpClient, ConvexClient over `ws`) against
-//! `keel backend` and `keel idp` processes: see `tests/node/convex-interop.test.mjs`.
+//! `keel backend` and `keel idp` processes: see `tests/node/convex-interop.test.mjs`, and for
+//! file storage and HTTP actions `tests/node/storage-http-actions.test.mjs`.
 
 #[allow(unreachable_pub)]
 mod node_peers;
@@ -7,4 +8,9 @@ mod node_peers;
 #[test]
 fn official_convex_js_clients_work_against_keel() {
     node_peers::run_node_test("convex-interop.test.mjs");
+}
+
+#[test]
+fn uploads_with_fetch_and_http_actions_work_for_the_official_js_client() {
+    node_peers::run_node_test("storage-http-actions.test.mjs");
 }

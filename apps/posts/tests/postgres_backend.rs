@@ -12,6 +12,8 @@ use keel_db::persistence::PostgresTestSchema;
 
 fn backend(url: &str, data_dir: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_keel"))
+        // The site (HTTP actions) on a free port too, never the shared default.
+        .env("KEEL_SITE_ADDR", "127.0.0.1:0")
         .arg("backend")
         .env("KEEL_DATABASE_URL", url)
         .env("KEEL_BACKEND_ADDR", "127.0.0.1:0")

@@ -279,11 +279,13 @@ async fn host_names_are_listen_addresses() {
             "localhost:0",
             "--idp-addr",
             "localhost:0",
+            "--site-addr",
+            "localhost:0",
         ],
         dir.path(),
-        &["web: ", "backend: ", "idp: "],
+        &["web: ", "backend: ", "site: ", "idp: "],
     );
-    for name in ["web", "backend", "idp"] {
+    for name in ["web", "backend", "site", "idp"] {
         let url = keel.line(name).unwrap();
         assert!(url.starts_with("http://localhost:"), "{name}: {url}");
         assert!(!url.ends_with(":0"), "{name}: {url} (the bound port)");
@@ -296,6 +298,7 @@ async fn host_names_are_listen_addresses() {
         mode: Mode::OneProcess,
         web,
         backend: keel.line("backend").unwrap(),
+        site: keel.line("site").unwrap(),
         idp: keel.line("idp").unwrap(),
         secret_key: keel.line("idp secret key").unwrap(),
         processes: vec![keel],
@@ -308,6 +311,8 @@ async fn host_names_are_listen_addresses() {
 fn logs_are_plain_text_off_a_terminal_and_say_ready_and_stopped() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+        // The site (HTTP actions) on a free port too, never the shared default.
+        .env("KEEL_SITE_ADDR", "127.0.0.1:0")
         .args(support::ANY_PORTS)
         .arg("--data-dir")
         .arg(dir.path())

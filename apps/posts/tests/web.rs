@@ -33,6 +33,8 @@ impl Keel {
     fn start(token_ttl: &str) -> Keel {
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+            // The site (HTTP actions) on a free port too, never the shared default.
+            .env("KEEL_SITE_ADDR", "127.0.0.1:0")
             .args(["--web-addr", "127.0.0.1:0", "--backend-addr", "127.0.0.1:0"])
             .args(["--idp-addr", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())

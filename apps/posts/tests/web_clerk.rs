@@ -27,6 +27,8 @@ impl Drop for Service {
 /// Starts `keel <args>` and waits for its `<prefix>: <value>` lines.
 fn spawn(args: &[&str], env: &[(&str, &str)], prefixes: &[&str]) -> Service {
     let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+        // The site (HTTP actions) on a free port too, never the shared default.
+        .env("KEEL_SITE_ADDR", "127.0.0.1:0")
         .args(args)
         .envs(env.iter().copied())
         .env("RUST_LOG", "warn")

@@ -18,6 +18,7 @@ use crate::mutation_log::MutationLog;
 use crate::query_cache::QueryCache;
 use crate::registry::FunctionRegistry;
 use crate::scheduler::Executor;
+use crate::storage::StorageConfig;
 
 /// How the backend runs; see the README's configuration table for the app's flags.
 #[derive(Clone, Debug)]
@@ -34,6 +35,8 @@ pub struct BackendConfig {
     pub transaction_timeout: Duration,
     /// Longest an action may run.
     pub action_timeout: Duration,
+    /// File storage: where files' bytes live, the URLs' origin, limits.
+    pub storage: StorageConfig,
 }
 
 impl Default for BackendConfig {
@@ -44,6 +47,7 @@ impl Default for BackendConfig {
             mutation_retries: 8,
             transaction_timeout: Duration::from_secs(10),
             action_timeout: Duration::from_secs(600),
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -113,6 +117,7 @@ impl Backend {
                 tracing::error!(cron = name, %path, "a cron runs a function that does not exist");
             }
         }
+        crate::storage::register(&mut functions);
         let backend = Backend {
             inner: Arc::new(Inner {
                 db,
@@ -128,6 +133,7 @@ impl Backend {
             }),
         };
         Executor::start(&backend);
+        backend.start_reclaiming();
         backend
     }
 

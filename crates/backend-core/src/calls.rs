@@ -107,6 +107,11 @@ impl Calls {
     pub(crate) fn registry(&self) -> &crate::registry::FunctionRegistry {
         &self.backend.inner.functions
     }
+
+    /// The backend the function runs on (for its services, such as the storage).
+    pub(crate) fn backend(&self) -> &Backend {
+        &self.backend
+    }
 }
 
 impl Calls {

@@ -53,6 +53,8 @@
 //! * `transaction` — the transaction of a top-level query or mutation, shared by the contexts
 //!   of the functions that run in it; nested mutations in savepoints, each context using it in
 //!   its turn.
+//! * `http_action` — HTTP actions: [`HttpRoutes`] (method and exact path or prefix → handler),
+//!   [`HttpRequest`], [`HttpResponse`] (whole or streamed), [`Backend::run_http_action`].
 //! * `identity` — [`Identity`]: who calls (anonymous or a [`VerifiedUser`]).
 //! * `cluster` — [`Cluster`]: a backend node among several on one PostgreSQL database (follow the
 //!   committer's commits, forward mutations to it with idempotency keys, take over when it
@@ -73,12 +75,18 @@
 //! * `scheduler` — [`Scheduler`] (`ctx.scheduler()`: functions run later, as documents of
 //!   `_scheduled_functions`), [`Crons`], and the executor: a named task that runs due jobs on
 //!   the committer (mutations exactly once, actions at most once).
+//! * `storage` — file storage: [`StorageConfig`], the `_storage` table's [`FileMetadata`],
+//!   `ctx.storage()` ([`StorageReader`], [`StorageWriter`], [`StorageActions`]), uploads to
+//!   single-use URLs ([`Backend::upload`]), serving ([`Backend::stored_file`],
+//!   [`Backend::read_file`]) and reclaiming ([`Backend::reclaim_storage`]); its writes are the
+//!   backend's own internal mutations (`_system/storage:*`).
 
 mod backend;
 mod calls;
 pub mod cluster;
 mod context;
 mod error;
+mod http_action;
 mod identity;
 mod journal;
 mod mutation_log;
@@ -86,6 +94,7 @@ mod query_cache;
 mod registry;
 mod runner;
 mod scheduler;
+mod storage;
 mod transaction;
 
 pub use backend::{Backend, BackendConfig, SessionRequest};
@@ -95,6 +104,13 @@ pub use context::{
     ActionCtx, Auth, DbReader, DbWriter, MutationCtx, QueryBuilder, QueryCtx, SystemReader,
 };
 pub use error::{ErrorClass, FunctionError, INTERNAL_ERROR_MESSAGE};
+/// The `http` crate's types ([`http::Method`], [`http::StatusCode`], headers) that HTTP
+/// actions use.
+pub use http;
+pub use http_action::{
+    HTTP_ACTION_BODY_LIMIT, HttpActionError, HttpBody, HttpRequest, HttpResponse, HttpRoute,
+    HttpRoutes,
+};
 pub use identity::{Identity, VerifiedUser};
 pub use journal::QueryJournal;
 pub use query_cache::{QueryOutcome, QuerySubscription};
@@ -102,4 +118,8 @@ pub use registry::{FunctionKind, FunctionRegistry, Visibility};
 pub use scheduler::{
     CronError, CronExpression, CronSchedule, Crons, MAX_SCHEDULE_AHEAD, MAX_SCHEDULED_ARGS_BYTES,
     MAX_SCHEDULED_PER_CALL, Scheduler, SchedulerError,
+};
+pub use storage::{
+    BlobStorage, FileMetadata, ReclaimReport, StorageActions, StorageConfig, StorageReader,
+    StorageWriter, StoredFile, UploadError,
 };

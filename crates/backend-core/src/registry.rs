@@ -49,6 +49,7 @@ use serde::de::DeserializeOwned;
 
 use crate::context::{ActionCtx, MutationCtx, QueryCtx};
 use crate::error::FunctionError;
+use crate::http_action::HttpRoutes;
 use crate::scheduler::Crons;
 
 /// A boxed, sendable future.
@@ -120,6 +121,8 @@ pub struct FunctionRegistry {
     functions: HashMap<CanonicalPath, Function>,
     /// The app's crons (run by the scheduler).
     crons: Crons,
+    /// The app's HTTP actions (see `http_action`).
+    http_routes: HttpRoutes,
 }
 
 fn wrap<C, A, R, F, Fut>(f: F) -> HandlerFn<C>
@@ -271,6 +274,18 @@ impl FunctionRegistry {
     /// accepts).
     pub fn contains(&self, path: &str) -> bool {
         keel_protocol::normalize_udf_path(path).is_ok_and(|p| self.get(&p).is_some())
+    }
+
+    /// Declares the app's HTTP actions (Convex's `http.ts` router), replacing any declared
+    /// before; they are served on the site origin.
+    pub fn http_routes(&mut self, routes: HttpRoutes) -> &mut Self {
+        self.http_routes = routes;
+        self
+    }
+
+    /// The app's HTTP actions.
+    pub fn routes(&self) -> &HttpRoutes {
+        &self.http_routes
     }
 
     pub(crate) fn get(&self, path: &CanonicalPath) -> Option<&Function> {

@@ -122,6 +122,19 @@ impl TxAccess {
         &self.budget
     }
 
+    /// Runs `f` on the transaction, as [`TxAccess::with`], for work that fails with a
+    /// function's error.
+    pub(crate) async fn with_function<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut Transaction) -> Result<T, FunctionError>,
+    ) -> Result<T, FunctionError> {
+        let mut slot = self.slot.lock().await;
+        slot.settle();
+        self.check_turn(&slot)?;
+        let tx = slot.tx.as_mut().ok_or_else(finished)?;
+        f(tx).await
+    }
+
     /// The name of the (user) table `id` belongs to, if there is one.
     pub(crate) async fn table_name(&self, id: &DocumentId) -> Option<String> {
         self.slot.lock().await.tx.as_ref()?.table_name(id)

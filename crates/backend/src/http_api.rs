@@ -1,5 +1,6 @@
 //! The Convex HTTP API: `/api/query`, `/api/mutation`, `/api/action`, `/api/query_ts`,
-//! `/api/query_at_ts`, `/api/run/{module}/{function}`, plus the sync WebSocket routes and Keel's
+//! `/api/query_at_ts`, `/api/run/{module}/{function}`, file storage (`/api/storage/upload`,
+//! `/api/storage/<id>`, see `storage_routes`), plus the sync WebSocket routes and Keel's
 //! own `/api/keel/node` (status) and `/api/keel/cluster/mutation` (forwarding between nodes).
 //!
 //! Function results use the 200-with-`status` envelopes (`{"status":"success","value":…}` or
@@ -56,6 +57,8 @@ pub fn router(backend: &Backend) -> Router {
         .route("/api/query_ts", post(query_ts))
         .route("/api/query_at_ts", post(query_at_ts))
         .route("/api/run/{*path}", post(run))
+        .route("/api/storage/upload", post(crate::storage_routes::upload))
+        .route("/api/storage/{id}", get(crate::storage_routes::download))
         .route("/api/sync", any(sync))
         .route("/api/{version}/sync", any(sync_versioned))
         .route(FORWARD_ROUTE, post(crate::node_routes::forwarded_mutation))
@@ -67,7 +70,7 @@ pub fn router(backend: &Backend) -> Router {
 }
 
 /// The caller's identity from the `Authorization` header.
-pub(crate) struct Caller(Identity);
+pub(crate) struct Caller(pub(crate) Identity);
 
 impl FromRequestParts<Backend> for Caller {
     type Rejection = RequestError;

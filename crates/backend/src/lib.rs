@@ -31,6 +31,10 @@
 //!   backend's tasks ([`Backend::tasks`]) and closed with 1001 when they stop.
 //! * `node_routes` — the cluster's node-to-node forwarding route (the committer's side of
 //!   [`Backend::accept_forwarded_mutation`]) and the node status route.
+//! * `site` — [`site_router`]: the app's HTTP actions on their own origin (the site), with
+//!   Convex's 20 MiB body limit, bearer-token identity and 404 for unknown routes.
+//! * `storage_routes` — file storage at Convex's paths: uploads to `/api/storage/upload?token=…`
+//!   streamed into the blob store, files served from `/api/storage/<id>` with range requests.
 //! * `request_error` — `RequestError`: requests refused before any function ran, with their
 //!   codes and classes.
 //! * `error_class` — the one place where an [`ErrorClass`] becomes an HTTP status and a
@@ -40,7 +44,10 @@ mod error_class;
 mod http_api;
 mod node_routes;
 mod request_error;
+mod site;
+mod storage_routes;
 mod sync;
 
 pub use http_api::router;
 pub use keel_backend_core::*;
+pub use site::site_router;

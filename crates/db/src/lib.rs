@@ -44,9 +44,13 @@
 //! * `committer` — the single committer task (validation, timestamps, group commit; on shutdown
 //!   it writes what it holds and takes nothing more).
 //! * `cursor` — pagination cursors bound to their query.
+//! * [`blobs`] — the bytes of stored files: the [`blobs::BlobStore`] trait, files in a directory
+//!   ([`blobs::LocalBlobStore`]) or chunks in PostgreSQL (`persistence::postgres::blobs`,
+//!   [`PostgresPersistence::blob_store`]).
 //! * `subscription` — [`SubscriptionManager`] and [`Subscription`].
-//! * `system` — the system tables (`_receipts`, [`SCHEDULED_FUNCTIONS`], [`CRON_JOBS`]) and the
-//!   backend's access to them (`Transaction::system_*`).
+//! * `system` — the system tables (`_receipts`, [`SCHEDULED_FUNCTIONS`], [`CRON_JOBS`], the file
+//!   storage's [`STORAGE_TABLE`] and [`UPLOAD_TOKENS_TABLE`]) and the backend's access to them
+//!   (`Transaction::system_*`).
 //!
 //! ## Test support (feature `testing`)
 //! Compiled only when the `testing` feature is on, which tests enable through their
@@ -56,6 +60,7 @@
 //! PostgreSQL schema per test), `SubscriptionManager::standalone` (a manager without a database,
 //! for benchmarks) and the `db-crash-writer` binary that `tests/crash.rs` kills with SIGKILL.
 
+pub mod blobs;
 mod catalog;
 mod codec;
 mod committer;
@@ -90,6 +95,8 @@ pub use read_set::ReadSet;
 pub use receipts::{RECEIPT_RETENTION, Receipt};
 pub use schema::{IndexSchema, MAX_INDEX_FIELDS, Schema, TableSchema, Validator};
 pub use subscription::{Subscription, SubscriptionManager};
-pub use system::{BY_NAME, BY_STATE, CRON_JOBS, SCHEDULED_FUNCTIONS};
+pub use system::{
+    BY_NAME, BY_STATE, CRON_JOBS, SCHEDULED_FUNCTIONS, STORAGE_TABLE, UPLOAD_TOKENS_TABLE,
+};
 pub use timestamp::Timestamp;
 pub use transaction::{Savepoint, Transaction};

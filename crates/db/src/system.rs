@@ -7,6 +7,9 @@
 //! * [`SCHEDULED_FUNCTIONS`] — the backend's scheduled functions (index [`BY_STATE`]: the
 //!   state's kind, then the scheduled time), in Convex's shape.
 //! * [`CRON_JOBS`] — the backend's cron jobs and their next tick (index [`BY_NAME`]).
+//! * [`STORAGE_TABLE`] — Convex's `_storage`, the stored files: `size`, `sha256`,
+//!   `contentType`, and the key of the file's bytes in the blob store.
+//! * [`UPLOAD_TOKENS_TABLE`] — one document per upload URL not yet used, deleted when it is.
 //!
 //! The backend reads and writes them through [`Transaction::system_get`],
 //! [`Transaction::system_query`], [`Transaction::system_insert`],
@@ -23,6 +26,10 @@ use crate::{DbError, Document, Schema, TableSchema, Transaction};
 pub const SCHEDULED_FUNCTIONS: &str = "_scheduled_functions";
 /// The system table of cron jobs (Convex's `_cron_jobs`).
 pub const CRON_JOBS: &str = "_cron_jobs";
+/// Convex's table of stored files.
+pub const STORAGE_TABLE: &str = "_storage";
+/// Upload URLs issued and not used yet.
+pub const UPLOAD_TOKENS_TABLE: &str = "_upload_tokens";
 /// The index of [`SCHEDULED_FUNCTIONS`] by `state.kind`, then `scheduledTime`.
 pub const BY_STATE: &str = "by_state";
 /// The index of [`CRON_JOBS`] by `name`.
@@ -52,6 +59,8 @@ pub(crate) fn with_system_tables(schema: Schema) -> Schema {
             TableSchema::new().index(BY_STATE, &["state.kind", "scheduledTime"]),
         )
         .table(CRON_JOBS, TableSchema::new().index(BY_NAME, &["name"]))
+        .table(STORAGE_TABLE, TableSchema::new())
+        .table(UPLOAD_TOKENS_TABLE, TableSchema::new())
 }
 
 impl Transaction {
@@ -68,6 +77,19 @@ impl Transaction {
     /// Reads a document of any table, system tables included (see [`Transaction::get`]).
     pub async fn system_get(&mut self, id: DocumentId) -> Result<Option<Document>, DbError> {
         Ok(self.load(id, true).await?.and_then(|(_, current)| current))
+    }
+
+    /// The document `id` if it is in the system table `table` (`None` for a missing document
+    /// or one of another table). The read is part of the transaction's read set.
+    pub async fn system_get_in(
+        &mut self,
+        table: &str,
+        id: DocumentId,
+    ) -> Result<Option<Document>, DbError> {
+        if !is_system_table(table) || self.system_table_name(&id).as_deref() != Some(table) {
+            return Ok(None);
+        }
+        self.system_get(id).await
     }
 
     /// A query over any table, system tables included (see [`Transaction::query`]).

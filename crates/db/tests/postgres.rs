@@ -181,13 +181,15 @@ async fn migrations_are_recorded_and_newer_schemas_refused() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1, 2]);
+    assert_eq!(versions, vec![1, 2, 3]);
     // Reconnecting applies nothing new.
     drop(pg.connect().await.unwrap());
     // A database at version 1 (as an earlier build left it) is upgraded at connect.
     client
         .batch_execute(&format!(
-            "DELETE FROM \"{s}\".keel_migrations WHERE version = 2;
+            "DELETE FROM \"{s}\".keel_migrations WHERE version >= 2;
+             DROP TABLE \"{s}\".keel_blob_chunks;
+             DROP TABLE \"{s}\".keel_blobs;
              DROP INDEX \"{s}\".keel_documents_by_ts;
              ALTER TABLE \"{s}\".keel_leases DROP COLUMN address;"
         ))

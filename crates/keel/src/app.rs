@@ -63,6 +63,25 @@ impl App {
         self
     }
 
+    /// The app's HTTP actions (Convex's `http.ts`), served on the site origin (`--site-addr`,
+    /// printed at start as `site: http://…`).
+    ///
+    /// ```
+    /// # let app = keel::App::new(keel::db::Schema::new(), Default::default());
+    /// use keel::backend::http::{Method, StatusCode};
+    /// use keel::backend::{HttpResponse, HttpRoutes};
+    /// let mut routes = HttpRoutes::new();
+    /// routes.route(Method::GET, "/ping", |_ctx, _request| async {
+    ///     Ok(HttpResponse::text(StatusCode::OK, "pong"))
+    /// });
+    /// let app = app.http(routes);
+    /// # let _ = app;
+    /// ```
+    pub fn http(mut self, routes: keel_backend::HttpRoutes) -> App {
+        self.functions.http_routes(routes);
+        self
+    }
+
     /// The app's web tier: given the settings Keel prepared (backend URL, authenticator,
     /// devtools …), the route tree and server functions to serve.
     ///

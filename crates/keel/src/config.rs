@@ -172,6 +172,16 @@ pub struct BackendFlags {
         default_value = "127.0.0.1:3210"
     )]
     pub addr: ListenAddr,
+    /// Where the app's HTTP actions are served (the site, like Convex's `.convex.site`
+    /// origin): `host:port`.
+    #[arg(
+        id = "site_addr",
+        value_name = "HOST:PORT",
+        long = "site-addr",
+        env = "KEEL_SITE_ADDR",
+        default_value = "127.0.0.1:3211"
+    )]
+    pub site_addr: ListenAddr,
     /// How a backend on PostgreSQL takes part with other backends on the same database: `node`
     /// commits if no other backend does and otherwise follows the committer (serving queries
     /// and subscriptions, forwarding mutations) and takes over when it stops; `committer`
@@ -249,8 +259,9 @@ pub struct IdpFlags {
 #[group(skip)]
 #[command(next_help_heading = "Process")]
 pub struct ProcessFlags {
-    /// Directory for the SQLite database, the idp's keys, users and secret key. The backend
-    /// and the idp each lock what they own in it, so a second process cannot open them too.
+    /// Directory for the SQLite database, stored files (`storage/`), the idp's keys, users and
+    /// secret key. The backend and the idp each lock what they own in it, so a second process
+    /// cannot open them too.
     #[arg(long = "data-dir", env = "KEEL_DATA_DIR", default_value = "./.keel")]
     pub data_dir: PathBuf,
     /// On SIGTERM or Ctrl-C, how long requests in flight may take to finish (`5s`, `500ms`,
@@ -408,6 +419,10 @@ mod tests {
         );
         assert_eq!(config.idp.session_token_ttl, Duration::from_secs(60));
         assert_eq!(config.web.addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(config.backend.site_addr.to_string(), "127.0.0.1:3211");
+        let config = parse(&["backend", "--site-addr", "localhost:4000"]).unwrap();
+        assert_eq!(config.backend.site_addr.to_string(), "localhost:4000");
+        assert!(parse(&["web", "--site-addr", "localhost:4000"]).is_err());
         assert_eq!(config.web.backend_url, None);
         assert_eq!(config.backend.role, BackendRole::Node);
         assert_eq!(config.process.shutdown_timeout, Duration::from_secs(10));

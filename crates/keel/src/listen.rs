@@ -102,6 +102,10 @@ pub(crate) const BACKEND_ADDR: Flag = Flag {
     name: "--backend-addr",
     env: "KEEL_BACKEND_ADDR",
 };
+pub(crate) const SITE_ADDR: Flag = Flag {
+    name: "--site-addr",
+    env: "KEEL_SITE_ADDR",
+};
 pub(crate) const IDP_ADDR: Flag = Flag {
     name: "--idp-addr",
     env: "KEEL_IDP_ADDR",

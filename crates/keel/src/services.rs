@@ -12,14 +12,15 @@ use keel_auth::{
     AuthConfig, ClerkAuthenticator, ClerkConfig, LocalIdpAuthenticator, LocalIdpConfig,
     ProviderConfig, PublishableKey,
 };
-use keel_backend::{Backend, BackendConfig, Cluster, ClusterConfig};
+use keel_backend::{Backend, BackendConfig, BlobStorage, Cluster, ClusterConfig, StorageConfig};
+use keel_db::blobs::LocalBlobStore;
 use keel_db::{Database, Persistence, PostgresPersistence, SqlitePersistence};
 use keel_idp::{Idp, IdpConfig};
 use keel_tasks::Tasks;
 
 use crate::app::App;
 use crate::config::{BackendRole, Command, Config, DatabaseLocation};
-use crate::listen::{BACKEND_ADDR, Bound, IDP_ADDR, WEB_ADDR, bind};
+use crate::listen::{BACKEND_ADDR, Bound, IDP_ADDR, SITE_ADDR, WEB_ADDR, bind};
 use crate::lock::DataLock;
 
 /// The services of this process, open and bound, not serving yet.
@@ -36,10 +37,12 @@ pub(crate) struct IdpService {
     pub(crate) lock: DataLock,
 }
 
-/// The backend, its listener and (on SQLite) its lock.
+/// The backend, its listeners (API and site) and (on SQLite) its lock.
 pub(crate) struct BackendService {
     pub(crate) backend: Backend,
     pub(crate) bound: Bound,
+    /// The app's HTTP actions (`--site-addr`).
+    pub(crate) site: Bound,
     pub(crate) lock: Option<DataLock>,
 }
 
@@ -54,7 +57,8 @@ pub(crate) struct WebService {
 /// Where each service listens, bound before anything is opened.
 struct Listeners {
     idp: Option<Bound>,
-    backend: Option<Bound>,
+    /// The backend's API and its site.
+    backend: Option<(Bound, Bound)>,
     web: Option<Bound>,
 }
 
@@ -73,7 +77,10 @@ impl Listeners {
                 None
             },
             backend: if backend {
-                Some(bind(&config.backend.addr, BACKEND_ADDR).await?)
+                Some((
+                    bind(&config.backend.addr, BACKEND_ADDR).await?,
+                    bind(&config.backend.site_addr, SITE_ADDR).await?,
+                ))
             } else {
                 None
             },
@@ -88,10 +95,15 @@ impl Listeners {
     /// This process as the lock files record it: its pid and what it serves.
     fn holder(&self) -> String {
         let mut parts = vec![format!("pid {}", std::process::id())];
+        let (backend, site) = match &self.backend {
+            Some((backend, site)) => (Some(backend), Some(site)),
+            None => (None, None),
+        };
         for (name, bound) in [
-            ("idp", &self.idp),
-            ("backend", &self.backend),
-            ("web", &self.web),
+            ("idp", self.idp.as_ref()),
+            ("backend", backend),
+            ("site", site),
+            ("web", self.web.as_ref()),
         ] {
             if let Some(bound) = bound {
                 parts.push(format!("{name} {}", bound.url));
@@ -200,6 +212,7 @@ impl Services {
                 ));
             }
             announce(&format!("backend: {}", backend.bound.url));
+            announce(&format!("site: {}", backend.site.url));
         }
         if let Some(web) = &self.web {
             announce(&format!("web: {}", web.bound.url));
@@ -208,7 +221,7 @@ impl Services {
             tracing::info!(url = %idp.idp.issuer(), "identity provider ready");
         }
         if let Some(backend) = &self.backend {
-            tracing::info!(url = %backend.bound.url, "backend ready");
+            tracing::info!(url = %backend.bound.url, site = %backend.site.url, "backend ready");
         }
         if let Some(web) = &self.web {
             tracing::info!(url = %web.bound.url, "web tier ready");
@@ -273,7 +286,7 @@ impl BackendService {
         config: &Config,
         database: &DatabaseLocation,
         issuers: Vec<String>,
-        bound: Bound,
+        (bound, site): (Bound, Bound),
         holder: &str,
     ) -> anyhow::Result<BackendService> {
         let lock = match database {
@@ -289,7 +302,7 @@ impl BackendService {
             DatabaseLocation::Postgres(_) => None,
         };
         let addr = bound.listener.local_addr()?;
-        let (db, cluster) = open_database(app, config, database, addr).await?;
+        let (db, blobs, cluster) = open_database(app, config, database, addr).await?;
         if issuers.is_empty() {
             tracing::warn!("no --auth-issuer given: the backend accepts anonymous calls only");
         }
@@ -304,6 +317,11 @@ impl BackendService {
         };
         let backend_config = BackendConfig {
             auth,
+            storage: StorageConfig {
+                blobs: Some(blobs),
+                origin: bound.url.clone(),
+                ..StorageConfig::default()
+            },
             ..BackendConfig::default()
         };
         let functions = app.functions.clone();
@@ -314,6 +332,7 @@ impl BackendService {
         Ok(BackendService {
             backend,
             bound,
+            site,
             lock,
         })
     }
@@ -334,29 +353,35 @@ fn node_url(config: &Config, addr: SocketAddr) -> String {
     format!("http://{addr}")
 }
 
-/// The database and, on PostgreSQL as a cluster node, the cluster it joined.
+/// The database, where stored files' bytes live (a directory under the data directory with
+/// SQLite; the database itself with PostgreSQL, so that every node serves every file) and, on
+/// PostgreSQL as a cluster node, the cluster it joined.
 async fn open_database(
     app: &App,
     config: &Config,
     database: &DatabaseLocation,
     addr: SocketAddr,
-) -> anyhow::Result<(Database, Option<Cluster>)> {
+) -> anyhow::Result<(Database, BlobStorage, Option<Cluster>)> {
     let schema = app.schema.clone();
-    let persistence: Arc<dyn Persistence> = match database {
+    let (persistence, blobs): (Arc<dyn Persistence>, BlobStorage) = match database {
         DatabaseLocation::Sqlite(path) => {
-            Arc::new(SqlitePersistence::open(path).with_context(|| {
+            let persistence = SqlitePersistence::open(path).with_context(|| {
                 format!(
                     "cannot open the SQLite database {} (--database-url / KEEL_DATABASE_URL, \
                      by default in --data-dir / KEEL_DATA_DIR)",
                     path.display()
                 )
-            })?)
+            })?;
+            let blobs = LocalBlobStore::new(config.process.data_dir.join("storage"));
+            (Arc::new(persistence), BlobStorage(Arc::new(blobs)))
         }
         // The error names the server (never the password) and what to check.
         DatabaseLocation::Postgres(url) if config.backend.role == BackendRole::Committer => {
-            Arc::new(PostgresPersistence::connect(url).await.context(
+            let persistence = PostgresPersistence::connect(url).await.context(
                 "cannot open the PostgreSQL database (--database-url / KEEL_DATABASE_URL)",
-            )?)
+            )?;
+            let blobs = BlobStorage(Arc::new(persistence.blob_store()));
+            (Arc::new(persistence), blobs)
         }
         DatabaseLocation::Postgres(url) => {
             let persistence = PostgresPersistence::connect_standby(url, Default::default())
@@ -364,6 +389,7 @@ async fn open_database(
                 .context(
                     "cannot open the PostgreSQL database (--database-url / KEEL_DATABASE_URL)",
                 )?;
+            let blobs = BlobStorage(Arc::new(persistence.blob_store()));
             let cluster = Cluster::join(
                 persistence,
                 schema,
@@ -371,13 +397,13 @@ async fn open_database(
             )
             .await
             .context("cannot join the backend nodes on this database")?;
-            return Ok((cluster.database().clone(), Some(cluster)));
+            return Ok((cluster.database().clone(), blobs, Some(cluster)));
         }
     };
     let db = Database::open(persistence, schema)
         .await
         .context("cannot open the database")?;
-    Ok((db, None))
+    Ok((db, blobs, None))
 }
 
 impl WebService {

@@ -5,8 +5,8 @@
 //! 1. The web tier stops accepting, ends every page's live stream (browsers reconnect by
 //!    themselves) and closes its backend sockets, and finishes the requests it has — server
 //!    functions included, whose mutations the backend below still accepts.
-//! 2. The backend and the idp stop accepting and finish their requests (mutations forwarded by
-//!    other backend nodes included); each sync session answers what it received, sends its
+//! 2. The backend (its API and its site of HTTP actions) and the idp stop accepting and finish
+//!    their requests (mutations forwarded by other backend nodes included); each sync session answers what it received, sends its
 //!    last transition and closes with 1001, after which clients reconnect.
 //! 3. The backend's background work stops: cluster loops, then the committer after the commits
 //!    it holds; on PostgreSQL the committer lease is handed over so that a waiting node takes
@@ -116,17 +116,19 @@ pub(crate) async fn serve(
         locks.push(lock);
         Server::start("idp", bound.listener, idp.router())
     });
-    let (backend, mut backend_server) = match backend {
+    let (backend, mut backend_server, mut site_server) = match backend {
         Some(BackendService {
             backend,
             bound,
+            site,
             lock,
         }) => {
             locks.extend(lock);
             let server = Server::start("backend", bound.listener, keel_backend::router(&backend));
-            (Some(backend), Some(server))
+            let site = Server::start("site", site.listener, keel_backend::site_router(&backend));
+            (Some(backend), Some(server), Some(site))
         }
-        None => (None, None),
+        None => (None, None, None),
     };
     let (web_tasks, mut web_server) = match web {
         Some(WebService {
@@ -144,6 +146,7 @@ pub(crate) async fn serve(
         name = signal => Stop::Signal(name),
         error = Server::failed(&mut web_server) => Stop::Failed(error),
         error = Server::failed(&mut backend_server) => Stop::Failed(error),
+        error = Server::failed(&mut site_server) => Stop::Failed(error),
         error = Server::failed(&mut idp_server) => Stop::Failed(error),
         reason = cluster_failure(backend.as_ref()) => Stop::Failed(anyhow::anyhow!("{reason}")),
     };
@@ -167,7 +170,11 @@ pub(crate) async fn serve(
         // 2. The backend (HTTP and sync sessions) and the idp.
         let backend_drained = async {
             if let Some(backend) = &backend {
-                tokio::join!(backend.close_sessions(), drain(backend_server.take()));
+                tokio::join!(
+                    backend.close_sessions(),
+                    drain(backend_server.take()),
+                    drain(site_server.take())
+                );
             }
         };
         let idp_drained = async {

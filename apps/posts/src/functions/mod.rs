@@ -1,10 +1,16 @@
-//! The reference app's backend: schema and functions (`posts:*`, `users:*`).
+//! The reference app's backend: schema, functions (`posts:*`, `users:*`, `files:*`) and HTTP
+//! actions (`POST /posts` on the site, see [`http_routes`]).
 //!
 //! These are the seed app's Convex functions written in Rust. Every later layer (the web tier,
 //! the interop tests) calls them by path.
 
+mod files;
+mod http;
 mod posts;
 mod users;
+
+pub use http::routes as http_routes;
+pub use posts::with_image_url;
 
 use keel_backend::{Auth, FunctionError, FunctionRegistry};
 use keel_db::{Schema, TableSchema};
@@ -34,7 +40,8 @@ pub fn functions() -> FunctionRegistry {
         .query("posts:get", posts::get)
         .mutation("posts:create", posts::create)
         .mutation("posts:remove", posts::remove)
-        .action("posts:importSample", posts::import_sample);
+        .action("posts:importSample", posts::import_sample)
+        .mutation("files:generateUploadUrl", files::generate_upload_url);
     functions
 }
 

@@ -1,8 +1,11 @@
 //! `posts:list`, `posts:page`, `posts:get`, `posts:create`, `posts:remove`,
 //! `posts:importSample`.
+//!
+//! A post may carry an image: `imageId`, the storage id of an image uploaded through
+//! `files:generateUploadUrl`; the queries return it with its `imageUrl` ([`with_image_url`]).
 
-use keel_backend::{ActionCtx, FunctionError, MutationCtx, QueryCtx};
-use keel_db::{Order, PaginationOptions, PaginationResult};
+use keel_backend::{ActionCtx, FunctionError, MutationCtx, QueryCtx, StorageReader};
+use keel_db::{Document, Order, PaginationOptions, PaginationResult};
 use keel_values::{Object, Value, obj};
 use serde::{Deserialize, Serialize};
 
@@ -32,7 +35,29 @@ pub(super) async fn list(ctx: QueryCtx, args: ListArgs) -> Result<Vec<Value>, Fu
         .order(Order::Desc)
         .take(limit)
         .await?;
-    Ok(posts.iter().map(|p| p.to_value()).collect())
+    let mut listed = Vec::with_capacity(posts.len());
+    for post in &posts {
+        listed.push(with_image_url(&ctx.storage(), post).await?);
+    }
+    Ok(listed)
+}
+
+/// A post as the queries return it: its document, plus `imageUrl` (the URL its image is served
+/// at) when it has an image that is still stored. Every query returning posts goes through
+/// this, so they agree on the shape.
+pub async fn with_image_url(
+    storage: &StorageReader,
+    post: &Document,
+) -> Result<Value, FunctionError> {
+    let mut value = post.to_value();
+    let image_url = match post.fields.get("imageId").and_then(Value::as_str) {
+        Some(image_id) => storage.get_url(image_id).await?,
+        None => None,
+    };
+    if let (Value::Object(fields), Some(url)) = (&mut value, image_url) {
+        fields.insert("imageUrl".into(), url.into());
+    }
+    Ok(value)
 }
 
 #[derive(Deserialize)]
@@ -54,7 +79,18 @@ pub(super) async fn page(
         .order(Order::Desc)
         .paginate(args.pagination_opts)
         .await?;
-    Ok(page.map(|post| post.to_value()))
+    let storage = ctx.storage();
+    let mut posts = Vec::with_capacity(page.page.len());
+    for post in &page.page {
+        posts.push(with_image_url(&storage, post).await?);
+    }
+    Ok(PaginationResult {
+        page: posts,
+        is_done: page.is_done,
+        continue_cursor: page.continue_cursor,
+        split_cursor: page.split_cursor,
+        page_status: page.page_status,
+    })
 }
 
 #[derive(Deserialize)]
@@ -68,17 +104,19 @@ pub(super) async fn get(ctx: QueryCtx, args: IdArgs) -> Result<Value, FunctionEr
     let Some(id) = ctx.db().normalize_id("posts", &args.id).await else {
         return Ok(Value::Null);
     };
-    Ok(ctx
-        .db()
-        .get(id)
-        .await?
-        .map_or(Value::Null, |p| p.to_value()))
+    match ctx.db().get(id).await? {
+        Some(post) => with_image_url(&ctx.storage(), &post).await,
+        None => Ok(Value::Null),
+    }
 }
 
 #[derive(Deserialize, Serialize)]
 pub(super) struct CreateArgs {
     title: String,
     body: String,
+    /// The storage id of the post's image (an uploaded `image/*` file), if any.
+    #[serde(rename = "imageId", default, skip_serializing_if = "Option::is_none")]
+    image_id: Option<String>,
 }
 
 fn invalid(field: &str, message: String) -> FunctionError {
@@ -112,7 +150,24 @@ pub(super) async fn create(ctx: MutationCtx, args: CreateArgs) -> Result<String,
         .clone()
         .or_else(|| user.attributes.email.clone())
         .unwrap_or_else(|| "Anonymous".into());
+    if let Some(image_id) = &args.image_id {
+        // An id that is no storage id, a file that is gone, or one that is not an image.
+        let image = ctx.storage().get_metadata(image_id).await.ok().flatten();
+        let is_image = image
+            .as_ref()
+            .and_then(|file| file.content_type.as_deref())
+            .is_some_and(|t| t.starts_with("image/"));
+        if !is_image {
+            return Err(invalid(
+                "imageId",
+                "imageId must be the storage id of an uploaded image".to_owned(),
+            ));
+        }
+    }
     let mut fields = Object::new();
+    if let Some(image_id) = args.image_id {
+        fields.insert("imageId".into(), image_id.into());
+    }
     fields.insert("title".into(), title.into());
     fields.insert("body".into(), args.body.as_str().into());
     fields.insert("authorId".into(), user.token_identifier().into());
@@ -157,6 +212,7 @@ pub(super) async fn import_sample(ctx: ActionCtx, args: ImportArgs) -> Result<u3
         let post = CreateArgs {
             title: format!("Sample post {n}"),
             body: format!("This is sample post number {n}, imported by an action."),
+            image_id: None,
         };
         let _: String = ctx.run_mutation("posts:create", &post).await?;
     }

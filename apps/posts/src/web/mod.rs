@@ -16,7 +16,10 @@ mod root;
 use keel_start::{Route, Start, StartConfig};
 
 /// The web app over `config` (backend URL, authenticator): the route tree and server functions.
-pub fn app(config: StartConfig) -> Start {
+pub fn app(mut config: StartConfig) -> Start {
+    // Posts' images are served by the backend (`imageUrl`).
+    let backend = config.backend_url.trim_end_matches('/').to_owned();
+    config.content_security_policy = config.content_security_policy.allow("img-src", &backend);
     let tree = root::route()
         .child(Route::new("").component(|_, _| home()))
         .child(posts::route())

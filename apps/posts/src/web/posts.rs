@@ -18,6 +18,9 @@ pub(super) struct Post {
     author_id: String,
     #[serde(rename = "authorName")]
     author_name: String,
+    /// Where the post's image is served (on the backend), if it has one.
+    #[serde(rename = "imageUrl", default)]
+    image_url: Option<String>,
 }
 
 /// What the posts index shows.
@@ -130,6 +133,9 @@ fn post_detail(m: &Match) -> Markup {
         article class="post" {
             h4 { (post.title) }
             p class="byline" { "by " (post.author_name) }
+            @if let Some(url) = &post.image_url {
+                img class="post-image" src=(url) alt={ "Image of " (post.title) };
+            }
             div { (post.body) }
             p { a href="/posts" { "← All posts" } }
         }

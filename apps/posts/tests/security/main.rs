@@ -56,4 +56,5 @@ macro_rules! attack {
 mod backend;
 mod idp;
 mod process;
+mod storage;
 mod web;

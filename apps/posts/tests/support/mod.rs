@@ -51,6 +51,7 @@ impl Process {
     /// as `"web: "`) has appeared.
     pub fn start(args: &[&str], data_dir: &Path, until: &[&str]) -> Process {
         let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+            .env("KEEL_SITE_ADDR", "127.0.0.1:0")
             .args(args)
             .arg("--data-dir")
             .arg(data_dir)
@@ -149,6 +150,7 @@ pub struct Exited {
 /// with stdout and stderr captured and logs at `info`; panics if it runs longer than `limit`.
 pub fn run_to_exit(args: &[&str], data_dir: &Path, limit: Duration) -> Exited {
     let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .env("KEEL_SITE_ADDR", "127.0.0.1:0")
         .args(args)
         .arg("--data-dir")
         .arg(data_dir)
@@ -205,6 +207,8 @@ pub struct Deployment {
     /// Base URLs (`http://127.0.0.1:<port>`).
     pub web: String,
     pub backend: String,
+    /// The backend's site (HTTP actions).
+    pub site: String,
     pub idp: String,
     /// The idp's Backend-API secret key.
     pub secret_key: String,
@@ -228,6 +232,7 @@ impl Deployment {
                     processes: Vec::new(),
                     web: String::new(),
                     backend: String::new(),
+                    site: String::new(),
                     idp: String::new(),
                     secret_key: String::new(),
                     dir,
@@ -260,8 +265,9 @@ impl Deployment {
             &idp_url,
         ];
         args.extend(flags_for("backend", extra));
-        let backend = Process::start(&args, &data_dir("backend"), &["backend: "]);
+        let backend = Process::start(&args, &data_dir("backend"), &["backend: ", "site: "]);
         let backend_url = backend.line("backend").expect("backend line");
+        let site = backend.line("site").expect("site line");
         let mut args = vec![
             "web",
             "--web-addr",
@@ -280,6 +286,7 @@ impl Deployment {
             mode: Mode::Separate,
             web: web.line("web").expect("web line"),
             backend: backend_url,
+            site,
             idp: idp_url,
             secret_key,
             processes: vec![idp, backend, web],
@@ -296,8 +303,9 @@ impl Deployment {
         let keel = Process::start(
             &args,
             self.dir.path(),
-            &["web: ", "backend: ", "idp: ", "idp secret key: "],
+            &["web: ", "backend: ", "site: ", "idp: ", "idp secret key: "],
         );
+        self.site = keel.line("site").expect("site line");
         self.web = keel.line("web").expect("web line");
         self.backend = keel.line("backend").expect("backend line");
         self.idp = keel.line("idp").expect("idp line");

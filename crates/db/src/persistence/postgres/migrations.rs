@@ -37,6 +37,17 @@ const MIGRATIONS: &[(i32, &str)] = &[
         "CREATE INDEX keel_documents_by_ts ON {s}.keel_documents (ts);
          ALTER TABLE {s}.keel_leases ADD COLUMN address TEXT;",
     ),
+    // Stored files' bytes, so that every node serves every file (see `blobs`).
+    (
+        3,
+        "CREATE TABLE {s}.keel_blobs (
+             key TEXT PRIMARY KEY, complete BOOLEAN NOT NULL DEFAULT false,
+             size BIGINT NOT NULL DEFAULT 0, updated_at TIMESTAMPTZ NOT NULL DEFAULT now());
+         CREATE INDEX keel_blobs_by_updated_at ON {s}.keel_blobs (updated_at);
+         CREATE TABLE {s}.keel_blob_chunks (
+             key TEXT NOT NULL, n INTEGER NOT NULL, data BYTEA NOT NULL,
+             PRIMARY KEY (key, n));",
+    ),
 ];
 
 /// The newest schema version this build writes.

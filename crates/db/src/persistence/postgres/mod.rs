@@ -10,6 +10,7 @@
 //! * `keel_globals(key, value)`, `keel_max_ts(id, ts)`: named values and the largest commit
 //!   timestamp.
 //! * `keel_leases`, `keel_migrations`: see [`lease`] and [`migrations`].
+//! * `keel_blobs`, `keel_blob_chunks`: stored files' bytes ([`PostgresBlobStore`], see `blobs`).
 //!
 //! Durability: a write returns after its PostgreSQL transaction commits (with the server's
 //! default `synchronous_commit = on`, after the WAL flush). Connections: one writer (behind a
@@ -23,6 +24,7 @@
 //! node follows the holder's commits through [`PostgresPersistence::commit_notifications`]
 //! (see `notify`) and takes over with [`PostgresPersistence::acquire_lease`] when the holder dies.
 
+mod blobs;
 mod connection;
 mod lease;
 mod migrations;
@@ -52,6 +54,7 @@ use super::{
 use crate::codec::encode_document;
 use crate::{Interval, Order, Timestamp};
 
+pub use self::blobs::PostgresBlobStore;
 #[cfg(feature = "testing")]
 pub use self::test_schema::PostgresTestSchema;
 
@@ -439,6 +442,12 @@ impl PostgresPersistence {
              standby): another backend node commits",
             self.inner.schema
         ))
+    }
+
+    /// A store of blobs (stored files' bytes) in this database's schema, with connections of
+    /// its own: every backend node on the database reads the blobs any node wrote.
+    pub fn blob_store(&self) -> PostgresBlobStore {
+        PostgresBlobStore::new(self.inner.target.clone(), &self.inner.schema)
     }
 
     /// The PostgreSQL schema holding the tables.

@@ -1,0 +1,237 @@
+//! [`PostgresBlobStore`]: blobs as chunks in PostgreSQL, so that every backend node on the
+//! database serves every file.
+//!
+//! Tables (migration 3): `keel_blobs(key, complete, size, updated_at)`, one row per blob, and
+//! `keel_blob_chunks(key, n, data)`, the blob's bytes in [`CHUNK`]-sized pieces (the last one
+//! shorter). A blob is written chunk by chunk as its stream yields them (each insert touches
+//! `updated_at`) and marked complete at the end; readers see complete blobs only. A range is
+//! read from the chunks that hold it, one chunk per query, so a large file never sits whole in
+//! memory. Connections: a few, opened on first use, used in turn (tokio-postgres pipelines
+//! concurrent statements on one connection) and re-opened when one closed.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::SystemTime;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use tokio_postgres::Client;
+
+use super::connection::Target;
+use crate::blobs::{BlobError, BlobKey, BlobStore, ByteStream};
+
+/// Bytes per stored chunk.
+pub(crate) const CHUNK: usize = 512 * 1024;
+/// Connections the store uses in turn.
+const CONNECTIONS: usize = 4;
+
+/// Blobs in the PostgreSQL schema of a [`PostgresPersistence`](super::PostgresPersistence);
+/// see [`PostgresPersistence::blob_store`](super::PostgresPersistence::blob_store).
+#[derive(Clone)]
+pub struct PostgresBlobStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    target: Target,
+    /// The quoted schema name.
+    schema: String,
+    slots: Vec<tokio::sync::Mutex<Option<Arc<Client>>>>,
+    next: AtomicUsize,
+}
+
+fn db_error(error: tokio_postgres::Error) -> BlobError {
+    BlobError(super::connection::storage_err(error).to_string())
+}
+
+impl PostgresBlobStore {
+    pub(crate) fn new(target: Target, schema: &str) -> PostgresBlobStore {
+        PostgresBlobStore {
+            inner: Arc::new(Inner {
+                target,
+                schema: format!("\"{schema}\""),
+                slots: (0..CONNECTIONS)
+                    .map(|_| tokio::sync::Mutex::new(None))
+                    .collect(),
+                next: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// A connection, opened (again) if needed.
+    async fn client(&self) -> Result<Arc<Client>, BlobError> {
+        let n = self.inner.next.fetch_add(1, Ordering::Relaxed);
+        let mut slot = self.inner.slots[n % CONNECTIONS].lock().await;
+        if let Some(client) = slot.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(client.clone());
+        }
+        let client = Arc::new(
+            self.inner
+                .target
+                .connect()
+                .await
+                .map_err(|e| BlobError(e.to_string()))?,
+        );
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+
+    fn sql(&self, text: &str) -> String {
+        text.replace("{s}", &self.inner.schema)
+    }
+
+    async fn write(
+        &self,
+        client: &Client,
+        key: &BlobKey,
+        mut chunks: ByteStream,
+    ) -> Result<u64, BlobError> {
+        let insert = self.sql(
+            "WITH c AS (INSERT INTO {s}.keel_blob_chunks (key, n, data) VALUES ($1, $2, $3))
+             UPDATE {s}.keel_blobs SET updated_at = now() WHERE key = $1",
+        );
+        let insert = client.prepare(&insert).await.map_err(db_error)?;
+        let mut buffer = BytesMut::new();
+        let mut n: i32 = 0;
+        let mut size = 0u64;
+        loop {
+            let next = chunks.next().await.transpose()?;
+            if let Some(chunk) = &next {
+                size += chunk.len() as u64;
+                buffer.extend_from_slice(chunk);
+            }
+            while buffer.len() >= CHUNK || (next.is_none() && !buffer.is_empty()) {
+                let piece = buffer.split_to(buffer.len().min(CHUNK));
+                client
+                    .execute(&insert, &[&key.as_str(), &n, &&piece[..]])
+                    .await
+                    .map_err(db_error)?;
+                n += 1;
+            }
+            if next.is_none() {
+                break;
+            }
+        }
+        let size_sql = i64::try_from(size).map_err(|_| BlobError("blob too large".into()))?;
+        client
+            .execute(
+                &self.sql(
+                    "UPDATE {s}.keel_blobs SET complete = true, size = $2, updated_at = now()
+                     WHERE key = $1",
+                ),
+                &[&key.as_str(), &size_sql],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(size)
+    }
+}
+
+#[async_trait::async_trait]
+impl BlobStore for PostgresBlobStore {
+    async fn put(&self, key: &BlobKey, chunks: ByteStream) -> Result<u64, BlobError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                &self.sql("INSERT INTO {s}.keel_blobs (key) VALUES ($1)"),
+                &[&key.as_str()],
+            )
+            .await
+            .map_err(db_error)?;
+        match self.write(&client, key, chunks).await {
+            Ok(size) => Ok(size),
+            Err(error) => {
+                if let Err(cleanup) = self.delete(key).await {
+                    tracing::warn!(%key, error = %cleanup, "cannot delete a broken-off blob; it is reclaimed later");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn get(
+        &self,
+        key: &BlobKey,
+        range: Option<Range<u64>>,
+    ) -> Result<Option<ByteStream>, BlobError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &self.sql("SELECT size FROM {s}.keel_blobs WHERE key = $1 AND complete"),
+                &[&key.as_str()],
+            )
+            .await
+            .map_err(db_error)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let size = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
+        let range = range.unwrap_or(0..size);
+        let (start, end) = (range.start.min(size), range.end.min(size));
+        let select = client
+            .prepare(&self.sql("SELECT data FROM {s}.keel_blob_chunks WHERE key = $1 AND n = $2"))
+            .await
+            .map_err(db_error)?;
+        let key = key.clone();
+        let chunk = CHUNK as u64;
+        // Each step reads the chunk holding `at` and yields its part before `end`.
+        let chunks = futures::stream::try_unfold(start, move |at| {
+            let (client, select, key) = (client.clone(), select.clone(), key.clone());
+            async move {
+                if at >= end {
+                    return Ok(None);
+                }
+                let n = i32::try_from(at / chunk).map_err(std::io::Error::other)?;
+                let row = client
+                    .query_opt(&select, &[&key.as_str(), &n])
+                    .await
+                    .map_err(std::io::Error::other)?
+                    .ok_or_else(|| std::io::Error::other("a chunk of the blob is missing"))?;
+                let data: &[u8] = row.get(0);
+                let from = (at - u64::from(n as u32) * chunk) as usize;
+                let to = ((end - u64::from(n as u32) * chunk) as usize).min(data.len());
+                if from >= to {
+                    return Err(std::io::Error::other("a chunk of the blob is short"));
+                }
+                let piece = Bytes::copy_from_slice(&data[from..to]);
+                Ok(Some((piece, at + (to - from) as u64)))
+            }
+        });
+        Ok(Some(chunks.boxed()))
+    }
+
+    async fn delete(&self, key: &BlobKey) -> Result<(), BlobError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                &self.sql("DELETE FROM {s}.keel_blob_chunks WHERE key = $1"),
+                &[&key.as_str()],
+            )
+            .await
+            .map_err(db_error)?;
+        client
+            .execute(
+                &self.sql("DELETE FROM {s}.keel_blobs WHERE key = $1"),
+                &[&key.as_str()],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn written_before(&self, before: SystemTime) -> Result<Vec<BlobKey>, BlobError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &self.sql("SELECT key FROM {s}.keel_blobs WHERE updated_at < $1"),
+                &[&before],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| BlobKey::parse(row.get(0)))
+            .collect())
+    }
+}
