@@ -230,10 +230,14 @@ impl Services {
 }
 
 /// Tells the person (or script) that started `keel` where a service listens. These lines are
-/// the binary's interface: tests and scripts read them.
-#[allow(clippy::print_stdout)]
+/// the binary's interface: tests and scripts read them. A reader that has gone away (a script
+/// that read the line it wanted and closed the pipe) costs nothing: the services keep running.
 fn announce(line: &str) {
-    println!("{line}");
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if writeln!(stdout, "{line}").and_then(|()| stdout.flush()).is_err() {
+        tracing::debug!(line, "stdout is closed; the service line was not printed");
+    }
 }
 
 /// The idp's secret key from `<data dir>/idp/secret_key`, for `keel web`.
