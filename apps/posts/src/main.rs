@@ -6,6 +6,7 @@ fn main() -> std::process::ExitCode {
         keel_posts::functions::functions(),
     )
     .http(keel_posts::functions::http_routes())
+    .crons(keel_posts::functions::crons())
     .web(keel_posts::web::app)
     .run()
 }

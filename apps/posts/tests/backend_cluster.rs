@@ -380,3 +380,121 @@ async fn committer_stops_under_load(how: CommitterStop) {
     drop((subscribers, seen, nodes));
     pg.drop_schema().await;
 }
+
+/// One call over the HTTP API as `token`: Convex's JSON answer, or `None` when the node could
+/// not be reached.
+async fn call(
+    http: &reqwest::Client,
+    url: &str,
+    kind: &str,
+    token: &str,
+    path: &str,
+    args: serde_json::Value,
+) -> Option<serde_json::Value> {
+    let response = http
+        .post(format!("{url}/api/{kind}"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "path": path, "args": args, "format": "json" }))
+        .send()
+        .await
+        .ok()?;
+    response.json().await.ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_posts_each_run_once_when_the_committer_is_killed() {
+    const JOBS: usize = 30;
+    let pg = PostgresTestSchema::create()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let db_url = format!("{}?schema={}", pg.url(), pg.name());
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let idp = Idp::open(
+        IdpConfig::new(dir.path().join("idp")),
+        listener.local_addr().unwrap(),
+    )
+    .unwrap();
+    tokio::spawn(idp.clone().serve(listener));
+    let user = idp
+        .create_user(NewUser {
+            email_addresses: vec!["ada@example.com".to_owned()],
+            ..NewUser::default()
+        })
+        .await
+        .unwrap();
+    let session = idp.create_session(&user.id).unwrap();
+    let token = idp
+        .template_token(&session.id, "convex", Some(Duration::from_secs(600)))
+        .unwrap();
+    let mut nodes: Vec<Node> = (0..2)
+        .map(|n| Node::start(&db_url, idp.issuer(), &dir.path().join(format!("node{n}"))))
+        .collect();
+    let old = nodes.iter().position(|n| n.committer).unwrap();
+    let survivor = nodes[1 - old].url.clone();
+    let http = reqwest::Client::new();
+
+    // Jobs due from now to three seconds on, scheduled through both nodes (the follower
+    // forwards its mutations): some run before the kill, some are due while no node commits,
+    // some after the takeover.
+    for i in 0..JOBS {
+        let node = &nodes[i % 2].url;
+        let args = serde_json::json!({
+            "title": format!("scheduled {i}"),
+            "body": "",
+            "delayMs": (i * 100) as f64,
+        });
+        let answer = call(&http, node, "mutation", &token, "posts:publishLater", args)
+            .await
+            .expect("the node answers");
+        assert_eq!(answer["status"], "success", "{answer}");
+    }
+    let killed_at = Instant::now();
+    nodes[old].child.kill().unwrap(); // SIGKILL
+    nodes[old].child.wait().unwrap();
+
+    // The survivor takes over and runs what is left; every post appears exactly once.
+    let list = serde_json::json!({ "limit": 100_000.0 });
+    let titles = loop {
+        let answer = call(
+            &http,
+            &survivor,
+            "query",
+            &token,
+            "posts:list",
+            list.clone(),
+        )
+        .await;
+        let titles: Vec<String> = answer
+            .as_ref()
+            .and_then(|answer| answer["value"].as_array())
+            .map(|posts| {
+                posts
+                    .iter()
+                    .filter_map(|post| post["title"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if titles.len() >= JOBS {
+            break titles;
+        }
+        assert!(
+            killed_at.elapsed() < WAIT,
+            "the scheduled posts never all appeared: {titles:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let unique: BTreeSet<&String> = titles.iter().collect();
+    assert_eq!(
+        unique.len(),
+        titles.len(),
+        "a scheduled post ran twice: {titles:?}"
+    );
+    assert_eq!(unique.len(), JOBS, "{titles:?}");
+    report(&format!(
+        "scheduler: {JOBS} scheduled posts, each once, {:?} after the kill",
+        killed_at.elapsed()
+    ));
+    drop(nodes);
+    pg.drop_schema().await;
+}

@@ -14,3 +14,8 @@ fn official_convex_js_clients_work_against_keel() {
 fn uploads_with_fetch_and_http_actions_work_for_the_official_js_client() {
     node_peers::run_node_test("storage-http-actions.test.mjs");
 }
+
+#[test]
+fn a_scheduled_post_reaches_the_official_js_client_and_posts_publish_stays_internal() {
+    node_peers::run_node_test("posts-scheduler.test.mjs");
+}

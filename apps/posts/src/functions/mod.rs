@@ -1,5 +1,5 @@
-//! The reference app's backend: schema, functions (`posts:*`, `users:*`, `files:*`) and HTTP
-//! actions (`POST /posts` on the site, see [`http_routes`]).
+//! The reference app's backend: schema, functions (`posts:*`, `users:*`, `files:*`, `stats:*`),
+//! crons and HTTP actions (`POST /posts` on the site, see [`http_routes`]).
 //!
 //! These are the seed app's Convex functions written in Rust. Every later layer (the web tier,
 //! the interop tests) calls them by path.
@@ -7,12 +7,13 @@
 mod files;
 mod http;
 mod posts;
+mod stats;
 mod users;
 
 pub use http::routes as http_routes;
 pub use posts::with_image_url;
 
-use keel_backend::{Auth, FunctionError, FunctionRegistry};
+use keel_backend::{Auth, Crons, FunctionError, FunctionRegistry};
 use keel_db::{Schema, TableSchema};
 use keel_values::obj;
 
@@ -27,6 +28,19 @@ pub fn schema() -> Schema {
             "users",
             TableSchema::new().index("by_token", &["tokenIdentifier"]),
         )
+        .table("stats", TableSchema::new())
+}
+
+/// The app's crons: every hour (at minute 0, UTC) `stats:record` notes the number of posts.
+pub fn crons() -> Crons {
+    let mut crons = Crons::new();
+    crons.hourly(
+        "record post count",
+        0,
+        "stats:record",
+        serde_json::json!({}),
+    );
+    crons
 }
 
 /// Every function of the app, by path.
@@ -40,6 +54,9 @@ pub fn functions() -> FunctionRegistry {
         .query("posts:get", posts::get)
         .mutation("posts:create", posts::create)
         .mutation("posts:remove", posts::remove)
+        .mutation("posts:publishLater", posts::publish_later)
+        .internal_mutation("posts:publish", posts::publish)
+        .internal_mutation("stats:record", stats::record)
         .action("posts:importSample", posts::import_sample)
         .mutation("files:generateUploadUrl", files::generate_upload_url);
     functions

@@ -1,8 +1,10 @@
 //! `posts:list`, `posts:page`, `posts:get`, `posts:create`, `posts:remove`,
-//! `posts:importSample`.
+//! `posts:importSample`, `posts:publishLater` and the internal `posts:publish` it schedules.
 //!
 //! A post may carry an image: `imageId`, the storage id of an image uploaded through
 //! `files:generateUploadUrl`; the queries return it with its `imageUrl` ([`with_image_url`]).
+
+use std::time::Duration;
 
 use keel_backend::{ActionCtx, FunctionError, MutationCtx, QueryCtx, StorageReader};
 use keel_db::{Document, Order, PaginationOptions, PaginationResult};
@@ -129,27 +131,7 @@ fn invalid(field: &str, message: String) -> FunctionError {
 /// Creates a post by the caller; returns its id.
 pub(super) async fn create(ctx: MutationCtx, args: CreateArgs) -> Result<String, FunctionError> {
     let user = require_user(ctx.auth())?;
-    let title = args.title.trim();
-    let title_chars = title.chars().count();
-    if title_chars == 0 || title_chars > MAX_TITLE_CHARS {
-        return Err(invalid(
-            "title",
-            format!("title must be 1 to {MAX_TITLE_CHARS} characters, got {title_chars}"),
-        ));
-    }
-    let body_chars = args.body.chars().count();
-    if body_chars > MAX_BODY_CHARS {
-        return Err(invalid(
-            "body",
-            format!("body must be at most {MAX_BODY_CHARS} characters, got {body_chars}"),
-        ));
-    }
-    let author_name = user
-        .attributes
-        .name
-        .clone()
-        .or_else(|| user.attributes.email.clone())
-        .unwrap_or_else(|| "Anonymous".into());
+    let title = check_post(&args.title, &args.body)?;
     if let Some(image_id) = &args.image_id {
         // An id that is no storage id, a file that is gone, or one that is not an image.
         let image = ctx.storage().get_metadata(image_id).await.ok().flatten();
@@ -171,7 +153,97 @@ pub(super) async fn create(ctx: MutationCtx, args: CreateArgs) -> Result<String,
     fields.insert("title".into(), title.into());
     fields.insert("body".into(), args.body.as_str().into());
     fields.insert("authorId".into(), user.token_identifier().into());
-    fields.insert("authorName".into(), author_name.into());
+    fields.insert("authorName".into(), author_name(user).into());
+    Ok(ctx.db().insert("posts", fields).await?.to_string())
+}
+
+/// The post's title, trimmed, once the title and the body are within their limits.
+fn check_post<'a>(title: &'a str, body: &str) -> Result<&'a str, FunctionError> {
+    let title = title.trim();
+    let title_chars = title.chars().count();
+    if title_chars == 0 || title_chars > MAX_TITLE_CHARS {
+        return Err(invalid(
+            "title",
+            format!("title must be 1 to {MAX_TITLE_CHARS} characters, got {title_chars}"),
+        ));
+    }
+    let body_chars = body.chars().count();
+    if body_chars > MAX_BODY_CHARS {
+        return Err(invalid(
+            "body",
+            format!("body must be at most {MAX_BODY_CHARS} characters, got {body_chars}"),
+        ));
+    }
+    Ok(title)
+}
+
+/// The name a post shows for its author.
+fn author_name(user: &keel_auth::UserIdentity) -> String {
+    user.attributes
+        .name
+        .clone()
+        .or_else(|| user.attributes.email.clone())
+        .unwrap_or_else(|| "Anonymous".into())
+}
+
+/// Longest `posts:publishLater` delay: 30 days.
+const MAX_PUBLISH_DELAY_MS: f64 = 30.0 * 24.0 * 3600.0 * 1000.0;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct PublishLaterArgs {
+    title: String,
+    body: String,
+    delay_ms: f64,
+}
+
+/// A post to publish and its author (scheduled functions run without the caller's identity, so
+/// `posts:publishLater` passes the author to `posts:publish` in its arguments).
+#[derive(Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Publish {
+    title: String,
+    body: String,
+    author_id: String,
+    author_name: String,
+}
+
+/// Schedules the caller's post to be published (by `posts:publish`) after `delayMs`; returns
+/// the scheduled function's id (a document of `_scheduled_functions`).
+pub(super) async fn publish_later(
+    ctx: MutationCtx,
+    args: PublishLaterArgs,
+) -> Result<String, FunctionError> {
+    let user = require_user(ctx.auth())?;
+    let delay = args.delay_ms;
+    if !(0.0..=MAX_PUBLISH_DELAY_MS).contains(&delay) {
+        return Err(invalid(
+            "delayMs",
+            format!("delayMs must be 0 to {MAX_PUBLISH_DELAY_MS} (30 days), got {delay}"),
+        ));
+    }
+    let publish = Publish {
+        title: check_post(&args.title, &args.body)?.to_owned(),
+        body: args.body,
+        author_id: user.token_identifier().to_owned(),
+        author_name: author_name(user),
+    };
+    let delay = Duration::from_secs_f64(delay / 1e3);
+    let id = ctx
+        .scheduler()
+        .run_after(delay, "posts:publish", &publish)
+        .await?;
+    Ok(id.to_string())
+}
+
+/// Creates a post for the author named in the arguments (internal: only the scheduler calls
+/// it, on behalf of `posts:publishLater`'s caller).
+pub(super) async fn publish(ctx: MutationCtx, post: Publish) -> Result<String, FunctionError> {
+    let mut fields = Object::new();
+    fields.insert("title".into(), post.title.into());
+    fields.insert("body".into(), post.body.into());
+    fields.insert("authorId".into(), post.author_id.into());
+    fields.insert("authorName".into(), post.author_name.into());
     Ok(ctx.db().insert("posts", fields).await?.to_string())
 }
 

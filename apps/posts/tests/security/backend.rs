@@ -235,3 +235,69 @@ attack!(
         );
     }
 );
+
+attack!(
+    /// `posts:publishLater` with a hostile delay (negative, past the 30-day limit, huge, not a
+    /// number) or post is refused with a typed error and schedules nothing; the internal
+    /// `posts:publish` and the scheduler's own mutations are unknown to clients; a burst of
+    /// far-future jobs is accepted without holding anything up.
+    hostile_scheduling_is_refused,
+    |keel| {
+        let token = keel.backend_token("scheduler@example.com").await;
+        let later = |title: &str, delay: serde_json::Value| {
+            serde_json::json!({
+                "path": "posts:publishLater",
+                "args": { "title": title, "body": "", "delayMs": delay },
+            })
+        };
+        for delay in [
+            serde_json::json!(-1.0),
+            serde_json::json!(2_592_000_001.0_f64),
+            serde_json::json!(1e300),
+            serde_json::json!("soon"),
+        ] {
+            let (status, body) = call(keel, "mutation", Some(&token), later("x", delay.clone())).await;
+            assert_eq!(status, StatusCode::OK, "{delay}: {body}");
+            assert_eq!(body["status"], "error", "{delay}: {body}");
+            let typed = body["errorData"]["field"] == "delayMs"
+                || body["errorMessage"].as_str().is_some_and(|m| m.contains("ArgumentValidationError"));
+            assert!(typed, "{delay}: {body}");
+        }
+        let (_, body) = call(keel, "mutation", Some(&token), later(&"x".repeat(201), serde_json::json!(0.0))).await;
+        assert_eq!(body["errorData"]["field"], "title", "{body}");
+        let (_, body) = call(
+            keel,
+            "mutation",
+            None,
+            later("anonymous", serde_json::json!(0.0)),
+        )
+        .await;
+        assert_eq!(body["errorData"]["code"], "UNAUTHENTICATED", "{body}");
+        for path in ["posts:publish", "_keel/scheduler:schedule", "_keel/scheduler:cancel"] {
+            let (_, body) = call(
+                keel,
+                "mutation",
+                Some(&token),
+                serde_json::json!({ "path": path, "args": {
+                    "title": "forged", "body": "", "authorId": "someone", "authorName": "someone",
+                    "name": "posts:publish", "args": {}, "scheduledTime": 0.0, "id": "x",
+                } }),
+            )
+            .await;
+            let message = body["errorMessage"].as_str().unwrap_or_default();
+            assert!(message.contains("Could not find public function"), "{path}: {body}");
+        }
+        for i in 0..100 {
+            let (_, body) = call(
+                keel,
+                "mutation",
+                Some(&token),
+                later(&format!("far {i}"), serde_json::json!(2_592_000_000.0_f64)),
+            )
+            .await;
+            assert_eq!(body["status"], "success", "{body}");
+        }
+        let posts = keel.query("posts:list", serde_json::json!({}), Some(&token)).await;
+        assert_eq!(posts["value"], serde_json::json!([]), "nothing was published: {posts}");
+    }
+);
