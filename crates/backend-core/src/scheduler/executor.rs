@@ -6,13 +6,16 @@
 //! it reads the first pending jobs by time (a read set it then subscribes to), starts those due
 //! (at most [`MAX_RUNNING`] at once), ticks the crons, and waits for the next due time, a
 //! commit that changes the pending jobs (a job scheduled, canceled or finished), or the stop.
+//! While more jobs are due than may run, it keeps the rest in a queue and starts the next as
+//! one ends, reading the pending jobs again only every [`RESCAN_EVERY`] (each finished job
+//! changes them, and reading them per job would cost more than the jobs).
 //!
 //! The executor holds the backend weakly while it waits, so a backend that is dropped without
 //! [`Backend::shutdown`](crate::Backend::shutdown) does not live on through it.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use keel_db::{BY_STATE, DbError, IndexRange, SCHEDULED_FUNCTIONS, Subscription};
 use keel_values::DocumentId;
@@ -30,8 +33,12 @@ use crate::runner::{Origin, retry_pause};
 
 /// Most jobs running at once.
 const MAX_RUNNING: usize = 32;
-/// How many pending jobs one look reads (the earliest first).
-const WINDOW: usize = 512;
+/// How many pending jobs one look reads (the earliest first): the running ones (still pending
+/// until they finish) and as many again that may start.
+const WINDOW: usize = 4 * MAX_RUNNING;
+/// How often the pending jobs are read while due jobs wait for room (a job due at once that is
+/// scheduled meanwhile waits at most this long behind them).
+const RESCAN_EVERY: Duration = Duration::from_millis(20);
 /// How often a follower checks whether it has become the committer.
 const FOLLOWER_POLL: Duration = Duration::from_millis(200);
 /// The pause after a job could not be recorded (a storage failure) before it is tried again.
@@ -46,6 +53,8 @@ pub(crate) struct Executor {
     running: Arc<Mutex<HashSet<DocumentId>>>,
     /// Signalled when a job ends.
     ended: Arc<Notify>,
+    /// Jobs found due and not started yet for want of room, the earliest first.
+    queue: Mutex<VecDeque<Job>>,
     /// When a cron is next due (ms since the epoch), once the crons have been ticked; ticking
     /// reads every cron, so it is done only then.
     cron_due: Mutex<Option<f64>>,
@@ -57,6 +66,7 @@ impl Default for Executor {
             tasks: keel_tasks::Tasks::new("scheduler"),
             running: Arc::default(),
             ended: Arc::default(),
+            queue: Mutex::default(),
             cron_due: Mutex::new(None),
         }
     }
@@ -85,18 +95,18 @@ impl Executor {
     }
 }
 
-/// What the executor waits for between two looks.
-struct Wait {
+/// What a look at the pending jobs found.
+struct Look {
     /// Fires when the pending jobs change.
     changes: Subscription,
-    /// The next due time of a job or a cron not yet started (ms since the epoch).
+    /// The next due time of a job or a cron not yet due (ms since the epoch).
     next_ms: Option<f64>,
-    /// Whether the running jobs are as many as may run.
-    full: bool,
 }
 
 async fn run(weak: Weak<Inner>) {
     let mut recovered = false;
+    // The last look, and when it was taken.
+    let mut last: Option<(Look, Instant)> = None;
     loop {
         let Some(inner) = weak.upgrade() else { return };
         let backend = Backend { inner };
@@ -122,37 +132,56 @@ async fn run(weak: Weak<Inner>) {
                 }
             }
         }
-        let wait = match look(&backend).await {
-            Ok(wait) => wait,
-            Err(error) => {
-                tracing::warn!(%error, "cannot read the scheduled functions; retrying");
-                drop(backend);
-                tokio::time::sleep(FAILURE_PAUSE).await;
-                continue;
+        let executor = &backend.inner.scheduler;
+        // Jobs due but waiting for room are known already: while there are some, a job ending
+        // starts the next of them without reading the pending jobs again (every job finishing
+        // changes them), and the pending jobs are read afresh at most every RESCAN_EVERY.
+        let busy = !executor.queue.lock().is_empty();
+        let fresh = last
+            .as_ref()
+            .is_some_and(|(_, at)| busy && at.elapsed() < RESCAN_EVERY);
+        if !fresh {
+            match look(&backend).await {
+                Ok(look) => last = Some((look, Instant::now())),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the scheduled functions; retrying");
+                    drop(backend);
+                    tokio::time::sleep(FAILURE_PAUSE).await;
+                    continue;
+                }
             }
-        };
-        let ended = backend.inner.scheduler.ended.clone();
+        }
+        start_queued(&backend);
+        let busy = !executor.queue.lock().is_empty();
+        let ended = executor.ended.clone();
         drop(backend);
-        let until_due = wait
-            .next_ms
-            .map(|next| Duration::from_secs_f64(((next - now_ms()) / 1e3).max(0.0)));
+        let Some((look, at)) = &last else { continue };
+        let until = |ms: f64| Duration::from_secs_f64(((ms - now_ms()) / 1e3).max(0.0));
+        let pause = match (busy, look.next_ms) {
+            (true, _) => Some(RESCAN_EVERY.saturating_sub(at.elapsed())),
+            (false, next) => next.map(until),
+        };
         let due = async {
-            match until_due {
+            match pause {
                 Some(pause) => tokio::time::sleep(pause).await,
                 None => std::future::pending().await,
             }
         };
-        let job_ended = async {
-            if wait.full {
-                ended.notified().await;
-            } else {
+        let changes = async {
+            if busy {
                 std::future::pending::<()>().await;
+            } else {
+                look.changes.invalidated().await;
             }
         };
         tokio::select! {
-            _ = wait.changes.invalidated() => {}
+            () = changes => {}
             () = due => {}
-            () = job_ended => {}
+            () = ended.notified() => {}
+        }
+        if !busy {
+            // The look is spent (it changed, or its time came).
+            last = None;
         }
     }
 }
@@ -184,9 +213,9 @@ async fn recover(backend: &Backend) -> Result<usize, DbError> {
     }
 }
 
-/// One look at the pending jobs: starts the due ones, ticks the crons, and says what to wait
-/// for.
-async fn look(backend: &Backend) -> Result<Wait, DbError> {
+/// One look at the pending jobs: ticks the crons, queues the due jobs not running yet (the
+/// earliest first), and says what to wait for.
+async fn look(backend: &Backend) -> Result<Look, DbError> {
     let executor = &backend.inner.scheduler;
     let cron_due = *executor.cron_due.lock();
     let cron_next = match cron_due {
@@ -210,33 +239,45 @@ async fn look(backend: &Backend) -> Result<Wait, DbError> {
     let changes = db.subscribe(tx.read_set().clone(), tx.snapshot_ts());
     let now = now_ms();
     let mut next_ms = None;
-    let mut full = false;
-    for job in pending.iter().filter_map(Job::from_document) {
-        if job.scheduled_ms > now {
-            next_ms = Some(job.scheduled_ms);
-            break;
+    let mut due = VecDeque::new();
+    {
+        let running = executor.running.lock();
+        for job in pending.iter().filter_map(Job::from_document) {
+            if job.scheduled_ms > now {
+                next_ms = Some(job.scheduled_ms);
+                break;
+            }
+            if !running.contains(&job.id) {
+                due.push_back(job);
+            }
         }
-        let mut running = executor.running.lock();
-        if running.contains(&job.id) {
-            continue;
-        }
-        if running.len() >= MAX_RUNNING {
-            full = true;
-            break;
-        }
-        running.insert(job.id);
-        drop(running);
-        start_job(backend, job);
     }
+    *executor.queue.lock() = due;
     let next_ms = match (next_ms, cron_next) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    Ok(Wait {
-        changes,
-        next_ms,
-        full,
-    })
+    Ok(Look { changes, next_ms })
+}
+
+/// Starts queued jobs while there is room.
+fn start_queued(backend: &Backend) {
+    let executor = &backend.inner.scheduler;
+    loop {
+        let job = {
+            let mut running = executor.running.lock();
+            if running.len() >= MAX_RUNNING {
+                return;
+            }
+            let mut queue = executor.queue.lock();
+            let Some(job) = queue.pop_front() else { return };
+            if !running.insert(job.id) {
+                continue;
+            }
+            job
+        };
+        start_job(backend, job);
+    }
 }
 
 /// Starts a due job on a task of its own.
@@ -257,7 +298,7 @@ fn start_job(backend: &Backend, job: Job) {
         }
         let executor = &backend.inner.scheduler;
         executor.running.lock().remove(&id);
-        executor.ended.notify_waiters();
+        executor.ended.notify_one();
     });
 }
 
