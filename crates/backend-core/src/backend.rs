@@ -37,6 +37,9 @@ pub struct BackendConfig {
     pub action_timeout: Duration,
     /// File storage: where files' bytes live, the URLs' origin, limits.
     pub storage: StorageConfig,
+    /// How long a scheduled function's document is kept once it has finished (succeeded,
+    /// failed or been canceled). Default 7 days, as Convex.
+    pub finished_job_retention: Duration,
 }
 
 impl Default for BackendConfig {
@@ -48,6 +51,7 @@ impl Default for BackendConfig {
             transaction_timeout: Duration::from_secs(10),
             action_timeout: Duration::from_secs(600),
             storage: StorageConfig::default(),
+            finished_job_retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }

@@ -11,7 +11,7 @@ use keel_backend_core::{
 };
 use keel_values::{DocumentId, Value};
 use serde_json::json;
-use support::{Core, NoArgs, Note, WAIT, add, core, note_texts, text};
+use support::{Core, NoArgs, Note, WAIT, add, core, core_with, note_texts, text};
 
 #[derive(serde::Deserialize)]
 struct Later {
@@ -466,4 +466,26 @@ async fn pending_jobs_survive_a_restart_and_late_ones_run_at_start() {
             - job["scheduledTime"].as_f64().unwrap_or(0.0);
         assert!(late >= 0.0, "never before its time: {job}");
     }
+}
+
+#[tokio::test]
+async fn finished_jobs_are_deleted_after_their_retention_and_pending_ones_kept() {
+    let config = keel_backend_core::BackendConfig {
+        finished_job_retention: Duration::from_millis(500),
+        ..keel_backend_core::BackendConfig::default()
+    };
+    let core = core_with(functions(), config).await;
+    core.mutation("notes:addLater", json!({ "text": "now", "delayMs": 0 }))
+        .await
+        .expect("scheduled");
+    core.mutation(
+        "notes:addLater",
+        json!({ "text": "far", "delayMs": 3_600_000 }),
+    )
+    .await
+    .expect("scheduled");
+    until_jobs(&core, |jobs| kinds(jobs) == ["success", "pending"]).await;
+    let jobs = until_jobs(&core, |jobs| jobs.len() == 1).await;
+    assert_eq!(kinds(&jobs), ["pending"], "{jobs:#?}");
+    assert_eq!(core.notes().await, ["now"]);
 }

@@ -39,6 +39,11 @@ const WINDOW: usize = 4 * MAX_RUNNING;
 /// How often the pending jobs are read while due jobs wait for room (a job due at once that is
 /// scheduled meanwhile waits at most this long behind them).
 const RESCAN_EVERY: Duration = Duration::from_millis(20);
+/// How often finished jobs past their retention are deleted (more often if the retention is
+/// shorter).
+const COLLECT_EVERY: Duration = Duration::from_secs(3600);
+/// Finished jobs deleted per transaction.
+const COLLECT_BATCH: usize = 1_000;
 /// How often a follower checks whether it has become the committer.
 const FOLLOWER_POLL: Duration = Duration::from_millis(200);
 /// The pause after a job could not be recorded (a storage failure) before it is tried again.
@@ -58,6 +63,8 @@ pub(crate) struct Executor {
     /// When a cron is next due (ms since the epoch), once the crons have been ticked; ticking
     /// reads every cron, so it is done only then.
     cron_due: Mutex<Option<f64>>,
+    /// When finished jobs past their retention were last deleted.
+    collected: Mutex<Option<Instant>>,
 }
 
 impl Default for Executor {
@@ -68,6 +75,7 @@ impl Default for Executor {
             ended: Arc::default(),
             queue: Mutex::default(),
             cron_due: Mutex::new(None),
+            collected: Mutex::new(None),
         }
     }
 }
@@ -227,6 +235,7 @@ async fn look(backend: &Backend) -> Result<Look, DbError> {
         }
     };
     let cron_next = cron_next.filter(|due| due.is_finite());
+    let collect_next = collect_if_due(backend).await?;
     let db = &backend.inner.db;
     let mut tx = db.begin();
     let pending = tx
@@ -253,11 +262,67 @@ async fn look(backend: &Backend) -> Result<Look, DbError> {
         }
     }
     *executor.queue.lock() = due;
-    let next_ms = match (next_ms, cron_next) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    let next_ms = [next_ms, cron_next, Some(collect_next)]
+        .into_iter()
+        .flatten()
+        .reduce(f64::min);
     Ok(Look { changes, next_ms })
+}
+
+/// Deletes the finished jobs past their retention if the last collection is old enough;
+/// returns when the next one is due (ms since the epoch).
+async fn collect_if_due(backend: &Backend) -> Result<f64, DbError> {
+    let retention = backend.inner.config.finished_job_retention;
+    let every = COLLECT_EVERY.min(retention);
+    let executor = &backend.inner.scheduler;
+    let last = *executor.collected.lock();
+    if let Some(last) = last.filter(|last| last.elapsed() < every) {
+        let left = every.saturating_sub(last.elapsed());
+        return Ok(now_ms() + left.as_secs_f64() * 1e3);
+    }
+    let cutoff = now_ms() - retention.as_secs_f64() * 1e3;
+    let db = &backend.inner.db;
+    let mut deleted = 0;
+    for kind in JobState::FINAL_KINDS {
+        loop {
+            let mut tx = db.begin();
+            // A job finishes at or after its scheduled time, unless it was canceled before:
+            // the index narrows by scheduled time, the completion time decides.
+            let old = tx
+                .system_query(SCHEDULED_FUNCTIONS)
+                .with_index(BY_STATE, |r: IndexRange| {
+                    r.eq("state.kind", kind).lt("scheduledTime", cutoff)
+                })
+                .take(COLLECT_BATCH)
+                .await?;
+            let mut batch = 0;
+            for doc in &old {
+                let completed = doc
+                    .fields
+                    .get("completedTime")
+                    .and_then(keel_values::Value::as_f64);
+                if completed.is_some_and(|completed| completed < cutoff) {
+                    tx.system_delete(doc.id).await?;
+                    batch += 1;
+                }
+            }
+            if batch > 0 {
+                db.commit(tx).await?;
+            }
+            deleted += batch;
+            if old.len() < COLLECT_BATCH || batch == 0 {
+                break;
+            }
+        }
+    }
+    if deleted > 0 {
+        tracing::debug!(
+            deleted,
+            "deleted finished scheduled functions past their retention"
+        );
+    }
+    *executor.collected.lock() = Some(Instant::now());
+    Ok(now_ms() + every.as_secs_f64() * 1e3)
 }
 
 /// Starts queued jobs while there is room.

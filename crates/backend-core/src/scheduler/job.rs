@@ -34,6 +34,8 @@ pub(crate) enum JobState {
 impl JobState {
     /// The `state.kind` of a pending job (what the executor's index looks for).
     pub(crate) const PENDING: &'static str = "pending";
+    /// The `state.kind`s of finished jobs.
+    pub(crate) const FINAL_KINDS: [&'static str; 3] = ["success", "failed", "canceled"];
 
     fn kind(&self) -> &'static str {
         match self {

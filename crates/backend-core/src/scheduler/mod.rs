@@ -18,7 +18,10 @@
 //! before it starts, so an action cut short by a crash or a takeover is marked `failed` when the
 //! next executor starts, never run again. Jobs are kept in the database, so pending ones survive
 //! restarts and takeovers; one overdue at start runs at once. Scheduled functions run without an
-//! identity, as in Convex: pass what they need (a user id) in their arguments.
+//! identity, as in Convex: pass what they need (a user id) in their arguments. A finished job's
+//! document is deleted once it is older than
+//! [`BackendConfig::finished_job_retention`](crate::BackendConfig::finished_job_retention)
+//! (7 days, as Convex keeps results).
 //!
 //! Limits, as Convex's: one function call schedules at most [`MAX_SCHEDULED_PER_CALL`]
 //! functions with at most [`MAX_SCHEDULED_ARGS_BYTES`] of arguments in all, and no further than

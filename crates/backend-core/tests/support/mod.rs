@@ -24,7 +24,12 @@ pub struct Core {
 
 /// A backend serving `functions` over tables `notes` and `counters`.
 pub async fn core(functions: FunctionRegistry) -> Core {
-    open(tempfile::tempdir().expect("tempdir"), functions).await
+    core_with(functions, BackendConfig::default()).await
+}
+
+/// A backend serving `functions` with `config`.
+pub async fn core_with(functions: FunctionRegistry, config: BackendConfig) -> Core {
+    open(tempfile::tempdir().expect("tempdir"), functions, config).await
 }
 
 impl Core {
@@ -35,11 +40,11 @@ impl Core {
         backend.shutdown().await;
         drop(backend);
         tokio::time::sleep(down).await;
-        open(dir, functions).await
+        open(dir, functions, BackendConfig::default()).await
     }
 }
 
-async fn open(dir: tempfile::TempDir, functions: FunctionRegistry) -> Core {
+async fn open(dir: tempfile::TempDir, functions: FunctionRegistry, config: BackendConfig) -> Core {
     let persistence = SqlitePersistence::open(dir.path().join("db.sqlite3")).expect("sqlite");
     let schema = Schema::new()
         .table("notes", TableSchema::new())
@@ -48,7 +53,7 @@ async fn open(dir: tempfile::TempDir, functions: FunctionRegistry) -> Core {
         .await
         .expect("database opens");
     Core {
-        backend: Backend::new(db, functions, BackendConfig::default()),
+        backend: Backend::new(db, functions, config),
         _dir: dir,
     }
 }
