@@ -4,7 +4,8 @@
 //  * Live: one EventSource per page (the address is in <meta name="keel-live">). On `refresh`
 //    the page is refetched and morphed in place; on `signed-out` the page is refetched once
 //    and the stream is not reopened. The stream reconnects with backoff when it drops.
-//  * Navigation: same-origin links are fetched and morphed in, with history.pushState.
+//  * Navigation: same-origin links are fetched and morphed in, with history.pushState; a link
+//    with data-keel-scroll="keep" (a "Load more") leaves the reader where they are.
 //  * Prefetch on intent: hover, focus or touch of a link fetches it; reused for 30 s.
 //  * Scroll restoration: positions are kept per history entry in sessionStorage and restored
 //    on back/forward.
@@ -221,7 +222,7 @@ function isLocalLink(a) {
   return url.origin === location.origin && !url.pathname.startsWith("/_keel/");
 }
 
-async function navigate(url, { push = true } = {}) {
+async function navigate(url, { push = true, keepScroll = false } = {}) {
   // The page being left keeps its position as of now: the scroll event of a recent scroll
   // may only fire after the next entry became current, and would be recorded there.
   positions[currentKey] = [window.scrollX, window.scrollY];
@@ -239,7 +240,7 @@ async function navigate(url, { push = true } = {}) {
     history.pushState({ keel: newKey() }, "", page.url);
     currentKey = history.state.keel;
     applyDocument(page.html);
-    window.scrollTo(0, 0);
+    if (!keepScroll) window.scrollTo(0, 0);
   } else {
     currentKey = entryKey();
     applyDocument(page.html);
@@ -271,7 +272,7 @@ document.addEventListener("click", (event) => {
   const a = event.target.closest?.("a");
   if (!isLocalLink(a)) return;
   event.preventDefault();
-  navigate(a.href);
+  navigate(a.href, { keepScroll: a.dataset.keelScroll === "keep" });
 });
 
 for (const type of ["mouseover", "focusin", "touchstart"]) {

@@ -1,7 +1,14 @@
 //! `/posts` (signed-in visitors only) and `/posts/{id}`.
+//!
+//! `/posts` lists the newest posts one page at a time (`posts:page`), with a "Load more" link
+//! that works without JavaScript: `/posts?until=<cursor>` shows every post up to `cursor` (the
+//! end of the last page shown, pinned, so the posts already on screen stay there) and one more
+//! page after it. Both pages are queries of the page, so the live layer keeps them current, as
+//! `usePaginatedQuery` keeps its pages subscribed.
 
 use keel_start::auth_ui::{SignInMode, sign_in_button};
-use keel_start::{Head, Match, Route, RouteError, server_fn_path};
+use keel_start::{Head, Match, Route, RouteContext, RouteError, server_fn_path};
+use keel_values::{PaginationOptions, PaginationResult};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -23,10 +30,52 @@ pub(super) struct Post {
     image_url: Option<String>,
 }
 
+/// Posts per page of `/posts`, and per "Load more".
+const PAGE_SIZE: usize = 10;
+
 /// What the posts index shows.
 struct PostList {
     posts: Vec<Post>,
+    /// How many of `posts` were on screen before the last "Load more" (where the new page
+    /// starts).
+    earlier: usize,
+    /// The cursor of the next "Load more", if there are more posts.
+    more: Option<String>,
     me: Option<Me>,
+}
+
+/// One page of `posts:page`.
+async fn posts_page(
+    ctx: &RouteContext,
+    opts: PaginationOptions,
+) -> Result<PaginationResult<Post>, RouteError> {
+    ctx.query("posts:page", serde_json::json!({ "paginationOpts": opts }))
+        .await
+}
+
+/// The posts up to `until` (all the pages shown so far, ending where the last one ended) and
+/// the page after it; without `until`, the first page.
+async fn load_pages(
+    ctx: &RouteContext,
+    until: Option<String>,
+) -> Result<(Vec<Post>, usize, Option<String>), RouteError> {
+    let Some(until) = until else {
+        let first = posts_page(ctx, PaginationOptions::first(PAGE_SIZE)).await?;
+        let more = (!first.is_done).then_some(first.continue_cursor);
+        return Ok((first.page, 0, more));
+    };
+    let shown = PaginationOptions {
+        num_items: PAGE_SIZE,
+        end_cursor: Some(until.clone()),
+        ..PaginationOptions::default()
+    };
+    let (shown, next) = futures::try_join!(
+        posts_page(ctx, shown),
+        posts_page(ctx, PaginationOptions::after(until, PAGE_SIZE)),
+    )?;
+    let earlier = shown.page.len();
+    let more = (!next.is_done).then_some(next.continue_cursor);
+    Ok(([shown.page, next.page].concat(), earlier, more))
 }
 
 pub(super) fn route() -> Route {
@@ -45,11 +94,29 @@ pub(super) fn route() -> Route {
                     if !ctx.auth().is_signed_in() {
                         return Ok(None);
                     }
-                    let (posts, me) = futures::try_join!(
-                        ctx.query::<Vec<Post>>("posts:list", serde_json::json!({})),
+                    let until = ctx.search_param("until");
+                    let resets = until.is_some();
+                    let (pages, me) = futures::try_join!(
+                        load_pages(&ctx, until),
                         ctx.query::<Option<Me>>("users:me", serde_json::json!({})),
-                    )?;
-                    Ok(Some(PostList { posts, me }))
+                    )
+                    .map_err(|error| match error {
+                        // A cursor that is not one of this list (edited, or from an older
+                        // version): start the list over, as usePaginatedQuery does.
+                        RouteError::Internal(detail)
+                            if resets && detail.contains("InvalidCursor") =>
+                        {
+                            RouteError::redirect("/posts")
+                        }
+                        other => other,
+                    })?;
+                    let (posts, earlier, more) = pages;
+                    Ok(Some(PostList {
+                        posts,
+                        earlier,
+                        more,
+                        me,
+                    }))
                 })
                 .component(|m, _| post_list(m)),
         )
@@ -107,8 +174,9 @@ fn post_list(m: &Match) -> Markup {
             p class="empty" { "No posts yet." }
         } @else {
             ul class="posts" {
-                @for post in &list.posts {
-                    li data-post-id=(post.id) {
+                @for (n, post) in list.posts.iter().enumerate() {
+                    // "Load more" leads here: the first post of the page it loaded.
+                    li data-post-id=(post.id) id=[(n == list.earlier && n > 0).then_some("more")] {
                         a href={ "/posts/" (post.id) } { (post.title) }
                         " by " (post.author_name)
                         @if Some(post.author_id.as_str()) == mine {
@@ -120,6 +188,12 @@ fn post_list(m: &Match) -> Markup {
                         }
                     }
                 }
+            }
+            @if let Some(cursor) = &list.more {
+                // A plain link: without JavaScript the browser loads the longer list and jumps to
+                // its new page; with the runtime it is morphed in where the reader is.
+                p { a class="load-more" data-keel-scroll="keep"
+                    href={ "/posts?until=" (cursor) "#more" } { "Load more" } }
             }
         }
     }

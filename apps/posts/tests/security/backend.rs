@@ -301,3 +301,91 @@ attack!(
         assert_eq!(posts["value"], serde_json::json!([]), "nothing was published: {posts}");
     }
 );
+
+attack!(
+    /// Hostile `paginationOpts` for `posts:page` (over HTTP and as a sync query's journal):
+    /// forged, truncated, oversized and foreign cursors, negative, fractional, huge and zero
+    /// `numItems`, read limits of 0 and unknown fields each get Convex's error — never a crash,
+    /// never another query's data — and an anonymous caller gets nothing at all.
+    hostile_pagination_options_are_refused,
+    |keel| {
+        use keel_testing::sync::SyncClient as SyncSocket;
+        let token = keel.backend_token("pager@example.com").await;
+        for n in 0..3 {
+            let (status, body) = call(
+                keel,
+                "mutation",
+                Some(&token),
+                serde_json::json!({ "path": "posts:create", "args": { "title": format!("Post {n}"), "body": "" } }),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+        let page = |opts: serde_json::Value| {
+            serde_json::json!({ "path": "posts:page", "args": { "paginationOpts": opts }, "format": "json" })
+        };
+        let (status, first) = call(keel, "query", Some(&token), page(serde_json::json!({ "numItems": 1, "cursor": null }))).await;
+        assert_eq!(status, StatusCode::OK, "{first}");
+        let cursor = first["value"]["continueCursor"].as_str().unwrap().to_owned();
+        // A cursor with its query fingerprint bytes changed, one cut short, and a 1 MiB one.
+        let mut forged = cursor.clone().into_bytes();
+        forged[4] = if forged[4] == b'0' { b'1' } else { b'0' };
+        let forged = String::from_utf8(forged).unwrap();
+        let huge = "ab".repeat(512 * 1024);
+        let cases = [
+            (serde_json::json!({ "numItems": 1, "cursor": forged }), "InvalidCursor"),
+            (serde_json::json!({ "numItems": 1, "cursor": &cursor[..10] }), "InvalidCursor"),
+            (serde_json::json!({ "numItems": 1, "cursor": huge }), "InvalidCursor"),
+            (serde_json::json!({ "numItems": 1, "cursor": "<script>" }), "InvalidCursor"),
+            (serde_json::json!({ "numItems": 1, "cursor": null, "endCursor": "zz" }), "InvalidCursor"),
+            (serde_json::json!({ "numItems": -1, "cursor": null }), "Path: .paginationOpts.numItems"),
+            (serde_json::json!({ "numItems": 2.5, "cursor": null }), "Path: .paginationOpts.numItems"),
+            (serde_json::json!({ "numItems": 1e300, "cursor": null }), "Path: .paginationOpts.numItems"),
+            (serde_json::json!({ "numItems": "10", "cursor": null }), "Path: .paginationOpts.numItems"),
+            (serde_json::json!({ "numItems": 0, "cursor": null }), "NoDocumentsForPagination"),
+            (serde_json::json!({ "numItems": 1, "cursor": null, "maximumRowsRead": 0 }), "InvalidPaginationLimit"),
+            (serde_json::json!({ "numItems": 1, "cursor": null, "maximumBytesRead": -5 }), "Path: .paginationOpts.maximumBytesRead"),
+            (serde_json::json!({ "numItems": 1, "cursor": null, "offset": 5 }), "extra field"),
+            (serde_json::json!({ "numItems": 1 }), "cursor"),
+        ];
+        for (opts, expected) in cases {
+            let shown = opts.to_string().chars().take(120).collect::<String>();
+            let (status, body) = call(keel, "query", Some(&token), page(opts)).await;
+            assert!(status.is_client_error() || body["status"] == "error", "{shown}: {status} {body}");
+            let message = body["errorMessage"].as_str().unwrap_or_default();
+            assert!(message.contains(expected), "{shown}: {body}");
+            assert!(message.len() < 2048, "the message does not echo a huge input: {}", message.len());
+        }
+        // Signed-in only, like posts:list.
+        let (_, body) = call(keel, "query", None, page(serde_json::json!({ "numItems": 1, "cursor": null }))).await;
+        assert_eq!(body["errorData"]["code"], "UNAUTHENTICATED", "{body}");
+        // A forged journal on a sync query fails that query as an invalid cursor (the official
+        // clients then start the list over); the socket and its other queries go on.
+        let mut socket = SyncSocket::connect_as(&keel.backend, &uuid::Uuid::new_v4().to_string(), 0).await;
+        socket.authenticate(0, &token).await;
+        socket
+            .send(&serde_json::json!({
+                "type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1,
+                "modifications": [
+                    {"type": "Add", "queryId": 0, "udfPath": "posts:page",
+                     "args": [{ "paginationOpts": { "numItems": 1, "cursor": null } }], "journal": forged},
+                    {"type": "Add", "queryId": 1, "udfPath": "posts:page",
+                     "args": [{ "paginationOpts": { "numItems": 1, "cursor": null } }], "journal": null},
+                ],
+            }))
+            .await;
+        // The first transition may confirm the identity only.
+        let transition = loop {
+            let transition = socket.next_of("Transition").await;
+            if transition["modifications"].as_array().is_some_and(|m| m.len() == 2) {
+                break transition;
+            }
+        };
+        let modifications = transition["modifications"].as_array().unwrap();
+        let of = |id: u64| modifications.iter().find(|m| m["queryId"] == id).unwrap();
+        assert_eq!(of(0)["type"], "QueryFailed", "{transition}");
+        assert!(of(0)["errorMessage"].as_str().unwrap().contains("InvalidCursor"), "{transition}");
+        assert_eq!(of(1)["type"], "QueryUpdated", "{transition}");
+        assert_eq!(of(1)["journal"], of(1)["value"]["continueCursor"], "{transition}");
+    }
+);
