@@ -235,7 +235,10 @@ impl Services {
 fn announce(line: &str) {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
-    if writeln!(stdout, "{line}").and_then(|()| stdout.flush()).is_err() {
+    if writeln!(stdout, "{line}")
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
         tracing::debug!(line, "stdout is closed; the service line was not printed");
     }
 }
