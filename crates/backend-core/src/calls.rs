@@ -205,7 +205,7 @@ impl Call {
     async fn action(self) -> Result<Value, FunctionError> {
         let origin = self.origin();
         let backend = &self.calls.backend;
-        Box::pin(backend.action(&self.path, self.args, &self.identity, origin)).await
+        Box::pin(backend.action(&self.path, self.args, &self.identity, origin, None)).await
     }
 }
 

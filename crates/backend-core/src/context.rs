@@ -363,6 +363,8 @@ pub struct ActionCtx {
     pub(crate) calls: Calls,
     /// What this action has scheduled so far.
     pub(crate) budget: SharedBudget,
+    /// The scheduled function this action runs as, if the scheduler started it.
+    pub(crate) job: Option<DocumentId>,
 }
 
 impl ActionCtx {
@@ -371,6 +373,7 @@ impl ActionCtx {
             auth: Auth { identity },
             calls,
             budget: SharedBudget::default(),
+            job: None,
         }
     }
 

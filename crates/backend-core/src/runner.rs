@@ -383,22 +383,26 @@ impl Backend {
         args: Object,
         identity: &Identity,
     ) -> Result<Value, FunctionError> {
-        self.action(path, args, identity, Origin::Client).await
+        self.action(path, args, identity, Origin::Client, None)
+            .await
     }
 
-    /// Runs an action for `origin`.
+    /// Runs an action for `origin`; `job` is the scheduled function it runs as, if the
+    /// scheduler started it (what it schedules is canceled if that job is canceled meanwhile).
     pub(crate) async fn action(
         &self,
         path: &CanonicalPath,
         args: Object,
         identity: &Identity,
         origin: Origin,
+        job: Option<keel_values::DocumentId>,
     ) -> Result<Value, FunctionError> {
         let Handler::Action(handler) = self.function(path, FunctionKind::Action, origin)? else {
             unreachable!("function() checked the kind");
         };
         let span = tracing::debug_span!("action", path = %path);
-        let ctx = ActionCtx::new(identity.clone(), Calls::new(self.clone(), origin.depth()));
+        let mut ctx = ActionCtx::new(identity.clone(), Calls::new(self.clone(), origin.depth()));
+        ctx.job = job;
         within(
             self.inner.config.action_timeout,
             FunctionKind::Action,

@@ -173,6 +173,34 @@ fn functions() -> FunctionRegistry {
                 Ok(id.to_string())
             },
         )
+        .internal_action(
+            "actions:waitThenSchedule",
+            |ctx: ActionCtx, _: NoArgs| async move {
+                // Waits (bounded) for the note "go", then schedules a child.
+                for _ in 0..1_000 {
+                    let texts: Vec<String> = ctx.run_query("notes:texts", json!({})).await?;
+                    if texts.iter().any(|text| text == "go") {
+                        let child = ctx
+                            .scheduler()
+                            .run_after(Duration::ZERO, "notes:add", json!({ "text": "child" }))
+                            .await?;
+                        return Ok(child.to_string());
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(FunctionError::uncaught("no go"))
+            },
+        )
+        .mutation(
+            "actions:startWaiting",
+            |ctx: MutationCtx, _: NoArgs| async move {
+                let id = ctx
+                    .scheduler()
+                    .run_after(Duration::ZERO, "actions:waitThenSchedule", json!({}))
+                    .await?;
+                Ok(id.to_string())
+            },
+        )
         .query("jobs:list", |ctx: QueryCtx, _: NoArgs| async move {
             let jobs = ctx
                 .db()
@@ -488,4 +516,22 @@ async fn finished_jobs_are_deleted_after_their_retention_and_pending_ones_kept()
     let jobs = until_jobs(&core, |jobs| jobs.len() == 1).await;
     assert_eq!(kinds(&jobs), ["pending"], "{jobs:#?}");
     assert_eq!(core.notes().await, ["now"]);
+}
+
+#[tokio::test]
+async fn a_running_action_canceled_goes_on_but_what_it_schedules_then_is_canceled() {
+    let core = core(functions()).await;
+    let action = core
+        .mutation("actions:startWaiting", json!({}))
+        .await
+        .expect("scheduled");
+    until_jobs(&core, |jobs| kinds(jobs) == ["inProgress"]).await;
+    core.mutation("jobs:cancel", json!({ "id": action }))
+        .await
+        .expect("canceled");
+    core.insert_note("go").await;
+    let jobs = until_jobs(&core, |jobs| jobs.len() == 2 && all_final(jobs)).await;
+    assert_eq!(kinds(&jobs), ["canceled", "canceled"], "{jobs:#?}");
+    assert_eq!(jobs[1]["name"], "notes.js:add");
+    assert_eq!(core.notes().await, ["go"], "the child never ran");
 }

@@ -447,7 +447,14 @@ async fn run_action(backend: &Backend, job: Job) -> Result<(), FunctionError> {
         };
     }
     let origin = Origin::App(CallDepth::TOP);
-    let outcome = Box::pin(backend.action(&job.path, job.args, &Identity::Anonymous, origin)).await;
+    let run = backend.action(
+        &job.path,
+        job.args,
+        &Identity::Anonymous,
+        origin,
+        Some(job.id),
+    );
+    let outcome = Box::pin(run).await;
     let state = match outcome {
         Ok(_) => JobState::Success,
         Err(error) => fail(&error),

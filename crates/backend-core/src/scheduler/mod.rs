@@ -15,7 +15,8 @@
 //! mutation runs exactly once: its job becomes `success` in the transaction of the mutation's
 //! writes (a conflict retries both; an error undoes the writes and marks the job `failed`). A
 //! scheduled action runs at most once: its job becomes `inProgress` in a transaction of its own
-//! before it starts, so an action cut short by a crash or a takeover is marked `failed` when the
+//! before it starts (canceled while it runs, it goes on, but what it schedules from then on is
+//! canceled, as in Convex), so an action cut short by a crash or a takeover is marked `failed` when the
 //! next executor starts, never run again. Jobs are kept in the database, so pending ones survive
 //! restarts and takeovers; one overdue at start runs at once. Scheduled functions run without an
 //! identity, as in Convex: pass what they need (a user id) in their arguments. A finished job's
@@ -227,6 +228,7 @@ impl Scheduler<'_> {
                     name: path.to_string(),
                     args: Value::Object(args),
                     scheduled_time: scheduled_ms,
+                    parent: ctx.job.map(|job| job.to_string()),
                 };
                 let id: String = ctx.run_mutation(SCHEDULE_PATH, request).await?;
                 id.parse()
@@ -313,6 +315,9 @@ struct ScheduleRequest {
     name: String,
     args: Value,
     scheduled_time: f64,
+    /// The scheduled action scheduling this, if any: canceled, it schedules canceled jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    parent: Option<String>,
 }
 
 /// The arguments of [`CANCEL_PATH`].
@@ -333,10 +338,26 @@ pub(crate) fn register_system_functions(functions: &mut FunctionRegistry) {
                     "scheduled arguments must be an object",
                 ));
             };
+            let parent: Option<DocumentId> =
+                request.parent.as_deref().and_then(|id| id.parse().ok());
             let fields = new_job(&path, args, request.scheduled_time);
             let id = ctx
                 .tx()
-                .with(async move |tx| tx.system_insert(SCHEDULED_FUNCTIONS, fields).await)
+                .with(async move |tx| {
+                    let id = tx.system_insert(SCHEDULED_FUNCTIONS, fields).await?;
+                    // Canceling a running action cancels what it schedules from then on (as
+                    // Convex): the job is recorded, canceled.
+                    let canceled = match parent {
+                        Some(parent) => read_job(tx, parent)
+                            .await?
+                            .is_some_and(|job| job.state == JobState::Canceled),
+                        None => false,
+                    };
+                    if canceled {
+                        set_state(tx, id, &JobState::Canceled).await?;
+                    }
+                    Ok(id)
+                })
                 .await?;
             Ok(id.to_string())
         },
