@@ -264,7 +264,28 @@ fn functions(counter_runs: Arc<AtomicUsize>) -> FunctionRegistry {
         .mutation("calls:panicInside", panic_inside)
         .action("calls:reset", |ctx: ActionCtx, _: NoArgs| async move {
             ctx.run_action::<f64>("counter:resetVia", json!({})).await
-        });
+        })
+        // The scheduler: an action and a mutation scheduling `counter:increment` at once.
+        .action(
+            "later:incrementFromAction",
+            |ctx: ActionCtx, _: NoArgs| async move {
+                let id = ctx
+                    .scheduler()
+                    .run_after(Duration::ZERO, "counter:increment", json!({}))
+                    .await?;
+                Ok(id.to_string())
+            },
+        )
+        .mutation(
+            "later:incrementFromMutation",
+            |ctx: MutationCtx, _: NoArgs| async move {
+                let id = ctx
+                    .scheduler()
+                    .run_after(Duration::ZERO, "counter:increment", json!({}))
+                    .await?;
+                Ok(id.to_string())
+            },
+        );
     functions
 }
 
