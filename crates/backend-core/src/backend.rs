@@ -90,7 +90,9 @@ pub(crate) struct Inner {
 }
 
 impl Backend {
-    /// A backend over `db` running `functions`.
+    /// A backend over `db` running `functions`. It starts its scheduler's executor (a task
+    /// that runs scheduled functions and crons, stopped by [`Backend::shutdown`]), so call it
+    /// inside a Tokio runtime.
     pub fn new(db: Database, functions: FunctionRegistry, config: BackendConfig) -> Backend {
         Backend::assemble(db, functions, config, None)
     }

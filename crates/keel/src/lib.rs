@@ -31,7 +31,8 @@
 //! [`start`], …), so an app can depend on `keel` alone for Keel's own types.
 //!
 //! # Layout
-//! * `app` — [`App`]: the app's schema, functions and web routes, turned into the command line
+//! * `app` — [`App`]: the app's schema, functions, crons ([`App::crons`]) and web routes,
+//!   turned into the command line
 //!   ([`App::run`]) or served with a given [`Config`] ([`App::serve`], [`App::serve_until`]);
 //!   logging; [`Error`].
 //! * `config` — [`Config`]: every flag with its environment fallback, grouped per service
