@@ -36,6 +36,11 @@
 //!   retention window ([`Database::prune_history`], `Persistence::prune`).
 //! * `replica` — followers: [`Database::open_follower`], [`Database::follow_to`] (apply another
 //!   process's commits) and [`Database::promote`] (take over as the committer).
+//! * `replication` — several processes on one database: the [`SharedStore`] trait (committer
+//!   lease, commit notifications, the committer's address; PostgreSQL implements it in
+//!   `persistence::postgres::shared_store`) and [`ReplicaNode`], which joins as the committer or
+//!   a follower, follows, takes over when the committer dies, and hands the lease over on
+//!   shutdown. The backend's cluster builds on it and sees only this.
 //! * `transaction` — [`Transaction`]: snapshot reads, own writes, insert/patch/replace/delete;
 //!   [`Savepoint`]s (a nested mutation's writes undone when it fails).
 //! * `query` — [`Query`], [`IndexRange`], [`Order`]; the index scan every query runs.
@@ -77,6 +82,7 @@ mod query;
 mod read_set;
 mod receipts;
 mod replica;
+mod replication;
 mod schema;
 mod subscription;
 mod system;
@@ -93,6 +99,7 @@ pub use persistence::{IndexId, Persistence, PostgresPersistence, SqlitePersisten
 pub use query::{IndexRange, Order, Query};
 pub use read_set::ReadSet;
 pub use receipts::{RECEIPT_RETENTION, Receipt};
+pub use replication::{ReplicaNode, SharedStore};
 pub use schema::{IndexSchema, MAX_INDEX_FIELDS, Schema, TableSchema, Validator};
 pub use subscription::{Subscription, SubscriptionManager};
 pub use system::{

@@ -201,7 +201,7 @@ impl Cluster {
         &self,
         request: &ForwardRequest,
     ) -> Result<Option<ForwardReply>, FunctionError> {
-        let storage = |e: keel_db::persistence::PersistenceError| {
+        let storage = |e: keel_db::DbError| {
             tracing::debug!(error = %e, "cannot look up the committer");
         };
         // The committer's address is looked up once and kept until it stops answering.
@@ -211,7 +211,7 @@ impl Cluster {
             None => {
                 let Ok(Some(address)) = self
                     .inner
-                    .persistence
+                    .replica
                     .committer_address()
                     .await
                     .map_err(storage)
@@ -289,9 +289,9 @@ impl Cluster {
         // The commit is durable once the committer answers: read it now instead of waiting
         // for its notification (whichever comes first applies it; the other finds it done).
         let caught_up = tokio::time::timeout(CATCH_UP_LIMIT, async {
-            if let Err(error) = self.inner.db.follow_to(keel_db::Timestamp(ts)).await {
+            if let Err(error) = self.database().follow_to(keel_db::Timestamp(ts)).await {
                 tracing::debug!(%error, ts, "cannot read a forwarded commit yet; waiting");
-                let mut latest = self.inner.db.watch_commits();
+                let mut latest = self.database().watch_commits();
                 let _ = latest.wait_for(|t| t.0 >= ts || self.is_committer()).await;
             }
         })
@@ -370,7 +370,7 @@ impl Cluster {
         ) {
             return Err(ForwardRefusal::NotClusterNode);
         }
-        if !self.is_committer() || self.inner.persistence.lease_lost() {
+        if !self.is_committer() || self.inner.replica.lease_lost() {
             return Err(ForwardRefusal::NotCommitter);
         }
         let request: ForwardRequest =

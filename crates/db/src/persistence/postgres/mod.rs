@@ -30,6 +30,7 @@ mod lease;
 mod migrations;
 mod notify;
 mod scan;
+mod shared_store;
 #[cfg(feature = "testing")]
 mod test_schema;
 mod tls;
