@@ -38,7 +38,13 @@ pub(crate) fn encode_cursor(fingerprint: &[u8; 16], position: &Position) -> Stri
             bytes.extend_from_slice(key);
         }
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        text.push(char::from(HEX[usize::from(b >> 4)]));
+        text.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    text
 }
 
 /// The position a cursor names, if it belongs to the query with `fingerprint`.

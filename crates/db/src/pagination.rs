@@ -87,8 +87,8 @@ impl Query<'_> {
         };
         let page_status = if scan.limit_hit {
             Some(PageStatus::SplitRequired)
-        } else if scan.rows.len() > soft_limit(options.maximum_rows_read, MAX_ROWS_READ)
-            || scan.bytes > soft_limit(options.maximum_bytes_read, MAX_BYTES_READ)
+        } else if scan.read.0 > soft_limit(options.maximum_rows_read, MAX_ROWS_READ)
+            || scan.read.1 > soft_limit(options.maximum_bytes_read, MAX_BYTES_READ)
             || scan.rows.len() > SOFT_MAX_PAGE_LEN
         {
             Some(PageStatus::SplitRecommended)

@@ -406,8 +406,8 @@ pub(crate) struct Scan {
     pub(crate) exhausted: bool,
     /// Whether [`ScanLimits::rows`] or [`ScanLimits::bytes`] stopped the scan before its end.
     pub(crate) limit_hit: bool,
-    /// The size of the rows' documents.
-    pub(crate) bytes: usize,
+    /// The documents and bytes the scan read (with rows it looked at but did not return).
+    pub(crate) read: (usize, usize),
 }
 
 /// Scans `interval` of the plan's index at the transaction's snapshot, merged with the
@@ -425,8 +425,9 @@ pub(crate) async fn run(
         rows: Vec::new(),
         exhausted,
         limit_hit: false,
-        bytes: 0,
+        read: (0, 0),
     };
+    let reads_before = tx.reads();
     if limit == 0 || interval.is_empty() {
         return Ok(done(interval.is_empty()));
     }
@@ -510,7 +511,9 @@ pub(crate) async fn run(
             buffer.pop_front().map(|row| (row.key, row.document))
         };
         if let Some((key, document)) = next {
-            bytes += document.size();
+            if limits.bytes.is_some() {
+                bytes += document.size();
+            }
             out.push((key, document));
         }
     }
@@ -531,11 +534,15 @@ pub(crate) async fn run(
         }
     };
     tx.record_read(plan.index.id, read)?;
+    let reads_after = tx.reads();
     Ok(Scan {
         rows: out,
         exhausted,
         limit_hit,
-        bytes,
+        read: (
+            reads_after.0 - reads_before.0,
+            reads_after.1 - reads_before.1,
+        ),
     })
 }
 

@@ -315,6 +315,11 @@ impl Transaction {
     }
 
     /// Counts documents fetched from storage against the read limits.
+    /// Documents and bytes read so far (what the read limits count).
+    pub(crate) fn reads(&self) -> (usize, usize) {
+        (self.rows_read, self.bytes_read)
+    }
+
     pub(crate) fn charge_reads<'d>(
         &mut self,
         documents: impl IntoIterator<Item = &'d Document>,
