@@ -2,8 +2,10 @@
 //! library entry point (`src/main.rs` is the whole binary).
 //!
 //! # Layout
-//! * `functions` — the schema (`posts`, `users`) and the functions (`posts:*`, `users:*`).
-//! * `web` — the seed's routes and forms on `keel_start` ([`web::app`]).
+//! * `functions` — the schema (`posts`, `users`), the functions (`posts:*`, `users:*`,
+//!   `files:generateUploadUrl`) and the HTTP actions (`POST /posts` on the site).
+//! * `web` — the seed's routes and forms on `keel_start` ([`web::app`]); the new-post form
+//!   takes an optional image (`multipart/form-data`, stored through the backend).
 
 pub mod functions;
 pub mod web;

@@ -197,6 +197,65 @@ impl HttpClient {
         )
     }
 
+    /// Uploads a file's `bytes` to `upload_url`, an upload URL of this deployment (what a
+    /// mutation's `ctx.storage().generate_upload_url()` returned), with `content_type`; returns
+    /// the new file's storage id. A URL on another origin, or not an upload URL, is refused
+    /// before anything is sent: a web tier must not be made to post a visitor's file elsewhere.
+    ///
+    /// ```no_run
+    /// # async fn run(client: keel_client::HttpClient) -> Result<(), keel_client::ClientError> {
+    /// let url: String = client.mutation("files:generateUploadUrl", serde_json::json!({})).await?;
+    /// let id = client.upload_file(&url, Some("image/png"), b"\x89PNG...".to_vec()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn upload_file(
+        &self,
+        upload_url: &str,
+        content_type: Option<&str>,
+        bytes: Vec<u8>,
+    ) -> Result<String, ClientError> {
+        let expected = format!("{}/api/storage/upload?", self.base);
+        if !upload_url.starts_with(&expected) {
+            return Err(ClientError::Transport(format!(
+                "{upload_url:?} is not an upload URL of {}",
+                self.base
+            )));
+        }
+        let mut request = self.http.post(upload_url).body(bytes);
+        if let Some(content_type) = content_type {
+            request = request.header(reqwest::header::CONTENT_TYPE, content_type);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ClientError::Transport(format!("POST /api/storage/upload: {e}")))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Transport(format!("POST /api/storage/upload: {e}")))?;
+        if !status.is_success() {
+            let (code, message) = match serde_json::from_slice::<HttpErrorBody>(&bytes) {
+                Ok(body) => (body.code, body.message),
+                Err(_) => (
+                    "Unknown".to_owned(),
+                    String::from_utf8_lossy(&bytes).into_owned(),
+                ),
+            };
+            return Err(ClientError::Http {
+                status: status.as_u16(),
+                code,
+                message,
+            });
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Uploaded {
+            storage_id: String,
+        }
+        Ok(parse_body::<Uploaded>(&bytes)?.storage_id)
+    }
+
     async fn call(&self, kind: &str, path: &str, args: Object) -> Result<Value, ClientError> {
         let body = serde_json::json!({
             "path": path,

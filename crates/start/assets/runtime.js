@@ -300,7 +300,10 @@ document.addEventListener("submit", async (event) => {
   const action = new URL(form.getAttribute("action") || location.href, location.href);
   if (action.origin !== location.origin || form.target) return;
   event.preventDefault();
-  const body = new URLSearchParams(new FormData(form, event.submitter));
+  const data = new FormData(form, event.submitter);
+  // A form with a file input posts its files as multipart/form-data, as without JavaScript.
+  const multipart = method === "post" && form.enctype === "multipart/form-data";
+  const body = multipart ? data : new URLSearchParams(data);
   const buttons = form.querySelectorAll("button, input[type=submit]");
   buttons.forEach((b) => (b.disabled = true));
   try {

@@ -28,6 +28,8 @@
 //! * `render` — running `before_load`/`loader`/components and the boundaries; [`Match`].
 //! * `boundary` — [`default_catch_boundary`] and [`not_found`].
 //! * `document` — the HTML document shell.
+//! * `multipart` — `multipart/form-data` bodies of server functions: text fields and
+//!   [`UploadedFile`]s (a form with a file input works without JavaScript).
 //! * `server_fn` — server functions ([`ServerFnRequest`], [`ServerFnResponse`],
 //!   [`ServerFnMethod`]: `POST` by default, `GET` for read-only ones).
 //! * `csrf` — the same-origin check for state-changing requests.
@@ -56,6 +58,7 @@ mod error;
 mod head;
 mod live;
 mod matching;
+mod multipart;
 mod redirect;
 mod render;
 mod route;
@@ -70,6 +73,7 @@ pub use error::{RouteError, StartError};
 pub use head::{Head, Link, Meta};
 pub use live::LIVE_PATH;
 pub use matching::Params;
+pub use multipart::{MAX_MULTIPART_BYTES, UploadedFile};
 pub use redirect::local_path;
 pub use render::Match;
 pub use route::{LoaderData, Route};

@@ -1,6 +1,7 @@
 //! Server functions: named handlers that run only on the server (TanStack Start's
 //! `createServerFn`), called by forms (`POST /_keel/fn/<name>`,
-//! `application/x-www-form-urlencoded`, works without JavaScript).
+//! `application/x-www-form-urlencoded`, or `multipart/form-data` for a form with a file input;
+//! works without JavaScript).
 //!
 //! A server function answers `POST` only, behind the same-origin check of [`crate::csrf`],
 //! unless it is declared [`ServerFnMethod::Get`] (TanStack's `method: 'GET'`): then it answers
@@ -17,6 +18,7 @@ use keel_client::HttpClient;
 
 use crate::context::RouteContext;
 use crate::error::RouteError;
+use crate::multipart::UploadedFile;
 
 /// Where server functions are mounted.
 pub const SERVER_FN_PREFIX: &str = "/_keel/fn/";
@@ -60,6 +62,7 @@ pub struct ServerFnRequest {
     context: RouteContext,
     method: ServerFnMethod,
     fields: Vec<(String, String)>,
+    files: Vec<(String, UploadedFile)>,
 }
 
 impl ServerFnRequest {
@@ -67,12 +70,24 @@ impl ServerFnRequest {
         context: RouteContext,
         method: ServerFnMethod,
         fields: Vec<(String, String)>,
+        files: Vec<(String, UploadedFile)>,
     ) -> ServerFnRequest {
         ServerFnRequest {
             context,
             method,
             fields,
+            files,
         }
+    }
+
+    /// The file sent as form field `name` (a `multipart/form-data` form's
+    /// `<input type="file" name="…">`), if one was chosen: a file input left empty sends no
+    /// bytes and no file name, and is `None` here.
+    pub fn file(&self, name: &str) -> Option<&UploadedFile> {
+        self.files
+            .iter()
+            .find(|(k, f)| k == name && !(f.file_name.is_empty() && f.bytes.is_empty()))
+            .map(|(_, f)| f)
     }
 
     /// How the function was declared (and so called).

@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::Form;
 use axum::Router;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
@@ -439,7 +439,7 @@ async fn call_server_fn(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    request: Request,
 ) -> Response {
     let Some((declared, f)) = app.server_fns.get(&name).cloned() else {
         return (StatusCode::NOT_FOUND, "no such server function").into_response();
@@ -457,11 +457,37 @@ async fn call_server_fn(
     let bodyless = headers
         .get(header::CONTENT_LENGTH)
         .is_none_or(|v| v.as_bytes() == b"0");
-    let fields = match form {
-        Ok(Form(fields)) => fields,
-        // A POST without a body (a lone button) has no content type; that is no fields.
-        Err(FormRejection::InvalidFormContentType(_)) if bodyless => Vec::new(),
-        Err(rejection) => return rejection.into_response(),
+    let multipart = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::multipart::boundary)
+        .map(str::to_owned);
+    let (fields, files) = match multipart {
+        Some(boundary) if method == Method::POST => {
+            let Ok(body) =
+                axum::body::to_bytes(request.into_body(), crate::multipart::MAX_MULTIPART_BYTES)
+                    .await
+            else {
+                return (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "the form is larger than {} bytes",
+                        crate::multipart::MAX_MULTIPART_BYTES
+                    ),
+                )
+                    .into_response();
+            };
+            match crate::multipart::parse(&body, &boundary) {
+                Ok(form) => (form.fields, form.files),
+                Err(error) => return (StatusCode::BAD_REQUEST, error.to_string()).into_response(),
+            }
+        }
+        _ => match Form::<Vec<(String, String)>>::from_request(request, &()).await {
+            Ok(Form(fields)) => (fields, Vec::new()),
+            // A POST without a body (a lone button) has no content type; that is no fields.
+            Err(FormRejection::InvalidFormContentType(_)) if bodyless => (Vec::new(), Vec::new()),
+            Err(rejection) => return rejection.into_response(),
+        },
     };
     let wants_json = headers
         .get(header::ACCEPT)
@@ -469,7 +495,14 @@ async fn call_server_fn(
         .is_some_and(|v| v.contains("application/json"));
     let (auth, cookies) = app.authenticate(&headers).await;
     let context = app.base_context(uri, headers, auth);
-    let response = match f(ServerFnRequest::new(context.clone(), declared, fields)).await {
+    let response = match f(ServerFnRequest::new(
+        context.clone(),
+        declared,
+        fields,
+        files,
+    ))
+    .await
+    {
         Ok(ServerFnResponse::Redirect(to)) => match local_path(&to) {
             Some(to) => redirect(StatusCode::SEE_OTHER, &to),
             None => refused_redirect(&to),

@@ -1,4 +1,4 @@
-//! Server functions behind the posts forms. Each calls the backend with the visitor's token;
+//! Server functions behind the posts forms (the new-post form may carry an image file). Each calls the backend with the visitor's token;
 //! the backend enforces who may do what (the page's sign-in check is only UX).
 
 use keel_client::ClientError;
@@ -12,10 +12,34 @@ pub(super) fn register(start: Start) -> Start {
     start
         .server_fn("posts/create", |req| async move {
             let client = req.authenticated_client().await?;
-            let args = serde_json::json!({
+            let mut args = serde_json::json!({
                 "title": req.field("title").unwrap_or_default(),
                 "body": req.field("body").unwrap_or_default(),
             });
+            // The form's optional image: stored through the backend's upload URL, then given
+            // to posts:create by its storage id.
+            if let Some(image) = req.file("image") {
+                let content_type = image.content_type.as_deref().unwrap_or_default();
+                if !content_type.starts_with("image/") {
+                    return Ok(ServerFnResponse::Redirect(format!(
+                        "/posts?error={}",
+                        encode("The image must be an image file (PNG, JPEG, GIF …)")
+                    )));
+                }
+                let stored = async {
+                    let url: String = client
+                        .mutation("files:generateUploadUrl", serde_json::json!({}))
+                        .await?;
+                    client
+                        .upload_file(&url, Some(content_type), image.bytes.to_vec())
+                        .await
+                }
+                .await;
+                match stored {
+                    Ok(id) => args["imageId"] = id.into(),
+                    Err(error) => return back_to_posts(Err(error)),
+                }
+            }
             let result = client.mutation::<String>("posts:create", args).await;
             back_to_posts(result.map(|_| ()))
         })

@@ -162,9 +162,11 @@ fn post_list(m: &Match) -> Markup {
     html! {
         h3 { "Posts" }
         @if let Some(error) = &error { p class="keel-form-error" role="alert" { (error) } }
-        form class="keel-form" method="post" action=(server_fn_path("posts/create")) {
+        form class="keel-form" method="post" action=(server_fn_path("posts/create"))
+            enctype="multipart/form-data" {
             input type="text" name="title" placeholder="Title" maxlength="200" required;
             textarea name="body" placeholder="Write something" rows="3" {}
+            label { "Image (optional) " input type="file" name="image" accept="image/*"; }
             button type="submit" { "Create post" }
         }
         form method="post" action=(server_fn_path("posts/importSample")) {

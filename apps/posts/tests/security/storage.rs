@@ -182,3 +182,48 @@ attack!(
         assert_eq!(listed["value"], json!([]), "nothing was created");
     }
 );
+
+attack!(
+    /// Hostile `multipart/form-data` bodies for the new-post form: malformed, with too many
+    /// parts, or over 10 MiB are refused (400, 400, 413) and create nothing; a file that is not
+    /// an image is refused on the form.
+    hostile_multipart_forms_are_refused,
+    |keel| {
+        let visitor = keel.signed_up("forms@example.com").await;
+        let boundary = "b0undary";
+        let post = async |body: Vec<u8>| {
+            visitor
+                .client
+                .post(visitor.url("/_keel/fn/posts/create"))
+                .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        };
+        let part = |name: &str, value: &str| {
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+        };
+        let many: String = (0..200).map(|n| part(&format!("f{n}"), "v")).collect::<String>()
+            + &format!("--{boundary}--");
+        let huge = part("title", "big") + &part("body", &"x".repeat(10 * 1024 * 1024 + 1));
+        let cases: Vec<(Vec<u8>, StatusCode)> = vec![
+            (b"--b0undary\r\nno headers".to_vec(), StatusCode::BAD_REQUEST),
+            (many.into_bytes(), StatusCode::BAD_REQUEST),
+            (huge.into_bytes(), StatusCode::PAYLOAD_TOO_LARGE),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(post(body).await.status(), expected);
+        }
+        let html_file = part("title", "Sneaky")
+            + &format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"x.svg\"\r\nContent-Type: text/html\r\n\r\n<script>alert(1)</script>\r\n--{boundary}--\r\n"
+            );
+        let response = post(html_file.into_bytes()).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let location = response.headers()["location"].to_str().unwrap().to_owned();
+        assert!(location.starts_with("/posts?error="), "{location}");
+        let (_, html) = visitor.page("/posts").await;
+        assert!(!html.contains("Sneaky"), "nothing was created");
+    }
+);
