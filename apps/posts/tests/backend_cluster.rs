@@ -498,3 +498,117 @@ async fn scheduled_posts_each_run_once_when_the_committer_is_killed() {
     drop(nodes);
     pg.drop_schema().await;
 }
+
+/// Runs mutation `path` over the HTTP API of `url`; its value.
+async fn mutation(
+    url: &str,
+    token: &str,
+    path: &str,
+    args: serde_json::Value,
+) -> serde_json::Value {
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("{url}/api/mutation"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "path": path, "args": args, "format": "json" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["status"], "success", "{path}: {answer}");
+    answer["value"].clone()
+}
+
+/// Each node has its own data directory: a file uploaded through one is served by every other
+/// because its bytes live in PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_uploaded_to_one_node_is_served_by_every_node() {
+    let pg = PostgresTestSchema::create()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let db_url = format!("{}?schema={}", pg.url(), pg.name());
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let idp = Idp::open(
+        IdpConfig::new(dir.path().join("idp")),
+        listener.local_addr().unwrap(),
+    )
+    .unwrap();
+    tokio::spawn(idp.clone().serve(listener));
+    let user = idp
+        .create_user(NewUser {
+            email_addresses: vec!["grace@example.com".to_owned()],
+            ..NewUser::default()
+        })
+        .await
+        .unwrap();
+    let session = idp.create_session(&user.id).unwrap();
+    let token = idp
+        .template_token(&session.id, "convex", Some(Duration::from_secs(600)))
+        .unwrap();
+    let nodes: Vec<Node> = (0..2)
+        .map(|n| Node::start(&db_url, idp.issuer(), &dir.path().join(format!("node{n}"))))
+        .collect();
+    let follower = nodes.iter().find(|n| !n.committer).expect("a follower");
+    let committer = nodes.iter().find(|n| n.committer).expect("a committer");
+
+    let image: Vec<u8> = (0..700_000u32).map(|i| (i % 253) as u8).collect();
+    let upload_url = mutation(
+        &follower.url,
+        &token,
+        "files:generateUploadUrl",
+        serde_json::json!({}),
+    )
+    .await;
+    let uploaded: serde_json::Value = reqwest::Client::new()
+        .post(upload_url.as_str().unwrap())
+        .header("content-type", "image/png")
+        .body(image.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let storage_id = uploaded["storageId"]
+        .as_str()
+        .expect("a storage id")
+        .to_owned();
+    let id = mutation(
+        &follower.url,
+        &token,
+        "posts:create",
+        serde_json::json!({ "title": "Clustered", "body": "", "imageId": storage_id }),
+    )
+    .await;
+    for node in &nodes {
+        let served = reqwest::get(format!("{}/api/storage/{storage_id}", node.url))
+            .await
+            .unwrap();
+        assert_eq!(served.status(), reqwest::StatusCode::OK, "{}", node.url);
+        assert_eq!(served.headers()["content-type"], "image/png");
+        assert_eq!(
+            served.bytes().await.unwrap().as_ref(),
+            &image[..],
+            "{}",
+            node.url
+        );
+    }
+    let post: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/api/query", committer.url))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "path": "posts:get", "args": { "id": id }, "format": "json" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        post["value"]["imageUrl"],
+        format!("{}/api/storage/{storage_id}", committer.url)
+    );
+    drop(nodes);
+    pg.drop_schema().await;
+}
