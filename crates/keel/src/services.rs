@@ -211,8 +211,10 @@ impl Services {
                     cluster.address()
                 ));
             }
-            announce(&format!("backend: {}", backend.bound.url));
+            // The site line before the backend's: a script that stops reading at `backend:`
+            // (closing the pipe) has seen both.
             announce(&format!("site: {}", backend.site.url));
+            announce(&format!("backend: {}", backend.bound.url));
         }
         if let Some(web) = &self.web {
             announce(&format!("web: {}", web.bound.url));
