@@ -71,7 +71,7 @@ impl DbReader {
     }
 
     /// The system tables functions may read (Convex's `ctx.db.system`):
-    /// `_scheduled_functions` and `_cron_jobs`.
+    /// `_scheduled_functions`, `_cron_jobs` and `_storage`.
     pub fn system(&self) -> SystemReader {
         SystemReader {
             tx: self.tx.clone(),
@@ -81,8 +81,8 @@ impl DbReader {
 }
 
 /// The system tables functions may read: `_scheduled_functions` (the scheduled functions and
-/// their states) and `_cron_jobs` (the app's crons, their next and last runs). Every other
-/// table reads as missing here.
+/// their states), `_cron_jobs` (the app's crons, their next and last runs) and `_storage` (the
+/// stored files, with Convex's fields). Every other table reads as missing here.
 #[derive(Clone)]
 pub struct SystemReader {
     tx: TxAccess,
@@ -90,7 +90,20 @@ pub struct SystemReader {
 }
 
 /// The system tables a [`SystemReader`] reads.
-const READABLE_SYSTEM_TABLES: [&str; 2] = [keel_db::SCHEDULED_FUNCTIONS, keel_db::CRON_JOBS];
+const READABLE_SYSTEM_TABLES: [&str; 3] = [
+    keel_db::SCHEDULED_FUNCTIONS,
+    keel_db::CRON_JOBS,
+    keel_db::STORAGE_TABLE,
+];
+
+/// `doc` as functions see it: a `_storage` document without the key of its bytes (Convex's
+/// fields only: `_id`, `_creationTime`, `size`, `sha256`, `contentType`).
+fn shown(table_is_storage: bool, mut doc: Document) -> Document {
+    if table_is_storage {
+        doc.fields.remove(crate::storage::KEY_FIELD);
+    }
+    doc
+}
 
 impl SystemReader {
     /// The document of a readable system table with this id, or `None`.
@@ -98,7 +111,8 @@ impl SystemReader {
         self.tx
             .with(async move |tx| match tx.system_table_name(&id) {
                 Some(table) if READABLE_SYSTEM_TABLES.contains(&table.as_str()) => {
-                    tx.system_get(id).await
+                    let storage = table == keel_db::STORAGE_TABLE;
+                    Ok(tx.system_get(id).await?.map(|doc| shown(storage, doc)))
                 }
                 _ => Ok(None),
             })
@@ -170,24 +184,37 @@ impl QueryBuilder {
         .await
     }
 
+    /// Whether this reads `_storage` (whose documents are shown without their blob key).
+    fn reads_storage(&self) -> bool {
+        self.system && self.table == keel_db::STORAGE_TABLE
+    }
+
     /// Every matching document.
     pub async fn collect(self) -> Result<Vec<Document>, FunctionError> {
-        self.run(async |q| q.collect().await).await
+        let storage = self.reads_storage();
+        let docs = self.run(async |q| q.collect().await).await?;
+        Ok(docs.into_iter().map(|d| shown(storage, d)).collect())
     }
 
     /// At most `n` documents.
     pub async fn take(self, n: usize) -> Result<Vec<Document>, FunctionError> {
-        self.run(async move |q| q.take(n).await).await
+        let storage = self.reads_storage();
+        let docs = self.run(async move |q| q.take(n).await).await?;
+        Ok(docs.into_iter().map(|d| shown(storage, d)).collect())
     }
 
     /// The first document, if any.
     pub async fn first(self) -> Result<Option<Document>, FunctionError> {
-        self.run(async |q| q.first().await).await
+        let storage = self.reads_storage();
+        let doc = self.run(async |q| q.first().await).await?;
+        Ok(doc.map(|d| shown(storage, d)))
     }
 
     /// The only document, `None` if there is none; an error if there are several.
     pub async fn unique(self) -> Result<Option<Document>, FunctionError> {
-        self.run(async |q| q.unique().await).await
+        let storage = self.reads_storage();
+        let doc = self.run(async |q| q.unique().await).await?;
+        Ok(doc.map(|d| shown(storage, d)))
     }
 
     /// One page of results and the cursor of the next: Convex's `paginate`, taking the
@@ -217,10 +244,11 @@ impl QueryBuilder {
         mut options: PaginationOptions,
     ) -> Result<PaginationResult<Document>, FunctionError> {
         let journal = self.journal.clone();
+        let storage = self.reads_storage();
         options.end_cursor = journal.begin_page(options.end_cursor.take())?;
         let page = self.run(async move |q| q.paginate(options).await).await?;
         journal.end_page(&page.continue_cursor);
-        Ok(page)
+        Ok(page.map(|d| shown(storage, d)))
     }
 }
 

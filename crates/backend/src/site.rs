@@ -8,7 +8,9 @@
 //! HTTP API and becomes the action's `ctx.auth()`; a bad token gets 401 before anything runs.
 //! A failed action answers 500 with `{code: "HttpActionFailed", message}` (the client message:
 //! a `ConvexError`'s own, the generic one for an internal failure). A streamed body is sent
-//! chunk by chunk as the action's stream yields it.
+//! chunk by chunk as the action's stream yields it. Responses are limited like requests (20
+//! MiB, as Convex's): a larger whole body is a 500 `HttpActionResponseTooLarge`, a stream going
+//! past it is cut off.
 //!
 //! No CORS headers are added: as in Convex, an HTTP action answers preflights itself if it
 //! wants browsers on other sites to call it.
@@ -95,11 +97,45 @@ fn into_response(response: HttpResponse) -> Response {
         body,
     } = response;
     let body = match body {
+        HttpBody::Full(bytes) if bytes.len() > HTTP_ACTION_BODY_LIMIT => {
+            tracing::warn!(
+                bytes = bytes.len(),
+                "an HTTP action's response is over the limit"
+            );
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "HttpActionResponseTooLarge",
+                &format!(
+                    "The HTTP action's response is larger than the limit of \
+                     {HTTP_ACTION_BODY_LIMIT} bytes"
+                ),
+            );
+        }
         HttpBody::Full(bytes) => Body::from(bytes),
-        HttpBody::Stream(chunks) => Body::from_stream(chunks),
+        HttpBody::Stream(chunks) => Body::from_stream(within_limit(chunks)),
     };
     let mut response = Response::new(body);
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     response
+}
+
+/// `chunks`, ended with an error (which aborts the response) once more than
+/// [`HTTP_ACTION_BODY_LIMIT`] bytes went through, as Convex ends a streamed response.
+fn within_limit(
+    chunks: futures::stream::BoxStream<'static, Result<axum::body::Bytes, std::io::Error>>,
+) -> impl futures::Stream<Item = Result<axum::body::Bytes, std::io::Error>> {
+    use futures::StreamExt;
+    let mut sent = 0usize;
+    chunks.map(move |chunk| {
+        let chunk = chunk?;
+        sent += chunk.len();
+        if sent > HTTP_ACTION_BODY_LIMIT {
+            tracing::warn!("an HTTP action's streamed response went over the limit; cut off");
+            return Err(std::io::Error::other(
+                "the HTTP action's response is over the limit",
+            ));
+        }
+        Ok(chunk)
+    })
 }

@@ -111,6 +111,19 @@ async fn start(config: BackendConfig) -> Site {
         .route(Method::GET, "/panic", |_ctx, _request| async {
             panic!("a bug in the action")
         });
+    routes
+        .route(Method::GET, "/big", |_ctx, _request| async {
+            let body = Bytes::from(vec![b'b'; HTTP_ACTION_BODY_LIMIT + 1]);
+            Ok(HttpResponse::new(
+                StatusCode::OK,
+                keel_backend::HttpBody::Full(body),
+            ))
+        })
+        .route(Method::GET, "/bigstream", |_ctx, _request| async {
+            let chunks =
+                futures::stream::iter((0..21).map(|_| Ok(Bytes::from(vec![b's'; 1 << 20]))));
+            Ok(HttpResponse::stream(StatusCode::OK, chunks.boxed()))
+        });
     let released = release.clone();
     routes.route(Method::GET, "/stream", move |_ctx, _request| {
         let release = released.clone();
@@ -337,4 +350,39 @@ async fn an_action_calls_internal_functions_and_failures_answer_500() {
         !body["message"].as_str().unwrap().contains("a bug"),
         "an internal failure stays generic: {body}"
     );
+}
+
+#[tokio::test]
+async fn responses_over_20_mib_are_refused_or_cut_off() {
+    let site = start(BackendConfig::default()).await;
+    let (status, body) = json_of(reqwest::get(format!("{}/big", site.url)).await.unwrap()).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (500, &json!("HttpActionResponseTooLarge"))
+    );
+    let response = reqwest::get(format!("{}/bigstream", site.url))
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        200,
+        "the head went out before the limit"
+    );
+    let mut body = response.bytes_stream();
+    let mut received = 0;
+    let mut broken = false;
+    while let Some(chunk) = tokio::time::timeout(WAIT, body.next())
+        .await
+        .expect("in time")
+    {
+        match chunk {
+            Ok(chunk) => received += chunk.len(),
+            Err(_) => {
+                broken = true;
+                break;
+            }
+        }
+    }
+    assert!(broken, "the stream was cut off");
+    assert!(received <= HTTP_ACTION_BODY_LIMIT, "{received}");
 }

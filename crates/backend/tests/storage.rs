@@ -51,6 +51,16 @@ fn functions() -> FunctionRegistry {
         .query("files:meta", |ctx: QueryCtx, args: Id| async move {
             ctx.storage().get_metadata(&args.id).await
         })
+        .query("files:system", |ctx: QueryCtx, args: Id| async move {
+            // Convex's `ctx.db.system.get(id)` and `ctx.db.system.query("_storage")`.
+            let id = args.id.parse().map_err(FunctionError::internal)?;
+            let one = ctx.db().system().get(id).await?.map(|d| d.to_value());
+            let all = ctx.db().system().query("_storage").collect().await?;
+            // The document `get` found, then every document of `_storage`.
+            let mut docs = vec![one.unwrap_or(keel_values::Value::Null)];
+            docs.extend(all.iter().map(|d| d.to_value()));
+            Ok::<_, FunctionError>(docs)
+        })
         .mutation("files:remove", |ctx: MutationCtx, args: Id| async move {
             ctx.storage().delete(&args.id).await
         })
@@ -267,6 +277,18 @@ async fn an_uploaded_file_is_described_and_served_with_its_content_type() {
     assert_eq!(meta["sha256"], sha256);
     assert_eq!(meta["contentType"], "image/png");
     assert!(meta["_creationTime"].as_f64().is_some());
+
+    // `ctx.db().system()` reads the same document, with Convex's fields only.
+    let system = node
+        .call("query", "files:system", json!({ "id": id }))
+        .await
+        .expect("the system document");
+    for doc in [&system[0], &system[1]] {
+        assert_eq!(doc["_id"], id);
+        assert_eq!(doc["sha256"], sha256);
+        assert_eq!(doc["contentType"], "image/png");
+        assert!(doc.get("storageKey").is_none(), "{doc}");
+    }
 
     let url = node
         .call("query", "files:url", json!({ "id": id }))

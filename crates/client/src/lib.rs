@@ -65,7 +65,8 @@
 //! # Layout
 //! * `error` — [`ClientError`], each variant with a short code.
 //! * `convert` — typed arguments and results to and from Convex values.
-//! * `http` — [`HttpClient`].
+//! * `http` — [`HttpClient`]: function calls over the HTTP API, and file uploads to the
+//!   deployment's upload URLs ([`HttpClient::upload_file`]).
 //! * `jwt` — a token's `iat`/`exp` and the refresh schedule.
 //! * `live` — [`LiveClient`], [`Subscription`], [`QueryWatch`], [`LiveConfig`], [`AuthState`].
 //! * `live::worker` — the task owning the socket: connect, re-subscribe, resend, reconnect

@@ -82,6 +82,7 @@ attack!(
         let fresh = fresh.path().to_owned();
         let port_of = |url: &str| url.trim_start_matches("http://").to_owned();
         let (web, backend, idp) = (port_of(&keel.web), port_of(&keel.backend), port_of(&keel.idp));
+        let site = port_of(&keel.site);
         let taken = ["already in use", "another keel"];
         match keel.mode {
             Mode::OneProcess => {
@@ -90,6 +91,8 @@ attack!(
                 assert_refused(&args, &fresh, &[&taken[..], &["--web-addr / KEEL_WEB_ADDR"]].concat());
                 let args = ["--web-addr", ANY, "--backend-addr", &backend, "--idp-addr", ANY];
                 assert_refused(&args, &fresh, &["--backend-addr / KEEL_BACKEND_ADDR"]);
+                let args = ["--web-addr", ANY, "--backend-addr", ANY, "--idp-addr", ANY, "--site-addr", &site];
+                assert_refused(&args, &fresh, &[&taken[..], &["--site-addr / KEEL_SITE_ADDR"]].concat());
             }
             Mode::Separate => {
                 assert_refused(
@@ -101,6 +104,11 @@ attack!(
                     &["backend", "--backend-addr", &backend],
                     &fresh,
                     &["--backend-addr / KEEL_BACKEND_ADDR"],
+                );
+                assert_refused(
+                    &["backend", "--backend-addr", ANY, "--site-addr", &site],
+                    &fresh,
+                    &["--site-addr / KEEL_SITE_ADDR"],
                 );
                 assert_refused(
                     &["web", "--web-addr", &web, "--idp-secret-key", &keel.secret_key],

@@ -3,11 +3,13 @@
 //!
 //! Tables (migration 3): `keel_blobs(key, complete, size, updated_at)`, one row per blob, and
 //! `keel_blob_chunks(key, n, data)`, the blob's bytes in [`CHUNK`]-sized pieces (the last one
-//! shorter). A blob is written chunk by chunk as its stream yields them (each insert touches
-//! `updated_at`) and marked complete at the end; readers see complete blobs only. A range is
-//! read from the chunks that hold it, one chunk per query, so a large file never sits whole in
-//! memory. Connections: a few, opened on first use, used in turn (tokio-postgres pipelines
-//! concurrent statements on one connection) and re-opened when one closed.
+//! shorter). A blob is written chunk by chunk as its stream yields them, in one transaction on a
+//! connection of its own: nothing of it is visible (to readers or to reclaiming) until it is
+//! complete, a broken-off upload leaves nothing behind, and the server syncs its log once per
+//! blob rather than once per chunk. A range is read from the chunks that hold it, one chunk per
+//! query, so a large file never sits whole in memory. Connections: a few for reads, used in
+//! turn (tokio-postgres pipelines concurrent statements on one connection), and a few for
+//! writes, each held by one upload at a time; opened on first use, re-opened when one closed.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -23,8 +25,10 @@ use crate::blobs::{BlobError, BlobKey, BlobStore, ByteStream};
 
 /// Bytes per stored chunk.
 pub(crate) const CHUNK: usize = 512 * 1024;
-/// Connections the store uses in turn.
+/// Connections the store reads with, in turn.
 const CONNECTIONS: usize = 4;
+/// Connections the store writes with, each held by one upload.
+const WRITERS: usize = 4;
 
 /// Blobs in the PostgreSQL schema of a [`PostgresPersistence`](super::PostgresPersistence);
 /// see [`PostgresPersistence::blob_store`](super::PostgresPersistence::blob_store).
@@ -39,6 +43,8 @@ struct Inner {
     schema: String,
     slots: Vec<tokio::sync::Mutex<Option<Arc<Client>>>>,
     next: AtomicUsize,
+    writers: Vec<tokio::sync::Mutex<Option<Client>>>,
+    next_writer: AtomicUsize,
 }
 
 fn db_error(error: tokio_postgres::Error) -> BlobError {
@@ -55,6 +61,10 @@ impl PostgresBlobStore {
                     .map(|_| tokio::sync::Mutex::new(None))
                     .collect(),
                 next: AtomicUsize::new(0),
+                writers: (0..WRITERS)
+                    .map(|_| tokio::sync::Mutex::new(None))
+                    .collect(),
+                next_writer: AtomicUsize::new(0),
             }),
         }
     }
@@ -81,17 +91,53 @@ impl PostgresBlobStore {
         text.replace("{s}", &self.inner.schema)
     }
 
+    /// A write connection for this upload alone: a free one if there is, else the next in
+    /// turn once its upload is done; opened (again) if needed.
+    async fn writer(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, BlobError> {
+        let free = self
+            .inner
+            .writers
+            .iter()
+            .find_map(|slot| slot.try_lock().ok());
+        let mut slot = match free {
+            Some(slot) => slot,
+            None => {
+                let n = self.inner.next_writer.fetch_add(1, Ordering::Relaxed);
+                self.inner.writers[n % WRITERS].lock().await
+            }
+        };
+        if slot.as_ref().is_none_or(Client::is_closed) {
+            let client = self
+                .inner
+                .target
+                .connect()
+                .await
+                .map_err(|e| BlobError(e.to_string()))?;
+            *slot = Some(client);
+        }
+        Ok(slot)
+    }
+
+    /// Writes the blob in one transaction: it commits complete or not at all.
     async fn write(
         &self,
-        client: &Client,
+        client: &mut Client,
         key: &BlobKey,
         mut chunks: ByteStream,
     ) -> Result<u64, BlobError> {
-        let insert = self.sql(
-            "WITH c AS (INSERT INTO {s}.keel_blob_chunks (key, n, data) VALUES ($1, $2, $3))
-             UPDATE {s}.keel_blobs SET updated_at = now() WHERE key = $1",
-        );
-        let insert = client.prepare(&insert).await.map_err(db_error)?;
+        let tx = client.transaction().await.map_err(db_error)?;
+        tx.execute(
+            &self.sql("INSERT INTO {s}.keel_blobs (key) VALUES ($1)"),
+            &[&key.as_str()],
+        )
+        .await
+        .map_err(db_error)?;
+        let insert = tx
+            .prepare(
+                &self.sql("INSERT INTO {s}.keel_blob_chunks (key, n, data) VALUES ($1, $2, $3)"),
+            )
+            .await
+            .map_err(db_error)?;
         let mut buffer = BytesMut::new();
         let mut n: i32 = 0;
         let mut size = 0u64;
@@ -103,8 +149,7 @@ impl PostgresBlobStore {
             }
             while buffer.len() >= CHUNK || (next.is_none() && !buffer.is_empty()) {
                 let piece = buffer.split_to(buffer.len().min(CHUNK));
-                client
-                    .execute(&insert, &[&key.as_str(), &n, &&piece[..]])
+                tx.execute(&insert, &[&key.as_str(), &n, &&piece[..]])
                     .await
                     .map_err(db_error)?;
                 n += 1;
@@ -114,16 +159,16 @@ impl PostgresBlobStore {
             }
         }
         let size_sql = i64::try_from(size).map_err(|_| BlobError("blob too large".into()))?;
-        client
-            .execute(
-                &self.sql(
-                    "UPDATE {s}.keel_blobs SET complete = true, size = $2, updated_at = now()
-                     WHERE key = $1",
-                ),
-                &[&key.as_str(), &size_sql],
-            )
-            .await
-            .map_err(db_error)?;
+        tx.execute(
+            &self.sql(
+                "UPDATE {s}.keel_blobs SET complete = true, size = $2, updated_at = now()
+                 WHERE key = $1",
+            ),
+            &[&key.as_str(), &size_sql],
+        )
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
         Ok(size)
     }
 }
@@ -131,23 +176,12 @@ impl PostgresBlobStore {
 #[async_trait::async_trait]
 impl BlobStore for PostgresBlobStore {
     async fn put(&self, key: &BlobKey, chunks: ByteStream) -> Result<u64, BlobError> {
-        let client = self.client().await?;
-        client
-            .execute(
-                &self.sql("INSERT INTO {s}.keel_blobs (key) VALUES ($1)"),
-                &[&key.as_str()],
-            )
-            .await
-            .map_err(db_error)?;
-        match self.write(&client, key, chunks).await {
-            Ok(size) => Ok(size),
-            Err(error) => {
-                if let Err(cleanup) = self.delete(key).await {
-                    tracing::warn!(%key, error = %cleanup, "cannot delete a broken-off blob; it is reclaimed later");
-                }
-                Err(error)
-            }
-        }
+        let mut slot = self.writer().await?;
+        let client = slot
+            .as_mut()
+            .ok_or_else(|| BlobError("no connection".to_owned()))?;
+        // On an error the transaction is rolled back as it is dropped: nothing is kept.
+        self.write(client, key, chunks).await
     }
 
     async fn get(
