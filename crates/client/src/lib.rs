@@ -70,9 +70,12 @@
 //! * `jwt` — a token's `iat`/`exp` and the refresh schedule.
 //! * `live` — [`LiveClient`], [`Subscription`], [`QueryWatch`], [`LiveConfig`], [`AuthState`].
 //! * `live::worker` — the task owning the socket: connect, re-subscribe, resend, reconnect
-//!   ([`LiveClient::closed`] waits for it to end).
+//!   ([`LiveClient::closed`] waits for it to end). It owns the `Worker`'s state: every field is
+//!   private to it, and only its two submodules add methods over it. `live` (the handle) talks to
+//!   it only through commands.
 //! * `live::worker::transition` — applying transitions and mutation responses.
-//! * `live::auth` — fetch, authenticate, confirm, refresh, retry, sign out.
+//! * `live::worker::auth` — fetch, authenticate, confirm, refresh, retry, sign out (the
+//!   worker's auth state and [`AuthState`]).
 //! * `query_client` — [`QueryClient`]: fetches, the live bridge, GC, `wait_for_ts`.
 //! * `query_client::key` — [`QueryKey`], [`CacheEntry`], [`DehydratedState`].
 

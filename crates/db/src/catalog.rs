@@ -26,6 +26,18 @@ pub(crate) const BY_CREATION_TIME: &str = "by_creation_time";
 /// records that key, so the table's first document invalidates the read.
 pub(crate) const TABLE_CREATED: IndexId = IndexId(0);
 
+/// Whether `name` is a system table (users cannot read or write those).
+pub(crate) fn is_system_table(name: &str) -> bool {
+    name.starts_with('_')
+}
+
+/// The error for a user asking for a system table.
+pub(crate) fn no_such_table(name: &str) -> DbError {
+    DbError::TableNotFound(format!(
+        "\"{name}\" (system tables cannot be used by functions)"
+    ))
+}
+
 /// An index of a table, as the engine uses it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub(crate) struct IndexInfo {

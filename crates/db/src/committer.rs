@@ -13,8 +13,8 @@ use keel_values::DocumentId;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::catalog::{IndexWrite, TableInfo};
-use crate::database::Shared;
 use crate::persistence::{CommitRecord, DocumentRevision, IndexEntry, IndexId};
+use crate::shared::Shared;
 use crate::write_log::{Conflict, WriteLogEntry, WrittenDocument};
 use crate::{DbError, Document, ReadSet, Timestamp, Transaction};
 

@@ -7,34 +7,14 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::catalog::{BY_ID, CATALOG_KEY, Catalog, IndexInfo, TableInfo};
+use crate::catalog::{BY_ID, CATALOG_KEY, Catalog, IndexInfo, TableInfo, is_system_table};
 use crate::committer::{CommitJob, Committer, prepare};
 use crate::persistence::{CommitRecord, IndexEntry, Persistence};
 use crate::schema::check_table_name;
+use crate::shared::Shared;
 use crate::subscription::{Subscription, SubscriptionManager};
 use crate::write_log::{RETENTION, WriteLog};
 use crate::{DbError, Interval, Order, ReadSet, Schema, Timestamp, Transaction};
-
-/// State shared by the database handles, transactions and the committer task.
-pub(crate) struct Shared {
-    pub(crate) persistence: Arc<dyn Persistence>,
-    pub(crate) catalog: RwLock<Catalog>,
-    pub(crate) write_log: Arc<RwLock<WriteLog>>,
-    pub(crate) latest: AtomicU64,
-    pub(crate) commits: watch::Sender<Timestamp>,
-    pub(crate) subscriptions: SubscriptionManager,
-    /// The last `_creationTime` handed out (ms).
-    pub(crate) creation_clock: Mutex<f64>,
-    /// Serialises catalog changes (new tables) and their persistence.
-    catalog_change: tokio::sync::Mutex<()>,
-    /// Serialises a follower's catching up and its promotion (see `replica`).
-    pub(crate) follow: tokio::sync::Mutex<()>,
-    /// The schema the database was opened with (system tables included): a follower re-applies
-    /// its validators to every catalog it loads.
-    pub(crate) schema: Schema,
-    /// The committer and the maintenance, stopped by [`Database::shutdown`].
-    pub(crate) tasks: keel_tasks::Tasks,
-}
 
 /// The database engine. Cheap to clone; all clones share one committer.
 ///
@@ -77,7 +57,7 @@ impl Database {
         let names: Vec<String> = catalog.tables.iter().map(|t| t.name.clone()).collect();
         let mut declared: Vec<&str> = schema.tables().map(|(n, _)| n).collect();
         // System tables after the user's, so user tables keep their numbers.
-        declared.sort_by_key(|name| crate::system::is_system_table(name));
+        declared.sort_by_key(|name| is_system_table(name));
         for name in declared.iter().copied().chain(
             names
                 .iter()

@@ -18,16 +18,20 @@
 //! * `document` — [`Document`] and the checks on written fields (Convex limits from keel-values).
 //! * `codec` — the binary storage encoding of documents.
 //! * `schema` — [`Schema`], [`TableSchema`], [`IndexSchema`], [`Validator`].
-//! * `catalog` — table names ↔ numbers and index ids, persisted.
+//! * `catalog` — table names ↔ numbers and index ids, persisted; which names are system tables
+//!   (`is_system_table`) and the error a user gets for one.
 //! * `interval` — [`Interval`] and [`IntervalSet`] over index keys.
 //! * `interval_map` — the treap of intervals the subscription manager stabs.
 //! * `read_set` — [`ReadSet`]: intervals read per index.
 //! * `write_log` — recent commits' written keys, for OCC and late subscribers.
-//! * [`persistence`] — the [`Persistence`] trait and [`SqlitePersistence`].
+//! * [`persistence`] — the [`Persistence`] trait, the scan [`Order`] and [`SqlitePersistence`].
 //! * `persistence::postgres` — [`PostgresPersistence`] (`PostgresPersistence::connect(url)`),
 //!   its migrations, committer lease (held at connect, or taken later by a standby), commit
 //!   notifications for followers (LISTEN/NOTIFY), TLS with rustls per libpq's `sslmode` and
 //!   `sslrootcert` (`tls`).
+//! * `shared` — the engine state one database's handles, transactions and committer hold
+//!   together (persistence, catalog, write log, subscriptions, tasks). Below `database` and
+//!   `committer`, which both build on it.
 //! * `database` — [`Database`]: open, begin, commit, subscribe, shut down (its committer and
 //!   maintenance are tasks of a `keel_tasks::Tasks`).
 //! * `receipts` — [`Receipt`]s: a keyed request's outcome committed with it (the `_receipts`
@@ -43,7 +47,8 @@
 //!   shutdown. The backend's cluster builds on it and sees only this.
 //! * `transaction` — [`Transaction`]: snapshot reads, own writes, insert/patch/replace/delete;
 //!   [`Savepoint`]s (a nested mutation's writes undone when it fails).
-//! * `query` — [`Query`], [`IndexRange`], [`Order`]; the index scan every query runs.
+//! * `query` — [`Transaction::query`], [`Query`], [`IndexRange`]; the index scan every query
+//!   runs.
 //! * `pagination` — [`Query::paginate`] with Convex's [`PaginationOptions`] and
 //!   [`PaginationResult`]: pages pinned to an end cursor, read limits, split cursors.
 //! * `committer` — the single committer task (validation, timestamps, group commit; on shutdown
@@ -56,6 +61,11 @@
 //! * `system` — the system tables (`_receipts`, [`SCHEDULED_FUNCTIONS`], [`CRON_JOBS`], the file
 //!   storage's [`STORAGE_TABLE`] and [`UPLOAD_TOKENS_TABLE`]) and the backend's access to them
 //!   (`Transaction::system_*`).
+//!
+//! No two modules import each other, with one exception: `database` ↔ `transaction` (a handle
+//! begins and commits transactions; a transaction keeps its handle to create tables). Modules
+//! that extend a type of another (`query`, `pagination`, `system`, `receipts` add methods to
+//! [`Transaction`] or [`Database`]) depend on it, never the reverse.
 //!
 //! ## Test support (feature `testing`)
 //! Compiled only when the `testing` feature is on, which tests enable through their
@@ -84,6 +94,7 @@ mod receipts;
 mod replica;
 mod replication;
 mod schema;
+mod shared;
 mod subscription;
 mod system;
 mod timestamp;
@@ -95,8 +106,8 @@ pub use document::Document;
 pub use error::DbError;
 pub use interval::{Interval, IntervalSet};
 pub use keel_values::{PageStatus, PaginationOptions, PaginationResult};
-pub use persistence::{IndexId, Persistence, PostgresPersistence, SqlitePersistence};
-pub use query::{IndexRange, Order, Query};
+pub use persistence::{IndexId, Order, Persistence, PostgresPersistence, SqlitePersistence};
+pub use query::{IndexRange, Query};
 pub use read_set::ReadSet;
 pub use receipts::{RECEIPT_RETENTION, Receipt};
 pub use replication::{ReplicaNode, SharedStore};

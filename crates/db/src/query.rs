@@ -1,5 +1,5 @@
-//! Queries: index ranges, order, and the terminal methods (take, first, unique, collect;
-//! `paginate` is in `pagination`).
+//! Queries: [`Transaction::query`], index ranges, the scan order, and the terminal methods
+//! (take, first, unique, collect; `paginate` is in `pagination`).
 //!
 //! ```ignore
 //! let recent = tx.query("posts")
@@ -15,24 +15,16 @@ use std::sync::Arc;
 use keel_values::sort_key::encode_value;
 use keel_values::{DocumentId, Value};
 
-use crate::catalog::{BY_CREATION_TIME, BY_ID, IndexInfo, TABLE_CREATED, TableInfo};
+use crate::catalog::{
+    BY_CREATION_TIME, BY_ID, IndexInfo, TABLE_CREATED, TableInfo, is_system_table, no_such_table,
+};
 use crate::cursor::{Position, fnv1a};
 use crate::interval::{key_successor, prefix_successor};
-use crate::persistence::IndexRow;
+use crate::persistence::{IndexRow, Order};
 use crate::{DbError, Document, Interval, Transaction};
 
 /// Largest batch fetched from persistence at once.
 const MAX_BATCH: usize = 1024;
-
-/// The order of a query's results along its index.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub enum Order {
-    /// Ascending index order (the default).
-    #[default]
-    Asc,
-    /// Descending index order.
-    Desc,
-}
 
 /// A range over an index: equalities on a prefix of its fields, then at most one lower and one
 /// upper bound on the next field.
@@ -268,6 +260,13 @@ pub(crate) fn up_to(interval: &Interval, position: &Position, order: Order) -> I
     }
 }
 
+impl Transaction {
+    /// Starts a query over `table` (a full scan in creation order until refined).
+    pub fn query(&mut self, table: &str) -> Query<'_> {
+        Query::new(self, table)
+    }
+}
+
 impl<'a> Query<'a> {
     pub(crate) fn new(tx: &'a mut Transaction, table: &str) -> Query<'a> {
         Query {
@@ -345,8 +344,8 @@ impl<'a> Query<'a> {
     }
 
     pub(crate) async fn plan(self) -> Result<(Plan, &'a mut Transaction, Order), DbError> {
-        if !self.system && crate::system::is_system_table(&self.table) {
-            return Err(crate::system::no_such_table(&self.table));
+        if !self.system && is_system_table(&self.table) {
+            return Err(no_such_table(&self.table));
         }
         let table = match self.tx.db.ensure_table(&self.table).await {
             Ok(table) => table,

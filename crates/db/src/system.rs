@@ -19,6 +19,7 @@
 
 use keel_values::{DocumentId, Object};
 
+use crate::catalog::is_system_table;
 use crate::query::Query;
 use crate::{DbError, Document, Schema, TableSchema, Transaction};
 
@@ -34,18 +35,6 @@ pub const UPLOAD_TOKENS_TABLE: &str = "_upload_tokens";
 pub const BY_STATE: &str = "by_state";
 /// The index of [`CRON_JOBS`] by `name`.
 pub const BY_NAME: &str = "by_name";
-
-/// Whether `name` is a system table (users cannot read or write those).
-pub(crate) fn is_system_table(name: &str) -> bool {
-    name.starts_with('_')
-}
-
-/// The error for a user asking for a system table.
-pub(crate) fn no_such_table(name: &str) -> DbError {
-    DbError::TableNotFound(format!(
-        "\"{name}\" (system tables cannot be used by functions)"
-    ))
-}
 
 /// `schema` plus the system tables every database has.
 pub(crate) fn with_system_tables(schema: Schema) -> Schema {

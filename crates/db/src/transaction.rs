@@ -6,10 +6,8 @@ use std::sync::Arc;
 
 use keel_values::{DocumentId, Object};
 
-use crate::catalog::{BY_ID, TableInfo};
+use crate::catalog::{BY_ID, TableInfo, is_system_table, no_such_table};
 use crate::document::check_fields;
-use crate::query::Query;
-use crate::system::{is_system_table, no_such_table};
 use crate::{Database, DbError, Document, Interval, ReadSet, Timestamp};
 
 /// Most documents one transaction may write (as Convex).
@@ -157,11 +155,6 @@ impl Transaction {
     /// `None` when it does not exist (or the id's table does not exist).
     pub async fn get(&mut self, id: DocumentId) -> Result<Option<Document>, DbError> {
         Ok(self.load(id, false).await?.and_then(|(_, current)| current))
-    }
-
-    /// Starts a query over `table` (a full scan in creation order until refined).
-    pub fn query(&mut self, table: &str) -> Query<'_> {
-        Query::new(self, table)
     }
 
     /// Inserts a document and returns its new id. `_creationTime` is set unique and increasing.

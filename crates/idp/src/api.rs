@@ -1,5 +1,6 @@
 //! HTTP routes: OIDC discovery, JWKS, and the Clerk Backend API subset under `/v1`
-//! (authenticated with `Authorization: Bearer <secret key>`).
+//! (authenticated with `Authorization: Bearer <secret key>`), and serving them
+//! ([`Idp::router`], [`Idp::serve`]). Each route calls an in-process operation of [`Idp`].
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -13,12 +14,28 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio::net::TcpListener;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, IdpError};
 use crate::idp::{Idp, NewUser};
 use crate::store::{Session, User};
 
-pub(crate) fn router(idp: Idp) -> axum::Router {
+impl Idp {
+    /// The HTTP routes (discovery, JWKS, Backend API) for mounting or serving.
+    pub fn router(&self) -> axum::Router {
+        router(self.clone())
+    }
+
+    /// Serves the routes on `listener` until the task is dropped.
+    pub async fn serve(self, listener: TcpListener) -> Result<(), IdpError> {
+        let app = self
+            .router()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app).await.map_err(IdpError::Serve)
+    }
+}
+
+fn router(idp: Idp) -> axum::Router {
     let bapi = axum::Router::new()
         .route("/v1/jwks", get(jwks))
         .route("/v1/users", post(create_user).get(list_users))

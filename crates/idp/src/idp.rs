@@ -1,5 +1,5 @@
-//! The [`Idp`] handle: state, in-process operations (the same ones the HTTP API exposes) and
-//! serving.
+//! The [`Idp`] handle: state and the in-process operations (the same ones the HTTP API in `api`
+//! exposes). It knows nothing of HTTP routes: `api` builds on it, never the reverse.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use tokio::net::TcpListener;
 
 use crate::IdpConfig;
 use crate::email::canonical_email;
@@ -125,19 +124,6 @@ impl Idp {
     /// The configuration in use.
     pub fn config(&self) -> &IdpConfig {
         &self.inner.config
-    }
-
-    /// The HTTP routes (discovery, JWKS, Backend API) for mounting or serving.
-    pub fn router(&self) -> axum::Router {
-        crate::api::router(self.clone())
-    }
-
-    /// Serves the routes on `listener` until the task is dropped.
-    pub async fn serve(self, listener: TcpListener) -> Result<(), IdpError> {
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app).await.map_err(IdpError::Serve)
     }
 
     /// The JWKS document (`/.well-known/jwks.json`, `GET /v1/jwks`).

@@ -30,8 +30,10 @@
 //!   `form_password_not_strong_enough`, `form_param_format_invalid`, …).
 //!
 //! # Layout
-//! * `idp` — [`Idp`]: opening state, in-process operations, serving.
-//! * `api` — HTTP routes: discovery, JWKS, Backend API, Clerk JSON shapes, client addresses.
+//! * `idp` — [`Idp`]: opening state and the in-process operations; no HTTP.
+//! * `api` — the HTTP face of an [`Idp`]: its routes (discovery, JWKS, Backend API), Clerk JSON
+//!   shapes, client addresses, and [`Idp::router`] / [`Idp::serve`]. Depends on `idp`, never the
+//!   reverse.
 //! * `store` — SQLite persistence of users, sessions and keys ([`User`], [`Session`]).
 //! * `keys` — RSA-2048 key ring: generation, signing, JWKS, rotation.
 //! * `tokens` — claims of session tokens and templates.

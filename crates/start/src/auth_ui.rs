@@ -15,10 +15,10 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use keel_auth::{AuthError, AuthState, Authenticator, SignUp};
 use maud::{Markup, html};
 
+use crate::app_state::AppState;
 use crate::client_address::ClientAddress;
 use crate::live::encode_component;
 use crate::redirect::local_path;
-use crate::start::AppState;
 
 /// Where the sign-in form posts.
 pub const SIGN_IN_ACTION: &str = "/_keel/auth/sign-in";

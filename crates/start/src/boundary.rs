@@ -5,7 +5,7 @@ use maud::{Markup, html};
 
 use crate::error::RouteError;
 use crate::redirect::local_path;
-use crate::render::Match;
+use crate::route::Match;
 
 /// The default error component: the visitor-safe message, "Try again" (reloads the page) and
 /// "Go back" (history back with the runtime; home without JavaScript). Internal details are

@@ -12,14 +12,11 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
-use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use http::HeaderMap;
 use http::request::Parts;
 use ipnet::IpNet;
-
-use crate::start::AppState;
 
 /// The proxies whose forwarding headers the web tier believes: addresses and CIDR ranges.
 ///
@@ -158,12 +155,16 @@ fn node_address(node: &str) -> Option<IpAddr> {
 /// connection info (`into_make_service_with_connect_info`).
 pub(crate) struct ClientAddress(pub(crate) Option<IpAddr>);
 
-impl FromRequestParts<Arc<AppState>> for ClientAddress {
+impl<S> FromRequestParts<S> for ClientAddress
+where
+    S: Send + Sync,
+    TrustedProxies: FromRef<S>,
+{
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &Arc<AppState>,
+        state: &S,
     ) -> Result<ClientAddress, Self::Rejection> {
         let peer = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
             .await
@@ -172,7 +173,7 @@ impl FromRequestParts<Arc<AppState>> for ClientAddress {
         Ok(ClientAddress(client_address(
             peer,
             &parts.headers,
-            &state.trusted_proxies,
+            &TrustedProxies::from_ref(state),
         )))
     }
 }

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::RouteError;
-use crate::matching::Params;
+use crate::params::Params;
 
 /// Values a `before_load` adds to the context of its loader and its children, by type
 /// (like TanStack's object merge, but typed: one value per type, deeper wins).
@@ -271,7 +271,7 @@ fn decode_plain<R: DeserializeOwned>(value: &Value) -> Result<R, RouteError> {
 pub(crate) fn search_param(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let decode = |s: &str| crate::matching::percent_decode(&s.replace('+', " "));
+        let decode = |s: &str| crate::params::percent_decode(&s.replace('+', " "));
         (decode(k) == name).then(|| decode(v))
     })
 }

@@ -21,11 +21,13 @@
 //!
 //! # Layout
 //! * `error` — [`RouteError`] (redirect / not found / public / internal) and [`StartError`].
-//! * `route` — [`Route`]: path pattern, children and per-route hooks; [`LoaderData`].
-//! * `matching` — path matching and [`Params`].
+//! * `params` — [`Params`] and the percent-decoding of path segments.
+//! * `route` — [`Route`]: path pattern, children and per-route hooks; what the hooks see: a
+//!   [`Match`] (one matched route's context and loader data) and [`LoaderData`].
+//! * `matching` — path matching: the chain of routes a path selects, and its [`Params`].
 //! * `context` — [`RouteContext`], [`ContextAdditions`], [`FetchedAuth`].
 //! * `head` — [`Head`], [`Meta`], [`Link`] and their merge.
-//! * `render` — running `before_load`/`loader`/components and the boundaries; [`Match`].
+//! * `render` — running `before_load`/`loader`/components and the boundaries.
 //! * `boundary` — [`default_catch_boundary`] and [`not_found`].
 //! * `document` — the HTML document shell.
 //! * `multipart` — `multipart/form-data` bodies of server functions: text fields and
@@ -44,8 +46,17 @@
 //! * `live` — page event streams and per-session backend connections, run as the tasks of
 //!   [`StartConfig::tasks`] (stopping them ends every stream and closes every session).
 //! * `assets` — the browser runtime, stylesheets, favicons and manifest served by the crate.
-//! * `start` — [`Start`] and [`StartConfig`]: everything assembled into an axum `Router`.
+//! * `app_state` — what every request handler holds (route tree, backend client, authenticator,
+//!   server functions, live hub) and the first steps of a request (authenticate, root context).
+//! * `start` — [`Start`] and [`StartConfig`]: everything assembled into an axum `Router`, and the
+//!   page, server-function and live handlers.
+//!
+//! Dependencies run one way: `params` ← `context` ← `route` ← `matching` ← `render` (with
+//! `boundary`) ← `start`; the handlers' state is `app_state`, which `start` builds and `auth_ui`
+//! reads, and `client_address` takes only its [`TrustedProxies`] from it (axum's `FromRef`). No
+//! two modules import each other.
 
+mod app_state;
 pub mod assets;
 pub mod auth_ui;
 mod boundary;
@@ -59,6 +70,7 @@ mod head;
 mod live;
 mod matching;
 mod multipart;
+mod params;
 mod redirect;
 mod render;
 mod route;
@@ -72,11 +84,10 @@ pub use context::{ContextAdditions, FetchedAuth, RouteContext};
 pub use error::{RouteError, StartError};
 pub use head::{Head, Link, Meta};
 pub use live::LIVE_PATH;
-pub use matching::Params;
 pub use multipart::{MAX_MULTIPART_BYTES, UploadedFile};
+pub use params::Params;
 pub use redirect::local_path;
-pub use render::Match;
-pub use route::{LoaderData, Route};
+pub use route::{LoaderData, Match, Route};
 pub use security_headers::ContentSecurityPolicy;
 pub use server_fn::{
     SERVER_FN_PREFIX, ServerFnMethod, ServerFnRequest, ServerFnResponse, server_fn_path,

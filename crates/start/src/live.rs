@@ -459,7 +459,7 @@ mod tests {
         assert!(url.starts_with("/_keel/live?q=%5B%7B%22p%22"), "{url}");
         assert!(url.ends_with("&u=user_1"));
         let q = url.split("q=").nth(1).unwrap().split('&').next().unwrap();
-        let parsed = parse_queries(&crate::matching::percent_decode(q)).unwrap();
+        let parsed = parse_queries(&crate::params::percent_decode(q)).unwrap();
         assert_eq!(parsed.len(), 1);
         assert_eq!(parsed[0].0.path(), "posts:get");
         assert_eq!(parsed[0].0.args()["n"], Value::Int64(1));

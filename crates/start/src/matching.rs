@@ -1,26 +1,8 @@
 //! Matching a request path against the route tree: the chain of routes from the root to the
-//! leaf, and the path parameters.
+//! leaf, and the path parameters (a [`Params`]).
 
+use crate::params::{Params, percent_decode};
 use crate::route::{Route, Segment};
-
-/// Path parameters of a match (`{id}` → `"abc"`), percent-decoded.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Params(Vec<(String, String)>);
-
-impl Params {
-    /// The value of parameter `name`.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Every parameter, in path order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
-    }
-}
 
 /// The routes from the root to the matched leaf, with the parameters; `None` when nothing
 /// matches.
@@ -83,13 +65,6 @@ fn undo(params: &mut Vec<(String, String)>, len: usize) -> bool {
     false
 }
 
-/// `%XX` escapes decoded (invalid UTF-8 is replaced; `+` stays `+` in paths).
-pub(crate) fn percent_decode(text: &str) -> String {
-    percent_encoding::percent_decode_str(text)
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,11 +119,5 @@ mod tests {
         for path in ["/nope", "/posts/a/b", "/files", "/layout-only"] {
             assert!(ids(path).is_none(), "{path}");
         }
-    }
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("a%2Fb%zz%4"), "a/b%zz%4");
-        assert_eq!(percent_decode("%C3%A9"), "é");
     }
 }

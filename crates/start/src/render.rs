@@ -10,56 +10,9 @@ use crate::boundary::{default_catch_boundary, not_found};
 use crate::context::RouteContext;
 use crate::error::RouteError;
 use crate::head::Head;
-use crate::matching::{Params, match_path};
-use crate::route::{LoaderData, Route};
-
-/// One matched route while rendering: its context and its loader's data.
-pub struct Match {
-    pub(crate) route_id: String,
-    pub(crate) context: RouteContext,
-    pub(crate) data: Option<LoaderData>,
-}
-
-impl std::fmt::Debug for Match {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Match")
-            .field("route_id", &self.route_id)
-            .field("has_data", &self.data.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Match {
-    /// The route's full pattern (`/posts/{id}`).
-    pub fn route_id(&self) -> &str {
-        &self.route_id
-    }
-
-    /// The router context of this match.
-    pub fn context(&self) -> &RouteContext {
-        &self.context
-    }
-
-    /// The loader's value, when the loader returned a `T`.
-    pub fn data<T: 'static>(&self) -> Option<&T> {
-        self.data.as_ref()?.0.downcast_ref::<T>()
-    }
-
-    /// Whether a link to `href` is active for this request: `exact` compares whole paths
-    /// (Home), otherwise `href` may be a prefix at a segment boundary (Posts).
-    pub fn is_active(&self, href: &str, exact: bool) -> bool {
-        let path = self.context.path();
-        let path = if path.len() > 1 {
-            path.trim_end_matches('/')
-        } else {
-            path
-        };
-        if exact || href == "/" {
-            return path == href;
-        }
-        path == href || path.starts_with(&format!("{}/", href.trim_end_matches('/')))
-    }
-}
+use crate::matching::match_path;
+use crate::params::Params;
+use crate::route::{Match, Route};
 
 /// What rendering a page produced.
 pub(crate) enum Outcome {

@@ -1,6 +1,7 @@
 //! [`Route`]: one node of the route tree — a path pattern, children rendered in its outlet,
 //! and the per-route hooks (`before_load`, `loader`, `head`, component, error and not-found
-//! components).
+//! components), and what those hooks see: a [`Match`], one matched route's context and its
+//! loader's [`LoaderData`].
 
 use std::any::Any;
 use std::future::Future;
@@ -12,7 +13,6 @@ use maud::Markup;
 use crate::context::{ContextAdditions, RouteContext};
 use crate::error::{RouteError, StartError};
 use crate::head::Head;
-use crate::render::Match;
 
 pub(crate) type BeforeLoadFn = Arc<
     dyn Fn(RouteContext) -> BoxFuture<'static, Result<ContextAdditions, RouteError>> + Send + Sync,
@@ -261,6 +261,54 @@ fn parse_path(path: &str) -> Result<Vec<Segment>, StartError> {
         segments.push(segment);
     }
     Ok(segments)
+}
+
+/// One matched route while rendering: its context and its loader's data.
+pub struct Match {
+    pub(crate) route_id: String,
+    pub(crate) context: RouteContext,
+    pub(crate) data: Option<LoaderData>,
+}
+
+impl std::fmt::Debug for Match {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Match")
+            .field("route_id", &self.route_id)
+            .field("has_data", &self.data.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Match {
+    /// The route's full pattern (`/posts/{id}`).
+    pub fn route_id(&self) -> &str {
+        &self.route_id
+    }
+
+    /// The router context of this match.
+    pub fn context(&self) -> &RouteContext {
+        &self.context
+    }
+
+    /// The loader's value, when the loader returned a `T`.
+    pub fn data<T: 'static>(&self) -> Option<&T> {
+        self.data.as_ref()?.0.downcast_ref::<T>()
+    }
+
+    /// Whether a link to `href` is active for this request: `exact` compares whole paths
+    /// (Home), otherwise `href` may be a prefix at a segment boundary (Posts).
+    pub fn is_active(&self, href: &str, exact: bool) -> bool {
+        let path = self.context.path();
+        let path = if path.len() > 1 {
+            path.trim_end_matches('/')
+        } else {
+            path
+        };
+        if exact || href == "/" {
+            return path == href;
+        }
+        path == href || path.starts_with(&format!("{}/", href.trim_end_matches('/')))
+    }
 }
 
 #[cfg(test)]

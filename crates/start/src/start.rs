@@ -15,23 +15,19 @@ use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use keel_auth::{
-    AuthState, Authenticator, ClerkAuthenticator, LocalIdpAuthenticator, PublishableKey,
-};
+use keel_auth::{Authenticator, ClerkAuthenticator, LocalIdpAuthenticator, PublishableKey};
 use keel_client::HttpClient;
-use parking_lot::Mutex;
 
+use crate::app_state::AppState;
 use crate::boundary::default_catch_boundary;
 use crate::client_address::TrustedProxies;
-use crate::context::{RequestState, RouteContext};
 use crate::document::document;
 use crate::error::{RouteError, StartError};
 use crate::head::Head;
 use crate::live::{LIVE_PATH, LiveHub, live_url, page_queries, parse_queries};
-use crate::matching::Params;
 use crate::redirect::{app_location, local_path};
-use crate::render::{Match, Outcome, run};
-use crate::route::Route;
+use crate::render::{Outcome, run};
+use crate::route::{Match, Route};
 use crate::security_headers::{ContentSecurityPolicy, SecurityHeaders};
 use crate::server_fn::{
     ServerFnHandler, ServerFnMethod, ServerFnRequest, ServerFnResponse, handler,
@@ -165,20 +161,6 @@ impl std::fmt::Debug for Start {
     }
 }
 
-/// Everything a request handler needs.
-pub(crate) struct AppState {
-    root: Route,
-    http: HttpClient,
-    authenticator: Option<Arc<dyn Authenticator>>,
-    pub(crate) local_idp: Option<Arc<LocalIdpAuthenticator>>,
-    token_template: Option<String>,
-    devtools: bool,
-    clerk: Option<PublishableKey>,
-    server_fns: HashMap<String, (ServerFnMethod, ServerFnHandler)>,
-    pub(crate) live: Arc<LiveHub>,
-    pub(crate) trusted_proxies: TrustedProxies,
-}
-
 impl Start {
     /// An app serving `root`'s tree with `config`.
     pub fn new(config: StartConfig, root: Route) -> Start {
@@ -295,43 +277,6 @@ impl Start {
                 crate::security_headers::middleware,
             ))
             .with_state(state))
-    }
-}
-
-impl AppState {
-    /// Authenticates the request: who it is, and cookies to set (a refreshed `__session`).
-    async fn authenticate(&self, headers: &HeaderMap) -> (AuthState, Vec<String>) {
-        let Some(authenticator) = &self.authenticator else {
-            return (AuthState::signed_out(), Vec::new());
-        };
-        match authenticator.authenticate(headers).await {
-            Ok(auth) => (auth.state, auth.set_cookies),
-            Err(error) => {
-                tracing::warn!(%error, "cannot authenticate the request; treating it as signed out");
-                (AuthState::signed_out(), Vec::new())
-            }
-        }
-    }
-
-    /// The root router context of a request.
-    fn base_context(&self, uri: Uri, headers: HeaderMap, auth: AuthState) -> RouteContext {
-        let mut http = self.http.clone();
-        http.new_snapshot();
-        RouteContext {
-            request: Arc::new(RequestState {
-                uri,
-                headers,
-                auth: parking_lot::RwLock::new(auth),
-                authenticator: self.authenticator.clone(),
-                token_template: self.token_template.clone(),
-                query_client: std::sync::OnceLock::new(),
-                http: Mutex::new(http),
-                used: Mutex::new(Vec::new()),
-                in_flight: Mutex::new(HashMap::new()),
-            }),
-            additions: Arc::new(http::Extensions::new()),
-            params: Params::default(),
-        }
     }
 }
 

@@ -5,7 +5,6 @@
 //! [`QueryWatch`]) talk to it over a channel. See the crate docs for why this is not the
 //! official `convex` crate's client.
 
-mod auth;
 mod worker;
 
 use std::pin::Pin;
@@ -24,7 +23,7 @@ use tokio_stream::wrappers::WatchStream;
 
 use crate::ClientError;
 use crate::convert::{args_object, decode_result};
-pub use auth::AuthState;
+pub use worker::AuthState;
 
 /// Fetches an auth token: called with `force_refresh = false` first and `true` when the token
 /// must be new (scheduled refresh, or the backend rejected the last one). `None` means signed

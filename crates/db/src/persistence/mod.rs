@@ -24,7 +24,17 @@ pub use postgres::PostgresTestSchema;
 pub use postgres::{PostgresBlobStore, PostgresOptions, PostgresPersistence};
 pub use sqlite::SqlitePersistence;
 
-use crate::{Document, Interval, Order, Timestamp};
+use crate::{Document, Interval, Timestamp};
+
+/// The order of a scan along an index (a query's results come in it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Order {
+    /// Ascending index order (the default).
+    #[default]
+    Asc,
+    /// Descending index order.
+    Desc,
+}
 
 /// A persisted index's number. Index numbers are assigned by the database's catalog and never
 /// reused.

@@ -1,4 +1,7 @@
 //! The task that owns the socket: connect, re-subscribe, resend, read transitions, reconnect.
+//!
+//! This module owns the [`Worker`]'s state (its fields are private here); `transition` and `auth`
+//! are its submodules, adding the worker's transition and authentication steps over that state.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,11 +15,14 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
+mod auth;
 mod transition;
 
 use transition::{fail, function_error};
 
-use super::auth::{Auth, AuthState, Fetched};
+pub use auth::AuthState;
+use auth::{Auth, Fetched};
+
 use super::{Command, Listeners, LiveConfig, Reply, Stats, UpdateSender};
 use crate::ClientError;
 
@@ -68,11 +74,11 @@ pub(crate) struct Worker {
     config: LiveConfig,
     url: String,
     commands: mpsc::UnboundedReceiver<Command>,
-    pub(crate) fetched_tx: mpsc::UnboundedSender<Fetched>,
+    fetched_tx: mpsc::UnboundedSender<Fetched>,
     fetched_rx: mpsc::UnboundedReceiver<Fetched>,
-    pub(crate) stats: Arc<Stats>,
+    stats: Arc<Stats>,
     session_id: String,
-    pub(crate) socket: Option<Socket>,
+    socket: Option<Socket>,
     connection_count: u32,
     last_close_reason: String,
     /// Failed attempts since the last transition (drives the backoff).
@@ -81,7 +87,7 @@ pub(crate) struct Worker {
     last_frame: Instant,
     // Per socket.
     query_set_version: u32,
-    pub(crate) identity_version: u32,
+    identity_version: u32,
     last_end: (u32, u32, u64),
     removes: Vec<u32>,
     sync_requested: bool,
@@ -92,9 +98,9 @@ pub(crate) struct Worker {
     max_observed_ts: u64,
     ts: watch::Sender<u64>,
     listeners: Listeners,
-    pub(crate) auth: Auth,
+    auth: Auth,
     /// This task's own group: token fetches run in it, and it is stopped when the worker ends.
-    pub(crate) tasks: keel_tasks::Tasks,
+    tasks: keel_tasks::Tasks,
 }
 
 /// Starts the socket task; returns the group it runs in (see `LiveClient::closed`).
@@ -263,7 +269,7 @@ impl Worker {
     }
 
     /// Sends what is waiting (query-set changes, then requests), unless auth holds it back.
-    pub(crate) async fn flush(&mut self) {
+    async fn flush(&mut self) {
         if self.socket.is_none() || self.auth.paused {
             return;
         }
@@ -339,7 +345,7 @@ impl Worker {
     }
 
     /// Sends one message; on failure the socket is dropped (and `false` returned).
-    pub(crate) async fn send_json(&mut self, message: &Json) -> bool {
+    async fn send_json(&mut self, message: &Json) -> bool {
         let Some(socket) = self.socket.as_mut() else {
             return false;
         };
@@ -406,7 +412,7 @@ impl Worker {
     }
 
     /// Drops the socket and schedules a reconnect; everything is re-sent on the next one.
-    pub(crate) fn disconnect(&mut self, reason: &str) {
+    fn disconnect(&mut self, reason: &str) {
         if self.socket.take().is_none() {
             return;
         }

@@ -7,9 +7,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::worker::Worker;
-use super::{AuthMode, AuthTokenFetcher};
+use super::Worker;
 use crate::jwt::TokenTimes;
+use crate::live::{AuthMode, AuthTokenFetcher};
 
 /// `AuthError`s in a row (each followed by a forced refetch) after which the client signs out:
 /// the first rejection plus two retries.
@@ -33,7 +33,7 @@ pub enum AuthState {
 }
 
 /// The auth half of the worker's state.
-pub(crate) struct Auth {
+pub(super) struct Auth {
     mode: AuthMode,
     /// The token in use (sent, or to send on the next socket).
     token: Option<String>,
@@ -41,27 +41,27 @@ pub(crate) struct Auth {
     fetch_seq: u64,
     fetching: bool,
     /// Hold back queries and requests until a token is fetched.
-    pub(crate) paused: bool,
+    pub(super) paused: bool,
     /// The identity version whose confirmation is awaited.
     awaiting: Option<u32>,
     /// `AuthError`s since the last confirmation.
     failures: u32,
     /// When to fetch the next token, and for which token it was scheduled.
-    pub(crate) refresh_at: Option<Instant>,
+    pub(super) refresh_at: Option<Instant>,
     scheduled_for: Option<String>,
     leeway: Duration,
     state: watch::Sender<AuthState>,
 }
 
 /// A finished token fetch.
-pub(crate) struct Fetched {
+pub(super) struct Fetched {
     seq: u64,
     force: bool,
     token: Option<String>,
 }
 
 impl Auth {
-    pub(crate) fn new(leeway: Duration, state: watch::Sender<AuthState>) -> Auth {
+    pub(super) fn new(leeway: Duration, state: watch::Sender<AuthState>) -> Auth {
         Auth {
             mode: AuthMode::None,
             token: None,
@@ -92,7 +92,7 @@ impl Auth {
 
 impl Worker {
     /// `set_auth_fetcher` / `set_auth` / `clear_auth`.
-    pub(crate) async fn on_set_auth(&mut self, mode: AuthMode) {
+    pub(super) async fn on_set_auth(&mut self, mode: AuthMode) {
         let auth = &mut self.auth;
         auth.fetch_seq += 1;
         auth.fetching = false;
@@ -144,7 +144,7 @@ impl Worker {
         });
     }
 
-    pub(crate) async fn on_fetched(&mut self, fetched: Fetched) {
+    pub(super) async fn on_fetched(&mut self, fetched: Fetched) {
         if fetched.seq != self.auth.fetch_seq || !self.auth.fetching {
             return;
         }
@@ -163,7 +163,7 @@ impl Worker {
     }
 
     /// The scheduled refresh is due: fetch a fresh token, keep the socket and its identity.
-    pub(crate) fn on_refresh_due(&mut self) {
+    pub(super) fn on_refresh_due(&mut self) {
         self.auth.refresh_at = None;
         if !self.auth.fetching && self.auth.fetcher().is_some() {
             self.auth.set_state(AuthState::Refreshing);
@@ -172,7 +172,7 @@ impl Worker {
     }
 
     /// A new socket is open: authenticate on it before anything else is sent.
-    pub(crate) async fn auth_on_open(&mut self) {
+    pub(super) async fn auth_on_open(&mut self) {
         if self.auth.paused {
             return; // a fetch is in flight; its result authenticates this socket
         }
@@ -227,7 +227,7 @@ impl Worker {
     }
 
     /// A transition reached identity version `identity`.
-    pub(crate) fn auth_on_transition(&mut self, identity: u32) {
+    pub(super) fn auth_on_transition(&mut self, identity: u32) {
         let Some(awaiting) = self.auth.awaiting else {
             return;
         };
@@ -252,7 +252,7 @@ impl Worker {
     }
 
     /// The backend rejected the identity (the socket is closing).
-    pub(crate) async fn on_auth_error(&mut self, message: &str) {
+    pub(super) async fn on_auth_error(&mut self, message: &str) {
         self.stats.auth_errors.fetch_add(1, Ordering::Relaxed);
         self.auth.awaiting = None;
         if self.auth.fetcher().is_none() {

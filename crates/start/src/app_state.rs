@@ -1,0 +1,84 @@
+//! [`AppState`]: what every request handler of the app holds (the built route tree, the backend
+//! client, the authenticator, server functions, the live hub), and the two steps every request
+//! starts with (authenticate, build the root router context). `start` builds it; the handlers in
+//! `start` and `auth_ui` read it; `client_address` takes its trusted proxies from it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use http::{HeaderMap, Uri};
+use keel_auth::{AuthState, Authenticator, LocalIdpAuthenticator, PublishableKey};
+use keel_client::HttpClient;
+use parking_lot::Mutex;
+
+use crate::client_address::TrustedProxies;
+use crate::context::{RequestState, RouteContext};
+use crate::live::LiveHub;
+use crate::params::Params;
+use crate::route::Route;
+use crate::server_fn::{ServerFnHandler, ServerFnMethod};
+
+/// Everything a request handler needs.
+pub(crate) struct AppState {
+    pub(crate) root: Route,
+    pub(crate) http: HttpClient,
+    pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
+    pub(crate) local_idp: Option<Arc<LocalIdpAuthenticator>>,
+    pub(crate) token_template: Option<String>,
+    pub(crate) devtools: bool,
+    pub(crate) clerk: Option<PublishableKey>,
+    pub(crate) server_fns: HashMap<String, (ServerFnMethod, ServerFnHandler)>,
+    pub(crate) live: Arc<LiveHub>,
+    pub(crate) trusted_proxies: TrustedProxies,
+}
+
+impl AppState {
+    /// Authenticates the request: who it is, and cookies to set (a refreshed `__session`).
+    pub(crate) async fn authenticate(&self, headers: &HeaderMap) -> (AuthState, Vec<String>) {
+        let Some(authenticator) = &self.authenticator else {
+            return (AuthState::signed_out(), Vec::new());
+        };
+        match authenticator.authenticate(headers).await {
+            Ok(auth) => (auth.state, auth.set_cookies),
+            Err(error) => {
+                tracing::warn!(%error, "cannot authenticate the request; treating it as signed out");
+                (AuthState::signed_out(), Vec::new())
+            }
+        }
+    }
+
+    /// The root router context of a request.
+    pub(crate) fn base_context(
+        &self,
+        uri: Uri,
+        headers: HeaderMap,
+        auth: AuthState,
+    ) -> RouteContext {
+        let mut http = self.http.clone();
+        http.new_snapshot();
+        RouteContext {
+            request: Arc::new(RequestState {
+                uri,
+                headers,
+                auth: parking_lot::RwLock::new(auth),
+                authenticator: self.authenticator.clone(),
+                token_template: self.token_template.clone(),
+                query_client: std::sync::OnceLock::new(),
+                http: Mutex::new(http),
+                used: Mutex::new(Vec::new()),
+                in_flight: Mutex::new(HashMap::new()),
+            }),
+            additions: Arc::new(http::Extensions::new()),
+            params: Params::default(),
+        }
+    }
+}
+
+/// The `ClientAddress` extractor (in `client_address`) reads the trusted
+/// proxies from the state.
+impl FromRef<Arc<AppState>> for TrustedProxies {
+    fn from_ref(state: &Arc<AppState>) -> TrustedProxies {
+        state.trusted_proxies.clone()
+    }
+}
