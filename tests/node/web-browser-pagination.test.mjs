@@ -72,7 +72,7 @@ test("Load more: loaded in place, scroll kept, the longer list live", async () =
     bob.on("pageerror", (e) => errors.push(`bob: ${e.message}`));
     await signUp(bob, keel.url, "bob@example.com", "Bob");
     await createPosts(bob, 24, 1);
-    await ada.waitForSelector("ul.posts li >> text=Post 24", { timeout: 5000 });
+    await ada.waitForSelector("ul.posts li >> text=Post 24");
     assert.deepEqual(await titles(ada), numbered(4, 24));
     assert.equal(await ada.evaluate(() => window.__marker), "kept", "morphed, not reloaded");
     await screenshot(ada, "pagination-load-more");
