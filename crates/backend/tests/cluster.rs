@@ -100,6 +100,10 @@ async fn a_follower_serves_forwards_and_takes_over() {
         .await
         .unwrap();
     assert_eq!(result, FunctionResult::Value(Value::Float64(3.0)));
+    // Its update reaches the subscriber too; read it now, or a later wait could see it first
+    // (whether the follower sends 3 on its own or folds it into the next commit's update depends
+    // on timing).
+    assert_eq!(next_result(&mut count).await, counter(3.0));
     let mut on_committer = ConvexClient::new(&committer.url()).await.unwrap();
     assert_eq!(
         on_committer
