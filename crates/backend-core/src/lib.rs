@@ -121,5 +121,5 @@ pub use scheduler::{
 };
 pub use storage::{
     BlobStorage, FileMetadata, ReclaimReport, StorageActions, StorageConfig, StorageReader,
-    StorageWriter, StoredFile, UploadError,
+    StorageWriter, StoredFile, UploadError, UploadRequest,
 };

@@ -1,7 +1,8 @@
 //! File storage over HTTP, at Convex's paths: `POST /api/storage/upload?token=…` (the body is
 //! the file, its `Content-Type` recorded; answers `{"storageId": …}`) and
 //! `GET /api/storage/<storage id>` (the bytes with their content type; a single `Range:
-//! bytes=…` is answered with 206 and `Content-Range`, an unsatisfiable one with 416).
+//! bytes=…` is answered with 206 and `Content-Range`, an unsatisfiable one with 416). An
+//! upload with `Digest: sha-256=<base64>` is checked against it, as Convex does.
 //!
 //! The body of an upload is streamed into the blob store as it arrives, never read whole. A
 //! served file is sent with `X-Content-Type-Options: nosniff` and `Content-Security-Policy:
@@ -16,7 +17,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::{StreamExt, TryStreamExt};
-use keel_backend_core::{Backend, UploadError};
+use keel_backend_core::{Backend, UploadError, UploadRequest};
 use keel_protocol::http::HttpErrorBody;
 use serde::{Deserialize, Serialize};
 
@@ -86,14 +87,28 @@ pub(crate) async fn upload(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    // `Digest: sha-256=<base64>`, as Convex reads it (other algorithms are ignored).
+    let sha256 = headers
+        .get("digest")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split(',').find_map(|item| {
+                let (algorithm, value) = item.trim().split_once('=')?;
+                algorithm
+                    .eq_ignore_ascii_case("sha-256")
+                    .then_some(value.trim())
+            })
+        });
     let chunks = body
         .into_data_stream()
         .map_err(std::io::Error::other)
         .boxed();
-    match backend
-        .upload(&token, content_type, content_length, chunks)
-        .await
-    {
+    let request = UploadRequest {
+        content_type,
+        content_length,
+        sha256,
+    };
+    match backend.upload(&token, request, chunks).await {
         Ok(storage_id) => Json(Uploaded { storage_id }).into_response(),
         Err(error) => Refused::from(error).into_response(),
     }

@@ -308,6 +308,25 @@ async fn an_uploaded_file_is_described_and_served_with_its_content_type() {
     assert_eq!(headers["content-security-policy"], "sandbox");
     assert_eq!(&response.bytes().await.unwrap()[..], PICTURE);
     assert_eq!(blob_files(&node.blob_dir()).len(), 1);
+
+    // A `Digest` header is checked: a wrong one stores nothing, the right one is accepted.
+    let with_digest = async |sha: &str| {
+        let response = reqwest::Client::new()
+            .post(node.upload_url().await)
+            .header("digest", format!("sha-256={sha}"))
+            .body(PICTURE)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<Json>().await.unwrap())
+    };
+    let wrong = base64::engine::general_purpose::STANDARD.encode([0u8; 32]);
+    let (status, answer) = with_digest(&wrong).await;
+    assert_eq!((status, &answer["code"]), (400, &json!("Sha256Mismatch")));
+    assert_eq!(blob_files(&node.blob_dir()).len(), 1, "nothing was kept");
+    let (status, _) = with_digest(&sha256).await;
+    assert_eq!(status, 200);
 }
 
 #[tokio::test]

@@ -46,7 +46,7 @@ use crate::error::FunctionError;
 pub use context::{StorageActions, StorageReader, StorageWriter};
 pub use reclaim::ReclaimReport;
 pub(crate) use system_functions::register;
-pub use upload::UploadError;
+pub use upload::{UploadError, UploadRequest};
 
 /// Where stored files' bytes live (see [`keel_db::blobs`]).
 #[derive(Clone)]

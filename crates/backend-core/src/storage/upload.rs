@@ -18,6 +18,18 @@ use crate::error::{ErrorClass, FunctionError};
 /// The longest content type recorded.
 const MAX_CONTENT_TYPE: usize = 256;
 
+/// What an upload's request says of its body besides the bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UploadRequest<'a> {
+    /// Its `Content-Type`, recorded with the file.
+    pub content_type: Option<&'a str>,
+    /// Its `Content-Length`: a length over the limit is refused before anything is read.
+    pub content_length: Option<u64>,
+    /// The SHA-256 its `Digest: sha-256=<base64>` header announces (as Convex checks it): a
+    /// body that does not match is refused and nothing is kept.
+    pub sha256: Option<&'a str>,
+}
+
 /// Why an upload stored nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
@@ -36,6 +48,9 @@ pub enum UploadError {
     /// The `Content-Type` is not a plain header value of at most 256 characters.
     #[error("The Content-Type is not a valid media type")]
     BadContentType,
+    /// The body's SHA-256 is not the one its `Digest` header announced.
+    #[error("The file's SHA-256 does not match its Digest header; nothing was stored")]
+    Sha256Mismatch,
     /// The body broke off.
     #[error("The upload broke off: {0}")]
     BodyBroken(String),
@@ -53,6 +68,7 @@ impl UploadError {
             UploadError::TooLarge { .. } => "FileTooLarge",
             UploadError::BadContentType => "BadContentType",
             UploadError::BodyBroken(_) => "BadRequestBody",
+            UploadError::Sha256Mismatch => "Sha256Mismatch",
             UploadError::Failed(_) => "StorageUnavailable",
         }
     }
@@ -62,7 +78,9 @@ impl UploadError {
         match self {
             UploadError::InvalidToken(_) => ErrorClass::Unauthenticated,
             UploadError::TooLarge { .. } => ErrorClass::PayloadTooLarge,
-            UploadError::BadContentType | UploadError::BodyBroken(_) => ErrorClass::BadRequest,
+            UploadError::BadContentType
+            | UploadError::BodyBroken(_)
+            | UploadError::Sha256Mismatch => ErrorClass::BadRequest,
             UploadError::NotConfigured | UploadError::Failed(_) => ErrorClass::Unavailable,
         }
     }
@@ -215,8 +233,8 @@ impl Backend {
         })
     }
 
-    /// An upload to an upload URL: `token` from its `?token=`, the request's `Content-Type`
-    /// and `Content-Length` (if given) and its body. Returns the new file's storage id.
+    /// An upload to an upload URL: `token` from its `?token=`, what its headers say of the
+    /// body ([`UploadRequest`]) and the body. Returns the new file's storage id.
     ///
     /// The token is checked first where this node can (a follower that has not seen the token
     /// yet leaves it to the committer); a body announced or found larger than
@@ -225,10 +243,14 @@ impl Backend {
     pub async fn upload(
         &self,
         token: &str,
-        content_type: Option<&str>,
-        content_length: Option<u64>,
+        request: UploadRequest<'_>,
         body: ByteStream,
     ) -> Result<String, UploadError> {
+        let UploadRequest {
+            content_type,
+            content_length,
+            sha256,
+        } = request;
         self.blobs().map_err(|_| UploadError::NotConfigured)?;
         let content_type = match content_type {
             Some(value)
@@ -251,6 +273,14 @@ impl Backend {
             return Err(UploadError::TooLarge { max });
         }
         let blob = self.store_blob(body).await?;
+        if let Some(expected) = sha256
+            && expected != blob.sha256
+        {
+            if let Ok(blobs) = self.blobs() {
+                let _ = blobs.delete(&blob.key).await;
+            }
+            return Err(UploadError::Sha256Mismatch);
+        }
         let recorded = self
             .system_mutation::<String>(
                 "_system/storage:finishUpload",

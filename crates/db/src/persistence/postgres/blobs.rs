@@ -7,9 +7,10 @@
 //! connection of its own: nothing of it is visible (to readers or to reclaiming) until it is
 //! complete, a broken-off upload leaves nothing behind, and the server syncs its log once per
 //! blob rather than once per chunk. A range is read from the chunks that hold it, one chunk per
-//! query, so a large file never sits whole in memory. Connections: a few for reads, used in
-//! turn (tokio-postgres pipelines concurrent statements on one connection), and a few for
-//! writes, each held by one upload at a time; opened on first use, re-opened when one closed.
+//! query, a few chunks ahead of the reader, so a large file never sits whole in memory.
+//! Connections: a few for reads, used in turn (tokio-postgres pipelines concurrent statements
+//! on one connection), and a few for writes, each held by one upload at a time; opened on first
+//! use, re-opened when one closed.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -29,6 +30,8 @@ pub(crate) const CHUNK: usize = 512 * 1024;
 const CONNECTIONS: usize = 4;
 /// Connections the store writes with, each held by one upload.
 const WRITERS: usize = 4;
+/// Chunks a download reads ahead of what it has sent.
+const PREFETCH: usize = 4;
 
 /// Blobs in the PostgreSQL schema of a [`PostgresPersistence`](super::PostgresPersistence);
 /// see [`PostgresPersistence::blob_store`](super::PostgresPersistence::blob_store).
@@ -209,29 +212,37 @@ impl BlobStore for PostgresBlobStore {
             .map_err(db_error)?;
         let key = key.clone();
         let chunk = CHUNK as u64;
-        // Each step reads the chunk holding `at` and yields its part before `end`.
-        let chunks = futures::stream::try_unfold(start, move |at| {
-            let (client, select, key) = (client.clone(), select.clone(), key.clone());
-            async move {
-                if at >= end {
-                    return Ok(None);
-                }
-                let n = i32::try_from(at / chunk).map_err(std::io::Error::other)?;
-                let row = client
-                    .query_opt(&select, &[&key.as_str(), &n])
-                    .await
-                    .map_err(std::io::Error::other)?
-                    .ok_or_else(|| std::io::Error::other("a chunk of the blob is missing"))?;
-                let data: &[u8] = row.get(0);
-                let from = (at - u64::from(n as u32) * chunk) as usize;
-                let to = ((end - u64::from(n as u32) * chunk) as usize).min(data.len());
-                if from >= to {
-                    return Err(std::io::Error::other("a chunk of the blob is short"));
-                }
-                let piece = Bytes::copy_from_slice(&data[from..to]);
-                Ok(Some((piece, at + (to - from) as u64)))
-            }
+        // The pieces of the chunks that hold the range, fetched a few ahead of the reader
+        // (pipelined on one connection): at most `PREFETCH` chunks sit in memory.
+        let first = start / chunk;
+        let last = if end > start {
+            (end - 1) / chunk
+        } else {
+            first
+        };
+        let pieces = (first..=last).filter(move |_| end > start).map(move |n| {
+            let from = if n == first { start - n * chunk } else { 0 };
+            let to = if n == last { end - n * chunk } else { chunk };
+            (n, from as usize, to as usize)
         });
+        let chunks = futures::stream::iter(pieces)
+            .map(move |(n, from, to)| {
+                let (client, select, key) = (client.clone(), select.clone(), key.clone());
+                async move {
+                    let n = i32::try_from(n).map_err(std::io::Error::other)?;
+                    let row = client
+                        .query_opt(&select, &[&key.as_str(), &n])
+                        .await
+                        .map_err(std::io::Error::other)?
+                        .ok_or_else(|| std::io::Error::other("a chunk of the blob is missing"))?;
+                    let data: &[u8] = row.get(0);
+                    if to > data.len() || from >= to {
+                        return Err(std::io::Error::other("a chunk of the blob is short"));
+                    }
+                    Ok(Bytes::copy_from_slice(&data[from..to]))
+                }
+            })
+            .buffered(PREFETCH);
         Ok(Some(chunks.boxed()))
     }
 
