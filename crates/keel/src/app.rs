@@ -100,7 +100,7 @@ impl App {
         self
     }
 
-    /// Runs the app as its command line asks (`keel`, `keel web`, `keel backend`, `keel idp`
+    /// Runs the app as its command line asks (`keel`, `keel web`, `keel backend`, `keel idp`, `keel new`
     /// and their flags): the whole `main` of an app's binary. Errors are printed to stderr and
     /// make the exit code non-zero.
     pub fn run(self) -> ExitCode {
@@ -128,7 +128,8 @@ impl App {
     /// the requests in flight finish within `--shutdown-timeout`, live streams and sync
     /// sessions close, background work stops and the committer lease is handed over. `Ok`
     /// after such a stop, also when `stop` fires during start-up; an error if a service could
-    /// not start or failed while serving. The service lines (`web: http://…`) are printed on
+    /// not start or failed while serving. For `keel new` ([`Config::new_project`]) it writes the
+    /// project and returns, serving nothing. The service lines (`web: http://…`) are printed on
     /// stdout once every service is open.
     ///
     /// ```no_run
@@ -146,6 +147,9 @@ impl App {
         config: Config,
         stop: impl Future<Output = &'static str>,
     ) -> Result<(), Error> {
+        if let Some(project) = &config.new_project {
+            return new_project(project);
+        }
         let mut stop = std::pin::pin!(stop);
         let services = tokio::select! {
             services = Services::open(&self, &config) => services.map_err(Error)?,
@@ -178,6 +182,19 @@ impl std::fmt::Debug for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// `keel new`: writes the project and lists what it wrote on stdout (the binary's interface),
+/// with the two commands to run next.
+#[allow(clippy::print_stdout)]
+fn new_project(project: &crate::NewProject) -> Result<(), Error> {
+    let files = project.create().map_err(|e| Error(anyhow::Error::new(e)))?;
+    let dir = project.dir.display();
+    for file in files {
+        println!("wrote {dir}/{file}");
+    }
+    println!("next: cd {dir} && cargo run   (and cargo test)");
+    Ok(())
+}
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default `info`), coloured only on a terminal
 /// (and not when `NO_COLOR` is set): a log file or a collector gets plain text.

@@ -13,6 +13,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::listen::ListenAddr;
+use crate::new::NewProject;
 
 /// Keel: server-rendered apps on a reactive backend with one identity token.
 ///
@@ -56,6 +57,17 @@ enum CliCommand {
         #[command(flatten)]
         process: ProcessFlags,
     },
+    /// Writes a new project on Keel into DIR (a new or empty directory; its name is the
+    /// package's): a schema, a query and a mutation with a test, a page, a README.
+    New {
+        /// The project's directory.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// The Keel checkout the project depends on by path (default: the one this binary was
+        /// built from).
+        #[arg(long = "keel-path", value_name = "PATH")]
+        keel_path: Option<PathBuf>,
+    },
 }
 
 /// The `keel` command line, parsed: which services to run and every setting.
@@ -79,6 +91,8 @@ pub struct Config {
     pub idp: IdpFlags,
     /// The process's own settings.
     pub process: ProcessFlags,
+    /// For `keel new`: the project to write.
+    pub new_project: Option<NewProject>,
 }
 
 /// The services `keel` can run alone.
@@ -90,6 +104,8 @@ pub enum Command {
     Backend,
     /// `keel idp`: the development identity provider alone.
     Idp,
+    /// `keel new <dir>`: write a new project ([`Config::new_project`]) and exit.
+    New,
 }
 
 /// The web tier's flags.
@@ -355,6 +371,7 @@ impl Config {
             backend: cli.backend,
             idp: cli.idp,
             process: cli.process,
+            new_project: None,
         };
         match cli.command {
             None => {}
@@ -372,6 +389,13 @@ impl Config {
                 config.command = Some(Command::Idp);
                 config.idp = idp;
                 config.process = process;
+            }
+            Some(CliCommand::New { dir, keel_path }) => {
+                config.command = Some(Command::New);
+                config.new_project = Some(NewProject {
+                    dir,
+                    keel_path: keel_path.unwrap_or_else(crate::new::default_keel_path),
+                });
             }
         }
         config
@@ -542,6 +566,23 @@ mod tests {
         ] {
             assert!(all.contains(flag), "{flag} missing from `keel --help`");
         }
+    }
+
+    #[test]
+    fn new_takes_a_directory_and_a_keel_path() {
+        let config = parse(&["new", "myapp"]).unwrap();
+        assert_eq!(config.command, Some(Command::New));
+        let project = config.new_project.unwrap();
+        assert_eq!(project.dir, PathBuf::from("myapp"));
+        assert_eq!(project.keel_path, crate::new::default_keel_path());
+        let config = parse(&["new", "myapp", "--keel-path", "/src/keel"]).unwrap();
+        assert_eq!(
+            config.new_project.unwrap().keel_path,
+            PathBuf::from("/src/keel")
+        );
+        let error = parse(&["new"]).unwrap_err().to_string();
+        assert!(error.contains("<DIR>"), "{error}");
+        assert!(parse(&["new", "a", "--web-addr", "127.0.0.1:1"]).is_err());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Keel's library entry point: an app gives [`App`] its schema, its functions and its web routes,
 //! and gets the whole `keel` command line — `keel` (every service in one process), `keel web`,
-//! `keel backend`, `keel idp`, each flag with its environment fallback — with the services
+//! `keel backend`, `keel idp`, `keel new <dir>`, each flag with its environment fallback — with the services
 //! wired together, logging set up and errors reported.
 //!
 //! ```no_run
@@ -43,6 +43,8 @@
 //! * `services` — opening the idp, the backend and the web tier, alone or together: bind every
 //!   listener, lock and open what each owns, then print the service lines; errors name the
 //!   flag and its environment variable.
+//! * `new` — [`NewProject`]: `keel new <dir>` writes a project on Keel from the templates in
+//!   `templates/new/` (embedded), depending on this checkout by path ([`default_keel_path`]).
 //! * `lock` — `DataLock`: the backend's SQLite file and the idp's state locked for the life of
 //!   the process, so a second process on the same data directory refuses to start and names
 //!   the holder.
@@ -54,6 +56,7 @@ mod app;
 mod config;
 mod listen;
 mod lock;
+mod new;
 mod services;
 mod shutdown;
 
@@ -63,6 +66,7 @@ pub use config::{
     ProcessFlags, WebFlags,
 };
 pub use listen::ListenAddr;
+pub use new::{NewError, NewProject, default_keel_path};
 
 pub use keel_auth as auth;
 pub use keel_backend as backend;

@@ -69,6 +69,7 @@ impl Listeners {
             Some(Command::Idp) => (true, false, false),
             Some(Command::Backend) => (false, true, false),
             Some(Command::Web) => (false, false, true),
+            Some(Command::New) => (false, false, false),
         };
         Ok(Listeners {
             idp: if idp {

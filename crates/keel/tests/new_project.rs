@@ -1,0 +1,153 @@
+//! `keel new`: the generated project builds and its tests pass (with `cargo test --offline`,
+//! sharing this workspace's target directory so that Keel and its dependencies are reused), and
+//! bad targets (a non-empty directory, a file, a bad name, a wrong `--keel-path`) are refused
+//! with nothing written.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+/// This workspace's target directory: where this test binary is (`target/<profile>/deps/`),
+/// unless `CARGO_TARGET_DIR` says otherwise.
+fn target_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return dir.into();
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.ancestors()
+        .nth(3)
+        .expect("target/<profile>/deps/<test>")
+        .to_path_buf()
+}
+
+fn project(dir: PathBuf) -> keel::NewProject {
+    keel::NewProject {
+        dir,
+        keel_path: keel::default_keel_path(),
+    }
+}
+
+#[test]
+fn a_new_project_builds_and_its_tests_pass() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir = temp.path().join("myapp");
+    let written = project(dir.clone()).create().expect("project written");
+    for file in [
+        "Cargo.toml",
+        "README.md",
+        "src/main.rs",
+        "src/functions.rs",
+        "src/web.rs",
+    ] {
+        assert!(
+            written.iter().any(|w| w == file),
+            "{file} not in {written:?}"
+        );
+        assert!(dir.join(file).is_file(), "{file} missing");
+    }
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("[workspace]"), "{manifest}");
+    let keel_crate = keel::default_keel_path().join("crates/keel");
+    assert!(
+        manifest.contains(keel_crate.to_str().unwrap()),
+        "{manifest}"
+    );
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    assert!(
+        readme.contains("cargo run") && readme.contains("cargo test"),
+        "{readme}"
+    );
+
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO"))
+        .args(["test", "--offline"])
+        .current_dir(&dir)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .output()
+        .expect("cargo runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "cargo test of the new project failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("an_added_note_is_listed ... ok"),
+        "the project's test did not run:\n{stdout}"
+    );
+    report_time(started.elapsed());
+}
+
+/// The build time, in the test's output when it is shown (`--nocapture`, or nextest's).
+#[allow(clippy::print_stderr)]
+fn report_time(took: std::time::Duration) {
+    eprintln!("the new project built and passed its tests in {took:.1?}");
+}
+
+#[test]
+fn a_non_empty_directory_is_refused_and_left_alone() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir = temp.path().join("taken");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("notes.txt"), "mine").unwrap();
+    let error = project(dir.clone()).create().unwrap_err();
+    assert!(matches!(error, keel::NewError::NotEmpty(_)), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.contains(dir.to_str().unwrap()) && message.contains("not empty"),
+        "{message}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        1,
+        "something was written"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("notes.txt")).unwrap(),
+        "mine"
+    );
+}
+
+#[test]
+fn a_file_a_bad_name_or_a_wrong_keel_path_is_refused_with_nothing_written() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let file = temp.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let error = project(file.clone()).create().unwrap_err();
+    assert!(
+        matches!(error, keel::NewError::NotADirectory(_)),
+        "{error:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+    let error = project(temp.path().join("9 lives")).create().unwrap_err();
+    assert!(matches!(error, keel::NewError::BadName(_)), "{error:?}");
+    assert!(error.to_string().contains("9 lives"), "{error}");
+    let wrong_keel = keel::NewProject {
+        dir: temp.path().join("app"),
+        keel_path: temp.path().to_path_buf(),
+    };
+    let error = wrong_keel.create().unwrap_err();
+    assert!(
+        matches!(error, keel::NewError::NotKeelCheckout(_)),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("--keel-path"), "{error}");
+    assert!(!temp.path().join("app").exists() && !temp.path().join("9 lives").exists());
+}
+
+#[test]
+fn the_command_line_runs_keel_new() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir = temp.path().join("cli-app");
+    let config =
+        keel::Config::try_parse_from(["keel".as_ref(), "new".as_ref(), dir.as_os_str()]).unwrap();
+    let app = keel::App::new(
+        keel::db::Schema::new(),
+        keel::backend::FunctionRegistry::new(),
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime
+        .block_on(app.serve_until(config, std::future::pending()))
+        .expect("keel new succeeds");
+    assert!(dir.join("Cargo.toml").is_file() && dir.join("src/web.rs").is_file());
+}
