@@ -1,5 +1,6 @@
 //! `keel new`: the generated project builds and its tests pass (with `cargo test --offline`,
-//! sharing this workspace's target directory so that Keel and its dependencies are reused), and
+//! sharing this workspace's target directory so that Keel and its dependencies are reused), it
+//! starts and its page lists what its mutation stored, and
 //! bad targets (a non-empty directory, a file, a bad name, a wrong `--keel-path`) are refused
 //! with nothing written.
 
@@ -30,7 +31,14 @@ fn project(dir: PathBuf) -> keel::NewProject {
 #[test]
 fn a_new_project_builds_and_its_tests_pass() {
     let temp = tempfile::tempdir().expect("tempdir");
-    let dir = temp.path().join("myapp");
+    // A name of its own: Cargo would take another project's build of the same name in the
+    // shared target directory for this one's (its fingerprint names the other's files).
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let name = format!("myapp_{}_{nanos}", std::process::id());
+    let dir = temp.path().join(&name);
     let written = project(dir.clone()).create().expect("project written");
     for file in [
         "Cargo.toml",
@@ -76,6 +84,120 @@ fn a_new_project_builds_and_its_tests_pass() {
         "the project's test did not run:\n{stdout}"
     );
     report_time(started.elapsed());
+
+    // `cargo run`: the app starts, and its page lists what its mutation stored.
+    let build = Command::new(env!("CARGO"))
+        .args(["build", "--offline"])
+        .current_dir(&dir)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .output()
+        .expect("cargo runs");
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let binary = target_dir().join("debug").join(&name);
+    let mut app = Running::start(&binary, &dir);
+    let (web, backend) = (app.url("web"), app.url("backend"));
+    let page = http(&web, "GET", "/", "");
+    assert!(
+        page.contains(&format!("<h1>{name}</h1>")) && page.contains("No notes yet"),
+        "{page}"
+    );
+    let added = http(
+        &backend,
+        "POST",
+        "/api/mutation",
+        r#"{"path":"notes:add","args":{"text":"from the test"},"format":"json"}"#,
+    );
+    assert!(added.contains(r#""status":"success""#), "{added}");
+    let page = http(&web, "GET", "/", "");
+    assert!(page.contains("<li>from the test</li>"), "{page}");
+    app.stop();
+}
+
+/// The generated app's process, with the service lines it printed.
+struct Running {
+    child: std::process::Child,
+    lines: Vec<String>,
+}
+
+impl Running {
+    /// Starts `binary` on free ports with its data in `dir/.keel`; returns once it printed
+    /// its `web:` line (within a minute).
+    fn start(binary: &std::path::Path, dir: &std::path::Path) -> Running {
+        use std::io::BufRead;
+        let mut child = Command::new(binary)
+            .args(["--web-addr", "127.0.0.1:0", "--backend-addr", "127.0.0.1:0"])
+            .args(["--idp-addr", "127.0.0.1:0", "--site-addr", "127.0.0.1:0"])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the app starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (send, receive) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        let mut lines = Vec::new();
+        while !lines.iter().any(|l: &String| l.starts_with("web: ")) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match receive.recv_timeout(left) {
+                Ok(line) => lines.push(line),
+                Err(error) => panic!("no `web:` line ({error}); printed {lines:?}"),
+            }
+        }
+        Running { child, lines }
+    }
+
+    /// The `host:port` of the service line `name: http://…`.
+    fn url(&self, name: &str) -> String {
+        let prefix = format!("{name}: http://");
+        self.lines
+            .iter()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {name} line in {:?}", self.lines))
+            .to_owned()
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One HTTP/1.1 request to `addr` (`host:port`); the whole response.
+fn http(addr: &str, method: &str, path: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connects");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("request sent");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response read");
+    response
 }
 
 /// The build time, in the test's output when it is shown (`--nocapture`, or nextest's).
