@@ -66,6 +66,18 @@ fn a_new_project_builds_and_its_tests_pass() {
         "{readme}"
     );
 
+    // The generated code is formatted as `cargo fmt` would.
+    let fmt = Command::new(env!("CARGO"))
+        .args(["fmt", "--check"])
+        .current_dir(&dir)
+        .output()
+        .expect("cargo fmt runs");
+    assert!(
+        fmt.status.success(),
+        "the new project is not rustfmt-clean:\n{}",
+        String::from_utf8_lossy(&fmt.stdout)
+    );
+
     let started = Instant::now();
     let output = Command::new(env!("CARGO"))
         .args(["test", "--offline"])
