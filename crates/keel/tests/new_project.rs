@@ -126,6 +126,23 @@ fn a_new_project_builds_and_its_tests_pass() {
     assert!(added.contains(r#""status":"success""#), "{added}");
     let page = http(&web, "GET", "/", "");
     assert!(page.contains("<li>from the test</li>"), "{page}");
+    let sign_up = http(&web, "GET", "/sign-up", "");
+    assert!(sign_up.contains("keel-sign-up"), "{sign_up}");
+    // Signing up through the page's form signs the visitor in: the page shows their account.
+    let form =
+        "email=new%40example.com&password=correct+horse+battery&first_name=New&redirect_url=%2F";
+    let signed_up = request(&web, "POST", "/_keel/auth/sign-up", FORM, "", form);
+    assert!(signed_up.starts_with("HTTP/1.1 303"), "{signed_up}");
+    let cookies: Vec<&str> = signed_up
+        .lines()
+        .filter_map(|l| l.strip_prefix("set-cookie: "))
+        .filter_map(|c| c.split(';').next())
+        .collect();
+    assert!(!cookies.is_empty(), "no session cookie: {signed_up}");
+    let cookie = format!("Cookie: {}\r\n", cookies.join("; "));
+    let page = request(&web, "GET", "/", FORM, &cookie, "");
+    assert!(page.contains("keel-user-button"), "not signed in: {page}");
+    assert!(page.contains("<li>from the test</li>"), "{page}");
     app.stop();
 }
 
@@ -194,16 +211,31 @@ impl Drop for Running {
     }
 }
 
-/// One HTTP/1.1 request to `addr` (`host:port`); the whole response.
+/// A form's content type.
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// One HTTP/1.1 request with a JSON body to `addr` (`host:port`); the whole response.
 fn http(addr: &str, method: &str, path: &str, body: &str) -> String {
+    request(addr, method, path, "application/json", "", body)
+}
+
+/// One HTTP/1.1 request to `addr` with `headers` (each ending in CRLF); the whole response.
+fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    headers: &str,
+    body: &str,
+) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("connects");
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .unwrap();
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}\
+         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).expect("request sent");
