@@ -2,7 +2,7 @@
 //! a post scheduled with `posts:publishLater` arrives on a live `posts:list` subscription, the
 //! internal `posts:publish` is unknown to it, and an image uploaded to the URL that
 //! `files:generateUploadUrl` gives (the crate has no upload call: a plain POST, as `fetch` does in
-//! JavaScript) comes back from the post's `imageUrl` byte for byte.
+//! JavaScript) comes back from the post's `imageUrl` byte for byte, and goes when its post does.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -142,7 +142,7 @@ async fn an_uploaded_image_is_served_from_its_posts_image_url() {
         panic!("a post id")
     };
     let post = client
-        .query("posts:get", args(&[("id", Value::String(post_id))]))
+        .query("posts:get", args(&[("id", Value::String(post_id.clone()))]))
         .await
         .unwrap();
     let FunctionResult::Value(Value::Object(post)) = post else {
@@ -158,4 +158,13 @@ async fn an_uploaded_image_is_served_from_its_posts_image_url() {
     // The URL was single-use.
     let again = http.post(&upload_url).body("x").send().await.unwrap();
     assert!(again.status().is_client_error(), "{}", again.status());
+
+    // Removing the post removes its image: the URL answers 404 from then on.
+    let removed = client
+        .mutation("posts:remove", args(&[("id", Value::String(post_id))]))
+        .await
+        .unwrap();
+    assert_eq!(removed, FunctionResult::Value(Value::Null));
+    let gone = http.get(image_url).send().await.unwrap();
+    assert_eq!(gone.status(), 404, "the image left with its post");
 }

@@ -22,7 +22,9 @@ pub fn schema() -> Schema {
     Schema::new()
         .table(
             "posts",
-            TableSchema::new().index("by_author", &["authorId"]),
+            TableSchema::new()
+                .index("by_author", &["authorId"])
+                .index("by_image", &["imageId"]),
         )
         .table(
             "users",

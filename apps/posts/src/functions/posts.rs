@@ -264,6 +264,19 @@ pub(super) async fn remove(ctx: MutationCtx, args: IdArgs) -> Result<Value, Func
         ));
     }
     ctx.db().delete(id).await?;
+    // Its image goes with it, unless another post shows the same file.
+    if let Some(image_id) = post.fields.get("imageId").and_then(Value::as_str) {
+        let shown_elsewhere = ctx
+            .db()
+            .query("posts")
+            .with_index("by_image", |r| r.eq("imageId", image_id))
+            .first()
+            .await?
+            .is_some();
+        if !shown_elsewhere && ctx.storage().get_metadata(image_id).await?.is_some() {
+            ctx.storage().delete(image_id).await?;
+        }
+    }
     Ok(Value::Null)
 }
 
