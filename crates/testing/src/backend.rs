@@ -4,7 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use keel_backend::{Backend, BackendConfig, Cluster, ClusterConfig, FunctionRegistry, Identity};
+use keel_backend::{
+    Backend, BackendConfig, BlobStorage, Cluster, ClusterConfig, FunctionRegistry, Identity,
+};
+use keel_db::blobs::LocalBlobStore;
 use keel_db::persistence::PostgresTestSchema;
 use keel_db::{Database, PostgresPersistence, Schema, SqlitePersistence};
 use keel_values::{Object, Value};
@@ -26,7 +29,8 @@ pub struct ServedBackend {
 }
 
 impl ServedBackend {
-    /// A backend over a new SQLite file in a temporary directory.
+    /// A backend over a new SQLite file in a temporary directory, with file storage there too
+    /// (unless `config` names a blob store of its own).
     pub async fn sqlite(
         schema: Schema,
         functions: FunctionRegistry,
@@ -49,7 +53,15 @@ impl ServedBackend {
             .await
             .expect("database opens");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let backend = Backend::new(db, functions, config.clone());
+        let addr = listener.local_addr().expect("addr");
+        let mut served = config.clone();
+        if served.storage.blobs.is_none() {
+            // File storage as `keel` sets it up: bytes in the data directory, URLs on this port.
+            let store = LocalBlobStore::new(dir.path().join("storage"));
+            served.storage.blobs = Some(BlobStorage(Arc::new(store)));
+            served.storage.origin = format!("http://{addr}");
+        }
+        let backend = Backend::new(db, functions, served);
         Self::serve(listener, backend, config, Some(db_path), dir)
     }
 

@@ -1,6 +1,10 @@
-//! `files:generateUploadUrl`: where a signed-in user uploads a post's image.
+//! `files:generateUploadUrl`: where a signed-in user uploads a post's image; `files:sweep`
+//! (internal, run daily by a cron): files that no post shows are deleted once they are a day old.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use keel_backend::{FunctionError, MutationCtx};
+use serde::Deserialize;
 
 use super::require_user;
 use super::users::NoArgs;
@@ -13,4 +17,44 @@ pub(super) async fn generate_upload_url(
 ) -> Result<String, FunctionError> {
     require_user(ctx.auth())?;
     ctx.storage().generate_upload_url().await
+}
+
+/// How old an unshown file must be before `files:sweep` deletes it: an upload waits this long for
+/// the `posts:create` that shows it.
+pub const UNSHOWN_FILE_GRACE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Arguments of `files:sweep`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepArgs {
+    /// Only files older than this many milliseconds are deleted.
+    pub older_than_ms: f64,
+}
+
+/// Deletes the stored files that no post shows and that are older than `older_than_ms` (uploads
+/// never attached to a post, or left behind); returns how many. The daily cron passes
+/// [`UNSHOWN_FILE_GRACE`].
+pub async fn sweep(ctx: MutationCtx, args: SweepArgs) -> Result<u32, FunctionError> {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+    let cutoff = now_ms - args.older_than_ms.max(0.0);
+    let mut deleted = 0;
+    for file in ctx.storage().list().await? {
+        if file.creation_time > cutoff {
+            continue;
+        }
+        let shown = ctx
+            .db()
+            .query("posts")
+            .with_index("by_image", |r| r.eq("imageId", file.id.as_str()))
+            .first()
+            .await?
+            .is_some();
+        if !shown {
+            ctx.storage().delete(&file.id).await?;
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
 }

@@ -4,7 +4,7 @@
 //! These are the seed app's Convex functions written in Rust. Every later layer (the web tier,
 //! the interop tests) calls them by path.
 
-mod files;
+pub mod files;
 mod http;
 mod posts;
 mod stats;
@@ -33,7 +33,8 @@ pub fn schema() -> Schema {
         .table("stats", TableSchema::new())
 }
 
-/// The app's crons: every hour (at minute 0, UTC) `stats:record` notes the number of posts.
+/// The app's crons: every hour (at minute 0, UTC) `stats:record` notes the number of posts;
+/// every day at 03:30 UTC `files:sweep` deletes the files no post shows that are a day old.
 pub fn crons() -> Crons {
     let mut crons = Crons::new();
     crons.hourly(
@@ -41,6 +42,13 @@ pub fn crons() -> Crons {
         0,
         "stats:record",
         serde_json::json!({}),
+    );
+    crons.daily(
+        "delete files no post shows",
+        3,
+        30,
+        "files:sweep",
+        serde_json::json!({ "olderThanMs": files::UNSHOWN_FILE_GRACE.as_millis() as f64 }),
     );
     crons
 }
@@ -59,6 +67,7 @@ pub fn functions() -> FunctionRegistry {
         .mutation("posts:publishLater", posts::publish_later)
         .internal_mutation("posts:publish", posts::publish)
         .internal_mutation("stats:record", stats::record)
+        .internal_mutation("files:sweep", files::sweep)
         .action("posts:importSample", posts::import_sample)
         .mutation("files:generateUploadUrl", files::generate_upload_url);
     functions
