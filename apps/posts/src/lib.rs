@@ -2,8 +2,9 @@
 //! library entry point (`src/main.rs` is the whole binary).
 //!
 //! # Layout
-//! * `functions` — the schema (`posts`, `users`), the functions (`posts:*`, `users:*`,
-//!   `files:generateUploadUrl`) and the HTTP actions (`POST /posts` on the site).
+//! * `functions` — the schema (`posts`, `users`, `stats`), the functions (`posts:*`, `users:*`,
+//!   `files:generateUploadUrl`, `stats:record` and `files:sweep` run by crons) and the HTTP actions
+//!   (`POST /posts` on the site).
 //! * `web` — the seed's routes and forms on `keel_start` ([`web::app`]); the new-post form
 //!   takes an optional image (`multipart/form-data`, stored through the backend).
 
