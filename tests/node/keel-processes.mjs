@@ -63,3 +63,45 @@ export function startService(name, args, env = {}) {
     });
   });
 }
+
+/**
+ * Starts `keel idp` and a `keel backend` trusting it, on free ports over one new data directory,
+ * and signs one user in through the idp's Backend API. Resolves to { idp, backend,
+ * convexToken() (a fresh `convex` template token for the user's session), stop() }.
+ */
+export async function startBackendWithUser(user = {
+  email_address: ["grace@example.com"],
+  password: "correct horse battery",
+  first_name: "Grace",
+  last_name: "Hopper",
+}) {
+  const dataDir = await mkTempDir();
+  const idp = await startService("idp", ["idp", "--idp-addr", "127.0.0.1:0", "--data-dir", dataDir]);
+  const backend = await startService("backend", [
+    "backend",
+    "--backend-addr", "127.0.0.1:0",
+    "--data-dir", dataDir,
+    "--auth-issuer", idp.url,
+  ]);
+  const bapi = async (path, body) => {
+    const response = await fetch(`${idp.url}${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${idp.secretKey}`, "content-type": "application/json" },
+      body: JSON.stringify(body ?? {}),
+    });
+    const json = await response.json();
+    if (!response.ok) throw new Error(`${path}: ${response.status} ${JSON.stringify(json)}`);
+    return json;
+  };
+  const created = await bapi("/v1/users", user);
+  const sessionId = (await bapi("/v1/sessions", { user_id: created.id })).id;
+  return {
+    idp,
+    backend,
+    convexToken: async () => (await bapi(`/v1/sessions/${sessionId}/tokens/convex`)).jwt,
+    stop: async () => {
+      await backend.stop();
+      await idp.stop();
+    },
+  };
+}

@@ -12,49 +12,20 @@ import assert from "node:assert/strict";
 import { ConvexHttpClient, ConvexClient } from "convex/browser";
 import { makeFunctionReference } from "convex/server";
 import WebSocket from "ws";
-import { startService, waitFor, mkTempDir } from "./keel-processes.mjs";
+import { waitFor, startBackendWithUser } from "./keel-processes.mjs";
 
 const f = (name) => makeFunctionReference(name);
 const PAGE = 5;
 
-let idp, backend, dataDir, sessionId;
-
-async function bapi(path, body) {
-  const response = await fetch(`${idp.url}${path}`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${idp.secretKey}`, "content-type": "application/json" },
-    body: JSON.stringify(body ?? {}),
-  });
-  const json = await response.json();
-  assert.ok(response.ok, `${path}: ${response.status} ${JSON.stringify(json)}`);
-  return json;
-}
-
-async function convexToken() {
-  return (await bapi(`/v1/sessions/${sessionId}/tokens/convex`)).jwt;
-}
+let keel, backend, convexToken;
 
 before(async () => {
-  dataDir = await mkTempDir();
-  idp = await startService("idp", ["idp", "--idp-addr", "127.0.0.1:0", "--data-dir", dataDir]);
-  backend = await startService("backend", [
-    "backend",
-    "--backend-addr", "127.0.0.1:0",
-    "--data-dir", dataDir,
-    "--auth-issuer", idp.url,
-  ]);
-  const user = await bapi("/v1/users", {
-    email_address: ["grace@example.com"],
-    password: "correct horse battery",
-    first_name: "Grace",
-    last_name: "Hopper",
-  });
-  sessionId = (await bapi("/v1/sessions", { user_id: user.id })).id;
+  keel = await startBackendWithUser();
+  ({ backend, convexToken } = keel);
 });
 
 after(async () => {
-  await backend?.stop();
-  await idp?.stop();
+  await keel?.stop();
 });
 
 /** Every post, newest first, as one consistent read. */
