@@ -237,6 +237,7 @@ impl From<DbError> for FunctionError {
             | DbError::DocumentTooLarge(_)
             | DbError::InvalidDocument(_)
             | DbError::Validation { .. }
+            | DbError::DocumentTypeMismatch(_)
             | DbError::DocumentNotFound(_)
             | DbError::OutOfRetention(_)
             | DbError::InvalidSchema(_)

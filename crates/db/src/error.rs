@@ -72,13 +72,21 @@ pub enum DbError {
     #[error("InvalidDocument: {0}")]
     InvalidDocument(String),
     /// A document that does not match the table's schema validator.
-    #[error("SchemaValidationFailed: Document failed validation at {path}: {message}")]
+    #[error(
+        "SchemaValidationFailed: Failed to insert or update a document in table \"{table}\" because it does not match the schema: {message}"
+    )]
     Validation {
+        /// The table written to.
+        table: String,
         /// Where the mismatch is, e.g. `.author.name` (empty for the document itself).
         path: String,
         /// What was wrong.
         message: String,
     },
+    /// A stored document that does not decode as its typed table's Rust type (a document written
+    /// before the type changed, or through untyped access to a table without a validator).
+    #[error("DocumentTypeMismatch: {0}")]
+    DocumentTypeMismatch(String),
     /// `patch`, `replace` or `delete` of a document that does not exist.
     #[error("DocumentNotFound: document with ID \"{0}\" does not exist")]
     DocumentNotFound(String),
@@ -120,6 +128,7 @@ impl DbError {
             DbError::DocumentTooLarge(_) => "DocumentTooLarge",
             DbError::InvalidDocument(_) => "InvalidDocument",
             DbError::Validation { .. } => "SchemaValidationFailed",
+            DbError::DocumentTypeMismatch(_) => "DocumentTypeMismatch",
             DbError::DocumentNotFound(_) => "DocumentNotFound",
             DbError::OutOfRetention(_) => "OutOfRetention",
             DbError::InvalidSchema(_) => "InvalidSchema",

@@ -17,7 +17,8 @@
 //! * `timestamp` — [`Timestamp`], u64 nanoseconds.
 //! * `document` — [`Document`] and the checks on written fields (Convex limits from keel-values).
 //! * `codec` — the binary storage encoding of documents.
-//! * `schema` — [`Schema`], [`TableSchema`], [`IndexSchema`], [`Validator`].
+//! * `schema` — [`Schema`], [`TableSchema`], [`IndexSchema`] and the schema validation of writes
+//!   (the [`Validator`] itself is `keel_values`', re-exported).
 //! * `catalog` — table names ↔ numbers and index ids, persisted; which names are system tables
 //!   (`is_system_table`) and the error a user gets for one.
 //! * `interval` — [`Interval`] and [`IntervalSet`] over index keys.
@@ -47,6 +48,10 @@
 //!   shutdown. The backend's cluster builds on it and sees only this.
 //! * `transaction` — [`Transaction`]: snapshot reads, own writes, insert/patch/replace/delete;
 //!   [`Savepoint`]s (a nested mutation's writes undone when it fails).
+//! * `typed` — typed tables: [`Transaction::table`] gives a [`TypedTable`] (insert, get, patch,
+//!   replace, delete with the table's Rust type, [`Id`] and [`Doc`]) and [`TypedQuery`] (typed
+//!   index ranges, [`Doc`] results); [`Schema::table_of`] declares the table. The types
+//!   themselves ([`Table`], `#[derive(Table)]`'s output) are in `keel_values::table`.
 //! * `query` — [`Transaction::query`], [`Query`], [`IndexRange`]; the index scan every query
 //!   runs.
 //! * `pagination` — [`Query::paginate`] with Convex's [`PaginationOptions`] and
@@ -99,12 +104,15 @@ mod subscription;
 mod system;
 mod timestamp;
 mod transaction;
+mod typed;
 mod write_log;
 
 pub use database::Database;
 pub use document::Document;
 pub use error::DbError;
 pub use interval::{Interval, IntervalSet};
+/// Typed tables: re-exported from [`keel_values::table`].
+pub use keel_values::table::{Doc, Id, Table};
 pub use keel_values::{PageStatus, PaginationOptions, PaginationResult};
 pub use persistence::{IndexId, Order, Persistence, PostgresPersistence, SqlitePersistence};
 pub use query::{IndexRange, Query};
@@ -118,3 +126,4 @@ pub use system::{
 };
 pub use timestamp::Timestamp;
 pub use transaction::{Savepoint, Transaction};
+pub use typed::{TypedQuery, TypedTable, decode, typed_page};

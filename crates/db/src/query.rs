@@ -13,6 +13,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use keel_values::sort_key::encode_value;
+use keel_values::table::RangeOp;
 use keel_values::{DocumentId, Value};
 
 use crate::catalog::{
@@ -30,9 +31,10 @@ const MAX_BATCH: usize = 1024;
 /// upper bound on the next field.
 #[derive(Clone, Debug, Default)]
 pub struct IndexRange {
-    eqs: Vec<(String, Value)>,
-    lower: Option<(String, Value, bool)>,
-    upper: Option<(String, Value, bool)>,
+    /// Equalities; a `None` value matches documents without the field (a typed `None`).
+    eqs: Vec<(String, Option<Value>)>,
+    lower: Option<(String, Option<Value>, bool)>,
+    upper: Option<(String, Option<Value>, bool)>,
     error: Option<String>,
 }
 
@@ -49,8 +51,41 @@ impl IndexRange {
                 "eq(\"{field}\") after a range bound; equalities must come first"
             ));
         }
-        self.eqs.push((field.to_owned(), value.into()));
+        self.eqs.push((field.to_owned(), Some(value.into())));
         self
+    }
+
+    /// The untyped range a typed one stands for (see [`keel_values::table`]).
+    pub(crate) fn from_ops(ops: Vec<RangeOp>) -> IndexRange {
+        let mut range = IndexRange::new();
+        for op in ops {
+            range = match op {
+                RangeOp::Eq { field, value } => {
+                    if range.lower.is_some() || range.upper.is_some() {
+                        range.error.get_or_insert(format!(
+                            "eq(\"{field}\") after a range bound; equalities must come first"
+                        ));
+                    }
+                    range.eqs.push((field.to_owned(), value));
+                    range
+                }
+                RangeOp::Lower {
+                    field,
+                    value,
+                    inclusive,
+                } => range.bound_at(true, field, value, inclusive),
+                RangeOp::Upper {
+                    field,
+                    value,
+                    inclusive,
+                } => range.bound_at(false, field, value, inclusive),
+                RangeOp::Invalid(message) => {
+                    range.error.get_or_insert(message);
+                    range
+                }
+            };
+        }
+        range
     }
 
     /// `field > value`.
@@ -73,7 +108,17 @@ impl IndexRange {
         self.bound(false, field, value.into(), true)
     }
 
-    fn bound(mut self, lower: bool, field: &str, value: Value, inclusive: bool) -> IndexRange {
+    fn bound(self, lower: bool, field: &str, value: Value, inclusive: bool) -> IndexRange {
+        self.bound_at(lower, field, Some(value), inclusive)
+    }
+
+    fn bound_at(
+        mut self,
+        lower: bool,
+        field: &str,
+        value: Option<Value>,
+        inclusive: bool,
+    ) -> IndexRange {
         let slot = if lower {
             &mut self.lower
         } else {
@@ -106,7 +151,7 @@ impl IndexRange {
             if index.fields.get(position) != Some(field) {
                 return Err(wrong_field(field, position));
             }
-            let Some(bytes) = encode_for(index, value) else {
+            let Some(bytes) = encode_for(index, value.as_ref()) else {
                 return Ok(EMPTY.clone());
             };
             prefix.extend_from_slice(&bytes);
@@ -117,8 +162,9 @@ impl IndexRange {
                 return Err(wrong_field(field, next));
             }
         }
-        let with =
-            |value: &Value| encode_for(index, value).map(|b| [prefix.as_slice(), &b].concat());
+        let with = |value: &Option<Value>| {
+            encode_for(index, value.as_ref()).map(|b| [prefix.as_slice(), &b].concat())
+        };
         let start = match &self.lower {
             None => prefix.clone(),
             Some((_, value, inclusive)) => {
@@ -157,17 +203,18 @@ static EMPTY: Interval = Interval {
     end: Some(Vec::new()),
 };
 
-/// A value's key bytes in `index`; `None` when no key can match (an unparsable id in `by_id`).
-fn encode_for(index: &IndexInfo, value: &Value) -> Option<Vec<u8>> {
+/// A value's key bytes in `index` (`None` for the value: a missing field); `None` when no key
+/// can match (an unparsable id in `by_id`).
+fn encode_for(index: &IndexInfo, value: Option<&Value>) -> Option<Vec<u8>> {
     if index.name == BY_ID {
-        return value
+        return value?
             .as_str()?
             .parse::<DocumentId>()
             .ok()
             .map(|id| id.to_bytes());
     }
     let mut out = Vec::new();
-    encode_value(Some(value), &mut out);
+    encode_value(value, &mut out);
     Some(out)
 }
 

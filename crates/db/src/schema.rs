@@ -15,7 +15,9 @@
 
 use std::collections::BTreeMap;
 
-use keel_values::{DocumentId, Object, Value};
+pub use keel_values::Validator;
+use keel_values::table::Table;
+use keel_values::{DocumentId, Object};
 
 use crate::DbError;
 
@@ -57,6 +59,16 @@ impl Schema {
     pub fn table(mut self, name: &str, table: TableSchema) -> Schema {
         self.tables.insert(name.to_owned(), table);
         self
+    }
+
+    /// Adds the typed table `T` (see [`keel_values::table`]): its name, its indexes and its
+    /// document validator, all from `T`'s declaration.
+    ///
+    /// ```ignore
+    /// let schema = Schema::new().table_of::<Post>().table_of::<User>();
+    /// ```
+    pub fn table_of<T: Table>(self) -> Schema {
+        self.table(T::NAME, TableSchema::of::<T>())
     }
 
     /// The declared table, if any.
@@ -148,6 +160,15 @@ impl TableSchema {
         TableSchema::default()
     }
 
+    /// The schema of the typed table `T`: its indexes and its document validator.
+    pub fn of<T: Table>() -> TableSchema {
+        let mut table = TableSchema::new().validator(T::document_validator());
+        for (name, fields) in T::INDEXES {
+            table = table.index(name, fields);
+        }
+        table
+    }
+
     /// Adds a user index over `fields` (in order).
     pub fn index(mut self, name: &str, fields: &[&str]) -> TableSchema {
         self.indexes.push(IndexSchema {
@@ -175,198 +196,21 @@ impl TableSchema {
     }
 }
 
-/// A field-type description, mirroring Convex's `v.*` validators.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Validator {
-    /// `v.any()`.
-    Any,
-    /// `v.null()`.
-    Null,
-    /// `v.int64()`.
-    Int64,
-    /// `v.number()` (float64).
-    Float64,
-    /// `v.boolean()`.
-    Boolean,
-    /// `v.string()`.
-    String,
-    /// `v.bytes()`.
-    Bytes,
-    /// `v.literal(value)`.
-    Literal(Value),
-    /// `v.id("table")`: a document id string of that table.
-    Id(String),
-    /// `v.array(element)`.
-    Array(Box<Validator>),
-    /// `v.object({...})`: exactly these fields (optional ones may be absent).
-    Object(BTreeMap<String, Validator>),
-    /// `v.record(values)`: any field names, every value matching.
-    Record(Box<Validator>),
-    /// `v.union(...)`.
-    Union(Vec<Validator>),
-    /// `v.optional(inner)`: only meaningful as an object field; the field may be absent.
-    Optional(Box<Validator>),
-}
-
-impl Validator {
-    /// `v.object` from `(name, validator)` pairs.
-    pub fn object<'a>(fields: impl IntoIterator<Item = (&'a str, Validator)>) -> Validator {
-        Validator::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
-    }
-
-    /// `v.optional(inner)`.
-    pub fn optional(inner: Validator) -> Validator {
-        Validator::Optional(Box::new(inner))
-    }
-
-    /// `v.array(element)`.
-    pub fn array(element: Validator) -> Validator {
-        Validator::Array(Box::new(element))
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            Validator::Any => "v.any()".into(),
-            Validator::Null => "v.null()".into(),
-            Validator::Int64 => "v.int64()".into(),
-            Validator::Float64 => "v.number()".into(),
-            Validator::Boolean => "v.boolean()".into(),
-            Validator::String => "v.string()".into(),
-            Validator::Bytes => "v.bytes()".into(),
-            Validator::Literal(v) => format!("v.literal({v:?})"),
-            Validator::Id(t) => format!("v.id(\"{t}\")"),
-            Validator::Array(_) => "v.array(...)".into(),
-            Validator::Object(_) => "v.object({...})".into(),
-            Validator::Record(_) => "v.record(...)".into(),
-            Validator::Union(_) => "v.union(...)".into(),
-            Validator::Optional(inner) => format!("v.optional({})", inner.describe()),
-        }
-    }
-
-    /// Checks a document's user fields against this validator. `id_table` tells which table
-    /// an id string belongs to (for [`Validator::Id`]).
-    pub(crate) fn check_document(
-        &self,
-        fields: &Object,
-        id_table: &dyn Fn(&DocumentId) -> Option<String>,
-    ) -> Result<(), DbError> {
-        match self {
-            Validator::Object(shape) => check_object(shape, fields, "", id_table),
-            Validator::Any => Ok(()),
-            Validator::Union(options) => {
-                if options
-                    .iter()
-                    .any(|o| o.check_document(fields, id_table).is_ok())
-                {
-                    Ok(())
-                } else {
-                    Err(mismatch("", &Value::Object(fields.clone()), self))
-                }
-            }
-            other => other.check(&Value::Object(fields.clone()), "", id_table),
-        }
-    }
-
-    fn check(
-        &self,
-        value: &Value,
-        path: &str,
-        id_table: &dyn Fn(&DocumentId) -> Option<String>,
-    ) -> Result<(), DbError> {
-        let ok = match (self, value) {
-            (Validator::Any, _)
-            | (Validator::Null, Value::Null)
-            | (Validator::Int64, Value::Int64(_))
-            | (Validator::Float64, Value::Float64(_))
-            | (Validator::Boolean, Value::Boolean(_))
-            | (Validator::String, Value::String(_))
-            | (Validator::Bytes, Value::Bytes(_)) => true,
-            (Validator::Literal(expected), v) => expected == v,
-            (Validator::Id(table), Value::String(s)) => s
-                .parse::<DocumentId>()
-                .ok()
-                .and_then(|id| id_table(&id))
-                .is_some_and(|t| &t == table),
-            (Validator::Array(element), Value::Array(items)) => {
-                for (i, item) in items.iter().enumerate() {
-                    element.check(item, &format!("{path}[{i}]"), id_table)?;
-                }
-                true
-            }
-            (Validator::Object(shape), Value::Object(fields)) => {
-                return check_object(shape, fields, path, id_table);
-            }
-            (Validator::Record(values), Value::Object(fields)) => {
-                for (name, v) in fields {
-                    values.check(v, &format!("{path}.{name}"), id_table)?;
-                }
-                true
-            }
-            (Validator::Union(options), v) => {
-                options.iter().any(|o| o.check(v, path, id_table).is_ok())
-            }
-            (Validator::Optional(inner), v) => return inner.check(v, path, id_table),
-            _ => false,
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(mismatch(path, value, self))
-        }
-    }
-}
-
-fn mismatch(path: &str, value: &Value, validator: &Validator) -> DbError {
-    DbError::Validation {
-        path: path.to_owned(),
-        message: format!(
-            "Value {} of type {} does not match validator {}",
-            short(value),
-            value.type_name(),
-            validator.describe()
-        ),
-    }
-}
-
-fn short(value: &Value) -> String {
-    let text = format!("{value:?}");
-    if text.len() > 80 {
-        format!("{}…", &text[..text.floor_char_boundary(80)])
-    } else {
-        text
-    }
-}
-
-fn check_object(
-    shape: &BTreeMap<String, Validator>,
+/// Checks a document's user fields against `validator`, as a write to `table` (Convex's
+/// schema validation, in its words).
+pub(crate) fn check_document(
+    table: &str,
+    validator: &Validator,
     fields: &Object,
-    path: &str,
     id_table: &dyn Fn(&DocumentId) -> Option<String>,
 ) -> Result<(), DbError> {
-    for (name, validator) in shape {
-        let field_path = format!("{path}.{name}");
-        match (fields.get(name), validator) {
-            (None, Validator::Optional(_)) => {}
-            (None, _) => {
-                return Err(DbError::Validation {
-                    path: field_path,
-                    message: format!("Object is missing the required field `{name}`"),
-                });
-            }
-            (Some(value), validator) => validator.check(value, &field_path, id_table)?,
-        }
-    }
-    for name in fields.keys() {
-        if !shape.contains_key(name) {
-            return Err(DbError::Validation {
-                path: format!("{path}.{name}"),
-                message: format!(
-                    "Object contains extra field `{name}` that is not in the validator"
-                ),
-            });
-        }
-    }
-    Ok(())
+    validator
+        .check_document(fields, id_table)
+        .map_err(|error| DbError::Validation {
+            table: table.to_owned(),
+            path: error.path,
+            message: error.message,
+        })
 }
 
 #[cfg(test)]
@@ -374,50 +218,21 @@ mod tests {
     use super::*;
     use keel_values::obj;
 
-    fn fields(v: Value) -> Object {
-        v.as_object().unwrap().clone()
-    }
-
     #[test]
-    fn validation_names_the_field() {
-        let v = Validator::object([
-            ("title", Validator::String),
-            (
-                "meta",
-                Validator::object([("likes", Validator::optional(Validator::Float64))]),
-            ),
-        ]);
+    fn validation_errors_name_the_table_and_the_field() {
+        let v = Validator::object([("title", Validator::String)]);
         let none = |_: &DocumentId| None;
-        assert!(
-            v.check_document(&fields(obj! { "title" => "a", "meta" => obj! {} }), &none)
-                .is_ok()
-        );
-        let err = v
-            .check_document(
-                &fields(obj! { "title" => "a", "meta" => obj! { "likes" => 1i64 } }),
-                &none,
-            )
-            .unwrap_err();
-        assert!(
-            matches!(&err, DbError::Validation { path, .. } if path == ".meta.likes"),
-            "{err}"
-        );
-        let err = v
-            .check_document(&fields(obj! { "meta" => obj! {} }), &none)
-            .unwrap_err();
+        let fields = obj! { "title" => 5.0 };
+        let err = check_document("posts", &v, fields.as_object().unwrap(), &none).unwrap_err();
         assert!(
             matches!(&err, DbError::Validation { path, .. } if path == ".title"),
             "{err}"
         );
-        let err = v
-            .check_document(
-                &fields(obj! { "title" => "a", "meta" => obj! {}, "x" => 1i64 }),
-                &none,
-            )
-            .unwrap_err();
-        assert!(
-            matches!(&err, DbError::Validation { path, .. } if path == ".x"),
-            "{err}"
+        assert_eq!(
+            err.to_string(),
+            "SchemaValidationFailed: Failed to insert or update a document in table \"posts\" \
+             because it does not match the schema: Value does not match validator.\nPath: \
+             .title\nValue: 5\nValidator: v.string()"
         );
     }
 

@@ -383,7 +383,9 @@ impl Transaction {
             return Ok(());
         };
         let catalog = self.db.shared.catalog.read();
-        validator.check_document(fields, &|id| catalog.table_of(id).map(|t| t.name.clone()))
+        crate::schema::check_document(&table.name, validator, fields, &|id| {
+            catalog.table_of(id).map(|t| t.name.clone())
+        })
     }
 
     pub(crate) async fn load_existing(

@@ -18,6 +18,10 @@
 //!   ([`from_args`], [`from_value`], [`to_value`], [`to_args`], [`Int64`], Convex's pagination
 //!   argument and result [`PaginationOptions`], [`PaginationResult`]) and the table of
 //!   which Rust type stands for which validator; [`ConversionError`] names the path.
+//! * `validator` — [`Validator`] (Convex's `v.*`) and the check of a document against one,
+//!   failing with a [`ValidationError`] in Convex's words.
+//! * [`table`] — typed tables: [`table::Table`] (a struct declaring a table's documents),
+//!   [`table::Id`], [`table::Doc`], [`table::FieldValidator`] and typed index ranges.
 //! * `serde_impl` — `Serialize`/`Deserialize` for [`Value`] as Convex JSON.
 //! * `error` — [`ValueError`], whose messages name the offending path (`.posts[3].title`).
 //!
@@ -32,7 +36,9 @@ mod json_text;
 mod limits;
 mod serde_impl;
 pub mod sort_key;
+pub mod table;
 pub mod typed;
+mod validator;
 mod value;
 
 pub use error::ValueError;
@@ -48,4 +54,5 @@ pub use typed::{
     ConversionError, ConversionErrorKind, Int64, PageStatus, PaginationOptions, PaginationResult,
     from_args, from_value, to_args, to_value,
 };
+pub use validator::{IdTable, ValidationError, Validator};
 pub use value::{Object, Value};

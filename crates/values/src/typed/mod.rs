@@ -61,6 +61,7 @@ mod path;
 mod ser;
 
 pub use de::{from_args, from_value};
+pub(crate) use error::show;
 pub use error::{ConversionError, ConversionErrorKind};
 pub use int64::Int64;
 pub use pagination::{PageStatus, PaginationOptions, PaginationResult};
