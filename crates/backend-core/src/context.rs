@@ -35,9 +35,9 @@ impl Auth {
 /// Read access to the database, as `ctx.db()` in queries.
 #[derive(Clone)]
 pub struct DbReader {
-    tx: TxAccess,
+    pub(crate) tx: TxAccess,
     /// The journal of the function's run (its one paginated query's end).
-    journal: JournalRecorder,
+    pub(crate) journal: JournalRecorder,
 }
 
 impl DbReader {
@@ -255,7 +255,7 @@ impl QueryBuilder {
 /// Read and write access to the database, as `ctx.db()` in mutations.
 #[derive(Clone)]
 pub struct DbWriter {
-    reader: DbReader,
+    pub(crate) reader: DbReader,
 }
 
 impl std::ops::Deref for DbWriter {

@@ -64,6 +64,8 @@
 //! * `registry` — [`FunctionRegistry`]: functions by path, with their [`Visibility`]; arguments
 //!   are decoded with Convex's validator rules and results encoded by [`keel_values::typed`].
 //! * `context` — [`QueryCtx`], [`MutationCtx`], [`ActionCtx`] and their database handles.
+//! * `typed_table` — typed tables in functions: `ctx.db().table::<T>()` ([`TableReader`],
+//!   [`TableWriter`], [`TypedQueryBuilder`]) over `keel_db`'s typed tables.
 //! * `error` — [`FunctionError`] (a call's failure as its caller sees it) and [`ErrorClass`].
 //! * `mutation_log` — at-most-once mutations per (client session, caller, request id), in
 //!   memory (a resend while the first attempt runs waits for it); receipts committed with each
@@ -96,6 +98,7 @@ mod runner;
 mod scheduler;
 mod storage;
 mod transaction;
+mod typed_table;
 
 pub use backend::{Backend, BackendConfig, SessionRequest};
 pub use calls::MAX_CALL_DEPTH;
@@ -123,3 +126,4 @@ pub use storage::{
     BlobStorage, FileMetadata, ReclaimReport, StorageActions, StorageConfig, StorageReader,
     StorageWriter, StoredFile, UploadError, UploadRequest,
 };
+pub use typed_table::{TableReader, TableWriter, TypedQueryBuilder};

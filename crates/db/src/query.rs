@@ -55,8 +55,9 @@ impl IndexRange {
         self
     }
 
-    /// The untyped range a typed one stands for (see [`keel_values::table`]).
-    pub(crate) fn from_ops(ops: Vec<RangeOp>) -> IndexRange {
+    /// The untyped range a typed one stands for (see [`keel_values::table`]; a typed query
+    /// builds it with [`crate::TypedQuery::with_index`]).
+    pub fn from_ops(ops: Vec<RangeOp>) -> IndexRange {
         let mut range = IndexRange::new();
         for op in ops {
             range = match op {

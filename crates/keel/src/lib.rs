@@ -28,7 +28,8 @@
 //! ```
 //!
 //! The crates Keel is made of are re-exported under short names ([`backend`], [`db`],
-//! [`start`], …), so an app can depend on `keel` alone for Keel's own types.
+//! [`start`], …), so an app can depend on `keel` alone for Keel's own types; typed tables
+//! (`#[derive(Table)]`, [`Id`], [`Doc`]) are at the root.
 //!
 //! # Layout
 //! * `app` — [`App`]: the app's schema, functions, crons ([`App::crons`]) and web routes,
@@ -67,6 +68,33 @@ pub use config::{
 };
 pub use listen::ListenAddr;
 pub use new::{NewError, NewProject, default_keel_path};
+
+/// Typed tables: `#[derive(Table)]` declares a table's documents once (name, indexes, validator)
+/// and `ctx.db().table::<T>()` reads and writes them as `T`, [`Id<T>`] and [`Doc<T>`]; see
+/// [`values::table`].
+///
+/// ```
+/// use keel::{Doc, Id, Table};
+///
+/// #[derive(Debug, serde::Serialize, serde::Deserialize, Table)]
+/// #[serde(rename_all = "camelCase")]
+/// #[keel(table = "notes", index(by_author = [author_id]))]
+/// pub struct Note {
+///     pub text: String,
+///     pub author_id: String,
+///     pub pinned: Option<bool>,
+/// }
+///
+/// async fn notes_by(ctx: keel::backend::QueryCtx, author: &str) -> Result<Vec<Doc<Note>>, keel::backend::FunctionError> {
+///     ctx.db().table::<Note>().query().with_index(Note::by_author, |q| q.eq(author)).collect().await
+/// }
+///
+/// let schema = keel::db::Schema::new().table_of::<Note>();
+/// assert!(schema.table_schema("notes").unwrap().document_validator().is_some());
+/// # let _: Option<Id<Note>> = None;
+/// ```
+pub use keel_macros::{FieldValidator, Table};
+pub use keel_values::table::{Doc, FieldValidator, Id, Table};
 
 pub use keel_auth as auth;
 pub use keel_backend as backend;

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use keel_backend::{FunctionError, MutationCtx};
 use serde::Deserialize;
 
+use super::posts::Post;
 use super::require_user;
 use super::users::NoArgs;
 
@@ -46,8 +47,9 @@ pub async fn sweep(ctx: MutationCtx, args: SweepArgs) -> Result<u32, FunctionErr
         }
         let shown = ctx
             .db()
-            .query("posts")
-            .with_index("by_image", |r| r.eq("imageId", file.id.as_str()))
+            .table::<Post>()
+            .query()
+            .with_index(Post::by_image, |q| q.eq(Some(file.id.clone())))
             .first()
             .await?
             .is_some();

@@ -11,26 +11,19 @@ mod stats;
 mod users;
 
 pub use http::routes as http_routes;
-pub use posts::with_image_url;
+pub use posts::{Post, with_image_url};
 
 use keel_backend::{Auth, Crons, FunctionError, FunctionRegistry};
-use keel_db::{Schema, TableSchema};
+use keel_db::Schema;
 use keel_values::obj;
 
-/// The app's tables and indexes.
+/// The app's tables, their indexes and document validators, declared by their typed documents
+/// ([`posts::Post`], [`users::User`], [`stats::Stat`]).
 pub fn schema() -> Schema {
     Schema::new()
-        .table(
-            "posts",
-            TableSchema::new()
-                .index("by_author", &["authorId"])
-                .index("by_image", &["imageId"]),
-        )
-        .table(
-            "users",
-            TableSchema::new().index("by_token", &["tokenIdentifier"]),
-        )
-        .table("stats", TableSchema::new())
+        .table_of::<posts::Post>()
+        .table_of::<users::User>()
+        .table_of::<stats::Stat>()
 }
 
 /// The app's crons: every hour (at minute 0, UTC) `stats:record` notes the number of posts;

@@ -6,12 +6,31 @@
 
 use std::time::Duration;
 
+use keel::{Doc, Table};
 use keel_backend::{ActionCtx, FunctionError, MutationCtx, QueryCtx, StorageReader};
-use keel_db::{Document, Order, PaginationOptions, PaginationResult};
-use keel_values::{Object, Value, obj};
+use keel_db::{Order, PaginationOptions, PaginationResult};
+use keel_values::{Value, obj};
 use serde::{Deserialize, Serialize};
 
 use super::require_user;
+
+/// A document of `posts`. The queries return it with `_id`, `_creationTime` and, when it shows an
+/// image that is still stored, `imageUrl` ([`with_image_url`]).
+#[derive(Clone, Debug, Serialize, Deserialize, Table)]
+#[serde(rename_all = "camelCase")]
+#[keel(table = "posts", index(by_author = [author_id]), index(by_image = [image_id]))]
+pub struct Post {
+    /// The title, trimmed, 1 to 200 characters.
+    pub title: String,
+    /// The body, at most 10,000 characters.
+    pub body: String,
+    /// The author's `tokenIdentifier`.
+    pub author_id: String,
+    /// The name the post shows for its author.
+    pub author_name: String,
+    /// The storage id of the post's image (an uploaded `image/*` file), if any.
+    pub image_id: Option<String>,
+}
 
 /// Longest title, in characters.
 const MAX_TITLE_CHARS: usize = 200;
@@ -33,7 +52,8 @@ pub(super) async fn list(ctx: QueryCtx, args: ListArgs) -> Result<Vec<Value>, Fu
     let limit = args.limit.unwrap_or(DEFAULT_LIST_LIMIT) as usize;
     let posts = ctx
         .db()
-        .query("posts")
+        .table::<Post>()
+        .query()
         .order(Order::Desc)
         .take(limit)
         .await?;
@@ -49,10 +69,10 @@ pub(super) async fn list(ctx: QueryCtx, args: ListArgs) -> Result<Vec<Value>, Fu
 /// this, so they agree on the shape.
 pub async fn with_image_url(
     storage: &StorageReader,
-    post: &Document,
+    post: &Doc<Post>,
 ) -> Result<Value, FunctionError> {
-    let mut value = post.to_value();
-    let image_url = match post.fields.get("imageId").and_then(Value::as_str) {
+    let mut value = post.to_value().map_err(FunctionError::internal)?;
+    let image_url = match &post.image_id {
         Some(image_id) => storage.get_url(image_id).await?,
         None => None,
     };
@@ -77,7 +97,8 @@ pub(super) async fn page(
     require_user(ctx.auth())?;
     let page = ctx
         .db()
-        .query("posts")
+        .table::<Post>()
+        .query()
         .order(Order::Desc)
         .paginate(args.pagination_opts)
         .await?;
@@ -103,10 +124,11 @@ pub(super) struct IdArgs {
 /// One post, or `null` when there is none with this id; signed-in users only, like the list.
 pub(super) async fn get(ctx: QueryCtx, args: IdArgs) -> Result<Value, FunctionError> {
     require_user(ctx.auth())?;
-    let Some(id) = ctx.db().normalize_id("posts", &args.id).await else {
+    let posts = ctx.db().table::<Post>();
+    let Some(id) = posts.normalize_id(&args.id).await else {
         return Ok(Value::Null);
     };
-    match ctx.db().get(id).await? {
+    match posts.get(id).await? {
         Some(post) => with_image_url(&ctx.storage(), &post).await,
         None => Ok(Value::Null),
     }
@@ -146,15 +168,14 @@ pub(super) async fn create(ctx: MutationCtx, args: CreateArgs) -> Result<String,
             ));
         }
     }
-    let mut fields = Object::new();
-    if let Some(image_id) = args.image_id {
-        fields.insert("imageId".into(), image_id.into());
-    }
-    fields.insert("title".into(), title.into());
-    fields.insert("body".into(), args.body.as_str().into());
-    fields.insert("authorId".into(), user.token_identifier().into());
-    fields.insert("authorName".into(), author_name(user).into());
-    Ok(ctx.db().insert("posts", fields).await?.to_string())
+    let post = Post {
+        title: title.to_owned(),
+        body: args.body.clone(),
+        author_id: user.token_identifier().to_owned(),
+        author_name: author_name(user),
+        image_id: args.image_id,
+    };
+    Ok(ctx.db().table::<Post>().insert(&post).await?.to_string())
 }
 
 /// The post's title, trimmed, once the title and the body are within their limits.
@@ -239,37 +260,35 @@ pub(super) async fn publish_later(
 /// Creates a post for the author named in the arguments (internal: only the scheduler calls
 /// it, on behalf of `posts:publishLater`'s caller).
 pub(super) async fn publish(ctx: MutationCtx, post: Publish) -> Result<String, FunctionError> {
-    let mut fields = Object::new();
-    fields.insert("title".into(), post.title.into());
-    fields.insert("body".into(), post.body.into());
-    fields.insert("authorId".into(), post.author_id.into());
-    fields.insert("authorName".into(), post.author_name.into());
-    Ok(ctx.db().insert("posts", fields).await?.to_string())
+    let post = Post {
+        title: post.title,
+        body: post.body,
+        author_id: post.author_id,
+        author_name: post.author_name,
+        image_id: None,
+    };
+    Ok(ctx.db().table::<Post>().insert(&post).await?.to_string())
 }
 
 /// Deletes a post; only its author may.
 pub(super) async fn remove(ctx: MutationCtx, args: IdArgs) -> Result<Value, FunctionError> {
     let user = require_user(ctx.auth())?;
     let not_found = || FunctionError::convex("Post not found", obj! { "code" => "NOT_FOUND" });
-    let id = ctx
-        .db()
-        .normalize_id("posts", &args.id)
-        .await
-        .ok_or_else(not_found)?;
-    let post = ctx.db().get(id).await?.ok_or_else(not_found)?;
-    if post.fields.get("authorId").and_then(Value::as_str) != Some(user.token_identifier()) {
+    let posts = ctx.db().table::<Post>();
+    let id = posts.normalize_id(&args.id).await.ok_or_else(not_found)?;
+    let post = posts.get(id).await?.ok_or_else(not_found)?;
+    if post.author_id != user.token_identifier() {
         return Err(FunctionError::convex(
             "Only the author may delete a post",
             obj! { "code" => "FORBIDDEN" },
         ));
     }
-    ctx.db().delete(id).await?;
+    posts.delete(id).await?;
     // Its image goes with it, unless another post shows the same file.
-    if let Some(image_id) = post.fields.get("imageId").and_then(Value::as_str) {
-        let shown_elsewhere = ctx
-            .db()
-            .query("posts")
-            .with_index("by_image", |r| r.eq("imageId", image_id))
+    if let Some(image_id) = &post.image_id {
+        let shown_elsewhere = posts
+            .query()
+            .with_index(Post::by_image, |q| q.eq(Some(image_id.clone())))
             .first()
             .await?
             .is_some();

@@ -105,10 +105,24 @@ impl<T> Serialize for Id<T> {
 
 impl<'de, T> Deserialize<'de> for Id<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse::<DocumentId>()
-            .map(Id::from_untyped)
-            .map_err(|e| serde::de::Error::custom(format!("not a document id: {e}")))
+        // Parsed inside the visitor, so that a bad id is reported where it is (`.authorId`).
+        struct IdVisitor<T>(PhantomData<fn() -> T>);
+
+        impl<T> serde::de::Visitor<'_> for IdVisitor<T> {
+            type Value = Id<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a document id string")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Id<T>, E> {
+                text.parse::<DocumentId>()
+                    .map(Id::from_untyped)
+                    .map_err(|e| E::custom(format!("not a document id: {e}")))
+            }
+        }
+
+        deserializer.deserialize_str(IdVisitor(PhantomData))
     }
 }
 

@@ -80,3 +80,6 @@ pub trait Table: FieldValidator + Serialize + DeserializeOwned + Send + Sync + '
         <Self as FieldValidator>::validator()
     }
 }
+
+#[cfg(test)]
+mod tests;
