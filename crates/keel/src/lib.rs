@@ -31,6 +31,38 @@
 //! [`start`], …), so an app can depend on `keel` alone for Keel's own types; typed tables
 //! (`#[derive(Table)]`, [`Id`], [`Doc`]) are at the root.
 //!
+//! # Typed tables
+//! `#[derive(Table)]` declares a table's documents once — its name, its indexes and the
+//! validator every write must match, from the struct's fields — and `ctx.db().table::<T>()`
+//! reads and writes them as `T`, [`Id<T>`] and [`Doc<T>`] (see [`values::table`]); an index
+//! range takes values of its fields' types. Untyped access by table name stays.
+//!
+//! ```
+//! use keel::backend::{FunctionError, QueryCtx};
+//! use keel::{Doc, Table};
+//!
+//! #[derive(Debug, serde::Serialize, serde::Deserialize, Table)]
+//! #[serde(rename_all = "camelCase")]
+//! #[keel(table = "notes", index(by_author = [author_id]))]
+//! pub struct Note {
+//!     pub text: String,
+//!     pub author_id: String,
+//!     pub pinned: Option<bool>,
+//! }
+//!
+//! async fn notes_by(ctx: QueryCtx, author: &str) -> Result<Vec<Doc<Note>>, FunctionError> {
+//!     let notes = ctx.db().table::<Note>();
+//!     notes.query().with_index(Note::by_author, |q| q.eq(author)).collect().await
+//! }
+//!
+//! let schema = keel::db::Schema::new().table_of::<Note>();
+//! let notes = schema.table_schema("notes").unwrap();
+//! assert_eq!(
+//!     notes.document_validator().unwrap().describe(),
+//!     "v.object({authorId: v.string(), pinned: v.optional(v.boolean()), text: v.string()})"
+//! );
+//! ```
+//!
 //! # Layout
 //! * `app` — [`App`]: the app's schema, functions, crons ([`App::crons`]) and web routes,
 //!   turned into the command line
@@ -69,30 +101,7 @@ pub use config::{
 pub use listen::ListenAddr;
 pub use new::{NewError, NewProject, default_keel_path};
 
-/// Typed tables: `#[derive(Table)]` declares a table's documents once (name, indexes, validator)
-/// and `ctx.db().table::<T>()` reads and writes them as `T`, [`Id<T>`] and [`Doc<T>`]; see
-/// [`values::table`].
-///
-/// ```
-/// use keel::{Doc, Id, Table};
-///
-/// #[derive(Debug, serde::Serialize, serde::Deserialize, Table)]
-/// #[serde(rename_all = "camelCase")]
-/// #[keel(table = "notes", index(by_author = [author_id]))]
-/// pub struct Note {
-///     pub text: String,
-///     pub author_id: String,
-///     pub pinned: Option<bool>,
-/// }
-///
-/// async fn notes_by(ctx: keel::backend::QueryCtx, author: &str) -> Result<Vec<Doc<Note>>, keel::backend::FunctionError> {
-///     ctx.db().table::<Note>().query().with_index(Note::by_author, |q| q.eq(author)).collect().await
-/// }
-///
-/// let schema = keel::db::Schema::new().table_of::<Note>();
-/// assert!(schema.table_schema("notes").unwrap().document_validator().is_some());
-/// # let _: Option<Id<Note>> = None;
-/// ```
+// Typed tables (see the crate docs): the derives and the types they implement.
 pub use keel_macros::{FieldValidator, Table};
 pub use keel_values::table::{Doc, FieldValidator, Id, Table};
 
