@@ -211,10 +211,11 @@ pub fn typed_page<T: Table>(
 
 /// A stored document decoded as `T`; [`DbError::DocumentTypeMismatch`] when it does not fit.
 pub fn decode<T: Table>(document: Document) -> Result<Doc<T>, DbError> {
-    Doc::from_parts(document.id, document.creation_time, &document.fields).map_err(|error| {
+    let id = document.id;
+    Doc::from_parts(id, document.creation_time, document.fields).map_err(|error| {
         DbError::DocumentTypeMismatch(format!(
             "document \"{}\" of table \"{}\" does not match its Rust type {}: {error}",
-            document.id,
+            id,
             T::NAME,
             std::any::type_name::<T>()
         ))

@@ -10,7 +10,8 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use keel_values::{Value, obj};
+use keel_values::table::{Doc, FieldValidator, Table};
+use keel_values::{DocumentId, Object, TableNumber, Validator, Value, obj};
 use serde::{Deserialize, Serialize};
 
 const MEASURE: Duration = Duration::from_millis(500);
@@ -26,6 +27,73 @@ struct Post {
     likes: u32,
     score: f64,
     tags: Vec<String>,
+}
+
+/// A typed document of `posts`, as `#[derive(Table)]` would declare it.
+#[derive(Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PostDoc {
+    title: String,
+    body: String,
+    author_id: String,
+    image_id: Option<String>,
+}
+
+impl FieldValidator for PostDoc {
+    fn validator() -> Validator {
+        Validator::object([
+            ("title", String::field_validator()),
+            ("body", String::field_validator()),
+            ("authorId", String::field_validator()),
+            ("imageId", <Option<String>>::field_validator()),
+        ])
+    }
+}
+
+impl Table for PostDoc {
+    const NAME: &'static str = "posts";
+    const INDEXES: &'static [(&'static str, &'static [&'static str])] = &[];
+}
+
+fn post_doc() -> PostDoc {
+    PostDoc {
+        title: "Hello, world".into(),
+        body: "lorem ipsum ".repeat(16),
+        author_id: "https://idp.example|user_2abc".into(),
+        image_id: None,
+    }
+}
+
+/// The fields as the app built them by hand before typed tables.
+fn post_fields_by_hand(post: &PostDoc) -> Object {
+    let mut fields = Object::new();
+    if let Some(image_id) = &post.image_id {
+        fields.insert("imageId".into(), image_id.as_str().into());
+    }
+    fields.insert("title".into(), post.title.as_str().into());
+    fields.insert("body".into(), post.body.as_str().into());
+    fields.insert("authorId".into(), post.author_id.as_str().into());
+    fields
+}
+
+/// The fields read back by hand, as the app did before typed tables.
+fn post_by_hand(fields: &Object) -> PostDoc {
+    let text = |name: &str| {
+        fields
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    PostDoc {
+        title: text("title"),
+        body: text("body"),
+        author_id: text("authorId"),
+        image_id: fields
+            .get("imageId")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    }
 }
 
 fn post() -> Value {
@@ -119,6 +187,32 @@ fn main() {
         },
         || {
             black_box(serde_json::to_value(black_box(&posts)).expect("encodes"));
+        },
+    );
+
+    let doc = post_doc();
+    let stored = keel_values::table::to_fields(&doc).expect("encodes");
+    let id = DocumentId::new(TableNumber(10001), [7; 16]);
+    row(
+        "encode a typed document (`table::to_fields`, `None` fields left out)",
+        "the same `Object` built field by field",
+        || {
+            black_box(keel_values::table::to_fields(black_box(&doc)).expect("encodes"));
+        },
+        || {
+            black_box(post_fields_by_hand(black_box(&doc)));
+        },
+    );
+    row(
+        "decode a stored document (`Doc::from_parts`, strict; both from a copy of the fields)",
+        "the same fields read by hand",
+        || {
+            let fields = black_box(&stored).clone();
+            black_box(Doc::<PostDoc>::from_parts(id, 1.0, fields).expect("decodes"));
+        },
+        || {
+            let fields = black_box(&stored).clone();
+            black_box(post_by_hand(&fields));
         },
     );
 }

@@ -64,12 +64,12 @@ impl<T: Table> Doc<T> {
     pub fn from_parts(
         id: DocumentId,
         creation_time: f64,
-        fields: &Object,
+        fields: Object,
     ) -> Result<Doc<T>, ConversionError> {
         Ok(Doc {
             id: Id::from_untyped(id),
             creation_time,
-            fields: from_fields(fields)?,
+            fields: from_args(&Value::Object(fields))?,
         })
     }
 
@@ -106,7 +106,7 @@ impl<'de, T: Table> Deserialize<'de> for Doc<T> {
         let Some(Value::Float64(creation_time)) = fields.remove("_creationTime") else {
             return Err(D::Error::custom("a document has a `_creationTime` number"));
         };
-        Doc::from_parts(id, creation_time, &fields).map_err(D::Error::custom)
+        Doc::from_parts(id, creation_time, fields).map_err(D::Error::custom)
     }
 }
 
@@ -115,7 +115,10 @@ impl<'de, T: Table> Deserialize<'de> for Doc<T> {
 /// `undefined`.
 pub fn to_fields<T: Table>(fields: &T) -> Result<Object, ConversionError> {
     let mut object = to_args(fields)?;
-    drop_absent(&mut object, &T::document_validator());
+    // Only a `null` can stand for a `None`: without one, the validator is not needed.
+    if object.values().any(holds_null) {
+        drop_absent(&mut object, &T::document_validator());
+    }
     Ok(object)
 }
 
@@ -125,6 +128,15 @@ pub fn from_fields<T: Table>(fields: &Object) -> Result<T, ConversionError> {
     // Decoding borrows a value; the fields are cloned once into one.
     let value = Value::Object(fields.clone());
     from_args(&value)
+}
+
+fn holds_null(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Array(items) => items.iter().any(holds_null),
+        Value::Object(fields) => fields.values().any(holds_null),
+        _ => false,
+    }
 }
 
 /// Removes the `null`s that stand for `None` in optional fields (nested objects included).
