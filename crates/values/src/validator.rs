@@ -240,12 +240,20 @@ impl Validator {
 fn mismatch(path: &str, value: &Value, validator: &Validator) -> ValidationError {
     ValidationError {
         path: path.to_owned(),
-        message: format!(
-            "Value does not match validator.\nPath: {}\nValue: {}\nValidator: {}",
-            if path.is_empty() { "." } else { path },
-            show(value),
-            validator.describe()
-        ),
+        // As in Convex (and `typed`'s conversions), the path line only when there is a path.
+        message: if path.is_empty() {
+            format!(
+                "Value does not match validator.\nValue: {}\nValidator: {}",
+                show(value),
+                validator.describe()
+            )
+        } else {
+            format!(
+                "Value does not match validator.\nPath: {path}\nValue: {}\nValidator: {}",
+                show(value),
+                validator.describe()
+            )
+        },
     }
 }
 
@@ -371,5 +379,12 @@ mod tests {
         );
         assert!(v.accepts_null());
         assert!(!Validator::optional(Validator::String).accepts_null());
+        let err = Validator::Union(vec![Validator::Null])
+            .check_document(&Object::new(), &|_| None)
+            .unwrap_err();
+        assert_eq!(
+            err.message,
+            "Value does not match validator.\nValue: {}\nValidator: v.union(v.null())"
+        );
     }
 }
