@@ -505,3 +505,30 @@ async fn the_convex_crate_receives_the_lines() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_sync_session_takes_the_admin_key_and_refuses_a_wrong_one() {
+    let (b, key) = backend_with_key(BackendConfig::default()).await;
+    let mut c = WsClient::connect_session(&b.ws_url("/api/sync")).await;
+    c.send(&json!({"type": "Authenticate", "tokenType": "Admin", "value": key.expose(), "baseVersion": 0}))
+        .await;
+    c.add_query(0, 0, "auth:whoami", json!({})).await;
+    let transition = c
+        .transition_until(|t| t["modifications"].as_array().is_some_and(|m| !m.is_empty()))
+        .await;
+    assert_eq!(transition["modifications"][0]["type"], "QueryUpdated");
+    assert_eq!(transition["modifications"][0]["value"], Json::Null);
+
+    let mut c = WsClient::connect_session(&b.ws_url("/api/sync")).await;
+    let wrong = AdminKey::generate();
+    c.send(&json!({"type": "Authenticate", "tokenType": "Admin", "value": wrong.expose(), "baseVersion": 0}))
+        .await;
+    let rest = c.until_closed().await;
+    assert_eq!(rest.len(), 1, "{rest:?}");
+    assert_eq!(rest[0]["type"], "AuthError");
+    assert!(
+        rest[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("admin key was invalid"))
+    );
+}

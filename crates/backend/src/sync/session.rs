@@ -285,12 +285,30 @@ impl SyncSession {
                         }
                     },
                     AuthenticationToken::None => Identity::Anonymous,
-                    AuthenticationToken::Admin(..) => {
-                        return Err(SessionEnd::AuthError {
-                            message: "Admin keys are not supported by this backend".to_owned(),
-                            base_version: self.sent.identity,
-                            auth_update_attempted: true,
-                        });
+                    // The admin key (`setAdminAuth`) calls as no user, as over HTTP; acting as a
+                    // user with it is not supported yet.
+                    AuthenticationToken::Admin(key, acting_as) => {
+                        let valid = self
+                            .backend
+                            .admin_key()
+                            .is_some_and(|admin_key| admin_key.verify(&key));
+                        let refusal = match (valid, acting_as) {
+                            (true, None) => None,
+                            (true, Some(_)) => {
+                                Some("Acting as a user with the admin key is not supported yet")
+                            }
+                            (false, _) => {
+                                Some("The provided admin key was invalid for this deployment")
+                            }
+                        };
+                        if let Some(message) = refusal {
+                            return Err(SessionEnd::AuthError {
+                                message: message.to_owned(),
+                                base_version: self.sent.identity,
+                                auth_update_attempted: true,
+                            });
+                        }
+                        Identity::Anonymous
                     }
                 };
                 self.identity_version += 1;
