@@ -72,6 +72,16 @@
 //!   mutation carry this across restarts and nodes (see `cluster`).
 //! * `query_cache` — one execution per identical query (and journal), reused while it stays
 //!   valid; [`QueryOutcome`], [`QuerySubscription`].
+//! * `console` — function logs: [`Console`] (`ctx.console()`, `ctx.log(…)`), [`LogLine`],
+//!   Convex's limits, and [`Logged`] (a call's outcome with its client log lines, from
+//!   [`Backend::run_query_logged`] and its siblings).
+//! * `execution_log` — [`ExecutionLog`]: every function execution (path, kind, caller,
+//!   duration, outcome, error, log lines) in a bounded ring, read from a cursor and waited on.
+//! * `admin_key` — [`AdminKey`]: the deployment's admin key (generated into a 0600 file, or
+//!   given), checked in constant time.
+//! * `metrics` — the core's metrics in the backend's registry ([`Backend::metrics`]): function
+//!   calls and durations, commits, conflicts and retries, the scheduler's lag, sync sessions
+//!   ([`SessionGauge`]) and their subscriptions.
 //! * `journal` — [`QueryJournal`]: where a query's paginated page ended, so that its re-runs
 //!   keep the page's end (a live paginated list neither duplicates nor skips documents).
 //! * `scheduler` — [`Scheduler`] (`ctx.scheduler()`: functions run later, as documents of
@@ -83,14 +93,18 @@
 //!   [`Backend::read_file`]) and reclaiming ([`Backend::reclaim_storage`]); its writes are the
 //!   backend's own internal mutations (`_system/storage:*`).
 
+mod admin_key;
 mod backend;
 mod calls;
 pub mod cluster;
+mod console;
 mod context;
 mod error;
+mod execution_log;
 mod http_action;
 mod identity;
 mod journal;
+mod metrics;
 mod mutation_log;
 mod query_cache;
 mod registry;
@@ -100,13 +114,19 @@ mod storage;
 mod transaction;
 mod typed_table;
 
+pub use admin_key::{AdminKey, AdminKeyError, MIN_ADMIN_KEY_LEN};
 pub use backend::{Backend, BackendConfig, SessionRequest};
 pub use calls::MAX_CALL_DEPTH;
 pub use cluster::{Cluster, ClusterConfig};
+pub use console::{Console, LogLevel, LogLine, Logged, MAX_LOG_LINE_BYTES, MAX_LOG_LINES};
 pub use context::{
     ActionCtx, Auth, DbReader, DbWriter, MutationCtx, QueryBuilder, QueryCtx, SystemReader,
 };
 pub use error::{ErrorClass, FunctionError, INTERNAL_ERROR_MESSAGE};
+pub use execution_log::{
+    EXECUTION_LOG_BYTES, EXECUTION_LOG_CAPACITY, ExecutionEntry, ExecutionKind, ExecutionLog,
+    ExecutionOutcome, ExecutionPage,
+};
 /// The `http` crate's types ([`http::Method`], [`http::StatusCode`], headers) that HTTP
 /// actions use.
 pub use http;
@@ -116,6 +136,7 @@ pub use http_action::{
 };
 pub use identity::{Identity, VerifiedUser};
 pub use journal::QueryJournal;
+pub use metrics::SessionGauge;
 pub use query_cache::{QueryOutcome, QuerySubscription};
 pub use registry::{FunctionKind, FunctionRegistry, Visibility};
 pub use scheduler::{

@@ -484,7 +484,7 @@ async fn admin_keys_are_refused_with_auth_error() {
         error["error"]
             .as_str()
             .unwrap()
-            .contains("Admin keys are not supported")
+            .contains("admin key was invalid")
     );
     assert_eq!(error["baseVersion"], json!(0));
 }

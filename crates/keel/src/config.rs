@@ -235,6 +235,18 @@ pub struct BackendFlags {
         default_value = "convex"
     )]
     pub auth_application_id: String,
+    /// Send clients the lines their calls logged (`logLines`, which the official clients print
+    /// to the console): on by default, as in Convex's development; `--client-logs=false` in
+    /// production. The execution log (`GET /api/admin/logs`) keeps the lines either way.
+    #[arg(
+        long = "client-logs",
+        env = "KEEL_CLIENT_LOGS",
+        num_args = 0..=1,
+        default_value_t = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub client_logs: bool,
 }
 
 /// The development identity provider's flags.
@@ -280,6 +292,27 @@ pub struct ProcessFlags {
     /// cannot open them too.
     #[arg(long = "data-dir", env = "KEEL_DATA_DIR", default_value = "./.keel")]
     pub data_dir: PathBuf,
+    /// The admin key operators' tools send (`Authorization: Convex <key>`). Default: the key
+    /// in `<data dir>/admin_key`, generated at the backend's first start. Give every node of a
+    /// cluster the same key.
+    #[arg(
+        long = "admin-key",
+        env = "KEEL_ADMIN_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub admin_key: Option<String>,
+    /// Require the admin key for `/metrics` on every service (default: open to whoever reaches
+    /// the service, which listens on 127.0.0.1 unless told otherwise).
+    #[arg(
+        long = "metrics-require-admin-key",
+        env = "KEEL_METRICS_REQUIRE_ADMIN_KEY",
+        num_args = 0..=1,
+        default_value_t = false,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub metrics_require_admin_key: bool,
     /// On SIGTERM or Ctrl-C, how long requests in flight may take to finish (`5s`, `500ms`,
     /// `0` to stop at once) before the process stops anyway.
     #[arg(
@@ -453,6 +486,32 @@ mod tests {
         let config = parse(&["backend", "--backend-role", "committer"]).unwrap();
         assert_eq!(config.backend.role, BackendRole::Committer);
         assert!(parse(&["--backend-role", "leader"]).is_err());
+    }
+
+    #[test]
+    fn operations_flags_parse() {
+        let config = parse(&[]).unwrap();
+        assert!(config.backend.client_logs);
+        assert!(!config.process.metrics_require_admin_key);
+        assert_eq!(config.process.admin_key, None);
+        let config = parse(&[
+            "backend",
+            "--client-logs=false",
+            "--metrics-require-admin-key",
+            "--admin-key",
+            "k-0123456789abcdef0123456789abcdef",
+        ])
+        .unwrap();
+        assert!(!config.backend.client_logs);
+        assert!(config.process.metrics_require_admin_key);
+        assert_eq!(
+            config.process.admin_key.as_deref(),
+            Some("k-0123456789abcdef0123456789abcdef")
+        );
+        let error = parse(&["--client-logs", "sometimes"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--client-logs"), "{error}");
     }
 
     #[test]

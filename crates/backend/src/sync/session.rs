@@ -20,7 +20,8 @@ use keel_values::{Object, Value};
 use tokio::sync::{Semaphore, mpsc};
 
 use keel_backend_core::{
-    Backend, FunctionError, Identity, QueryJournal, QueryOutcome, QuerySubscription, SessionRequest,
+    Backend, FunctionError, Identity, Logged, QueryJournal, QueryOutcome, QuerySubscription,
+    SessionGauge, SessionRequest,
 };
 
 use crate::sync::{Outbox, SessionEnd};
@@ -62,11 +63,13 @@ pub(crate) enum Completion {
     Mutation {
         request_id: u32,
         result: Result<(Value, u64), FunctionError>,
+        log_lines: Vec<String>,
     },
     /// An action finished.
     Action {
         request_id: u32,
         result: Result<Value, FunctionError>,
+        log_lines: Vec<String>,
     },
 }
 
@@ -108,6 +111,8 @@ pub(crate) struct SyncSession {
     completions_tx: mpsc::UnboundedSender<Completion>,
     /// Mutations and actions received and not answered yet (each gets one [`Completion`]).
     unanswered: usize,
+    /// This session among the backend's open ones, with its subscribed queries (metrics).
+    gauge: SessionGauge,
 }
 
 impl SyncSession {
@@ -118,6 +123,7 @@ impl SyncSession {
     ) -> (SyncSession, mpsc::UnboundedReceiver<Completion>) {
         let (completions_tx, completions_rx) = mpsc::unbounded_channel();
         let mutations = spawn_mutation_queue(backend.clone(), completions_tx.clone());
+        let backend_gauge = backend.session_gauge();
         let session = SyncSession {
             backend,
             outbox,
@@ -136,6 +142,7 @@ impl SyncSession {
             actions: Arc::new(Semaphore::new(MAX_RUNNING_ACTIONS)),
             completions_tx,
             unanswered: 0,
+            gauge: backend_gauge,
         };
         (session, completions_rx)
     }
@@ -243,6 +250,7 @@ impl SyncSession {
                 for modification in modifications {
                     self.modify(modification)?;
                 }
+                self.gauge.set_subscriptions(self.queries.len());
                 self.query_set_version = new_version;
                 self.transition_requested = true;
                 Ok(())
@@ -277,12 +285,30 @@ impl SyncSession {
                         }
                     },
                     AuthenticationToken::None => Identity::Anonymous,
-                    AuthenticationToken::Admin(..) => {
-                        return Err(SessionEnd::AuthError {
-                            message: "Admin keys are not supported by this backend".to_owned(),
-                            base_version: self.sent.identity,
-                            auth_update_attempted: true,
-                        });
+                    // The admin key (`setAdminAuth`) calls as no user, as over HTTP; acting as a
+                    // user with it is not supported yet.
+                    AuthenticationToken::Admin(key, acting_as) => {
+                        let valid = self
+                            .backend
+                            .admin_key()
+                            .is_some_and(|admin_key| admin_key.verify(&key));
+                        let refusal = match (valid, acting_as) {
+                            (true, None) => None,
+                            (true, Some(_)) => {
+                                Some("Acting as a user with the admin key is not supported yet")
+                            }
+                            (false, _) => {
+                                Some("The provided admin key was invalid for this deployment")
+                            }
+                        };
+                        if let Some(message) = refusal {
+                            return Err(SessionEnd::AuthError {
+                                message: message.to_owned(),
+                                base_version: self.sent.identity,
+                                auth_update_attempted: true,
+                            });
+                        }
+                        Identity::Anonymous
                     }
                 };
                 self.identity_version += 1;
@@ -322,6 +348,7 @@ impl SyncSession {
                                     limit: MAX_QUEUED_MUTATIONS,
                                     calls: "mutations are waiting",
                                 }),
+                                log_lines: Vec::new(),
                             });
                         }
                     }
@@ -329,6 +356,7 @@ impl SyncSession {
                         let _ = self.completions_tx.send(Completion::Mutation {
                             request_id,
                             result: Err(FunctionError::InvalidCall(error)),
+                            log_lines: Vec::new(),
                         });
                     }
                 }
@@ -349,9 +377,14 @@ impl SyncSession {
                             let identity = self.identity.clone();
                             let tasks = self.backend.tasks().clone();
                             tasks.spawn("sync action", async move {
-                                let result = backend.run_action(&path, args, &identity).await;
+                                let Logged { result, log_lines } =
+                                    backend.run_action_logged(&path, args, &identity).await;
                                 drop(permit);
-                                let _ = completions.send(Completion::Action { request_id, result });
+                                let _ = completions.send(Completion::Action {
+                                    request_id,
+                                    result,
+                                    log_lines,
+                                });
                             });
                         }
                         Err(_) => {
@@ -361,6 +394,7 @@ impl SyncSession {
                                     limit: MAX_RUNNING_ACTIONS,
                                     calls: "actions are running",
                                 }),
+                                log_lines: Vec::new(),
                             });
                         }
                     },
@@ -368,6 +402,7 @@ impl SyncSession {
                         let _ = completions.send(Completion::Action {
                             request_id,
                             result: Err(FunctionError::InvalidCall(error)),
+                            log_lines: Vec::new(),
                         });
                     }
                 }
@@ -417,7 +452,11 @@ impl SyncSession {
     pub(crate) fn on_completion(&mut self, completion: Completion) -> Result<(), SessionEnd> {
         self.unanswered = self.unanswered.saturating_sub(1);
         let message = match completion {
-            Completion::Mutation { request_id, result } => {
+            Completion::Mutation {
+                request_id,
+                result,
+                log_lines,
+            } => {
                 let (result, ts) = match result {
                     Ok((value, ts)) => {
                         self.min_ts = self.min_ts.max(ts);
@@ -429,13 +468,17 @@ impl SyncSession {
                     request_id,
                     result,
                     ts,
-                    log_lines: LogLinesMessage(vec![]),
+                    log_lines: LogLinesMessage(log_lines),
                 }
             }
-            Completion::Action { request_id, result } => ServerMessage::ActionResponse {
+            Completion::Action {
+                request_id,
+                result,
+                log_lines,
+            } => ServerMessage::ActionResponse {
                 request_id,
                 result: result.map_err(|e| error_payload(&e, "action", request_id)),
-                log_lines: LogLinesMessage(vec![]),
+                log_lines: LogLinesMessage(log_lines),
             },
         };
         self.outbox.send(message)?;
@@ -489,20 +532,25 @@ impl SyncSession {
                             result,
                             journal,
                             subscription,
+                            log_lines,
                         } = backend
                             .subscribe_query_journaled(&path, &args, &identity, ts, &journal)
                             .await;
-                        (result, journal, Some(subscription))
+                        (result, journal, Some(subscription), log_lines)
                     }
-                    (Err(error), _) | (_, Err(error)) => {
-                        (Err(FunctionError::InvalidCall(error)), journal, None)
-                    }
+                    (Err(error), _) | (_, Err(error)) => (
+                        Err(FunctionError::InvalidCall(error)),
+                        journal,
+                        None,
+                        vec![],
+                    ),
                 }
             }
         });
         let results = futures::future::join_all(runs).await;
 
-        for (query_id, (result, journal, subscription)) in stale.into_iter().zip(results) {
+        for (query_id, (result, journal, subscription, log_lines)) in stale.into_iter().zip(results)
+        {
             let query = self
                 .queries
                 .get_mut(&query_id)
@@ -535,7 +583,7 @@ impl SyncSession {
                 Ok(value) => StateModification::QueryUpdated {
                     query_id,
                     value,
-                    log_lines: LogLinesMessage(vec![]),
+                    log_lines: LogLinesMessage(log_lines),
                     journal,
                 },
                 Err(error) => StateModification::QueryFailed {
@@ -544,7 +592,7 @@ impl SyncSession {
                         error.log_delivery(&format_args!("query {query_id}"));
                         error.client_message()
                     },
-                    log_lines: LogLinesMessage(vec![]),
+                    log_lines: LogLinesMessage(log_lines),
                     journal,
                     error_data: error.error_data().cloned(),
                 },
@@ -590,16 +638,20 @@ fn spawn_mutation_queue(
             identity,
         }) = rx.recv().await
         {
-            let result = match &request {
+            let Logged { result, log_lines } = match &request {
                 Some(request) => {
                     backend
-                        .run_session_mutation(&path, args, &identity, request)
+                        .run_session_mutation_logged(&path, args, &identity, request)
                         .await
                 }
-                None => backend.run_mutation(&path, args, &identity).await,
+                None => backend.run_mutation_logged(&path, args, &identity).await,
             };
             if completions
-                .send(Completion::Mutation { request_id, result })
+                .send(Completion::Mutation {
+                    request_id,
+                    result,
+                    log_lines,
+                })
                 .is_err()
             {
                 break;
