@@ -58,6 +58,10 @@
 //!   ([`blobs::LocalBlobStore`]) or chunks in PostgreSQL (`persistence::postgres::blobs`,
 //!   [`PostgresPersistence::blob_store`]).
 //! * `subscription` — [`SubscriptionManager`] and [`Subscription`].
+//! * [`snapshot`] — export and import in Convex's snapshot export format
+//!   ([`Database::export_snapshot`], [`Database::import_snapshot`]): a ZIP of per-table
+//!   `documents.jsonl`, streamed out a page at a time, imported in one commit keeping ids and
+//!   table numbers.
 //! * `system` — the system tables (`_receipts`, [`SCHEDULED_FUNCTIONS`], [`CRON_JOBS`], the file
 //!   storage's [`STORAGE_TABLE`] and [`UPLOAD_TOKENS_TABLE`]) and the backend's access to them
 //!   (`Transaction::system_*`).
@@ -95,6 +99,7 @@ mod replica;
 mod replication;
 mod schema;
 mod shared;
+pub mod snapshot;
 mod subscription;
 mod system;
 mod timestamp;
