@@ -11,9 +11,12 @@ use keel_auth::{AuthConfig, AuthError, TokenVerifier, VerifierOptions};
 use keel_db::Database;
 use keel_protocol::CanonicalPath;
 
+use crate::admin_key::AdminKey;
 use crate::cluster::{Cluster, ForwardRefusal, ForwardReply, ForwardedCall, NodeStatus};
 use crate::error::FunctionError;
+use crate::execution_log::ExecutionLog;
 use crate::identity::{Identity, VerifiedUser};
+use crate::metrics::CoreMetrics;
 use crate::mutation_log::MutationLog;
 use crate::query_cache::QueryCache;
 use crate::registry::FunctionRegistry;
@@ -40,6 +43,16 @@ pub struct BackendConfig {
     /// How long a scheduled function's document is kept once it has finished (succeeded,
     /// failed or been canceled). Default 7 days, as Convex.
     pub finished_job_retention: Duration,
+    /// Whether clients receive the lines their calls logged (`logLines`, which the official
+    /// clients print to the console). Default on, as in development; turn it off in
+    /// production (`--no-client-logs`): the execution log keeps the lines either way.
+    pub client_logs: bool,
+    /// The admin key that operators' routes require (`Authorization: Convex <key>`); without
+    /// one, they refuse every request.
+    pub admin_key: Option<AdminKey>,
+    /// How many function executions the execution log keeps
+    /// ([`EXECUTION_LOG_CAPACITY`](crate::EXECUTION_LOG_CAPACITY) by default).
+    pub execution_log_capacity: usize,
 }
 
 impl Default for BackendConfig {
@@ -52,6 +65,9 @@ impl Default for BackendConfig {
             action_timeout: Duration::from_secs(600),
             storage: StorageConfig::default(),
             finished_job_retention: Duration::from_secs(7 * 24 * 3600),
+            client_logs: true,
+            admin_key: None,
+            execution_log_capacity: crate::execution_log::EXECUTION_LOG_CAPACITY,
         }
     }
 }
@@ -87,6 +103,10 @@ pub(crate) struct Inner {
     tasks: keel_tasks::Tasks,
     /// The scheduler's executor and the jobs it runs.
     pub(crate) scheduler: Executor,
+    /// Every function execution, latest last.
+    pub(crate) executions: ExecutionLog,
+    /// The core's metrics.
+    pub(crate) metrics: CoreMetrics,
 }
 
 impl Backend {
@@ -124,6 +144,7 @@ impl Backend {
             }
         }
         crate::storage::register(&mut functions);
+        let executions = ExecutionLog::with_capacity(config.execution_log_capacity);
         let backend = Backend {
             inner: Arc::new(Inner {
                 db,
@@ -136,6 +157,8 @@ impl Backend {
                 cluster,
                 tasks: keel_tasks::Tasks::new("backend"),
                 scheduler: Executor::default(),
+                executions,
+                metrics: CoreMetrics::new(keel_metrics::Registry::default()),
             }),
         };
         Executor::start(&backend);
@@ -151,6 +174,23 @@ impl Backend {
     /// The database.
     pub fn database(&self) -> &Database {
         &self.inner.db
+    }
+
+    /// Every function execution of this backend, latest last (see [`ExecutionLog`]).
+    pub fn execution_log(&self) -> &ExecutionLog {
+        &self.inner.executions
+    }
+
+    /// The backend's metrics: the core's (function calls and durations, commits, conflicts,
+    /// the scheduler's lag); transports add theirs (requests, sync sessions) to the same
+    /// registry, which they serve at `/metrics`.
+    pub fn metrics(&self) -> &keel_metrics::Registry {
+        &self.inner.metrics.registry
+    }
+
+    /// The admin key operators' routes require, if the backend was given one.
+    pub fn admin_key(&self) -> Option<&AdminKey> {
+        self.inner.config.admin_key.as_ref()
     }
 
     /// Closes the connections' sessions for a graceful shutdown: stops [`Backend::tasks`] and

@@ -51,6 +51,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::backend::Backend;
+use crate::console::Console;
 use crate::context::{ActionCtx, MutationCtx, QueryCtx};
 use crate::error::FunctionError;
 use crate::identity::Identity;
@@ -90,17 +91,28 @@ impl CallDepth {
     }
 }
 
-/// What a function's context needs to call other functions: the backend, and how deep the
-/// function runs.
+/// What a function's context needs to call other functions: the backend, how deep the
+/// function runs, and the console of the execution it is part of (the functions it calls in
+/// its transaction log there too).
 #[derive(Clone)]
 pub(crate) struct Calls {
     backend: Backend,
     depth: CallDepth,
+    console: Console,
 }
 
 impl Calls {
-    pub(crate) fn new(backend: Backend, depth: CallDepth) -> Calls {
-        Calls { backend, depth }
+    pub(crate) fn new(backend: Backend, depth: CallDepth, console: Console) -> Calls {
+        Calls {
+            backend,
+            depth,
+            console,
+        }
+    }
+
+    /// The console of the execution.
+    pub(crate) fn console(&self) -> &Console {
+        &self.console
     }
 
     /// The app's functions.
@@ -132,7 +144,7 @@ impl Calls {
             path: path.clone(),
             args,
             identity: identity.clone(),
-            calls: Calls::new(self.backend.clone(), depth),
+            calls: Calls::new(self.backend.clone(), depth, self.console.clone()),
         };
         let value = run(call).await?;
         keel_values::from_value(&value)

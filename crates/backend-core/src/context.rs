@@ -10,6 +10,7 @@ use keel_db::{Document, IndexRange, Order, PaginationOptions, PaginationResult};
 use keel_values::{DocumentId, Object};
 
 use crate::calls::Calls;
+use crate::console::Console;
 use crate::error::FunctionError;
 use crate::identity::Identity;
 use crate::journal::JournalRecorder;
@@ -316,6 +317,16 @@ pub struct QueryCtx {
 }
 
 impl QueryCtx {
+    /// Where this function logs (`console.log`, `console.warn`, …): see [`Console`].
+    pub fn console(&self) -> &Console {
+        self.calls.console()
+    }
+
+    /// Logs `message` at level `LOG`, as `console.log(message)`.
+    pub fn log(&self, message: impl AsRef<str>) {
+        self.calls.console().log(message);
+    }
+
     pub(crate) fn new(tx: TxAccess, identity: Identity, calls: Calls) -> Self {
         QueryCtx {
             db: DbReader {
@@ -354,6 +365,16 @@ pub struct MutationCtx {
 }
 
 impl MutationCtx {
+    /// Where this function logs (`console.log`, `console.warn`, …): see [`Console`].
+    pub fn console(&self) -> &Console {
+        self.calls.console()
+    }
+
+    /// Logs `message` at level `LOG`, as `console.log(message)`.
+    pub fn log(&self, message: impl AsRef<str>) {
+        self.calls.console().log(message);
+    }
+
     pub(crate) fn new(tx: TxAccess, identity: Identity, calls: Calls) -> Self {
         MutationCtx {
             db: DbWriter {
@@ -396,6 +417,16 @@ pub struct ActionCtx {
 }
 
 impl ActionCtx {
+    /// Where this function logs (`console.log`, `console.warn`, …): see [`Console`].
+    pub fn console(&self) -> &Console {
+        self.calls.console()
+    }
+
+    /// Logs `message` at level `LOG`, as `console.log(message)`.
+    pub fn log(&self, message: impl AsRef<str>) {
+        self.calls.console().log(message);
+    }
+
     pub(crate) fn new(identity: Identity, calls: Calls) -> Self {
         ActionCtx {
             auth: Auth { identity },

@@ -39,6 +39,7 @@ use crate::backend::Backend;
 use crate::calls::{CallDepth, Calls};
 use crate::context::ActionCtx;
 use crate::error::{ErrorClass, FunctionError};
+use crate::execution_log::{ExecutionKind, ExecutionStart};
 use crate::identity::Identity;
 use crate::registry::BoxFuture;
 
@@ -165,6 +166,8 @@ impl std::fmt::Debug for HttpRoutes {
 #[derive(Clone)]
 pub struct HttpRoute {
     handler: HttpHandler,
+    /// The route as declared: its exact path, or its prefix followed by `*`.
+    pattern: String,
 }
 
 impl HttpRoutes {
@@ -244,19 +247,21 @@ impl HttpRoutes {
         {
             return Some(HttpRoute {
                 handler: handler.clone(),
+                pattern: path.to_owned(),
             });
         }
         self.routes
             .iter()
             .filter_map(|((m, route), handler)| match route {
                 RoutePath::Prefix(prefix) if m == method && path.starts_with(prefix.as_str()) => {
-                    Some((prefix.len(), handler))
+                    Some((prefix, handler))
                 }
                 RoutePath::Prefix(_) | RoutePath::Exact(_) => None,
             })
-            .max_by_key(|(len, _)| *len)
-            .map(|(_, handler)| HttpRoute {
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map(|(prefix, handler)| HttpRoute {
                 handler: handler.clone(),
+                pattern: format!("{prefix}*"),
             })
     }
 }
@@ -306,15 +311,21 @@ impl Backend {
             .ok_or(HttpActionError::NoRoute)?;
         let span =
             tracing::debug_span!("http_action", method = %request.method, path = request.path());
-        let ctx = ActionCtx::new(identity.clone(), Calls::new(self.clone(), CallDepth::TOP));
+        let name = format!("{} {}", request.method, route.pattern);
+        let execution = ExecutionStart::new(name, ExecutionKind::HttpAction, identity);
+        let calls = Calls::new(self.clone(), CallDepth::TOP, execution.console.clone());
+        let ctx = ActionCtx::new(identity.clone(), calls);
         let limit = self.inner.config.action_timeout;
         let call = tracing::Instrument::instrument((route.handler)(ctx, request), span);
-        match tokio::time::timeout(limit, call).await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(error)) => Err(HttpActionError::Failed(error)),
-            Err(_) => Err(HttpActionError::Failed(FunctionError::uncaught(format!(
+        let result = match tokio::time::timeout(limit, call).await {
+            Ok(result) => result,
+            Err(_) => Err(FunctionError::uncaught(format!(
                 "FunctionTimeout: the HTTP action ran longer than {limit:?}"
-            )))),
-        }
+            ))),
+        };
+        // An HTTP action's lines go to the execution log only: its response is the app's own.
+        self.finish_execution(execution, result)
+            .result
+            .map_err(HttpActionError::Failed)
     }
 }

@@ -81,14 +81,18 @@
 //!   [`Backend::read_file`]) and reclaiming ([`Backend::reclaim_storage`]); its writes are the
 //!   backend's own internal mutations (`_system/storage:*`).
 
+mod admin_key;
 mod backend;
 mod calls;
 pub mod cluster;
+mod console;
 mod context;
 mod error;
+mod execution_log;
 mod http_action;
 mod identity;
 mod journal;
+mod metrics;
 mod mutation_log;
 mod query_cache;
 mod registry;
@@ -97,13 +101,19 @@ mod scheduler;
 mod storage;
 mod transaction;
 
+pub use admin_key::{AdminKey, AdminKeyError, MIN_ADMIN_KEY_LEN};
 pub use backend::{Backend, BackendConfig, SessionRequest};
 pub use calls::MAX_CALL_DEPTH;
 pub use cluster::{Cluster, ClusterConfig};
+pub use console::{Console, LogLevel, LogLine, Logged, MAX_LOG_LINE_BYTES, MAX_LOG_LINES};
 pub use context::{
     ActionCtx, Auth, DbReader, DbWriter, MutationCtx, QueryBuilder, QueryCtx, SystemReader,
 };
 pub use error::{ErrorClass, FunctionError, INTERNAL_ERROR_MESSAGE};
+pub use execution_log::{
+    EXECUTION_LOG_CAPACITY, ExecutionEntry, ExecutionKind, ExecutionLog, ExecutionOutcome,
+    ExecutionPage,
+};
 /// The `http` crate's types ([`http::Method`], [`http::StatusCode`], headers) that HTTP
 /// actions use.
 pub use http;

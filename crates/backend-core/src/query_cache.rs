@@ -73,6 +73,9 @@ pub struct QueryOutcome {
     pub journal: QueryJournal,
     /// Fires when a commit changes what the query read.
     pub subscription: QuerySubscription,
+    /// The lines the execution logged, for its clients (a result shared from the cache carries
+    /// the lines of the execution that made it).
+    pub log_lines: Vec<String>,
 }
 
 impl QueryOutcome {
@@ -82,6 +85,7 @@ impl QueryOutcome {
             result: Err(error),
             journal: QueryJournal::new(),
             subscription: QuerySubscription::never_invalidated(),
+            log_lines: Vec::new(),
         }
     }
 }

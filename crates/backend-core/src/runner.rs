@@ -12,8 +12,10 @@ use keel_values::{Object, Value};
 use crate::backend::{Backend, SessionRequest};
 use crate::calls::{CallDepth, Calls};
 use crate::cluster::Forwarded;
+use crate::console::{Console, Logged, client_lines};
 use crate::context::{ActionCtx, MutationCtx, QueryCtx};
 use crate::error::FunctionError;
+use crate::execution_log::{ExecutionKind, ExecutionStart};
 use crate::identity::Identity;
 use crate::journal::{JournalRecorder, QueryJournal};
 use crate::mutation_log::RequestKey;
@@ -101,6 +103,18 @@ impl Backend {
         self.query(path, args, identity, ts, Origin::Client).await
     }
 
+    /// [`Backend::run_query`] with the lines the query logged, for its client.
+    pub async fn run_query_logged(
+        &self,
+        path: &CanonicalPath,
+        args: &Object,
+        identity: &Identity,
+        ts: Option<u64>,
+    ) -> Logged<Value> {
+        self.query_logged(path, args, identity, ts, Origin::Client)
+            .await
+    }
+
     /// Runs a query at `ts` (default: the latest commit) for `origin`.
     pub(crate) async fn query(
         &self,
@@ -110,18 +124,55 @@ impl Backend {
         ts: Option<u64>,
         origin: Origin,
     ) -> Result<Value, FunctionError> {
+        self.query_logged(path, args, identity, ts, origin)
+            .await
+            .result
+    }
+
+    async fn query_logged(
+        &self,
+        path: &CanonicalPath,
+        args: &Object,
+        identity: &Identity,
+        ts: Option<u64>,
+        origin: Origin,
+    ) -> Logged<Value> {
         let ts = match ts {
             Some(ts) => {
                 // A timestamp after the latest commit (or out of retention) is refused even when
                 // a cached result would answer: a later commit could still change what it reads.
-                self.inner.db.begin_at(keel_db::Timestamp(ts))?;
+                if let Err(error) = self.inner.db.begin_at(keel_db::Timestamp(ts)) {
+                    return Logged::bare(Err(error.into()));
+                }
                 ts
             }
             None => self.latest_ts(),
         };
-        self.subscribe(path, args, identity, ts, &QueryJournal::new(), origin)
-            .await
-            .result
+        let outcome = self
+            .subscribe(path, args, identity, ts, &QueryJournal::new(), origin)
+            .await;
+        Logged {
+            result: outcome.result,
+            log_lines: outcome.log_lines,
+        }
+    }
+
+    /// Records a finished execution (the execution log, the metrics) and returns its outcome
+    /// with the log lines its client receives.
+    pub(crate) fn finish_execution<T>(
+        &self,
+        execution: ExecutionStart,
+        result: Result<T, FunctionError>,
+    ) -> Logged<T> {
+        let took = execution.elapsed();
+        (self.inner.metrics).execution(execution.path(), execution.kind(), result.is_ok(), took);
+        let lines = execution.finish(&self.inner.executions, &result);
+        let log_lines = if self.inner.config.client_logs {
+            client_lines(&lines)
+        } else {
+            Vec::new()
+        };
+        Logged { result, log_lines }
     }
 
     /// Runs a public query at `ts` for a client and returns its result with a subscription that
@@ -212,13 +263,14 @@ impl Backend {
             Ok(tx) => tx,
             Err(e) => return QueryOutcome::failed(e.into()),
         };
+        let execution = ExecutionStart::new(path.to_string(), ExecutionKind::Query, identity);
         let shared = SharedTransaction::new(tx);
         let span = tracing::debug_span!("query", path = %path);
         let limit = self.inner.config.transaction_timeout;
         let ctx = QueryCtx::new(
             shared.access(),
             identity.clone(),
-            Calls::new(self.clone(), depth),
+            Calls::new(self.clone(), depth, execution.console.clone()),
         )
         .with_journal(journal.clone());
         let result = within(
@@ -228,12 +280,14 @@ impl Backend {
             tracing::Instrument::instrument(handler(ctx, args), span),
         )
         .await;
+        let Logged { result, log_lines } = self.finish_execution(execution, result);
         let journal = journal.finish();
         let Some(tx) = shared.finish().await else {
             return QueryOutcome {
                 result,
                 journal,
                 subscription: QuerySubscription::never_invalidated(),
+                log_lines,
             };
         };
         let subscription = self
@@ -244,6 +298,7 @@ impl Backend {
             result,
             journal,
             subscription: QuerySubscription::new(subscription),
+            log_lines,
         }
     }
 
@@ -260,6 +315,17 @@ impl Backend {
             .await
     }
 
+    /// [`Backend::run_mutation`] with the lines the mutation logged, for its client.
+    pub async fn run_mutation_logged(
+        &self,
+        path: &CanonicalPath,
+        args: Object,
+        identity: &Identity,
+    ) -> Logged<(Value, u64)> {
+        self.mutation_logged(path, args, identity, None, Origin::Client)
+            .await
+    }
+
     /// Runs a public mutation a client session sent ([`Backend::run_mutation`]), at most once
     /// per request: the same request sent again by the same caller — while the first attempt
     /// runs, after a reconnect, a restart of this process or on another node of a cluster,
@@ -272,19 +338,42 @@ impl Backend {
         identity: &Identity,
         request: &SessionRequest,
     ) -> Result<(Value, u64), FunctionError> {
+        self.run_session_mutation_logged(path, args, identity, request)
+            .await
+            .result
+    }
+
+    /// [`Backend::run_session_mutation`] with the lines the mutation logged, for its client
+    /// (none when the request had already run: its first outcome is returned without them).
+    pub async fn run_session_mutation_logged(
+        &self,
+        path: &CanonicalPath,
+        args: Object,
+        identity: &Identity,
+        request: &SessionRequest,
+    ) -> Logged<(Value, u64)> {
         let key = RequestKey {
             session_id: request.session_id.clone(),
             caller: identity.caller_key().to_owned(),
             request_id: request.request_id,
         };
         let receipt = key.receipt_key();
-        self.inner
+        let lines = parking_lot::Mutex::new(Vec::new());
+        let result = self
+            .inner
             .mutations
-            .run_once(&key, async move || {
-                self.mutation(path, args, identity, Some(receipt), Origin::Client)
-                    .await
+            .run_once(&key, async || {
+                let logged = self
+                    .mutation_logged(path, args, identity, Some(receipt), Origin::Client)
+                    .await;
+                *lines.lock() = logged.log_lines;
+                logged.result
             })
-            .await
+            .await;
+        Logged {
+            result,
+            log_lines: lines.into_inner(),
+        }
     }
 
     /// Runs a mutation for `origin`, with an idempotency key if the request has one (a client
@@ -297,12 +386,29 @@ impl Backend {
         path: &CanonicalPath,
         args: Object,
         identity: &Identity,
-        mut key: Option<String>,
+        key: Option<String>,
         origin: Origin,
     ) -> Result<(Value, u64), FunctionError> {
-        let Handler::Mutation(handler) = self.function(path, FunctionKind::Mutation, origin)?
-        else {
-            unreachable!("function() checked the kind");
+        self.mutation_logged(path, args, identity, key, origin)
+            .await
+            .result
+    }
+
+    /// [`Backend::mutation`] with the lines it logged (none when another node ran it).
+    pub(crate) async fn mutation_logged(
+        &self,
+        path: &CanonicalPath,
+        args: Object,
+        identity: &Identity,
+        mut key: Option<String>,
+        origin: Origin,
+    ) -> Logged<(Value, u64)> {
+        let handler = match self.function(path, FunctionKind::Mutation, origin) {
+            Ok(Handler::Mutation(handler)) => handler,
+            Ok(Handler::Query(_) | Handler::Action(_)) => {
+                unreachable!("function() checked the kind")
+            }
+            Err(error) => return Logged::bare(Err(error)),
         };
         // The receipt is what makes a resend safe after this process restarted (or, on a
         // cluster, reached another node); `MutationLog` only covers resends to this process.
@@ -312,12 +418,41 @@ impl Backend {
             let key = key.get_or_insert_with(forward_key);
             match cluster
                 .forward_mutation(path, &args, identity, key, origin)
-                .await?
+                .await
             {
-                Forwarded::Done(value, ts) => return Ok((value, ts)),
-                Forwarded::RunHere => {}
+                Ok(Forwarded::Done(value, ts)) => return Logged::bare(Ok((value, ts))),
+                Ok(Forwarded::RunHere) => {}
+                Err(error) => return Logged::bare(Err(error)),
             }
         }
+        let execution = ExecutionStart::new(path.to_string(), ExecutionKind::Mutation, identity);
+        let result = self
+            .mutation_attempts(
+                &handler,
+                path,
+                args,
+                identity,
+                key,
+                origin,
+                &execution.console,
+            )
+            .await;
+        self.finish_execution(execution, result)
+    }
+
+    /// A mutation's attempts until one commits, fails, or conflicts once too often; only the
+    /// last attempt's lines stay on `console`.
+    #[allow(clippy::too_many_arguments)]
+    async fn mutation_attempts(
+        &self,
+        handler: &HandlerFn<MutationCtx>,
+        path: &CanonicalPath,
+        args: Object,
+        identity: &Identity,
+        key: Option<String>,
+        origin: Origin,
+        console: &Console,
+    ) -> Result<(Value, u64), FunctionError> {
         let mut attempt = 0;
         loop {
             let mut tx = self.inner.db.begin();
@@ -327,15 +462,28 @@ impl Backend {
                 tracing::debug!(%path, key, "request already applied; returning its outcome");
                 return Ok((receipt.result.unwrap_or(Value::Null), tx.snapshot_ts().0));
             }
-            let (value, mut tx) = self
-                .attempt_mutation(&handler, path, args.clone(), identity, origin.depth(), tx)
-                .await?;
+            console.clear();
+            let run = self.attempt_mutation(
+                handler,
+                path,
+                args.clone(),
+                identity,
+                origin.depth(),
+                tx,
+                console,
+            );
+            let (value, mut tx) = Box::pin(run).await?;
             if let Some(key) = &key {
                 tx.record_receipt(key, &value).await?;
             }
-            match self.inner.db.commit(tx).await {
+            match self.commit(tx).await {
                 Ok(ts) => return Ok((value, ts.0)),
-                Err(error) if error.is_occ() && attempt < self.inner.config.mutation_retries => {
+                Err(error) if error.is_occ() => {
+                    let retry = attempt < self.inner.config.mutation_retries;
+                    self.inner.metrics.conflict(&path.to_string(), retry);
+                    if !retry {
+                        return Err(error.into());
+                    }
                     attempt += 1;
                     retry_pause(path, attempt).await;
                 }
@@ -344,8 +492,22 @@ impl Backend {
         }
     }
 
+    /// Commits `tx`, timing the commit for the metrics.
+    pub(crate) async fn commit(
+        &self,
+        tx: keel_db::Transaction,
+    ) -> Result<keel_db::Timestamp, keel_db::DbError> {
+        let started = std::time::Instant::now();
+        let result = self.inner.db.commit(tx).await;
+        if result.is_ok() {
+            self.inner.metrics.commit(started.elapsed());
+        }
+        result
+    }
+
     /// One attempt of a mutation: runs `handler` in `tx` and returns its value with the
     /// transaction to commit (a failed attempt's transaction is dropped: nothing commits).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn attempt_mutation(
         &self,
         handler: &HandlerFn<MutationCtx>,
@@ -354,13 +516,14 @@ impl Backend {
         identity: &Identity,
         depth: CallDepth,
         tx: keel_db::Transaction,
+        console: &Console,
     ) -> Result<(Value, keel_db::Transaction), FunctionError> {
         let shared = SharedTransaction::new(tx);
         let span = tracing::debug_span!("mutation", path = %path);
         let ctx = MutationCtx::new(
             shared.access(),
             identity.clone(),
-            Calls::new(self.clone(), depth),
+            Calls::new(self.clone(), depth, console.clone()),
         );
         let value = within(
             self.inner.config.transaction_timeout,
@@ -387,6 +550,17 @@ impl Backend {
             .await
     }
 
+    /// [`Backend::run_action`] with the lines the action logged, for its client.
+    pub async fn run_action_logged(
+        &self,
+        path: &CanonicalPath,
+        args: Object,
+        identity: &Identity,
+    ) -> Logged<Value> {
+        self.action_logged(path, args, identity, Origin::Client, None)
+            .await
+    }
+
     /// Runs an action for `origin`; `job` is the scheduled function it runs as, if the
     /// scheduler started it (what it schedules is canceled if that job is canceled meanwhile).
     pub(crate) async fn action(
@@ -397,19 +571,40 @@ impl Backend {
         origin: Origin,
         job: Option<keel_values::DocumentId>,
     ) -> Result<Value, FunctionError> {
-        let Handler::Action(handler) = self.function(path, FunctionKind::Action, origin)? else {
-            unreachable!("function() checked the kind");
+        self.action_logged(path, args, identity, origin, job)
+            .await
+            .result
+    }
+
+    /// [`Backend::action`] with the lines it logged.
+    pub(crate) async fn action_logged(
+        &self,
+        path: &CanonicalPath,
+        args: Object,
+        identity: &Identity,
+        origin: Origin,
+        job: Option<keel_values::DocumentId>,
+    ) -> Logged<Value> {
+        let handler = match self.function(path, FunctionKind::Action, origin) {
+            Ok(Handler::Action(handler)) => handler,
+            Ok(Handler::Query(_) | Handler::Mutation(_)) => {
+                unreachable!("function() checked the kind")
+            }
+            Err(error) => return Logged::bare(Err(error)),
         };
+        let execution = ExecutionStart::new(path.to_string(), ExecutionKind::Action, identity);
         let span = tracing::debug_span!("action", path = %path);
-        let mut ctx = ActionCtx::new(identity.clone(), Calls::new(self.clone(), origin.depth()));
+        let calls = Calls::new(self.clone(), origin.depth(), execution.console.clone());
+        let mut ctx = ActionCtx::new(identity.clone(), calls);
         ctx.job = job;
-        within(
+        let result = within(
             self.inner.config.action_timeout,
             FunctionKind::Action,
             path,
             tracing::Instrument::instrument(handler(ctx, args), span),
         )
-        .await
+        .await;
+        self.finish_execution(execution, result)
     }
 }
 

@@ -27,6 +27,7 @@ use super::job::{Job, JobState, now_ms, read_job, set_state};
 use crate::backend::{Backend, Inner};
 use crate::calls::CallDepth;
 use crate::error::FunctionError;
+use crate::execution_log::{ExecutionKind, ExecutionStart};
 use crate::identity::Identity;
 use crate::registry::{FunctionKind, Handler};
 use crate::runner::{Origin, retry_pause};
@@ -370,6 +371,8 @@ fn start_job(backend: &Backend, job: Job) {
 /// Runs one job as its kind requires.
 async fn run_job(backend: &Backend, job: Job) -> Result<(), FunctionError> {
     let origin = Origin::App(CallDepth::TOP);
+    let lag = Duration::from_secs_f64((now_ms() - job.scheduled_ms).max(0.0) / 1000.0);
+    backend.inner.metrics.scheduler_lag(lag);
     let kind = backend
         .inner
         .functions
@@ -396,6 +399,11 @@ async fn run_mutation(
     handler: &crate::registry::HandlerFn<crate::MutationCtx>,
     job: Job,
 ) -> Result<(), FunctionError> {
+    let execution = ExecutionStart::new(
+        job.path.to_string(),
+        ExecutionKind::Mutation,
+        &Identity::Anonymous,
+    );
     let db = &backend.inner.db;
     let mut attempt = 0;
     loop {
@@ -403,6 +411,7 @@ async fn run_mutation(
         if !is_pending(&mut tx, job.id).await? {
             return Ok(());
         }
+        execution.console.clear();
         let run = backend.attempt_mutation(
             handler,
             &job.path,
@@ -410,17 +419,28 @@ async fn run_mutation(
             &Identity::Anonymous,
             CallDepth::TOP,
             tx,
+            &execution.console,
         );
         let mut tx = match Box::pin(run).await {
             Ok((_, tx)) => tx,
             Err(error) => {
-                return finish(backend, job.id, &JobState::Pending, fail(&error)).await;
+                let state = fail(&error);
+                backend.finish_execution(execution, Err::<(), _>(error));
+                return finish(backend, job.id, &JobState::Pending, state).await;
             }
         };
         set_state(&mut tx, job.id, &JobState::Success).await?;
-        match db.commit(tx).await {
-            Ok(_) => return Ok(()),
-            Err(error) if error.is_occ() && attempt < backend.inner.config.mutation_retries => {
+        match backend.commit(tx).await {
+            Ok(_) => {
+                backend.finish_execution(execution, Ok(()));
+                return Ok(());
+            }
+            Err(error) if error.is_occ() => {
+                let retry = attempt < backend.inner.config.mutation_retries;
+                backend.inner.metrics.conflict(&job.path.to_string(), retry);
+                if !retry {
+                    return Err(error.into());
+                }
                 attempt += 1;
                 retry_pause(&job.path, attempt).await;
             }

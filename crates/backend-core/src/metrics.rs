@@ -1,0 +1,99 @@
+//! The core's metrics ([`CoreMetrics`]), in the backend's [`Registry`] (served at `/metrics`
+//! by `keel-backend`, beside its request and sync-session metrics):
+//!
+//! | metric | labels | what |
+//! |---|---|---|
+//! | `keel_function_calls_total` | `path`, `kind`, `outcome` | function executions (see `execution_log`) |
+//! | `keel_function_duration_seconds` | `path`, `kind` | how long they ran (histogram) |
+//! | `keel_commit_duration_seconds` | | how long a commit took, from handing the transaction to the committer to its durable timestamp (histogram) |
+//! | `keel_occ_conflicts_total` | `path` | commits refused because something the mutation read had changed |
+//! | `keel_mutation_retries_total` | `path` | conflicting mutations run again |
+//! | `keel_scheduler_lag_seconds` | | how late a scheduled function started after it was due (histogram) |
+//!
+//! Labels are function paths of the registry (and HTTP action routes), never what a client
+//! sent: a call to an unknown path is no execution.
+
+use std::time::Duration;
+
+use keel_metrics::{CounterVec, DURATION_BUCKETS, HistogramVec, Registry};
+
+use crate::execution_log::ExecutionKind;
+
+/// Buckets (seconds) for the scheduler's lag: from a millisecond to ten minutes.
+const LAG_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 600.0,
+];
+
+/// The core's metric families.
+pub(crate) struct CoreMetrics {
+    pub(crate) registry: Registry,
+    calls: CounterVec,
+    durations: HistogramVec,
+    commits: HistogramVec,
+    conflicts: CounterVec,
+    retries: CounterVec,
+    scheduler_lag: HistogramVec,
+}
+
+impl CoreMetrics {
+    pub(crate) fn new(registry: Registry) -> CoreMetrics {
+        CoreMetrics {
+            calls: registry.counter(
+                "keel_function_calls_total",
+                "Function executions, by path, kind and outcome (success or failure).",
+                &["path", "kind", "outcome"],
+            ),
+            durations: registry.histogram(
+                "keel_function_duration_seconds",
+                "How long function executions ran, by path and kind.",
+                &["path", "kind"],
+                DURATION_BUCKETS,
+            ),
+            commits: registry.histogram(
+                "keel_commit_duration_seconds",
+                "How long commits took until durable.",
+                &[],
+                DURATION_BUCKETS,
+            ),
+            conflicts: registry.counter(
+                "keel_occ_conflicts_total",
+                "Mutation commits refused because what they read had changed, by path.",
+                &["path"],
+            ),
+            retries: registry.counter(
+                "keel_mutation_retries_total",
+                "Conflicting mutations run again, by path.",
+                &["path"],
+            ),
+            scheduler_lag: registry.histogram(
+                "keel_scheduler_lag_seconds",
+                "How late scheduled functions started after they were due.",
+                &[],
+                LAG_BUCKETS,
+            ),
+            registry,
+        }
+    }
+
+    pub(crate) fn execution(&self, path: &str, kind: ExecutionKind, ok: bool, took: Duration) {
+        let outcome = if ok { "success" } else { "failure" };
+        self.calls.inc(&[path, kind.name(), outcome]);
+        self.durations
+            .observe(&[path, kind.name()], took.as_secs_f64());
+    }
+
+    pub(crate) fn commit(&self, took: Duration) {
+        self.commits.observe(&[], took.as_secs_f64());
+    }
+
+    pub(crate) fn conflict(&self, path: &str, retried: bool) {
+        self.conflicts.inc(&[path]);
+        if retried {
+            self.retries.inc(&[path]);
+        }
+    }
+
+    pub(crate) fn scheduler_lag(&self, lag: Duration) {
+        self.scheduler_lag.observe(&[], lag.as_secs_f64());
+    }
+}

@@ -1,0 +1,457 @@
+//! Keel's metrics: families of counters, gauges and histograms with labels, kept in a
+//! [`Registry`] and rendered in the Prometheus text exposition format (version 0.0.4), which
+//! every service serves at `/metrics`.
+//!
+//! ```
+//! use keel_metrics::{DURATION_BUCKETS, Registry};
+//!
+//! let registry = Registry::default();
+//! let calls = registry.counter("keel_function_calls_total", "Function calls.", &["path"]);
+//! let durations = registry.histogram(
+//!     "keel_function_duration_seconds",
+//!     "How long functions ran.",
+//!     &["path"],
+//!     DURATION_BUCKETS,
+//! );
+//! calls.inc(&["posts:list"]);
+//! durations.observe(&["posts:list"], 0.004);
+//! let text = registry.render();
+//! assert!(text.contains("keel_function_calls_total{path=\"posts:list\"} 1\n"));
+//! assert!(text.contains("keel_function_duration_seconds_bucket{path=\"posts:list\",le=\"0.005\"} 1\n"));
+//! ```
+//!
+//! Written by hand rather than taken from a client library: what Keel needs is a few dozen lines
+//! of text per scrape, and this keeps the services' dependency trees as they were. Label values
+//! come from bounded sets (function paths of the registry, route templates, status codes), never
+//! from what a client sends.
+//!
+//! # Layout
+//! * `lib.rs` — [`Registry`] and the families ([`CounterVec`], [`GaugeVec`], [`HistogramVec`],
+//!   gauges computed at each scrape with [`Registry::gauge_fn`]), and the text rendering.
+//! * `http` (feature `http`) — [`instrument`]: the axum layer counting requests by route
+//!   template, method and status, and the `/metrics` route ([`MetricsAccess`]: open, or only
+//!   with the admin key).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+#[cfg(feature = "http")]
+mod http;
+#[cfg(feature = "http")]
+pub use http::{METRICS_PATH, MetricsAccess, instrument};
+
+/// Buckets (in seconds) for durations from a millisecond to a minute.
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// The media type of the rendered text.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The metric families of one service. Cheap to clone; clones share the families.
+#[derive(Clone, Default)]
+pub struct Registry {
+    families: Arc<Mutex<Vec<Family>>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("families", &self.families.lock().len())
+            .finish()
+    }
+}
+
+#[derive(Clone)]
+enum Family {
+    Counter(CounterVec),
+    Gauge(GaugeVec),
+    GaugeFn(GaugeFn),
+    Histogram(HistogramVec),
+}
+
+/// What every family has: its name, help text and label names.
+struct Meta {
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+}
+
+impl Meta {
+    fn new(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Meta {
+        debug_assert!(valid_name(name), "metric name {name:?}");
+        debug_assert!(labels.iter().all(|l| valid_name(l) && *l != "le"));
+        Meta { name, help, labels }
+    }
+
+    /// `values` as exactly one value per label name (a mistake in Keel's code, never a
+    /// client's, is made harmless rather than a panic in a release build).
+    fn key(&self, values: &[&str]) -> Vec<String> {
+        debug_assert_eq!(values.len(), self.labels.len(), "labels of {}", self.name);
+        (0..self.labels.len())
+            .map(|i| values.get(i).copied().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    fn header(&self, out: &mut String, kind: &str) {
+        let _ = writeln!(out, "# HELP {} {}", self.name, escape_help(self.help));
+        let _ = writeln!(out, "# TYPE {} {kind}", self.name);
+    }
+}
+
+/// A family of counters (names end in `_total`).
+#[derive(Clone)]
+pub struct CounterVec {
+    meta: Arc<Meta>,
+    values: Arc<Mutex<BTreeMap<Vec<String>, u64>>>,
+}
+
+impl CounterVec {
+    /// Adds one to the counter with these label values.
+    pub fn inc(&self, labels: &[&str]) {
+        self.inc_by(labels, 1);
+    }
+
+    /// Adds `n` to the counter with these label values.
+    pub fn inc_by(&self, labels: &[&str], n: u64) {
+        *self.values.lock().entry(self.meta.key(labels)).or_default() += n;
+    }
+
+    /// The counter's value (0 before its first increment).
+    pub fn get(&self, labels: &[&str]) -> u64 {
+        self.values
+            .lock()
+            .get(&self.meta.key(labels))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn render(&self, out: &mut String) {
+        self.meta.header(out, "counter");
+        for (key, value) in self.values.lock().iter() {
+            sample(
+                out,
+                self.meta.name,
+                self.meta.labels,
+                key,
+                None,
+                *value as f64,
+            );
+        }
+    }
+}
+
+/// A family of gauges (values that go up and down).
+#[derive(Clone)]
+pub struct GaugeVec {
+    meta: Arc<Meta>,
+    values: Arc<Mutex<BTreeMap<Vec<String>, f64>>>,
+}
+
+impl GaugeVec {
+    /// Sets the gauge with these label values.
+    pub fn set(&self, labels: &[&str], value: f64) {
+        self.values.lock().insert(self.meta.key(labels), value);
+    }
+
+    /// Adds `delta` (negative to lower it) to the gauge with these label values.
+    pub fn add(&self, labels: &[&str], delta: f64) {
+        *self.values.lock().entry(self.meta.key(labels)).or_default() += delta;
+    }
+
+    /// The gauge's value (0 before it is first set).
+    pub fn get(&self, labels: &[&str]) -> f64 {
+        self.values
+            .lock()
+            .get(&self.meta.key(labels))
+            .copied()
+            .unwrap_or(0.0)
+    }
+
+    fn render(&self, out: &mut String) {
+        self.meta.header(out, "gauge");
+        for (key, value) in self.values.lock().iter() {
+            sample(out, self.meta.name, self.meta.labels, key, None, *value);
+        }
+    }
+}
+
+/// A gauge without labels whose value is computed at each scrape.
+#[derive(Clone)]
+struct GaugeFn {
+    meta: Arc<Meta>,
+    read: Arc<dyn Fn() -> f64 + Send + Sync>,
+}
+
+/// A family of histograms (cumulative buckets, sum and count).
+#[derive(Clone)]
+pub struct HistogramVec {
+    meta: Arc<Meta>,
+    buckets: &'static [f64],
+    values: Arc<Mutex<BTreeMap<Vec<String>, Histogram>>>,
+}
+
+#[derive(Default)]
+struct Histogram {
+    /// Observations per bucket (not cumulative; summed when rendered).
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl HistogramVec {
+    /// Records `value` in the histogram with these label values.
+    pub fn observe(&self, labels: &[&str], value: f64) {
+        let mut values = self.values.lock();
+        let histogram = values.entry(self.meta.key(labels)).or_default();
+        if histogram.counts.is_empty() {
+            histogram.counts = vec![0; self.buckets.len()];
+        }
+        if let Some(bucket) = self.buckets.iter().position(|bound| value <= *bound) {
+            histogram.counts[bucket] += 1;
+        }
+        histogram.sum += value;
+        histogram.count += 1;
+    }
+
+    /// How many values the histogram with these label values has recorded.
+    pub fn count(&self, labels: &[&str]) -> u64 {
+        self.values
+            .lock()
+            .get(&self.meta.key(labels))
+            .map_or(0, |h| h.count)
+    }
+
+    fn render(&self, out: &mut String) {
+        self.meta.header(out, "histogram");
+        let (name, labels) = (self.meta.name, self.meta.labels);
+        for (key, histogram) in self.values.lock().iter() {
+            let mut cumulative = 0;
+            for (bound, count) in self.buckets.iter().zip(&histogram.counts) {
+                cumulative += count;
+                let le = number(*bound);
+                sample_named(
+                    out,
+                    name,
+                    "_bucket",
+                    labels,
+                    key,
+                    Some(&le),
+                    cumulative as f64,
+                );
+            }
+            let count = histogram.count as f64;
+            sample_named(out, name, "_bucket", labels, key, Some("+Inf"), count);
+            sample_named(out, name, "_sum", labels, key, None, histogram.sum);
+            sample_named(out, name, "_count", labels, key, None, count);
+        }
+    }
+}
+
+impl Registry {
+    fn meta(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+    ) -> Arc<Meta> {
+        Arc::new(Meta::new(name, help, labels))
+    }
+
+    /// A new family of counters.
+    pub fn counter(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+    ) -> CounterVec {
+        let family = CounterVec {
+            meta: self.meta(name, help, labels),
+            values: Arc::default(),
+        };
+        self.families.lock().push(Family::Counter(family.clone()));
+        family
+    }
+
+    /// A new family of gauges.
+    pub fn gauge(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+    ) -> GaugeVec {
+        let family = GaugeVec {
+            meta: self.meta(name, help, labels),
+            values: Arc::default(),
+        };
+        self.families.lock().push(Family::Gauge(family.clone()));
+        family
+    }
+
+    /// A gauge without labels that `read` computes at each scrape (how many sessions are open,
+    /// how many subscriptions they hold).
+    pub fn gauge_fn(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        read: impl Fn() -> f64 + Send + Sync + 'static,
+    ) {
+        let family = GaugeFn {
+            meta: self.meta(name, help, &[]),
+            read: Arc::new(read),
+        };
+        self.families.lock().push(Family::GaugeFn(family));
+    }
+
+    /// A new family of histograms with these bucket bounds (ascending; `+Inf` is implied).
+    pub fn histogram(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+        buckets: &'static [f64],
+    ) -> HistogramVec {
+        debug_assert!(buckets.windows(2).all(|w| w[0] < w[1]), "ascending buckets");
+        let family = HistogramVec {
+            meta: self.meta(name, help, labels),
+            buckets,
+            values: Arc::default(),
+        };
+        self.families.lock().push(Family::Histogram(family.clone()));
+        family
+    }
+
+    /// Every family in the Prometheus text exposition format, in the order they were made.
+    pub fn render(&self) -> String {
+        let families = self.families.lock().clone();
+        let mut out = String::new();
+        for family in families {
+            match family {
+                Family::Counter(counter) => counter.render(&mut out),
+                Family::Gauge(gauge) => gauge.render(&mut out),
+                Family::GaugeFn(gauge) => {
+                    gauge.meta.header(&mut out, "gauge");
+                    sample(&mut out, gauge.meta.name, &[], &[], None, (gauge.read)());
+                }
+                Family::Histogram(histogram) => histogram.render(&mut out),
+            }
+        }
+        out
+    }
+}
+
+fn sample(
+    out: &mut String,
+    name: &str,
+    labels: &[&str],
+    values: &[String],
+    le: Option<&str>,
+    value: f64,
+) {
+    sample_named(out, name, "", labels, values, le, value);
+}
+
+fn sample_named(
+    out: &mut String,
+    name: &str,
+    suffix: &str,
+    labels: &[&str],
+    values: &[String],
+    le: Option<&str>,
+    value: f64,
+) {
+    out.push_str(name);
+    out.push_str(suffix);
+    let pairs: Vec<(&str, &str)> = labels
+        .iter()
+        .copied()
+        .zip(values.iter().map(String::as_str))
+        .chain(le.map(|le| ("le", le)))
+        .collect();
+    if !pairs.is_empty() {
+        out.push('{');
+        for (i, (label, value)) in pairs.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{label}=\"{}\"", escape_label(value));
+        }
+        out.push('}');
+    }
+    let _ = writeln!(out, " {}", number(value));
+}
+
+/// A sample value as the format writes it (`+Inf`, `-Inf`, `NaN`, else Rust's shortest form).
+fn number(value: f64) -> String {
+    if value.is_nan() {
+        "NaN".to_owned()
+    } else if value.is_infinite() {
+        if value > 0.0 { "+Inf" } else { "-Inf" }.to_owned()
+    } else {
+        format!("{value}")
+    }
+}
+
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn escape_help(help: &str) -> String {
+    help.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_each_kind_of_family() {
+        let registry = Registry::default();
+        let requests = registry.counter("t_requests_total", "Requests.", &["route", "status"]);
+        requests.inc(&["/a", "200"]);
+        requests.inc_by(&["/a", "200"], 2);
+        requests.inc(&["/b\"\\\n", "404"]);
+        let open = registry.gauge("t_open", "Open things.", &[]);
+        open.add(&[], 3.0);
+        open.add(&[], -1.0);
+        registry.gauge_fn("t_computed", "Computed\nat scrape.", || 7.5);
+        let h = registry.histogram("t_seconds", "Durations.", &[], &[0.1, 1.0]);
+        h.observe(&[], 0.05);
+        h.observe(&[], 0.5);
+        h.observe(&[], 5.0);
+        assert_eq!(
+            registry.render(),
+            "# HELP t_requests_total Requests.\n\
+             # TYPE t_requests_total counter\n\
+             t_requests_total{route=\"/a\",status=\"200\"} 3\n\
+             t_requests_total{route=\"/b\\\"\\\\\\n\",status=\"404\"} 1\n\
+             # HELP t_open Open things.\n\
+             # TYPE t_open gauge\n\
+             t_open 2\n\
+             # HELP t_computed Computed\\nat scrape.\n\
+             # TYPE t_computed gauge\n\
+             t_computed 7.5\n\
+             # HELP t_seconds Durations.\n\
+             # TYPE t_seconds histogram\n\
+             t_seconds_bucket{le=\"0.1\"} 1\n\
+             t_seconds_bucket{le=\"1\"} 2\n\
+             t_seconds_bucket{le=\"+Inf\"} 3\n\
+             t_seconds_sum 5.55\n\
+             t_seconds_count 3\n"
+        );
+    }
+}
