@@ -65,6 +65,7 @@ pub fn router(backend: &Backend) -> Router {
         .route(STATUS_ROUTE, get(crate::node_routes::status))
         .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .merge(crate::admin_routes::admin_router(backend))
         .layer(cors)
         .with_state(backend.clone())
 }

@@ -35,11 +35,14 @@
 //!   Convex's 20 MiB body limit, bearer-token identity and 404 for unknown routes.
 //! * `storage_routes` — file storage at Convex's paths: uploads to `/api/storage/upload?token=…`
 //!   streamed into the blob store, files served from `/api/storage/<id>` with range requests.
+//! * `admin_routes` — the operators' routes under `/api/keel/admin/` (export, import, data,
+//!   run as a user), each behind `AdminAccess`: the admin key or 401.
 //! * `request_error` — `RequestError`: requests refused before any function ran, with their
 //!   codes and classes.
 //! * `error_class` — the one place where an [`ErrorClass`] becomes an HTTP status and a
 //!   WebSocket close code.
 
+mod admin_routes;
 mod error_class;
 mod http_api;
 mod node_routes;

@@ -58,6 +58,8 @@
 //!   ([`blobs::LocalBlobStore`]) or chunks in PostgreSQL (`persistence::postgres::blobs`,
 //!   [`PostgresPersistence::blob_store`]).
 //! * `subscription` — [`SubscriptionManager`] and [`Subscription`].
+//! * `browse` — [`Database::table_summaries`] (user tables with document counts) and
+//!   [`Database::documents_page`]: data as an operator browses it, outside any transaction.
 //! * [`snapshot`] — export and import in Convex's snapshot export format
 //!   ([`Database::export_snapshot`], [`Database::import_snapshot`]): a ZIP of per-table
 //!   `documents.jsonl`, streamed out a page at a time, imported in one commit keeping ids and
@@ -80,6 +82,7 @@
 //! for benchmarks) and the `db-crash-writer` binary that `tests/crash.rs` kills with SIGKILL.
 
 pub mod blobs;
+mod browse;
 mod catalog;
 mod codec;
 mod committer;
@@ -106,6 +109,7 @@ mod timestamp;
 mod transaction;
 mod write_log;
 
+pub use browse::{DocumentPage, MAX_BROWSE_PAGE, TableSummary};
 pub use database::Database;
 pub use document::Document;
 pub use error::DbError;

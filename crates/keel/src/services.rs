@@ -69,7 +69,7 @@ impl Listeners {
             Some(Command::Idp) => (true, false, false),
             Some(Command::Backend) => (false, true, false),
             Some(Command::Web) => (false, false, true),
-            Some(Command::New) => (false, false, false),
+            Some(Command::New | Command::Admin) => (false, false, false),
         };
         Ok(Listeners {
             idp: if idp {
@@ -325,8 +325,16 @@ impl BackendService {
                 })
                 .collect(),
         };
+        let admin_key_path = config
+            .process
+            .data_dir
+            .join(crate::admin_cli::ADMIN_KEY_FILE);
+        let admin_key = keel_backend::AdminKey::load_or_create(&admin_key_path)
+            .with_context(|| format!("the admin key ({})", admin_key_path.display()))?;
         let backend_config = BackendConfig {
             auth,
+            admin_key: Some(admin_key),
+            max_import_bytes: config.backend.max_import_bytes,
             storage: StorageConfig {
                 blobs: Some(blobs),
                 origin: bound.url.clone(),

@@ -489,6 +489,7 @@ impl SyncSession {
                             result,
                             journal,
                             subscription,
+                            ..
                         } = backend
                             .subscribe_query_journaled(&path, &args, &identity, ts, &journal)
                             .await;

@@ -19,7 +19,7 @@ use super::{ExportOptions, ExportSummary, STORAGE_KEY_FIELD, SnapshotError};
 use crate::blobs::BlobKey;
 use crate::catalog::{BY_ID, TableInfo, is_system_table};
 use crate::write_log::RETENTION;
-use crate::{Database, DbError, Document, Interval, Order, STORAGE_TABLE, Timestamp};
+use crate::{Database, DbError, Document, IndexId, Interval, Order, STORAGE_TABLE, Timestamp};
 
 /// Documents read from storage per page.
 const PAGE_SIZE: usize = 500;
@@ -95,8 +95,9 @@ impl<W: AsyncWrite + Unpin + Send> ZipOut<W> {
     }
 }
 
-/// A document as a line of `documents.jsonl`: its fields plus `_id` and `_creationTime`.
-fn document_json(document: &Document) -> Json {
+/// A document in export JSON, as a line of `documents.jsonl` holds it: its fields plus `_id`
+/// and `_creationTime` (what `keel data` and the dashboard show).
+pub fn document_to_export_json(document: &Document) -> Json {
     let mut object = object_to_export_json(&document.fields);
     object.insert("_id".into(), Json::String(document.id.to_string()));
     object.insert(
@@ -151,14 +152,14 @@ impl Database {
         for table in &tables {
             zip.start(&format!("{}/{DOCUMENTS_FILE}", table.name))?;
             let mut count = 0u64;
-            self.scan_table(table, ts, async |page: Vec<Document>| {
+            let mut scan = TableScan::new(table);
+            while let Some(page) = self.next_page(&mut scan, ts).await? {
                 for document in &page {
-                    zip.line(&document_json(document))?;
+                    zip.line(&document_to_export_json(document))?;
                 }
                 count += page.len() as u64;
-                zip.drain().await
-            })
-            .await?;
+                zip.drain().await?;
+            }
             zip.start(&format!("{}/{GENERATED_SCHEMA_FILE}", table.name))?;
             zip.line(&Json::String("uniform".into()))?;
             summary.tables.push((table.name.clone(), count));
@@ -168,15 +169,15 @@ impl Database {
         if let (Some(blobs), Some(storage)) = (&options.file_storage, storage) {
             let mut files: Vec<(String, BlobKey)> = Vec::new();
             zip.start(&format!("{STORAGE_DIR}/{DOCUMENTS_FILE}"))?;
-            self.scan_table(&storage, ts, async |page: Vec<Document>| {
+            let mut scan = TableScan::new(&storage);
+            while let Some(page) = self.next_page(&mut scan, ts).await? {
                 for document in &page {
                     let (line, file) = storage_line(document);
                     zip.line(&line)?;
                     files.extend(file);
                 }
-                zip.drain().await
-            })
-            .await?;
+                zip.drain().await?;
+            }
             summary
                 .tables
                 .push((STORAGE_TABLE.to_owned(), files.len() as u64));
@@ -198,40 +199,51 @@ impl Database {
         Ok(summary)
     }
 
-    /// Calls `page` with the table's live documents at `ts`, in `_id` order, a page at a time.
-    async fn scan_table(
+    /// The next page of a table's live documents at `ts`, in `_id` order; `None` once the
+    /// table is read.
+    async fn next_page(
         &self,
-        table: &TableInfo,
+        scan: &mut TableScan,
         ts: Timestamp,
-        mut page: impl AsyncFnMut(Vec<Document>) -> Result<(), SnapshotError>,
-    ) -> Result<(), SnapshotError> {
-        let Some(by_id) = table.index(BY_ID) else {
-            return Ok(());
+    ) -> Result<Option<Vec<Document>>, SnapshotError> {
+        let Some(by_id) = scan.by_id.filter(|_| !scan.done) else {
+            return Ok(None);
         };
-        let mut interval = Interval::all();
-        loop {
-            let rows = self
-                .shared
-                .persistence
-                .index_scan(by_id.id, &interval, ts, Order::Asc, PAGE_SIZE)
-                .await
-                .map_err(DbError::from)?;
-            let full = rows.len() == PAGE_SIZE;
-            if let Some(last) = rows.last() {
-                interval.start = crate::interval::key_successor(&last.key);
-            }
-            page(rows.into_iter().map(|row| row.document).collect()).await?;
-            // History older than the retention window may be pruned under a long export.
-            if self.latest_ts().0.saturating_sub(ts.0) > RETENTION.as_nanos() as u64 {
-                return Err(DbError::OutOfRetention(format!(
-                    "the export took longer than the {}-second history retention window",
-                    RETENTION.as_secs()
-                ))
-                .into());
-            }
-            if !full {
-                return Ok(());
-            }
+        let rows = self
+            .shared
+            .persistence
+            .index_scan(by_id, &scan.interval, ts, Order::Asc, PAGE_SIZE)
+            .await
+            .map_err(DbError::from)?;
+        scan.done = rows.len() < PAGE_SIZE;
+        if let Some(last) = rows.last() {
+            scan.interval.start = crate::interval::key_successor(&last.key);
+        }
+        // History older than the retention window may be pruned under a long export.
+        if self.latest_ts().0.saturating_sub(ts.0) > RETENTION.as_nanos() as u64 {
+            return Err(DbError::OutOfRetention(format!(
+                "the export took longer than the {}-second history retention window",
+                RETENTION.as_secs()
+            ))
+            .into());
+        }
+        Ok(Some(rows.into_iter().map(|row| row.document).collect()))
+    }
+}
+
+/// Where the reading of one table's `by_id` index has got to.
+struct TableScan {
+    by_id: Option<IndexId>,
+    interval: Interval,
+    done: bool,
+}
+
+impl TableScan {
+    fn new(table: &TableInfo) -> TableScan {
+        TableScan {
+            by_id: table.index(BY_ID).map(|i| i.id),
+            interval: Interval::all(),
+            done: false,
         }
     }
 }

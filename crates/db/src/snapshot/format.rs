@@ -40,11 +40,7 @@ non-finite floats are `{\"$bytes\": …}` / `{\"$float\": …}` objects.\n\
 stored files.\n\n\
 Load it with `keel import <file.zip>` (or `npx convex import`).\n";
 
-/// A value in export JSON.
-///
-/// ```ignore
-/// assert_eq!(to_export_json(&Value::Float64(1.0)).to_string(), "1.0");
-/// ```
+/// A value in export JSON (see the module docs).
 pub(crate) fn to_export_json(value: &Value) -> Json {
     match value {
         Value::Null => Json::Null,

@@ -37,12 +37,27 @@
 //!
 //! # Layout
 //! * `format` — entry names and the export JSON value encoding.
-//! * `export` — [`Database::export_snapshot`].
+//! * `export` — [`Database::export_snapshot`], [`document_to_export_json`].
 //! * `parse` — reading a ZIP into checked tables and files, with size limits.
 //! * `import` — [`Database::import_snapshot`]: table numbers, modes, the one commit.
 
 mod export;
 mod format;
+
+pub use export::document_to_export_json;
+
+/// A value in Convex's export JSON (int64 as a JSON integer, float64 with a point, bytes and
+/// non-finite floats as `{"$bytes"|"$float": base64}`): lossless and readable, what
+/// `keel run` prints.
+///
+/// ```
+/// use keel_values::Value;
+/// assert_eq!(keel_db::snapshot::value_to_export_json(&Value::Float64(2.0)).to_string(), "2.0");
+/// assert_eq!(keel_db::snapshot::value_to_export_json(&Value::Int64(2)).to_string(), "2");
+/// ```
+pub fn value_to_export_json(value: &keel_values::Value) -> serde_json::Value {
+    format::to_export_json(value)
+}
 mod import;
 mod parse;
 
