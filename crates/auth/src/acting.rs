@@ -70,8 +70,8 @@ impl UserIdentity {
             + 3600;
         UserIdentity::from_claims(&claims, exp, ClaimMapping::Oidc).map_err(|e| {
             e.to_string()
-                .replace("\"sub\"", "\"subject\"")
-                .replace("\"iss\"", "\"issuer\"")
+                .replace("`sub`", "`subject`")
+                .replace("`iss`", "`issuer`")
         })
     }
 }
