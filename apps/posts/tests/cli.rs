@@ -26,7 +26,7 @@ struct Ran {
 
 /// Runs `keel <args>` to its end with `data_dir` as the data directory (where the admin key is
 /// read from) and no `KEEL_ADMIN_KEY` from the test's environment.
-fn keel(args: &[&str], data_dir: &Path) -> Ran {
+fn keel_cli(args: &[&str], data_dir: &Path) -> Ran {
     let output = Command::new(env!("CARGO_BIN_EXE_keel"))
         .args(args)
         .env("KEEL_DATA_DIR", data_dir)
@@ -96,10 +96,10 @@ async fn listed_posts(keel: &Deployment, backend: &str) -> Vec<Json> {
     posts
 }
 
-fn keel_run(keel: &Deployment, backend: &str, args: &[&str]) -> Ran {
+fn keel_run(deployment: &Deployment, backend: &str, args: &[&str]) -> Ran {
     let mut all = vec!["run", "--url", backend];
     all.extend_from_slice(args);
-    keel(&all, keel.dir.path())
+    keel_cli(&all, deployment.dir.path())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,7 +110,7 @@ async fn a_sqlite_deployment_moves_to_postgres_through_the_command_line() {
     let file = file.to_str().unwrap();
 
     // In the deployment's data directory the key needs no flag.
-    let exported = json(&keel(
+    let exported = json(&keel_cli(
         &[
             "export",
             file,
@@ -121,7 +121,7 @@ async fn a_sqlite_deployment_moves_to_postgres_through_the_command_line() {
         source.dir.path(),
     ));
     assert!(exported["bytes"].as_u64().unwrap() > 0, "{exported}");
-    let tables = json(&keel(
+    let tables = json(&keel_cli(
         &["data", "--url", &source.backend],
         source.dir.path(),
     ));
@@ -143,7 +143,7 @@ async fn a_sqlite_deployment_moves_to_postgres_through_the_command_line() {
     // The key given as a flag this time (read from the target's data directory by the test).
     let key = std::fs::read_to_string(target.dir.path().join("admin_key")).unwrap();
     let elsewhere = tempfile::tempdir().unwrap();
-    let imported = json(&keel(
+    let imported = json(&keel_cli(
         &[
             "import",
             file,
@@ -161,14 +161,14 @@ async fn a_sqlite_deployment_moves_to_postgres_through_the_command_line() {
     assert_eq!(before.len(), 1);
     assert_eq!(before, after, "the same query answers the same");
 
-    let documents = json(&keel(
+    let documents = json(&keel_cli(
         &["data", "posts", "--limit", "5", "--url", &target.backend],
         target.dir.path(),
     ));
     assert_eq!(documents[0]["title"], "Exported", "{documents}");
 
     // A second import into the now non-empty tables is refused, and says how to proceed.
-    let again = keel(
+    let again = keel_cli(
         &["import", file, "--url", &target.backend],
         target.dir.path(),
     );
@@ -178,7 +178,7 @@ async fn a_sqlite_deployment_moves_to_postgres_through_the_command_line() {
         "{}",
         again.stderr
     );
-    let replaced = json(&keel(
+    let replaced = json(&keel_cli(
         &["import", file, "--replace", "--url", &target.backend],
         target.dir.path(),
     ));
@@ -192,11 +192,11 @@ async fn the_command_line_refuses_clearly() {
     let backend = keel_app.backend.as_str();
     let empty = tempfile::tempdir().unwrap();
 
-    let no_key = keel(&["data", "--url", backend], empty.path());
+    let no_key = keel_cli(&["data", "--url", backend], empty.path());
     assert!(!no_key.ok);
     assert!(no_key.stderr.contains("NoAdminKey"), "{}", no_key.stderr);
 
-    let wrong = keel(
+    let wrong = keel_cli(
         &[
             "data",
             "--url",
@@ -213,7 +213,7 @@ async fn the_command_line_refuses_clearly() {
         wrong.stderr
     );
 
-    let unreachable = keel(
+    let unreachable = keel_cli(
         &["data", "--url", "http://127.0.0.1:1"],
         keel_app.dir.path(),
     );
@@ -224,7 +224,7 @@ async fn the_command_line_refuses_clearly() {
         unreachable.stderr
     );
 
-    let failing = keel(
+    let failing = keel_cli(
         &["run", "posts:list", "{}", "--url", backend],
         keel_app.dir.path(),
     );
@@ -235,7 +235,7 @@ async fn the_command_line_refuses_clearly() {
         failing.stderr
     );
 
-    let bad_args = keel(
+    let bad_args = keel_cli(
         &["run", "posts:list", "{nope", "--url", backend],
         keel_app.dir.path(),
     );
@@ -248,7 +248,7 @@ async fn the_command_line_refuses_clearly() {
 
     let not_zip = keel_app.dir.path().join("not.zip");
     std::fs::write(&not_zip, b"hello").unwrap();
-    let refused = keel(
+    let refused = keel_cli(
         &["import", not_zip.to_str().unwrap(), "--url", backend],
         keel_app.dir.path(),
     );

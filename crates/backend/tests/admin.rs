@@ -333,10 +333,7 @@ async fn run_calls_a_function_as_anonymous_or_as_a_user() {
     };
     let (status, anonymous) = run(json!({ "path": "auth:whoami" })).await;
     assert_eq!(status, 200);
-    assert_eq!(
-        anonymous,
-        json!({ "status": "success", "value": null })
-    );
+    assert_eq!(anonymous, json!({ "status": "success", "value": null }));
     let (_, user) = run(json!({
         "path": "auth:whoami",
         "args": {},

@@ -15,7 +15,9 @@
 //! whole ZIP, checks every entry and document, and then commits it in **one** commit through
 //! the committer: readers see all of it or none of it, and subscriptions are invalidated like
 //! for any commit. A snapshot that is refused changes nothing (stored files written for it are
-//! deleted again).
+//! deleted again): every check on its contents runs before anything is written. Only a refusal
+//! found at the commit itself (a concurrent write made a table non-empty, five conflicts in a
+//! row) can leave behind the empty tables the import had created for it.
 //!
 //! # Table numbers
 //! Document ids encode their table's number, and a document's fields may hold ids of other
