@@ -256,7 +256,7 @@ async fn the_command_line_refuses_clearly() {
     assert!(refused.stderr.contains("InvalidZip"), "{}", refused.stderr);
 
     // Without a key on the wire at all, every admin route is a 401.
-    let response = reqwest::get(format!("{backend}/api/keel/admin/tables"))
+    let response = reqwest::get(format!("{backend}/api/admin/tables"))
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);

@@ -16,7 +16,7 @@ use crate::cluster::{Cluster, ForwardRefusal, ForwardReply, ForwardedCall, NodeS
 use crate::error::FunctionError;
 use crate::execution_log::ExecutionLog;
 use crate::identity::{Identity, VerifiedUser};
-use crate::metrics::CoreMetrics;
+use crate::metrics::{CoreMetrics, SessionGauge};
 use crate::mutation_log::MutationLog;
 use crate::query_cache::QueryCache;
 use crate::registry::FunctionRegistry;
@@ -50,6 +50,9 @@ pub struct BackendConfig {
     /// The admin key that operators' routes require (`Authorization: Convex <key>`); without
     /// one, they refuse every request.
     pub admin_key: Option<AdminKey>,
+    /// Whether `/metrics` requires the admin key (default: open to whoever reaches the
+    /// backend, which listens on 127.0.0.1 unless told otherwise).
+    pub metrics_require_admin_key: bool,
     /// How many function executions the execution log keeps
     /// ([`EXECUTION_LOG_CAPACITY`](crate::EXECUTION_LOG_CAPACITY) by default).
     pub execution_log_capacity: usize,
@@ -70,6 +73,7 @@ impl Default for BackendConfig {
             finished_job_retention: Duration::from_secs(7 * 24 * 3600),
             client_logs: true,
             admin_key: None,
+            metrics_require_admin_key: false,
             execution_log_capacity: crate::execution_log::EXECUTION_LOG_CAPACITY,
             max_import_bytes: 512 << 20,
         }
@@ -190,6 +194,17 @@ impl Backend {
     /// registry, which they serve at `/metrics`.
     pub fn metrics(&self) -> &keel_metrics::Registry {
         &self.inner.metrics.registry
+    }
+
+    /// Counts a sync session (a transport's connection) among the open ones until the gauge
+    /// is dropped.
+    pub fn session_gauge(&self) -> SessionGauge {
+        self.inner.metrics.session_gauge()
+    }
+
+    /// Whether `/metrics` requires the admin key (see [`BackendConfig`]).
+    pub fn metrics_require_admin_key(&self) -> bool {
+        self.inner.config.metrics_require_admin_key
     }
 
     /// The admin key operators' routes require, if the backend was given one.

@@ -70,6 +70,16 @@
 //!   mutation carry this across restarts and nodes (see `cluster`).
 //! * `query_cache` — one execution per identical query (and journal), reused while it stays
 //!   valid; [`QueryOutcome`], [`QuerySubscription`].
+//! * `console` — function logs: [`Console`] (`ctx.console()`, `ctx.log(…)`), [`LogLine`],
+//!   Convex's limits, and [`Logged`] (a call's outcome with its client log lines, from
+//!   [`Backend::run_query_logged`] and its siblings).
+//! * `execution_log` — [`ExecutionLog`]: every function execution (path, kind, caller,
+//!   duration, outcome, error, log lines) in a bounded ring, read from a cursor and waited on.
+//! * `admin_key` — [`AdminKey`]: the deployment's admin key (generated into a 0600 file, or
+//!   given), checked in constant time.
+//! * `metrics` — the core's metrics in the backend's registry ([`Backend::metrics`]): function
+//!   calls and durations, commits, conflicts and retries, the scheduler's lag, sync sessions
+//!   ([`SessionGauge`]) and their subscriptions.
 //! * `journal` — [`QueryJournal`]: where a query's paginated page ended, so that its re-runs
 //!   keep the page's end (a live paginated list neither duplicates nor skips documents).
 //! * `scheduler` — [`Scheduler`] (`ctx.scheduler()`: functions run later, as documents of
@@ -123,6 +133,7 @@ pub use http_action::{
 };
 pub use identity::{Identity, VerifiedUser};
 pub use journal::QueryJournal;
+pub use metrics::SessionGauge;
 pub use query_cache::{QueryOutcome, QuerySubscription};
 pub use registry::{FunctionKind, FunctionRegistry, Visibility};
 pub use scheduler::{

@@ -9,13 +9,15 @@
 //! | `keel_occ_conflicts_total` | `path` | commits refused because something the mutation read had changed |
 //! | `keel_mutation_retries_total` | `path` | conflicting mutations run again |
 //! | `keel_scheduler_lag_seconds` | | how late a scheduled function started after it was due (histogram) |
+//! | `keel_sync_sessions` | | open sync sessions (kept by the transports, see [`SessionGauge`]) |
+//! | `keel_sync_subscriptions` | | queries those sessions keep subscribed |
 //!
 //! Labels are function paths of the registry (and HTTP action routes), never what a client
 //! sent: a call to an unknown path is no execution.
 
 use std::time::Duration;
 
-use keel_metrics::{CounterVec, DURATION_BUCKETS, HistogramVec, Registry};
+use keel_metrics::{CounterVec, DURATION_BUCKETS, GaugeVec, HistogramVec, Registry};
 
 use crate::execution_log::ExecutionKind;
 
@@ -33,6 +35,8 @@ pub(crate) struct CoreMetrics {
     conflicts: CounterVec,
     retries: CounterVec,
     scheduler_lag: HistogramVec,
+    sessions: GaugeVec,
+    subscriptions: GaugeVec,
 }
 
 impl CoreMetrics {
@@ -71,7 +75,22 @@ impl CoreMetrics {
                 &[],
                 LAG_BUCKETS,
             ),
+            sessions: registry.gauge("keel_sync_sessions", "Open sync sessions.", &[]),
+            subscriptions: registry.gauge(
+                "keel_sync_subscriptions",
+                "Queries the open sync sessions keep subscribed.",
+                &[],
+            ),
             registry,
+        }
+    }
+
+    pub(crate) fn session_gauge(&self) -> SessionGauge {
+        self.sessions.add(&[], 1.0);
+        SessionGauge {
+            sessions: self.sessions.clone(),
+            subscriptions: self.subscriptions.clone(),
+            queries: 0,
         }
     }
 
@@ -95,5 +114,32 @@ impl CoreMetrics {
 
     pub(crate) fn scheduler_lag(&self, lag: Duration) {
         self.scheduler_lag.observe(&[], lag.as_secs_f64());
+    }
+}
+
+/// One open sync session in the backend's metrics: counted among `keel_sync_sessions` from
+/// [`Backend::session_gauge`](crate::Backend::session_gauge) until dropped, with the queries it
+/// keeps subscribed among `keel_sync_subscriptions`.
+pub struct SessionGauge {
+    sessions: GaugeVec,
+    subscriptions: GaugeVec,
+    queries: usize,
+}
+
+impl SessionGauge {
+    /// The session now keeps `queries` queries subscribed.
+    pub fn set_subscriptions(&mut self, queries: usize) {
+        let delta = queries as f64 - self.queries as f64;
+        if delta != 0.0 {
+            self.subscriptions.add(&[], delta);
+        }
+        self.queries = queries;
+    }
+}
+
+impl Drop for SessionGauge {
+    fn drop(&mut self) {
+        self.set_subscriptions(0);
+        self.sessions.add(&[], -1.0);
     }
 }

@@ -1,18 +1,18 @@
-//! The operators' routes under `/api/keel/admin/` — what `keel export / import / data / run`
-//! and the dashboard call. Every one requires the admin key (`Authorization: Convex <key>`, as
-//! Convex's CLI sends it, see [`AdminAccess`]); without it, or with a wrong one, each answers
-//! 401 before doing anything.
+//! The operators' data routes under `/api/admin/` — what `keel export / import / data / run`
+//! and the dashboard call. Every one takes the `Admin` extractor of `admin` (the admin key,
+//! `Authorization: Convex <key>`, as Convex's CLI sends it); without it, or with a wrong one,
+//! each answers 401 before doing anything.
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /api/keel/admin/export?includeStorage=true` | a snapshot ZIP, streamed as it is written |
-//! | `POST /api/keel/admin/import?mode=requireEmpty\|replace\|append` | imports the ZIP in the body (at most [`BackendConfig::max_import_bytes`](keel_backend_core::BackendConfig::max_import_bytes)) in one commit; answers what it imported |
-//! | `GET /api/keel/admin/tables` | `[{"name", "documents"}]`, the user tables with their counts |
-//! | `GET /api/keel/admin/tables/{table}?after=<id>&limit=N` | `{"documents": [...], "next": <id>\|null}`, documents in export JSON, `_id` order |
-//! | `POST /api/keel/admin/run` `{"path", "args", "identity"?}` | runs a public function as anonymous or as the given `UserIdentity` fields; answers the HTTP API's envelope |
+//! | `GET /api/admin/export?includeStorage=true` | a snapshot ZIP, streamed as it is written |
+//! | `POST /api/admin/import?mode=requireEmpty\|replace\|append` | imports the ZIP in the body (at most [`BackendConfig::max_import_bytes`](keel_backend_core::BackendConfig::max_import_bytes)) in one commit; answers what it imported |
+//! | `GET /api/admin/tables` | `[{"name", "documents"}]`, the user tables with their counts |
+//! | `GET /api/admin/tables/{table}?after=<id>&limit=N` | `{"documents": [...], "next": <id>\|null}`, documents in export JSON, `_id` order |
+//! | `POST /api/admin/run` `{"path", "args", "identity"?}` | runs a public function as anonymous or as the given `UserIdentity` fields; answers the HTTP API's envelope |
 
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -26,10 +26,11 @@ use keel_values::DocumentId;
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 
+use crate::admin::Admin;
 use crate::error_class::http_status;
 
 /// The routes' common prefix.
-pub(crate) const ADMIN_PREFIX: &str = "/api/keel/admin";
+pub(crate) const ADMIN_PREFIX: &str = "/api/admin";
 
 /// The admin routes, with the import route's body limit from the backend's configuration.
 pub(crate) fn admin_router(backend: &Backend) -> Router<Backend> {
@@ -49,12 +50,6 @@ pub(crate) fn admin_router(backend: &Backend) -> Router<Backend> {
 /// its class.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum AdminError {
-    /// No `Authorization: Convex <key>` header.
-    #[error("This endpoint requires the admin key: `Authorization: Convex <admin key>`")]
-    MissingAdminKey,
-    /// A key that is not the deployment's (or the backend has none).
-    #[error("The provided admin key was invalid for this deployment")]
-    BadAdminKey,
     /// A query parameter or body that is not what the route takes.
     #[error("{0}")]
     BadRequest(String),
@@ -72,8 +67,6 @@ pub(crate) enum AdminError {
 impl AdminError {
     fn code(&self) -> &'static str {
         match self {
-            AdminError::MissingAdminKey => "MissingAdminKey",
-            AdminError::BadAdminKey => "BadAdminKey",
             AdminError::BadRequest(_) => "BadAdminRequest",
             AdminError::TooLarge(_) => "RequestTooLarge",
             AdminError::Snapshot(e) => e.code(),
@@ -83,7 +76,6 @@ impl AdminError {
 
     fn class(&self) -> ErrorClass {
         match self {
-            AdminError::MissingAdminKey | AdminError::BadAdminKey => ErrorClass::Unauthenticated,
             AdminError::BadRequest(_) => ErrorClass::BadRequest,
             AdminError::TooLarge(_) => ErrorClass::PayloadTooLarge,
             AdminError::Snapshot(e) if e.is_bad_request() => ErrorClass::BadRequest,
@@ -109,35 +101,6 @@ impl IntoResponse for AdminError {
     }
 }
 
-/// Proof that the request carries the deployment's admin key, compared in constant time. A
-/// backend without an admin key refuses every admin request.
-pub(crate) struct AdminAccess;
-
-impl FromRequestParts<Backend> for AdminAccess {
-    type Rejection = AdminError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        backend: &Backend,
-    ) -> Result<Self, Self::Rejection> {
-        let presented = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| {
-                let prefix = value.get(..7)?;
-                prefix
-                    .eq_ignore_ascii_case("convex ")
-                    .then(|| value[7..].trim())
-            })
-            .ok_or(AdminError::MissingAdminKey)?;
-        match backend.admin_key() {
-            Some(key) if key.verify(presented) => Ok(AdminAccess),
-            Some(_) | None => Err(AdminError::BadAdminKey),
-        }
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ExportParams {
@@ -148,7 +111,7 @@ struct ExportParams {
 /// `GET …/export`: the ZIP is written by a task of the backend into a pipe whose other end is
 /// the response body, so the response starts at once and memory holds a page.
 async fn export(
-    _: AdminAccess,
+    _: Admin,
     State(backend): State<Backend>,
     params: Result<Query<ExportParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, AdminError> {
@@ -212,7 +175,7 @@ struct ImportParams {
 
 /// `POST …/import?mode=…` with the ZIP as the body.
 async fn import(
-    _: AdminAccess,
+    _: Admin,
     State(backend): State<Backend>,
     params: Result<Query<ImportParams>, axum::extract::rejection::QueryRejection>,
     body: Result<bytes::Bytes, axum::extract::rejection::BytesRejection>,
@@ -245,7 +208,7 @@ async fn import(
 }
 
 /// `GET …/tables`.
-async fn tables(_: AdminAccess, State(backend): State<Backend>) -> Result<Response, AdminError> {
+async fn tables(_: Admin, State(backend): State<Backend>) -> Result<Response, AdminError> {
     Ok(Json(backend.database().table_summaries().await?).into_response())
 }
 
@@ -258,7 +221,7 @@ struct PageParams {
 
 /// `GET …/tables/{table}?after=&limit=`.
 async fn documents(
-    _: AdminAccess,
+    _: Admin,
     State(backend): State<Backend>,
     Path(table): Path<String>,
     params: Result<Query<PageParams>, axum::extract::rejection::QueryRejection>,
@@ -300,7 +263,7 @@ struct RunRequest {
 
 /// `POST …/run`: a public function run as anonymous or as the given identity.
 async fn run(
-    _: AdminAccess,
+    _: Admin,
     State(backend): State<Backend>,
     body: Result<Json<RunRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, AdminError> {

@@ -29,7 +29,8 @@ use keel_values::{Object, Value};
 use serde::Deserialize;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
-use keel_backend_core::{Backend, FunctionError, FunctionKind, Identity};
+use keel_backend_core::{Backend, FunctionKind, Identity, Logged};
+use keel_metrics::MetricsAccess;
 
 use crate::node_routes::{FORWARD_ROUTE, STATUS_ROUTE};
 use crate::request_error::RequestError;
@@ -49,7 +50,7 @@ pub fn router(backend: &Backend) -> Router {
         .allow_headers(AllowHeaders::mirror_request())
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .max_age(CORS_MAX_AGE);
-    Router::new()
+    let router = Router::new()
         .route("/api/query", post(query).get(query_get))
         .route("/api/mutation", post(mutation))
         .route("/api/action", post(action))
@@ -63,11 +64,30 @@ pub fn router(backend: &Backend) -> Router {
         .route("/api/{version}/sync", any(sync_versioned))
         .route(FORWARD_ROUTE, post(crate::node_routes::forwarded_mutation))
         .route(STATUS_ROUTE, get(crate::node_routes::status))
+        .route(crate::admin::LOGS_ROUTE, get(crate::admin::logs))
         .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(crate::admin_routes::admin_router(backend))
         .layer(cors)
-        .with_state(backend.clone())
+        .with_state(backend.clone());
+    keel_metrics::instrument(
+        router,
+        backend.metrics(),
+        metrics_access(backend),
+        "unmatched",
+    )
+}
+
+/// Who may read the backend's `/metrics`: anyone, unless the backend was told to require the
+/// admin key ([`BackendConfig::metrics_require_admin_key`](keel_backend_core::BackendConfig)).
+fn metrics_access(backend: &Backend) -> MetricsAccess {
+    if !backend.metrics_require_admin_key() {
+        return MetricsAccess::Open;
+    }
+    let key = backend.admin_key().cloned();
+    MetricsAccess::AdminKey(std::sync::Arc::new(move |presented| {
+        key.as_ref().is_some_and(|key| key.verify(presented))
+    }))
 }
 
 /// The caller's identity from the `Authorization` header.
@@ -86,8 +106,13 @@ impl FromRequestParts<Backend> for Caller {
         let value = value
             .to_str()
             .map_err(|_| RequestError::AuthHeaderNotAscii)?;
-        if value.len() >= 7 && value[..7].eq_ignore_ascii_case("convex ") {
-            return Err(RequestError::AdminKey);
+        // An operator's tool calling a function with the admin key (Convex's CLI does) runs
+        // it as no user.
+        if let Some(key) = crate::admin::admin_key_in(value) {
+            return match backend.admin_key() {
+                Some(admin_key) if admin_key.verify(key) => Ok(Caller(Identity::Anonymous)),
+                Some(_) | None => Err(RequestError::BadAdminKey),
+            };
         }
         let token = match value.get(..7) {
             Some(prefix) if prefix.eq_ignore_ascii_case("bearer ") => value[7..].trim(),
@@ -139,17 +164,20 @@ fn parse_format(format: Option<&str>) -> Result<ResponseFormat, RequestError> {
     ResponseFormat::parse(format).map_err(RequestError::BadFormat)
 }
 
-/// The 200 envelope of a call's outcome; a failure is logged here, where it is sent.
-fn envelope(
-    path: &CanonicalPath,
-    result: Result<Value, FunctionError>,
-    format: ResponseFormat,
-) -> Response {
+/// The 200 envelope of a call's outcome, with its log lines; a failure is logged here, where
+/// it is sent.
+fn envelope(path: &CanonicalPath, outcome: Logged<Value>, format: ResponseFormat) -> Response {
+    let Logged { result, log_lines } = outcome;
     let response = match result {
-        Ok(value) => FunctionResponse::success(&value, format, vec![]),
+        Ok(value) => FunctionResponse::success(&value, format, log_lines),
         Err(error) => {
             error.log_delivery(path);
-            FunctionResponse::error(error.client_message(), error.error_data(), format, vec![])
+            FunctionResponse::error(
+                error.client_message(),
+                error.error_data(),
+                format,
+                log_lines,
+            )
         }
     };
     Json(response).into_response()
@@ -164,15 +192,19 @@ async fn call(
     let format = parse_format(request.format.as_deref())?;
     let path = parse_path(&request.path)?;
     let args = parse_args(&request.args)?;
-    let result = match kind {
-        FunctionKind::Query => backend.run_query(&path, &args, identity, None).await,
-        FunctionKind::Mutation => backend
-            .run_mutation(&path, args, identity)
-            .await
-            .map(|(v, _)| v),
-        FunctionKind::Action => backend.run_action(&path, args, identity).await,
+    let outcome = match kind {
+        FunctionKind::Query => backend.run_query_logged(&path, &args, identity, None).await,
+        FunctionKind::Mutation => {
+            let Logged { result, log_lines } =
+                backend.run_mutation_logged(&path, args, identity).await;
+            Logged {
+                result: result.map(|(value, _)| value),
+                log_lines,
+            }
+        }
+        FunctionKind::Action => backend.run_action_logged(&path, args, identity).await,
     };
-    Ok(envelope(&path, result, format))
+    Ok(envelope(&path, outcome, format))
 }
 
 async fn query(
@@ -253,8 +285,8 @@ async fn query_at_ts(
     let path = parse_path(&request.path)?;
     let args = parse_args(&request.args)?;
     let ts = keel_protocol::decode_ts(&request.ts).map_err(RequestError::BadTimestamp)?;
-    let result = b.run_query(&path, &args, &id, Some(ts)).await;
-    Ok(envelope(&path, result, format))
+    let outcome = b.run_query_logged(&path, &args, &id, Some(ts)).await;
+    Ok(envelope(&path, outcome, format))
 }
 
 /// `POST /api/run/{dir/module}/{function}` with `{ args, format? }` (format defaults to clean JSON).

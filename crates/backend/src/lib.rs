@@ -26,7 +26,8 @@
 //!
 //! # Layout
 //! * `http_api` — [`router`]: the HTTP endpoints (`/api/query`, `/api/mutation`, …), their
-//!   envelopes, CORS and the WebSocket upgrade.
+//!   envelopes (with the calls' log lines), CORS, the WebSocket upgrade, and `/metrics` (the
+//!   backend's metrics registry, requests counted by route).
 //! * `sync` — the WebSocket sync protocol: one session task per socket, counted among the
 //!   backend's tasks ([`Backend::tasks`]) and closed with 1001 when they stop.
 //! * `node_routes` — the cluster's node-to-node forwarding route (the committer's side of
@@ -35,13 +36,17 @@
 //!   Convex's 20 MiB body limit, bearer-token identity and 404 for unknown routes.
 //! * `storage_routes` — file storage at Convex's paths: uploads to `/api/storage/upload?token=…`
 //!   streamed into the blob store, files served from `/api/storage/<id>` with range requests.
-//! * `admin_routes` — the operators' routes under `/api/keel/admin/` (export, import, data,
-//!   run as a user), each behind `AdminAccess`: the admin key or 401.
+//! * `admin` — operators' routes behind the admin key (`Authorization: Convex <admin key>`,
+//!   the `Admin` extractor): `GET /api/admin/logs`, the execution log, read from a cursor and
+//!   long-polled.
+//! * `admin_routes` — the operators' data routes under `/api/admin/` (export, import, tables
+//!   and documents, run as a user), each behind `admin`'s `Admin` extractor.
 //! * `request_error` — `RequestError`: requests refused before any function ran, with their
 //!   codes and classes.
 //! * `error_class` — the one place where an [`ErrorClass`] becomes an HTTP status and a
 //!   WebSocket close code.
 
+mod admin;
 mod admin_routes;
 mod error_class;
 mod http_api;

@@ -17,8 +17,8 @@ use crate::error_class::http_status;
 ///
 /// | code | class |
 /// |---|---|
-/// | `InvalidAuthHeader`, `BadAdminKey`, the token's code (`TokenExpired` …) | `Unauthenticated` (401) |
-/// | `BadRequestBody`, `BadJsonBody`, `BadFunctionPath`, `BadArgs`, `BadFormat`, `BadTimestamp` | `BadRequest` (400) |
+/// | `InvalidAuthHeader`, `MissingAdminKey`, `BadAdminKey`, the token's code (`TokenExpired` …) | `Unauthenticated` (401) |
+/// | `BadRequestBody`, `BadJsonBody`, `BadFunctionPath`, `BadArgs`, `BadFormat`, `BadTimestamp`, `BadQueryParameter` | `BadRequest` (400) |
 /// | `FunctionNotFound` | `NotFound` (404) |
 /// | `RequestTooLarge` | `PayloadTooLarge` (413) |
 /// | a forwarded mutation's refusal (`NotClustered`, `NotClusterNode`, `NotCommitter`, `BadForwardedRequest`) | its own class ([`ForwardRefusal::class`]) |
@@ -27,9 +27,21 @@ pub(crate) enum RequestError {
     /// An `Authorization` header with bytes outside ASCII.
     #[error("The Authorization header is not valid ASCII")]
     AuthHeaderNotAscii,
-    /// An `Authorization: Convex …` admin key.
-    #[error("Admin keys are not supported by this backend")]
-    AdminKey,
+    /// An admin route without an `Authorization` header.
+    #[error("This route requires the admin key: send `Authorization: Convex <admin key>`")]
+    MissingAdminKey,
+    /// An admin key that is not the deployment's (or an admin route's header of another
+    /// scheme).
+    #[error("The provided admin key was invalid for this deployment")]
+    BadAdminKey,
+    /// A query parameter that is not what the route takes.
+    #[error("The query parameter `{name}` is not valid: {value:?}")]
+    BadQueryParameter {
+        /// The parameter.
+        name: &'static str,
+        /// What was sent (its first 64 characters).
+        value: String,
+    },
     /// An `Authorization` header that is not `Bearer <token>`.
     #[error("Header must begin with `bearer `")]
     NotBearer,
@@ -79,7 +91,9 @@ impl RequestError {
     pub(crate) fn code(&self) -> &'static str {
         match self {
             RequestError::AuthHeaderNotAscii | RequestError::NotBearer => "InvalidAuthHeader",
-            RequestError::AdminKey => "BadAdminKey",
+            RequestError::MissingAdminKey => "MissingAdminKey",
+            RequestError::BadAdminKey => "BadAdminKey",
+            RequestError::BadQueryParameter { .. } => "BadQueryParameter",
             RequestError::Token(error) => error.code(),
             RequestError::BodyTooLarge { .. } => "RequestTooLarge",
             RequestError::BodyUnreadable(_) => "BadRequestBody",
@@ -99,7 +113,8 @@ impl RequestError {
     pub(crate) fn class(&self) -> ErrorClass {
         match self {
             RequestError::AuthHeaderNotAscii
-            | RequestError::AdminKey
+            | RequestError::MissingAdminKey
+            | RequestError::BadAdminKey
             | RequestError::NotBearer
             | RequestError::Token(_) => ErrorClass::Unauthenticated,
             RequestError::BodyTooLarge { .. } => ErrorClass::PayloadTooLarge,
@@ -114,6 +129,7 @@ impl RequestError {
             | RequestError::RunPathWithoutFunction(_)
             | RequestError::BadArgs(_)
             | RequestError::ArgsNotJson(_)
+            | RequestError::BadQueryParameter { .. }
             | RequestError::BadFormat(_)
             | RequestError::BadTimestamp(_) => ErrorClass::BadRequest,
             RequestError::FunctionNotFound(_) => ErrorClass::NotFound,

@@ -42,3 +42,9 @@ async fn the_official_js_clients_find_no_internal_function_and_call_through_publ
     let backend = TestBackend::start().await;
     run_node_test("backend-internal.test.mjs", &backend).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_js_clients_receive_function_log_lines() {
+    let backend = TestBackend::start().await;
+    run_node_test("function-logs.test.mjs", &backend).await;
+}

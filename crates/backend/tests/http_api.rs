@@ -487,7 +487,7 @@ async fn tokens_are_verified_and_rejections_are_401_with_the_reason() {
         body["message"]
             .as_str()
             .unwrap()
-            .contains("Admin keys are not supported")
+            .contains("admin key was invalid")
     );
 
     let (status, body) = post(&b, "/api/query", &whoami, Some(&format!("Token {token}"))).await;

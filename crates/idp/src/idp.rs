@@ -54,6 +54,10 @@ pub(crate) struct Inner {
     hashing: HashingPool,
     sign_in: SignInThrottle,
     sign_up: SignUpThrottle,
+    /// Sign-ins and their failures, served at `/metrics` by whoever serves the idp.
+    metrics: keel_metrics::Registry,
+    sign_ins: keel_metrics::CounterVec,
+    sign_in_failures: keel_metrics::CounterVec,
 }
 
 fn now_secs() -> i64 {
@@ -91,6 +95,18 @@ impl Idp {
         });
         let sign_up = SignUpThrottle::new(config.sign_up_rate_limit_per_address);
         tracing::info!(%issuer, secret_key_file = %secret_key_path.display(), "idp ready");
+        let metrics = keel_metrics::Registry::default();
+        let sign_ins = metrics.counter(
+            "keel_idp_sign_ins_total",
+            "Passwords verified (sign-ins).",
+            &[],
+        );
+        let sign_in_failures = metrics.counter(
+            "keel_idp_sign_in_failures_total",
+            "Sign-ins refused, by reason: incorrect_password, or refused (throttled, no such \
+             user, hashing overloaded).",
+            &["reason"],
+        );
         Ok(Idp {
             inner: Arc::new(Inner {
                 config,
@@ -102,8 +118,17 @@ impl Idp {
                 hashing,
                 sign_in,
                 sign_up,
+                metrics,
+                sign_ins,
+                sign_in_failures,
             }),
         })
+    }
+
+    /// The idp's metrics (sign-ins and their failures); `keel` serves them at `/metrics` with
+    /// the idp's requests.
+    pub fn metrics(&self) -> &keel_metrics::Registry {
+        &self.inner.metrics
     }
 
     /// The issuer (`iss` of every token, and of the discovery document).
@@ -279,6 +304,21 @@ impl Idp {
     /// `too_many_requests` and `Retry-After`; an unknown user costs the same hashing work and
     /// counts against the same limits as a known one.
     pub async fn verify_password(
+        &self,
+        user_id: &str,
+        password: &str,
+        address: Option<IpAddr>,
+    ) -> Result<bool, ApiError> {
+        let outcome = self.check_password(user_id, password, address).await;
+        match &outcome {
+            Ok(true) => self.inner.sign_ins.inc(&[]),
+            Ok(false) => self.inner.sign_in_failures.inc(&["incorrect_password"]),
+            Err(_) => self.inner.sign_in_failures.inc(&["refused"]),
+        }
+        outcome
+    }
+
+    async fn check_password(
         &self,
         user_id: &str,
         password: &str,

@@ -30,7 +30,8 @@
 //!   `form_password_not_strong_enough`, `form_param_format_invalid`, …).
 //!
 //! # Layout
-//! * `idp` — [`Idp`]: opening state and the in-process operations; no HTTP.
+//! * `idp` — [`Idp`]: opening state and the in-process operations; no HTTP. Sign-ins and their
+//!   failures are counted in [`Idp::metrics`] (served at `/metrics` by `keel`).
 //! * `api` — the HTTP face of an [`Idp`]: its routes (discovery, JWKS, Backend API), Clerk JSON
 //!   shapes, client addresses, and [`Idp::router`] / [`Idp::serve`]. Depends on `idp`, never the
 //!   reverse.

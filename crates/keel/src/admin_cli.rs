@@ -1,6 +1,6 @@
 //! `keel export / import / data / run`: the command line against a running deployment, like
 //! `npx convex export / import / data / run`. Each request goes to the backend's admin routes
-//! (`/api/keel/admin/…`) with `Authorization: Convex <admin key>`; the URL defaults to the
+//! (`/api/admin/…`) with `Authorization: Convex <admin key>`; the URL defaults to the
 //! local backend (`http://<KEEL_BACKEND_ADDR>`) and the key to `<data dir>/admin_key`, so in a
 //! project directory with a running `keel` no flag is needed. Results go to stdout (JSON for
 //! `data` and `run`), errors to stderr with a non-zero exit code.
@@ -179,7 +179,7 @@ impl Client {
 
     fn request(&self, method: reqwest::Method, route: &str) -> reqwest::RequestBuilder {
         self.http
-            .request(method, format!("{}/api/keel/admin/{route}", self.url))
+            .request(method, format!("{}/api/admin/{route}", self.url))
             .header("Authorization", format!("Convex {}", self.key))
     }
 

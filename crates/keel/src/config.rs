@@ -300,6 +300,18 @@ pub struct BackendFlags {
         default_value_t = 512 << 20
     )]
     pub max_import_bytes: usize,
+    /// Send clients the lines their calls logged (`logLines`, which the official clients print
+    /// to the console): on by default, as in Convex's development; `--client-logs=false` in
+    /// production. The execution log (`GET /api/admin/logs`) keeps the lines either way.
+    #[arg(
+        long = "client-logs",
+        env = "KEEL_CLIENT_LOGS",
+        num_args = 0..=1,
+        default_value_t = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub client_logs: bool,
 }
 
 /// The development identity provider's flags.
@@ -345,6 +357,27 @@ pub struct ProcessFlags {
     /// cannot open them too.
     #[arg(long = "data-dir", env = "KEEL_DATA_DIR", default_value = "./.keel")]
     pub data_dir: PathBuf,
+    /// The admin key operators' tools send (`Authorization: Convex <key>`). Default: the key
+    /// in `<data dir>/admin_key`, generated at the backend's first start. Give every node of a
+    /// cluster the same key.
+    #[arg(
+        long = "admin-key",
+        env = "KEEL_ADMIN_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub admin_key: Option<String>,
+    /// Require the admin key for `/metrics` on every service (default: open to whoever reaches
+    /// the service, which listens on 127.0.0.1 unless told otherwise).
+    #[arg(
+        long = "metrics-require-admin-key",
+        env = "KEEL_METRICS_REQUIRE_ADMIN_KEY",
+        num_args = 0..=1,
+        default_value_t = false,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub metrics_require_admin_key: bool,
     /// On SIGTERM or Ctrl-C, how long requests in flight may take to finish (`5s`, `500ms`,
     /// `0` to stop at once) before the process stops anyway.
     #[arg(

@@ -44,8 +44,8 @@
 //! * `listen` — [`ListenAddr`] (`host:port`, names resolved when bound) and binding it, with
 //!   errors naming the flag and its variable (and a hint when the port is taken).
 //! * `services` — opening the idp, the backend and the web tier, alone or together: bind every
-//!   listener, lock and open what each owns, then print the service lines; errors name the
-//!   flag and its environment variable.
+//!   listener, lock and open what each owns (the admin key: given, or `<data dir>/admin_key`),
+//!   then print the service lines; errors name the flag and its environment variable.
 //! * `new` — [`NewProject`]: `keel new <dir>` writes a project on Keel from the templates in
 //!   `templates/new/` (embedded), depending on this checkout by path ([`default_keel_path`]).
 //! * `lock` — `DataLock`: the backend's SQLite file and the idp's state locked for the life of

@@ -5,6 +5,7 @@
 //! none of them; its error names the flag to change and its environment variable.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -12,10 +13,13 @@ use keel_auth::{
     AuthConfig, ClerkAuthenticator, ClerkConfig, LocalIdpAuthenticator, LocalIdpConfig,
     ProviderConfig, PublishableKey,
 };
-use keel_backend::{Backend, BackendConfig, BlobStorage, Cluster, ClusterConfig, StorageConfig};
+use keel_backend::{
+    AdminKey, Backend, BackendConfig, BlobStorage, Cluster, ClusterConfig, StorageConfig,
+};
 use keel_db::blobs::LocalBlobStore;
 use keel_db::{Database, Persistence, PostgresPersistence, SqlitePersistence};
 use keel_idp::{Idp, IdpConfig};
+use keel_metrics::MetricsAccess;
 use keel_tasks::Tasks;
 
 use crate::app::App;
@@ -28,6 +32,17 @@ pub(crate) struct Services {
     pub(crate) idp: Option<IdpService>,
     pub(crate) backend: Option<BackendService>,
     pub(crate) web: Option<WebService>,
+    /// The admin key, and where it came from (for the `admin key:` line).
+    pub(crate) admin_key: Option<(AdminKey, AdminKeySource)>,
+}
+
+/// Where the process's admin key came from.
+#[derive(Clone, Debug)]
+pub(crate) enum AdminKeySource {
+    /// `--admin-key` / `KEEL_ADMIN_KEY`.
+    Given,
+    /// The file in the data directory (written at the backend's first start).
+    File(PathBuf),
 }
 
 /// The identity provider, its listener and its lock.
@@ -35,6 +50,8 @@ pub(crate) struct IdpService {
     pub(crate) idp: Idp,
     pub(crate) bound: Bound,
     pub(crate) lock: DataLock,
+    /// Who may read its `/metrics`.
+    pub(crate) metrics_access: MetricsAccess,
 }
 
 /// The backend, its listeners (API and site) and (on SQLite) its lock.
@@ -140,9 +157,16 @@ impl Services {
                 )
             })?;
         }
+        let admin_key = resolve_admin_key(config, listeners.backend.is_some())?;
+        let metrics_access = metrics_access(config, admin_key.as_ref().map(|(key, _)| key));
         let Listeners { idp, backend, web } = listeners;
         let idp = match idp {
-            Some(bound) => Some(IdpService::open(config, bound, &holder)?),
+            Some(bound) => Some(IdpService::open(
+                config,
+                bound,
+                &holder,
+                metrics_access.clone(),
+            )?),
             None => None,
         };
         let backend = match backend {
@@ -151,7 +175,11 @@ impl Services {
                 // In one process, the backend trusts the idp beside it.
                 issuers.extend(idp.as_ref().map(|idp| idp.idp.issuer().to_owned()));
                 issuers.extend(clerk_issuer);
-                Some(BackendService::open(app, config, &database, issuers, bound, &holder).await?)
+                let key = admin_key.as_ref().map(|(key, _)| key.clone());
+                Some(
+                    BackendService::open(app, config, &database, issuers, key, bound, &holder)
+                        .await?,
+                )
             }
             None => None,
         };
@@ -182,11 +210,17 @@ impl Services {
                     &idp_url,
                     &secret_key,
                     bound,
+                    metrics_access,
                 )?)
             }
             None => None,
         };
-        Ok(Services { idp, backend, web })
+        Ok(Services {
+            idp,
+            backend,
+            web,
+            admin_key,
+        })
     }
 
     /// Prints where each service listens (the lines scripts and tests read), now that all are
@@ -211,6 +245,17 @@ impl Services {
                     "backend node: {role} (forwarded calls at {})",
                     cluster.address()
                 ));
+            }
+            match &self.admin_key {
+                Some((key, AdminKeySource::File(path))) => announce(&format!(
+                    "admin key: {} (stored in {})",
+                    key.expose(),
+                    path.display()
+                )),
+                Some((_, AdminKeySource::Given)) => {
+                    announce("admin key: (given by --admin-key / KEEL_ADMIN_KEY)");
+                }
+                None => {}
             }
             // The site line before the backend's: a script that stops reading at `backend:`
             // (closing the pipe) has seen both.
@@ -246,6 +291,59 @@ fn announce(line: &str) {
     }
 }
 
+/// The admin key: `--admin-key` / `KEEL_ADMIN_KEY`, else `<data dir>/admin_key` — created
+/// there when this process serves the backend, only read when it serves the web tier or the
+/// idp with `/metrics` behind the key. `None` when nothing here needs one.
+fn resolve_admin_key(
+    config: &Config,
+    serves_backend: bool,
+) -> anyhow::Result<Option<(AdminKey, AdminKeySource)>> {
+    if let Some(key) = &config.process.admin_key {
+        let key = key
+            .parse()
+            .context("the admin key given by --admin-key / KEEL_ADMIN_KEY")?;
+        return Ok(Some((key, AdminKeySource::Given)));
+    }
+    let path = config.process.data_dir.join("admin_key");
+    if serves_backend {
+        let key = AdminKey::load_or_create(&path).with_context(|| {
+            format!(
+                "cannot read or create the admin key {} (give one with --admin-key / \
+                 KEEL_ADMIN_KEY, or point --data-dir / KEEL_DATA_DIR elsewhere)",
+                path.display()
+            )
+        })?;
+        return Ok(Some((key, AdminKeySource::File(path))));
+    }
+    if !config.process.metrics_require_admin_key {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "--metrics-require-admin-key needs the admin key: cannot read {} (give it with \
+             --admin-key / KEEL_ADMIN_KEY)",
+            path.display()
+        )
+    })?;
+    let key = text
+        .trim()
+        .parse()
+        .with_context(|| format!("the admin key in {}", path.display()))?;
+    Ok(Some((key, AdminKeySource::File(path))))
+}
+
+/// Who may read the web tier's and the idp's `/metrics` (the backend decides its own from the
+/// same flag).
+fn metrics_access(config: &Config, key: Option<&AdminKey>) -> MetricsAccess {
+    if !config.process.metrics_require_admin_key {
+        return MetricsAccess::Open;
+    }
+    let key = key.cloned();
+    MetricsAccess::AdminKey(Arc::new(move |presented| {
+        key.as_ref().is_some_and(|key| key.verify(presented))
+    }))
+}
+
 /// The idp's secret key from `<data dir>/idp/secret_key`, for `keel web`.
 fn read_secret_key(config: &Config) -> anyhow::Result<String> {
     let path = config.process.data_dir.join("idp").join("secret_key");
@@ -263,7 +361,12 @@ fn read_secret_key(config: &Config) -> anyhow::Result<String> {
 }
 
 impl IdpService {
-    fn open(config: &Config, bound: Bound, holder: &str) -> anyhow::Result<IdpService> {
+    fn open(
+        config: &Config,
+        bound: Bound,
+        holder: &str,
+        metrics_access: MetricsAccess,
+    ) -> anyhow::Result<IdpService> {
         let dir = config.process.data_dir.join("idp");
         std::fs::create_dir_all(&dir).with_context(|| {
             format!(
@@ -286,7 +389,12 @@ impl IdpService {
                 dir.display()
             )
         })?;
-        Ok(IdpService { idp, bound, lock })
+        Ok(IdpService {
+            idp,
+            bound,
+            lock,
+            metrics_access,
+        })
     }
 }
 
@@ -296,6 +404,7 @@ impl BackendService {
         config: &Config,
         database: &DatabaseLocation,
         issuers: Vec<String>,
+        admin_key: Option<AdminKey>,
         (bound, site): (Bound, Bound),
         holder: &str,
     ) -> anyhow::Result<BackendService> {
@@ -325,21 +434,17 @@ impl BackendService {
                 })
                 .collect(),
         };
-        let admin_key_path = config
-            .process
-            .data_dir
-            .join(crate::admin_cli::ADMIN_KEY_FILE);
-        let admin_key = keel_backend::AdminKey::load_or_create(&admin_key_path)
-            .with_context(|| format!("the admin key ({})", admin_key_path.display()))?;
         let backend_config = BackendConfig {
             auth,
-            admin_key: Some(admin_key),
             max_import_bytes: config.backend.max_import_bytes,
             storage: StorageConfig {
                 blobs: Some(blobs),
                 origin: bound.url.clone(),
                 ..StorageConfig::default()
             },
+            client_logs: config.backend.client_logs,
+            admin_key,
+            metrics_require_admin_key: config.process.metrics_require_admin_key,
             ..BackendConfig::default()
         };
         let functions = app.functions.clone();
@@ -426,6 +531,7 @@ async fn open_database(
 
 impl WebService {
     /// The web tier: real Clerk when `CLERK_*` is set, else the local idp at `idp_url`.
+    #[allow(clippy::too_many_arguments)]
     fn open(
         app: &App,
         config: &Config,
@@ -434,6 +540,7 @@ impl WebService {
         idp_url: &str,
         secret_key: &str,
         bound: Bound,
+        metrics_access: MetricsAccess,
     ) -> anyhow::Result<WebService> {
         let start = keel_start::StartConfig::new(backend_url);
         let mut start = match clerk {
@@ -453,6 +560,7 @@ impl WebService {
         start.devtools = config.web.devtools;
         start.trusted_proxies = config.web.trusted_proxies.iter().cloned().collect();
         start.served_over_https = config.web.served_over_https;
+        start.metrics_access = metrics_access;
         let tasks = start.tasks.clone();
         let routes = app
             .web

@@ -109,13 +109,24 @@ pub(crate) async fn serve(
     signal: impl Future<Output = &'static str>,
     timeout: Duration,
 ) -> anyhow::Result<()> {
-    let Services { idp, backend, web } = services;
+    let Services {
+        idp, backend, web, ..
+    } = services;
     // The data locks are held until everything has stopped.
     let mut locks = Vec::new();
-    let mut idp_server = idp.map(|IdpService { idp, bound, lock }| {
-        locks.push(lock);
-        Server::start("idp", bound.listener, idp.router())
-    });
+    let mut idp_server = idp.map(
+        |IdpService {
+             idp,
+             bound,
+             lock,
+             metrics_access,
+         }| {
+            locks.push(lock);
+            let router =
+                keel_metrics::instrument(idp.router(), idp.metrics(), metrics_access, "unmatched");
+            Server::start("idp", bound.listener, router)
+        },
+    );
     let (backend, mut backend_server, mut site_server) = match backend {
         Some(BackendService {
             backend,

@@ -44,12 +44,14 @@
 //! * `auth_ui` — `SignedIn`/`SignedOut`, `SignInButton`, `UserButton`, sign-in/up forms and
 //!   their endpoints.
 //! * `live` — page event streams and per-session backend connections, run as the tasks of
-//!   [`StartConfig::tasks`] (stopping them ends every stream and closes every session).
+//!   [`StartConfig::tasks`] (stopping them ends every stream and closes every session); the
+//!   open ones counted in `keel_live_pages`.
 //! * `assets` — the browser runtime, stylesheets, favicons and manifest served by the crate.
 //! * `app_state` — what every request handler holds (route tree, backend client, authenticator,
 //!   server functions, live hub) and the first steps of a request (authenticate, root context).
-//! * `start` — [`Start`] and [`StartConfig`]: everything assembled into an axum `Router`, and the
-//!   page, server-function and live handlers.
+//! * `start` — [`Start`] and [`StartConfig`]: everything assembled into an axum `Router` (with
+//!   `/metrics` and request counting, [`StartConfig::metrics`]), and the page, server-function
+//!   and live handlers.
 //!
 //! Dependencies run one way: `params` ← `context` ← `route` ← `matching` ← `render` (with
 //! `boundary`) ← `start`; the handlers' state is `app_state`, which `start` builds and `auth_ui`

@@ -122,6 +122,8 @@ pub(crate) struct LiveHub {
     sessions: Mutex<HashMap<String, Arc<LiveSession>>>,
     /// Page streams and lingering sessions.
     tasks: keel_tasks::Tasks,
+    /// How many page streams are open (`keel_live_pages`).
+    live_pages: keel_metrics::GaugeVec,
 }
 
 impl LiveHub {
@@ -131,6 +133,7 @@ impl LiveHub {
         token_template: Option<String>,
         linger: Duration,
         tasks: keel_tasks::Tasks,
+        metrics: &keel_metrics::Registry,
     ) -> LiveHub {
         LiveHub {
             backend_url,
@@ -139,6 +142,11 @@ impl LiveHub {
             linger,
             sessions: Mutex::new(HashMap::new()),
             tasks,
+            live_pages: metrics.gauge(
+                "keel_live_pages",
+                "Open pages kept live (event streams).",
+                &[],
+            ),
         }
     }
 
@@ -263,6 +271,7 @@ impl LiveHub {
                 Ok(session) => {
                     let hub = self.clone();
                     self.tasks.spawn("live stream", async move {
+                        hub.live_pages.add(&[], 1.0);
                         let guard = StreamGuard {
                             hub: hub.clone(),
                             session: session.clone(),
@@ -291,6 +300,7 @@ struct StreamGuard {
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
+        self.hub.live_pages.add(&[], -1.0);
         self.hub.release(&self.session);
     }
 }

@@ -67,6 +67,11 @@ pub struct StartConfig {
     /// browser runtime reconnects by itself — and closes the sessions' backend sockets;
     /// [`Tasks::stopped`](keel_tasks::Tasks::stopped) resolves once all are gone.
     pub tasks: keel_tasks::Tasks,
+    /// The web tier's metrics, served at `/metrics`: requests by route (pages as `page`) and
+    /// status, and the live pages open (`keel_live_pages`).
+    pub metrics: keel_metrics::Registry,
+    /// Who may read `/metrics` (default: anyone who reaches the web tier).
+    pub metrics_access: keel_metrics::MetricsAccess,
 }
 
 impl std::fmt::Debug for StartConfig {
@@ -102,6 +107,8 @@ impl StartConfig {
             served_over_https: false,
             content_security_policy: ContentSecurityPolicy::default(),
             tasks: keel_tasks::Tasks::new("web"),
+            metrics: keel_metrics::Registry::default(),
+            metrics_access: keel_metrics::MetricsAccess::Open,
         }
     }
 
@@ -241,6 +248,7 @@ impl Start {
             self.config.token_template.clone(),
             self.config.live_linger,
             self.config.tasks.clone(),
+            &self.config.metrics,
         ));
         let state = Arc::new(AppState {
             root,
@@ -254,7 +262,7 @@ impl Start {
             live,
             trusted_proxies: self.config.trusted_proxies,
         });
-        Ok(Router::new()
+        let router = Router::new()
             .merge(crate::assets::routes())
             .route(LIVE_PATH, get(live_stream))
             .route("/_keel/fn/{*name}", any(call_server_fn))
@@ -276,7 +284,13 @@ impl Start {
                 security,
                 crate::security_headers::middleware,
             ))
-            .with_state(state))
+            .with_state(state);
+        Ok(keel_metrics::instrument(
+            router,
+            &self.config.metrics,
+            self.config.metrics_access,
+            "page",
+        ))
     }
 }
 

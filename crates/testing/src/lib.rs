@@ -30,6 +30,8 @@
 //! * [`messages`] — the `messages` table that test functions write and list.
 //! * `idp` — [`TestIdp`]: the development identity provider served in-process, with users,
 //!   sessions and `convex` template tokens on demand.
+//! * [`prometheus`] — a strict parser of the Prometheus text format, for tests that scrape
+//!   `/metrics`.
 //! * [`sync`] — [`sync::SyncClient`]: a bare sync-protocol socket for tests that send exactly
 //!   the frames they choose, and helpers to read Transitions.
 
@@ -37,6 +39,7 @@ mod backend;
 pub mod counter;
 mod idp;
 pub mod messages;
+pub mod prometheus;
 pub mod sync;
 
 pub use backend::ServedBackend;

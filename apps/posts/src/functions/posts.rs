@@ -41,6 +41,9 @@ pub(super) async fn list(ctx: QueryCtx, args: ListArgs) -> Result<Vec<Value>, Fu
     for post in &posts {
         listed.push(with_image_url(&ctx.storage(), post).await?);
     }
+    // A function log line: the official clients print it to the console in development
+    // (`[CONVEX Q(posts:list)] [LOG] 'listed 3 posts'`), and the execution log keeps it.
+    ctx.log(format!("listed {} posts", listed.len()));
     Ok(listed)
 }
 

@@ -20,7 +20,8 @@ use keel_values::{Object, Value};
 use tokio::sync::{Semaphore, mpsc};
 
 use keel_backend_core::{
-    Backend, FunctionError, Identity, QueryJournal, QueryOutcome, QuerySubscription, SessionRequest,
+    Backend, FunctionError, Identity, Logged, QueryJournal, QueryOutcome, QuerySubscription,
+    SessionGauge, SessionRequest,
 };
 
 use crate::sync::{Outbox, SessionEnd};
@@ -62,11 +63,13 @@ pub(crate) enum Completion {
     Mutation {
         request_id: u32,
         result: Result<(Value, u64), FunctionError>,
+        log_lines: Vec<String>,
     },
     /// An action finished.
     Action {
         request_id: u32,
         result: Result<Value, FunctionError>,
+        log_lines: Vec<String>,
     },
 }
 
@@ -108,6 +111,8 @@ pub(crate) struct SyncSession {
     completions_tx: mpsc::UnboundedSender<Completion>,
     /// Mutations and actions received and not answered yet (each gets one [`Completion`]).
     unanswered: usize,
+    /// This session among the backend's open ones, with its subscribed queries (metrics).
+    gauge: SessionGauge,
 }
 
 impl SyncSession {
@@ -118,6 +123,7 @@ impl SyncSession {
     ) -> (SyncSession, mpsc::UnboundedReceiver<Completion>) {
         let (completions_tx, completions_rx) = mpsc::unbounded_channel();
         let mutations = spawn_mutation_queue(backend.clone(), completions_tx.clone());
+        let backend_gauge = backend.session_gauge();
         let session = SyncSession {
             backend,
             outbox,
@@ -136,6 +142,7 @@ impl SyncSession {
             actions: Arc::new(Semaphore::new(MAX_RUNNING_ACTIONS)),
             completions_tx,
             unanswered: 0,
+            gauge: backend_gauge,
         };
         (session, completions_rx)
     }
@@ -243,6 +250,7 @@ impl SyncSession {
                 for modification in modifications {
                     self.modify(modification)?;
                 }
+                self.gauge.set_subscriptions(self.queries.len());
                 self.query_set_version = new_version;
                 self.transition_requested = true;
                 Ok(())
@@ -322,6 +330,7 @@ impl SyncSession {
                                     limit: MAX_QUEUED_MUTATIONS,
                                     calls: "mutations are waiting",
                                 }),
+                                log_lines: Vec::new(),
                             });
                         }
                     }
@@ -329,6 +338,7 @@ impl SyncSession {
                         let _ = self.completions_tx.send(Completion::Mutation {
                             request_id,
                             result: Err(FunctionError::InvalidCall(error)),
+                            log_lines: Vec::new(),
                         });
                     }
                 }
@@ -349,9 +359,14 @@ impl SyncSession {
                             let identity = self.identity.clone();
                             let tasks = self.backend.tasks().clone();
                             tasks.spawn("sync action", async move {
-                                let result = backend.run_action(&path, args, &identity).await;
+                                let Logged { result, log_lines } =
+                                    backend.run_action_logged(&path, args, &identity).await;
                                 drop(permit);
-                                let _ = completions.send(Completion::Action { request_id, result });
+                                let _ = completions.send(Completion::Action {
+                                    request_id,
+                                    result,
+                                    log_lines,
+                                });
                             });
                         }
                         Err(_) => {
@@ -361,6 +376,7 @@ impl SyncSession {
                                     limit: MAX_RUNNING_ACTIONS,
                                     calls: "actions are running",
                                 }),
+                                log_lines: Vec::new(),
                             });
                         }
                     },
@@ -368,6 +384,7 @@ impl SyncSession {
                         let _ = completions.send(Completion::Action {
                             request_id,
                             result: Err(FunctionError::InvalidCall(error)),
+                            log_lines: Vec::new(),
                         });
                     }
                 }
@@ -417,7 +434,11 @@ impl SyncSession {
     pub(crate) fn on_completion(&mut self, completion: Completion) -> Result<(), SessionEnd> {
         self.unanswered = self.unanswered.saturating_sub(1);
         let message = match completion {
-            Completion::Mutation { request_id, result } => {
+            Completion::Mutation {
+                request_id,
+                result,
+                log_lines,
+            } => {
                 let (result, ts) = match result {
                     Ok((value, ts)) => {
                         self.min_ts = self.min_ts.max(ts);
@@ -429,13 +450,17 @@ impl SyncSession {
                     request_id,
                     result,
                     ts,
-                    log_lines: LogLinesMessage(vec![]),
+                    log_lines: LogLinesMessage(log_lines),
                 }
             }
-            Completion::Action { request_id, result } => ServerMessage::ActionResponse {
+            Completion::Action {
+                request_id,
+                result,
+                log_lines,
+            } => ServerMessage::ActionResponse {
                 request_id,
                 result: result.map_err(|e| error_payload(&e, "action", request_id)),
-                log_lines: LogLinesMessage(vec![]),
+                log_lines: LogLinesMessage(log_lines),
             },
         };
         self.outbox.send(message)?;
@@ -489,21 +514,25 @@ impl SyncSession {
                             result,
                             journal,
                             subscription,
-                            ..
+                            log_lines,
                         } = backend
                             .subscribe_query_journaled(&path, &args, &identity, ts, &journal)
                             .await;
-                        (result, journal, Some(subscription))
+                        (result, journal, Some(subscription), log_lines)
                     }
-                    (Err(error), _) | (_, Err(error)) => {
-                        (Err(FunctionError::InvalidCall(error)), journal, None)
-                    }
+                    (Err(error), _) | (_, Err(error)) => (
+                        Err(FunctionError::InvalidCall(error)),
+                        journal,
+                        None,
+                        vec![],
+                    ),
                 }
             }
         });
         let results = futures::future::join_all(runs).await;
 
-        for (query_id, (result, journal, subscription)) in stale.into_iter().zip(results) {
+        for (query_id, (result, journal, subscription, log_lines)) in stale.into_iter().zip(results)
+        {
             let query = self
                 .queries
                 .get_mut(&query_id)
@@ -536,7 +565,7 @@ impl SyncSession {
                 Ok(value) => StateModification::QueryUpdated {
                     query_id,
                     value,
-                    log_lines: LogLinesMessage(vec![]),
+                    log_lines: LogLinesMessage(log_lines),
                     journal,
                 },
                 Err(error) => StateModification::QueryFailed {
@@ -545,7 +574,7 @@ impl SyncSession {
                         error.log_delivery(&format_args!("query {query_id}"));
                         error.client_message()
                     },
-                    log_lines: LogLinesMessage(vec![]),
+                    log_lines: LogLinesMessage(log_lines),
                     journal,
                     error_data: error.error_data().cloned(),
                 },
@@ -591,16 +620,20 @@ fn spawn_mutation_queue(
             identity,
         }) = rx.recv().await
         {
-            let result = match &request {
+            let Logged { result, log_lines } = match &request {
                 Some(request) => {
                     backend
-                        .run_session_mutation(&path, args, &identity, request)
+                        .run_session_mutation_logged(&path, args, &identity, request)
                         .await
                 }
-                None => backend.run_mutation(&path, args, &identity).await,
+                None => backend.run_mutation_logged(&path, args, &identity).await,
             };
             if completions
-                .send(Completion::Mutation { request_id, result })
+                .send(Completion::Mutation {
+                    request_id,
+                    result,
+                    log_lines,
+                })
                 .is_err()
             {
                 break;

@@ -213,6 +213,45 @@ async fn panic_inside(ctx: MutationCtx, _: NoArgs) -> Result<String, FunctionErr
         .await
 }
 
+#[derive(Deserialize)]
+struct ManyArgs {
+    /// How many lines to log.
+    n: u32,
+    /// How long each line is.
+    len: Option<u32>,
+}
+
+/// Logs a line and a warning, then reads the counter.
+async fn logging_query(ctx: QueryCtx, _: NoArgs) -> Result<f64, FunctionError> {
+    ctx.log("hello from a query");
+    ctx.console().warn("careful");
+    Ok(counter::read(ctx.db()).await?.1)
+}
+
+/// Logs a line, then increments the counter.
+async fn logging_mutation(ctx: MutationCtx, _: NoArgs) -> Result<f64, FunctionError> {
+    ctx.console().info("hello from a mutation");
+    increment(ctx, IncrementArgs { by: None }).await
+}
+
+/// Logs a line, then fails with a `ConvexError`.
+async fn logging_failure(ctx: MutationCtx, _: NoArgs) -> Result<f64, FunctionError> {
+    ctx.console().error("about to fail");
+    Err(FunctionError::convex(
+        "Refused after logging",
+        obj! { "code" => "LOGGED" },
+    ))
+}
+
+/// Logs `n` lines of `len` characters (`x`).
+async fn logging_many(ctx: QueryCtx, args: ManyArgs) -> Result<u32, FunctionError> {
+    let line = "x".repeat(args.len.unwrap_or(1) as usize);
+    for _ in 0..args.n {
+        ctx.log(&line);
+    }
+    Ok(args.n)
+}
+
 /// The functions every test backend serves.
 fn functions(counter_runs: Arc<AtomicUsize>) -> FunctionRegistry {
     let mut functions = FunctionRegistry::new();
@@ -238,6 +277,15 @@ fn functions(counter_runs: Arc<AtomicUsize>) -> FunctionRegistry {
         .mutation("counter:slowIncrement", slow_increment)
         .query("counter:slowGet", slow_get)
         .action("actions:bump", bump)
+        // Function logs.
+        .query("logs:query", logging_query)
+        .mutation("logs:mutation", logging_mutation)
+        .mutation("logs:fail", logging_failure)
+        .query("logs:many", logging_many)
+        .action("logs:action", |ctx: ActionCtx, _: NoArgs| async move {
+            ctx.log("hello from an action");
+            ctx.run_mutation::<f64>("logs:mutation", json!({})).await
+        })
         // Internal functions (unknown to clients) and the public ones that call them.
         .internal_query("counter:peek", peek)
         .internal_mutation("counter:reset", reset)
