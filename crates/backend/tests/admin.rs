@@ -210,6 +210,13 @@ async fn malformed_uploads_are_refused_and_change_nothing() {
         (413, Some("RequestTooLarge")),
         "{body}"
     );
+    let response = reqwest::Client::new()
+        .get(admin(&target, "export?includeStorage=maybe"))
+        .header("Authorization", format!("Convex {KEY}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400, "a hostile export parameter");
     let (status, body) = import(&target, bytes::Bytes::new(), "sideways").await;
     assert_eq!(
         (status, body["code"].as_str()),
