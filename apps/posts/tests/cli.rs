@@ -192,6 +192,28 @@ async fn the_command_line_refuses_clearly() {
     let backend = keel_app.backend.as_str();
     let empty = tempfile::tempdir().unwrap();
 
+    // In a project directory whose `./.keel` is the running deployment's data directory, with
+    // its backend at KEEL_BACKEND_ADDR: no flag at all.
+    let project = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(keel_app.dir.path(), project.path().join(".keel")).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .arg("data")
+        .current_dir(project.path())
+        .env_remove("KEEL_DATA_DIR")
+        .env_remove("KEEL_ADMIN_KEY")
+        .env(
+            "KEEL_BACKEND_ADDR",
+            backend.strip_prefix("http://").unwrap(),
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("\"posts\""),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
     let no_key = keel_cli(&["data", "--url", backend], empty.path());
     assert!(!no_key.ok);
     assert!(no_key.stderr.contains("NoAdminKey"), "{}", no_key.stderr);
