@@ -7,8 +7,8 @@
 //! (its conflicting attempts included), an action, an HTTP action, a scheduled function. The
 //! functions a query or a mutation calls inside its transaction are part of its execution.
 //! Entries are numbered from 0 in the order they finished; the ring keeps the latest
-//! [`EXECUTION_LOG_CAPACITY`] (or what the backend was configured with) and a reader that fell
-//! behind learns how many it missed.
+//! [`EXECUTION_LOG_CAPACITY`] (or what the backend was configured with) within
+//! [`EXECUTION_LOG_BYTES`], and a reader that fell behind learns how many it missed.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -23,6 +23,10 @@ use crate::identity::Identity;
 
 /// How many executions a backend keeps by default.
 pub const EXECUTION_LOG_CAPACITY: usize = 10_000;
+/// How many bytes of paths, callers, errors and log lines the log keeps at most, whatever the
+/// number of entries: one call may log 8 MiB (256 lines of 32 KiB), so a count alone would not
+/// bound the memory.
+pub const EXECUTION_LOG_BYTES: usize = 64 * 1024 * 1024;
 
 /// What ran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -98,8 +102,9 @@ pub struct ExecutionPage {
 
 /// The backend's execution log (see the module docs).
 pub struct ExecutionLog {
-    ring: parking_lot::Mutex<VecDeque<Arc<ExecutionEntry>>>,
+    ring: parking_lot::Mutex<Ring>,
     capacity: usize,
+    max_bytes: usize,
     /// The number the next entry gets: readers wait for it to pass their cursor.
     next: watch::Sender<u64>,
 }
@@ -111,11 +116,19 @@ impl Default for ExecutionLog {
 }
 
 impl ExecutionLog {
-    /// A log keeping the latest `capacity` executions (at least one).
+    /// A log keeping the latest `capacity` executions (at least one), within
+    /// [`EXECUTION_LOG_BYTES`].
     pub fn with_capacity(capacity: usize) -> ExecutionLog {
+        ExecutionLog::with_limits(capacity, EXECUTION_LOG_BYTES)
+    }
+
+    /// A log keeping the latest `capacity` executions within `max_bytes` (the latest entry is
+    /// kept whatever its size).
+    pub fn with_limits(capacity: usize, max_bytes: usize) -> ExecutionLog {
         ExecutionLog {
-            ring: parking_lot::Mutex::new(VecDeque::new()),
+            ring: parking_lot::Mutex::new(Ring::default()),
             capacity: capacity.max(1),
+            max_bytes,
             next: watch::Sender::new(0),
         }
     }
@@ -127,7 +140,7 @@ impl ExecutionLog {
 
     /// At most `limit` entries from `cursor` on.
     pub fn read(&self, cursor: u64, limit: usize) -> ExecutionPage {
-        let ring = self.ring.lock();
+        let ring = &self.ring.lock().entries;
         let oldest = ring.front().map_or(self.end(), |entry| entry.id);
         let start = cursor.max(oldest);
         let skip = (start - oldest) as usize;
@@ -155,12 +168,41 @@ impl ExecutionLog {
     fn push(&self, mut entry: ExecutionEntry) {
         let mut ring = self.ring.lock();
         entry.id = self.end();
-        if ring.len() == self.capacity {
-            ring.pop_front();
-        }
         let id = entry.id;
-        ring.push_back(Arc::new(entry));
+        let size = entry.size();
+        ring.entries.push_back(Arc::new(entry));
+        ring.bytes += size;
+        while ring.entries.len() > self.capacity
+            || (ring.bytes > self.max_bytes && ring.entries.len() > 1)
+        {
+            let Some(oldest) = ring.entries.pop_front() else {
+                break;
+            };
+            ring.bytes -= oldest.size();
+        }
         self.next.send_replace(id + 1);
+    }
+}
+
+/// The entries kept, oldest first, and their size.
+#[derive(Default)]
+struct Ring {
+    entries: VecDeque<Arc<ExecutionEntry>>,
+    bytes: usize,
+}
+
+impl ExecutionEntry {
+    /// The bytes of its text (what the log's byte limit counts).
+    fn size(&self) -> usize {
+        self.path.len()
+            + self.caller.len()
+            + self.error.as_ref().map_or(0, String::len)
+            + self
+                .log_lines
+                .iter()
+                .map(|line| line.message.len() + 16)
+                .sum::<usize>()
+            + 64
     }
 }
 
@@ -285,6 +327,30 @@ mod tests {
         assert_eq!(page.cursor, 5);
         let limited = log.read(0, 2);
         assert_eq!(limited.cursor, 4);
+    }
+
+    #[test]
+    fn big_entries_make_room_by_bytes_too() {
+        let log = ExecutionLog::with_limits(100, 100_000);
+        for i in 0..10 {
+            let start =
+                ExecutionStart::new(format!("f:{i}"), ExecutionKind::Query, &Identity::Anonymous);
+            start.console.log("x".repeat(30_000));
+            start.finish(&log, &Ok::<(), FunctionError>(()));
+        }
+        let page = log.read(0, 100);
+        let ids: Vec<u64> = page.entries.iter().map(|e| e.id).collect();
+        assert_eq!(ids, [7, 8, 9]);
+        assert_eq!(page.missed, 7);
+        // One entry larger than the whole budget is still kept, alone.
+        let start = ExecutionStart::new("f:big", ExecutionKind::Query, &Identity::Anonymous);
+        for _ in 0..5 {
+            start.console.log("y".repeat(30_000));
+        }
+        start.finish(&log, &Ok::<(), FunctionError>(()));
+        let page = log.read(0, 100);
+        assert_eq!(page.entries.len(), 1);
+        assert_eq!(page.entries[0].path, "f:big");
     }
 
     #[tokio::test]

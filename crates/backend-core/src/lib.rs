@@ -121,8 +121,8 @@ pub use context::{
 };
 pub use error::{ErrorClass, FunctionError, INTERNAL_ERROR_MESSAGE};
 pub use execution_log::{
-    EXECUTION_LOG_CAPACITY, ExecutionEntry, ExecutionKind, ExecutionLog, ExecutionOutcome,
-    ExecutionPage,
+    EXECUTION_LOG_BYTES, EXECUTION_LOG_CAPACITY, ExecutionEntry, ExecutionKind, ExecutionLog,
+    ExecutionOutcome, ExecutionPage,
 };
 /// The `http` crate's types ([`http::Method`], [`http::StatusCode`], headers) that HTTP
 /// actions use.

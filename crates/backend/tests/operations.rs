@@ -402,6 +402,16 @@ async fn metrics_parse_strictly_and_move_with_traffic() {
     );
     assert!(after.sum("keel_http_requests_total", &[("route", "/metrics")]) >= 1.0);
 
+    // A scheduled function's start is measured against when it was due.
+    call(&b, "mutation", "later:incrementFromMutation", json!({})).await;
+    common::wait_until("the scheduled increment has run", async || {
+        scrape()
+            .await
+            .value("keel_scheduler_lag_seconds_count", &[])
+            .is_some_and(|n| n >= 1.0)
+    })
+    .await;
+
     // A closed session leaves the gauges.
     drop(c);
     common::wait_until("the session is closed", async || {

@@ -635,6 +635,32 @@ mod tests {
     }
 
     #[test]
+    fn operations_flags_parse() {
+        let config = parse(&[]).unwrap();
+        assert!(config.backend.client_logs);
+        assert!(!config.process.metrics_require_admin_key);
+        assert_eq!(config.process.admin_key, None);
+        let config = parse(&[
+            "backend",
+            "--client-logs=false",
+            "--metrics-require-admin-key",
+            "--admin-key",
+            "k-0123456789abcdef0123456789abcdef",
+        ])
+        .unwrap();
+        assert!(!config.backend.client_logs);
+        assert!(config.process.metrics_require_admin_key);
+        assert_eq!(
+            config.process.admin_key.as_deref(),
+            Some("k-0123456789abcdef0123456789abcdef")
+        );
+        let error = parse(&["--client-logs", "sometimes"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--client-logs"), "{error}");
+    }
+
+    #[test]
     fn web_takes_backend_and_idp_urls() {
         let config = parse(&[
             "web",

@@ -134,25 +134,28 @@ impl RequestMetrics {
 
 fn serve(registry: &Registry, access: &MetricsAccess, headers: &HeaderMap) -> Response {
     if let MetricsAccess::AdminKey(verify) = access {
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| {
-                let prefix = value.get(..7)?;
-                prefix
+        let header = headers.get(header::AUTHORIZATION);
+        // Another scheme, or bytes that are not text, are a bad key rather than none.
+        let presented = header.map(|value| {
+            value.to_str().ok().and_then(|value| {
+                let scheme = value.get(..7)?;
+                scheme
                     .eq_ignore_ascii_case("convex ")
                     .then(|| value[7..].trim())
-            });
+            })
+        });
+        let bad = (
+            "BadAdminKey",
+            "The provided admin key was invalid for this deployment",
+        );
         let refusal = match presented {
             None => Some((
                 "MissingAdminKey",
                 "This endpoint requires the admin key: `Authorization: Convex <admin key>`",
             )),
-            Some(key) if !verify(key) => Some((
-                "BadAdminKey",
-                "The provided admin key was invalid for this deployment",
-            )),
-            Some(_) => None,
+            Some(None) => Some(bad),
+            Some(Some(key)) if !verify(key) => Some(bad),
+            Some(Some(_)) => None,
         };
         if let Some((code, message)) = refusal {
             let body = format!(r#"{{"code":"{code}","message":"{message}"}}"#);
@@ -223,8 +226,9 @@ mod tests {
         let (status, body) = get_status(&router, "/metrics", Some("Convex wrong-key")).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert!(body.contains("BadAdminKey"));
-        let (status, _) = get_status(&router, "/metrics", Some("Bearer right-key")).await;
+        let (status, body) = get_status(&router, "/metrics", Some("Bearer right-key")).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(body.contains("BadAdminKey"));
         let (status, body) = get_status(&router, "/metrics", Some("Convex right-key")).await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains("# TYPE keel_http_requests_total counter"));
