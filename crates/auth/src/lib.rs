@@ -22,6 +22,8 @@
 //! * `jwks` — JWKS parsing, fetching (HTTP, `data:`, discovery, BAPI), Cache-Control caching,
 //!   rate-limited refetch on unknown `kid`.
 //! * `identity` — [`UserIdentity`] built from claims, Convex JSON form.
+//! * `acting` — [`UserIdentity::acting_as`]: an identity an operator acts as, from Convex's
+//!   `UserIdentity` fields (no token).
 //! * `expiring` — the one cache of tokens that stop being served at a known time (verified
 //!   session and identity tokens, minted template tokens).
 //! * `verifier` — [`TokenVerifier`]: provider matching, verification, verified-token cache.
@@ -35,6 +37,7 @@
 //!   sign-up / sign-in / sign-out against the local idp.
 //! * `clerk` — [`ClerkAuthenticator`] and [`PublishableKey`] for real Clerk.
 
+mod acting;
 mod authenticator;
 mod backend_api;
 mod clerk;
@@ -54,6 +57,7 @@ pub use backend_api::{ApiSession, ApiUser, BackendApiClient};
 pub use clerk::{ClerkAuthenticator, ClerkConfig, InstanceType, PublishableKey};
 pub use local_idp::{CLIENT_COOKIE, LocalIdpAuthenticator, LocalIdpConfig, SESSION_COOKIE, SignUp};
 
+pub use acting::ACTING_ISSUER;
 pub use config::{AuthConfig, ProviderConfig, SigningAlgorithm, VerifierOptions};
 pub use error::{AuthError, NO_AUTH_PROVIDER_MESSAGE, OIDC_FAILURE_MESSAGE, TokenRejection};
 pub use identity::UserIdentity;

@@ -56,6 +56,9 @@ pub struct BackendConfig {
     /// How many function executions the execution log keeps
     /// ([`EXECUTION_LOG_CAPACITY`](crate::EXECUTION_LOG_CAPACITY) by default).
     pub execution_log_capacity: usize,
+    /// The largest snapshot ZIP an import accepts (default 512 MiB; it is read whole before
+    /// it is committed).
+    pub max_import_bytes: usize,
 }
 
 impl Default for BackendConfig {
@@ -72,6 +75,7 @@ impl Default for BackendConfig {
             admin_key: None,
             metrics_require_admin_key: false,
             execution_log_capacity: crate::execution_log::EXECUTION_LOG_CAPACITY,
+            max_import_bytes: 512 << 20,
         }
     }
 }

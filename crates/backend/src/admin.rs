@@ -1,7 +1,7 @@
 //! Operators' routes, each behind the admin key: [`Admin`], the extractor that lets a request
 //! through only with `Authorization: Convex <admin key>` (the header Convex's CLI sends), and
-//! the routes themselves — today `GET /api/admin/logs`, the execution log; the dashboard, data,
-//! export and import routes are to mount here behind the same extractor.
+//! the routes themselves — `GET /api/admin/logs`, the execution log. The data, export, import
+//! and run routes (`admin_routes`) take the same extractor.
 //!
 //! A request without the header is refused with 401 `MissingAdminKey`; one with another
 //! scheme, a key that is not the deployment's, or any key when the backend has none, with 401

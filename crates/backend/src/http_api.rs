@@ -67,6 +67,7 @@ pub fn router(backend: &Backend) -> Router {
         .route(crate::admin::LOGS_ROUTE, get(crate::admin::logs))
         .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .merge(crate::admin_routes::admin_router(backend))
         .layer(cors)
         .with_state(backend.clone());
     keel_metrics::instrument(

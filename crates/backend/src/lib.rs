@@ -39,12 +39,15 @@
 //! * `admin` — operators' routes behind the admin key (`Authorization: Convex <admin key>`,
 //!   the `Admin` extractor): `GET /api/admin/logs`, the execution log, read from a cursor and
 //!   long-polled.
+//! * `admin_routes` — the operators' data routes under `/api/admin/` (export, import, tables
+//!   and documents, run as a user), each behind `admin`'s `Admin` extractor.
 //! * `request_error` — `RequestError`: requests refused before any function ran, with their
 //!   codes and classes.
 //! * `error_class` — the one place where an [`ErrorClass`] becomes an HTTP status and a
 //!   WebSocket close code.
 
 mod admin;
+mod admin_routes;
 mod error_class;
 mod http_api;
 mod node_routes;

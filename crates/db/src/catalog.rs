@@ -239,7 +239,15 @@ impl Catalog {
     /// Adds a table with the two system indexes; returns it.
     pub(crate) fn add_table(&mut self, name: &str) -> Arc<TableInfo> {
         let number = self.next_table;
-        self.next_table += 1;
+        self.add_table_numbered(name, TableNumber(number))
+    }
+
+    /// Adds a table with a given number (a snapshot import keeps its tables' numbers, which
+    /// its ids encode); the caller checks that no table has it. Later tables are numbered after
+    /// it.
+    pub(crate) fn add_table_numbered(&mut self, name: &str, number: TableNumber) -> Arc<TableInfo> {
+        let number = number.0;
+        self.next_table = self.next_table.max(number + 1);
         let by_id = IndexInfo {
             name: BY_ID.into(),
             id: self.new_index_id(),

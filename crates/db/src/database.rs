@@ -226,6 +226,12 @@ impl Database {
             return Ok(tx.snapshot);
         }
         tx.check_write_size()?;
+        self.submit(tx).await
+    }
+
+    /// Hands a transaction with writes to the committer, without the per-transaction write
+    /// limits (a snapshot import commits in one piece, bounded by its own limits).
+    pub(crate) async fn submit(&self, tx: Transaction) -> Result<Timestamp, DbError> {
         let job_parts = prepare(tx);
         let (reply, result) = oneshot::channel();
         let job = CommitJob {

@@ -63,6 +63,12 @@
 //!   ([`blobs::LocalBlobStore`]) or chunks in PostgreSQL (`persistence::postgres::blobs`,
 //!   [`PostgresPersistence::blob_store`]).
 //! * `subscription` — [`SubscriptionManager`] and [`Subscription`].
+//! * `browse` — [`Database::table_summaries`] (user tables with document counts) and
+//!   [`Database::documents_page`]: data as an operator browses it, outside any transaction.
+//! * [`snapshot`] — export and import in Convex's snapshot export format
+//!   ([`Database::export_snapshot`], [`Database::import_snapshot`]): a ZIP of per-table
+//!   `documents.jsonl`, streamed out a page at a time, imported in one commit keeping ids and
+//!   table numbers.
 //! * `system` — the system tables (`_receipts`, [`SCHEDULED_FUNCTIONS`], [`CRON_JOBS`], the file
 //!   storage's [`STORAGE_TABLE`] and [`UPLOAD_TOKENS_TABLE`]) and the backend's access to them
 //!   (`Transaction::system_*`).
@@ -81,6 +87,7 @@
 //! for benchmarks) and the `db-crash-writer` binary that `tests/crash.rs` kills with SIGKILL.
 
 pub mod blobs;
+mod browse;
 mod catalog;
 mod codec;
 mod committer;
@@ -100,6 +107,7 @@ mod replica;
 mod replication;
 mod schema;
 mod shared;
+pub mod snapshot;
 mod subscription;
 mod system;
 mod timestamp;
@@ -107,6 +115,7 @@ mod transaction;
 mod typed;
 mod write_log;
 
+pub use browse::{DocumentPage, MAX_BROWSE_PAGE, TableSummary};
 pub use database::Database;
 pub use document::Document;
 pub use error::DbError;

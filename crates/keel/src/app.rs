@@ -150,6 +150,12 @@ impl App {
         if let Some(project) = &config.new_project {
             return new_project(project);
         }
+        if let Some(command) = &config.admin {
+            return command
+                .run(&config.backend)
+                .await
+                .map_err(|e| Error(anyhow::Error::new(e)));
+        }
         let mut stop = std::pin::pin!(stop);
         let services = tokio::select! {
             services = Services::open(&self, &config) => services.map_err(Error)?,

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::admin_cli::{AdminCommand, AdminRequest};
 use crate::listen::ListenAddr;
 use crate::new::NewProject;
 
@@ -57,6 +58,57 @@ enum CliCommand {
         #[command(flatten)]
         process: ProcessFlags,
     },
+    /// Exports a snapshot of a running deployment's tables (Convex's snapshot ZIP) to FILE.
+    Export {
+        /// The ZIP to write.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Include the stored files (`_storage`).
+        #[arg(long = "include-file-storage")]
+        include_file_storage: bool,
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Imports a snapshot ZIP into a running deployment, in one commit (its tables must be
+    /// empty unless --replace or --append).
+    Import {
+        /// The ZIP to read.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Delete the documents of the tables the snapshot names first.
+        #[arg(long = "replace", conflicts_with = "append")]
+        replace: bool,
+        /// Add the snapshot's documents to the tables.
+        #[arg(long = "append")]
+        append: bool,
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Lists the tables with their document counts, or a table's documents.
+    Data {
+        /// The table to list (default: list the tables).
+        #[arg(value_name = "TABLE")]
+        table: Option<String>,
+        /// Most documents to print.
+        #[arg(long = "limit", default_value_t = 100)]
+        limit: usize,
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Runs a public function and prints its result as JSON.
+    Run {
+        /// The function, `module:name` (`posts:list`).
+        #[arg(value_name = "FUNCTION")]
+        function: String,
+        /// Its arguments, a JSON object.
+        #[arg(value_name = "ARGS", default_value = "{}")]
+        args: String,
+        /// Run as this user: Convex `UserIdentity` fields as JSON (`{"subject": "user_1"}`).
+        #[arg(long = "identity", value_name = "JSON")]
+        identity: Option<String>,
+        #[command(flatten)]
+        target: AdminTarget,
+    },
     /// Writes a new project on Keel into DIR (a new or empty directory; its name is the
     /// package's): a schema, a query and a mutation with a test, a page, a README.
     New {
@@ -93,6 +145,8 @@ pub struct Config {
     pub process: ProcessFlags,
     /// For `keel new`: the project to write.
     pub new_project: Option<NewProject>,
+    /// For `keel export / import / data / run`: what to ask the running deployment.
+    pub admin: Option<AdminCommand>,
 }
 
 /// The services `keel` can run alone.
@@ -106,6 +160,9 @@ pub enum Command {
     Idp,
     /// `keel new <dir>`: write a new project ([`Config::new_project`]) and exit.
     New,
+    /// `keel export / import / data / run`: ask a running deployment ([`Config::admin`]) and
+    /// exit.
+    Admin,
 }
 
 /// The web tier's flags.
@@ -235,6 +292,14 @@ pub struct BackendFlags {
         default_value = "convex"
     )]
     pub auth_application_id: String,
+    /// The largest snapshot ZIP `keel import` may upload, in bytes (it is read whole before it
+    /// is committed).
+    #[arg(
+        long = "max-import-bytes",
+        env = "KEEL_MAX_IMPORT_BYTES",
+        default_value_t = 512 << 20
+    )]
+    pub max_import_bytes: usize,
     /// Send clients the lines their calls logged (`logLines`, which the official clients print
     /// to the console): on by default, as in Convex's development; `--client-logs=false` in
     /// production. The execution log (`GET /api/admin/logs`) keeps the lines either way.
@@ -324,6 +389,27 @@ pub struct ProcessFlags {
     pub shutdown_timeout: Duration,
 }
 
+/// Which running deployment `keel export / import / data / run` talk to, and with which key.
+#[derive(Debug, Clone, Args)]
+#[group(skip)]
+#[command(next_help_heading = "Deployment")]
+pub struct AdminTarget {
+    /// The backend's URL (default: `http://<KEEL_BACKEND_ADDR>`, the local backend).
+    #[arg(long = "url", value_name = "URL")]
+    pub url: Option<String>,
+    /// The deployment's admin key (default: read from `<data dir>/admin_key`).
+    #[arg(
+        long = "admin-key",
+        env = "KEEL_ADMIN_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub admin_key: Option<String>,
+    /// The data directory holding the admin key.
+    #[arg(long = "data-dir", env = "KEEL_DATA_DIR", default_value = "./.keel")]
+    pub data_dir: PathBuf,
+}
+
 /// See [`BackendFlags::role`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendRole {
@@ -405,6 +491,7 @@ impl Config {
             idp: cli.idp,
             process: cli.process,
             new_project: None,
+            admin: None,
         };
         match cli.command {
             None => {}
@@ -423,6 +510,62 @@ impl Config {
                 config.idp = idp;
                 config.process = process;
             }
+            Some(CliCommand::Export {
+                file,
+                include_file_storage,
+                target,
+            }) => {
+                config.admin = Some(AdminCommand {
+                    request: AdminRequest::Export {
+                        file,
+                        include_file_storage,
+                    },
+                    target,
+                });
+            }
+            Some(CliCommand::Import {
+                file,
+                replace,
+                append,
+                target,
+            }) => {
+                let mode = if replace {
+                    keel_db::snapshot::ImportMode::Replace
+                } else if append {
+                    keel_db::snapshot::ImportMode::Append
+                } else {
+                    keel_db::snapshot::ImportMode::RequireEmpty
+                };
+                config.admin = Some(AdminCommand {
+                    request: AdminRequest::Import { file, mode },
+                    target,
+                });
+            }
+            Some(CliCommand::Data {
+                table,
+                limit,
+                target,
+            }) => {
+                config.admin = Some(AdminCommand {
+                    request: AdminRequest::Data { table, limit },
+                    target,
+                });
+            }
+            Some(CliCommand::Run {
+                function,
+                args,
+                identity,
+                target,
+            }) => {
+                config.admin = Some(AdminCommand {
+                    request: AdminRequest::Run {
+                        function,
+                        args,
+                        identity,
+                    },
+                    target,
+                });
+            }
             Some(CliCommand::New { dir, keel_path }) => {
                 config.command = Some(Command::New);
                 config.new_project = Some(NewProject {
@@ -430,6 +573,9 @@ impl Config {
                     keel_path: keel_path.unwrap_or_else(crate::new::default_keel_path),
                 });
             }
+        }
+        if config.admin.is_some() {
+            config.command = Some(Command::Admin);
         }
         config
     }

@@ -1,6 +1,6 @@
 //! Keel's library entry point: an app gives [`App`] its schema, its functions and its web routes,
 //! and gets the whole `keel` command line — `keel` (every service in one process), `keel web`,
-//! `keel backend`, `keel idp`, `keel new <dir>`, each flag with its environment fallback — with the services
+//! `keel backend`, `keel idp`, `keel new <dir>`, `keel export / import / data / run`, each flag with its environment fallback — with the services
 //! wired together, logging set up and errors reported.
 //!
 //! ```no_run
@@ -64,6 +64,9 @@
 //! ```
 //!
 //! # Layout
+//! * `admin_cli` — [`AdminCommand`]: `keel export / import / data / run` against a running
+//!   deployment's admin routes, with `--url` and `--admin-key` defaulting to the local backend
+//!   and `<data dir>/admin_key`.
 //! * `app` — [`App`]: the app's schema, functions, crons ([`App::crons`]) and web routes,
 //!   turned into the command line
 //!   ([`App::run`]) or served with a given [`Config`] ([`App::serve`], [`App::serve_until`]);
@@ -85,6 +88,7 @@
 //!   then backend and idp, then background work and the committer lease) within
 //!   `--shutdown-timeout`. Background tasks are `keel_tasks::Tasks` of their owners.
 
+mod admin_cli;
 mod app;
 mod config;
 mod listen;
@@ -93,10 +97,11 @@ mod new;
 mod services;
 mod shutdown;
 
+pub use admin_cli::{AdminCliError, AdminCommand, AdminRequest};
 pub use app::{App, Error};
 pub use config::{
-    BackendFlags, BackendRole, Command, Config, DatabaseLocation, DatabaseUrlError, IdpFlags,
-    ProcessFlags, WebFlags,
+    AdminTarget, BackendFlags, BackendRole, Command, Config, DatabaseLocation, DatabaseUrlError,
+    IdpFlags, ProcessFlags, WebFlags,
 };
 pub use listen::ListenAddr;
 pub use new::{NewError, NewProject, default_keel_path};

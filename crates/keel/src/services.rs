@@ -86,7 +86,7 @@ impl Listeners {
             Some(Command::Idp) => (true, false, false),
             Some(Command::Backend) => (false, true, false),
             Some(Command::Web) => (false, false, true),
-            Some(Command::New) => (false, false, false),
+            Some(Command::New | Command::Admin) => (false, false, false),
         };
         Ok(Listeners {
             idp: if idp {
@@ -436,6 +436,7 @@ impl BackendService {
         };
         let backend_config = BackendConfig {
             auth,
+            max_import_bytes: config.backend.max_import_bytes,
             storage: StorageConfig {
                 blobs: Some(blobs),
                 origin: bound.url.clone(),
