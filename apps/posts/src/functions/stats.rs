@@ -4,11 +4,13 @@
 use keel_backend::{FunctionError, MutationCtx};
 use keel_values::{Object, Value};
 
+use super::users::NoArgs;
+
 /// Most posts one count reads (a mutation reads at most 32,000 documents).
 const MAX_COUNTED: usize = 10_000;
 
 /// Records the number of posts now (capped at [`MAX_COUNTED`]).
-pub(super) async fn record(ctx: MutationCtx, _: serde_json::Value) -> Result<f64, FunctionError> {
+pub(super) async fn record(ctx: MutationCtx, _: NoArgs) -> Result<f64, FunctionError> {
     let posts = ctx.db().query("posts").take(MAX_COUNTED).await?.len() as f64;
     let mut fields = Object::new();
     fields.insert("posts".into(), Value::from(posts));
