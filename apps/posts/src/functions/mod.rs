@@ -1,8 +1,9 @@
 //! The reference app's backend: schema, functions (`posts:*`, `users:*`, `files:*`, `stats:*`),
 //! crons and HTTP actions (`POST /posts` on the site, see [`http_routes`]).
 //!
-//! These are the seed app's Convex functions written in Rust. Every later layer (the web tier,
-//! the interop tests) calls them by path.
+//! These are the seed app's Convex functions written in Rust, each registered under its typed
+//! reference ([`crate::api`]). The web tier and the Rust tests call them by reference; the
+//! interop tests (the official clients) by path, which is what goes on the wire.
 
 pub mod files;
 mod http;
