@@ -2,11 +2,14 @@
 //! library entry point (`src/main.rs` is the whole binary).
 //!
 //! # Layout
+//! * `api` — the typed function references ([`api::posts::LIST`], …) the registry, the web
+//!   tier and the tests name the functions by.
 //! * `functions` — the schema (`posts`, `users`, `stats`), the functions (`posts:*`, `users:*`,
 //!   `files:generateUploadUrl`, `stats:record` and `files:sweep` run by crons) and the HTTP actions
 //!   (`POST /posts` on the site).
 //! * `web` — the seed's routes and forms on `keel_start` ([`web::app`]); the new-post form
 //!   takes an optional image (`multipart/form-data`, stored through the backend).
 
+pub mod api;
 pub mod functions;
 pub mod web;

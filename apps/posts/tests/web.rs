@@ -173,7 +173,7 @@ async fn sign_up_ssr_forms_and_boundaries() {
     assert!(html.contains(r#"<a href="/posts" class="font-bold">Posts</a>"#));
     let anonymous = keel_client::HttpClient::new(&keel.backend).unwrap();
     let refused = anonymous
-        .query::<serde_json::Value>("posts:list", serde_json::json!({}))
+        .query::<serde_json::Value, _>("posts:list", serde_json::json!({}))
         .await
         .unwrap_err();
     assert_eq!(refused.code(), "Application", "{refused}");

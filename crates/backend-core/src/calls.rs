@@ -16,11 +16,15 @@
 //!
 //! ```
 //! use keel_backend_core::{FunctionError, FunctionRegistry, MutationCtx};
+//! use keel_protocol::InternalMutationRef;
 //! use keel_values::obj;
-//! use serde::Deserialize;
+//! use serde::{Deserialize, Serialize};
 //!
-//! #[derive(Deserialize)]
+//! #[derive(Deserialize, Serialize)]
 //! struct Note { text: String }
+//!
+//! /// `notes:save`, by its typed reference (a path string works too).
+//! const SAVE: InternalMutationRef<Note, String> = InternalMutationRef::new("notes:save");
 //!
 //! async fn save(ctx: MutationCtx, note: Note) -> Result<String, FunctionError> {
 //!     if note.text.is_empty() {
@@ -31,21 +35,21 @@
 //! }
 //!
 //! async fn save_twice(ctx: MutationCtx, note: Note) -> Result<(), FunctionError> {
-//!     let first: String = ctx.run_mutation("notes:save", obj! { "text" => note.text.as_str() }).await?;
+//!     let first = ctx.run_mutation(SAVE, note).await?;
 //!     // A failed nested mutation undoes its own writes only; this one is handled and the first
 //!     // note is kept.
-//!     if let Err(error) = ctx.run_mutation::<String>("notes:save", obj! { "text" => "" }).await {
+//!     if let Err(error) = ctx.run_mutation(SAVE, Note { text: String::new() }).await {
 //!         tracing::info!(%error, first, "the second note was refused");
 //!     }
 //!     Ok(())
 //! }
 //!
 //! let mut functions = FunctionRegistry::new();
-//! functions.internal_mutation("notes:save", save);
+//! functions.internal_mutation(SAVE, save);
 //! functions.mutation("notes:saveTwice", save_twice);
 //! ```
 
-use keel_protocol::CanonicalPath;
+use keel_protocol::{AppFunction, CanonicalPath, kind};
 use keel_values::{Object, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -224,14 +228,14 @@ impl Call {
 impl QueryCtx {
     /// Runs a query (public or internal) in this query's transaction, as the caller, and
     /// decodes its result: what it reads is part of this query's result's dependencies.
-    pub async fn run_query<R: DeserializeOwned>(
+    pub async fn run_query<R: DeserializeOwned, A: Serialize>(
         &self,
-        path: &str,
-        args: impl Serialize,
+        function: impl AppFunction<kind::Query, A, R>,
+        args: A,
     ) -> Result<R, FunctionError> {
         let tx = self.db.tx();
         (self.calls)
-            .make(&self.auth.identity, path, args, async |call| {
+            .make(&self.auth.identity, function.path(), args, async |call| {
                 call.query_in(tx).await
             })
             .await
@@ -241,14 +245,14 @@ impl QueryCtx {
 impl MutationCtx {
     /// Runs a query (public or internal) in this mutation's transaction, as the caller: it sees
     /// this mutation's writes so far, and what it reads is part of this mutation's read set.
-    pub async fn run_query<R: DeserializeOwned>(
+    pub async fn run_query<R: DeserializeOwned, A: Serialize>(
         &self,
-        path: &str,
-        args: impl Serialize,
+        function: impl AppFunction<kind::Query, A, R>,
+        args: A,
     ) -> Result<R, FunctionError> {
         let tx = self.tx();
         (self.calls)
-            .make(&self.auth.identity, path, args, async |call| {
+            .make(&self.auth.identity, function.path(), args, async |call| {
                 call.query_in(tx).await
             })
             .await
@@ -258,14 +262,14 @@ impl MutationCtx {
     /// writes commit with this mutation's; if it fails, its own writes are undone (this
     /// mutation's stay) and its error is returned, to be handled or passed on. While it runs,
     /// this mutation's database handle waits its turn: await the call before using `ctx.db()`.
-    pub async fn run_mutation<R: DeserializeOwned>(
+    pub async fn run_mutation<R: DeserializeOwned, A: Serialize>(
         &self,
-        path: &str,
-        args: impl Serialize,
+        function: impl AppFunction<kind::Mutation, A, R>,
+        args: A,
     ) -> Result<R, FunctionError> {
         let tx = self.tx();
         (self.calls)
-            .make(&self.auth.identity, path, args, async |call| {
+            .make(&self.auth.identity, function.path(), args, async |call| {
                 Box::pin(call.mutation_in(tx)).await
             })
             .await
@@ -275,36 +279,36 @@ impl MutationCtx {
 impl ActionCtx {
     /// Runs a query (public or internal) in its own transaction at the latest commit, as the
     /// caller.
-    pub async fn run_query<R: DeserializeOwned>(
+    pub async fn run_query<R: DeserializeOwned, A: Serialize>(
         &self,
-        path: &str,
-        args: impl Serialize,
+        function: impl AppFunction<kind::Query, A, R>,
+        args: A,
     ) -> Result<R, FunctionError> {
         (self.calls)
-            .make(&self.auth.identity, path, args, Call::query)
+            .make(&self.auth.identity, function.path(), args, Call::query)
             .await
     }
 
     /// Runs a mutation (public or internal) in its own transaction (retried on conflicts), as
     /// the caller.
-    pub async fn run_mutation<R: DeserializeOwned>(
+    pub async fn run_mutation<R: DeserializeOwned, A: Serialize>(
         &self,
-        path: &str,
-        args: impl Serialize,
+        function: impl AppFunction<kind::Mutation, A, R>,
+        args: A,
     ) -> Result<R, FunctionError> {
         (self.calls)
-            .make(&self.auth.identity, path, args, Call::mutation)
+            .make(&self.auth.identity, function.path(), args, Call::mutation)
             .await
     }
 
     /// Runs another action (public or internal), as the caller.
-    pub async fn run_action<R: DeserializeOwned>(
+    pub async fn run_action<R: DeserializeOwned, A: Serialize>(
         &self,
-        path: &str,
-        args: impl Serialize,
+        function: impl AppFunction<kind::Action, A, R>,
+        args: A,
     ) -> Result<R, FunctionError> {
         (self.calls)
-            .make(&self.auth.identity, path, args, Call::action)
+            .make(&self.auth.identity, function.path(), args, Call::action)
             .await
     }
 }

@@ -8,7 +8,9 @@
 //! error message names it — as in Convex.
 //!
 //! Registering a function is one line; its arguments are any `Deserialize` type and its result
-//! any `Serialize` type. Arguments are checked as Convex checks a function's argument validators
+//! any `Serialize` type. It is registered under a path, or under a typed reference
+//! ([`keel_protocol::FunctionRef`]) whose argument and result types the compiler checks against
+//! the function's: the same reference is what the clients call it with. Arguments are checked as Convex checks a function's argument validators
 //! — a field the type does not declare is refused, a Rust integer takes a JavaScript number
 //! holding a whole value but not an int64 — with `ArgumentValidationError`s that name the path;
 //! [`keel_values::typed`] has the table of which Rust type stands for which Convex validator.
@@ -28,8 +30,11 @@
 //!     Ok(3)
 //! }
 //!
+//! /// The app's references (its `api`), what callers name the functions by.
+//! const GREET: keel_protocol::QueryRef<Greet, String> = keel_protocol::QueryRef::new("greetings:greet");
+//!
 //! let mut functions = FunctionRegistry::new();
-//! functions.query("greetings:greet", greet);
+//! functions.query(GREET, greet);
 //! functions.internal_query("greetings:count", count);
 //! assert!(functions.contains("greetings:greet"));
 //! assert!(functions.contains("greetings:count"));
@@ -42,7 +47,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::FutureExt;
-use keel_protocol::CanonicalPath;
+use keel_protocol::{CanonicalPath, FunctionName, Internal, Public, kind};
 use keel_values::{Object, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -190,72 +195,103 @@ impl FunctionRegistry {
         self
     }
 
-    /// Registers a public query. Panics if the path is malformed or already taken (a
-    /// programming error).
-    pub fn query<A, R, F, Fut>(&mut self, path: &str, f: F) -> &mut Self
+    /// Registers a public query under `name`: a path, or a typed reference ([`QueryRef`]
+    /// whose argument and result types must be the function's). Panics if the path is
+    /// malformed or already taken (a programming error).
+    ///
+    /// [`QueryRef`]: keel_protocol::QueryRef
+    pub fn query<A, R, F, Fut>(
+        &mut self,
+        name: impl FunctionName<kind::Query, Public, A, R>,
+        f: F,
+    ) -> &mut Self
     where
         F: Fn(QueryCtx, A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, FunctionError>> + Send + 'static,
         A: DeserializeOwned + Send + 'static,
         R: Serialize,
     {
-        self.insert(path, Handler::Query(wrap(f)), Visibility::Public)
+        self.insert(name.path(), Handler::Query(wrap(f)), Visibility::Public)
     }
 
     /// Registers a public mutation.
-    pub fn mutation<A, R, F, Fut>(&mut self, path: &str, f: F) -> &mut Self
+    pub fn mutation<A, R, F, Fut>(
+        &mut self,
+        name: impl FunctionName<kind::Mutation, Public, A, R>,
+        f: F,
+    ) -> &mut Self
     where
         F: Fn(MutationCtx, A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, FunctionError>> + Send + 'static,
         A: DeserializeOwned + Send + 'static,
         R: Serialize,
     {
-        self.insert(path, Handler::Mutation(wrap(f)), Visibility::Public)
+        self.insert(name.path(), Handler::Mutation(wrap(f)), Visibility::Public)
     }
 
     /// Registers a public action.
-    pub fn action<A, R, F, Fut>(&mut self, path: &str, f: F) -> &mut Self
+    pub fn action<A, R, F, Fut>(
+        &mut self,
+        name: impl FunctionName<kind::Action, Public, A, R>,
+        f: F,
+    ) -> &mut Self
     where
         F: Fn(ActionCtx, A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, FunctionError>> + Send + 'static,
         A: DeserializeOwned + Send + 'static,
         R: Serialize,
     {
-        self.insert(path, Handler::Action(wrap(f)), Visibility::Public)
+        self.insert(name.path(), Handler::Action(wrap(f)), Visibility::Public)
     }
 
     /// Registers an internal query (Convex's `internalQuery`): callable by the app's own code,
     /// unknown to clients.
-    pub fn internal_query<A, R, F, Fut>(&mut self, path: &str, f: F) -> &mut Self
+    pub fn internal_query<A, R, F, Fut>(
+        &mut self,
+        name: impl FunctionName<kind::Query, Internal, A, R>,
+        f: F,
+    ) -> &mut Self
     where
         F: Fn(QueryCtx, A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, FunctionError>> + Send + 'static,
         A: DeserializeOwned + Send + 'static,
         R: Serialize,
     {
-        self.insert(path, Handler::Query(wrap(f)), Visibility::Internal)
+        self.insert(name.path(), Handler::Query(wrap(f)), Visibility::Internal)
     }
 
     /// Registers an internal mutation (Convex's `internalMutation`).
-    pub fn internal_mutation<A, R, F, Fut>(&mut self, path: &str, f: F) -> &mut Self
+    pub fn internal_mutation<A, R, F, Fut>(
+        &mut self,
+        name: impl FunctionName<kind::Mutation, Internal, A, R>,
+        f: F,
+    ) -> &mut Self
     where
         F: Fn(MutationCtx, A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, FunctionError>> + Send + 'static,
         A: DeserializeOwned + Send + 'static,
         R: Serialize,
     {
-        self.insert(path, Handler::Mutation(wrap(f)), Visibility::Internal)
+        self.insert(
+            name.path(),
+            Handler::Mutation(wrap(f)),
+            Visibility::Internal,
+        )
     }
 
     /// Registers an internal action (Convex's `internalAction`).
-    pub fn internal_action<A, R, F, Fut>(&mut self, path: &str, f: F) -> &mut Self
+    pub fn internal_action<A, R, F, Fut>(
+        &mut self,
+        name: impl FunctionName<kind::Action, Internal, A, R>,
+        f: F,
+    ) -> &mut Self
     where
         F: Fn(ActionCtx, A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, FunctionError>> + Send + 'static,
         A: DeserializeOwned + Send + 'static,
         R: Serialize,
     {
-        self.insert(path, Handler::Action(wrap(f)), Visibility::Internal)
+        self.insert(name.path(), Handler::Action(wrap(f)), Visibility::Internal)
     }
 
     /// Declares the app's crons (Convex's `crons.ts`), replacing any declared before; the

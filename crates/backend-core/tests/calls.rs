@@ -61,7 +61,8 @@ fn base() -> FunctionRegistry {
 async fn a_query_s_callee_reads_at_its_snapshot_and_its_reads_make_the_result_reactive() {
     let mut functions = base();
     functions.query("notes:viaCall", |ctx: QueryCtx, _: NoArgs| async move {
-        ctx.run_query::<Vec<String>>("notes:texts", json!({})).await
+        ctx.run_query::<Vec<String>, _>("notes:texts", json!({}))
+            .await
     });
     let core = core(functions).await;
     core.insert_note("one").await;
@@ -131,7 +132,7 @@ async fn a_failed_nested_mutation_undoes_only_its_own_writes() {
         .mutation("notes:survive", |ctx: MutationCtx, _: NoArgs| async move {
             ctx.db().insert("notes", text("caller")).await?;
             let error = ctx
-                .run_mutation::<String>("notes:addThenRefuse", json!({ "text": "callee" }))
+                .run_mutation::<String, _>("notes:addThenRefuse", json!({ "text": "callee" }))
                 .await
                 .expect_err("the callee refuses");
             ctx.db().insert("notes", text("after")).await?;
@@ -141,16 +142,16 @@ async fn a_failed_nested_mutation_undoes_only_its_own_writes() {
         .internal_mutation("notes:middle", |ctx: MutationCtx, _: NoArgs| async move {
             ctx.db().insert("notes", text("middle")).await?;
             let _ = ctx
-                .run_mutation::<String>("notes:addThenRefuse", json!({ "text": "deepest" }))
+                .run_mutation::<String, _>("notes:addThenRefuse", json!({ "text": "deepest" }))
                 .await;
             ctx.db().insert("notes", text("middle again")).await?;
             Ok(())
         })
         .mutation("notes:deep", |ctx: MutationCtx, _: NoArgs| async move {
-            ctx.run_mutation::<()>("notes:middle", json!({})).await?;
+            ctx.run_mutation::<(), _>("notes:middle", json!({})).await?;
             // A nested mutation that fails after its own nested one succeeded: both undone.
             let _ = ctx
-                .run_mutation::<()>("notes:middleThenRefuse", json!({}))
+                .run_mutation::<(), _>("notes:middleThenRefuse", json!({}))
                 .await;
             Ok(())
         })
@@ -192,7 +193,7 @@ async fn errors_cross_calls_as_they_are() {
             "calls:propagate",
             |ctx: MutationCtx, _: NoArgs| async move {
                 ctx.db().insert("notes", text("caller")).await?;
-                ctx.run_mutation::<String>("notes:addThenRefuse", json!({ "text": "callee" }))
+                ctx.run_mutation::<String, _>("notes:addThenRefuse", json!({ "text": "callee" }))
                     .await
             },
         )
@@ -200,7 +201,7 @@ async fn errors_cross_calls_as_they_are() {
             "calls:panicInside",
             |ctx: MutationCtx, _: NoArgs| async move {
                 let error = ctx
-                    .run_mutation::<String>("notes:addThenPanic", json!({ "text": "panicked" }))
+                    .run_mutation::<String, _>("notes:addThenPanic", json!({ "text": "panicked" }))
                     .await
                     .expect_err("the callee panicked");
                 assert!(error.is_internal(), "{error:?}");
@@ -220,7 +221,7 @@ async fn errors_cross_calls_as_they_are() {
                 ("no a path", json!({})),
             ] {
                 let error = ctx
-                    .run_query::<Value>(callee, args)
+                    .run_query::<Value, _>(callee, args)
                     .await
                     .expect_err("refused");
                 seen.push(Value::from(error.client_message()));
@@ -228,7 +229,7 @@ async fn errors_cross_calls_as_they_are() {
             Ok(Value::Array(seen))
         })
         .action("calls:fromAction", |ctx: ActionCtx, _: NoArgs| async move {
-            ctx.run_mutation::<String>("calls:propagate", json!({}))
+            ctx.run_mutation::<String, _>("calls:propagate", json!({}))
                 .await
         });
     let core = core(functions).await;
@@ -279,7 +280,7 @@ async fn errors_cross_calls_as_they_are() {
 /// a call.
 macro_rules! deepest {
     ($ctx:ident, $run:ident, $path:literal, $n:expr) => {
-        match $ctx.$run::<u32>($path, json!({ "n": $n + 1 })).await {
+        match $ctx.$run::<u32, _>($path, json!({ "n": $n + 1 })).await {
             Ok(deepest) => Ok(deepest),
             Err(FunctionError::CallDepthExceeded { limit, .. }) => {
                 assert_eq!(limit, MAX_CALL_DEPTH);
@@ -308,7 +309,7 @@ async fn calls_nest_at_most_eight_deep() {
             deepest!(ctx, run_action, "depth:action", depth.n)
         })
         .query("depth:forever", |ctx: QueryCtx, _: NoArgs| async move {
-            ctx.run_query::<Value>("depth:forever", json!({})).await
+            ctx.run_query::<Value, _>("depth:forever", json!({})).await
         });
     let core = core(functions).await;
     // A `u32` result is a JavaScript number.
@@ -402,7 +403,7 @@ async fn what_a_callee_read_is_in_the_caller_s_read_set_even_when_it_failed() {
                 let gate = f.clone();
                 async move {
                     let error = ctx
-                        .run_mutation::<()>("notes:readThenRefuse", json!({}))
+                        .run_mutation::<(), _>("notes:readThenRefuse", json!({}))
                         .await
                         .expect_err("refused");
                     gate.pass().await;
@@ -482,7 +483,7 @@ async fn a_context_waits_its_turn_while_its_nested_mutation_runs() {
                 let (started, release) = (s2.clone(), r2.clone());
                 async move {
                     let nested =
-                        ctx.run_mutation::<()>("notes:addAndHold", json!({ "text": "nested" }));
+                        ctx.run_mutation::<(), _>("notes:addAndHold", json!({ "text": "nested" }));
                     let meanwhile = async {
                         started.notified().await;
                         let refused = ctx.db().insert("notes", text("meanwhile")).await;
@@ -502,7 +503,8 @@ async fn a_context_waits_its_turn_while_its_nested_mutation_runs() {
         .mutation("notes:dropNested", move |ctx: MutationCtx, _: NoArgs| {
             let wrote = w.clone();
             async move {
-                let nested = Box::pin(ctx.run_mutation::<()>("notes:addAndHoldForever", json!({})));
+                let nested =
+                    Box::pin(ctx.run_mutation::<(), _>("notes:addAndHoldForever", json!({})));
                 let written = Box::pin(wrote.notified());
                 if let Either::Left(_) = select(nested, written).await {
                     return Err(FunctionError::uncaught("the callee never returns"));

@@ -92,7 +92,9 @@ fn functions() -> FunctionRegistry {
             "notes:addLaterNested",
             |ctx: MutationCtx, later: Later| async move {
                 let json = json!({ "text": later.text, "delayMs": later.delay_ms });
-                let nested = ctx.run_mutation::<()>("notes:addLaterThenFail", json).await;
+                let nested = ctx
+                    .run_mutation::<(), _>("notes:addLaterThenFail", json)
+                    .await;
                 assert!(nested.is_err(), "the nested mutation fails");
                 ctx.db().insert("notes", text("caller's own")).await?;
                 Ok(())
@@ -160,7 +162,7 @@ fn functions() -> FunctionRegistry {
             if note.text == "fail" {
                 return Err(FunctionError::uncaught("the action failed"));
             }
-            ctx.run_mutation::<String>("notes:add", json!({ "text": note.text }))
+            ctx.run_mutation::<String, _>("notes:add", json!({ "text": note.text }))
                 .await
         })
         .action(

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use keel_protocol::http::{FunctionResponse, HttpErrorBody, QueryAtTsRequest, QueryTsResponse};
-use keel_protocol::{decode_ts, encode_ts};
+use keel_protocol::{FunctionName, Public, decode_ts, encode_ts, kind};
 use keel_values::{Object, Value, from_json, to_json};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -113,12 +113,16 @@ impl HttpClient {
     }
 
     /// Runs a query with typed arguments and result.
-    pub async fn query<R: DeserializeOwned>(
+    pub async fn query<R: DeserializeOwned, A: Serialize>(
         &self,
-        path: &str,
-        args: impl Serialize,
+        function: impl FunctionName<kind::Query, Public, A, R>,
+        args: A,
     ) -> Result<R, ClientError> {
-        decode_result(&self.query_value(path, args_object(args)?).await?)
+        decode_result(
+            &self
+                .query_value(function.path(), args_object(args)?)
+                .await?,
+        )
     }
 
     /// Runs a mutation; the result as a [`Value`].
@@ -127,12 +131,16 @@ impl HttpClient {
     }
 
     /// Runs a mutation with typed arguments and result.
-    pub async fn mutation<R: DeserializeOwned>(
+    pub async fn mutation<R: DeserializeOwned, A: Serialize>(
         &self,
-        path: &str,
-        args: impl Serialize,
+        function: impl FunctionName<kind::Mutation, Public, A, R>,
+        args: A,
     ) -> Result<R, ClientError> {
-        decode_result(&self.mutation_value(path, args_object(args)?).await?)
+        decode_result(
+            &self
+                .mutation_value(function.path(), args_object(args)?)
+                .await?,
+        )
     }
 
     /// Runs an action; the result as a [`Value`].
@@ -141,12 +149,16 @@ impl HttpClient {
     }
 
     /// Runs an action with typed arguments and result.
-    pub async fn action<R: DeserializeOwned>(
+    pub async fn action<R: DeserializeOwned, A: Serialize>(
         &self,
-        path: &str,
-        args: impl Serialize,
+        function: impl FunctionName<kind::Action, Public, A, R>,
+        args: A,
     ) -> Result<R, ClientError> {
-        decode_result(&self.action_value(path, args_object(args)?).await?)
+        decode_result(
+            &self
+                .action_value(function.path(), args_object(args)?)
+                .await?,
+        )
     }
 
     /// The deployment's latest snapshot timestamp (`POST /api/query_ts`).
@@ -185,14 +197,14 @@ impl HttpClient {
     }
 
     /// [`HttpClient::consistent_query_value`] with typed arguments and result.
-    pub async fn consistent_query<R: DeserializeOwned>(
+    pub async fn consistent_query<R: DeserializeOwned, A: Serialize>(
         &self,
-        path: &str,
-        args: impl Serialize,
+        function: impl FunctionName<kind::Query, Public, A, R>,
+        args: A,
     ) -> Result<R, ClientError> {
         decode_result(
             &self
-                .consistent_query_value(path, args_object(args)?)
+                .consistent_query_value(function.path(), args_object(args)?)
                 .await?,
         )
     }

@@ -62,6 +62,11 @@
 //! query with its id and journal → re-sent mutations), backoff from 100 ms doubling to 15 s
 //! with ±50 % jitter, and an idle timeout (the server pings every 15 s).
 //!
+//! Every `query`/`mutation`/`action` method takes a function's path or its typed reference
+//! ([`keel_protocol::QueryRef`], [`keel_protocol::MutationRef`], [`keel_protocol::ActionRef`]:
+//! the app's `api`), whose argument and result types the compiler then checks; a reference of
+//! another kind, or an internal one, does not compile.
+//!
 //! # Layout
 //! * `error` — [`ClientError`], each variant with a short code.
 //! * `convert` — typed arguments and results to and from Convex values.

@@ -15,19 +15,22 @@ async fn queries_mutations_and_actions() {
     let backend = TestBackend::start().await;
     let client = HttpClient::new(&backend.url()).unwrap();
     assert_eq!(
-        client.query::<f64>("counter:get", json!({})).await.unwrap(),
+        client
+            .query::<f64, _>("counter:get", json!({}))
+            .await
+            .unwrap(),
         0.0
     );
     assert_eq!(
         client
-            .mutation::<u32>("counter:increment", json!({}))
+            .mutation::<u32, _>("counter:increment", json!({}))
             .await
             .unwrap(),
         1
     );
     assert_eq!(
         client
-            .action::<f64>("actions:bump", json!({}))
+            .action::<f64, _>("actions:bump", json!({}))
             .await
             .unwrap(),
         2.0
@@ -40,7 +43,7 @@ async fn queries_mutations_and_actions() {
         Value::Float64(2.0)
     );
     client
-        .mutation::<String>("messages:send", json!({"body": "hi"}))
+        .mutation::<String, _>("messages:send", json!({"body": "hi"}))
         .await
         .unwrap();
     let list: Vec<String> = client.query("messages:list", json!({})).await.unwrap();
@@ -64,7 +67,7 @@ async fn errors_are_typed() {
         .unwrap_err();
     assert_eq!(missing.code(), "Function", "{missing}");
     let bad_type = client
-        .query::<String>("counter:get", json!({}))
+        .query::<String, _>("counter:get", json!({}))
         .await
         .unwrap_err();
     assert_eq!(bad_type.code(), "Decode");
@@ -97,7 +100,7 @@ async fn auth_tokens_and_rejections() {
     let signed_in = shared.with_auth(idp.token(&session).unwrap());
     assert_eq!(
         signed_in
-            .query::<String>("auth:whoami", json!({}))
+            .query::<String, _>("auth:whoami", json!({}))
             .await
             .unwrap(),
         user_id
@@ -144,7 +147,7 @@ async fn consistent_queries_read_one_snapshot() {
     backend.increment().await;
     let loader = page.clone();
     let (a, b) = tokio::join!(
-        loader.consistent_query::<f64>("counter:get", json!({})),
+        loader.consistent_query::<f64, _>("counter:get", json!({})),
         page.consistent_query_value("counter:get", Object::new()),
     );
     assert_eq!(a.unwrap(), 1.0);
@@ -152,14 +155,16 @@ async fn consistent_queries_read_one_snapshot() {
     assert_eq!(loader.snapshot_ts(), Some(snapshot));
     // …while a plain query and a new snapshot see them.
     assert_eq!(
-        page.query::<f64>("counter:get", json!({})).await.unwrap(),
+        page.query::<f64, _>("counter:get", json!({}))
+            .await
+            .unwrap(),
         3.0
     );
     let mut next_page = page.clone();
     next_page.new_snapshot();
     assert_eq!(
         next_page
-            .consistent_query::<f64>("counter:get", json!({}))
+            .consistent_query::<f64, _>("counter:get", json!({}))
             .await
             .unwrap(),
         3.0
@@ -178,7 +183,7 @@ async fn per_request_clients_share_one_connection_pool() {
     for _ in 0..50 {
         let per_request = shared.with_auth(token.clone());
         per_request
-            .query::<String>("auth:whoami", json!({}))
+            .query::<String, _>("auth:whoami", json!({}))
             .await
             .unwrap();
     }

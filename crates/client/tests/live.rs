@@ -48,11 +48,15 @@ async fn subscriptions_follow_mutations_with_read_your_writes() {
     );
     // One-shot calls over the same socket.
     assert_eq!(
-        live.query::<u32>("counter:get", json!({})).await.unwrap(),
+        live.query::<u32, _>("counter:get", json!({}))
+            .await
+            .unwrap(),
         5
     );
     assert_eq!(
-        live.action::<u32>("actions:bump", json!({})).await.unwrap(),
+        live.action::<u32, _>("actions:bump", json!({}))
+            .await
+            .unwrap(),
         6
     );
     assert_eq!(next_value(&mut counter).await, Value::Float64(6.0));
@@ -122,7 +126,7 @@ async fn errors_and_unsubscribes() {
         .unwrap_err();
     assert_eq!(err.code(), "Function", "{err}");
     let err = live
-        .query::<String>("counter:get", json!({}))
+        .query::<String, _>("counter:get", json!({}))
         .await
         .unwrap_err();
     assert_eq!(err.code(), "Decode");
@@ -151,7 +155,7 @@ async fn wait_for_ts_catches_up_with_writes_made_elsewhere() {
     .await;
     // A write the subscription does not read, over HTTP: no transition would come on its own.
     let http = HttpClient::new(&backend.url()).unwrap();
-    http.mutation::<f64>("counter:increment", json!({}))
+    http.mutation::<f64, _>("counter:increment", json!({}))
         .await
         .unwrap();
     let ts = http.query_ts().await.unwrap();
@@ -174,7 +178,7 @@ async fn reconnects_and_resubscribes_after_a_backend_restart() {
     let live = LiveClient::with_config(config).unwrap();
     let mut messages = live.subscribe("messages:list", json!({})).unwrap();
     assert_eq!(next_value(&mut messages).await, Value::Array(vec![]));
-    live.mutation::<String>("messages:send", json!({"body": "before"}))
+    live.mutation::<String, _>("messages:send", json!({"body": "before"}))
         .await
         .unwrap();
     assert_eq!(
@@ -191,7 +195,7 @@ async fn reconnects_and_resubscribes_after_a_backend_restart() {
     let pending = {
         let live = live.clone();
         tokio::spawn(async move {
-            live.mutation::<String>("messages:send", json!({"body": "during"}))
+            live.mutation::<String, _>("messages:send", json!({"body": "during"}))
                 .await
         })
     };
@@ -216,7 +220,7 @@ async fn reconnects_and_resubscribes_after_a_backend_restart() {
     // The unchanged "before" result was not delivered again after the reconnect.
     assert!(messages.next_update().now_or_never().is_none());
     // Later writes still arrive.
-    live.mutation::<String>("messages:send", json!({"body": "after"}))
+    live.mutation::<String, _>("messages:send", json!({"body": "after"}))
         .await
         .unwrap();
     let list = next_value(&mut messages).await;
@@ -235,7 +239,7 @@ async fn a_mutation_in_flight_when_the_socket_drops_runs_once() {
     let pending = {
         let live = live.clone();
         tokio::spawn(async move {
-            live.mutation::<String>("gated:send", json!({"body": "once"}))
+            live.mutation::<String, _>("gated:send", json!({"body": "once"}))
                 .await
         })
     };

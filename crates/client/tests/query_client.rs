@@ -127,7 +127,7 @@ async fn connected_entries_follow_the_live_connection() {
     let mut updates = qc.updates();
 
     // An HTTP mutation, then "wait until the cache reached T": the cache reflects it.
-    http.mutation::<String>("messages:send", json!({"body": "one"}))
+    http.mutation::<String, _>("messages:send", json!({"body": "one"}))
         .await
         .unwrap();
     let ts = http.query_ts().await.unwrap();
@@ -234,7 +234,7 @@ async fn dehydrate_and_hydrate_round_trip_as_serde_data() {
     let backend = TestBackend::start().await;
     backend.increment().await;
     let http = HttpClient::new(&backend.url()).unwrap();
-    http.mutation::<String>("messages:send", json!({"body": "hi"}))
+    http.mutation::<String, _>("messages:send", json!({"body": "hi"}))
         .await
         .unwrap();
     let server = QueryClient::with_http(http);

@@ -63,6 +63,29 @@
 //! );
 //! ```
 //!
+//! An app names its functions by typed references — its `api`, as Convex generates
+//! `api.notes.list` — re-exported here ([`QueryRef`], [`MutationRef`], [`ActionRef`] and their
+//! `Internal*` counterparts): the registry, the web tier and the clients accept them, and the
+//! compiler checks every call's argument and result types and the function's kind.
+//!
+//! ```
+//! use keel::backend::{FunctionError, FunctionRegistry, QueryCtx};
+//!
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! pub struct NoArgs {}
+//!
+//! /// `notes:count`.
+//! pub const COUNT: keel::QueryRef<NoArgs, usize> = keel::QueryRef::new("notes:count");
+//!
+//! async fn count(ctx: QueryCtx, _args: NoArgs) -> Result<usize, FunctionError> {
+//!     Ok(ctx.db().query("notes").collect().await?.len())
+//! }
+//!
+//! let mut functions = FunctionRegistry::new();
+//! functions.query(COUNT, count); // `count` must take `NoArgs` and return `usize`
+//! // In a loader: `let n = ctx.query(COUNT, NoArgs {}).await?;` (`n: usize`).
+//! ```
+//!
 //! # Layout
 //! * `admin_cli` — [`AdminCommand`]: `keel export / import / data / run` against a running
 //!   deployment's admin routes, with `--url` and `--admin-key` defaulting to the local backend
@@ -102,6 +125,10 @@ pub use app::{App, Error};
 pub use config::{
     AdminTarget, BackendFlags, BackendRole, Command, Config, DatabaseLocation, DatabaseUrlError,
     IdpFlags, ProcessFlags, WebFlags,
+};
+pub use keel_protocol::{
+    ActionRef, FunctionRef, InternalActionRef, InternalMutationRef, InternalQueryRef, MutationRef,
+    QueryRef,
 };
 pub use listen::ListenAddr;
 pub use new::{NewError, NewProject, default_keel_path};

@@ -17,6 +17,7 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../templates/new/gitignore.tmpl"),
     ),
     ("src/main.rs", include_str!("../templates/new/main.rs.tmpl")),
+    ("src/api.rs", include_str!("../templates/new/api.rs.tmpl")),
     (
         "src/functions.rs",
         include_str!("../templates/new/functions.rs.tmpl"),

@@ -44,6 +44,7 @@ fn a_new_project_builds_and_its_tests_pass() {
         "Cargo.toml",
         "README.md",
         "src/main.rs",
+        "src/api.rs",
         "src/functions.rs",
         "src/web.rs",
     ] {

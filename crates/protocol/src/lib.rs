@@ -27,9 +27,14 @@
 //! * `messages` — [`parse_client_message`], [`encode_server_message`], and for Rust-side
 //!   clients [`encode_client_message`], [`parse_server_message`].
 //! * [`http`] — HTTP API request and response bodies and [`http::ResponseFormat`].
+//! * `function_ref` — typed function references ([`FunctionRef`], [`QueryRef`], …: a path with
+//!   its kind, visibility, argument and result types) and what the registry, the clients and
+//!   the app's own code accept in their place ([`FunctionName`], [`AppFunction`],
+//!   [`SchedulableFunction`]).
 
 mod args;
 mod error;
+mod function_ref;
 pub mod http;
 mod messages;
 mod ts;
@@ -44,6 +49,11 @@ pub use convex_sync_types::{
     UserIdentityAttributes,
 };
 pub use error::ProtocolError;
+pub use function_ref::{
+    ActionRef, AppFunction, FunctionKindName, FunctionName, FunctionRef, Internal,
+    InternalActionRef, InternalMutationRef, InternalQueryRef, MutationRef, Public, QueryRef,
+    SchedulableFunction, kind,
+};
 pub use keel_values::{Object, Value};
 pub use messages::{
     encode_client_message, encode_server_message, parse_client_message, parse_server_message,

@@ -10,6 +10,7 @@ use futures::future::{BoxFuture, Shared};
 use http::{HeaderMap, Uri};
 use keel_auth::{AuthError, AuthState, Authenticator};
 use keel_client::{ClientError, HttpClient, QueryClient, QueryKey};
+use keel_protocol::{FunctionName, Public, kind};
 use keel_values::Value;
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -232,13 +233,15 @@ impl RouteContext {
         Ok(result?)
     }
 
-    /// [`RouteContext::query_value`] with typed arguments and result.
-    pub async fn query<R: DeserializeOwned>(
+    /// [`RouteContext::query_value`] with typed arguments and result: `function` is a path, or
+    /// a typed [`QueryRef`](keel_protocol::QueryRef) whose argument and result types the
+    /// compiler checks (`ctx.query(api::posts::LIST, ListArgs { limit: None })`).
+    pub async fn query<R: DeserializeOwned, A: Serialize>(
         &self,
-        path: &str,
-        args: impl Serialize,
+        function: impl FunctionName<kind::Query, Public, A, R>,
+        args: A,
     ) -> Result<R, RouteError> {
-        let key = QueryKey::with_args(path, args)?;
+        let key = QueryKey::with_args(function.path(), args)?;
         decode_plain(&self.query_value(key).await?)
     }
 

@@ -10,6 +10,11 @@
 //! the nearest error component ([`default_catch_boundary`] by default, HTTP 500, no internals)
 //! and an unknown path renders [`not_found`] (HTTP 404) inside the root layout.
 //!
+//! Loaders read with [`RouteContext::query`], naming the query by path or by its typed
+//! reference (`ctx.query(api::posts::LIST, args)`, a [`keel_protocol::QueryRef`]: arguments and
+//! result checked at compile time); server functions call mutations and actions through
+//! [`ServerFnRequest::authenticated_client`], whose methods take references too.
+//!
 //! Per request the router context carries the query client, the server HTTP client and the
 //! auth state; the seed's root `before_load` — `fetch_auth()` then `set_server_auth(token)` —
 //! makes every loader's query authenticated, all at one consistent snapshot.

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use keel_client::HttpClient;
+use keel_protocol::{FunctionName, Public, kind};
 
 use crate::context::RouteContext;
 use crate::error::RouteError;
@@ -133,17 +134,18 @@ impl ServerFnRequest {
 }
 
 impl ServerFnRequest {
-    /// Runs query `path` as the visitor (signed in or not) and decodes its result: how any
-    /// server function, and a [`ServerFnMethod::Get`] one only, reads.
-    pub async fn query<R: serde::de::DeserializeOwned>(
+    /// Runs query `function` (a path or a typed [`QueryRef`](keel_protocol::QueryRef)) as the
+    /// visitor (signed in or not) and decodes its result: how any server function, and a
+    /// [`ServerFnMethod::Get`] one only, reads.
+    pub async fn query<R: serde::de::DeserializeOwned, A: serde::Serialize>(
         &self,
-        path: &str,
-        args: impl serde::Serialize,
+        function: impl FunctionName<kind::Query, Public, A, R>,
+        args: A,
     ) -> Result<R, RouteError> {
         if let Some(token) = self.context.fetch_auth().await?.token {
             self.context.set_server_auth(&token);
         }
-        self.context.query(path, args).await
+        self.context.query(function, args).await
     }
 }
 

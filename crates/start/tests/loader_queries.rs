@@ -53,14 +53,17 @@ async fn parallel_loaders_share_one_fetch_per_query() {
     let calls = Calls::default();
     let backend = fake_backend(calls.clone()).await;
     let root = Route::root()
-        .loader(|ctx| async move { ctx.query::<String>("users:me", serde_json::json!({})).await })
+        .loader(|ctx| async move {
+            ctx.query::<String, _>("users:me", serde_json::json!({}))
+                .await
+        })
         .component(|m, outlet| html! { p { "root " (m.data::<String>().unwrap()) } (outlet) })
         .child(
             Route::new("")
                 .loader(|ctx| async move {
                     let (me, posts) = futures::try_join!(
-                        ctx.query::<String>("users:me", serde_json::json!({})),
-                        ctx.query::<String>("posts:list", serde_json::json!({})),
+                        ctx.query::<String, _>("users:me", serde_json::json!({})),
+                        ctx.query::<String, _>("posts:list", serde_json::json!({})),
                     )?;
                     Ok(format!("{me} {posts}"))
                 })

@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use keel_backend::{FunctionError, MutationCtx};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::posts::Post;
 use super::require_user;
@@ -25,7 +25,7 @@ pub(super) async fn generate_upload_url(
 pub const UNSHOWN_FILE_GRACE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Arguments of `files:sweep`.
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SweepArgs {
     /// Only files older than this many milliseconds are deleted.

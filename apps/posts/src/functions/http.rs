@@ -6,8 +6,11 @@
 use keel_backend::http::{Method, StatusCode};
 use keel_backend::{ActionCtx, FunctionError, HttpRequest, HttpResponse, HttpRoutes};
 use keel_values::Value;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
+
+use super::posts::CreateArgs;
+use crate::api;
 
 /// The app's routes.
 pub fn routes() -> HttpRoutes {
@@ -16,7 +19,7 @@ pub fn routes() -> HttpRoutes {
     routes
 }
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewPost {
     title: String,
@@ -42,7 +45,12 @@ async fn create_post(ctx: ActionCtx, request: HttpRequest) -> Result<HttpRespons
             "The body must be JSON {\"title\": string, \"body\": string}",
         ));
     };
-    match ctx.run_mutation::<String>("posts:create", &post).await {
+    let post = CreateArgs {
+        title: post.title,
+        body: post.body,
+        image_id: None,
+    };
+    match ctx.run_mutation(api::posts::CREATE, post).await {
         Ok(id) => Ok(HttpResponse::json(
             StatusCode::CREATED,
             &json!({ "id": id }),

@@ -1,21 +1,25 @@
 //! The reference app's backend: schema, functions (`posts:*`, `users:*`, `files:*`, `stats:*`),
 //! crons and HTTP actions (`POST /posts` on the site, see [`http_routes`]).
 //!
-//! These are the seed app's Convex functions written in Rust. Every later layer (the web tier,
-//! the interop tests) calls them by path.
+//! These are the seed app's Convex functions written in Rust, each registered under its typed
+//! reference ([`crate::api`]). The web tier and the Rust tests call them by reference; the
+//! interop tests (the official clients) by path, which is what goes on the wire.
 
 pub mod files;
 mod http;
-mod posts;
-mod stats;
-mod users;
+pub mod posts;
+pub mod stats;
+pub mod users;
 
 pub use http::routes as http_routes;
-pub use posts::{Post, with_image_url};
+pub use posts::{Post, PostView, with_image_url};
+pub use users::Me;
 
 use keel_backend::{Auth, Crons, FunctionError, FunctionRegistry};
 use keel_db::Schema;
 use keel_values::obj;
+
+use crate::api;
 
 /// The app's tables, their indexes and document validators, declared by their typed documents
 /// ([`posts::Post`], [`users::User`], [`stats::Stat`]).
@@ -30,39 +34,37 @@ pub fn schema() -> Schema {
 /// every day at 03:30 UTC `files:sweep` deletes the files no post shows that are a day old.
 pub fn crons() -> Crons {
     let mut crons = Crons::new();
-    crons.hourly(
-        "record post count",
-        0,
-        "stats:record",
-        serde_json::json!({}),
-    );
+    crons.hourly("record post count", 0, api::stats::RECORD, users::NoArgs {});
     crons.daily(
         "delete files no post shows",
         3,
         30,
-        "files:sweep",
-        serde_json::json!({ "olderThanMs": files::UNSHOWN_FILE_GRACE.as_millis() as f64 }),
+        api::files::SWEEP,
+        files::SweepArgs {
+            older_than_ms: files::UNSHOWN_FILE_GRACE.as_millis() as f64,
+        },
     );
     crons
 }
 
-/// Every function of the app, by path.
+/// Every function of the app, under its typed reference ([`crate::api`]): the compiler checks
+/// that each function takes its reference's arguments and returns its result.
 pub fn functions() -> FunctionRegistry {
     let mut functions = FunctionRegistry::new();
     functions
-        .query("users:me", users::me)
-        .mutation("users:store", users::store)
-        .query("posts:list", posts::list)
-        .query("posts:page", posts::page)
-        .query("posts:get", posts::get)
-        .mutation("posts:create", posts::create)
-        .mutation("posts:remove", posts::remove)
-        .mutation("posts:publishLater", posts::publish_later)
-        .internal_mutation("posts:publish", posts::publish)
-        .internal_mutation("stats:record", stats::record)
-        .internal_mutation("files:sweep", files::sweep)
-        .action("posts:importSample", posts::import_sample)
-        .mutation("files:generateUploadUrl", files::generate_upload_url);
+        .query(api::users::ME, users::me)
+        .mutation(api::users::STORE, users::store)
+        .query(api::posts::LIST, posts::list)
+        .query(api::posts::PAGE, posts::page)
+        .query(api::posts::GET, posts::get)
+        .mutation(api::posts::CREATE, posts::create)
+        .mutation(api::posts::REMOVE, posts::remove)
+        .mutation(api::posts::PUBLISH_LATER, posts::publish_later)
+        .internal_mutation(api::posts::PUBLISH, posts::publish)
+        .internal_mutation(api::stats::RECORD, stats::record)
+        .internal_mutation(api::files::SWEEP, files::sweep)
+        .action(api::posts::IMPORT_SAMPLE, posts::import_sample)
+        .mutation(api::files::GENERATE_UPLOAD_URL, files::generate_upload_url);
     functions
 }
 

@@ -13,6 +13,7 @@ use keel_values::{Value, obj};
 use serde::{Deserialize, Serialize};
 
 use super::require_user;
+use crate::api;
 
 /// A document of `posts`. The queries return it with `_id`, `_creationTime` and, when it shows an
 /// image that is still stored, `imageUrl` ([`with_image_url`]).
@@ -41,13 +42,16 @@ const DEFAULT_LIST_LIMIT: u32 = 50;
 /// Most posts `posts:importSample` creates in one call.
 const MAX_IMPORT: u32 = 100;
 
-#[derive(Deserialize)]
-pub(super) struct ListArgs {
-    limit: Option<u32>,
+/// Arguments of `posts:list`.
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct ListArgs {
+    /// At most this many posts (50 when not given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
 }
 
 /// Newest posts first, at most `limit`; signed-in users only.
-pub(super) async fn list(ctx: QueryCtx, args: ListArgs) -> Result<Vec<Value>, FunctionError> {
+pub(super) async fn list(ctx: QueryCtx, args: ListArgs) -> Result<Vec<PostView>, FunctionError> {
     require_user(ctx.auth())?;
     let limit = args.limit.unwrap_or(DEFAULT_LIST_LIMIT) as usize;
     let posts = ctx
@@ -68,27 +72,60 @@ pub(super) async fn list(ctx: QueryCtx, args: ListArgs) -> Result<Vec<Value>, Fu
 }
 
 /// A post as the queries return it: its document, plus `imageUrl` (the URL its image is served
-/// at) when it has an image that is still stored. Every query returning posts goes through
+/// at) when it has an image that is still stored.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PostView {
+    /// The post's id.
+    #[serde(rename = "_id")]
+    pub id: String,
+    /// When the post was created (milliseconds since the Unix epoch).
+    #[serde(rename = "_creationTime")]
+    pub creation_time: f64,
+    /// The title.
+    pub title: String,
+    /// The text.
+    pub body: String,
+    /// The author's token identifier.
+    pub author_id: String,
+    /// The name the post shows for its author.
+    pub author_name: String,
+    /// The storage id of the post's image, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    /// Where the post's image is served, if it has one that is still stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<String>,
+}
+
+/// A post as the queries return it ([`PostView`]). Every query returning posts goes through
 /// this, so they agree on the shape.
 pub async fn with_image_url(
     storage: &StorageReader,
     post: &Doc<Post>,
-) -> Result<Value, FunctionError> {
-    let mut value = post.to_value().map_err(FunctionError::internal)?;
+) -> Result<PostView, FunctionError> {
     let image_url = match &post.image_id {
         Some(image_id) => storage.get_url(image_id).await?,
         None => None,
     };
-    if let (Value::Object(fields), Some(url)) = (&mut value, image_url) {
-        fields.insert("imageUrl".into(), url.into());
-    }
-    Ok(value)
+    Ok(PostView {
+        id: post.id.to_string(),
+        creation_time: post.creation_time,
+        title: post.title.clone(),
+        body: post.body.clone(),
+        author_id: post.author_id.clone(),
+        author_name: post.author_name.clone(),
+        image_id: post.image_id.clone(),
+        image_url,
+    })
 }
 
-#[derive(Deserialize)]
+/// Arguments of `posts:page`.
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct PageArgs {
-    pagination_opts: PaginationOptions,
+pub struct PageArgs {
+    /// Which page (`paginationOpts`, as `usePaginatedQuery` sends it).
+    pub pagination_opts: PaginationOptions,
 }
 
 /// One page of posts, newest first (Convex's `paginate` with `paginationOpts`, so that
@@ -96,7 +133,7 @@ pub(super) struct PageArgs {
 pub(super) async fn page(
     ctx: QueryCtx,
     args: PageArgs,
-) -> Result<PaginationResult<Value>, FunctionError> {
+) -> Result<PaginationResult<PostView>, FunctionError> {
     require_user(ctx.auth())?;
     let page = ctx
         .db()
@@ -119,31 +156,36 @@ pub(super) async fn page(
     })
 }
 
-#[derive(Deserialize)]
-pub(super) struct IdArgs {
-    id: String,
+/// Arguments naming one post (`posts:get`, `posts:remove`).
+#[derive(Debug, Deserialize, Serialize)]
+pub struct IdArgs {
+    /// The post's id.
+    pub id: String,
 }
 
 /// One post, or `null` when there is none with this id; signed-in users only, like the list.
-pub(super) async fn get(ctx: QueryCtx, args: IdArgs) -> Result<Value, FunctionError> {
+pub(super) async fn get(ctx: QueryCtx, args: IdArgs) -> Result<Option<PostView>, FunctionError> {
     require_user(ctx.auth())?;
     let posts = ctx.db().table::<Post>();
     let Some(id) = posts.normalize_id(&args.id).await else {
-        return Ok(Value::Null);
+        return Ok(None);
     };
     match posts.get(id).await? {
-        Some(post) => with_image_url(&ctx.storage(), &post).await,
-        None => Ok(Value::Null),
+        Some(post) => with_image_url(&ctx.storage(), &post).await.map(Some),
+        None => Ok(None),
     }
 }
 
-#[derive(Deserialize, Serialize)]
-pub(super) struct CreateArgs {
-    title: String,
-    body: String,
+/// Arguments of `posts:create`.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct CreateArgs {
+    /// The title (1 to 200 characters once trimmed).
+    pub title: String,
+    /// The text (at most 10,000 characters).
+    pub body: String,
     /// The storage id of the post's image (an uploaded `image/*` file), if any.
     #[serde(rename = "imageId", default, skip_serializing_if = "Option::is_none")]
-    image_id: Option<String>,
+    pub image_id: Option<String>,
 }
 
 fn invalid(field: &str, message: String) -> FunctionError {
@@ -213,23 +255,31 @@ fn author_name(user: &keel_auth::UserIdentity) -> String {
 /// Longest `posts:publishLater` delay: 30 days.
 const MAX_PUBLISH_DELAY_MS: f64 = 30.0 * 24.0 * 3600.0 * 1000.0;
 
-#[derive(Deserialize)]
+/// Arguments of `posts:publishLater`.
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct PublishLaterArgs {
-    title: String,
-    body: String,
-    delay_ms: f64,
+pub struct PublishLaterArgs {
+    /// The title.
+    pub title: String,
+    /// The text.
+    pub body: String,
+    /// How long to wait, in milliseconds (at most 30 days).
+    pub delay_ms: f64,
 }
 
 /// A post to publish and its author (scheduled functions run without the caller's identity, so
 /// `posts:publishLater` passes the author to `posts:publish` in its arguments).
-#[derive(Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct Publish {
-    title: String,
-    body: String,
-    author_id: String,
-    author_name: String,
+pub struct Publish {
+    /// The title.
+    pub title: String,
+    /// The text.
+    pub body: String,
+    /// The author's token identifier.
+    pub author_id: String,
+    /// The name the post shows for its author.
+    pub author_name: String,
 }
 
 /// Schedules the caller's post to be published (by `posts:publish`) after `delayMs`; returns
@@ -255,7 +305,7 @@ pub(super) async fn publish_later(
     let delay = Duration::from_secs_f64(delay / 1e3);
     let id = ctx
         .scheduler()
-        .run_after(delay, "posts:publish", &publish)
+        .run_after(delay, api::posts::PUBLISH, publish)
         .await?;
     Ok(id.to_string())
 }
@@ -274,7 +324,7 @@ pub(super) async fn publish(ctx: MutationCtx, post: Publish) -> Result<String, F
 }
 
 /// Deletes a post; only its author may.
-pub(super) async fn remove(ctx: MutationCtx, args: IdArgs) -> Result<Value, FunctionError> {
+pub(super) async fn remove(ctx: MutationCtx, args: IdArgs) -> Result<(), FunctionError> {
     let user = require_user(ctx.auth())?;
     let not_found = || FunctionError::convex("Post not found", obj! { "code" => "NOT_FOUND" });
     let posts = ctx.db().table::<Post>();
@@ -299,12 +349,14 @@ pub(super) async fn remove(ctx: MutationCtx, args: IdArgs) -> Result<Value, Func
             ctx.storage().delete(image_id).await?;
         }
     }
-    Ok(Value::Null)
+    Ok(())
 }
 
-#[derive(Deserialize)]
-pub(super) struct ImportArgs {
-    count: u32,
+/// Arguments of `posts:importSample`.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct ImportArgs {
+    /// How many sample posts to create (at most 100).
+    pub count: u32,
 }
 
 /// Creates `count` sample posts through `posts:create`, as the caller; returns how many.
@@ -321,7 +373,7 @@ pub(super) async fn import_sample(ctx: ActionCtx, args: ImportArgs) -> Result<u3
             body: format!("This is sample post number {n}, imported by an action."),
             image_id: None,
         };
-        let _: String = ctx.run_mutation("posts:create", &post).await?;
+        ctx.run_mutation(api::posts::CREATE, post).await?;
     }
     Ok(args.count)
 }

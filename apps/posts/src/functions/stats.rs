@@ -15,11 +15,13 @@ pub(crate) struct Stat {
     pub(crate) posts: f64,
 }
 
+use super::users::NoArgs;
+
 /// Most posts one count reads (a mutation reads at most 32,000 documents).
 const MAX_COUNTED: usize = 10_000;
 
 /// Records the number of posts now (capped at [`MAX_COUNTED`]).
-pub(super) async fn record(ctx: MutationCtx, _: serde_json::Value) -> Result<f64, FunctionError> {
+pub(super) async fn record(ctx: MutationCtx, _: NoArgs) -> Result<f64, FunctionError> {
     let posts = ctx
         .db()
         .table::<Post>()

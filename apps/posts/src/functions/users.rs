@@ -2,7 +2,7 @@
 
 use keel::Table;
 use keel_backend::{FunctionError, MutationCtx, QueryCtx};
-use keel_values::{Value, obj};
+use keel_values::{Object, Value, obj};
 use serde::{Deserialize, Serialize};
 
 use super::require_user;
@@ -23,23 +23,41 @@ pub(crate) struct User {
 }
 
 /// No arguments.
-#[derive(Deserialize)]
-pub(super) struct NoArgs {}
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct NoArgs {}
+
+/// The caller as `users:me` returns it (the fields of their token the app uses; `null` where
+/// the token has none).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Me {
+    /// The caller's stable identifier (`issuer|subject`).
+    pub token_identifier: String,
+    /// The token's `sub`.
+    pub subject: String,
+    /// The token's `iss`.
+    pub issuer: String,
+    /// The caller's name, if the token has one.
+    pub name: Option<String>,
+    /// The caller's email address, if the token has one.
+    pub email: Option<String>,
+    /// The caller's picture, if the token has one.
+    pub picture_url: Option<String>,
+}
 
 /// The caller as the app sees them, or `null` when signed out.
-pub(super) async fn me(ctx: QueryCtx, _args: NoArgs) -> Result<Value, FunctionError> {
+pub(super) async fn me(ctx: QueryCtx, _args: NoArgs) -> Result<Option<Me>, FunctionError> {
     let Some(user) = ctx.auth().user_identity() else {
-        return Ok(Value::Null);
+        return Ok(None);
     };
-    let text = |v: Option<&str>| v.map_or(Value::Null, Value::from);
-    Ok(obj! {
-        "tokenIdentifier" => user.token_identifier(),
-        "subject" => user.subject.as_str(),
-        "issuer" => user.issuer.as_str(),
-        "name" => text(user.attributes.name.as_deref()),
-        "email" => text(user.attributes.email.as_deref()),
-        "pictureUrl" => text(user.attributes.picture_url.as_deref()),
-    })
+    Ok(Some(Me {
+        token_identifier: user.token_identifier().to_owned(),
+        subject: user.subject.clone(),
+        issuer: user.issuer.clone(),
+        name: user.attributes.name.clone(),
+        email: user.attributes.email.clone(),
+        picture_url: user.attributes.picture_url.clone(),
+    }))
 }
 
 /// Inserts or updates the caller in `users`; returns the document id.

@@ -3,19 +3,22 @@
 
 use keel_client::ClientError;
 use keel_start::{RouteError, ServerFnResponse, Start};
-use keel_values::Value;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::root::form_error;
+use crate::api;
+use crate::functions::posts::{CreateArgs, IdArgs, ImportArgs};
+use crate::functions::users::NoArgs;
 
 pub(super) fn register(start: Start) -> Start {
     start
         .server_fn("posts/create", |req| async move {
             let client = req.authenticated_client().await?;
-            let mut args = serde_json::json!({
-                "title": req.field("title").unwrap_or_default(),
-                "body": req.field("body").unwrap_or_default(),
-            });
+            let mut args = CreateArgs {
+                title: req.field("title").unwrap_or_default().to_owned(),
+                body: req.field("body").unwrap_or_default().to_owned(),
+                image_id: None,
+            };
             // The form's optional image: stored through the backend's upload URL, then given
             // to posts:create by its storage id.
             if let Some(image) = req.file("image") {
@@ -27,8 +30,8 @@ pub(super) fn register(start: Start) -> Start {
                     )));
                 }
                 let stored = async {
-                    let url: String = client
-                        .mutation("files:generateUploadUrl", serde_json::json!({}))
+                    let url = client
+                        .mutation(api::files::GENERATE_UPLOAD_URL, NoArgs {})
                         .await?;
                     client
                         .upload_file(&url, Some(content_type), image.bytes.to_vec())
@@ -36,23 +39,23 @@ pub(super) fn register(start: Start) -> Start {
                 }
                 .await;
                 match stored {
-                    Ok(id) => args["imageId"] = id.into(),
+                    Ok(id) => args.image_id = Some(id),
                     Err(error) => return back_to_posts(Err(error)),
                 }
             }
-            let result = client.mutation::<String>("posts:create", args).await;
+            let result = client.mutation(api::posts::CREATE, args).await;
             back_to_posts(result.map(|_| ()))
         })
         .server_fn("posts/remove", |req| async move {
             let client = req.authenticated_client().await?;
-            let args = serde_json::json!({ "id": req.field("id").unwrap_or_default() });
-            let result = client.mutation::<Value>("posts:remove", args).await;
-            back_to_posts(result.map(|_| ()))
+            let id = req.field("id").unwrap_or_default().to_owned();
+            let result = client.mutation(api::posts::REMOVE, IdArgs { id }).await;
+            back_to_posts(result)
         })
         .server_fn("posts/importSample", |req| async move {
             let client = req.authenticated_client().await?;
             let result = client
-                .action::<u32>("posts:importSample", serde_json::json!({ "count": 5 }))
+                .action(api::posts::IMPORT_SAMPLE, ImportArgs { count: 5 })
                 .await;
             back_to_posts(result.map(|_| ()))
         })

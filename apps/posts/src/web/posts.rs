@@ -10,25 +10,11 @@ use keel_start::auth_ui::{SignInMode, sign_in_button};
 use keel_start::{Head, Match, Route, RouteContext, RouteError, server_fn_path};
 use keel_values::{PaginationOptions, PaginationResult};
 use maud::{Markup, html};
-use serde::Deserialize;
 
-use super::root::Me;
-
-/// A post as `posts:list` / `posts:get` return it.
-#[derive(Clone, Debug, Deserialize)]
-pub(super) struct Post {
-    #[serde(rename = "_id")]
-    id: String,
-    title: String,
-    body: String,
-    #[serde(rename = "authorId")]
-    author_id: String,
-    #[serde(rename = "authorName")]
-    author_name: String,
-    /// Where the post's image is served (on the backend), if it has one.
-    #[serde(rename = "imageUrl", default)]
-    image_url: Option<String>,
-}
+use crate::api;
+use crate::functions::posts::{IdArgs, PageArgs};
+use crate::functions::users::NoArgs;
+use crate::functions::{Me, PostView as Post};
 
 /// Posts per page of `/posts`, and per "Load more".
 const PAGE_SIZE: usize = 10;
@@ -49,8 +35,13 @@ async fn posts_page(
     ctx: &RouteContext,
     opts: PaginationOptions,
 ) -> Result<PaginationResult<Post>, RouteError> {
-    ctx.query("posts:page", serde_json::json!({ "paginationOpts": opts }))
-        .await
+    ctx.query(
+        api::posts::PAGE,
+        PageArgs {
+            pagination_opts: opts,
+        },
+    )
+    .await
 }
 
 /// The posts up to `until` (all the pages shown so far, ending where the last one ended) and
@@ -98,7 +89,7 @@ pub(super) fn route() -> Route {
                     let resets = until.is_some();
                     let (pages, me) = futures::try_join!(
                         load_pages(&ctx, until),
-                        ctx.query::<Option<Me>>("users:me", serde_json::json!({})),
+                        ctx.query(api::users::ME, NoArgs {}),
                     )
                     .map_err(|error| match error {
                         // A cursor that is not one of this list (edited, or from an older
@@ -127,10 +118,7 @@ pub(super) fn route() -> Route {
                         return Ok(None);
                     }
                     let id = ctx.param("id").unwrap_or_default().to_owned();
-                    match ctx
-                        .query::<Option<Post>>("posts:get", serde_json::json!({ "id": id }))
-                        .await?
-                    {
+                    match ctx.query(api::posts::GET, IdArgs { id }).await? {
                         Some(post) => Ok(Some(post)),
                         None => Err(RouteError::NotFound),
                     }

@@ -5,16 +5,10 @@ use keel_start::{
     ContextAdditions, FetchedAuth, Head, Match, Route, RouteError, default_catch_boundary,
 };
 use maud::{Markup, html};
-use serde::Deserialize;
 
-/// `users:me`: who the backend thinks the caller is.
-#[derive(Clone, Debug, Deserialize)]
-pub(super) struct Me {
-    #[serde(rename = "tokenIdentifier")]
-    pub(super) token_identifier: String,
-    pub(super) name: Option<String>,
-    pub(super) email: Option<String>,
-}
+use crate::api;
+use crate::functions::Me;
+use crate::functions::users::NoArgs;
 
 pub(super) fn route() -> Route {
     Route::root()
@@ -31,8 +25,7 @@ pub(super) fn route() -> Route {
             if !ctx.auth().is_signed_in() {
                 return Ok(None);
             }
-            ctx.query::<Option<Me>>("users:me", serde_json::json!({}))
-                .await
+            ctx.query(api::users::ME, NoArgs {}).await
         })
         .component(root_document)
         .error_component(|m, error| root_document(m, default_catch_boundary(m, error)))

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use keel_db::{BY_NAME, CRON_JOBS, DbError, Document, IndexRange, SCHEDULED_FUNCTIONS};
-use keel_protocol::CanonicalPath;
+use keel_protocol::{CanonicalPath, SchedulableFunction};
 use keel_values::{Object, Value};
 use serde::Serialize;
 
@@ -57,15 +57,17 @@ impl Crons {
         Crons::default()
     }
 
-    /// Runs `path` with `args` on `schedule`. Panics if the name is taken, the path malformed
+    /// Runs `function` (a path, or a typed mutation or action reference taking `args`) with
+    /// `args` on `schedule`. Panics if the name is taken, the path malformed
     /// or the arguments not an object (programming errors, like a function registered twice).
-    pub fn add(
+    pub fn add<A: Serialize>(
         &mut self,
         name: &str,
         schedule: CronSchedule,
-        path: &str,
-        args: impl Serialize,
+        function: impl SchedulableFunction<A>,
+        args: A,
     ) -> &mut Self {
+        let path = function.path();
         let path = keel_protocol::normalize_udf_path(path)
             .unwrap_or_else(|e| panic!("cron {name:?}: invalid function path {path:?}: {e}"));
         let args = keel_values::to_args(&args)
@@ -85,82 +87,88 @@ impl Crons {
     }
 
     /// Runs `path` every `every` (at least a second), the first time `every` after start.
-    pub fn interval(
+    pub fn interval<A: Serialize>(
         &mut self,
         name: &str,
         every: Duration,
-        path: &str,
-        args: impl Serialize,
+        function: impl SchedulableFunction<A>,
+        args: A,
     ) -> &mut Self {
-        self.add(name, CronSchedule::interval(every), path, args)
+        self.add(name, CronSchedule::interval(every), function, args)
     }
 
     /// Runs `path` every hour at `minute` (UTC).
-    pub fn hourly(
+    pub fn hourly<A: Serialize>(
         &mut self,
         name: &str,
         minute: u32,
-        path: &str,
-        args: impl Serialize,
+        function: impl SchedulableFunction<A>,
+        args: A,
     ) -> &mut Self {
         self.add(
             name,
             parse_or_panic(&format!("{minute} * * * *")),
-            path,
+            function,
             args,
         )
     }
 
     /// Runs `path` every day at `hour`:`minute` (UTC).
-    pub fn daily(
+    pub fn daily<A: Serialize>(
         &mut self,
         name: &str,
         hour: u32,
         minute: u32,
-        path: &str,
-        args: impl Serialize,
+        function: impl SchedulableFunction<A>,
+        args: A,
     ) -> &mut Self {
         self.add(
             name,
             parse_or_panic(&format!("{minute} {hour} * * *")),
-            path,
+            function,
             args,
         )
     }
 
     /// Runs `path` every week on `weekday` (0 Sunday … 6 Saturday) at `hour`:`minute` (UTC).
-    pub fn weekly(
+    pub fn weekly<A: Serialize>(
         &mut self,
         name: &str,
         weekday: u32,
         hour: u32,
         minute: u32,
-        path: &str,
-        args: impl Serialize,
+        function: impl SchedulableFunction<A>,
+        args: A,
     ) -> &mut Self {
         let spec = format!("{minute} {hour} * * {weekday}");
-        self.add(name, parse_or_panic(&spec), path, args)
+        self.add(name, parse_or_panic(&spec), function, args)
     }
 
     /// Runs `path` every month on `day` (1–31; a month without that day is skipped) at
     /// `hour`:`minute` (UTC).
-    pub fn monthly(
+    pub fn monthly<A: Serialize>(
         &mut self,
         name: &str,
         day: u32,
         hour: u32,
         minute: u32,
-        path: &str,
-        args: impl Serialize,
+        function: impl SchedulableFunction<A>,
+        args: A,
     ) -> &mut Self {
         let spec = format!("{minute} {hour} {day} * *");
-        self.add(name, parse_or_panic(&spec), path, args)
+        self.add(name, parse_or_panic(&spec), function, args)
     }
 
     /// Runs `path` on a cron expression (UTC; see [`CronSchedule::parse`]). Panics if it is
     /// malformed.
-    pub fn cron(&mut self, name: &str, spec: &str, path: &str, args: impl Serialize) -> &mut Self {
-        self.add(name, parse_or_panic(spec), path, args)
+    pub fn cron<A: Serialize>(
+        &mut self,
+        name: &str,
+        spec: &str,
+        function: impl SchedulableFunction<A>,
+        args: A,
+    ) -> &mut Self {
+        self.add(name, parse_or_panic(spec), function, args)
     }
 
     /// The paths the crons run (to check them against the registry).

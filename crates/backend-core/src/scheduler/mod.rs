@@ -66,7 +66,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use keel_db::{SCHEDULED_FUNCTIONS, Transaction};
-use keel_protocol::CanonicalPath;
+use keel_protocol::{CanonicalPath, SchedulableFunction};
 use keel_values::{DocumentId, Object, Value};
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -184,34 +184,36 @@ impl ActionCtx {
 }
 
 impl Scheduler<'_> {
-    /// Schedules the mutation or action at `path` to run with `args` after `delay`; returns the
-    /// scheduled function's id (a document of `_scheduled_functions`).
-    pub async fn run_after(
+    /// Schedules the mutation or action `function` (a path, or a typed mutation or action
+    /// reference, whose argument type `args` must be) to run with `args` after `delay`; returns
+    /// the scheduled function's id (a document of `_scheduled_functions`).
+    pub async fn run_after<A: Serialize>(
         &self,
         delay: Duration,
-        path: &str,
-        args: impl Serialize,
+        function: impl SchedulableFunction<A>,
+        args: A,
     ) -> Result<DocumentId, FunctionError> {
         let at = SystemTime::now()
             .checked_add(delay)
             .ok_or(SchedulerError::InvalidTime)?;
-        self.run_at(at, path, args).await
+        self.run_at(at, function, args).await
     }
 
-    /// Schedules the mutation or action at `path` to run with `args` at `time` (at once if it
+    /// Schedules the mutation or action `function` to run with `args` at `time` (at once if it
     /// has passed); returns the scheduled function's id.
-    pub async fn run_at(
+    pub async fn run_at<A: Serialize>(
         &self,
         time: SystemTime,
-        path: &str,
-        args: impl Serialize,
+        function: impl SchedulableFunction<A>,
+        args: A,
     ) -> Result<DocumentId, FunctionError> {
         let scheduled_ms = to_ms(time);
         let latest = now_ms() + MAX_SCHEDULE_AHEAD.as_secs_f64() * 1e3;
         if !(0.0..=latest).contains(&scheduled_ms) {
             return Err(SchedulerError::InvalidTime.into());
         }
-        let path = keel_protocol::normalize_udf_path(path).map_err(FunctionError::InvalidCall)?;
+        let path = keel_protocol::normalize_udf_path(function.path())
+            .map_err(FunctionError::InvalidCall)?;
         let args = keel_values::to_args(&args)
             .map_err(|e| FunctionError::uncaught(format!("the arguments for {path}: {e}")))?;
         check_schedulable(self.calls().registry(), &path)?;
@@ -244,7 +246,7 @@ impl Scheduler<'_> {
         match self.caller {
             Caller::Mutation(ctx) => cancel_in(ctx.tx(), id).await,
             Caller::Action(ctx) => {
-                ctx.run_mutation::<Value>(CANCEL_PATH, CancelRequest { id: id.to_string() })
+                ctx.run_mutation::<Value, _>(CANCEL_PATH, CancelRequest { id: id.to_string() })
                     .await?;
                 Ok(())
             }

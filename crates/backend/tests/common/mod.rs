@@ -201,7 +201,7 @@ async fn survive_inside(ctx: MutationCtx, _: NoArgs) -> Result<Value, FunctionEr
     )
     .await?;
     let error = ctx
-        .run_mutation::<String>("secrets:sendThenRefuse", json!({ "body": "callee" }))
+        .run_mutation::<String, _>("secrets:sendThenRefuse", json!({ "body": "callee" }))
         .await
         .expect_err("the callee refuses");
     Ok(error.error_data().cloned().unwrap_or(Value::Null))
@@ -290,20 +290,20 @@ fn functions(counter_runs: Arc<AtomicUsize>) -> FunctionRegistry {
         .internal_query("counter:peek", peek)
         .internal_mutation("counter:reset", reset)
         .internal_action("counter:resetVia", |ctx: ActionCtx, _: NoArgs| async move {
-            ctx.run_mutation::<f64>("counter:reset", json!({})).await
+            ctx.run_mutation::<f64, _>("counter:reset", json!({})).await
         })
         .internal_mutation("secrets:sendThenRefuse", send_then_refuse)
         .internal_mutation("secrets:sendThenPanic", send_then_panic)
         .query("calls:peek", |ctx: QueryCtx, _: NoArgs| async move {
-            ctx.run_query::<f64>("counter:peek", json!({})).await
+            ctx.run_query::<f64, _>("counter:peek", json!({})).await
         })
         .query("calls:whoami", |ctx: QueryCtx, _: NoArgs| async move {
-            ctx.run_query::<Value>("auth:whoami", json!({})).await
+            ctx.run_query::<Value, _>("auth:whoami", json!({})).await
         })
         .mutation(
             "calls:sendAsMeInside",
             |ctx: MutationCtx, _: NoArgs| async move {
-                ctx.run_mutation::<String>("messages:sendAsMe", json!({}))
+                ctx.run_mutation::<String, _>("messages:sendAsMe", json!({}))
                     .await
             },
         )
@@ -311,7 +311,8 @@ fn functions(counter_runs: Arc<AtomicUsize>) -> FunctionRegistry {
         .mutation("calls:surviveInside", survive_inside)
         .mutation("calls:panicInside", panic_inside)
         .action("calls:reset", |ctx: ActionCtx, _: NoArgs| async move {
-            ctx.run_action::<f64>("counter:resetVia", json!({})).await
+            ctx.run_action::<f64, _>("counter:resetVia", json!({}))
+                .await
         })
         // The scheduler: an action and a mutation scheduling `counter:increment` at once.
         .action(

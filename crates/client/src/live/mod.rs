@@ -14,6 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use keel_protocol::{FunctionName, Public, kind};
 use keel_values::{Object, Value};
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -170,7 +171,7 @@ struct Shared {
 /// use futures::StreamExt;
 /// let live = keel_client::LiveClient::new("http://127.0.0.1:3210")?;
 /// let mut messages = live.subscribe("messages:list", serde_json::json!({}))?;
-/// live.mutation::<String>("messages:send", serde_json::json!({"body": "hi"})).await?;
+/// live.mutation::<String, _>("messages:send", serde_json::json!({"body": "hi"})).await?;
 /// while let Some(update) = messages.next().await {
 ///     println!("{:?} at {}", update.result, update.ts);
 /// }
@@ -313,12 +314,16 @@ impl LiveClient {
     }
 
     /// [`LiveClient::query_value`] with typed arguments and result.
-    pub async fn query<R: DeserializeOwned>(
+    pub async fn query<R: DeserializeOwned, A: Serialize>(
         &self,
-        path: &str,
-        args: impl Serialize,
+        function: impl FunctionName<kind::Query, Public, A, R>,
+        args: A,
     ) -> Result<R, ClientError> {
-        decode_result(&self.query_value(path, args_object(args)?).await?)
+        decode_result(
+            &self
+                .query_value(function.path(), args_object(args)?)
+                .await?,
+        )
     }
 
     /// Runs a mutation; returns its result and commit timestamp once a transition at or after
@@ -345,12 +350,16 @@ impl LiveClient {
     }
 
     /// [`LiveClient::mutation_value`] with typed arguments and result.
-    pub async fn mutation<R: DeserializeOwned>(
+    pub async fn mutation<R: DeserializeOwned, A: Serialize>(
         &self,
-        path: &str,
-        args: impl Serialize,
+        function: impl FunctionName<kind::Mutation, Public, A, R>,
+        args: A,
     ) -> Result<R, ClientError> {
-        decode_result(&self.mutation_value(path, args_object(args)?).await?)
+        decode_result(
+            &self
+                .mutation_value(function.path(), args_object(args)?)
+                .await?,
+        )
     }
 
     /// Runs an action. An action in flight when the connection drops fails with
@@ -367,12 +376,16 @@ impl LiveClient {
     }
 
     /// [`LiveClient::action_value`] with typed arguments and result.
-    pub async fn action<R: DeserializeOwned>(
+    pub async fn action<R: DeserializeOwned, A: Serialize>(
         &self,
-        path: &str,
-        args: impl Serialize,
+        function: impl FunctionName<kind::Action, Public, A, R>,
+        args: A,
     ) -> Result<R, ClientError> {
-        decode_result(&self.action_value(path, args_object(args)?).await?)
+        decode_result(
+            &self
+                .action_value(function.path(), args_object(args)?)
+                .await?,
+        )
     }
 
     /// Authenticates with tokens from `fetch`, refreshed `refresh_leeway` before they expire on

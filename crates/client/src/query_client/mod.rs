@@ -5,8 +5,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
+use keel_protocol::{FunctionName, Public, kind};
 use keel_values::Value;
 use parking_lot::Mutex;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
@@ -17,6 +20,7 @@ pub use key::{CacheEntry, CacheUpdate, DehydratedQuery, DehydratedState, QueryKe
 /// How many [`CacheUpdate`]s a slow receiver may fall behind.
 const UPDATES_CAPACITY: usize = 1024;
 
+use crate::convert::decode_result;
 use crate::live::{TransitionBatch, wait_watch_ts};
 use crate::{ClientError, HttpClient, LiveClient, QueryWatch};
 
@@ -252,6 +256,18 @@ impl QueryClient {
             }
         }
         self.fetch_query(key).await
+    }
+
+    /// `ensureQueryData(convexQuery(function, args))` decoded: the cached result of the query
+    /// `function` (a path, or a typed [`QueryRef`](keel_protocol::QueryRef), whose argument and
+    /// result types are then checked at compile time), else a fetch.
+    pub async fn query<R: DeserializeOwned, A: Serialize>(
+        &self,
+        function: impl FunctionName<kind::Query, Public, A, R>,
+        args: A,
+    ) -> Result<R, ClientError> {
+        let key = QueryKey::with_args(function.path(), args)?;
+        decode_result(&self.ensure_query_data(&key).await?)
     }
 
     /// Fetches the query (HTTP client if configured, else the live subscription's next result),

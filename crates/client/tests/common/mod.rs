@@ -127,7 +127,7 @@ fn functions(counter_runs: Arc<AtomicUsize>, gate: Arc<Gate>) -> FunctionRegistr
             })
         })
         .action("actions:bump", |ctx: ActionCtx, _: NoArgs| async move {
-            ctx.run_mutation::<f64>("counter:increment", json!({}))
+            ctx.run_mutation::<f64, _>("counter:increment", json!({}))
                 .await
         });
     functions
