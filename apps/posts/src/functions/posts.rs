@@ -9,7 +9,7 @@ use std::time::Duration;
 use keel::{Doc, Table};
 use keel_backend::{ActionCtx, FunctionError, MutationCtx, QueryCtx, StorageReader};
 use keel_db::{Order, PaginationOptions, PaginationResult};
-use keel_values::{Value, obj};
+use keel_values::obj;
 use serde::{Deserialize, Serialize};
 
 use super::require_user;

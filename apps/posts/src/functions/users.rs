@@ -2,7 +2,6 @@
 
 use keel::Table;
 use keel_backend::{FunctionError, MutationCtx, QueryCtx};
-use keel_values::{Object, Value, obj};
 use serde::{Deserialize, Serialize};
 
 use super::require_user;

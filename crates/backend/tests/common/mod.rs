@@ -284,7 +284,7 @@ fn functions(counter_runs: Arc<AtomicUsize>) -> FunctionRegistry {
         .query("logs:many", logging_many)
         .action("logs:action", |ctx: ActionCtx, _: NoArgs| async move {
             ctx.log("hello from an action");
-            ctx.run_mutation::<f64>("logs:mutation", json!({})).await
+            ctx.run_mutation::<f64, _>("logs:mutation", json!({})).await
         })
         // Internal functions (unknown to clients) and the public ones that call them.
         .internal_query("counter:peek", peek)
