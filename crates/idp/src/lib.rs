@@ -47,6 +47,7 @@
 //! * `error` — [`IdpError`] and Clerk-shaped [`ApiError`] (with `Retry-After`).
 
 mod api;
+mod api_accounts;
 mod email;
 mod error;
 mod hashing;
@@ -54,10 +55,15 @@ mod idp;
 mod ids;
 mod keys;
 mod limiter;
+mod mailer;
+mod metadata;
 mod passwords;
+mod smtp;
 mod store;
 mod throttle;
 mod tokens;
+mod users;
+mod verification;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -67,9 +73,13 @@ pub use error::{ApiError, IdpError};
 pub use hashing::HashingLimits;
 pub use idp::{Idp, NewUser};
 pub use limiter::{FailureBackoff, RateLimit};
+pub use mailer::SentMail;
 pub use passwords::{MAX_PASSWORD_BYTES, MIN_PASSWORD_LENGTH, MIN_PASSWORD_SCORE};
+pub use smtp::SmtpError;
 pub use store::{EmailAddress, Session, SessionStatus, User};
 pub use tokens::TEMPLATES;
+pub use users::{UserListQuery, UserUpdate};
+pub use verification::TEST_CODE;
 
 /// Settings of the idp. Build with [`IdpConfig::new`] and adjust fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +116,21 @@ pub struct IdpConfig {
     /// The password-hashing pool (default: one worker per core, 32 waiting jobs per worker,
     /// refused after 2 s of waiting).
     pub password_hashing: HashingLimits,
+    /// Refuse new sessions (sign-in) to users whose primary email address is not verified
+    /// (`--require-verified-email`; default off).
+    pub require_verified_email: bool,
+    /// SMTP server for verification and password-reset codes
+    /// (`smtp[s]://[user[:password]@]host[:port]`, `--smtp-url` / `KEEL_SMTP_URL`); `None`
+    /// keeps them in the development mailbox (logged, and listed on `/dev/mailbox`).
+    pub smtp_url: Option<String>,
+    /// The sender of the idp's emails (default `Keel <no-reply@localhost>`).
+    pub mail_from: String,
+    /// How long an emailed code can be used (default 10 minutes).
+    pub code_lifetime: Duration,
+    /// Wrong codes accepted before the code is void (default 5; then a new one is needed).
+    pub code_max_attempts: u32,
+    /// Shortest time between two codes sent to one address (default 30 s).
+    pub code_resend_interval: Duration,
 }
 
 impl IdpConfig {
@@ -137,6 +162,12 @@ impl IdpConfig {
                 refill_every: Duration::from_secs(30),
             },
             password_hashing: HashingLimits::default(),
+            require_verified_email: false,
+            smtp_url: None,
+            mail_from: "Keel <no-reply@localhost>".to_owned(),
+            code_lifetime: Duration::from_secs(600),
+            code_max_attempts: 5,
+            code_resend_interval: Duration::from_secs(30),
         }
     }
 }

@@ -22,6 +22,7 @@ async fn clerk_backend_sdk_mints_and_verifies_tokens_against_the_idp() {
             first_name: Some("Node".into()),
             last_name: Some("Client".into()),
             username: None,
+            ..Default::default()
         })
         .await
         .unwrap();
