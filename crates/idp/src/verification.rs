@@ -84,7 +84,7 @@ impl Idp {
             )
             .param("code"));
         }
-        self.check_code(email_id, &email, CodePurpose::VerifyEmail, code)?;
+        self.check_code(email_id, &email, CodePurpose::VerifyEmail, code, true)?;
         self.inner.store.mark_verified(email_id, "email_code")?;
         tracing::info!(user_id, email_id, "email address verified");
         self.user(&user_id)
@@ -127,10 +127,15 @@ impl Idp {
         let (Some(user), Some(address)) = (user.as_ref(), address) else {
             return Err(incorrect_code());
         };
-        self.check_code(&address.id, &email, CodePurpose::ResetPassword, code)?;
+        // The code is used up only once the new password is accepted: a refused password
+        // (too weak) can be replaced without asking for another code.
+        self.check_code(&address.id, &email, CodePurpose::ResetPassword, code, false)?;
         let hash = self
             .hash_password_for(user, &UserChanges::default(), new_password, false)
             .await?;
+        self.inner
+            .store
+            .remove_code(&address.id, CodePurpose::ResetPassword)?;
         let changes = UserChanges {
             password_hash: Some(hash),
             ..UserChanges::default()
@@ -238,10 +243,13 @@ impl Idp {
         email: &str,
         purpose: CodePurpose,
         code: &str,
+        use_up: bool,
     ) -> Result<(), ApiError> {
         let code = code.trim();
         if is_test_address(email) && code == TEST_CODE {
-            self.inner.store.remove_code(email_id, purpose)?;
+            if use_up {
+                self.inner.store.remove_code(email_id, purpose)?;
+            }
             return Ok(());
         }
         let Some(pending) = self.inner.store.code(email_id, purpose)? else {
@@ -281,7 +289,9 @@ impl Idp {
             self.inner.store.count_failed_code(email_id, purpose)?;
             return Err(incorrect_code());
         }
-        self.inner.store.remove_code(email_id, purpose)?;
+        if use_up {
+            self.inner.store.remove_code(email_id, purpose)?;
+        }
         Ok(())
     }
 }
