@@ -56,6 +56,7 @@
 //! reads, and `client_address` takes only its [`TrustedProxies`] from it (axum's `FromRef`). No
 //! two modules import each other.
 
+pub mod account_ui;
 mod app_state;
 pub mod assets;
 pub mod auth_ui;
