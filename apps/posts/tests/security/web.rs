@@ -222,7 +222,11 @@ attack!(
         for (email, target) in accounts.iter().zip(OFF_SITE_TARGETS) {
             let location =
                 auth_form(keel, &visitor, "/_keel/auth/sign-up", (email, PASSWORD), target).await;
-            assert_eq!(location, "/", "sign-up {target:?}");
+            // On to the "enter the code" step, whose onward target is home.
+            assert_eq!(
+                location, "/verify-email?redirect_url=%2F",
+                "sign-up {target:?}"
+            );
         }
         for (n, target) in OFF_SITE_TARGETS.iter().enumerate() {
             let account = (accounts[n % 2], PASSWORD);
