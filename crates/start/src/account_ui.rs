@@ -169,7 +169,7 @@ pub fn user_profile(view: &AccountView, error: Option<&str>, notice: Option<&str
                             @if view.current_session_id.as_deref() == Some(s.id.as_str()) {
                                 span { "This device" } " "
                             }
-                            span class="keel-session-started" { "signed in at " (s.created_at) }
+                            span class="keel-session-started" { "signed in " (utc_time(s.created_at)) }
                             @if view.current_session_id.as_deref() != Some(s.id.as_str()) {
                                 form method="post" action=(REVOKE_SESSION_ACTION) {
                                     input type="hidden" name="session_id" value=(s.id);
@@ -190,6 +190,27 @@ pub fn user_profile(view: &AccountView, error: Option<&str>, notice: Option<&str
             }
         }
     }
+}
+
+/// `2026-12-06 07:48 UTC` for Unix milliseconds.
+fn utc_time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60
+    )
 }
 
 /// The signed-in visitor's account for the [`ACCOUNT_PAGE`] route's loader: `Ok(None)` when
@@ -621,5 +642,7 @@ mod tests {
             "/verify-email?redirect_url=%2F&email_address_id=idn_1"
         );
         assert_eq!(with_message("/a?b=1", "error", "x y"), "/a?b=1&error=x%20y");
+        assert_eq!(utc_time(1_796_543_291_000), "2026-12-06 07:48 UTC");
+        assert_eq!(utc_time(0), "1970-01-01 00:00 UTC");
     }
 }
