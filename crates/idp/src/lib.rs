@@ -1,15 +1,24 @@
 //! Keel's development identity provider: a small service that behaves like a Clerk instance
-//! where Keel relies on it — users with argon2id passwords, sessions, 60-second RS256 session
-//! tokens, the `convex` JWT template, OIDC discovery + JWKS, and the Clerk Backend API subset
-//! (`/v1/users…`, `/v1/sessions…`, `/v1/jwks`), so the official `@clerk/backend` SDK and
-//! `keel_auth`'s Clerk authenticator work against it unchanged.
+//! where Keel relies on it — users with argon2id passwords and metadata, email verification and
+//! password reset by emailed code, sessions, 60-second RS256 session tokens, the `convex` JWT
+//! template, OIDC discovery + JWKS, and the Clerk Backend API subset (`/v1/users…`,
+//! `/v1/sessions…`, `/v1/email_addresses…`, `/v1/jwks`), so the official `@clerk/backend` SDK
+//! and `keel_auth`'s Clerk authenticator work against it unchanged.
 //!
 //! Embed it with [`Idp::open`] + [`Idp::router`] / [`Idp::serve`], or run [`serve`]. The same
 //! operations are available in-process on [`Idp`] (create user, verify password, sessions,
 //! tokens, key rotation).
 //!
-//! State lives in `<data_dir>/idp/`: `idp.sqlite3` (users, sessions, keys) and `secret_key`
-//! (the `sk_test_…` Backend-API key, created on first start).
+//! State lives in `<data_dir>/idp/`: `idp.sqlite3` (users, addresses, pending codes, sessions,
+//! keys) and `secret_key` (the `sk_test_…` Backend-API key, created on first start).
+//!
+//! # Email verification
+//! Addresses a visitor signs up with are created unverified (Clerk's `reserved`); the
+//! `convex` token's `email_verified` is `false` until a 6-digit code mailed to the address is
+//! entered ([`Idp::prepare_email_verification`], [`Idp::attempt_email_verification`]).
+//! [`IdpConfig::require_verified_email`] refuses sign-in until then. Codes go out by SMTP
+//! ([`IdpConfig::smtp_url`]) or, without it, to the development mailbox
+//! ([`Idp::development_mailbox`], the `/dev/mailbox` page).
 //!
 //! # Abuse resistance
 //! The web tier calls the Backend API on behalf of its visitors and reports each visitor's
@@ -34,7 +43,18 @@
 //! * `api` — the HTTP face of an [`Idp`]: its routes (discovery, JWKS, Backend API), Clerk JSON
 //!   shapes, client addresses, and [`Idp::router`] / [`Idp::serve`]. Depends on `idp`, never the
 //!   reverse.
-//! * `store` — SQLite persistence of users, sessions and keys ([`User`], [`Session`]).
+//! * `api_accounts` — the routes for managing users (update, metadata, delete, list, count),
+//!   listing sessions, email verification, password resets, and the `/dev/mailbox` page.
+//! * `users` — [`UserUpdate`], [`UserListQuery`]: updating, deleting, listing and counting
+//!   users, a user's sessions, signing out everywhere.
+//! * `verification` — emailed 6-digit codes: verifying addresses, resetting passwords,
+//!   Clerk's test addresses ([`TEST_CODE`]).
+//! * `metadata` — public / private / unsafe metadata: checks and Clerk's deep merge.
+//! * `mailer` — where emails go: SMTP, or the development mailbox ([`SentMail`]).
+//! * `smtp` — a small SMTP submission client (STARTTLS / implicit TLS, AUTH PLAIN).
+//! * `store` — SQLite persistence of users (with metadata), addresses (with verification),
+//!   pending codes, sessions and keys ([`User`], [`Session`]); `store::accounts` lists and
+//!   changes users, `store::codes` keeps pending codes.
 //! * `keys` — RSA-2048 key ring: generation, signing, JWKS, rotation.
 //! * `tokens` — claims of session tokens and templates.
 //! * `hashing` — the bounded pool of argon2id workers: reused memory, queue, PHC strings.

@@ -43,6 +43,8 @@
 //! * `devtools` — the development-only panel (routes, match, params, context, queries).
 //! * `auth_ui` — `SignedIn`/`SignedOut`, `SignInButton`, `UserButton`, sign-in/up forms and
 //!   their endpoints.
+//! * `account_ui` — the "enter the code" step, password reset forms and the "Manage account"
+//!   page (`user_profile`, `load_account`) for the local idp, and their endpoints.
 //! * `live` — page event streams and per-session backend connections, run as the tasks of
 //!   [`StartConfig::tasks`] (stopping them ends every stream and closes every session).
 //! * `assets` — the browser runtime, stylesheets, favicons and manifest served by the crate.
