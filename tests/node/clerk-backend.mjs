@@ -67,7 +67,56 @@ try {
     }
   }
 
+  // User management: update, metadata deep merge, list with filters, count, sessions, delete.
+  const updated = await clerkClient.users.updateUser(userId, { firstName: 'Renamed', lastName: 'Person' });
+  await clerkClient.users.updateUserMetadata(userId, { publicMetadata: { role: 'admin', prefs: { theme: 'dark', lang: 'en' } } });
+  const merged = await clerkClient.users.updateUserMetadata(userId, {
+    publicMetadata: { prefs: { lang: null, tz: 'UTC' } },
+    privateMetadata: { plan: 'pro' },
+  });
+  const extra = [];
+  for (const name of ['list-a', 'list-b', 'list-c']) {
+    extra.push(await clerkClient.users.createUser({ emailAddress: [`${name}@example.com`], firstName: name, skipPasswordRequirement: true }));
+  }
+  const byEmail = await clerkClient.users.getUserList({ emailAddress: ['list-a@example.com', 'list-c@example.com'] });
+  const byId = await clerkClient.users.getUserList({ userId: [extra[1].id] });
+  const ordered = await clerkClient.users.getUserList({ orderBy: '+created_at', limit: 2, offset: 1 });
+  const searched = await clerkClient.users.getUserList({ query: 'list-' });
+  const count = await clerkClient.users.getCount();
+  const sessionList = await clerkClient.sessions.getSessionList({ userId, status: 'active' });
+  const deletedSession = await clerkClient.sessions.createSession({ userId: extra[0].id });
+  const deleted = await clerkClient.users.deleteUser(extra[0].id);
+  let deletedSessionToken = null;
+  try {
+    await clerkClient.sessions.getToken(deletedSession.id);
+    deletedSessionToken = 'minted';
+  } catch (error) {
+    deletedSessionToken = refusal(error);
+  }
+  const countAfterDelete = await clerkClient.users.getCount();
+  let missingUser = null;
+  try {
+    await clerkClient.users.updateUser('user_missing', { firstName: 'x' });
+  } catch (error) {
+    missingUser = refusal(error);
+  }
+  const management = {
+    updated: { firstName: updated.firstName, lastName: updated.lastName },
+    merged: { publicMetadata: merged.publicMetadata, privateMetadata: merged.privateMetadata },
+    byEmail: { totalCount: byEmail.totalCount, emails: byEmail.data.map((u) => u.primaryEmailAddress?.emailAddress).sort() },
+    byId: byId.data.map((u) => u.firstName),
+    ordered: { totalCount: ordered.totalCount, names: ordered.data.map((u) => u.firstName) },
+    searched: { totalCount: searched.totalCount, names: searched.data.map((u) => u.firstName).sort() },
+    count,
+    sessionList: { totalCount: sessionList.totalCount, ids: sessionList.data.map((s) => s.id), statuses: sessionList.data.map((s) => s.status) },
+    deleted: { id: deleted.id, deleted: deleted.deleted },
+    deletedSessionToken,
+    countAfterDelete,
+    missingUser,
+  };
+
   console.log(JSON.stringify({
+    management,
     convexClaims: claimsOf(convex.jwt),
     convexVerified,
     sessionVerified,

@@ -2,7 +2,9 @@
 //! forms, modal sign-in, live updates, sign-out, not found) and
 //! `tests/node/web-browser-expiry.test.mjs` (live updates across 5-second token expiries) and
 //! `tests/node/web-browser-clerk.test.mjs` (real-Clerk mode: the page follows Clerk's session) and
-//! `tests/node/web-browser-pagination.test.mjs` ("Load more" in place, kept live),
+//! `tests/node/web-browser-pagination.test.mjs` ("Load more" in place, kept live) and
+//! `tests/node/web-browser-account.test.mjs` (verify by emailed code, manage account,
+//! password reset),
 //! all playwright-core driving `/usr/bin/chromium` against the `keel` binary. Screenshots of the
 //! main states land in `test-artifacts/` at the workspace root.
 
@@ -36,4 +38,10 @@ fn open_page_stays_live_across_token_expiries_in_chromium() {
 fn load_more_loads_in_place_and_stays_live_in_chromium() {
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     node_peers::run_node_test("web-browser-pagination.test.mjs");
+}
+
+#[test]
+fn account_flows_work_in_chromium() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    node_peers::run_node_test("web-browser-account.test.mjs");
 }

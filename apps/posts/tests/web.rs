@@ -103,7 +103,11 @@ async fn sign_up(keel: &Keel, client: &reqwest::Client, email: &str, name: &str)
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(response.headers()[LOCATION], "/posts");
+    // Signed in, on to the "enter the code" step (verification is not required).
+    assert_eq!(
+        response.headers()[LOCATION],
+        "/verify-email?redirect_url=%2Fposts"
+    );
     let cookies: Vec<_> = response
         .headers()
         .get_all(SET_COOKIE)

@@ -38,6 +38,10 @@ pub struct ApiUser {
     pub first_name: Option<String>,
     /// Family name.
     pub last_name: Option<String>,
+    /// The primary email address's id (`idn_…`).
+    pub primary_email_address_id: Option<String>,
+    /// Whether the primary email address is verified.
+    pub email_verified: bool,
 }
 
 /// A session as returned by the Backend API.
@@ -49,6 +53,12 @@ pub struct ApiSession {
     pub user_id: String,
     /// `active`, `revoked`, `ended`, `expired`, …
     pub status: String,
+    /// Creation time, Unix ms.
+    #[serde(default)]
+    pub created_at: i64,
+    /// Last activity, Unix ms.
+    #[serde(default)]
+    pub last_active_at: i64,
 }
 
 impl ApiSession {
@@ -130,6 +140,7 @@ impl BackendApiClient {
                 .unwrap_or_else(|| format!("HTTP {status}")),
             param: text(&first["meta"]["param_name"]),
             retry_after,
+            email_address_id: text(&first["meta"]["email_address_id"]),
         }
         .meaning(subject))
     }
@@ -140,6 +151,10 @@ impl BackendApiClient {
 
     fn get(&self, path: &str) -> reqwest::RequestBuilder {
         self.http.get(format!("{}/v1{path}", self.api_url))
+    }
+
+    fn patch(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.patch(format!("{}/v1{path}", self.api_url))
     }
 
     /// `POST /v1/users`. The end user's address, when known, is passed as `X-Forwarded-For` for
@@ -156,6 +171,113 @@ impl BackendApiClient {
         let body = json!({ "email_address": [email], "password": password, "first_name": first_name, "last_name": last_name });
         let request = for_client(self.post("/users").json(&body), client_address);
         Ok(parse_user(&self.send(request, Subject::NewUser).await?))
+    }
+
+    /// `POST /v1/users` for a visitor signing up: like [`BackendApiClient::create_user`], but
+    /// the address is created unverified (Clerk's `email_address_identification_status:
+    /// ["reserved"]`) until a code sent to it is entered.
+    pub async fn sign_up_user(
+        &self,
+        email: &str,
+        password: &str,
+        first_name: Option<&str>,
+        last_name: Option<&str>,
+        client_address: Option<IpAddr>,
+    ) -> Result<ApiUser, AuthError> {
+        let body = json!({ "email_address": [email], "password": password, "first_name": first_name,
+            "last_name": last_name, "email_address_identification_status": ["reserved"] });
+        let request = for_client(self.post("/users").json(&body), client_address);
+        Ok(parse_user(&self.send(request, Subject::NewUser).await?))
+    }
+
+    /// `PATCH /v1/users/{id}` with `changes` (Clerk's field names: `first_name`,
+    /// `last_name`, `password`, `sign_out_of_other_sessions`, …); refused input is
+    /// [`AuthError::InputRefused`].
+    pub async fn update_user(&self, user_id: &str, changes: &Value) -> Result<ApiUser, AuthError> {
+        let request = self
+            .patch(&format!("/users/{}", segment(user_id)))
+            .json(changes);
+        Ok(parse_user(&self.send(request, Subject::Form).await?))
+    }
+
+    /// `DELETE /v1/users/{id}`: the user and their sessions.
+    pub async fn delete_user(&self, user_id: &str) -> Result<(), AuthError> {
+        let request = self
+            .http
+            .delete(format!("{}/v1/users/{}", self.api_url, segment(user_id)));
+        self.send(request, Subject::Other).await.map(|_| ())
+    }
+
+    /// `GET /v1/sessions?user_id=…&status=active`: the user's active sessions, newest first.
+    pub async fn active_sessions(&self, user_id: &str) -> Result<Vec<ApiSession>, AuthError> {
+        let query = utf8_percent_encode(user_id, NON_ALPHANUMERIC);
+        let request = self.get(&format!("/sessions?user_id={query}&status=active"));
+        let body = self.send(request, Subject::Other).await?;
+        serde_json::from_value(body).map_err(|e| AuthError::BackendApi {
+            status: 200,
+            code: "unexpected_response".to_owned(),
+            message: format!("session list not understood: {e}"),
+        })
+    }
+
+    /// `POST /v1/users/{id}/sign_out_everywhere` (the local idp): revokes every session.
+    pub async fn sign_out_everywhere(&self, user_id: &str) -> Result<(), AuthError> {
+        let request = self.post(&format!("/users/{}/sign_out_everywhere", segment(user_id)));
+        self.send(request, Subject::Other).await.map(|_| ())
+    }
+
+    /// `POST /v1/email_addresses/{id}/prepare_verification` (the local idp): sends a code.
+    pub async fn prepare_email_verification(
+        &self,
+        email_address_id: &str,
+    ) -> Result<(), AuthError> {
+        let request = self
+            .post(&format!(
+                "/email_addresses/{}/prepare_verification",
+                segment(email_address_id)
+            ))
+            .json(&json!({ "strategy": "email_code" }));
+        self.send(request, Subject::Form).await.map(|_| ())
+    }
+
+    /// `POST /v1/email_addresses/{id}/attempt_verification` (the local idp): a wrong, expired
+    /// or exhausted code is [`AuthError::InputRefused`] (`form_code_incorrect`,
+    /// `verification_expired`, `verification_failed`).
+    pub async fn attempt_email_verification(
+        &self,
+        email_address_id: &str,
+        code: &str,
+    ) -> Result<(), AuthError> {
+        let request = self
+            .post(&format!(
+                "/email_addresses/{}/attempt_verification",
+                segment(email_address_id)
+            ))
+            .json(&json!({ "code": code }));
+        self.send(request, Subject::Form).await.map(|_| ())
+    }
+
+    /// `POST /v1/password_resets` (the local idp): mails a reset code if the address has an
+    /// account (the answer does not say).
+    pub async fn prepare_password_reset(&self, email: &str) -> Result<(), AuthError> {
+        let request = self
+            .post("/password_resets")
+            .json(&json!({ "email_address": email }));
+        self.send(request, Subject::Form).await.map(|_| ())
+    }
+
+    /// `POST /v1/password_resets/attempt` (the local idp): sets a new password with the
+    /// emailed code, ending every session.
+    pub async fn reset_password(
+        &self,
+        email: &str,
+        code: &str,
+        password: &str,
+    ) -> Result<(), AuthError> {
+        let request = self
+            .post("/password_resets/attempt")
+            .json(&json!({ "email_address": email, "code": code, "password": password }));
+        self.send(request, Subject::Form).await.map(|_| ())
     }
 
     /// `GET /v1/users?email_address=…`.
@@ -258,6 +380,8 @@ enum Subject {
     Session,
     /// Creating a user (sign-up).
     NewUser,
+    /// Anything else a visitor typed: codes, new passwords, names.
+    Form,
     /// Checking a user's password (sign-in).
     PasswordCheck,
     /// Anything else.
@@ -276,6 +400,8 @@ struct ApiFailure {
     param: Option<String>,
     /// The `Retry-After` header.
     retry_after: Option<Duration>,
+    /// `errors[0].meta.email_address_id` (the local idp's unverified-address refusal).
+    email_address_id: Option<String>,
 }
 
 impl ApiFailure {
@@ -292,10 +418,13 @@ impl ApiFailure {
             (Subject::Session, 404 | 410 | 422) => AuthError::SessionEnded {
                 reason: self.message,
             },
-            (Subject::NewUser, 400 | 422) => AuthError::InputRefused {
+            (Subject::NewUser | Subject::Form, 400 | 422) => AuthError::InputRefused {
                 field: self.param,
                 code: self.code,
                 message: self.message,
+            },
+            (_, 403) if self.code == "email_address_not_verified" => AuthError::EmailNotVerified {
+                email_address_id: self.email_address_id.unwrap_or_default(),
             },
             // No such user, or not the password: the same answer, so neither is revealed.
             (Subject::PasswordCheck, status)
@@ -338,7 +467,19 @@ fn parse_user(v: &Value) -> ApiUser {
             .unwrap_or_default(),
         first_name: s("first_name"),
         last_name: s("last_name"),
+        primary_email_address_id: s("primary_email_address_id"),
+        email_verified: v["email_addresses"].as_array().is_some_and(|list| {
+            list.iter().any(|e| {
+                e["id"].as_str() == v["primary_email_address_id"].as_str()
+                    && e["verification"]["status"] == "verified"
+            })
+        }),
     }
+}
+
+/// An id as one URL path segment (percent-encoded: an id never changes the path).
+fn segment(id: &str) -> String {
+    utf8_percent_encode(id, NON_ALPHANUMERIC).to_string()
 }
 
 fn parse_session(v: Value) -> Result<ApiSession, AuthError> {

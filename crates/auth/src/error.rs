@@ -84,6 +84,13 @@ pub enum AuthError {
         /// The identity service's message for the visitor.
         message: String,
     },
+    /// Sign-in is refused until the user's email address is verified (the idp's
+    /// `--require-verified-email`); a code can be sent to `email_address_id`.
+    #[error("The email address must be verified before signing in")]
+    EmailNotVerified {
+        /// The address to verify (`idn_…`).
+        email_address_id: String,
+    },
     /// Configuration is invalid (bad publishable key, bad PEM, bad URL…).
     #[error("Invalid auth configuration: {0}")]
     Config(String),
@@ -114,6 +121,7 @@ impl AuthError {
             AuthError::SessionEnded { .. } => "SessionEnded",
             AuthError::Throttled { .. } => "Throttled",
             AuthError::InputRefused { .. } => "InputRefused",
+            AuthError::EmailNotVerified { .. } => "EmailNotVerified",
             AuthError::Config(_) => "InvalidAuthConfig",
             AuthError::BackendApi { .. } => "BackendApiError",
         }
@@ -132,6 +140,7 @@ impl AuthError {
             | AuthError::SessionEnded { .. }
             | AuthError::Throttled { .. }
             | AuthError::InputRefused { .. }
+            | AuthError::EmailNotVerified { .. }
             | AuthError::Config(_)
             | AuthError::BackendApi { .. } => None,
         }

@@ -35,9 +35,13 @@
 //! * `authenticator` — the [`Authenticator`] trait, [`AuthState`], [`Authentication`].
 //! * `local_idp` — [`LocalIdpAuthenticator`]: `__session` + long-lived `__client` cookies,
 //!   sign-up / sign-in / sign-out against the local idp.
+//! * `account` — the rest of a visitor's account on [`LocalIdpAuthenticator`]: email
+//!   verification, password reset, names, password change, sessions, sign out everywhere,
+//!   deleting the account ([`AccountView`]).
 //! * `clerk` — [`ClerkAuthenticator`] and [`PublishableKey`] for real Clerk.
 
 mod acting;
+mod account;
 mod authenticator;
 mod backend_api;
 mod clerk;
@@ -52,6 +56,7 @@ mod local_idp;
 mod session;
 mod verifier;
 
+pub use account::AccountView;
 pub use authenticator::{AuthFuture, AuthState, Authentication, Authenticator, TokenCache};
 pub use backend_api::{ApiSession, ApiUser, BackendApiClient};
 pub use clerk::{ClerkAuthenticator, ClerkConfig, InstanceType, PublishableKey};

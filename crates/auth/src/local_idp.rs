@@ -80,12 +80,12 @@ pub struct SignUp {
 
 /// The web tier's authenticator for the local idp.
 pub struct LocalIdpAuthenticator {
-    api: BackendApiClient,
-    sessions: SessionVerifier,
+    pub(crate) api: BackendApiClient,
+    pub(crate) sessions: SessionVerifier,
     client_key: hmac::Key,
     cookies: CookiePolicy,
     client_max_age: Duration,
-    templates: TemplateTokenCache,
+    pub(crate) templates: TemplateTokenCache,
 }
 
 impl std::fmt::Debug for LocalIdpAuthenticator {
@@ -134,9 +134,11 @@ impl LocalIdpAuthenticator {
         &self.api
     }
 
-    /// Creates a user and signs them in. `client_address` is the visitor's address, which the
-    /// idp limits sign-ups by; a refused email or password is [`AuthError::InputRefused`], too
-    /// many sign-ups [`AuthError::Throttled`].
+    /// Creates a user (their address unverified, a code sent to it) and signs them in.
+    /// `client_address` is the visitor's address, which the idp limits sign-ups by; a refused
+    /// email or password is [`AuthError::InputRefused`], too many sign-ups
+    /// [`AuthError::Throttled`]; when the idp requires verified addresses, the user is created
+    /// but not signed in: [`AuthError::EmailNotVerified`].
     pub async fn sign_up(
         &self,
         form: SignUp,
@@ -144,7 +146,7 @@ impl LocalIdpAuthenticator {
     ) -> Result<Authentication, AuthError> {
         let user = self
             .api
-            .create_user(
+            .sign_up_user(
                 &form.email,
                 &form.password,
                 form.first_name.as_deref(),
@@ -152,6 +154,13 @@ impl LocalIdpAuthenticator {
                 client_address,
             )
             .await?;
+        // The address starts unverified: send its code now (a failure is logged; the
+        // verification page can send another).
+        if let Some(email_id) = &user.primary_email_address_id
+            && let Err(error) = self.api.prepare_email_verification(email_id).await
+        {
+            tracing::warn!(%error, "cannot send the verification code after sign-up");
+        }
         self.start_session(&user.id).await
     }
 
@@ -188,7 +197,16 @@ impl LocalIdpAuthenticator {
         if !verified || users.is_empty() {
             return Err(AuthError::InvalidCredentials);
         }
-        self.start_session(user_id).await
+        let started = self.start_session(user_id).await;
+        if let Err(AuthError::EmailNotVerified { email_address_id }) = &started {
+            // The password was right: send a code so the visitor can verify and sign in.
+            // Asking again too soon is refused by the idp; the earlier code still works.
+            match self.api.prepare_email_verification(email_address_id).await {
+                Ok(()) | Err(AuthError::Throttled { .. }) => {}
+                Err(error) => tracing::warn!(%error, "cannot send a verification code"),
+            }
+        }
+        started
     }
 
     /// Revokes the request's session everywhere and returns cookies that clear the browser's.
@@ -217,7 +235,7 @@ impl LocalIdpAuthenticator {
         Ok(self.clear_cookies())
     }
 
-    async fn start_session(&self, user_id: &str) -> Result<Authentication, AuthError> {
+    pub(crate) async fn start_session(&self, user_id: &str) -> Result<Authentication, AuthError> {
         let session = self.api.create_session(user_id).await?;
         let token = self.api.session_token(&session.id).await?;
         let verified = self.sessions.verify(&token).await?;
@@ -234,7 +252,7 @@ impl LocalIdpAuthenticator {
         })
     }
 
-    fn clear_cookies(&self) -> Vec<String> {
+    pub(crate) fn clear_cookies(&self) -> Vec<String> {
         vec![
             self.cookies.clear(SESSION_COOKIE),
             self.cookies.clear(CLIENT_COOKIE),
@@ -263,7 +281,10 @@ impl LocalIdpAuthenticator {
         (crate::jwt::now_secs() <= issued.saturating_add(max_age)).then(|| sid.to_owned())
     }
 
-    async fn authenticate_request(&self, headers: &HeaderMap) -> Result<Authentication, AuthError> {
+    pub(crate) async fn authenticate_request(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Authentication, AuthError> {
         if let Some(token) = bearer(headers) {
             return Ok(match self.sessions.verify(&token).await {
                 Ok(v) => Authentication {

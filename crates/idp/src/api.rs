@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequestParts, Path, RawQuery, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -16,9 +16,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+use crate::api_accounts;
 use crate::error::{ApiError, IdpError};
 use crate::idp::{Idp, NewUser};
-use crate::store::{Session, User};
+use crate::store::{EmailAddress, Session, User};
 
 impl Idp {
     /// The HTTP routes (discovery, JWKS, Backend API) for mounting or serving.
@@ -38,10 +39,47 @@ impl Idp {
 fn router(idp: Idp) -> axum::Router {
     let bapi = axum::Router::new()
         .route("/v1/jwks", get(jwks))
-        .route("/v1/users", post(create_user).get(list_users))
-        .route("/v1/users/{id}", get(get_user))
+        .route("/v1/users", post(create_user).get(api_accounts::list_users))
+        .route("/v1/users/count", get(api_accounts::count_users))
+        .route(
+            "/v1/users/{id}",
+            get(get_user)
+                .patch(api_accounts::update_user)
+                .delete(api_accounts::delete_user),
+        )
+        .route(
+            "/v1/users/{id}/metadata",
+            axum::routing::patch(api_accounts::merge_metadata).put(api_accounts::replace_metadata),
+        )
         .route("/v1/users/{id}/verify_password", post(verify_password))
-        .route("/v1/sessions", post(create_session))
+        .route(
+            "/v1/users/{id}/sign_out_everywhere",
+            post(api_accounts::sign_out_everywhere),
+        )
+        .route(
+            "/v1/email_addresses/{id}",
+            get(api_accounts::get_email_address),
+        )
+        .route(
+            "/v1/email_addresses/{id}/prepare_verification",
+            post(api_accounts::prepare_verification),
+        )
+        .route(
+            "/v1/email_addresses/{id}/attempt_verification",
+            post(api_accounts::attempt_verification),
+        )
+        .route(
+            "/v1/password_resets",
+            post(api_accounts::prepare_password_reset),
+        )
+        .route(
+            "/v1/password_resets/attempt",
+            post(api_accounts::attempt_password_reset),
+        )
+        .route(
+            "/v1/sessions",
+            post(create_session).get(api_accounts::list_sessions),
+        )
         .route("/v1/sessions/{sid}", get(get_session))
         .route("/v1/sessions/{sid}/revoke", post(revoke_session))
         .route("/v1/sessions/{sid}/tokens", post(session_token))
@@ -52,6 +90,7 @@ fn router(idp: Idp) -> axum::Router {
             require_secret_key,
         ));
     axum::Router::new()
+        .route("/dev/mailbox", get(api_accounts::mailbox_page))
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/.well-known/jwks.json", get(jwks))
         .merge(bapi)
@@ -120,7 +159,7 @@ async fn jwks(State(idp): State<Idp>) -> Response {
 }
 
 /// Parses a JSON (or form-encoded) body; an empty body is `T::default()`.
-fn parse_body<T: for<'de> Deserialize<'de> + Default>(
+pub(crate) fn parse_body<T: for<'de> Deserialize<'de> + Default>(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<T, ApiError> {
@@ -155,7 +194,7 @@ fn parse_body<T: for<'de> Deserialize<'de> + Default>(
 }
 
 /// `a=1&b=x%20y` → pairs, percent- and `+`-decoded.
-fn query_pairs(query: &str) -> Vec<(String, String)> {
+pub(crate) fn query_pairs(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
         .filter(|p| !p.is_empty())
@@ -210,6 +249,11 @@ struct CreateUserBody {
     first_name: Option<String>,
     last_name: Option<String>,
     username: Option<String>,
+    #[serde(default)]
+    email_address_identification_status: Vec<String>,
+    public_metadata: Option<Value>,
+    private_metadata: Option<Value>,
+    unsafe_metadata: Option<Value>,
 }
 
 async fn create_user(
@@ -224,6 +268,29 @@ async fn create_user(
         OneOrMany::Many(list) => list,
         OneOrMany::None => Vec::new(),
     };
+    let statuses = &body.email_address_identification_status;
+    if let Some(bad) = statuses
+        .iter()
+        .find(|s| !matches!(s.as_str(), "verified" | "reserved"))
+    {
+        return Err(ApiError::unprocessable(
+            "form_param_value_invalid",
+            "is invalid",
+            format!(
+                "`email_address_identification_status` entries must be `verified` or `reserved`, got `{}`.",
+                bad.chars().take(32).collect::<String>().escape_debug()
+            ),
+        )
+        .param("email_address_identification_status"));
+    }
+    if !statuses.is_empty() && statuses.len() != email_addresses.len() {
+        return Err(ApiError::unprocessable(
+            "form_param_value_invalid",
+            "is invalid",
+            "`email_address_identification_status` needs one entry per email address.".to_owned(),
+        )
+        .param("email_address_identification_status"));
+    }
     let user = idp
         .create_user_from(
             NewUser {
@@ -232,38 +299,15 @@ async fn create_user(
                 first_name: body.first_name,
                 last_name: body.last_name,
                 username: body.username,
+                reserve_email_addresses: statuses.iter().any(|s| s == "reserved"),
+                public_metadata: body.public_metadata,
+                private_metadata: body.private_metadata,
+                unsafe_metadata: body.unsafe_metadata,
             },
             address.reported,
         )
         .await?;
     Ok(Json(user_json(&user)))
-}
-
-async fn list_users(
-    State(idp): State<Idp>,
-    RawQuery(query): RawQuery,
-) -> Result<Json<Value>, ApiError> {
-    let pairs = query_pairs(query.as_deref().unwrap_or(""));
-    let emails: Vec<&str> = pairs
-        .iter()
-        .filter(|(k, _)| k == "email_address" || k == "email_address[]")
-        .map(|(_, v)| v.as_str())
-        .collect();
-    if emails.is_empty() {
-        return Err(ApiError::bad_request(
-            "This idp lists users by email only: pass `?email_address=<address>`.".to_owned(),
-        )
-        .param("email_address"));
-    }
-    let mut users = Vec::new();
-    for email in emails {
-        if let Some(user) = idp.user_by_email(email)?
-            && !users.iter().any(|u: &User| u.id == user.id)
-        {
-            users.push(user);
-        }
-    }
-    Ok(Json(Value::Array(users.iter().map(user_json).collect())))
 }
 
 async fn get_user(State(idp): State<Idp>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
@@ -408,31 +452,46 @@ async fn template_token(
     Ok(Json(json!({ "object": "token", "jwt": jwt })))
 }
 
+/// An email address in Clerk's JSON shape, with its verification.
+pub(crate) fn email_json(e: &EmailAddress) -> Value {
+    let verification = match (&e.verified_by, e.pending_code) {
+        (Some(strategy), _) => {
+            json!({ "object": "verification_email_code", "status": "verified", "strategy": strategy, "attempts": null, "expire_at": null })
+        }
+        (None, Some((attempts, expire_at))) => {
+            let status = if crate::ids::now_ms() >= expire_at {
+                "expired"
+            } else {
+                "unverified"
+            };
+            json!({ "object": "verification_email_code", "status": status, "strategy": "email_code", "attempts": attempts, "expire_at": expire_at })
+        }
+        (None, None) => {
+            json!({ "object": "verification_email_code", "status": "unverified", "strategy": null, "attempts": null, "expire_at": null })
+        }
+    };
+    json!({
+        "id": e.id, "object": "email_address", "email_address": e.email_address,
+        "reserved": false, "linked_to": [], "verification": verification,
+    })
+}
+
 /// A user in Clerk's JSON shape (the fields the official SDKs read).
 pub(crate) fn user_json(u: &User) -> Value {
-    let emails: Vec<Value> = u
-        .email_addresses
-        .iter()
-        .map(|e| {
-            json!({
-                "id": e.id, "object": "email_address", "email_address": e.email_address,
-                "reserved": false, "linked_to": [],
-                "verification": { "status": "verified", "strategy": "admin", "attempts": null, "expire_at": null },
-            })
-        })
-        .collect();
+    let emails: Vec<Value> = u.email_addresses.iter().map(email_json).collect();
     json!({
         "id": u.id, "object": "user",
         "username": u.username, "first_name": u.first_name, "last_name": u.last_name,
         "image_url": u.image_url.clone().unwrap_or_default(), "has_image": u.image_url.is_some(),
         "primary_email_address_id": u.primary_email().map(|e| e.id.clone()),
         "primary_phone_number_id": null, "primary_web3_wallet_id": null,
-        "password_enabled": u.password_hash.is_some(), "two_factor_enabled": false, "totp_enabled": false,
+        "password_enabled": u.has_password(), "two_factor_enabled": false, "totp_enabled": false,
         "backup_code_enabled": false, "banned": false, "locked": false,
         "email_addresses": emails, "phone_numbers": [], "web3_wallets": [], "external_accounts": [],
         "saml_accounts": [], "enterprise_accounts": [], "passkeys": [],
-        "public_metadata": {}, "private_metadata": {}, "unsafe_metadata": {},
-        "external_id": null, "last_sign_in_at": null, "last_active_at": null,
+        "public_metadata": u.public_metadata, "private_metadata": u.private_metadata,
+        "unsafe_metadata": u.unsafe_metadata,
+        "external_id": null, "last_sign_in_at": u.last_sign_in_at, "last_active_at": u.last_sign_in_at,
         "created_at": u.created_at, "updated_at": u.updated_at,
     })
 }

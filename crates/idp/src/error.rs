@@ -60,6 +60,8 @@ pub struct ApiError {
     pub param_name: Option<&'static str>,
     /// When to try again (a `Retry-After` header, whole seconds rounded up), for 429s.
     pub retry_after: Option<std::time::Duration>,
+    /// The email address to verify, for `email_address_not_verified` (`meta.email_address_id`).
+    pub email_address_id: Option<Box<str>>,
 }
 
 impl ApiError {
@@ -76,6 +78,7 @@ impl ApiError {
             long_message,
             param_name: None,
             retry_after: None,
+            email_address_id: None,
         }
     }
 
@@ -162,10 +165,13 @@ impl From<rusqlite::Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let meta = match self.param_name {
-            Some(p) => json!({ "param_name": p }),
-            None => json!({}),
-        };
+        let mut meta = serde_json::Map::new();
+        if let Some(p) = self.param_name {
+            meta.insert("param_name".into(), json!(p));
+        }
+        if let Some(id) = &self.email_address_id {
+            meta.insert("email_address_id".into(), json!(id));
+        }
         let body = json!({
             "errors": [{
                 "code": self.code,

@@ -85,7 +85,8 @@ enum Task {
     /// Check a new password against the policy, then hash it.
     HashNew {
         password: String,
-        user_inputs: Vec<String>,
+        /// `None`: skip the strength rules (Clerk's `skip_password_checks`).
+        user_inputs: Option<Vec<String>>,
     },
     /// Check a password against a stored PHC string (`None`: the same work on a dummy hash).
     Verify {
@@ -146,7 +147,7 @@ impl HashingPool {
     pub(crate) async fn hash_new(
         &self,
         password: String,
-        user_inputs: Vec<String>,
+        user_inputs: Option<Vec<String>>,
     ) -> Result<Result<String, WeakPassword>, HashingError> {
         match self
             .run(Task::HashNew {
@@ -238,12 +239,16 @@ fn run_task(task: Task, memory: &mut Vec<Block>) -> Answer {
             password,
             user_inputs,
         } => Answer::Hashed(
-            passwords::check_strength(&password, &user_inputs).and_then(|()| {
-                hash(password.as_bytes(), memory).map_err(|e| {
-                    tracing::error!(error = %e, "argon2 hashing failed");
-                    WeakPassword::unhashable()
+            user_inputs
+                .map_or(Ok(()), |inputs| {
+                    passwords::check_strength(&password, &inputs)
                 })
-            }),
+                .and_then(|()| {
+                    hash(password.as_bytes(), memory).map_err(|e| {
+                        tracing::error!(error = %e, "argon2 hashing failed");
+                        WeakPassword::unhashable()
+                    })
+                }),
         ),
         Task::Verify { password, stored } => {
             let ok = match &stored {

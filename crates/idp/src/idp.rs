@@ -13,7 +13,9 @@ use crate::email::canonical_email;
 use crate::error::{ApiError, IdpError};
 use crate::hashing::HashingPool;
 use crate::keys::KeyRing;
+use crate::mailer::Mailer;
 use crate::passwords::{self, MAX_PASSWORD_BYTES};
+use crate::smtp::SmtpSender;
 use crate::store::{EmailAddress, Session, SessionStatus, Store, User};
 use crate::throttle::{SignInLimits, SignInThrottle, SignUpThrottle, Verdict};
 use crate::tokens;
@@ -22,7 +24,7 @@ use crate::tokens;
 const MAX_EMAILS_PER_USER: usize = 10;
 
 /// Fields of a new user (`POST /v1/users`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NewUser {
     /// Email addresses; the first becomes primary. At least one is required.
     pub email_addresses: Vec<String>,
@@ -36,6 +38,17 @@ pub struct NewUser {
     pub last_name: Option<String>,
     /// Username.
     pub username: Option<String>,
+    /// Create the addresses unverified (Clerk's `email_address_identification_status:
+    /// ["reserved"]`), as a sign-up by the address's claimed owner must: they become verified
+    /// when a code sent to them is entered. `false` (the Backend API's default, as Clerk's)
+    /// creates them verified by the administrator.
+    pub reserve_email_addresses: bool,
+    /// Initial `public_metadata` (a JSON object).
+    pub public_metadata: Option<serde_json::Value>,
+    /// Initial `private_metadata` (a JSON object).
+    pub private_metadata: Option<serde_json::Value>,
+    /// Initial `unsafe_metadata` (a JSON object).
+    pub unsafe_metadata: Option<serde_json::Value>,
 }
 
 /// A running (or embeddable) identity provider. Cheap to clone.
@@ -49,15 +62,16 @@ pub(crate) struct Inner {
     pub(crate) issuer: String,
     pub(crate) secret_key: String,
     secret_key_path: PathBuf,
-    store: Store,
+    pub(crate) store: Store,
     keys: KeyRing,
-    hashing: HashingPool,
+    pub(crate) hashing: HashingPool,
     sign_in: SignInThrottle,
     sign_up: SignUpThrottle,
     /// Sign-ins and their failures, served at `/metrics` by whoever serves the idp.
     metrics: keel_metrics::Registry,
     sign_ins: keel_metrics::CounterVec,
     sign_in_failures: keel_metrics::CounterVec,
+    pub(crate) mailer: Mailer,
 }
 
 fn now_secs() -> i64 {
@@ -94,6 +108,13 @@ impl Idp {
             per_account_address: config.password_failure_backoff,
         });
         let sign_up = SignUpThrottle::new(config.sign_up_rate_limit_per_address);
+        let mailer = match &config.smtp_url {
+            Some(url) => Mailer::Smtp(
+                SmtpSender::new(url, &config.mail_from)
+                    .map_err(|e| IdpError::Config(format!("--smtp-url: {e}")))?,
+            ),
+            None => Mailer::development(),
+        };
         tracing::info!(%issuer, secret_key_file = %secret_key_path.display(), "idp ready");
         let metrics = keel_metrics::Registry::default();
         let sign_ins = metrics.counter(
@@ -121,6 +142,7 @@ impl Idp {
                 metrics,
                 sign_ins,
                 sign_in_failures,
+                mailer,
             }),
         })
     }
@@ -227,6 +249,23 @@ impl Idp {
         if let Some(password) = &new.password {
             passwords::check_length(password)?;
         }
+        let mut new = new;
+        for (field, slot) in [
+            ("public_metadata", &mut new.public_metadata),
+            ("private_metadata", &mut new.private_metadata),
+            ("unsafe_metadata", &mut new.unsafe_metadata),
+        ] {
+            if let Some(value) = slot.take() {
+                *slot = Some(crate::metadata::checked(field, value)?);
+            }
+        }
+        for (field, value) in [
+            ("first_name", &new.first_name),
+            ("last_name", &new.last_name),
+            ("username", &new.username),
+        ] {
+            crate::users::check_name(field, value.as_deref())?;
+        }
         // A taken address is refused before any hashing work (the insert checks again).
         for email in &emails {
             if self.inner.store.user_id_by_email(email)?.is_some() {
@@ -247,7 +286,12 @@ impl Idp {
                         username.as_deref(),
                     ],
                 );
-                Some(self.inner.hashing.hash_new(password, inputs).await??)
+                Some(
+                    self.inner
+                        .hashing
+                        .hash_new(password, Some(inputs))
+                        .await??,
+                )
             }
         };
         let now = crate::ids::now_ms();
@@ -258,6 +302,8 @@ impl Idp {
                 .map(|email_address| EmailAddress {
                     id: crate::ids::random_id("idn"),
                     email_address,
+                    verified_by: (!new.reserve_email_addresses).then(|| "admin".to_owned()),
+                    pending_code: None,
                 })
                 .collect(),
             first_name,
@@ -266,6 +312,10 @@ impl Idp {
             image_url: None,
             created_at: now,
             updated_at: now,
+            last_sign_in_at: None,
+            public_metadata: metadata_or_empty(new.public_metadata),
+            private_metadata: metadata_or_empty(new.private_metadata),
+            unsafe_metadata: metadata_or_empty(new.unsafe_metadata),
             password_hash,
         };
         match self.inner.store.insert_user(&user)? {
@@ -368,7 +418,22 @@ impl Idp {
 
     /// Creates an active session for a user (`POST /v1/sessions`).
     pub fn create_session(&self, user_id: &str) -> Result<Session, ApiError> {
-        self.user(user_id)?;
+        let user = self.user(user_id)?;
+        if self.inner.config.require_verified_email
+            && !user.primary_email().is_some_and(EmailAddress::is_verified)
+        {
+            let mut refusal = ApiError::new(
+                StatusCode::FORBIDDEN,
+                "email_address_not_verified",
+                "Verify your email address to sign in.",
+                format!(
+                    "User `{user_id}` has not verified their primary email address, and this instance requires it before sign-in."
+                ),
+            )
+            .param("email_address");
+            refusal.email_address_id = user.primary_email().map(|e| e.id.as_str().into());
+            return Err(refusal);
+        }
         let now = crate::ids::now_ms();
         let session = Session {
             id: crate::ids::random_id("sess"),
@@ -382,6 +447,7 @@ impl Idp {
                     .unwrap_or(i64::MAX / 4),
         };
         self.inner.store.insert_session(&session)?;
+        self.inner.store.note_sign_in(user_id, now)?;
         tracing::info!(session_id = %session.id, user_id, "session created");
         Ok(session)
     }
@@ -471,6 +537,10 @@ impl Idp {
         .ok_or_else(|| ApiError::not_found("JWT template", template))?;
         Ok(self.inner.keys.sign(&claims, tokens::TEMPLATE_CATEGORY)?)
     }
+}
+
+fn metadata_or_empty(value: Option<serde_json::Value>) -> serde_json::Value {
+    value.unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new()))
 }
 
 fn identifier_exists(email: &str) -> ApiError {

@@ -1,15 +1,24 @@
 //! Keel's development identity provider: a small service that behaves like a Clerk instance
-//! where Keel relies on it — users with argon2id passwords, sessions, 60-second RS256 session
-//! tokens, the `convex` JWT template, OIDC discovery + JWKS, and the Clerk Backend API subset
-//! (`/v1/users…`, `/v1/sessions…`, `/v1/jwks`), so the official `@clerk/backend` SDK and
-//! `keel_auth`'s Clerk authenticator work against it unchanged.
+//! where Keel relies on it — users with argon2id passwords and metadata, email verification and
+//! password reset by emailed code, sessions, 60-second RS256 session tokens, the `convex` JWT
+//! template, OIDC discovery + JWKS, and the Clerk Backend API subset (`/v1/users…`,
+//! `/v1/sessions…`, `/v1/email_addresses…`, `/v1/jwks`), so the official `@clerk/backend` SDK
+//! and `keel_auth`'s Clerk authenticator work against it unchanged.
 //!
 //! Embed it with [`Idp::open`] + [`Idp::router`] / [`Idp::serve`], or run [`serve`]. The same
 //! operations are available in-process on [`Idp`] (create user, verify password, sessions,
 //! tokens, key rotation).
 //!
-//! State lives in `<data_dir>/idp/`: `idp.sqlite3` (users, sessions, keys) and `secret_key`
-//! (the `sk_test_…` Backend-API key, created on first start).
+//! State lives in `<data_dir>/idp/`: `idp.sqlite3` (users, addresses, pending codes, sessions,
+//! keys) and `secret_key` (the `sk_test_…` Backend-API key, created on first start).
+//!
+//! # Email verification
+//! Addresses a visitor signs up with are created unverified (Clerk's `reserved`); the
+//! `convex` token's `email_verified` is `false` until a 6-digit code mailed to the address is
+//! entered ([`Idp::prepare_email_verification`], [`Idp::attempt_email_verification`]).
+//! [`IdpConfig::require_verified_email`] refuses sign-in until then. Codes go out by SMTP
+//! ([`IdpConfig::smtp_url`]) or, without it, to the development mailbox
+//! ([`Idp::development_mailbox`], the `/dev/mailbox` page).
 //!
 //! # Abuse resistance
 //! The web tier calls the Backend API on behalf of its visitors and reports each visitor's
@@ -35,7 +44,18 @@
 //! * `api` — the HTTP face of an [`Idp`]: its routes (discovery, JWKS, Backend API), Clerk JSON
 //!   shapes, client addresses, and [`Idp::router`] / [`Idp::serve`]. Depends on `idp`, never the
 //!   reverse.
-//! * `store` — SQLite persistence of users, sessions and keys ([`User`], [`Session`]).
+//! * `api_accounts` — the routes for managing users (update, metadata, delete, list, count),
+//!   listing sessions, email verification, password resets, and the `/dev/mailbox` page.
+//! * `users` — [`UserUpdate`], [`UserListQuery`]: updating, deleting, listing and counting
+//!   users, a user's sessions, signing out everywhere.
+//! * `verification` — emailed 6-digit codes: verifying addresses, resetting passwords,
+//!   Clerk's test addresses ([`TEST_CODE`]).
+//! * `metadata` — public / private / unsafe metadata: checks and Clerk's deep merge.
+//! * `mailer` — where emails go: SMTP, or the development mailbox ([`SentMail`]).
+//! * `smtp` — a small SMTP submission client (STARTTLS / implicit TLS, AUTH PLAIN).
+//! * `store` — SQLite persistence of users (with metadata), addresses (with verification),
+//!   pending codes, sessions and keys ([`User`], [`Session`]); `store::accounts` lists and
+//!   changes users, `store::codes` keeps pending codes.
 //! * `keys` — RSA-2048 key ring: generation, signing, JWKS, rotation.
 //! * `tokens` — claims of session tokens and templates.
 //! * `hashing` — the bounded pool of argon2id workers: reused memory, queue, PHC strings.
@@ -48,6 +68,7 @@
 //! * `error` — [`IdpError`] and Clerk-shaped [`ApiError`] (with `Retry-After`).
 
 mod api;
+mod api_accounts;
 mod email;
 mod error;
 mod hashing;
@@ -55,10 +76,15 @@ mod idp;
 mod ids;
 mod keys;
 mod limiter;
+mod mailer;
+mod metadata;
 mod passwords;
+mod smtp;
 mod store;
 mod throttle;
 mod tokens;
+mod users;
+mod verification;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -68,9 +94,13 @@ pub use error::{ApiError, IdpError};
 pub use hashing::HashingLimits;
 pub use idp::{Idp, NewUser};
 pub use limiter::{FailureBackoff, RateLimit};
+pub use mailer::SentMail;
 pub use passwords::{MAX_PASSWORD_BYTES, MIN_PASSWORD_LENGTH, MIN_PASSWORD_SCORE};
+pub use smtp::SmtpError;
 pub use store::{EmailAddress, Session, SessionStatus, User};
 pub use tokens::TEMPLATES;
+pub use users::{UserListQuery, UserUpdate};
+pub use verification::TEST_CODE;
 
 /// Settings of the idp. Build with [`IdpConfig::new`] and adjust fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +137,21 @@ pub struct IdpConfig {
     /// The password-hashing pool (default: one worker per core, 32 waiting jobs per worker,
     /// refused after 2 s of waiting).
     pub password_hashing: HashingLimits,
+    /// Refuse new sessions (sign-in) to users whose primary email address is not verified
+    /// (`--require-verified-email`; default off).
+    pub require_verified_email: bool,
+    /// SMTP server for verification and password-reset codes
+    /// (`smtp[s]://[user[:password]@]host[:port]`, `--smtp-url` / `KEEL_SMTP_URL`); `None`
+    /// keeps them in the development mailbox (logged, and listed on `/dev/mailbox`).
+    pub smtp_url: Option<String>,
+    /// The sender of the idp's emails (default `Keel <no-reply@localhost>`).
+    pub mail_from: String,
+    /// How long an emailed code can be used (default 10 minutes).
+    pub code_lifetime: Duration,
+    /// Wrong codes accepted before the code is void (default 5; then a new one is needed).
+    pub code_max_attempts: u32,
+    /// Shortest time between two codes sent to one address (default 30 s).
+    pub code_resend_interval: Duration,
 }
 
 impl IdpConfig {
@@ -138,6 +183,12 @@ impl IdpConfig {
                 refill_every: Duration::from_secs(30),
             },
             password_hashing: HashingLimits::default(),
+            require_verified_email: false,
+            smtp_url: None,
+            mail_from: "Keel <no-reply@localhost>".to_owned(),
+            code_lifetime: Duration::from_secs(600),
+            code_max_attempts: 5,
+            code_resend_interval: Duration::from_secs(30),
         }
     }
 }

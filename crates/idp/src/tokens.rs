@@ -64,8 +64,8 @@ pub(crate) fn template_claims(
             put("picture", user.image_url.clone());
             if let Some(email) = user.primary_email() {
                 claims.insert("email".into(), json!(email.email_address));
-                // Addresses are created by the trusted Backend API, as Clerk's admin strategy.
-                claims.insert("email_verified".into(), json!(true));
+                // Verified by the administrator (created through the Backend API) or by a code.
+                claims.insert("email_verified".into(), json!(email.is_verified()));
             }
             claims.insert("updated_at".into(), json!(user.updated_at / 1000));
         }

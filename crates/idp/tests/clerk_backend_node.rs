@@ -22,6 +22,7 @@ async fn clerk_backend_sdk_mints_and_verifies_tokens_against_the_idp() {
             first_name: Some("Node".into()),
             last_name: Some("Client".into()),
             username: None,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -91,4 +92,40 @@ async fn clerk_backend_sdk_mints_and_verifies_tokens_against_the_idp() {
         throttled["after"].as_u64().is_some_and(|n| n >= 6),
         "{throttled}"
     );
+
+    let m = &result["management"];
+    assert_eq!(
+        m["updated"],
+        serde_json::json!({"firstName": "Renamed", "lastName": "Person"}),
+        "{m}"
+    );
+    assert_eq!(
+        m["merged"],
+        serde_json::json!({"publicMetadata": {"role": "admin", "prefs": {"theme": "dark", "tz": "UTC"}}, "privateMetadata": {"plan": "pro"}})
+    );
+    assert_eq!(m["byEmail"]["totalCount"], 2, "{m}");
+    assert_eq!(
+        m["byEmail"]["emails"],
+        serde_json::json!(["list-a@example.com", "list-c@example.com"])
+    );
+    assert_eq!(m["byId"], serde_json::json!(["list-b"]));
+    // Oldest first, skipping the first (the session's user): list-a, list-b.
+    assert_eq!(
+        m["ordered"]["names"],
+        serde_json::json!(["list-a", "list-b"]),
+        "{m}"
+    );
+    assert_eq!(
+        m["ordered"]["totalCount"], 4,
+        "the session's user and three"
+    );
+    assert_eq!(m["searched"]["totalCount"], 3);
+    assert_eq!(m["count"], 4);
+    assert_eq!(m["sessionList"]["totalCount"], 1, "{m}");
+    assert_eq!(m["sessionList"]["ids"], serde_json::json!([session.id]));
+    assert_eq!(m["deleted"]["deleted"], true);
+    assert_eq!(m["deletedSessionToken"]["status"], 404, "{m}");
+    assert_eq!(m["countAfterDelete"], 3);
+    assert_eq!(m["missingUser"]["status"], 404);
+    assert_eq!(m["missingUser"]["code"], "resource_not_found");
 }

@@ -345,6 +345,22 @@ pub struct IdpFlags {
         value_parser = parse_ttl
     )]
     pub template_token_ttl: Duration,
+    /// Refuse sign-in until the user's primary email address is verified by a code.
+    #[arg(long = "require-verified-email", env = "KEEL_REQUIRE_VERIFIED_EMAIL")]
+    pub require_verified_email: bool,
+    /// SMTP server for verification and password-reset codes
+    /// (`smtp[s]://[user[:password]@]host[:port]`; `smtp://` requires STARTTLS except on
+    /// loopback). Unset: codes go to the development mailbox (logged, and listed at
+    /// `<idp>/dev/mailbox`).
+    #[arg(long = "smtp-url", env = "KEEL_SMTP_URL", value_name = "URL")]
+    pub smtp_url: Option<String>,
+    /// Sender of the idp's emails.
+    #[arg(
+        long = "mail-from",
+        env = "KEEL_MAIL_FROM",
+        default_value = "Keel <no-reply@localhost>"
+    )]
+    pub mail_from: String,
 }
 
 /// The flags of the process, whichever services it runs.

@@ -383,7 +383,14 @@ impl IdpService {
         idp_config.issuer = Some(bound.url.clone());
         idp_config.session_token_ttl = config.idp.session_token_ttl;
         idp_config.template_token_ttl = config.idp.template_token_ttl;
-        let idp = Idp::open(idp_config, bound.listener.local_addr()?).with_context(|| {
+        idp_config.require_verified_email = config.idp.require_verified_email;
+        idp_config.smtp_url = config.idp.smtp_url.clone();
+        idp_config.mail_from = config.idp.mail_from.clone();
+        let local_addr = bound.listener.local_addr()?;
+        if idp_config.smtp_url.is_none() && !local_addr.ip().is_loopback() {
+            tracing::warn!(%local_addr, "the idp listens beyond this machine without --smtp-url: verification codes are listed on its /dev/mailbox page, readable by anyone who reaches it");
+        }
+        let idp = Idp::open(idp_config, local_addr).with_context(|| {
             format!(
                 "cannot open the identity provider's state in {} (--data-dir / KEEL_DATA_DIR)",
                 dir.display()

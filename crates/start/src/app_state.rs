@@ -63,6 +63,7 @@ impl AppState {
                 headers,
                 auth: parking_lot::RwLock::new(auth),
                 authenticator: self.authenticator.clone(),
+                local_idp: self.local_idp.clone(),
                 token_template: self.token_template.clone(),
                 query_client: std::sync::OnceLock::new(),
                 http: Mutex::new(http),

@@ -67,7 +67,8 @@ pub fn sign_in_button(mode: SignInMode, return_to: &str) -> Markup {
 }
 
 /// `<UserButton />`: the user's initial; opens (a `<details>`, no JavaScript needed) to their
-/// name and a "Sign out" button.
+/// name, a "Manage account" link (to [`ACCOUNT_PAGE`](crate::account_ui::ACCOUNT_PAGE)) and a
+/// "Sign out" button.
 pub fn user_button(label: &str) -> Markup {
     let initial: String = label
         .chars()
@@ -78,6 +79,7 @@ pub fn user_button(label: &str) -> Markup {
             summary aria-label="Account" { span class="keel-avatar" { (initial) } }
             div {
                 p class="keel-user-name" { (label) }
+                a class="keel-manage-account" href=(crate::account_ui::ACCOUNT_PAGE) { "Manage account" }
                 form method="post" action=(SIGN_OUT_ACTION) {
                     button type="submit" { "Sign out" }
                 }
@@ -96,6 +98,7 @@ pub fn sign_in_form(redirect_url: &str, error: Option<&str>) -> Markup {
             label { "Email" input type="email" name="email" autocomplete="email" required; }
             label { "Password" input type="password" name="password" autocomplete="current-password" required; }
             button type="submit" { "Sign in" }
+            p { a href=(crate::account_ui::RESET_PASSWORD_PAGE) { "Forgot password?" } }
             p { "No account? " a href={ "/sign-up?redirect_url=" (encode_component(redirect_url)) } { "Sign up" } }
         }
     }
@@ -134,11 +137,11 @@ pub(crate) struct AuthForm {
 }
 
 /// Where a form's `redirect_url` may send the visitor: a path on this site, else home.
-fn target(redirect_url: &str) -> String {
+pub(crate) fn target(redirect_url: &str) -> String {
     local_path(redirect_url).unwrap_or_else(|| "/".to_owned())
 }
 
-fn see_other(to: &str, cookies: &[String]) -> Response {
+pub(crate) fn see_other(to: &str, cookies: &[String]) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
     let headers = response.headers_mut();
     if let Ok(location) = HeaderValue::from_str(to) {
@@ -155,7 +158,7 @@ fn see_other(to: &str, cookies: &[String]) -> Response {
 
 /// What a failed sign-in/up tells the visitor (idp internals stay in the log): the one place
 /// the identity service's outcomes become words.
-fn failure_message(error: &AuthError) -> String {
+pub(crate) fn failure_message(error: &AuthError) -> String {
     match error {
         AuthError::InvalidCredentials => "Incorrect email or password.".to_owned(),
         AuthError::Throttled { retry_after, .. } => match retry_after {
@@ -167,6 +170,9 @@ fn failure_message(error: &AuthError) -> String {
         },
         AuthError::InputRefused { message, .. } => message.clone(),
         AuthError::SessionEnded { .. } => "Your session has ended; sign in again.".to_owned(),
+        AuthError::EmailNotVerified { .. } => {
+            "Verify your email address to sign in: enter the code we sent you.".to_owned()
+        }
         AuthError::TokenTooLarge { .. }
         | AuthError::MalformedToken { .. }
         | AuthError::UnsupportedAlgorithm { .. }
@@ -208,6 +214,10 @@ pub(crate) async fn sign_in(
         .await
     {
         Ok(auth) => see_other(&target(&form.redirect_url), &auth.set_cookies),
+        Err(AuthError::EmailNotVerified { email_address_id }) => see_other(
+            &crate::account_ui::verify_page_url(Some(&email_address_id), &form.redirect_url),
+            &[],
+        ),
         Err(error) => back_to_form("/sign-in", &form, &failure_message(&error)),
     }
 }
@@ -231,8 +241,17 @@ pub(crate) async fn sign_up(
         first_name: optional(&form.first_name),
         last_name: optional(&form.last_name),
     };
+    // Signed up: on to the "enter the code" step (signed in, unless the idp requires a
+    // verified address first).
     match idp.sign_up(sign_up, address).await {
-        Ok(auth) => see_other(&target(&form.redirect_url), &auth.set_cookies),
+        Ok(auth) => see_other(
+            &crate::account_ui::verify_page_url(None, &form.redirect_url),
+            &auth.set_cookies,
+        ),
+        Err(AuthError::EmailNotVerified { email_address_id }) => see_other(
+            &crate::account_ui::verify_page_url(Some(&email_address_id), &form.redirect_url),
+            &[],
+        ),
         Err(error) => back_to_form("/sign-up", &form, &failure_message(&error)),
     }
 }

@@ -63,6 +63,8 @@ pub(crate) struct RequestState {
     /// sign-out elsewhere).
     pub(crate) auth: parking_lot::RwLock<AuthState>,
     pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
+    /// The local idp, when the app uses it (account pages load through it).
+    pub(crate) local_idp: Option<Arc<keel_auth::LocalIdpAuthenticator>>,
     pub(crate) token_template: Option<String>,
     /// Created on first use (most requests of a static page need none).
     pub(crate) query_client: std::sync::OnceLock<QueryClient>,

@@ -48,6 +48,8 @@
 //! * `devtools` — the development-only panel (routes, match, params, context, queries).
 //! * `auth_ui` — `SignedIn`/`SignedOut`, `SignInButton`, `UserButton`, sign-in/up forms and
 //!   their endpoints.
+//! * `account_ui` — the "enter the code" step, password reset forms and the "Manage account"
+//!   page (`user_profile`, `load_account`) for the local idp, and their endpoints.
 //! * `live` — page event streams and per-session backend connections, run as the tasks of
 //!   [`StartConfig::tasks`] (stopping them ends every stream and closes every session); the
 //!   open ones counted in `keel_live_pages`.
@@ -63,6 +65,7 @@
 //! reads, and `client_address` takes only its [`TrustedProxies`] from it (axum's `FromRef`). No
 //! two modules import each other.
 
+pub mod account_ui;
 mod app_state;
 pub mod assets;
 pub mod auth_ui;

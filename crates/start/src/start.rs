@@ -278,6 +278,7 @@ impl Start {
                 crate::auth_ui::SIGN_OUT_ACTION,
                 post(crate::auth_ui::sign_out),
             )
+            .merge(crate::account_ui::routes())
             .fallback(page)
             .layer(axum::middleware::from_fn(crate::csrf::middleware))
             .layer(axum::middleware::from_fn_with_state(

@@ -1,8 +1,12 @@
-//! `/sign-in` and `/sign-up`: the forms of `keel_start::auth_ui`, posting to the framework's
-//! endpoints (no JavaScript needed; the nav's modal shows the same form).
+//! `/sign-in`, `/sign-up`, `/verify-email`, `/reset-password` and `/account`: the forms of
+//! `keel_start::auth_ui` and `keel_start::account_ui`, posting to the framework's endpoints
+//! (no JavaScript needed; the nav's modal shows the sign-in form).
 
+use keel_start::account_ui::{
+    load_account, reset_password_form, reset_password_request_form, user_profile, verify_email_form,
+};
 use keel_start::auth_ui::{sign_in_form, sign_up_form};
-use keel_start::{Head, Route, local_path};
+use keel_start::{Head, Route, RouteError, local_path};
 use maud::html;
 
 /// Where the form sends the visitor after signing in: `?redirect_url=` if it stays on this
@@ -19,7 +23,13 @@ pub(super) fn sign_in() -> Route {
         .head(|_| Head::new().title("Sign in"))
         .component(|m, _| {
             let error = m.context().search_param("error");
-            html! { div class="p-2" { (sign_in_form(&redirect_url(m), error.as_deref())) } }
+            let notice = m.context().search_param("notice");
+            html! {
+                div class="p-2" {
+                    @if let Some(notice) = notice { p class="keel-form-notice" role="status" { (notice) } }
+                    (sign_in_form(&redirect_url(m), error.as_deref()))
+                }
+            }
         })
 }
 
@@ -29,5 +39,57 @@ pub(super) fn sign_up() -> Route {
         .component(|m, _| {
             let error = m.context().search_param("error");
             html! { div class="p-2" { (sign_up_form(&redirect_url(m), error.as_deref())) } }
+        })
+}
+
+pub(super) fn verify_email() -> Route {
+    Route::new("verify-email")
+        .head(|_| Head::new().title("Verify your email"))
+        .component(|m, _| {
+            let ctx = m.context();
+            let (error, notice) = (ctx.search_param("error"), ctx.search_param("notice"));
+            let id = ctx.search_param("email_address_id");
+            html! {
+                div class="p-2" {
+                    (verify_email_form(id.as_deref(), &redirect_url(m), error.as_deref(), notice.as_deref()))
+                }
+            }
+        })
+}
+
+pub(super) fn reset_password() -> Route {
+    Route::new("reset-password")
+        .head(|_| Head::new().title("Reset your password"))
+        .component(|m, _| {
+            let ctx = m.context();
+            let (error, notice) = (ctx.search_param("error"), ctx.search_param("notice"));
+            html! {
+                div class="p-2" {
+                    @match ctx.search_param("email").filter(|e| !e.is_empty()) {
+                        Some(email) => (reset_password_form(&email, error.as_deref(), notice.as_deref())),
+                        None => (reset_password_request_form(error.as_deref())),
+                    }
+                }
+            }
+        })
+}
+
+/// "Manage account": signed-out visitors are sent to sign in and back.
+pub(super) fn manage() -> Route {
+    Route::new("account")
+        .head(|_| Head::new().title("Manage account"))
+        .loader(|ctx| async move {
+            match load_account(&ctx).await? {
+                Some(view) => Ok(view),
+                None => Err(RouteError::redirect("/sign-in?redirect_url=%2Faccount")),
+            }
+        })
+        .component(|m, _| {
+            let ctx = m.context();
+            let (error, notice) = (ctx.search_param("error"), ctx.search_param("notice"));
+            match m.data::<keel_auth::AccountView>() {
+                Some(view) => html! { div class="p-2" { (user_profile(view, error.as_deref(), notice.as_deref())) } },
+                None => html! {},
+            }
         })
 }

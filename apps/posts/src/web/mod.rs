@@ -1,11 +1,12 @@
 //! The reference app's web tier: the seed's routes (root layout, home, posts, post detail),
-//! the sign-in/up pages, and the server functions behind the posts forms.
+//! the sign-in/up and account pages, and the server functions behind the posts forms.
 //!
 //! # Layout
 //! * `root` — the root route: head, `before_load` (the seed's `fetchClerkAuth` + `setAuth`),
 //!   the nav layout, the root error component.
 //! * `posts` — `/posts` (sign-in required), its list / create / delete / import, `/posts/{id}`.
-//! * `account` — `/sign-in` and `/sign-up` pages.
+//! * `account` — `/sign-in`, `/sign-up`, `/verify-email` (the code step after sign-up),
+//!   `/reset-password` and `/account` ("Manage account", from the user button).
 //! * `actions` — server functions `posts/create`, `posts/remove`, `posts/importSample`.
 
 mod account;
@@ -24,7 +25,10 @@ pub fn app(mut config: StartConfig) -> Start {
         .child(Route::new("").component(|_, _| home()))
         .child(posts::route())
         .child(account::sign_in())
-        .child(account::sign_up());
+        .child(account::sign_up())
+        .child(account::verify_email())
+        .child(account::reset_password())
+        .child(account::manage());
     actions::register(Start::new(config, tree))
 }
 

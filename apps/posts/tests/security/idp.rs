@@ -51,7 +51,10 @@ attack!(
             );
         }
         let location = sign_up_form(keel, &visitor, "weak@example.com", PASSWORD).await;
-        assert_eq!(location, "/posts", "the address was not taken by the refusals");
+        assert_eq!(
+            location, "/verify-email?redirect_url=%2Fposts",
+            "the address was not taken by the refusals"
+        );
     }
 );
 
@@ -104,7 +107,7 @@ attack!(
         assert!(throttled, "40 sign-ups from one address were never throttled");
         let other = keel.visitor_from("198.51.100.20");
         let location = sign_up_form(keel, &other, "someone@example.com", PASSWORD).await;
-        assert_eq!(location, "/posts");
+        assert_eq!(location, "/verify-email?redirect_url=%2Fposts");
     }
 );
 
@@ -188,9 +191,10 @@ attack!(
         let answers = futures::future::join_all(burst).await;
         sampling.store(false, std::sync::atomic::Ordering::SeqCst);
         let peak = peak.await.unwrap();
-        let created = answers.iter().filter(|l| *l == "/posts").count();
+        let signed_up = "/verify-email?redirect_url=%2Fposts";
+        let created = answers.iter().filter(|l| *l == signed_up).count();
         assert!(created > 0, "some of the burst got accounts: {answers:?}");
-        for location in answers.iter().filter(|l| *l != "/posts") {
+        for location in answers.iter().filter(|l| *l != signed_up) {
             let error = form_error(location).unwrap_or_default();
             assert!(error.contains("busy") || error.contains("Too many"), "{error}");
         }

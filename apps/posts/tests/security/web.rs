@@ -222,7 +222,11 @@ attack!(
         for (email, target) in accounts.iter().zip(OFF_SITE_TARGETS) {
             let location =
                 auth_form(keel, &visitor, "/_keel/auth/sign-up", (email, PASSWORD), target).await;
-            assert_eq!(location, "/", "sign-up {target:?}");
+            // On to the "enter the code" step, whose onward target is home.
+            assert_eq!(
+                location, "/verify-email?redirect_url=%2F",
+                "sign-up {target:?}"
+            );
         }
         for (n, target) in OFF_SITE_TARGETS.iter().enumerate() {
             let account = (accounts[n % 2], PASSWORD);
@@ -371,5 +375,75 @@ attack!(
             let html = response.text().await.unwrap();
             assert!(html.contains("Sign in to see the posts"), "{cookie}: {html}");
         }
+    }
+);
+
+attack!(
+    /// The account endpoints refuse cross-site posts, act only for the visitor's own session,
+    /// and answer hostile form input (foreign or malformed session ids, absurd codes, no
+    /// confirmation) with a message on the account page, changing nothing.
+    account_endpoints_resist_forgery_and_hostile_input,
+    |keel| {
+        let victim = keel.signed_up("account-victim@example.com").await;
+        let stranger = keel.signed_up("account-stranger@example.com").await;
+        for path in [
+            "/_keel/account/delete",
+            "/_keel/account/sign-out-everywhere",
+            "/_keel/account/profile",
+        ] {
+            let response = victim
+                .client
+                .post(keel.url(path))
+                .header("sec-fetch-site", "cross-site")
+                .form(&[("confirm", "DELETE"), ("first_name", "Forged")])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
+        }
+        let (_, html) = victim.page("/account").await;
+        assert!(html.contains("account-victim@example.com") && !html.contains("Forged"), "{html}");
+        // The stranger's own session id, from the stranger's account page.
+        let (_, theirs) = stranger.page("/account").await;
+        let marker = "data-session-id=\"";
+        let at = theirs.find(marker).expect("a session is listed") + marker.len();
+        let stranger_sid = &theirs[at..at + theirs[at..].find('"').unwrap()];
+        let long_id = "sess_".to_owned() + &"x".repeat(5000);
+        for session_id in [stranger_sid, "../../v1/users", "sess_\u{0}", long_id.as_str()] {
+            let response = victim
+                .client
+                .post(keel.url("/_keel/account/sessions/revoke"))
+                .form(&[("session_id", session_id)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::SEE_OTHER);
+            let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
+            assert!(location.starts_with("/account?error="), "{location}");
+        }
+        let (_, theirs) = stranger.page("/account").await;
+        assert!(theirs.contains(stranger_sid), "the stranger's session survived");
+        for code in ["", "12", &"9".repeat(10_000), "<script>"] {
+            let response = victim
+                .client
+                .post(keel.url("/_keel/auth/verify-email"))
+                .form(&[("code", code), ("redirect_url", "/posts")])
+                .send()
+                .await
+                .unwrap();
+            let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
+            assert!(location.starts_with("/verify-email?") && location.contains("error="), "{location}");
+        }
+        let response = victim
+            .client
+            .post(keel.url("/_keel/account/delete"))
+            .form(&[("confirm", "yes")])
+            .send()
+            .await
+            .unwrap();
+        let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
+        assert!(location.starts_with("/account?error="), "{location}");
+        let (_, html) = victim.page("/account").await;
+        assert!(html.contains("account-victim@example.com"), "the account survived: {html}");
     }
 );

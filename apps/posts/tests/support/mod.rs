@@ -484,7 +484,12 @@ impl Visitor {
             StatusCode::SEE_OTHER,
             "sign-up of {email}"
         );
-        assert_eq!(response.headers()[LOCATION], "/posts", "sign-up of {email}");
+        // Signed in, on to the "enter the code" step (verification is not required).
+        assert_eq!(
+            response.headers()[LOCATION],
+            "/verify-email?redirect_url=%2Fposts",
+            "sign-up of {email}"
+        );
         let cookies: Vec<String> = response
             .headers()
             .get_all(SET_COOKIE)

@@ -208,6 +208,7 @@ pub async fn user_with_session(idp: &keel_idp::Idp, email: &str) -> (String, Str
             first_name: Some("Ada".to_owned()),
             last_name: Some("Lovelace".to_owned()),
             username: Some("ada".to_owned()),
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -1,5 +1,7 @@
-//! Durable state in one SQLite file (`<data_dir>/idp/idp.sqlite3`): users, email addresses,
-//! sessions and signing keys.
+//! Durable state in one SQLite file (`<data_dir>/idp/idp.sqlite3`): users (with their
+//! metadata), email addresses (with their verification), pending verification codes, sessions
+//! and signing keys. Users and their sessions are here; listing and changing users is in
+//! `accounts`, verification codes in `codes`.
 //!
 //! SQLite rather than JSON files: every change is one small atomic transaction, uniqueness of
 //! email addresses is a constraint, and the file survives crashes without a hand-made
@@ -10,6 +12,13 @@ use std::path::Path;
 
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+
+mod accounts;
+mod codes;
+
+pub(crate) use accounts::{UserChanges, UserOrder, UserQuery};
+pub(crate) use codes::{CodePurpose, PendingCode};
 
 use crate::error::IdpError;
 
@@ -32,6 +41,14 @@ pub struct User {
     pub created_at: i64,
     /// Last update, Unix ms.
     pub updated_at: i64,
+    /// Last session created, Unix ms.
+    pub last_sign_in_at: Option<i64>,
+    /// Metadata readable by the frontend, writable by the backend (a JSON object).
+    pub public_metadata: Value,
+    /// Metadata only the backend sees (a JSON object).
+    pub private_metadata: Value,
+    /// Metadata the frontend may write (a JSON object).
+    pub unsafe_metadata: Value,
     pub(crate) password_hash: Option<String>,
 }
 
@@ -42,6 +59,19 @@ pub struct EmailAddress {
     pub id: String,
     /// The address, lower-cased.
     pub email_address: String,
+    /// How the address was verified (`"admin"`: created verified through the Backend API,
+    /// `"email_code"`: a code sent to it was confirmed), `None` while unverified.
+    pub verified_by: Option<String>,
+    /// The verification code waiting to be entered: wrong attempts so far and expiry (Unix
+    /// ms).
+    pub pending_code: Option<(u32, i64)>,
+}
+
+impl EmailAddress {
+    /// Whether the address is verified.
+    pub fn is_verified(&self) -> bool {
+        self.verified_by.is_some()
+    }
 }
 
 impl User {
@@ -58,6 +88,11 @@ impl User {
     /// The primary email address.
     pub fn primary_email(&self) -> Option<&EmailAddress> {
         self.email_addresses.first()
+    }
+
+    /// Whether the user has a password.
+    pub fn has_password(&self) -> bool {
+        self.password_hash.is_some()
     }
 }
 
@@ -123,7 +158,7 @@ pub(crate) struct StoredKey {
 }
 
 pub(crate) struct Store {
-    conn: Mutex<Connection>,
+    pub(super) conn: Mutex<Connection>,
 }
 
 const SCHEMA: &str = "
@@ -138,6 +173,14 @@ CREATE TABLE IF NOT EXISTS email_addresses (
     user_id TEXT NOT NULL REFERENCES users(id),
     email TEXT NOT NULL UNIQUE,
     position INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pending_codes (
+    email_id TEXT NOT NULL REFERENCES email_addresses(id) ON DELETE CASCADE,
+    purpose TEXT NOT NULL,
+    code_hash BLOB NOT NULL,
+    expire_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    PRIMARY KEY (email_id, purpose)
 );
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
@@ -154,12 +197,108 @@ CREATE TABLE IF NOT EXISTS signing_keys (
 );
 ";
 
+/// Columns added after the first release, with the value existing rows get: addresses stored
+/// before verification existed were created verified by the Backend API (`admin`).
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("users", "public_metadata", "TEXT NOT NULL DEFAULT '{}'"),
+    ("users", "private_metadata", "TEXT NOT NULL DEFAULT '{}'"),
+    ("users", "unsafe_metadata", "TEXT NOT NULL DEFAULT '{}'"),
+    ("users", "last_sign_in_at", "INTEGER"),
+    ("email_addresses", "verified_by", "TEXT DEFAULT 'admin'"),
+];
+
+fn migrate(conn: &Connection) -> Result<(), IdpError> {
+    for (table, column, definition) in ADDED_COLUMNS {
+        let present: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+            params![table, column],
+            |r| r.get(0),
+        )?;
+        if !present {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+/// A JSON object stored as text (`{}` when unreadable).
+pub(crate) fn json_column(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::Object(serde_json::Map::new()))
+}
+
+/// The columns `user_from_row` reads, in order.
+pub(crate) const USER_COLUMNS: &str = "id, first_name, last_name, username, image_url, password_hash, created_at, updated_at, last_sign_in_at, public_metadata, private_metadata, unsafe_metadata";
+
+/// A user from a row of [`USER_COLUMNS`] (email addresses not yet loaded).
+pub(crate) fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    let meta = |i: usize| -> rusqlite::Result<Value> { Ok(json_column(&r.get::<_, String>(i)?)) };
+    Ok(User {
+        id: r.get(0)?,
+        first_name: r.get(1)?,
+        last_name: r.get(2)?,
+        username: r.get(3)?,
+        image_url: r.get(4)?,
+        password_hash: r.get(5)?,
+        created_at: r.get(6)?,
+        updated_at: r.get(7)?,
+        last_sign_in_at: r.get(8)?,
+        public_metadata: meta(9)?,
+        private_metadata: meta(10)?,
+        unsafe_metadata: meta(11)?,
+        email_addresses: Vec::new(),
+    })
+}
+
+/// Loads the email addresses of `user`.
+pub(crate) fn load_emails(conn: &Connection, user: &mut User) -> Result<(), IdpError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT e.id, e.email, e.verified_by, c.attempts, c.expire_at FROM email_addresses e \
+         LEFT JOIN pending_codes c ON c.email_id = e.id AND c.purpose = 'email_code' \
+         WHERE e.user_id = ?1 ORDER BY e.position",
+    )?;
+    user.email_addresses = stmt
+        .query_map([&user.id], |r| {
+            let attempts: Option<u32> = r.get(3)?;
+            let expire_at: Option<i64> = r.get(4)?;
+            Ok(EmailAddress {
+                id: r.get(0)?,
+                email_address: r.get(1)?,
+                verified_by: r.get(2)?,
+                pending_code: attempts.zip(expire_at),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(())
+}
+
+/// A session from a row of `id, user_id, client_id, status, created_at, updated_at,
+/// expire_at`, its status accounting for expiry at `now_ms`.
+pub(crate) fn session_from_row(r: &rusqlite::Row<'_>, now_ms: i64) -> rusqlite::Result<Session> {
+    let status: String = r.get(3)?;
+    let mut s = Session {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        client_id: r.get(2)?,
+        status: SessionStatus::parse(&status),
+        created_at: r.get(4)?,
+        updated_at: r.get(5)?,
+        expire_at: r.get(6)?,
+    };
+    if s.status == SessionStatus::Active && now_ms >= s.expire_at {
+        s.status = SessionStatus::Expired;
+    }
+    Ok(s)
+}
+
 impl Store {
     pub(crate) fn open(path: &Path) -> Result<Self, IdpError> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         Ok(Store {
             conn: Mutex::new(conn),
         })
@@ -182,14 +321,15 @@ impl Store {
             }
         }
         tx.execute(
-            "INSERT INTO users (id, first_name, last_name, username, image_url, password_hash, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![user.id, user.first_name, user.last_name, user.username, user.image_url, user.password_hash, user.created_at, user.updated_at],
+            "INSERT INTO users (id, first_name, last_name, username, image_url, password_hash, created_at, updated_at, public_metadata, private_metadata, unsafe_metadata)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![user.id, user.first_name, user.last_name, user.username, user.image_url, user.password_hash, user.created_at, user.updated_at,
+                user.public_metadata.to_string(), user.private_metadata.to_string(), user.unsafe_metadata.to_string()],
         )?;
         for (position, e) in user.email_addresses.iter().enumerate() {
             tx.execute(
-                "INSERT INTO email_addresses (id, user_id, email, position) VALUES (?1, ?2, ?3, ?4)",
-                params![e.id, user.id, e.email_address, i64::try_from(position).unwrap_or(0)],
+                "INSERT INTO email_addresses (id, user_id, email, position, verified_by) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![e.id, user.id, e.email_address, i64::try_from(position).unwrap_or(0), e.verified_by],
             )?;
         }
         tx.commit()?;
@@ -200,37 +340,15 @@ impl Store {
         let conn = self.conn.lock();
         let user = conn
             .query_row(
-                "SELECT id, first_name, last_name, username, image_url, password_hash, created_at, updated_at FROM users WHERE id = ?1",
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
                 [id],
-                |r| {
-                    Ok(User {
-                        id: r.get(0)?,
-                        first_name: r.get(1)?,
-                        last_name: r.get(2)?,
-                        username: r.get(3)?,
-                        image_url: r.get(4)?,
-                        password_hash: r.get(5)?,
-                        created_at: r.get(6)?,
-                        updated_at: r.get(7)?,
-                        email_addresses: Vec::new(),
-                    })
-                },
+                user_from_row,
             )
             .optional()?;
         let Some(mut user) = user else {
             return Ok(None);
         };
-        let mut stmt = conn.prepare(
-            "SELECT id, email FROM email_addresses WHERE user_id = ?1 ORDER BY position",
-        )?;
-        user.email_addresses = stmt
-            .query_map([id], |r| {
-                Ok(EmailAddress {
-                    id: r.get(0)?,
-                    email_address: r.get(1)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
+        load_emails(&conn, &mut user)?;
         Ok(Some(user))
     }
 
@@ -255,30 +373,13 @@ impl Store {
 
     pub(crate) fn session(&self, id: &str, now_ms: i64) -> Result<Option<Session>, IdpError> {
         let conn = self.conn.lock();
-        let session = conn
+        Ok(conn
             .query_row(
                 "SELECT id, user_id, client_id, status, created_at, updated_at, expire_at FROM sessions WHERE id = ?1",
                 [id],
-                |r| {
-                    let status: String = r.get(3)?;
-                    Ok(Session {
-                        id: r.get(0)?,
-                        user_id: r.get(1)?,
-                        client_id: r.get(2)?,
-                        status: SessionStatus::parse(&status),
-                        created_at: r.get(4)?,
-                        updated_at: r.get(5)?,
-                        expire_at: r.get(6)?,
-                    })
-                },
+                |r| session_from_row(r, now_ms),
             )
-            .optional()?;
-        Ok(session.map(|mut s| {
-            if s.status == SessionStatus::Active && now_ms >= s.expire_at {
-                s.status = SessionStatus::Expired;
-            }
-            s
-        }))
+            .optional()?)
     }
 
     pub(crate) fn set_session_status(
