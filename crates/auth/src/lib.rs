@@ -40,8 +40,8 @@
 //!   deleting the account ([`AccountView`]).
 //! * `clerk` — [`ClerkAuthenticator`] and [`PublishableKey`] for real Clerk.
 
-mod acting;
 mod account;
+mod acting;
 mod authenticator;
 mod backend_api;
 mod clerk;
