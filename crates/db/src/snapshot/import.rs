@@ -244,14 +244,18 @@ impl Database {
         for table in &snapshot.tables {
             let validator = catalog.table(&table.name).and_then(|t| t.validator.clone());
             for document in &table.documents {
-                let refused = |message: String| {
-                    SnapshotError::malformed(&table.entry(), Some(document.line), message)
+                let refused = |e: DbError| {
+                    SnapshotError::malformed(&table.entry(), Some(document.line), e.to_string())
                 };
-                check_fields(&document.fields).map_err(|e| refused(e.to_string()))?;
+                check_fields(&document.fields).map_err(refused)?;
                 if let Some(validator) = &validator {
-                    validator
-                        .check_document(&document.fields, &id_table)
-                        .map_err(|e| refused(e.to_string()))?;
+                    crate::schema::check_document(
+                        &table.name,
+                        validator,
+                        &document.fields,
+                        &id_table,
+                    )
+                    .map_err(refused)?;
                 }
             }
         }
