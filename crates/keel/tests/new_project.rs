@@ -144,7 +144,64 @@ fn a_new_project_builds_and_its_tests_pass() {
     let page = request(&web, "GET", "/", FORM, &cookie, "");
     assert!(page.contains("keel-user-button"), "not signed in: {page}");
     assert!(page.contains("<li>from the test</li>"), "{page}");
+
+    // The page stays live: its event stream (the address in `<meta name="keel-live">`) says
+    // `refresh` once another note is added, so the browser runtime shows it.
+    let live = page
+        .split(r#"<meta name="keel-live" content=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("the page is not live: {page}"))
+        .replace("&amp;", "&");
+    let mut events = open_event_stream(&web, &live, &cookie);
+    read_until(&mut events, "event: ready");
+    let added = http(
+        &backend,
+        "POST",
+        "/api/mutation",
+        r#"{"path":"notes:add","args":{"text":"live"},"format":"json"}"#,
+    );
+    assert!(added.contains(r#""status":"success""#), "{added}");
+    read_until(&mut events, "event: refresh");
     app.stop();
+}
+
+/// Opens the page's event stream at `path` on `addr`, with the page's `headers`.
+fn open_event_stream(addr: &str, path: &str, headers: &str) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(addr).expect("connects");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(1)))
+        .unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n{headers}\r\n"
+    );
+    stream.write_all(request.as_bytes()).expect("request sent");
+    stream
+}
+
+/// Reads `stream` until what it sent contains `needle`, for at most 30 seconds.
+fn read_until(stream: &mut std::net::TcpStream, needle: &str) {
+    use std::io::Read;
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    let mut seen = String::new();
+    let mut buffer = [0u8; 4096];
+    while !seen.contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} within 30 s; the stream sent {seen:?}"
+        );
+        match stream.read(&mut buffer) {
+            Ok(0) => panic!("the stream ended before {needle:?}; it sent {seen:?}"),
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buffer[..n])),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("reading the stream: {e}"),
+        }
+    }
 }
 
 /// The generated app's process, with the service lines it printed.
