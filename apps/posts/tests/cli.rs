@@ -1,4 +1,4 @@
-//! `keel export / import / data / run` against running `keel` processes: the reference app on
+//! `keel export / import / data / logs / run` against running `keel` processes: the reference app on
 //! SQLite with a post and its image, exported with its stored files, imported into a fresh
 //! deployment on PostgreSQL, where `keel run posts:list` answers the same and the image serves
 //! the same bytes; and the command line's errors — no key, a wrong key (401), an unreachable
@@ -282,4 +282,130 @@ async fn the_command_line_refuses_clearly() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keel_logs_prints_executions_and_follows_new_ones() {
+    use std::io::BufRead;
+
+    let keel_app = Deployment::start(Mode::OneProcess);
+    let backend = keel_app.backend.as_str();
+    let dir = keel_app.dir.path();
+    let ada = r#"{"subject":"ada","name":"Ada"}"#;
+    assert!(
+        keel_cli(
+            &[
+                "run",
+                "posts:list",
+                "{}",
+                "--identity",
+                ada,
+                "--url",
+                backend
+            ],
+            dir
+        )
+        .ok
+    );
+    assert!(!keel_cli(&["run", "posts:list", "{}", "--url", backend], dir).ok);
+
+    // What is logged already: the success with its log line, the failure with its error.
+    let logged = keel_cli(
+        &["logs", "--once", "--history", "100", "--url", backend],
+        dir,
+    );
+    assert!(logged.ok, "{}", logged.stderr);
+    assert!(
+        logged.stdout.contains("Q(posts:list) success")
+            && logged.stdout.contains("[LOG] 'listed 0 posts'")
+            && logged.stdout.contains("caller=keel-admin|ada"),
+        "{}",
+        logged.stdout
+    );
+    assert!(
+        logged.stdout.contains("Q(posts:list) failure")
+            && logged.stdout.contains("error: ")
+            && logged.stdout.contains("Not authenticated"),
+        "{}",
+        logged.stdout
+    );
+    // `--history 1`: only the newest; `--json`: one object per execution.
+    let newest = keel_cli(
+        &[
+            "logs",
+            "--once",
+            "--history",
+            "1",
+            "--json",
+            "--url",
+            backend,
+        ],
+        dir,
+    );
+    let lines: Vec<Json> = newest
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", newest.stdout);
+    assert_eq!(lines[0]["outcome"], "failure");
+    assert_eq!(lines[0]["path"], "posts:list");
+
+    // Following: a mutation run after `keel logs` started shows up while it runs.
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["logs", "--url", backend])
+        .env("KEEL_DATA_DIR", dir)
+        .env_remove("KEEL_ADMIN_KEY")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("keel logs starts");
+    let stdout = follower.stdout.take().unwrap();
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let created = keel_cli(
+        &[
+            "run",
+            "posts:create",
+            r#"{"title":"followed","body":"by keel logs"}"#,
+            "--identity",
+            ada,
+            "--url",
+            backend,
+        ],
+        dir,
+    );
+    assert!(created.ok, "{}", created.stderr);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.contains("M(posts:create) success"))
+    {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match receive.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(e) => panic!("keel logs printed no posts:create ({e}): {seen:?}"),
+        }
+    }
+    assert!(
+        !seen.iter().any(|l| l.contains("posts:list")),
+        "history was not asked for: {seen:?}"
+    );
+    let _ = follower.kill();
+    let _ = follower.wait();
+
+    // A careless flag is refused before anything is asked.
+    let bad = keel_cli(&["logs", "--history", "lots", "--url", backend], dir);
+    assert!(!bad.ok);
+    assert!(bad.stderr.contains("--history"), "{}", bad.stderr);
 }

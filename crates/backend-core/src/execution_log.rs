@@ -138,11 +138,13 @@ impl ExecutionLog {
         *self.next.borrow()
     }
 
-    /// At most `limit` entries from `cursor` on.
+    /// At most `limit` entries from `cursor` on. A cursor past the end reads as the end (the
+    /// page's `cursor` is then where the next entry will be: how a reader starts at "now").
     pub fn read(&self, cursor: u64, limit: usize) -> ExecutionPage {
         let ring = &self.ring.lock().entries;
-        let oldest = ring.front().map_or(self.end(), |entry| entry.id);
-        let start = cursor.max(oldest);
+        let end = ring.back().map_or(self.end(), |entry| entry.id + 1);
+        let oldest = ring.front().map_or(end, |entry| entry.id);
+        let start = cursor.clamp(oldest, end);
         let skip = (start - oldest) as usize;
         let entries: Vec<ExecutionEntry> = ring
             .iter()
@@ -327,6 +329,21 @@ mod tests {
         assert_eq!(page.cursor, 5);
         let limited = log.read(0, 2);
         assert_eq!(limited.cursor, 4);
+    }
+
+    #[test]
+    fn a_cursor_past_the_end_reads_as_the_end() {
+        let log = ExecutionLog::with_capacity(10);
+        let empty = log.read(u64::MAX, 10);
+        assert_eq!((empty.entries.len(), empty.cursor), (0, 0));
+        record(&log, "a:ok", true);
+        record(&log, "a:ok", true);
+        let now = log.read(u64::MAX, 10);
+        assert_eq!((now.entries.len(), now.cursor, now.missed), (0, 2, 0));
+        record(&log, "b:ok", true);
+        let next = log.read(now.cursor, 10);
+        assert_eq!(next.entries.len(), 1);
+        assert_eq!(next.entries[0].path, "b:ok");
     }
 
     #[test]

@@ -352,29 +352,20 @@ fn message(from: &str, to: &str, subject: &str, body: &str, host: &str) -> Strin
 
 /// `Sun, 06 Dec 2026 07:48:11 +0000` for Unix seconds `t`.
 fn rfc5322_date(t: i64) -> String {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let weekday = DAYS[usize::try_from(days.rem_euclid(7)).unwrap_or(0)];
-    let month_name = MONTHS[usize::try_from(month - 1).unwrap_or(0)];
+    let t = keel_values::utc::UtcTime::from_unix_secs(t);
     format!(
-        "{weekday}, {day:02} {month_name} {year} {:02}:{:02}:{:02} +0000",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
+        "{}, {:02} {} {} {:02}:{:02}:{:02} +0000",
+        DAYS[t.weekday() as usize],
+        t.day,
+        MONTHS[(t.month - 1) as usize],
+        t.year,
+        t.hour,
+        t.minute,
+        t.second
     )
 }
 

@@ -1,5 +1,5 @@
-//! `keel export / import / data / run`: the command line against a running deployment, like
-//! `npx convex export / import / data / run`. Each request goes to the backend's admin routes
+//! `keel export / import / data / logs / run`: the command line against a running deployment,
+//! like `npx convex export / import / data / logs / run`. Each request goes to the backend's admin routes
 //! (`/api/admin/…`) with `Authorization: Convex <admin key>`; the URL defaults to the
 //! local backend (`http://<KEEL_BACKEND_ADDR>`) and the key to `<data dir>/admin_key`, so in a
 //! project directory with a running `keel` no flag is needed. Results go to stdout (JSON for
@@ -48,6 +48,15 @@ pub enum AdminRequest {
         table: Option<String>,
         /// Most documents to print.
         limit: usize,
+    },
+    /// `keel logs [--history N] [--once] [--json]`.
+    Logs {
+        /// How many already-logged executions to print first.
+        history: usize,
+        /// Keep following new executions (no `--once`).
+        follow: bool,
+        /// One JSON object per execution instead of text lines.
+        json: bool,
     },
     /// `keel run <function> '<json args>' [--identity '<json>']`.
     Run {
@@ -117,6 +126,11 @@ impl AdminCommand {
             } => client.export(file, *include_file_storage).await,
             AdminRequest::Import { file, mode } => client.import(file, *mode).await,
             AdminRequest::Data { table, limit } => client.data(table.as_deref(), *limit).await,
+            AdminRequest::Logs {
+                history,
+                follow,
+                json,
+            } => client.logs(*history, *follow, *json).await,
             AdminRequest::Run {
                 function,
                 args,
@@ -319,6 +333,47 @@ impl Client {
         Ok(())
     }
 
+    async fn logs(&self, history: usize, follow: bool, json: bool) -> Result<(), AdminCliError> {
+        // The cursor to start from: the `history` newest entries still kept.
+        let newest: Json = self
+            .send(self.request(
+                reqwest::Method::GET,
+                "logs?limit=1&after=18446744073709551615",
+            ))
+            .await?
+            .json()
+            .await
+            .unwrap_or(Json::Null);
+        let end = newest["cursor"].as_u64().unwrap_or(0);
+        let mut cursor = end.saturating_sub(history as u64);
+        loop {
+            let wait = if follow { LOGS_WAIT_MS } else { 0 };
+            let page: Json = self
+                .send(self.request(
+                    reqwest::Method::GET,
+                    &format!("logs?after={cursor}&limit=1000&wait={wait}"),
+                ))
+                .await?
+                .json()
+                .await
+                .unwrap_or(Json::Null);
+            if let Some(missed) = page["missed"].as_u64().filter(|m| *m > 0) {
+                tracing::warn!(
+                    missed,
+                    "executions left the log before they could be printed"
+                );
+            }
+            let entries = page["entries"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+            for entry in entries {
+                print_execution(entry, json);
+            }
+            cursor = page["cursor"].as_u64().unwrap_or(cursor);
+            if !follow && entries.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
     async fn run(
         &self,
         function: &str,
@@ -356,6 +411,51 @@ impl Client {
                     .to_owned(),
             )),
         }
+    }
+}
+
+/// How long one `keel logs` request waits for a new execution, in milliseconds.
+const LOGS_WAIT_MS: u64 = 25_000;
+
+/// Prints one execution-log entry: a JSON line, or a header line (time, kind and path,
+/// outcome, duration, caller) followed by its log lines and error, indented.
+#[allow(clippy::print_stdout)]
+fn print_execution(entry: &Json, json: bool) {
+    if json {
+        println!("{entry}");
+        return;
+    }
+    let kind = match entry["kind"].as_str() {
+        Some("query") => "Q",
+        Some("mutation") => "M",
+        Some("action") => "A",
+        Some("httpAction") => "H",
+        _ => "?",
+    };
+    let started = entry["startedAtMs"]
+        .as_i64()
+        .map(|ms| keel_values::utc::UtcTime::from_unix_ms(ms).rfc3339_ms())
+        .unwrap_or_default();
+    println!(
+        "{started} {kind}({path}) {outcome} {duration:.1} ms caller={caller}",
+        path = entry["path"].as_str().unwrap_or(""),
+        outcome = entry["outcome"].as_str().unwrap_or(""),
+        duration = entry["durationMs"].as_f64().unwrap_or(0.0),
+        caller = entry["caller"].as_str().unwrap_or(""),
+    );
+    for line in entry["logLines"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+    {
+        println!(
+            "    [{}] {}",
+            line["level"].as_str().unwrap_or("log").to_uppercase(),
+            line["message"].as_str().unwrap_or("")
+        );
+    }
+    if let Some(error) = entry["error"].as_str() {
+        println!("    error: {error}");
     }
 }
 

@@ -95,6 +95,21 @@ enum CliCommand {
         #[command(flatten)]
         target: AdminTarget,
     },
+    /// Prints the deployment's function executions (path, kind, caller, duration, outcome,
+    /// error, log lines), then follows new ones until interrupted (`npx convex logs`).
+    Logs {
+        /// Print at most this many of the executions already logged first (default: none).
+        #[arg(long = "history", value_name = "N", default_value_t = 0)]
+        history: usize,
+        /// Print what is logged and exit instead of following.
+        #[arg(long = "once")]
+        once: bool,
+        /// Print each execution as one JSON object per line.
+        #[arg(long = "json")]
+        json: bool,
+        #[command(flatten)]
+        target: AdminTarget,
+    },
     /// Runs a public function and prints its result as JSON.
     Run {
         /// The function, `module:name` (`posts:list`).
@@ -564,6 +579,21 @@ impl Config {
             }) => {
                 config.admin = Some(AdminCommand {
                     request: AdminRequest::Data { table, limit },
+                    target,
+                });
+            }
+            Some(CliCommand::Logs {
+                history,
+                once,
+                json,
+                target,
+            }) => {
+                config.admin = Some(AdminCommand {
+                    request: AdminRequest::Logs {
+                        history,
+                        follow: !once,
+                        json,
+                    },
                     target,
                 });
             }

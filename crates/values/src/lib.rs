@@ -22,6 +22,7 @@
 //!   failing with a [`ValidationError`] in Convex's words.
 //! * [`table`] — typed tables: [`table::Table`] (a struct declaring a table's documents),
 //!   [`table::Id`], [`table::Doc`], [`table::FieldValidator`] and typed index ranges.
+//! * [`utc`] — [`utc::UtcTime`]: a Unix time as a UTC calendar date and time.
 //! * `serde_impl` — `Serialize`/`Deserialize` for [`Value`] as Convex JSON.
 //! * `error` — [`ValueError`], whose messages name the offending path (`.posts[3].title`).
 //!
@@ -38,6 +39,7 @@ mod serde_impl;
 pub mod sort_key;
 pub mod table;
 pub mod typed;
+pub mod utc;
 mod validator;
 mod value;
 

@@ -370,19 +370,10 @@ fn field(text: &str, min: u32, max: u32, what: &str) -> Result<u64, CronError> {
     Ok(bits)
 }
 
-/// The (year, month 1–12, day 1–31) of a day counted from 1970-01-01 (Howard Hinnant's
-/// algorithm for the proleptic Gregorian calendar).
+/// The (year, month 1–12, day 1–31) of a day counted from 1970-01-01.
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    let t = keel_values::utc::UtcTime::from_unix_ms(days.saturating_mul(86_400_000));
+    (t.year, t.month, t.day)
 }
 
 /// Ticks the crons that are due: each in one transaction, schedules its job and moves its
