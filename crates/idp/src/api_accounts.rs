@@ -140,14 +140,7 @@ pub(crate) async fn merge_metadata(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let b: MetadataBody = parse_body(&headers, &body)?;
-    let user = idp.merge_user_metadata(
-        &id,
-        b.public_metadata,
-        b.private_metadata,
-        b.unsafe_metadata,
-    )?;
-    Ok(Json(user_json(&user)))
+    set_metadata(&idp, &id, &headers, &body, true)
 }
 
 pub(crate) async fn replace_metadata(
@@ -156,12 +149,22 @@ pub(crate) async fn replace_metadata(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let b: MetadataBody = parse_body(&headers, &body)?;
-    let user = idp.replace_user_metadata(
-        &id,
-        b.public_metadata,
-        b.private_metadata,
-        b.unsafe_metadata,
+    set_metadata(&idp, &id, &headers, &body, false)
+}
+
+/// `PATCH` (`merge`: Clerk's deep merge) or `PUT` (replace) of a user's metadata.
+fn set_metadata(
+    idp: &Idp,
+    id: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+    merge: bool,
+) -> Result<Json<Value>, ApiError> {
+    let b: MetadataBody = parse_body(headers, body)?;
+    let user = idp.set_user_metadata(
+        id,
+        [b.public_metadata, b.private_metadata, b.unsafe_metadata],
+        merge,
     )?;
     Ok(Json(user_json(&user)))
 }

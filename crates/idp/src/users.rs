@@ -301,7 +301,9 @@ impl Idp {
         self.set_user_metadata(user_id, [public, private, unsafe_], false)
     }
 
-    fn set_user_metadata(
+    /// Sets the given metadata objects (public, private, unsafe) of a user: merged into what is
+    /// stored (Clerk's deep merge) or replacing it.
+    pub(crate) fn set_user_metadata(
         &self,
         user_id: &str,
         given: [Option<Value>; 3],

@@ -254,6 +254,20 @@ fn with_message(page: &str, kind: &str, message: &str) -> String {
     format!("{page}{joiner}{kind}={}", encode_component(message))
 }
 
+/// For an account form: the local idp and the signed-in visitor, or the response to send
+/// instead (404 without a local idp, a redirect to sign in and back to the account page
+/// without a session).
+async fn account_visitor(
+    app: &AppState,
+    headers: &HeaderMap,
+) -> Result<(Arc<LocalIdpAuthenticator>, AuthState), Response> {
+    let Some(idp) = local_idp(app) else {
+        return Err(StatusCode::NOT_FOUND.into_response());
+    };
+    let state = visitor(&idp, headers, ACCOUNT_PAGE).await?;
+    Ok((idp, state))
+}
+
 /// The visitor's auth state, or a redirect to sign in (and back to `return_to`).
 async fn visitor(
     idp: &LocalIdpAuthenticator,
@@ -403,12 +417,9 @@ pub(crate) async fn update_profile(
     headers: HeaderMap,
     Form(form): Form<AccountForm>,
 ) -> Response {
-    let Some(idp) = local_idp(&app) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let state = match visitor(&idp, &headers, ACCOUNT_PAGE).await {
-        Ok(state) => state,
-        Err(to_sign_in) => return to_sign_in,
+    let (idp, state) = match account_visitor(&app, &headers).await {
+        Ok(visitor) => visitor,
+        Err(response) => return response,
     };
     let outcome = idp
         .update_names(&state, form.first_name.trim(), form.last_name.trim())
@@ -424,12 +435,9 @@ pub(crate) async fn change_password(
     headers: HeaderMap,
     Form(form): Form<AccountForm>,
 ) -> Response {
-    let Some(idp) = local_idp(&app) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let state = match visitor(&idp, &headers, ACCOUNT_PAGE).await {
-        Ok(state) => state,
-        Err(to_sign_in) => return to_sign_in,
+    let (idp, state) = match account_visitor(&app, &headers).await {
+        Ok(visitor) => visitor,
+        Err(response) => return response,
     };
     match idp
         .change_password(&state, &form.current_password, &form.new_password, address)
@@ -444,9 +452,6 @@ pub(crate) async fn change_password(
                 &auth.set_cookies,
             )
         }
-        Err(AuthError::InvalidCredentials) => {
-            account_outcome(Err(AuthError::InvalidCredentials), &[])
-        }
         Err(error) => account_outcome(Err(error), &[]),
     }
 }
@@ -457,12 +462,9 @@ pub(crate) async fn revoke_session(
     headers: HeaderMap,
     Form(form): Form<AccountForm>,
 ) -> Response {
-    let Some(idp) = local_idp(&app) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let state = match visitor(&idp, &headers, ACCOUNT_PAGE).await {
-        Ok(state) => state,
-        Err(to_sign_in) => return to_sign_in,
+    let (idp, state) = match account_visitor(&app, &headers).await {
+        Ok(visitor) => visitor,
+        Err(response) => return response,
     };
     let session_id = form.session_id.trim();
     match idp.revoke_own_session(&state, session_id).await {
@@ -483,12 +485,9 @@ pub(crate) async fn sign_out_everywhere(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(idp) = local_idp(&app) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let state = match visitor(&idp, &headers, ACCOUNT_PAGE).await {
-        Ok(state) => state,
-        Err(to_sign_in) => return to_sign_in,
+    let (idp, state) = match account_visitor(&app, &headers).await {
+        Ok(visitor) => visitor,
+        Err(response) => return response,
     };
     match idp.sign_out_everywhere(&state).await {
         Ok(cookies) => {
@@ -507,12 +506,9 @@ pub(crate) async fn delete_account(
     headers: HeaderMap,
     Form(form): Form<AccountForm>,
 ) -> Response {
-    let Some(idp) = local_idp(&app) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let state = match visitor(&idp, &headers, ACCOUNT_PAGE).await {
-        Ok(state) => state,
-        Err(to_sign_in) => return to_sign_in,
+    let (idp, state) = match account_visitor(&app, &headers).await {
+        Ok(visitor) => visitor,
+        Err(response) => return response,
     };
     if form.confirm.trim() != "DELETE" {
         return see_other(
