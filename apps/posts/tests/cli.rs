@@ -276,6 +276,11 @@ async fn the_command_line_refuses_clearly() {
     );
     assert!(!refused.ok);
     assert!(refused.stderr.contains("InvalidZip"), "{}", refused.stderr);
+    assert!(
+        !refused.stderr.contains("InvalidZip: InvalidZip"),
+        "the code is said once: {}",
+        refused.stderr
+    );
 
     // Without a key on the wire at all, every admin route is a 401.
     let response = reqwest::get(format!("{backend}/api/admin/tables"))

@@ -92,7 +92,7 @@ pub enum AdminCliError {
     #[error("Unauthorized: {0} (--admin-key / KEEL_ADMIN_KEY)")]
     Unauthorized(String),
     /// The backend refused the request.
-    #[error("{code}: {message}")]
+    #[error("{}", refusal(code, message))]
     Refused {
         /// The backend's short code.
         code: String,
@@ -113,6 +113,15 @@ pub enum AdminCliError {
         /// What failed.
         message: String,
     },
+}
+
+/// `<code>: <message>`, once: the backend's messages often start with their code already.
+fn refusal(code: &str, message: &str) -> String {
+    if message.starts_with(&format!("{code}:")) {
+        message.to_owned()
+    } else {
+        format!("{code}: {message}")
+    }
 }
 
 impl AdminCommand {
@@ -455,7 +464,8 @@ fn print_execution(entry: &Json, json: bool) {
         );
     }
     if let Some(error) = entry["error"].as_str() {
-        println!("    error: {error}");
+        // A multi-line error (Convex's validation messages) stays indented under its entry.
+        println!("    error: {}", error.replace('\n', "\n           "));
     }
 }
 
