@@ -117,7 +117,10 @@ pub fn to_fields<T: Table>(fields: &T) -> Result<Object, ConversionError> {
     let mut object = to_args(fields)?;
     // Only a `null` can stand for a `None`: without one, the validator is not needed.
     if object.values().any(holds_null) {
-        drop_absent(&mut object, &T::document_validator());
+        drop_absent(
+            &mut object,
+            super::validator_cache::document_validator_of::<T>(),
+        );
     }
     Ok(object)
 }

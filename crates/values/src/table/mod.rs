@@ -39,12 +39,14 @@
 //!
 //! Inside: `field` ([`FieldValidator`] and its implementations), `id` ([`Id`]), `doc` ([`Doc`],
 //! [`to_fields`], [`from_fields`]), `index` ([`TableIndex`], the typed range builders and the
-//! [`RangeOp`]s they hand to the database).
+//! [`RangeOp`]s they hand to the database), `validator_cache` (each table type's validator, built
+//! once).
 
 mod doc;
 mod field;
 mod id;
 mod index;
+mod validator_cache;
 
 pub use doc::{Doc, from_fields, to_fields};
 pub use field::FieldValidator;
