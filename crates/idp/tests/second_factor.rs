@@ -1,7 +1,8 @@
 //! The second factor over real HTTP: enrolment (pending secret, confirmation with a code,
 //! backup codes), Clerk's `verify_totp` (single-use codes, backup codes used up), the user
 //! object's flags, turning it off, throttled guessing that leaves the owner elsewhere alone,
-//! and hostile input.
+//! hostile input, and the official `@clerk/backend` SDK's `verifyTOTP` / `disableUserMFA`
+//! (tests/node/clerk-backend-mfa.mjs).
 
 mod common;
 
@@ -292,4 +293,57 @@ async fn hostile_codes_and_requests_are_refused_with_clerk_errors() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, _) = r.call("GET", &format!("/v1/users/{user}/totp"), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn clerk_backend_sdk_verifies_codes_and_disables_mfa() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start_in(dir.path(), |_| {}).await;
+    let user = r.create_user("sdk@example.com").await;
+    let (secret, confirmed) = enable_totp(&r, &user).await;
+    let backup = confirmed["backup_codes"][0].as_str().unwrap().to_owned();
+    let node_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/node");
+    let env = [
+        ("IDP_URL", r.url.clone()),
+        ("SECRET_KEY", r.idp.secret_key().to_owned()),
+        ("USER_ID", user.clone()),
+        ("TOTP_CODE", secret.code_at(now() + 30)),
+        ("WRONG_CODE", wrong_code(&secret)),
+        ("BACKUP_CODE", backup),
+    ];
+    let output = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new("node")
+                .arg("clerk-backend-mfa.mjs")
+                .current_dir(node_dir)
+                .envs(env)
+                .output()
+                .expect("node is installed")
+        }),
+    )
+    .await
+    .expect("node finished within 60 s")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "node failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let on = json!({ "twoFactorEnabled": true, "totpEnabled": true, "backupCodeEnabled": true });
+    let off =
+        json!({ "twoFactorEnabled": false, "totpEnabled": false, "backupCodeEnabled": false });
+    assert_eq!(seen["before"], on, "{seen}");
+    assert_eq!(seen["after"], off, "{seen}");
+    for (answer, kind) in [(&seen["totp"], "totp"), (&seen["backup"], "backup_code")] {
+        assert_eq!(answer["verified"], true, "{seen}");
+        let code_type = answer.get("code_type").or_else(|| answer.get("codeType"));
+        assert_eq!(code_type, Some(&json!(kind)), "{seen}");
+    }
+    for refusal in [&seen["wrong"], &seen["replayed"]] {
+        assert_eq!(refusal["status"], 422, "{seen}");
+        assert_eq!(refusal["code"], "form_code_incorrect", "{seen}");
+    }
 }
