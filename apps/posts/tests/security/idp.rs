@@ -282,6 +282,64 @@ attack!(
     }
 );
 
+attack!(
+    /// The code step without the password (no pending sign-in, a forged or oversized one) and
+    /// the set-up endpoints without a session give nothing: back to sign in, no session.
+    the_second_step_cannot_be_reached_without_the_password,
+    |keel| {
+        let owner = keel.visitor();
+        owner.sign_up("skip2fa@example.com").await;
+        enable_totp(&owner).await;
+        let code = "123456";
+        for cookie in [
+            None,
+            Some("__keel_sign_in=2f1.user_x.1.AAAA".to_owned()),
+            Some(format!("__keel_sign_in={}", "A".repeat(3000))),
+        ] {
+            let intruder = keel.visitor();
+            let mut request = intruder
+                .client
+                .post(intruder.url("/_keel/auth/factor-two"))
+                .form(&[("code", code), ("redirect_url", "/posts")]);
+            if let Some(cookie) = &cookie {
+                request = request.header(reqwest::header::COOKIE, cookie);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::SEE_OTHER);
+            let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
+            let error = form_error(&location).unwrap_or_default();
+            assert!(
+                location.starts_with("/sign-in?") && error.contains("expired"),
+                "{cookie:?}: {location}"
+            );
+            let (_, html) = intruder.page("/posts").await;
+            assert!(html.contains("Sign in to see the posts"), "{cookie:?}");
+        }
+        for action in [
+            "/_keel/account/two-factor/start",
+            "/_keel/account/two-factor/confirm",
+            "/_keel/account/two-factor/disable",
+        ] {
+            let response = keel
+                .visitor()
+                .client
+                .post(keel.url(action))
+                .form(&[("code", code)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::SEE_OTHER, "{action}");
+            assert!(
+                response.headers()[LOCATION]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("/sign-in?"),
+                "{action}"
+            );
+        }
+    }
+);
+
 /// Resident memory of process `pid`, in KiB (Linux `/proc`).
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
