@@ -1,6 +1,7 @@
 //! Keel's development identity provider: a small service that behaves like a Clerk instance
 //! where Keel relies on it — users with argon2id passwords and metadata, email verification and
-//! password reset by emailed code, sessions, 60-second RS256 session tokens, the `convex` JWT
+//! password reset by emailed code, an authenticator-app second factor with backup codes,
+//! sessions, 60-second RS256 session tokens, the `convex` JWT
 //! template, OIDC discovery + JWKS, and the Clerk Backend API subset (`/v1/users…`,
 //! `/v1/sessions…`, `/v1/email_addresses…`, `/v1/jwks`), so the official `@clerk/backend` SDK
 //! and `keel_auth`'s Clerk authenticator work against it unchanged.
