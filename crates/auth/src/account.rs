@@ -12,6 +12,7 @@ use crate::authenticator::{AuthState, Authentication};
 use crate::backend_api::{ApiSession, ApiUser};
 use crate::error::AuthError;
 use crate::local_idp::LocalIdpAuthenticator;
+use crate::second_factor::ApiTotp;
 
 /// What the account page shows: the user and their active sessions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,9 @@ pub struct AccountView {
     pub sessions: Vec<ApiSession>,
     /// The session of this request.
     pub current_session_id: Option<String>,
+    /// Their authenticator app: pending (with the secret to show) or confirmed; `None` when
+    /// they have none.
+    pub totp: Option<ApiTotp>,
 }
 
 fn signed_in(state: &AuthState) -> Result<&str, AuthError> {
@@ -55,10 +59,12 @@ impl LocalIdpAuthenticator {
         };
         let user = self.api.user(user_id).await?;
         let sessions = self.api.active_sessions(user_id).await?;
+        let totp = self.api.totp(user_id).await?;
         Ok(Some(AccountView {
             user,
             sessions,
             current_session_id: state.session_id.clone(),
+            totp,
         }))
     }
 

@@ -58,6 +58,21 @@ impl Authentication {
     }
 }
 
+/// What authenticating a page request decided ([`Authenticator::authenticate_page`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PageAuthentication {
+    /// Render the page with this authentication.
+    Render(Authentication),
+    /// Answer `307 Temporary Redirect` to `location` (with `Cache-Control: no-store`) and
+    /// these cookies instead of rendering: Clerk's handshake, there and back.
+    Redirect {
+        /// Where to: the Frontend API's handshake, or this page again (a path).
+        location: String,
+        /// Complete `Set-Cookie` header values to add to the response.
+        set_cookies: Vec<String>,
+    },
+}
+
 /// Authenticates web requests and mints backend tokens. Implemented by
 /// [`crate::LocalIdpAuthenticator`] and [`crate::ClerkAuthenticator`]; use as
 /// `Arc<dyn Authenticator>`.
@@ -67,6 +82,22 @@ impl Authentication {
 pub trait Authenticator: Send + Sync {
     /// Reads `Authorization: Bearer` or the session cookies of a request.
     fn authenticate<'a>(&'a self, headers: &'a HeaderMap) -> AuthFuture<'a, Authentication>;
+
+    /// Authenticates a page request (a `GET` of `page_url`, absolute): as
+    /// [`Authenticator::authenticate`], except that an authenticator may answer with a
+    /// redirect instead (real Clerk's handshake, see [`crate::ClerkAuthenticator`]).
+    fn authenticate_page<'a>(
+        &'a self,
+        headers: &'a HeaderMap,
+        page_url: &'a str,
+    ) -> AuthFuture<'a, PageAuthentication> {
+        let _ = page_url;
+        Box::pin(async move {
+            self.authenticate(headers)
+                .await
+                .map(PageAuthentication::Render)
+        })
+    }
 
     /// A token for the backend: `None` template → the session token itself (no network);
     /// `Some("convex")` → a template token from the Backend API, reused from the cache or not

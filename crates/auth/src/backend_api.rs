@@ -42,6 +42,8 @@ pub struct ApiUser {
     pub primary_email_address_id: Option<String>,
     /// Whether the primary email address is verified.
     pub email_verified: bool,
+    /// Whether sign-in asks for a second factor (Clerk's `two_factor_enabled`).
+    pub two_factor_enabled: bool,
 }
 
 /// A session as returned by the Backend API.
@@ -105,7 +107,7 @@ impl BackendApiClient {
     }
 
     /// Sends `request`; a failure is read as what it means for a call about `subject`.
-    async fn send(
+    pub(crate) async fn send(
         &self,
         request: reqwest::RequestBuilder,
         subject: Subject,
@@ -145,16 +147,20 @@ impl BackendApiClient {
         .meaning(subject))
     }
 
-    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn post(&self, path: &str) -> reqwest::RequestBuilder {
         self.http.post(format!("{}/v1{path}", self.api_url))
     }
 
-    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn get(&self, path: &str) -> reqwest::RequestBuilder {
         self.http.get(format!("{}/v1{path}", self.api_url))
     }
 
     fn patch(&self, path: &str) -> reqwest::RequestBuilder {
         self.http.patch(format!("{}/v1{path}", self.api_url))
+    }
+
+    pub(crate) fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.delete(format!("{}/v1{path}", self.api_url))
     }
 
     /// `POST /v1/users`. The end user's address, when known, is passed as `X-Forwarded-For` for
@@ -375,7 +381,7 @@ impl BackendApiClient {
 
 /// What a Backend-API call is about: decides what a failure means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Subject {
+pub(crate) enum Subject {
     /// A session: reading, revoking, minting its tokens.
     Session,
     /// Creating a user (sign-up).
@@ -443,7 +449,7 @@ impl ApiFailure {
 
 /// `request` on behalf of the end user at `client_address`, reported to the identity service
 /// as `X-Forwarded-For` (it believes callers holding the secret key).
-fn for_client(
+pub(crate) fn for_client(
     request: reqwest::RequestBuilder,
     client_address: Option<IpAddr>,
 ) -> reqwest::RequestBuilder {
@@ -468,6 +474,7 @@ fn parse_user(v: &Value) -> ApiUser {
         first_name: s("first_name"),
         last_name: s("last_name"),
         primary_email_address_id: s("primary_email_address_id"),
+        two_factor_enabled: v["two_factor_enabled"] == Value::Bool(true),
         email_verified: v["email_addresses"].as_array().is_some_and(|list| {
             list.iter().any(|e| {
                 e["id"].as_str() == v["primary_email_address_id"].as_str()
@@ -478,7 +485,7 @@ fn parse_user(v: &Value) -> ApiUser {
 }
 
 /// An id as one URL path segment (percent-encoded: an id never changes the path).
-fn segment(id: &str) -> String {
+pub(crate) fn segment(id: &str) -> String {
     utf8_percent_encode(id, NON_ALPHANUMERIC).to_string()
 }
 

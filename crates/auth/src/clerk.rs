@@ -10,10 +10,12 @@
 //!   sign-in or sign-out, `0` when signed out) is signed out, as Clerk's SDKs treat it.
 //! * Template tokens: `POST {api}/v1/sessions/{sid}/tokens/{template}`.
 //!
-//! Not done here: Clerk's handshake redirect. An expired `__session` gives a signed-out state;
-//! Clerk's browser script refreshes the cookie within seconds, and the browser runtime of
-//! `keel-start` re-renders the page once Clerk's session differs from the one the page was
-//! rendered for (`<meta name="keel-clerk-session">`).
+//! * Page requests ([`Authenticator::authenticate_page`]) run Clerk's handshake (module
+//!   `handshake`): an expired, missing or outdated `__session` of a browser whose
+//!   `__client_uat` says it is signed in is renewed by a round trip to the Frontend API, so
+//!   the page is not rendered signed out. Other requests with such a cookie are signed out,
+//!   and the browser runtime of `keel-start` re-renders the page once Clerk's script has a
+//!   fresh cookie (`<meta name="keel-clerk-session">`).
 
 use std::time::Duration;
 
@@ -23,8 +25,8 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE};
 use http::HeaderMap;
 
 use crate::authenticator::{
-    AuthFuture, AuthState, Authentication, Authenticator, TemplateTokenCache, TokenCache,
-    template_or_session_token,
+    AuthFuture, AuthState, Authentication, Authenticator, PageAuthentication, TemplateTokenCache,
+    TokenCache, template_or_session_token,
 };
 use crate::backend_api::BackendApiClient;
 use crate::cookies::{bearer, cookie};
@@ -165,10 +167,10 @@ impl ClerkConfig {
 /// The web tier's authenticator for real Clerk.
 pub struct ClerkAuthenticator {
     publishable_key: PublishableKey,
-    suffixed_session_cookie: String,
-    suffixed_client_uat_cookie: String,
+    pub(crate) suffixed_session_cookie: String,
+    pub(crate) suffixed_client_uat_cookie: String,
     api: BackendApiClient,
-    sessions: SessionVerifier,
+    pub(crate) sessions: SessionVerifier,
     templates: TemplateTokenCache,
 }
 
@@ -229,7 +231,10 @@ impl ClerkAuthenticator {
         &self.api
     }
 
-    async fn authenticate_request(&self, headers: &HeaderMap) -> Result<Authentication, AuthError> {
+    pub(crate) async fn authenticate_request(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Authentication, AuthError> {
         let from_header = bearer(headers);
         let from_cookie = from_header.is_none();
         let token = from_header
@@ -296,6 +301,14 @@ fn normalize_pem(pem: &str) -> String {
 impl Authenticator for ClerkAuthenticator {
     fn authenticate<'a>(&'a self, headers: &'a HeaderMap) -> AuthFuture<'a, Authentication> {
         Box::pin(self.authenticate_request(headers))
+    }
+
+    fn authenticate_page<'a>(
+        &'a self,
+        headers: &'a HeaderMap,
+        page_url: &'a str,
+    ) -> AuthFuture<'a, PageAuthentication> {
+        Box::pin(self.authenticate_page_request(headers, page_url))
     }
 
     fn token<'a>(

@@ -91,6 +91,14 @@ pub enum AuthError {
         /// The address to verify (`idn_…`).
         email_address_id: String,
     },
+    /// The password was right and the user has a second factor: sign-in continues with a
+    /// code ([`LocalIdpAuthenticator::attempt_second_factor`](crate::LocalIdpAuthenticator::attempt_second_factor)),
+    /// carried by the cookie of `pending`.
+    #[error("A second-factor code is needed to finish signing in")]
+    SecondFactorRequired {
+        /// The sign-in waiting for its code.
+        pending: crate::second_factor::PendingSignIn,
+    },
     /// Configuration is invalid (bad publishable key, bad PEM, bad URL…).
     #[error("Invalid auth configuration: {0}")]
     Config(String),
@@ -122,6 +130,7 @@ impl AuthError {
             AuthError::Throttled { .. } => "Throttled",
             AuthError::InputRefused { .. } => "InputRefused",
             AuthError::EmailNotVerified { .. } => "EmailNotVerified",
+            AuthError::SecondFactorRequired { .. } => "SecondFactorRequired",
             AuthError::Config(_) => "InvalidAuthConfig",
             AuthError::BackendApi { .. } => "BackendApiError",
         }
@@ -141,6 +150,7 @@ impl AuthError {
             | AuthError::Throttled { .. }
             | AuthError::InputRefused { .. }
             | AuthError::EmailNotVerified { .. }
+            | AuthError::SecondFactorRequired { .. }
             | AuthError::Config(_)
             | AuthError::BackendApi { .. } => None,
         }

@@ -32,13 +32,18 @@
 //!   tokens), the visitor's address forwarded on sign-in and sign-up, and the one place a
 //!   failed answer's status and code are read into an [`AuthError`].
 //! * `cookies` — reading request cookies and building `Set-Cookie` values.
-//! * `authenticator` — the [`Authenticator`] trait, [`AuthState`], [`Authentication`].
+//! * `authenticator` — the [`Authenticator`] trait, [`AuthState`], [`Authentication`],
+//!   [`PageAuthentication`].
 //! * `local_idp` — [`LocalIdpAuthenticator`]: `__session` + long-lived `__client` cookies,
 //!   sign-up / sign-in / sign-out against the local idp.
 //! * `account` — the rest of a visitor's account on [`LocalIdpAuthenticator`]: email
 //!   verification, password reset, names, password change, sessions, sign out everywhere,
 //!   deleting the account ([`AccountView`]).
+//! * `second_factor` — the sign-in step after the password ([`PendingSignIn`]) and turning an
+//!   authenticator app on and off ([`ApiTotp`]), with their Backend-API calls.
 //! * `clerk` — [`ClerkAuthenticator`] and [`PublishableKey`] for real Clerk.
+//! * `handshake` — Clerk's handshake on page requests ([`PageAuthentication`]): the redirect
+//!   to the Frontend API, its loop guard, and checking and applying the signed payload.
 
 mod account;
 mod acting;
@@ -49,18 +54,24 @@ mod config;
 mod cookies;
 mod error;
 mod expiring;
+mod handshake;
 mod identity;
 mod jwks;
 mod jwt;
 mod local_idp;
+mod second_factor;
 mod session;
 mod verifier;
 
 pub use account::AccountView;
-pub use authenticator::{AuthFuture, AuthState, Authentication, Authenticator, TokenCache};
+pub use authenticator::{
+    AuthFuture, AuthState, Authentication, Authenticator, PageAuthentication, TokenCache,
+};
 pub use backend_api::{ApiSession, ApiUser, BackendApiClient};
 pub use clerk::{ClerkAuthenticator, ClerkConfig, InstanceType, PublishableKey};
+pub use handshake::{HANDSHAKE_PARAM, MAX_HANDSHAKE_REDIRECTS, REDIRECT_COUNT_COOKIE};
 pub use local_idp::{CLIENT_COOKIE, LocalIdpAuthenticator, LocalIdpConfig, SESSION_COOKIE, SignUp};
+pub use second_factor::{ApiTotp, PENDING_SIGN_IN_COOKIE, PENDING_SIGN_IN_LIFETIME, PendingSignIn};
 
 pub use acting::ACTING_ISSUER;
 pub use config::{AuthConfig, ProviderConfig, SigningAlgorithm, VerifierOptions};

@@ -82,8 +82,8 @@ pub struct SignUp {
 pub struct LocalIdpAuthenticator {
     pub(crate) api: BackendApiClient,
     pub(crate) sessions: SessionVerifier,
-    client_key: hmac::Key,
-    cookies: CookiePolicy,
+    pub(crate) client_key: hmac::Key,
+    pub(crate) cookies: CookiePolicy,
     client_max_age: Duration,
     pub(crate) templates: TemplateTokenCache,
 }
@@ -166,7 +166,9 @@ impl LocalIdpAuthenticator {
 
     /// Checks email + password and starts a session. A wrong email and a wrong password give the
     /// same [`AuthError::InvalidCredentials`]; `client_address` is the visitor's address, which
-    /// the idp throttles failed attempts by ([`AuthError::Throttled`]).
+    /// the idp throttles failed attempts by ([`AuthError::Throttled`]). A user with a second
+    /// factor gets [`AuthError::SecondFactorRequired`] instead of a session: its cookie leads
+    /// to [`LocalIdpAuthenticator::attempt_second_factor`].
     pub async fn sign_in(
         &self,
         email: &str,
@@ -196,6 +198,11 @@ impl LocalIdpAuthenticator {
             .await?;
         if !verified || users.is_empty() {
             return Err(AuthError::InvalidCredentials);
+        }
+        if users[0].two_factor_enabled {
+            return Err(AuthError::SecondFactorRequired {
+                pending: self.pending_sign_in(user_id),
+            });
         }
         let started = self.start_session(user_id).await;
         if let Err(AuthError::EmailNotVerified { email_address_id }) = &started {
@@ -259,7 +266,7 @@ impl LocalIdpAuthenticator {
         ]
     }
 
-    fn client_cookie(&self, session_id: &str) -> String {
+    pub(crate) fn client_cookie(&self, session_id: &str) -> String {
         let payload = format!("v1.{session_id}.{}", crate::jwt::now_secs());
         let tag = hmac::sign(&self.client_key, payload.as_bytes());
         format!("{payload}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))

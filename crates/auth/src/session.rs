@@ -143,6 +143,11 @@ impl SessionVerifier {
         })
     }
 
+    /// The instance's keys (the handshake payload is signed with them too).
+    pub(crate) fn keys(&self) -> &CachedKeys {
+        &self.keys
+    }
+
     /// Forgets a token (after sign-out).
     pub(crate) fn forget(&self, token: &str) {
         self.verified.remove(token);

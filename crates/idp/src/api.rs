@@ -84,6 +84,7 @@ fn router(idp: Idp) -> axum::Router {
         .route("/v1/sessions/{sid}/revoke", post(revoke_session))
         .route("/v1/sessions/{sid}/tokens", post(session_token))
         .route("/v1/sessions/{sid}/tokens/{template}", post(template_token))
+        .merge(crate::api_second_factor::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             idp.clone(),
@@ -346,9 +347,9 @@ async fn verify_password(
 /// reports it in `X-Forwarded-For` (first entry; a bare address or `address:port`) — trusted,
 /// since only the secret-key holder gets this far, and that holder could act as any user
 /// anyway. `peer` is the socket's address (the web tier itself, usually).
-struct ClientAddress {
-    reported: Option<IpAddr>,
-    peer: Option<IpAddr>,
+pub(crate) struct ClientAddress {
+    pub(crate) reported: Option<IpAddr>,
+    pub(crate) peer: Option<IpAddr>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
@@ -485,8 +486,8 @@ pub(crate) fn user_json(u: &User) -> Value {
         "image_url": u.image_url.clone().unwrap_or_default(), "has_image": u.image_url.is_some(),
         "primary_email_address_id": u.primary_email().map(|e| e.id.clone()),
         "primary_phone_number_id": null, "primary_web3_wallet_id": null,
-        "password_enabled": u.has_password(), "two_factor_enabled": false, "totp_enabled": false,
-        "backup_code_enabled": false, "banned": false, "locked": false,
+        "password_enabled": u.has_password(), "two_factor_enabled": u.two_factor.enabled(),
+        "totp_enabled": u.two_factor.totp, "backup_code_enabled": u.two_factor.backup_codes, "banned": false, "locked": false,
         "email_addresses": emails, "phone_numbers": [], "web3_wallets": [], "external_accounts": [],
         "saml_accounts": [], "enterprise_accounts": [], "passkeys": [],
         "public_metadata": u.public_metadata, "private_metadata": u.private_metadata,

@@ -67,6 +67,8 @@ pub(crate) struct Inner {
     pub(crate) hashing: HashingPool,
     sign_in: SignInThrottle,
     sign_up: SignUpThrottle,
+    /// Second-factor codes (`second_factor`), throttled apart from passwords.
+    pub(crate) second_factor: SignInThrottle,
     /// Sign-ins and their failures, served at `/metrics` by whoever serves the idp.
     metrics: keel_metrics::Registry,
     sign_ins: keel_metrics::CounterVec,
@@ -108,6 +110,7 @@ impl Idp {
             per_account_address: config.password_failure_backoff,
         });
         let sign_up = SignUpThrottle::new(config.sign_up_rate_limit_per_address);
+        let second_factor = SignInThrottle::new(crate::second_factor::LIMITS);
         let mailer = match &config.smtp_url {
             Some(url) => Mailer::Smtp(
                 SmtpSender::new(url, &config.mail_from)
@@ -139,6 +142,7 @@ impl Idp {
                 hashing,
                 sign_in,
                 sign_up,
+                second_factor,
                 metrics,
                 sign_ins,
                 sign_in_failures,
@@ -316,6 +320,7 @@ impl Idp {
             public_metadata: metadata_or_empty(new.public_metadata),
             private_metadata: metadata_or_empty(new.private_metadata),
             unsafe_metadata: metadata_or_empty(new.unsafe_metadata),
+            two_factor: crate::store::TwoFactor::default(),
             password_hash,
         };
         match self.inner.store.insert_user(&user)? {

@@ -1,6 +1,7 @@
 //! Keel's development identity provider: a small service that behaves like a Clerk instance
 //! where Keel relies on it — users with argon2id passwords and metadata, email verification and
-//! password reset by emailed code, sessions, 60-second RS256 session tokens, the `convex` JWT
+//! password reset by emailed code, an authenticator-app second factor with backup codes,
+//! sessions, 60-second RS256 session tokens, the `convex` JWT
 //! template, OIDC discovery + JWKS, and the Clerk Backend API subset (`/v1/users…`,
 //! `/v1/sessions…`, `/v1/email_addresses…`, `/v1/jwks`), so the official `@clerk/backend` SDK
 //! and `keel_auth`'s Clerk authenticator work against it unchanged.
@@ -19,6 +20,14 @@
 //! [`IdpConfig::require_verified_email`] refuses sign-in until then. Codes go out by SMTP
 //! ([`IdpConfig::smtp_url`]) or, without it, to the development mailbox
 //! ([`Idp::development_mailbox`], the `/dev/mailbox` page).
+//!
+//! # Second factor
+//! A user can turn on an authenticator app (TOTP, RFC 6238: SHA-1, 6 digits, 30 s, one step
+//! of drift either way) with [`Idp::create_totp`] + [`Idp::confirm_totp`], which hands out
+//! [`BACKUP_CODE_COUNT`] single-use backup codes (stored hashed). Sign-in then needs a code
+//! as well ([`Idp::verify_second_factor`], Clerk's `verify_totp`); each TOTP code works once,
+//! and guesses are throttled like passwords, more tightly. The user object's
+//! `two_factor_enabled`, `totp_enabled` and `backup_code_enabled` say which are on.
 //!
 //! # Abuse resistance
 //! The web tier calls the Backend API on behalf of its visitors and reports each visitor's
@@ -44,18 +53,24 @@
 //! * `api` — the HTTP face of an [`Idp`]: its routes (discovery, JWKS, Backend API), Clerk JSON
 //!   shapes, client addresses, and [`Idp::router`] / [`Idp::serve`]. Depends on `idp`, never the
 //!   reverse.
+//! * `api_second_factor` — the routes of the second factor (`verify_totp`, `mfa`, `totp`,
+//!   `backup_code`).
 //! * `api_accounts` — the routes for managing users (update, metadata, delete, list, count),
 //!   listing sessions, email verification, password resets, and the `/dev/mailbox` page.
 //! * `users` — [`UserUpdate`], [`UserListQuery`]: updating, deleting, listing and counting
 //!   users, a user's sessions, signing out everywhere.
 //! * `verification` — emailed 6-digit codes: verifying addresses, resetting passwords,
 //!   Clerk's test addresses ([`TEST_CODE`]).
+//! * `second_factor` — [`TotpEnrolment`]: turning the authenticator app on and off, backup
+//!   codes, checking a code at sign-in, and the throttle's limits for codes.
+//! * `totp` — [`TotpSecret`]: RFC 6238 codes, base32 secrets, `otpauth://` URIs.
 //! * `metadata` — public / private / unsafe metadata: checks and Clerk's deep merge.
 //! * `mailer` — where emails go: SMTP, or the development mailbox ([`SentMail`]).
 //! * `smtp` — a small SMTP submission client (STARTTLS / implicit TLS, AUTH PLAIN).
 //! * `store` — SQLite persistence of users (with metadata), addresses (with verification),
 //!   pending codes, sessions and keys ([`User`], [`Session`]); `store::accounts` lists and
-//!   changes users, `store::codes` keeps pending codes.
+//!   changes users, `store::codes` keeps pending codes, `store::second_factor` TOTP secrets
+//!   and backup codes ([`TwoFactor`]).
 //! * `keys` — RSA-2048 key ring: generation, signing, JWKS, rotation.
 //! * `tokens` — claims of session tokens and templates.
 //! * `hashing` — the bounded pool of argon2id workers: reused memory, queue, PHC strings.
@@ -69,6 +84,7 @@
 
 mod api;
 mod api_accounts;
+mod api_second_factor;
 mod email;
 mod error;
 mod hashing;
@@ -79,10 +95,12 @@ mod limiter;
 mod mailer;
 mod metadata;
 mod passwords;
+mod second_factor;
 mod smtp;
 mod store;
 mod throttle;
 mod tokens;
+mod totp;
 mod users;
 mod verification;
 
@@ -96,9 +114,11 @@ pub use idp::{Idp, NewUser};
 pub use limiter::{FailureBackoff, RateLimit};
 pub use mailer::SentMail;
 pub use passwords::{MAX_PASSWORD_BYTES, MIN_PASSWORD_LENGTH, MIN_PASSWORD_SCORE};
+pub use second_factor::{BACKUP_CODE_COUNT, SecondFactorCode, TotpEnrolment};
 pub use smtp::SmtpError;
-pub use store::{EmailAddress, Session, SessionStatus, User};
+pub use store::{EmailAddress, Session, SessionStatus, TwoFactor, User};
 pub use tokens::TEMPLATES;
+pub use totp::TotpSecret;
 pub use users::{UserListQuery, UserUpdate};
 pub use verification::TEST_CODE;
 

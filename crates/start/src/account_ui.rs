@@ -1,8 +1,9 @@
 //! Account UI for the local idp, Clerk-style: the "enter the code" step after sign-up
 //! ([`verify_email_form`]), password reset by emailed code ([`reset_password_request_form`],
 //! [`reset_password_form`]), and the "Manage account" page ([`user_profile`], data from
-//! [`load_account`]) — names, password, active sessions with revoke, sign out everywhere,
-//! delete account — with the endpoints they post to under `/_keel/auth/` and `/_keel/account/`.
+//! [`load_account`]) — names, password, two-step verification (from
+//! [`second_factor_ui`](crate::second_factor_ui)), active sessions with revoke, sign out
+//! everywhere, delete account — with the endpoints they post to under `/_keel/auth/` and `/_keel/account/`.
 //!
 //! Like the sign-in forms, everything works without JavaScript: plain `POST`s answered with
 //! `303` back to a page (with `?error=` or `?notice=`), behind the same-origin check of
@@ -161,6 +162,7 @@ pub fn user_profile(view: &AccountView, error: Option<&str>, notice: Option<&str
                 button type="submit" { "Change password" }
                 p class="keel-hint" { "Changing it signs you out on every other device." }
             }
+            (crate::second_factor_ui::two_factor_section(view))
             section class="keel-account-sessions" {
                 h3 { "Active sessions" }
                 ul {
@@ -257,7 +259,7 @@ fn with_message(page: &str, kind: &str, message: &str) -> String {
 /// For an account form: the local idp and the signed-in visitor, or the response to send
 /// instead (404 without a local idp, a redirect to sign in and back to the account page
 /// without a session).
-async fn account_visitor(
+pub(crate) async fn account_visitor(
     app: &AppState,
     headers: &HeaderMap,
 ) -> Result<(Arc<LocalIdpAuthenticator>, AuthState), Response> {
@@ -547,7 +549,7 @@ pub(crate) fn routes() -> axum::Router<Arc<AppState>> {
 }
 
 /// Back to the account page with a notice or an error.
-fn account_outcome(outcome: Result<&str, AuthError>, cookies: &[String]) -> Response {
+pub(crate) fn account_outcome(outcome: Result<&str, AuthError>, cookies: &[String]) -> Response {
     match outcome {
         Ok(notice) => see_other(&with_message(ACCOUNT_PAGE, "notice", notice), cookies),
         Err(AuthError::InvalidCredentials) => see_other(
@@ -580,6 +582,7 @@ mod tests {
                 last_name: None,
                 primary_email_address_id: Some("idn_1".into()),
                 email_verified: false,
+                two_factor_enabled: false,
             },
             sessions: vec![
                 ApiSession {
@@ -598,6 +601,7 @@ mod tests {
                 },
             ],
             current_session_id: Some("sess_here".into()),
+            totp: None,
         };
         let page = user_profile(&view, Some("<x>"), None).into_string();
         assert!(

@@ -7,8 +7,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::FromRef;
-use http::{HeaderMap, Uri};
-use keel_auth::{AuthState, Authenticator, LocalIdpAuthenticator, PublishableKey};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use keel_auth::{
+    AuthState, Authenticator, LocalIdpAuthenticator, PageAuthentication, PublishableKey,
+};
 use keel_client::HttpClient;
 use parking_lot::Mutex;
 
@@ -31,6 +34,8 @@ pub(crate) struct AppState {
     pub(crate) server_fns: HashMap<String, (ServerFnMethod, ServerFnHandler)>,
     pub(crate) live: Arc<LiveHub>,
     pub(crate) trusted_proxies: TrustedProxies,
+    /// Pages are `https://` (the scheme of the page URL an authenticator is given).
+    pub(crate) served_over_https: bool,
 }
 
 impl AppState {
@@ -44,6 +49,37 @@ impl AppState {
             Err(error) => {
                 tracing::warn!(%error, "cannot authenticate the request; treating it as signed out");
                 (AuthState::signed_out(), Vec::new())
+            }
+        }
+    }
+
+    /// Authenticates a page request (`GET uri`): as [`AppState::authenticate`], or the answer
+    /// to send instead when the authenticator redirects (real Clerk's handshake: `307`,
+    /// `Cache-Control: no-store`).
+    pub(crate) async fn authenticate_page(
+        &self,
+        headers: &HeaderMap,
+        uri: &Uri,
+    ) -> Result<(AuthState, Vec<String>), Response> {
+        let Some(authenticator) = &self.authenticator else {
+            return Ok((AuthState::signed_out(), Vec::new()));
+        };
+        let outcome = match page_url(self.served_over_https, headers, uri) {
+            Some(url) => authenticator.authenticate_page(headers, &url).await,
+            None => authenticator
+                .authenticate(headers)
+                .await
+                .map(PageAuthentication::Render),
+        };
+        match outcome {
+            Ok(PageAuthentication::Render(auth)) => Ok((auth.state, auth.set_cookies)),
+            Ok(PageAuthentication::Redirect {
+                location,
+                set_cookies,
+            }) => Err(temporary_redirect(&location, &set_cookies)),
+            Err(error) => {
+                tracing::warn!(%error, "cannot authenticate the request; treating it as signed out");
+                Ok((AuthState::signed_out(), Vec::new()))
             }
         }
     }
@@ -74,6 +110,48 @@ impl AppState {
             params: Params::default(),
         }
     }
+}
+
+/// The absolute URL of a page request, from its `Host` header; `None` when the header is
+/// missing or not a plain `host[:port]`.
+fn page_url(https: bool, headers: &HeaderMap, uri: &Uri) -> Option<String> {
+    let host = headers.get(http::header::HOST)?.to_str().ok()?;
+    let plain = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    if !plain {
+        return None;
+    }
+    let scheme = if https { "https" } else { "http" };
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    Some(format!("{scheme}://{host}{path}"))
+}
+
+/// `307 Temporary Redirect` to `location` with `cookies`, never cached.
+fn temporary_redirect(location: &str, cookies: &[String]) -> Response {
+    let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+    let headers = response.headers_mut();
+    match HeaderValue::from_str(location) {
+        Ok(value) => {
+            headers.insert(http::header::LOCATION, value);
+        }
+        Err(_) => {
+            tracing::error!("refused a redirect with a malformed location");
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+    }
+    for cookie in cookies {
+        if let Ok(value) = HeaderValue::from_str(cookie) {
+            headers.append(http::header::SET_COOKIE, value);
+        }
+    }
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    response
 }
 
 /// The `ClientAddress` extractor (in `client_address`) reads the trusted

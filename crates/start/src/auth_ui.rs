@@ -173,6 +173,9 @@ pub(crate) fn failure_message(error: &AuthError) -> String {
         AuthError::EmailNotVerified { .. } => {
             "Verify your email address to sign in: enter the code we sent you.".to_owned()
         }
+        AuthError::SecondFactorRequired { .. } => {
+            "Enter the code from your authenticator app to sign in.".to_owned()
+        }
         AuthError::TokenTooLarge { .. }
         | AuthError::MalformedToken { .. }
         | AuthError::UnsupportedAlgorithm { .. }
@@ -217,6 +220,10 @@ pub(crate) async fn sign_in(
         Err(AuthError::EmailNotVerified { email_address_id }) => see_other(
             &crate::account_ui::verify_page_url(Some(&email_address_id), &form.redirect_url),
             &[],
+        ),
+        Err(AuthError::SecondFactorRequired { pending }) => see_other(
+            &crate::second_factor_ui::second_factor_page_url(&form.redirect_url),
+            &[pending.set_cookie().to_owned()],
         ),
         Err(error) => back_to_form("/sign-in", &form, &failure_message(&error)),
     }

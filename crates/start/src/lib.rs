@@ -50,6 +50,8 @@
 //!   their endpoints.
 //! * `account_ui` — the "enter the code" step, password reset forms and the "Manage account"
 //!   page (`user_profile`, `load_account`) for the local idp, and their endpoints.
+//! * `second_factor_ui` — the code step of signing in and the account page's two-step
+//!   verification section (authenticator app, backup codes), and their endpoints.
 //! * `live` — page event streams and per-session backend connections, run as the tasks of
 //!   [`StartConfig::tasks`] (stopping them ends every stream and closes every session); the
 //!   open ones counted in `keel_live_pages`.
@@ -84,6 +86,7 @@ mod params;
 mod redirect;
 mod render;
 mod route;
+pub mod second_factor_ui;
 mod security_headers;
 mod server_fn;
 mod start;

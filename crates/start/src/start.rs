@@ -261,6 +261,7 @@ impl Start {
             server_fns,
             live,
             trusted_proxies: self.config.trusted_proxies,
+            served_over_https: self.config.served_over_https,
         });
         let router = Router::new()
             .merge(crate::assets::routes())
@@ -279,6 +280,7 @@ impl Start {
                 post(crate::auth_ui::sign_out),
             )
             .merge(crate::account_ui::routes())
+            .merge(crate::second_factor_ui::routes())
             .fallback(page)
             .layer(axum::middleware::from_fn(crate::csrf::middleware))
             .layer(axum::middleware::from_fn_with_state(
@@ -334,7 +336,10 @@ async fn page(State(app): State<Arc<AppState>>, request: Request) -> Response {
     if !matches!(parts.method, Method::GET | Method::HEAD) {
         return (StatusCode::METHOD_NOT_ALLOWED, "pages answer GET only").into_response();
     }
-    let (auth, cookies) = app.authenticate(&parts.headers).await;
+    let (auth, cookies) = match app.authenticate_page(&parts.headers, &parts.uri).await {
+        Ok(authenticated) => authenticated,
+        Err(handshake) => return handshake,
+    };
     let base = app.base_context(parts.uri, parts.headers, auth);
     let response = match run(&app.root, base.clone()).await {
         Outcome::Redirect { to, status } => redirect(status, &to),

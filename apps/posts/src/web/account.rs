@@ -1,11 +1,13 @@
-//! `/sign-in`, `/sign-up`, `/verify-email`, `/reset-password` and `/account`: the forms of
-//! `keel_start::auth_ui` and `keel_start::account_ui`, posting to the framework's endpoints
+//! `/sign-in`, `/sign-in/factor-two`, `/sign-up`, `/verify-email`, `/reset-password` and
+//! `/account`: the forms of `keel_start::auth_ui`, `keel_start::second_factor_ui` and
+//! `keel_start::account_ui`, posting to the framework's endpoints
 //! (no JavaScript needed; the nav's modal shows the sign-in form).
 
 use keel_start::account_ui::{
     load_account, reset_password_form, reset_password_request_form, user_profile, verify_email_form,
 };
 use keel_start::auth_ui::{sign_in_form, sign_up_form};
+use keel_start::second_factor_ui::second_factor_form;
 use keel_start::{Head, Route, RouteError, local_path};
 use maud::html;
 
@@ -30,6 +32,16 @@ pub(super) fn sign_in() -> Route {
                     (sign_in_form(&redirect_url(m), error.as_deref()))
                 }
             }
+        })
+}
+
+/// The code step after the password, for users with two-step verification.
+pub(super) fn second_factor() -> Route {
+    Route::new("sign-in/factor-two")
+        .head(|_| Head::new().title("Two-step verification"))
+        .component(|m, _| {
+            let error = m.context().search_param("error");
+            html! { div class="p-2" { (second_factor_form(&redirect_url(m), error.as_deref())) } }
         })
 }
 

@@ -25,6 +25,7 @@ pub fn app(mut config: StartConfig) -> Start {
         .child(Route::new("").component(|_, _| home()))
         .child(posts::route())
         .child(account::sign_in())
+        .child(account::second_factor())
         .child(account::sign_up())
         .child(account::verify_email())
         .child(account::reset_password())

@@ -1,6 +1,7 @@
 //! Attacks on sign-up and sign-in through the web tier's forms (the identity provider behind
 //! them decides): weak passwords, hostile addresses, mass sign-up, guessing one account's
-//! password from many addresses, and a burst of sign-ups aimed at memory.
+//! password from one address or many, guessing its second-factor code, and a burst of sign-ups
+//! aimed at memory.
 
 use reqwest::StatusCode;
 use reqwest::header::LOCATION;
@@ -136,6 +137,206 @@ attack!(
             .sign_in("owner@example.com", PASSWORD)
             .await;
         assert_eq!(response.headers()[LOCATION], "/posts", "the owner gets in");
+    }
+);
+
+attack!(
+    /// An attacker guessing one account's password from one address is slowed, and the owner
+    /// signing in from an address never used with the account gets in at once.
+    guessing_from_one_address_leaves_the_owner_at_a_new_address_alone,
+    flags = ["--trusted-proxy", "127.0.0.1"],
+    |keel| {
+        keel.visitor_from("198.51.100.7")
+            .sign_up("owner@example.com")
+            .await;
+        let attacker = keel.visitor_from("203.0.113.5");
+        let mut refused_after = None;
+        for n in 0..12 {
+            let response = attacker
+                .sign_in("owner@example.com", &format!("guess number {n}"))
+                .await;
+            let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
+            assert!(location.starts_with("/sign-in?error="), "guess {n}: {location}");
+            if location.contains("Too%20many%20attempts") {
+                refused_after = Some(n);
+                break;
+            }
+        }
+        let refused_after = refused_after.expect("12 guesses from one address were never slowed");
+        assert!(refused_after <= 6, "slowed only after {refused_after} guesses");
+        let response = keel
+            .visitor_from("192.0.2.44")
+            .sign_in("owner@example.com", PASSWORD)
+            .await;
+        assert_eq!(response.headers()[LOCATION], "/posts", "the owner gets in");
+    }
+);
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Turns on two-step verification for the signed-in `visitor` through the account page; the
+/// authenticator app's secret.
+async fn enable_totp(visitor: &Visitor) -> keel_idp::TotpSecret {
+    let response = visitor
+        .client
+        .post(visitor.url("/_keel/account/two-factor/start"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let (_, html) = visitor.page("/account").await;
+    let secret = html
+        .split_once(r#"<code class="keel-totp-secret">"#)
+        .and_then(|(_, rest)| rest.split_once('<'))
+        .map(|(secret, _)| secret.to_owned())
+        .unwrap_or_else(|| panic!("no secret on the account page: {html}"));
+    assert!(html.contains("otpauth://totp/"), "{html}");
+    let secret = keel_idp::TotpSecret::from_base32(&secret).unwrap();
+    let response = visitor
+        .client
+        .post(visitor.url("/_keel/account/two-factor/confirm"))
+        .form(&[("code", secret.code_at(unix_now()))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("Two-step verification is on"), "{html}");
+    assert_eq!(
+        html.matches("<li><code>").count(),
+        10,
+        "ten backup codes: {html}"
+    );
+    secret
+}
+
+/// Posts a code to the second step of signing in; the `Location` it answers with.
+async fn second_step(visitor: &Visitor, code: &str) -> String {
+    let response = visitor
+        .client
+        .post(visitor.url("/_keel/auth/factor-two"))
+        .form(&[("code", code), ("redirect_url", "/posts")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    response.headers()[LOCATION].to_str().unwrap().to_owned()
+}
+
+attack!(
+    /// An attacker who has the password guesses the second-factor code: refused after a few
+    /// tries, while the owner, from an address never used with the account, finishes signing
+    /// in with the app's code. The password alone never gives a session.
+    guessing_the_second_factor_is_slowed_and_the_owner_gets_in,
+    flags = ["--trusted-proxy", "127.0.0.1"],
+    |keel| {
+        let owner = keel.visitor_from("198.51.100.8");
+        owner.sign_up("owner2fa@example.com").await;
+        let secret = enable_totp(&owner).await;
+
+        let attacker = keel.visitor_from("203.0.113.9");
+        let response = attacker.sign_in("owner2fa@example.com", PASSWORD).await;
+        assert_eq!(
+            response.headers()[LOCATION],
+            "/sign-in/factor-two?redirect_url=%2Fposts"
+        );
+        let (status, html) = attacker.page("/sign-in/factor-two?redirect_url=%2Fposts").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(html.contains("/_keel/auth/factor-two"), "{html}");
+        let (_, html) = attacker.page("/posts").await;
+        assert!(html.contains("Sign in to see the posts"), "no session from the password alone");
+        let valid: Vec<String> = (0..5)
+            .map(|i| secret.code_at(unix_now() + i * 30 - 60))
+            .collect();
+        let guesses = (0..1_000_000)
+            .map(|n| format!("{n:06}"))
+            .filter(|c| !valid.contains(c));
+        let mut refused_after = None;
+        for (n, guess) in guesses.take(12).enumerate() {
+            let location = second_step(&attacker, &guess).await;
+            let error = form_error(&location).unwrap_or_else(|| panic!("{guess} accepted"));
+            if error.contains("Too many attempts") {
+                refused_after = Some(n);
+                break;
+            }
+        }
+        let refused_after = refused_after.expect("12 code guesses were never slowed");
+        assert!(refused_after <= 6, "slowed only after {refused_after} guesses");
+
+        let owner_elsewhere = keel.visitor_from("192.0.2.45");
+        let response = owner_elsewhere.sign_in("owner2fa@example.com", PASSWORD).await;
+        assert_eq!(
+            response.headers()[LOCATION],
+            "/sign-in/factor-two?redirect_url=%2Fposts"
+        );
+        let location = second_step(&owner_elsewhere, &secret.code_at(unix_now() + 30)).await;
+        assert_eq!(location, "/posts", "the owner gets in");
+        let (_, html) = owner_elsewhere.page("/posts").await;
+        assert!(!html.contains("Sign in to see the posts"), "{html}");
+    }
+);
+
+attack!(
+    /// The code step without the password (no pending sign-in, a forged or oversized one) and
+    /// the set-up endpoints without a session give nothing: back to sign in, no session.
+    the_second_step_cannot_be_reached_without_the_password,
+    |keel| {
+        let owner = keel.visitor();
+        owner.sign_up("skip2fa@example.com").await;
+        enable_totp(&owner).await;
+        let code = "123456";
+        for cookie in [
+            None,
+            Some("__keel_sign_in=2f1.user_x.1.AAAA".to_owned()),
+            Some(format!("__keel_sign_in={}", "A".repeat(3000))),
+        ] {
+            let intruder = keel.visitor();
+            let mut request = intruder
+                .client
+                .post(intruder.url("/_keel/auth/factor-two"))
+                .form(&[("code", code), ("redirect_url", "/posts")]);
+            if let Some(cookie) = &cookie {
+                request = request.header(reqwest::header::COOKIE, cookie);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::SEE_OTHER);
+            let location = response.headers()[LOCATION].to_str().unwrap().to_owned();
+            let error = form_error(&location).unwrap_or_default();
+            assert!(
+                location.starts_with("/sign-in?") && error.contains("expired"),
+                "{cookie:?}: {location}"
+            );
+            let (_, html) = intruder.page("/posts").await;
+            assert!(html.contains("Sign in to see the posts"), "{cookie:?}");
+        }
+        for action in [
+            "/_keel/account/two-factor/start",
+            "/_keel/account/two-factor/confirm",
+            "/_keel/account/two-factor/disable",
+        ] {
+            let response = keel
+                .visitor()
+                .client
+                .post(keel.url(action))
+                .form(&[("code", code)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::SEE_OTHER, "{action}");
+            assert!(
+                response.headers()[LOCATION]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("/sign-in?"),
+                "{action}"
+            );
+        }
     }
 );
 

@@ -4,7 +4,8 @@ use rusqlite::{OptionalExtension, ToSql, params, params_from_iter};
 use serde_json::Value;
 
 use super::{
-    Session, SessionStatus, Store, USER_COLUMNS, User, load_emails, session_from_row, user_from_row,
+    Session, SessionStatus, Store, USER_COLUMNS, User, load_emails, load_two_factor,
+    session_from_row, user_from_row,
 };
 use crate::error::IdpError;
 
@@ -128,6 +129,7 @@ impl Store {
             .collect::<Result<_, _>>()?;
         for user in &mut users {
             load_emails(&conn, user)?;
+            load_two_factor(&conn, user)?;
         }
         Ok(users)
     }

@@ -1,7 +1,8 @@
 //! Durable state in one SQLite file (`<data_dir>/idp/idp.sqlite3`): users (with their
 //! metadata), email addresses (with their verification), pending verification codes, sessions
 //! and signing keys. Users and their sessions are here; listing and changing users is in
-//! `accounts`, verification codes in `codes`.
+//! `accounts`, verification codes in `codes`, TOTP secrets and backup codes in
+//! `second_factor`.
 //!
 //! SQLite rather than JSON files: every change is one small atomic transaction, uniqueness of
 //! email addresses is a constraint, and the file survives crashes without a hand-made
@@ -16,9 +17,12 @@ use serde_json::Value;
 
 mod accounts;
 mod codes;
+mod second_factor;
 
 pub(crate) use accounts::{UserChanges, UserOrder, UserQuery};
 pub(crate) use codes::{CodePurpose, PendingCode};
+pub use second_factor::TwoFactor;
+pub(crate) use second_factor::{StoredTotp, load_two_factor};
 
 use crate::error::IdpError;
 
@@ -49,6 +53,8 @@ pub struct User {
     pub private_metadata: Value,
     /// Metadata the frontend may write (a JSON object).
     pub unsafe_metadata: Value,
+    /// The second factors sign-in asks for (none: password only).
+    pub two_factor: TwoFactor,
     pub(crate) password_hash: Option<String>,
 }
 
@@ -248,6 +254,7 @@ pub(crate) fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         private_metadata: meta(10)?,
         unsafe_metadata: meta(11)?,
         email_addresses: Vec::new(),
+        two_factor: TwoFactor::default(),
     })
 }
 
@@ -298,6 +305,7 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(second_factor::SCHEMA)?;
         migrate(&conn)?;
         Ok(Store {
             conn: Mutex::new(conn),
@@ -349,6 +357,7 @@ impl Store {
             return Ok(None);
         };
         load_emails(&conn, &mut user)?;
+        load_two_factor(&conn, &mut user)?;
         Ok(Some(user))
     }
 
