@@ -39,6 +39,8 @@
 //!   verification, password reset, names, password change, sessions, sign out everywhere,
 //!   deleting the account ([`AccountView`]).
 //! * `clerk` — [`ClerkAuthenticator`] and [`PublishableKey`] for real Clerk.
+//! * [`webhooks`] — [`webhooks::WebhookVerifier`]: verifying Clerk's (and the idp's) signed
+//!   webhooks in a receiver.
 
 mod account;
 mod acting;
@@ -55,6 +57,7 @@ mod jwt;
 mod local_idp;
 mod session;
 mod verifier;
+pub mod webhooks;
 
 pub use account::AccountView;
 pub use authenticator::{AuthFuture, AuthState, Authentication, Authenticator, TokenCache};

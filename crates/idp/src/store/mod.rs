@@ -1,7 +1,7 @@
 //! Durable state in one SQLite file (`<data_dir>/idp/idp.sqlite3`): users (with their
 //! metadata), email addresses (with their verification), pending verification codes, sessions
-//! and signing keys. Users and their sessions are here; listing and changing users is in
-//! `accounts`, verification codes in `codes`.
+//! signing keys and JWT templates. Users and their sessions are here; listing and changing
+//! users is in `accounts`, verification codes in `codes`, JWT templates in `templates`.
 //!
 //! SQLite rather than JSON files: every change is one small atomic transaction, uniqueness of
 //! email addresses is a constraint, and the file survives crashes without a hand-made
@@ -16,9 +16,11 @@ use serde_json::Value;
 
 mod accounts;
 mod codes;
+mod templates;
 
 pub(crate) use accounts::{UserChanges, UserOrder, UserQuery};
 pub(crate) use codes::{CodePurpose, PendingCode};
+pub(crate) use templates::StoredTemplate;
 
 use crate::error::IdpError;
 
@@ -298,6 +300,7 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(templates::SCHEMA)?;
         migrate(&conn)?;
         Ok(Store {
             conn: Mutex::new(conn),
