@@ -272,3 +272,91 @@ async fn forged_stale_replayed_and_malformed_webhooks_are_refused() {
     assert_eq!(users[0]["name"], "Genuine");
     assert_eq!(users[0]["externalId"], "user_genuine");
 }
+
+/// A user the webhook told of before their first sign-in keeps one document: `users:store`
+/// (the signed-in user storing themselves) fills in the token identifier of the document the
+/// webhook made, instead of adding a second one.
+#[tokio::test]
+async fn signing_in_completes_the_document_a_webhook_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let keel = Process::start_with_env(
+        &support::ANY_PORTS,
+        dir.path(),
+        &["web: ", "backend: ", "site: ", "idp: ", "idp secret key: "],
+        &[("CLERK_WEBHOOK_SIGNING_SECRET", SECRET)],
+    );
+    let deployment = support::Deployment {
+        mode: support::Mode::OneProcess,
+        web: keel.line("web").unwrap(),
+        backend: keel.line("backend").unwrap(),
+        site: keel.line("site").unwrap(),
+        idp: keel.line("idp").unwrap(),
+        secret_key: keel.line("idp secret key").unwrap(),
+        processes: vec![keel],
+        dir,
+    };
+    let token = deployment.backend_token("early@example.com").await;
+    let subject = {
+        use base64::Engine;
+        let part = token.split('.').nth(1).unwrap();
+        let claims: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part)
+                .unwrap(),
+        )
+        .unwrap();
+        claims["sub"].as_str().unwrap().to_owned()
+    };
+    let body = json!({
+        "type": "user.created", "object": "event",
+        "data": { "id": subject, "object": "user", "first_name": "Early", "last_name": "Bird",
+                  "primary_email_address_id": "idn_1",
+                  "email_addresses": [{ "id": "idn_1", "email_address": "early@example.com" }] },
+    })
+    .to_string();
+    let site = deployment.site.clone();
+    let response = reqwest::Client::new()
+        .post(format!("{site}/clerk-users-webhook"))
+        .headers(
+            signed(SECRET, "msg_early", now(), &body)
+                .into_iter()
+                .map(|(k, v)| (k.parse().unwrap(), v.parse().unwrap()))
+                .collect(),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let client = keel_client::HttpClient::new(&deployment.backend)
+        .unwrap()
+        .with_auth(token);
+    let stored: String = client
+        .mutation(
+            keel_posts::api::users::STORE,
+            keel_posts::functions::users::NoArgs {},
+        )
+        .await
+        .unwrap();
+    let admin_key = std::fs::read_to_string(deployment.dir.path().join("admin_key")).unwrap();
+    let page: Value = reqwest::Client::new()
+        .get(format!("{}/api/admin/tables/users", deployment.backend))
+        .header("authorization", format!("Convex {}", admin_key.trim()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let users = page["documents"].as_array().unwrap();
+    assert_eq!(users.len(), 1, "{users:?}");
+    assert_eq!(users[0]["_id"], stored.as_str());
+    assert_eq!(users[0]["externalId"], subject.as_str());
+    assert!(
+        users[0]["tokenIdentifier"]
+            .as_str()
+            .is_some_and(|t| t.ends_with(&format!("|{subject}"))),
+        "{users:?}"
+    );
+}
