@@ -360,3 +360,39 @@ async fn signing_in_completes_the_document_a_webhook_made() {
         "{users:?}"
     );
 }
+
+/// A webhook URL that is not an http(s) URL stops `keel idp` at start with a message naming it;
+/// an empty `KEEL_IDP_WEBHOOK_URLS` names no endpoint.
+#[test]
+fn bad_webhook_urls_stop_the_idp_at_start_and_an_empty_list_is_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args([
+            "idp",
+            "--idp-addr",
+            "127.0.0.1:0",
+            "--idp-webhook-url",
+            "ftp://example.com/hook",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ftp://example.com/hook"), "{stderr}");
+
+    let empty = tempfile::tempdir().unwrap();
+    let idp = Process::start_with_env(
+        &["idp", "--idp-addr", "127.0.0.1:0"],
+        empty.path(),
+        &["idp: ", "idp webhook secret: "],
+        &[("KEEL_IDP_WEBHOOK_URLS", "")],
+    );
+    assert!(
+        idp.line("idp webhook secret")
+            .unwrap()
+            .starts_with("whsec_")
+    );
+}
