@@ -8,7 +8,8 @@
 //! Emitting an event serializes it and hands it to a bounded queue without waiting, so
 //! sign-up and sign-in never slow down for a webhook; the worker (`delivery`) posts and retries
 //! ([`WebhookRetry`]); every attempt lands in the bounded delivery log (`log`,
-//! [`Idp::webhook_deliveries`]).
+//! [`Idp::webhook_deliveries`]). Queue, retries and log live in memory: deliveries still
+//! waiting when the idp stops are not sent (Svix keeps them; a development idp does not).
 
 mod delivery;
 mod log;
