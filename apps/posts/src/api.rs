@@ -57,12 +57,20 @@ pub mod posts {
 pub mod users {
     use keel::protocol::{MutationRef, QueryRef};
 
-    use crate::functions::users::{Me, NoArgs};
+    use keel::protocol::InternalMutationRef;
+
+    use crate::functions::users::{ClerkUser, ClerkUserId, Me, NoArgs};
 
     /// The caller, or `None` when signed out.
     pub const ME: QueryRef<NoArgs, Option<Me>> = QueryRef::new("users:me");
     /// Inserts or updates the caller in `users`; returns the document id.
     pub const STORE: MutationRef<NoArgs, String> = MutationRef::new("users:store");
+    /// Inserts or updates a user a webhook describes (internal: the webhook action runs it).
+    pub const UPSERT_FROM_CLERK: InternalMutationRef<ClerkUser, String> =
+        InternalMutationRef::new("users:upsertFromClerk");
+    /// Deletes the user a `user.deleted` webhook names (internal); returns how many documents.
+    pub const DELETE_FROM_CLERK: InternalMutationRef<ClerkUserId, u32> =
+        InternalMutationRef::new("users:deleteFromClerk");
 }
 
 /// `files:*`.

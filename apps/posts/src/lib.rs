@@ -5,8 +5,10 @@
 //! * `api` — the typed function references ([`api::posts::LIST`], …) the registry, the web
 //!   tier and the tests name the functions by.
 //! * `functions` — the schema (`posts`, `users`, `stats`), the functions (`posts:*`, `users:*`,
-//!   `files:generateUploadUrl`, `stats:record` and `files:sweep` run by crons) and the HTTP actions
-//!   (`POST /posts` on the site).
+//!   `files:generateUploadUrl`, `stats:record` and `files:sweep` run by crons,
+//!   `users:upsertFromClerk` / `users:deleteFromClerk` run by the webhook) and the HTTP actions
+//!   on the site (`POST /posts`; `POST /clerk-users-webhook`, which keeps `users` in step with
+//!   the identity provider's signed webhooks).
 //! * `web` — the seed's routes and forms on `keel_start` ([`web::app`]); the new-post form
 //!   takes an optional image (`multipart/form-data`, stored through the backend).
 

@@ -44,6 +44,8 @@
 //! * `clerk` — [`ClerkAuthenticator`] and [`PublishableKey`] for real Clerk.
 //! * `handshake` — Clerk's handshake on page requests ([`PageAuthentication`]): the redirect
 //!   to the Frontend API, its loop guard, and checking and applying the signed payload.
+//! * [`webhooks`] — [`webhooks::WebhookVerifier`]: verifying Clerk's (and the idp's) signed
+//!   webhooks in a receiver.
 
 mod account;
 mod acting;
@@ -62,6 +64,7 @@ mod local_idp;
 mod second_factor;
 mod session;
 mod verifier;
+pub mod webhooks;
 
 pub use account::AccountView;
 pub use authenticator::{

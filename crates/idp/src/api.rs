@@ -85,6 +85,8 @@ fn router(idp: Idp) -> axum::Router {
         .route("/v1/sessions/{sid}/tokens", post(session_token))
         .route("/v1/sessions/{sid}/tokens/{template}", post(template_token))
         .merge(crate::api_second_factor::routes())
+        .merge(crate::api_templates::routes())
+        .merge(crate::api_webhooks::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             idp.clone(),

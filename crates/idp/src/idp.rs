@@ -19,6 +19,7 @@ use crate::smtp::SmtpSender;
 use crate::store::{EmailAddress, Session, SessionStatus, Store, User};
 use crate::throttle::{SignInLimits, SignInThrottle, SignUpThrottle, Verdict};
 use crate::tokens;
+use crate::webhooks::{EventType, Webhooks};
 
 /// Email addresses one user may be created with.
 const MAX_EMAILS_PER_USER: usize = 10;
@@ -74,6 +75,7 @@ pub(crate) struct Inner {
     sign_ins: keel_metrics::CounterVec,
     sign_in_failures: keel_metrics::CounterVec,
     pub(crate) mailer: Mailer,
+    pub(crate) webhooks: Webhooks,
 }
 
 fn now_secs() -> i64 {
@@ -97,12 +99,16 @@ impl Idp {
         let secret_key = load_or_create_secret(&secret_key_path)?;
         let store = Store::open(&dir.join("idp.sqlite3"))?;
         let keys = KeyRing::load(&store, now_secs())?;
+        store.seed_template(&crate::templates::convex_template(
+            config.template_token_ttl,
+        ))?;
         let issuer = config
             .issuer
             .clone()
             .unwrap_or_else(|| format!("http://{listen_addr}"))
             .trim_end_matches('/')
             .to_owned();
+        let webhooks = Webhooks::open(&dir, &config, instance_id(&secret_key))?;
         let hashing = HashingPool::new(config.password_hashing);
         let sign_in = SignInThrottle::new(SignInLimits {
             per_address: config.password_rate_limit_per_address,
@@ -147,6 +153,7 @@ impl Idp {
                 sign_ins,
                 sign_in_failures,
                 mailer,
+                webhooks,
             }),
         })
     }
@@ -200,7 +207,11 @@ impl Idp {
             .template_token_ttls
             .values()
             .copied()
-            .chain([c.session_token_ttl, c.template_token_ttl])
+            .chain([
+                c.session_token_ttl,
+                c.template_token_ttl,
+                self.longest_template_lifetime(),
+            ])
             .max()
             .unwrap_or_default();
         self.inner
@@ -327,6 +338,7 @@ impl Idp {
             Ok(()) => {
                 tracing::info!(user_id = %user.id, "user created");
                 self.inner.sign_in.remember(&user.id, address);
+                self.emit_user(EventType::UserCreated, &user);
                 Ok(user)
             }
             Err(taken) => Err(identifier_exists(&taken)),
@@ -454,6 +466,7 @@ impl Idp {
         self.inner.store.insert_session(&session)?;
         self.inner.store.note_sign_in(user_id, now)?;
         tracing::info!(session_id = %session.id, user_id, "session created");
+        self.emit_session(EventType::SessionCreated, &session);
         Ok(session)
     }
 
@@ -475,6 +488,9 @@ impl Idp {
                 SessionStatus::Revoked,
                 crate::ids::now_ms(),
             )?;
+            let revoked = self.session(session_id)?;
+            self.emit_session(EventType::SessionRevoked, &revoked);
+            return Ok(revoked);
         }
         self.session(session_id)
     }
@@ -509,37 +525,26 @@ impl Idp {
         Ok(self.inner.keys.sign(&claims, tokens::SESSION_CATEGORY)?)
     }
 
-    /// Mints a template token (`POST /v1/sessions/{sid}/tokens/{template}`); `expires_in`
-    /// overrides the template's lifetime.
+    /// Mints a token of the JWT template named `template`
+    /// (`POST /v1/sessions/{sid}/tokens/{template}`); `expires_in` overrides the template's
+    /// lifetime, and so does [`IdpConfig::template_token_ttls`].
     pub fn template_token(
         &self,
         session_id: &str,
         template: &str,
         expires_in: Option<Duration>,
     ) -> Result<String, ApiError> {
-        if !tokens::TEMPLATES.contains(&template) {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "resource_not_found",
-                "not found",
-                format!("No JWT template exists with name: {template}"),
-            ));
-        }
         let session = self.active_session(session_id)?;
         let user = self.user(&session.user_id)?;
         let c = &self.inner.config;
-        let ttl = expires_in
-            .or_else(|| c.template_token_ttls.get(template).copied())
-            .unwrap_or(c.template_token_ttl);
-        let claims = tokens::template_claims(
+        let ttl = expires_in.or_else(|| c.template_token_ttls.get(template).copied());
+        let claims = self.template_claims(
             template,
-            &self.inner.issuer,
             &user,
             c.authorized_party.as_deref(),
             now_secs(),
-            secs(ttl),
-        )
-        .ok_or_else(|| ApiError::not_found("JWT template", template))?;
+            ttl,
+        )?;
         Ok(self.inner.keys.sign(&claims, tokens::TEMPLATE_CATEGORY)?)
     }
 }
@@ -555,6 +560,17 @@ fn identifier_exists(email: &str) -> ApiError {
         format!("The email address `{email}` is already used by another user."),
     )
     .param("email_address")
+}
+
+/// A stable `ins_…` id for webhook payloads, derived from the secret key (which names the
+/// instance as Clerk's does).
+fn instance_id(secret_key: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret_key.as_bytes());
+    let hex: String = digest.as_ref()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("ins_{hex}")
 }
 
 fn load_or_create_secret(path: &Path) -> Result<String, IdpError> {

@@ -1,17 +1,25 @@
 //! Keel's development identity provider: a small service that behaves like a Clerk instance
 //! where Keel relies on it — users with argon2id passwords and metadata, email verification and
 //! password reset by emailed code, an authenticator-app second factor with backup codes,
-//! sessions, 60-second RS256 session tokens, the `convex` JWT
-//! template, OIDC discovery + JWKS, and the Clerk Backend API subset (`/v1/users…`,
-//! `/v1/sessions…`, `/v1/email_addresses…`, `/v1/jwks`), so the official `@clerk/backend` SDK
-//! and `keel_auth`'s Clerk authenticator work against it unchanged.
+//! sessions, 60-second RS256 session tokens, JWT templates (`convex` and any created through
+//! `/v1/jwt_templates`), webhooks, OIDC discovery + JWKS, and the Clerk Backend API subset
+//! (`/v1/users…`, `/v1/sessions…`, `/v1/email_addresses…`, `/v1/jwt_templates…`, `/v1/jwks`),
+//! so the official `@clerk/backend` SDK and `keel_auth`'s Clerk authenticator work against it
+//! unchanged.
 //!
 //! Embed it with [`Idp::open`] + [`Idp::router`] / [`Idp::serve`], or run [`serve`]. The same
 //! operations are available in-process on [`Idp`] (create user, verify password, sessions,
 //! tokens, key rotation).
 //!
 //! State lives in `<data_dir>/idp/`: `idp.sqlite3` (users, addresses, pending codes, sessions,
-//! keys) and `secret_key` (the `sk_test_…` Backend-API key, created on first start).
+//! keys, JWT templates), `secret_key` (the `sk_test_…` Backend-API key) and `webhook_secret`
+//! (the `whsec_…` webhook signing secret), both created on first start.
+//!
+//! # Webhooks
+//! With [`IdpConfig::webhook_urls`], Clerk's `user.*` and `session.*` events go to each
+//! endpoint, signed with [`Idp::webhook_secret`] (verify them with Clerk's `verifyWebhook`,
+//! the `svix` or `standardwebhooks` packages, or `keel_auth::webhooks`). Delivery runs in the
+//! background with retries and never slows the operation that caused the event.
 //!
 //! # Email verification
 //! Addresses a visitor signs up with are created unverified (Clerk's `reserved`); the
@@ -72,19 +80,28 @@
 //!   changes users, `store::codes` keeps pending codes, `store::second_factor` TOTP secrets
 //!   and backup codes ([`TwoFactor`]).
 //! * `keys` — RSA-2048 key ring: generation, signing, JWKS, rotation.
-//! * `tokens` — claims of session tokens and templates.
+//! * `tokens` — claims of session tokens, token categories.
+//! * `templates` — JWT templates ([`JwtTemplate`]): checks, Clerk's shortcodes
+//!   (`templates::shortcodes`), the `convex` template seeded at first start, minting claims.
+//! * `api_templates` — the `/v1/jwt_templates` routes.
 //! * `hashing` — the bounded pool of argon2id workers: reused memory, queue, PHC strings.
 //! * `passwords` — rules for new passwords: length, common passwords, zxcvbn strength.
 //! * `email` — parsing email addresses into their canonical form.
 //! * `throttle` — the sign-in and sign-up throttles and their refusals.
 //! * `limiter` — their building blocks: token buckets, growing delays, address keys and maps
 //!   of bounded size.
+//! * `webhooks` — Clerk's webhook events, signed as Svix / Standard Webhooks, delivered by a
+//!   background worker with retries; `webhooks::delivery` (the worker, [`WebhookRetry`]),
+//!   `webhooks::signature` (the `whsec_` secret), `webhooks::log` (the delivery log).
+//! * `api_webhooks` — `GET /v1/webhooks/deliveries`, the delivery log.
 //! * `ids` — random ids and secrets.
 //! * `error` — [`IdpError`] and Clerk-shaped [`ApiError`] (with `Retry-After`).
 
 mod api;
 mod api_accounts;
 mod api_second_factor;
+mod api_templates;
+mod api_webhooks;
 mod email;
 mod error;
 mod hashing;
@@ -98,11 +115,13 @@ mod passwords;
 mod second_factor;
 mod smtp;
 mod store;
+mod templates;
 mod throttle;
 mod tokens;
 mod totp;
 mod users;
 mod verification;
+mod webhooks;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -117,10 +136,11 @@ pub use passwords::{MAX_PASSWORD_BYTES, MIN_PASSWORD_LENGTH, MIN_PASSWORD_SCORE}
 pub use second_factor::{BACKUP_CODE_COUNT, SecondFactorCode, TotpEnrolment};
 pub use smtp::SmtpError;
 pub use store::{EmailAddress, Session, SessionStatus, TwoFactor, User};
-pub use tokens::TEMPLATES;
+pub use templates::{CONVEX_TEMPLATE, JwtTemplate, JwtTemplateDraft, RESERVED_CLAIMS};
 pub use totp::TotpSecret;
 pub use users::{UserListQuery, UserUpdate};
 pub use verification::TEST_CODE;
+pub use webhooks::{DeliveryOutcome, DeliveryRecord, WebhookRetry};
 
 /// Settings of the idp. Build with [`IdpConfig::new`] and adjust fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,9 +151,10 @@ pub struct IdpConfig {
     pub issuer: Option<String>,
     /// Session-token lifetime (`KEEL_SESSION_TOKEN_TTL`, default 60 s).
     pub session_token_ttl: Duration,
-    /// Template-token lifetime (`KEEL_TEMPLATE_TOKEN_TTL`, default 60 s).
+    /// Lifetime of the `convex` template the idp adds (`KEEL_TEMPLATE_TOKEN_TTL`, default
+    /// 60 s); applied at each start until the template is changed through the Backend API.
     pub template_token_ttl: Duration,
-    /// Per-template overrides of `template_token_ttl`.
+    /// Per-template lifetimes overriding the stored templates' own (by template name).
     pub template_token_ttls: BTreeMap<String, Duration>,
     /// `azp` put in tokens when the request carries no `Origin` (e.g. the web tier's origin).
     pub authorized_party: Option<String>,
@@ -172,6 +193,11 @@ pub struct IdpConfig {
     pub code_max_attempts: u32,
     /// Shortest time between two codes sent to one address (default 30 s).
     pub code_resend_interval: Duration,
+    /// Endpoints that receive webhook events (`--idp-webhook-url`, `KEEL_IDP_WEBHOOK_URLS`);
+    /// none by default.
+    pub webhook_urls: Vec<String>,
+    /// How failed webhook deliveries are retried.
+    pub webhook_retry: WebhookRetry,
 }
 
 impl IdpConfig {
@@ -209,6 +235,8 @@ impl IdpConfig {
             code_lifetime: Duration::from_secs(600),
             code_max_attempts: 5,
             code_resend_interval: Duration::from_secs(30),
+            webhook_urls: Vec::new(),
+            webhook_retry: WebhookRetry::default(),
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::idp::Idp;
 use crate::metadata;
 use crate::passwords;
 use crate::store::{Session, SessionStatus, User, UserChanges, UserOrder, UserQuery};
+use crate::webhooks::EventType;
 
 /// Longest first name, last name or username accepted.
 const MAX_NAME_CHARS: usize = 256;
@@ -241,6 +242,7 @@ impl Idp {
                 self.sign_out_everywhere(user_id)?;
             }
         }
+        self.emit_user_updated(user_id);
         self.user(user_id)
     }
 
@@ -340,12 +342,15 @@ impl Idp {
         {
             return Err(ApiError::not_found("user", user_id));
         }
+        self.emit_user_updated(user_id);
         self.user(user_id)
     }
 
     /// Deletes a user (`DELETE /v1/users/{id}`): their addresses, codes and sessions go too,
     /// so no token can be minted for them again.
     pub fn delete_user(&self, user_id: &str) -> Result<(), ApiError> {
+        // Read before they go: their `session.ended` events carry them.
+        let active = self.user_sessions(user_id, Some("active"))?;
         match self
             .inner
             .store
@@ -353,6 +358,12 @@ impl Idp {
         {
             Some(ended) => {
                 tracing::info!(user_id, ended_sessions = ended.len(), "user deleted");
+                for mut session in active.into_iter().filter(|s| ended.contains(&s.id)) {
+                    session.status = SessionStatus::Ended;
+                    session.updated_at = crate::ids::now_ms();
+                    self.emit_session(EventType::SessionEnded, &session);
+                }
+                self.emit_user_deleted(user_id);
                 Ok(())
             }
             None => Err(ApiError::not_found("user", user_id)),
@@ -431,6 +442,11 @@ impl Idp {
             .store
             .revoke_sessions_of(user_id, None, crate::ids::now_ms())?;
         tracing::info!(user_id, revoked = revoked.len(), "signed out everywhere");
+        for id in &revoked {
+            if let Ok(session) = self.session(id) {
+                self.emit_session(EventType::SessionRevoked, &session);
+            }
+        }
         Ok(revoked)
     }
 }

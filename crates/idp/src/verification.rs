@@ -87,6 +87,7 @@ impl Idp {
         self.check_code(email_id, &email, CodePurpose::VerifyEmail, code, true)?;
         self.inner.store.mark_verified(email_id, "email_code")?;
         tracing::info!(user_id, email_id, "email address verified");
+        self.emit_user_updated(&user_id);
         self.user(&user_id)
     }
 
@@ -148,6 +149,7 @@ impl Idp {
         }
         self.sign_out_everywhere(&user.id)?;
         tracing::info!(user_id = %user.id, "password reset by email code");
+        self.emit_user_updated(&user.id);
         self.user(&user.id)
     }
 

@@ -376,6 +376,15 @@ pub struct IdpFlags {
         default_value = "Keel <no-reply@localhost>"
     )]
     pub mail_from: String,
+    /// Endpoints that receive Clerk's webhook events (`user.*`, `session.*`), signed with the
+    /// secret in `<data dir>/idp/webhook_secret`; repeat the flag or separate with commas.
+    #[arg(
+        long = "idp-webhook-url",
+        env = "KEEL_IDP_WEBHOOK_URLS",
+        value_name = "URL",
+        value_delimiter = ','
+    )]
+    pub webhook_urls: Vec<String>,
 }
 
 /// The flags of the process, whichever services it runs.
@@ -704,6 +713,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("--client-logs"), "{error}");
+    }
+
+    #[test]
+    fn idp_webhook_urls_repeat_or_split_on_commas() {
+        let config = parse(&[
+            "idp",
+            "--idp-webhook-url",
+            "http://127.0.0.1:1/a,http://127.0.0.1:2/b",
+            "--idp-webhook-url",
+            "https://hooks.example/c",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.idp.webhook_urls,
+            [
+                "http://127.0.0.1:1/a",
+                "http://127.0.0.1:2/b",
+                "https://hooks.example/c"
+            ]
+        );
+        assert!(parse(&[]).unwrap().idp.webhook_urls.is_empty());
     }
 
     #[test]

@@ -233,6 +233,11 @@ impl Services {
                 idp.idp.secret_key(),
                 idp.idp.secret_key_path().display()
             ));
+            announce(&format!(
+                "idp webhook secret: {} (stored in {})",
+                idp.idp.webhook_secret(),
+                idp.idp.webhook_secret_path().display()
+            ));
         }
         if let Some(backend) = &self.backend {
             if let Some(cluster) = backend.backend.cluster() {
@@ -386,6 +391,14 @@ impl IdpService {
         idp_config.require_verified_email = config.idp.require_verified_email;
         idp_config.smtp_url = config.idp.smtp_url.clone();
         idp_config.mail_from = config.idp.mail_from.clone();
+        // `KEEL_IDP_WEBHOOK_URLS=` (empty) or a trailing comma names no endpoint.
+        idp_config.webhook_urls = config
+            .idp
+            .webhook_urls
+            .iter()
+            .map(|url| url.trim().to_owned())
+            .filter(|url| !url.is_empty())
+            .collect();
         let local_addr = bound.listener.local_addr()?;
         if idp_config.smtp_url.is_none() && !local_addr.ip().is_loopback() {
             tracing::warn!(%local_addr, "the idp listens beyond this machine without --smtp-url: verification codes are listed on its /dev/mailbox page, readable by anyone who reaches it");

@@ -1,5 +1,6 @@
 //! The reference app's backend: schema, functions (`posts:*`, `users:*`, `files:*`, `stats:*`),
-//! crons and HTTP actions (`POST /posts` on the site, see [`http_routes`]).
+//! crons and HTTP actions (`POST /posts` and `POST /clerk-users-webhook` on the site, see
+//! [`http_routes`]).
 //!
 //! These are the seed app's Convex functions written in Rust, each registered under its typed
 //! reference ([`crate::api`]). The web tier and the Rust tests call them by reference; the
@@ -11,9 +12,9 @@ pub mod posts;
 pub mod stats;
 pub mod users;
 
-pub use http::routes as http_routes;
+pub use http::{WebhookSecret, routes as http_routes, routes_with as http_routes_with};
 pub use posts::{Post, PostView, with_image_url};
-pub use users::Me;
+pub use users::{ClerkUser, ClerkUserId, Me};
 
 use keel_backend::{Auth, Crons, FunctionError, FunctionRegistry};
 use keel_db::Schema;
@@ -54,6 +55,8 @@ pub fn functions() -> FunctionRegistry {
     functions
         .query(api::users::ME, users::me)
         .mutation(api::users::STORE, users::store)
+        .internal_mutation(api::users::UPSERT_FROM_CLERK, users::upsert_from_clerk)
+        .internal_mutation(api::users::DELETE_FROM_CLERK, users::delete_from_clerk)
         .query(api::posts::LIST, posts::list)
         .query(api::posts::PAGE, posts::page)
         .query(api::posts::GET, posts::get)

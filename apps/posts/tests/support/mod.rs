@@ -50,7 +50,18 @@ impl Process {
     /// Starts `keel <args>` and collects its stdout until every line in `until` (prefixes such
     /// as `"web: "`) has appeared.
     pub fn start(args: &[&str], data_dir: &Path, until: &[&str]) -> Process {
+        Process::start_with_env(args, data_dir, until, &[])
+    }
+
+    /// [`Process::start`] with extra environment variables.
+    pub fn start_with_env(
+        args: &[&str],
+        data_dir: &Path,
+        until: &[&str],
+        env: &[(&str, &str)],
+    ) -> Process {
         let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+            .envs(env.iter().copied())
             .env("KEEL_SITE_ADDR", "127.0.0.1:0")
             .args(args)
             .arg("--data-dir")

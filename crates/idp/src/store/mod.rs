@@ -1,8 +1,8 @@
 //! Durable state in one SQLite file (`<data_dir>/idp/idp.sqlite3`): users (with their
 //! metadata), email addresses (with their verification), pending verification codes, sessions
-//! and signing keys. Users and their sessions are here; listing and changing users is in
-//! `accounts`, verification codes in `codes`, TOTP secrets and backup codes in
-//! `second_factor`.
+//! signing keys and JWT templates. Users and their sessions are here; listing and changing
+//! users is in `accounts`, verification codes in `codes`, TOTP secrets and backup codes in
+//! `second_factor`, JWT templates in `templates`.
 //!
 //! SQLite rather than JSON files: every change is one small atomic transaction, uniqueness of
 //! email addresses is a constraint, and the file survives crashes without a hand-made
@@ -18,11 +18,13 @@ use serde_json::Value;
 mod accounts;
 mod codes;
 mod second_factor;
+mod templates;
 
 pub(crate) use accounts::{UserChanges, UserOrder, UserQuery};
 pub(crate) use codes::{CodePurpose, PendingCode};
 pub use second_factor::TwoFactor;
 pub(crate) use second_factor::{StoredTotp, load_two_factor};
+pub(crate) use templates::StoredTemplate;
 
 use crate::error::IdpError;
 
@@ -306,6 +308,7 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(second_factor::SCHEMA)?;
+        conn.execute_batch(templates::SCHEMA)?;
         migrate(&conn)?;
         Ok(Store {
             conn: Mutex::new(conn),

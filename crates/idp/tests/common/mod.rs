@@ -74,6 +74,21 @@ impl Running {
         .await
     }
 
+    /// A Backend-API call with a raw JSON body (for malformed JSON).
+    pub async fn send_raw(&self, method: &str, path: &str, body: &str) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.url))
+            .bearer_auth(self.idp.secret_key())
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
     async fn send(
         &self,
         method: &str,
