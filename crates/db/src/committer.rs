@@ -105,10 +105,6 @@ impl Committer {
                     continue;
                 }
             };
-            // Let the writers that are ready to hand in a commit do so before the batch closes:
-            // the replies of one batch wake its writers together, and without this the first of
-            // them to come back would go to disk alone, splitting every group in two.
-            tokio::task::yield_now().await;
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
                 match receiver.try_recv() {

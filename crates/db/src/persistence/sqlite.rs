@@ -9,9 +9,6 @@
 //!   versioned index entries; `internal` is NULL for a tombstone.
 //! * `globals(key, value)`: small named values (the catalog, the largest commit timestamp).
 //!
-//! Reads: an index scan walks `indexes` alone and looks each live key's document up with the
-//! point-read statement ([`DOCUMENT_AT`]), one B-tree search per row.
-//!
 //! Writes: every statement of a commit (`BEGIN`, the inserts, the largest-timestamp update,
 //! `COMMIT`) is a cached prepared statement.
 //!
@@ -89,11 +86,9 @@ fn connect(path: &Path, pragmas: &str) -> Result<Connection, PersistenceError> {
     Ok(conn)
 }
 
-/// Writer settings: WAL, and a sync of the WAL before a commit returns; the readers' 16 MiB page
-/// cache, so that a commit finds the B-tree pages it changes in memory (with SQLite's default
-/// 2 MiB the writer read several pages per commit back from the WAL file).
-const WRITER_PRAGMAS: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
-     PRAGMA busy_timeout=10000; PRAGMA cache_size=-16384;";
+/// Writer settings: WAL, and a sync of the WAL before a commit returns.
+const WRITER_PRAGMAS: &str =
+    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000;";
 
 /// Reader settings: a 16 MiB page cache and memory-mapped reads of the main file (pages still in
 /// the WAL are read from it as usual).
@@ -318,29 +313,25 @@ fn revisions_between(
     Ok(changed)
 }
 
-/// The scan query: the index entries in the interval, in key order (each key's versions
-/// together). Index-only: where an entry points is looked up afterwards, per live key (see
-/// [`index_scan`]).
+/// The scan query: index entries in the interval, each joined (inside SQLite, so one statement
+/// serves the whole scan) with its document's newest revision at the read timestamp.
 fn scan_sql(order: Order, bounded: bool) -> String {
     let direction = match order {
         Order::Asc => "ASC",
         Order::Desc => "DESC",
     };
-    let end_clause = if bounded { "AND key < ?4" } else { "" };
+    let end_clause = if bounded { "AND i.key < ?4" } else { "" };
     format!(
-        "SELECT key, ts, table_num, internal FROM indexes \
-         WHERE index_id = ?1 AND key >= ?2 AND ts <= ?3 {end_clause} \
-         ORDER BY key {direction}, ts {direction}"
+        "SELECT i.key, i.ts, i.table_num, i.internal, -d.neg_ts, d.value FROM indexes i \
+         LEFT JOIN documents d ON d.table_num = i.table_num AND d.internal = i.internal AND d.neg_ts = \
+           (SELECT d2.neg_ts FROM documents d2 \
+            WHERE d2.table_num = i.table_num AND d2.internal = i.internal AND d2.neg_ts >= -?3 \
+            ORDER BY d2.neg_ts LIMIT 1) \
+         WHERE i.index_id = ?1 AND i.key >= ?2 AND i.ts <= ?3 {end_clause} \
+         ORDER BY i.key {direction}, i.ts {direction}"
     )
 }
 
-/// Walks the index entries and reads, for each key's newest entry, its document's newest
-/// revision at `ts`.
-///
-/// Why the revision is read here and not joined in the scan statement: the join needs two
-/// B-tree searches per row (one to find the newest revision's timestamp, one to fetch that
-/// row), while [`DOCUMENT_AT`] finds and returns it in one; B-tree searches are most of a
-/// scan's cost (see `docs/BENCHMARKS.md`). Older versions of a key are skipped without a read.
 fn index_scan(
     conn: &Connection,
     index: IndexId,
@@ -355,7 +346,6 @@ fn index_scan(
     let mut stmt = conn
         .prepare_cached(&scan_sql(order, interval.end.is_some()))
         .map_err(storage_err)?;
-    let mut revision_at = conn.prepare_cached(DOCUMENT_AT).map_err(storage_err)?;
     let ts_sql = ts_to_sql(ts)?;
     let mut rows = match &interval.end {
         Some(end) => stmt.query(params![index.0, &interval.start, ts_sql, end]),
@@ -369,19 +359,14 @@ fn index_scan(
         let target = || {
             let table: Option<i64> = row.get(2).map_err(storage_err)?;
             let internal: Option<Vec<u8>> = row.get(3).map_err(storage_err)?;
-            let (Some(table), Some(internal)) = (table, internal) else {
-                return Ok(None);
-            };
-            let revision = revision_at
-                .query_row(params![table, &internal[..], ts_sql], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))
-                })
-                .optional()
-                .map_err(storage_err)?;
-            let id = id_from_parts(table, internal)?;
-            // A tombstone (no value) reads as a missing document, as no revision does.
-            let revision = revision.and_then(|(neg_ts, value)| Some((-neg_ts, value?)));
-            Ok(Some((id, revision)))
+            Ok(match (table, internal) {
+                (Some(table), Some(internal)) => {
+                    let doc_ts: Option<i64> = row.get(4).map_err(storage_err)?;
+                    let value: Option<Vec<u8>> = row.get(5).map_err(storage_err)?;
+                    Some((id_from_parts(table, internal)?, doc_ts.zip(value)))
+                }
+                _ => None,
+            })
         };
         if groups.push(key, entry_ts, target)? {
             break;
@@ -396,8 +381,8 @@ const RAISE_MAX_TS: &str = "INSERT INTO globals (key, value) VALUES (?1, ?2) \
      WHERE CAST(excluded.value AS INTEGER) > CAST(globals.value AS INTEGER)";
 
 /// Runs `f` in a write transaction whose `BEGIN` and `COMMIT` are cached statements (rusqlite's
-/// `Transaction` prepares them anew each time, which costs a commit several microseconds).
-/// On any failure the transaction is rolled back.
+/// `Transaction` prepares both anew for every commit). On any failure the transaction is rolled
+/// back.
 fn in_write_transaction<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> Result<T, PersistenceError>,
