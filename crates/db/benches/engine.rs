@@ -7,6 +7,9 @@
 //! pass over every subscription.
 //! The read and commit figures are repeated on PostgreSQL (the test server,
 //! `KEEL_TEST_POSTGRES_URL`), against raw tokio-postgres statements: see `engine/postgres.rs`.
+//!
+//! `KEEL_BENCH_ONLY` (a comma-separated list of `reads`, `commits`, `postgres`, `invalidation`)
+//! runs only those parts, e.g. to profile one path: `KEEL_BENCH_ONLY=reads perf record -g …`.
 #![allow(clippy::print_stdout)]
 
 #[path = "engine/postgres.rs"]
@@ -80,12 +83,39 @@ impl Figure {
     }
 }
 
-/// Mean microseconds per call of an async operation, run repeatedly for `MEASURE`.
-async fn mean_us<F: AsyncFnMut(usize)>(mut op: F) -> f64 {
+/// The cost of one call: wall-clock and process CPU microseconds (means over `MEASURE`).
+///
+/// Why CPU time too: on a machine shared with other builds, a read waits for a core about as
+/// long as it runs, so wall-clock figures swing by 2× between runs; the process's CPU time per
+/// call (every thread, so blocking-pool hand-offs count) is what the read itself costs.
+#[derive(Clone, Copy)]
+struct Cost {
+    wall: f64,
+    cpu: f64,
+}
+
+/// The process's CPU time (user + system, all threads) in microseconds, from `/proc/self/stat`
+/// (in USER_HZ = 100 ticks per second, so about ±1 % over `MEASURE`).
+fn process_cpu_us() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line; 12 and 13 after the name.
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) * 10_000.0
+}
+
+/// Mean cost per call of an async operation, run repeatedly for `MEASURE`.
+async fn mean_us<F: AsyncFnMut(usize)>(mut op: F) -> Cost {
     for i in 0..200 {
         op(i).await;
     }
-    let start = Instant::now();
+    let (start, cpu) = (Instant::now(), process_cpu_us());
     let mut n = 0;
     while start.elapsed() < MEASURE {
         for _ in 0..64 {
@@ -93,14 +123,17 @@ async fn mean_us<F: AsyncFnMut(usize)>(mut op: F) -> f64 {
             n += 1;
         }
     }
-    start.elapsed().as_secs_f64() * 1e6 / n as f64
+    Cost {
+        wall: start.elapsed().as_secs_f64() * 1e6 / n as f64,
+        cpu: (process_cpu_us() - cpu) / n as f64,
+    }
 }
 
-fn mean_us_sync(mut op: impl FnMut(usize)) -> f64 {
+fn mean_us_sync(mut op: impl FnMut(usize)) -> Cost {
     for i in 0..200 {
         op(i);
     }
-    let start = Instant::now();
+    let (start, cpu) = (Instant::now(), process_cpu_us());
     let mut n = 0;
     while start.elapsed() < MEASURE {
         for _ in 0..64 {
@@ -108,7 +141,10 @@ fn mean_us_sync(mut op: impl FnMut(usize)) -> f64 {
             n += 1;
         }
     }
-    start.elapsed().as_secs_f64() * 1e6 / n as f64
+    Cost {
+        wall: start.elapsed().as_secs_f64() * 1e6 / n as f64,
+        cpu: (process_cpu_us() - cpu) / n as f64,
+    }
 }
 
 /// A raw connection with the engine's settings (WAL, full sync, the readers' cache and mmap).
@@ -169,6 +205,7 @@ async fn reads(dir: &Path) -> Vec<Figure> {
     // Engine and baseline alternate, ROUNDS times; the median of each is reported (the machine
     // is shared, so a single run of each can land on a busy moment).
     let mut samples: [Vec<f64>; 5] = Default::default();
+    let mut cpu_samples: [Vec<f64>; 5] = Default::default();
     for _ in 0..ROUNDS {
         let point_s = mean_us(async |i| {
             let mut tx = db.begin();
@@ -224,15 +261,14 @@ async fn reads(dir: &Path) -> Vec<Figure> {
             assert_eq!(docs.len(), 100);
         })
         .await;
-        for (slot, value) in
-            samples
-                .iter_mut()
-                .zip([point_s, point_raw_s, range_s, range_raw_s, desc_s])
-        {
-            slot.push(value);
+        let round = [point_s, point_raw_s, range_s, range_raw_s, desc_s];
+        for ((slot, cpu_slot), cost) in samples.iter_mut().zip(&mut cpu_samples).zip(round) {
+            slot.push(cost.wall);
+            cpu_slot.push(cost.cpu);
         }
     }
     let [point, point_raw, range, range_raw, desc] = samples.map(median);
+    let [point_cpu, point_raw_cpu, range_cpu, range_raw_cpu, desc_cpu] = cpu_samples.map(median);
     vec![
         Figure {
             name: "point read (`get` by id)",
@@ -258,6 +294,30 @@ async fn reads(dir: &Path) -> Vec<Figure> {
             baseline_name: "same asc rusqlite SELECT",
             higher_is_better: false,
         },
+        Figure {
+            name: "point read, process CPU time",
+            unit: "µs",
+            engine: point_cpu,
+            baseline: point_raw_cpu,
+            baseline_name: "rusqlite primary-key SELECT",
+            higher_is_better: false,
+        },
+        Figure {
+            name: "100-row index range read (asc), process CPU time",
+            unit: "µs",
+            engine: range_cpu,
+            baseline: range_raw_cpu,
+            baseline_name: "rusqlite index range SELECT … LIMIT 100",
+            higher_is_better: false,
+        },
+        Figure {
+            name: "100-row index range read (desc), process CPU time",
+            unit: "µs",
+            engine: desc_cpu,
+            baseline: range_raw_cpu,
+            baseline_name: "same asc rusqlite SELECT",
+            higher_is_better: false,
+        },
     ]
 }
 
@@ -275,6 +335,19 @@ pub(crate) enum Write {
 
 /// Commits per second with `writers` concurrent tasks for `MEASURE`.
 async fn commit_rate(db: &Database, writers: usize, write: Write) -> f64 {
+    commit_run(db, writers, write).await.rate
+}
+
+/// What a [`commit_run`] achieved.
+struct CommitRun {
+    /// Commits per second.
+    rate: f64,
+    /// Transactions run per commit (1 when none conflicted): how much work conflicts waste.
+    attempts_per_commit: f64,
+}
+
+/// [`commit_rate`], with the attempts each commit took.
+async fn commit_run(db: &Database, writers: usize, write: Write) -> CommitRun {
     let start = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..writers {
@@ -313,14 +386,19 @@ async fn commit_rate(db: &Database, writers: usize, write: Write) -> f64 {
                     Err(e) => panic!("{e}"),
                 }
             }
-            done
+            (done, attempt)
         }));
     }
-    let mut total = 0;
+    let (mut total, mut attempts) = (0, 0);
     for t in tasks {
-        total += t.await.unwrap();
+        let (done, tried) = t.await.unwrap();
+        total += done;
+        attempts += tried;
     }
-    total as f64 / start.elapsed().as_secs_f64()
+    CommitRun {
+        rate: total as f64 / start.elapsed().as_secs_f64(),
+        attempts_per_commit: attempts as f64 / total.max(1) as f64,
+    }
 }
 
 /// Raw rusqlite commits per second: each thread its own connection, one transaction per write.
@@ -382,13 +460,16 @@ async fn commits(dir: &Path) -> Vec<Figure> {
     let counter = tx.insert("counters", o).await.unwrap();
     db.commit(tx).await.unwrap();
     let mut samples: [Vec<f64>; 7] = Default::default();
+    let mut attempts = Vec::new();
     for _ in 0..ROUNDS {
+        let increments = commit_run(&db, 8, Write::Increment(counter)).await;
+        attempts.push(increments.attempts_per_commit);
         let round = [
             commit_rate(&db, 1, Write::Insert).await,
             raw_commit_rate(&dir.join("raw-1.sqlite3"), 1, false),
             commit_rate(&db, 8, Write::Insert).await,
             raw_commit_rate(&dir.join("raw-8.sqlite3"), 8, false),
-            commit_rate(&db, 8, Write::Increment(counter)).await,
+            increments.rate,
             raw_commit_rate(&dir.join("raw-c.sqlite3"), 8, true),
             commit_rate(&db, 1, Write::KeyedInsert).await,
         ];
@@ -396,6 +477,7 @@ async fn commits(dir: &Path) -> Vec<Figure> {
             slot.push(value);
         }
     }
+    let attempts = median(attempts);
     let [
         one,
         one_raw,
@@ -438,6 +520,14 @@ async fn commits(dir: &Path) -> Vec<Figure> {
             baseline_name: "rusqlite BEGIN IMMEDIATE read+UPDATE, 8 threads",
             higher_is_better: true,
         },
+        Figure {
+            name: "conflicting increments, 8 writers: transactions run per commit",
+            unit: "runs",
+            engine: attempts,
+            baseline: 1.0,
+            baseline_name: "rusqlite: the write lock serialises, every run commits",
+            higher_is_better: false,
+        },
     ]
 }
 
@@ -462,7 +552,8 @@ fn invalidation(count: usize) -> Figure {
         assert_eq!(hits, 1);
         subs[target] = manager.subscribe(read_sets[target].clone(), Timestamp(ts));
         ts += 1;
-    });
+    })
+    .wall;
     // Baseline: the same commit checked against every subscription's read set.
     let baseline = mean_us_sync(|i| {
         let written = key((i * 7919) % count);
@@ -471,7 +562,8 @@ fn invalidation(count: usize) -> Figure {
             .filter(|rs| rs.contains(index, &written))
             .count();
         assert_eq!(hits, 1);
-    });
+    })
+    .wall;
     Figure {
         name: if count == 10_000 {
             "invalidation, 1-key commit, 10k subscriptions"
@@ -493,17 +585,30 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let only = std::env::var("KEEL_BENCH_ONLY").ok();
+    let runs = |part: &str| {
+        only.as_deref()
+            .is_none_or(|list| list.split(',').any(|p| p.trim() == part))
+    };
     println!("| benchmark | engine | baseline | ratio (engine cost / baseline cost) |");
     println!("|---|---|---|---|");
-    for figure in runtime.block_on(reads(dir.path())) {
-        figure.print();
+    if runs("reads") {
+        for figure in runtime.block_on(reads(dir.path())) {
+            figure.print();
+        }
     }
-    for figure in runtime.block_on(commits(dir.path())) {
-        figure.print();
+    if runs("commits") {
+        for figure in runtime.block_on(commits(dir.path())) {
+            figure.print();
+        }
     }
-    for figure in runtime.block_on(postgres::figures()) {
-        figure.print();
+    if runs("postgres") {
+        for figure in runtime.block_on(postgres::figures()) {
+            figure.print();
+        }
     }
-    invalidation(10_000).print();
-    invalidation(100_000).print();
+    if runs("invalidation") {
+        invalidation(10_000).print();
+        invalidation(100_000).print();
+    }
 }

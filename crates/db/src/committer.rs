@@ -4,7 +4,9 @@
 //! Commits that arrive while a write is in flight queue up and go to persistence together in the
 //! next batch (group commit): each is validated in order against the write log and against the
 //! commits before it in the batch, then the whole batch is written in one durable step. A commit
-//! is acknowledged only after that step returns.
+//! is acknowledged only after that step returns. A commit that loses to another of its own batch
+//! is told so only once the winner is published, so that its re-run reads the winner's write and
+//! does not conflict a second time.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -117,6 +119,10 @@ impl Committer {
 
     async fn commit_batch(&mut self, batch: Vec<CommitJob>) {
         let mut accepted: Vec<(Reply, Arc<WriteLogEntry>)> = Vec::new();
+        // Losers to a commit of this same batch hear of it only once that commit is published:
+        // told earlier, they would re-run at a snapshot that does not have it yet, and conflict
+        // again (a second round of work for nothing).
+        let mut deferred: Vec<(Reply, Conflict)> = Vec::new();
         let mut records = Vec::new();
         for job in batch {
             let checked = self.shared.write_log.read().conflict(
@@ -135,13 +141,15 @@ impl Committer {
                     continue;
                 }
             };
-            let conflict = conflict.or_else(|| {
-                accepted
-                    .iter()
-                    .find_map(|(_, entry)| entry.conflict_with(&job.reads))
-            });
             if let Some(conflict) = conflict {
                 let _ = job.reply.send(Err(occ(conflict)));
+                continue;
+            }
+            if let Some(conflict) = accepted
+                .iter()
+                .find_map(|(_, entry)| entry.conflict_with(&job.reads))
+            {
+                deferred.push((job.reply, conflict));
                 continue;
             }
             let ts = self.last_ts.succ().max(Timestamp::now());
@@ -190,6 +198,9 @@ impl Committer {
             for (reply, _) in accepted {
                 let _ = reply.send(Err(DbError::Storage(e.to_string())));
             }
+            for (reply, conflict) in deferred {
+                let _ = reply.send(Err(occ(conflict)));
+            }
             return;
         }
         {
@@ -208,6 +219,9 @@ impl Committer {
         self.shared.commits.send_replace(self.last_ts);
         for (reply, entry) in accepted {
             let _ = reply.send(Ok(entry.ts));
+        }
+        for (reply, conflict) in deferred {
+            let _ = reply.send(Err(occ(conflict)));
         }
     }
 }

@@ -732,3 +732,64 @@ async fn shutdown_writes_the_commits_it_holds_and_refuses_later_ones() {
         "exactly the acknowledged commits are stored"
     );
 }
+
+/// Eight increments of one counter from one snapshot, handed to the committer together: one
+/// commits, and each loser hears of its conflict only once the winner is published, so that its
+/// re-run reads the winner's write (a loser told earlier would re-run at the old snapshot and
+/// conflict a second time). Every re-run, done one after another, commits at its first try.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflict_loser_reruns_on_the_winners_write() {
+    let t = fresh().await;
+    let mut tx = t.db.begin();
+    let id = tx
+        .insert("counters", fields(obj! { "name" => "c", "n" => 0i64 }))
+        .await
+        .unwrap();
+    t.db.commit(tx).await.unwrap();
+    let increment = |mut tx: keel_db::Transaction| async move {
+        let n = match tx.get(id).await.unwrap().unwrap().fields.get("n") {
+            Some(Value::Int64(n)) => *n,
+            other => panic!("counter holds {other:?}"),
+        };
+        tx.patch(id, fields(obj! { "n" => n + 1 }), &[])
+            .await
+            .unwrap();
+        tx
+    };
+    let mut expected = 0;
+    for _ in 0..10 {
+        let mut txs = Vec::new();
+        for _ in 0..8 {
+            txs.push(increment(t.db.begin()).await);
+        }
+        let outcomes = futures::future::join_all(txs.into_iter().map(|tx| async {
+            let outcome = t.db.commit(tx).await;
+            // What a re-run begun right now would read.
+            (outcome, t.db.latest_ts())
+        }))
+        .await;
+        let winners: Vec<_> = outcomes
+            .iter()
+            .filter_map(|(outcome, _)| outcome.as_ref().ok().copied())
+            .collect();
+        assert_eq!(winners.len(), 1, "one snapshot, one counter: one commit");
+        expected += 1;
+        for (outcome, latest) in &outcomes {
+            let Err(error) = outcome else { continue };
+            assert!(error.is_occ(), "{error}");
+            assert!(
+                *latest >= winners[0],
+                "the loser was told before the winner ({}) was published (latest {latest})",
+                winners[0]
+            );
+            let rerun = increment(t.db.begin()).await;
+            t.db.commit(rerun).await.unwrap();
+            expected += 1;
+        }
+    }
+    let mut tx = t.db.begin();
+    assert_eq!(
+        tx.get(id).await.unwrap().unwrap().fields["n"],
+        Value::Int64(expected)
+    );
+}

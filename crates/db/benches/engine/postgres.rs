@@ -118,8 +118,8 @@ async fn reads(pg: &PostgresTestSchema, db: &Database) -> Vec<Figure> {
             .await,
             mean_us(async |i| range_query(i, keel_db::Order::Desc).await).await,
         ];
-        for (slot, value) in samples.iter_mut().zip(round) {
-            slot.push(value);
+        for (slot, cost) in samples.iter_mut().zip(round) {
+            slot.push(cost.wall);
         }
     }
     let [point, point_raw, range, range_raw, desc] = samples.map(median);

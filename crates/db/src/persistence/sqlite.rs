@@ -9,6 +9,9 @@
 //!   versioned index entries; `internal` is NULL for a tombstone.
 //! * `globals(key, value)`: small named values (the catalog, the largest commit timestamp).
 //!
+//! Writes: every statement of a commit (`BEGIN`, the inserts, the largest-timestamp update,
+//! `COMMIT`) is a cached prepared statement.
+//!
 //! Durability: `synchronous=FULL`, so a write returns only after the WAL is synced. SQLite is
 //! synchronous: writes and long scans run on Tokio's blocking pool, point reads and short scans
 //! inline (see `read_inline`); one writer connection behind a mutex, and a pool of reader
@@ -372,16 +375,43 @@ fn index_scan(
     groups.finish()
 }
 
-fn write_commits(conn: &mut Connection, commits: &[CommitRecord]) -> Result<(), PersistenceError> {
-    let tx = conn.transaction().map_err(storage_err)?;
-    let mut max_ts = None;
+/// Raises the stored largest commit timestamp to `?2` (never lowers it).
+const RAISE_MAX_TS: &str = "INSERT INTO globals (key, value) VALUES (?1, ?2) \
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value \
+     WHERE CAST(excluded.value AS INTEGER) > CAST(globals.value AS INTEGER)";
+
+/// Runs `f` in a write transaction whose `BEGIN` and `COMMIT` are cached statements (rusqlite's
+/// `Transaction` prepares both anew for every commit). On any failure the transaction is rolled
+/// back.
+fn in_write_transaction<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, PersistenceError>,
+) -> Result<T, PersistenceError> {
+    let run = |sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut stmt| stmt.execute([]))
+            .map_err(storage_err)
+    };
+    run("BEGIN")?;
+    let result = f(conn).and_then(|value| run("COMMIT").map(|_| value));
+    if result.is_err()
+        && !conn.is_autocommit()
+        && let Err(e) = conn.execute_batch("ROLLBACK")
     {
+        tracing::error!(error = %e, "sqlite: rollback of a failed write failed");
+    }
+    result
+}
+
+fn write_commits(conn: &Connection, commits: &[CommitRecord]) -> Result<(), PersistenceError> {
+    in_write_transaction(conn, |tx| {
         let mut insert_doc = tx
             .prepare_cached("INSERT INTO documents (table_num, internal, neg_ts, value, prev_ts) VALUES (?1, ?2, ?3, ?4, ?5)")
             .map_err(storage_err)?;
         let mut insert_entry = tx
             .prepare_cached("INSERT INTO indexes (index_id, key, ts, table_num, internal) VALUES (?1, ?2, ?3, ?4, ?5)")
             .map_err(storage_err)?;
+        let mut max_ts = None;
         for commit in commits {
             max_ts = max_ts.max(Some(commit.ts));
             for rev in &commit.documents {
@@ -402,7 +432,7 @@ fn write_commits(conn: &mut Connection, commits: &[CommitRecord]) -> Result<(), 
             }
             for entry in &commit.index_entries {
                 let table = entry.document.map(|d| d.table.0);
-                let internal = entry.document.map(|d| d.internal.to_vec());
+                let internal = entry.document.as_ref().map(|d| &d.internal[..]);
                 insert_entry
                     .execute(params![
                         entry.index.0,
@@ -415,16 +445,14 @@ fn write_commits(conn: &mut Connection, commits: &[CommitRecord]) -> Result<(), 
             }
         }
         if let Some(max_ts) = max_ts {
-            tx.execute(
-                "INSERT INTO globals (key, value) VALUES (?1, ?2) \
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value \
-                 WHERE CAST(excluded.value AS INTEGER) > CAST(globals.value AS INTEGER)",
-                params![MAX_TS_KEY, max_ts.0.to_string().into_bytes()],
-            )
-            .map_err(storage_err)?;
+            tx.prepare_cached(RAISE_MAX_TS)
+                .and_then(|mut stmt| {
+                    stmt.execute(params![MAX_TS_KEY, max_ts.0.to_string().into_bytes()])
+                })
+                .map_err(storage_err)?;
         }
-    }
-    tx.commit().map_err(storage_err)
+        Ok(())
+    })
 }
 
 #[async_trait]
