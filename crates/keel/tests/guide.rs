@@ -3,7 +3,7 @@
 //! project, its tests, the app in one process (its page, a note added over the HTTP API, a
 //! sign-up), then the identity provider, two backend nodes on PostgreSQL (committer and
 //! follower) and the web tier as four processes. Every ```` ```rust ```` block is code `keel new`
-//! writes.
+//! writes; every ```` ```rust,ignore ```` block is an excerpt of the reference app (`apps/posts`).
 //!
 //! What differs from a person following the guide, and only this:
 //! * `../myapp` is a new temporary directory with a name of its own (a project's build in the
@@ -99,6 +99,20 @@ fn the_guide_shows_the_commands_this_test_runs_and_the_code_keel_new_writes() {
     .iter()
     .map(|file| std::fs::read_to_string(dir.join(file)).expect("a generated file"))
     .collect();
+    // Excerpts of the reference app (```` ```rust,ignore ````) are its code, word for word.
+    let app: String = ["functions/http.rs", "functions/mod.rs", "web/mod.rs"]
+        .iter()
+        .map(|file| {
+            let path = keel::default_keel_path().join("apps/posts/src").join(file);
+            std::fs::read_to_string(&path).expect("a reference app file")
+        })
+        .collect();
+    for block in blocks("rust,ignore") {
+        assert!(
+            app.contains(&block),
+            "this excerpt of docs/GUIDE.md is not the reference app's code:\n{block}"
+        );
+    }
     let code = blocks("rust");
     assert!(code.len() >= 5, "{code:?}");
     for block in code {
