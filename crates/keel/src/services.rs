@@ -14,8 +14,9 @@ use keel_auth::{
     ProviderConfig, PublishableKey,
 };
 use keel_backend::{
-    AdminKey, Backend, BackendConfig, BlobStorage, Cluster, ClusterConfig, StorageConfig,
+    AdminKey, Backend, BackendConfig, BlobStorage, Cluster, ClusterConfig, InProcess, StorageConfig,
 };
+use keel_client::InProcessBackend;
 use keel_db::blobs::LocalBlobStore;
 use keel_db::{Database, Persistence, PostgresPersistence, SqlitePersistence};
 use keel_idp::{Idp, IdpConfig};
@@ -185,10 +186,15 @@ impl Services {
         };
         let web = match web {
             Some(bound) => {
-                let backend_url = match (&config.web.backend_url, &backend) {
-                    (Some(url), _) => url.clone(),
-                    (None, Some(backend)) => backend.bound.url.clone(),
-                    (None, None) => format!("http://{}", config.backend.addr),
+                // The backend beside the web tier is called in process (no loopback HTTP),
+                // unless the web tier was pointed at another one.
+                let (backend_url, in_process) = match (&config.web.backend_url, &backend) {
+                    (Some(url), _) => (url.clone(), None),
+                    (None, Some(backend)) => (
+                        backend.bound.url.clone(),
+                        Some(InProcess::shared(backend.backend.clone())),
+                    ),
+                    (None, None) => (format!("http://{}", config.backend.addr), None),
                 };
                 let idp_url = match (&config.web.idp_url, &idp) {
                     (Some(url), _) => url.clone(),
@@ -206,7 +212,7 @@ impl Services {
                     app,
                     config,
                     clerk,
-                    &backend_url,
+                    (&backend_url, in_process),
                     &idp_url,
                     &secret_key,
                     bound,
@@ -537,19 +543,21 @@ async fn open_database(
 }
 
 impl WebService {
-    /// The web tier: real Clerk when `CLERK_*` is set, else the local idp at `idp_url`.
+    /// The web tier: real Clerk when `CLERK_*` is set, else the local idp at `idp_url`; the
+    /// backend at `backend_url`, called directly when it runs in this process (`in_process`).
     #[allow(clippy::too_many_arguments)]
     fn open(
         app: &App,
         config: &Config,
         clerk: Option<ClerkConfig>,
-        backend_url: &str,
+        (backend_url, in_process): (&str, Option<Arc<dyn InProcessBackend>>),
         idp_url: &str,
         secret_key: &str,
         bound: Bound,
         metrics_access: MetricsAccess,
     ) -> anyhow::Result<WebService> {
-        let start = keel_start::StartConfig::new(backend_url);
+        let mut start = keel_start::StartConfig::new(backend_url);
+        start.in_process_backend = in_process;
         let mut start = match clerk {
             Some(clerk) => {
                 let clerk =
