@@ -1,7 +1,8 @@
-//! How the web tier reaches the backend, in both deployment shapes: `keel` (one process) calls
-//! the backend's functions directly — SSR and server functions make no HTTP request to the
-//! backend, as its `/metrics` shows — while `keel web` + `keel backend` use the HTTP API. Pages,
-//! forms and the errors a visitor sees are the same either way.
+//! How the web tier reaches the backend and the idp, in both deployment shapes: `keel` (one
+//! process) calls the backend's functions and the idp's Backend API directly — SSR, server
+//! functions and sign-ups make no HTTP request to either, as their `/metrics` show — while
+//! `keel web` + `keel backend` + `keel idp` use HTTP. Pages, forms and the errors a visitor sees
+//! are the same either way.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -21,7 +22,29 @@ const API_ROUTES: [&str; 5] = [
 
 /// The backend's metrics, scraped.
 async fn backend_metrics(deployment: &Deployment) -> keel_testing::prometheus::Metrics {
-    let text = reqwest::get(format!("{}/metrics", deployment.backend))
+    metrics(&deployment.backend).await
+}
+
+/// The Backend-API requests (`/v1/…`) the idp answered over HTTP, apart from its signing keys
+/// (`/v1/jwks`, fetched once and cached).
+async fn idp_api_requests(deployment: &Deployment) -> f64 {
+    let metrics = metrics(&deployment.idp).await;
+    metrics
+        .samples
+        .iter()
+        .filter(|s| s.name == "keel_http_requests_total")
+        .filter(|s| {
+            s.labels
+                .get("route")
+                .is_some_and(|r| r.starts_with("/v1/") && r != "/v1/jwks")
+        })
+        .map(|s| s.value)
+        .sum()
+}
+
+/// A service's metrics, scraped.
+async fn metrics(service: &str) -> keel_testing::prometheus::Metrics {
+    let text = reqwest::get(format!("{service}/metrics"))
         .await
         .unwrap()
         .text()
@@ -86,12 +109,14 @@ async fn one_process_calls_the_backend_without_http() {
         3.0,
         "two posts created, one refused"
     );
-    // …and none of them was an HTTP request to the backend.
+    // …and none of them was an HTTP request to the backend, nor the sign-up's and the tokens'
+    // calls to the idp.
     assert_eq!(
         api_requests(&metrics),
         0.0,
         "no loopback HTTP in one process"
     );
+    assert_eq!(idp_api_requests(&deployment).await, 0.0, "nor to the idp");
     // The backend's HTTP API still serves other clients.
     let token = deployment
         .backend_token(&format!("api-{}@example.com", rand_suffix()))
@@ -118,6 +143,8 @@ async fn separate_processes_call_the_backend_over_http() {
     assert!(requests("/api/query_ts") >= 3.0);
     assert!(requests("/api/query_at_ts") >= 6.0);
     assert_eq!(requests("/api/mutation"), 3.0);
+    // Sign-up, session and tokens through the idp's Backend API over HTTP.
+    assert!(idp_api_requests(&deployment).await >= 3.0);
     assert!(refusal.contains("title"), "{refusal}");
     deployment.assert_alive();
 }
