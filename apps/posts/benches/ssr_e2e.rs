@@ -1,10 +1,13 @@
-//! SSR end to end: the `keel` binary (idp + backend + web tier, built with the bench profile)
-//! on 127.0.0.1, a user signed up through the form with 20 posts, then `GET /posts` with that
-//! user's cookies — session check, `convex` token, consistent backend queries, render — at
-//! concurrency 16 against static responses of the same web server: the stylesheet
-//! (`/_keel/app.css`, a compiled-in file behind the same router and middleware) and the
-//! signed-out home page (SSR with no backend call). Rounds alternate the routes; each figure is
-//! the median of the rounds.
+//! SSR end to end: the `keel` binary (built with the bench profile) on 127.0.0.1, a user signed
+//! up through the form with 20 posts, then `GET /posts` (its first page: 10 posts) with that
+//! user's cookies — session
+//! check, `convex` token, consistent backend queries, render — at concurrency 16 against static
+//! responses of the same web server: the stylesheet (`/_keel/app.css`, a compiled-in file behind
+//! the same router and middleware) and the signed-out home page (SSR with no backend call).
+//! Measured in both shapes: `keel` (idp + backend + web in one process, the web tier calling
+//! the backend directly) and `keel idp` + `keel backend` + `keel web` (three processes, HTTP
+//! between them), one after the other, each against its own static baseline. Rounds alternate
+//! the routes; each figure is the median of the rounds.
 //!
 //! Run with `cargo bench -p keel-posts --bench ssr_e2e` (`-- --quick` for one short round; under
 //! `cargo test` it makes that short round as a smoke test).
@@ -18,48 +21,136 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const CONCURRENCY: usize = 16;
+/// Posts in the database.
 const POSTS: usize = 20;
+/// Posts on `/posts` (its first page, newest first, with a "Load more").
+const FIRST_PAGE: usize = 10;
 
-/// The `keel` binary running all three services in a temp dir.
+/// How the services run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    /// `keel`: idp, backend and web tier in one process (the web tier calls the backend
+    /// directly).
+    OneProcess,
+    /// `keel idp`, `keel backend`, `keel web`: three processes talking HTTP.
+    Separate,
+}
+
+impl Shape {
+    fn name(self) -> &'static str {
+        match self {
+            Shape::OneProcess => "one process",
+            Shape::Separate => "separate processes",
+        }
+    }
+}
+
+/// The `keel` processes of one deployment, in a temp dir.
 struct Keel {
-    child: Child,
+    children: Vec<Child>,
     web: String,
     _dir: tempfile::TempDir,
 }
 
 impl Drop for Keel {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
-fn start_keel() -> Keel {
-    let dir = tempfile::tempdir().expect("a temp dir");
+/// Starts `keel` with `args` on `data_dir`; returns it with the values of the `name: value`
+/// lines it printed, once each of `until` has been printed.
+fn spawn(args: &[&str], data_dir: &std::path::Path, until: &[&str]) -> (Child, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
         // The site (HTTP actions) on a free port too, never the shared default.
         .env("KEEL_SITE_ADDR", "127.0.0.1:0")
-        .args(["--web-addr", "127.0.0.1:0", "--backend-addr", "127.0.0.1:0"])
-        .args(["--idp-addr", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("the keel binary starts");
     let stdout = child.stdout.take().expect("piped stdout");
-    let mut web = None;
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("keel's stdout");
-        if let Some(url) = line.strip_prefix("web: ") {
-            web = Some(url.to_owned());
-            break;
+    let mut values: Vec<Option<String>> = vec![None; until.len()];
+    let mut lines = BufReader::new(stdout).lines();
+    while values.iter().any(Option::is_none) {
+        let line = lines
+            .next()
+            .expect("keel printed its lines before exiting")
+            .expect("keel's stdout");
+        for (name, value) in until.iter().zip(&mut values) {
+            if let Some(rest) = line.strip_prefix(name) {
+                *value = rest.split_whitespace().next().map(str::to_owned);
+            }
         }
     }
-    Keel {
-        child,
-        web: web.expect("keel printed its web address"),
-        _dir: dir,
+    (child, values.into_iter().flatten().collect())
+}
+
+fn start_keel(shape: Shape) -> Keel {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    match shape {
+        Shape::OneProcess => {
+            let args = [
+                "--web-addr",
+                "127.0.0.1:0",
+                "--backend-addr",
+                "127.0.0.1:0",
+                "--idp-addr",
+                "127.0.0.1:0",
+            ];
+            let (child, values) = spawn(&args, dir.path(), &["web: "]);
+            Keel {
+                children: vec![child],
+                web: values[0].clone(),
+                _dir: dir,
+            }
+        }
+        Shape::Separate => {
+            let (idp, values) = spawn(
+                &["idp", "--idp-addr", "127.0.0.1:0"],
+                &dir.path().join("idp"),
+                &["idp: ", "idp secret key: "],
+            );
+            let (idp_url, secret_key) = (values[0].clone(), values[1].clone());
+            let (backend, values) = spawn(
+                &[
+                    "backend",
+                    "--backend-addr",
+                    "127.0.0.1:0",
+                    "--auth-issuer",
+                    &idp_url,
+                ],
+                &dir.path().join("backend"),
+                &["backend: "],
+            );
+            let backend_url = values[0].clone();
+            let (web, values) = spawn(
+                &[
+                    "web",
+                    "--web-addr",
+                    "127.0.0.1:0",
+                    "--backend-url",
+                    &backend_url,
+                    "--idp-url",
+                    &idp_url,
+                    "--idp-secret-key",
+                    &secret_key,
+                ],
+                &dir.path().join("web"),
+                &["web: "],
+            );
+            Keel {
+                children: vec![idp, backend, web],
+                web: values[0].clone(),
+                _dir: dir,
+            }
+        }
     }
 }
 
@@ -126,13 +217,32 @@ fn summary(runs: &[Figures]) -> (f64, f64, f64) {
     )
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --all-targets` does not: a short smoke run.
-    let args: Vec<String> = std::env::args().collect();
-    let quick = args.iter().any(|a| a == "--quick") || !args.iter().any(|a| a == "--bench");
-    let (rounds, count) = if quick { (1, 500) } else { (3, 3000) };
-    let keel = start_keel();
+/// The cases measured on one deployment: name, signed in, path, text the answer must contain.
+const CASES: [(&str, bool, &str, &str); 3] = [
+    (
+        "static file `/_keel/app.css` (baseline)",
+        false,
+        "/_keel/app.css",
+        "keel-form",
+    ),
+    (
+        "`/` signed out (SSR, no backend call)",
+        false,
+        "/",
+        "Welcome Home",
+    ),
+    (
+        "`/posts` signed in (auth + token + queries + render)",
+        true,
+        "/posts",
+        "Seeded post 19",
+    ),
+];
+
+/// Seeds a deployment (a user with [`POSTS`] posts) and measures [`CASES`] on it: `rounds`
+/// rounds of `count` requests per case, alternating; the figures of each run, per case.
+async fn measure(shape: Shape, rounds: usize, count: usize) -> Vec<Vec<Figures>> {
+    let keel = start_keel(shape);
     let url = |path: &str| format!("{}{path}", keel.web);
     let user = reqwest::Client::builder()
         .cookie_store(true)
@@ -171,55 +281,54 @@ async fn main() {
         .await
         .expect("a page");
     let shown = page.matches("<li data-post-id=").count();
-    assert_eq!(shown, POSTS, "/posts shows the seeded posts");
+    assert_eq!(
+        shown, FIRST_PAGE,
+        "/posts shows the first page of the seeded posts"
+    );
     println!(
-        "/posts for a signed-in user: {} bytes, {shown} posts; {count} requests per run, concurrency {CONCURRENCY}, {rounds} rounds",
+        "{}: /posts for a signed-in user: {} bytes, {shown} posts; {count} requests per run, concurrency {CONCURRENCY}, {rounds} rounds",
+        shape.name(),
         page.len()
     );
-
-    let cases: [(&str, &reqwest::Client, &str, &str); 3] = [
-        (
-            "static file /_keel/app.css (baseline)",
-            &anonymous,
-            "/_keel/app.css",
-            "keel-form",
-        ),
-        (
-            "/ signed out (SSR, no backend call)",
-            &anonymous,
-            "/",
-            "Welcome Home",
-        ),
-        (
-            "/posts signed in (auth + token + queries + render)",
-            &user,
-            "/posts",
-            "Seeded post 19",
-        ),
-    ];
-    for (_, client, path, text) in &cases {
-        run(client, &url(path), 200, text).await; // warm-up
+    let client = |signed_in: bool| if signed_in { &user } else { &anonymous };
+    for (_, signed_in, path, text) in &CASES {
+        run(client(*signed_in), &url(path), 200, text).await; // warm-up
     }
-    let mut results: Vec<Vec<Figures>> = vec![Vec::new(); cases.len()];
+    let mut results: Vec<Vec<Figures>> = vec![Vec::new(); CASES.len()];
     for _ in 0..rounds {
-        for (i, (_, client, path, text)) in cases.iter().enumerate() {
-            results[i].push(run(client, &url(path), count, text).await);
+        for (i, (_, signed_in, path, text)) in CASES.iter().enumerate() {
+            results[i].push(run(client(*signed_in), &url(path), count, text).await);
         }
     }
+    results
+}
 
-    let (base_p50, base_p99, base_rps) = summary(&results[0]);
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` does not: a short smoke run.
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick") || !args.iter().any(|a| a == "--bench");
+    let (rounds, count) = if quick { (1, 500) } else { (3, 3000) };
+    let mut tables = Vec::new();
+    for shape in [Shape::OneProcess, Shape::Separate] {
+        tables.push((shape, measure(shape, rounds, count).await));
+    }
     println!();
     println!(
-        "| route | p50 | p99 | req/s | p50 ÷ baseline | p99 ÷ baseline | baseline req/s ÷ route req/s |"
+        "| shape | route | p50 | p99 | req/s | route req/s ÷ baseline req/s | p50 ÷ baseline | p99 ÷ baseline |"
     );
-    println!("|---|---|---|---|---|---|---|");
-    for ((name, ..), runs) in cases.iter().zip(&results) {
-        let (p50, p99, rps) = summary(runs);
-        println!(
-            "| {name} | {p50:.2} ms | {p99:.2} ms | {rps:.0} | {:.2}× | {:.2}× | {:.2}× |",
-            p50 / base_p50,
-            p99 / base_p99,
-            base_rps / rps
-        );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (shape, results) in &tables {
+        let (base_p50, base_p99, base_rps) = summary(&results[0]);
+        for ((name, ..), runs) in CASES.iter().zip(results) {
+            let (p50, p99, rps) = summary(runs);
+            println!(
+                "| {} | {name} | {p50:.2} ms | {p99:.2} ms | {rps:.0} | {:.3}× | {:.2}× | {:.2}× |",
+                shape.name(),
+                rps / base_rps,
+                p50 / base_p50,
+                p99 / base_p99,
+            );
+        }
     }
 }

@@ -31,6 +31,8 @@
 //! * `backend_api` — [`BackendApiClient`]: the Clerk Backend API subset (users, sessions,
 //!   tokens), the visitor's address forwarded on sign-in and sign-up, and the one place a
 //!   failed answer's status and code are read into an [`AuthError`].
+//! * `in_process` — [`InProcessIdp`]: the Backend API answered in this process (the idp beside
+//!   the web tier), which [`BackendApiClient::in_process`] sends its requests to.
 //! * `cookies` — reading request cookies and building `Set-Cookie` values.
 //! * `authenticator` — the [`Authenticator`] trait, [`AuthState`], [`Authentication`],
 //!   [`PageAuthentication`].
@@ -58,6 +60,7 @@ mod error;
 mod expiring;
 mod handshake;
 mod identity;
+mod in_process;
 mod jwks;
 mod jwt;
 mod local_idp;
@@ -73,6 +76,7 @@ pub use authenticator::{
 pub use backend_api::{ApiSession, ApiUser, BackendApiClient};
 pub use clerk::{ClerkAuthenticator, ClerkConfig, InstanceType, PublishableKey};
 pub use handshake::{HANDSHAKE_PARAM, MAX_HANDSHAKE_REDIRECTS, REDIRECT_COUNT_COOKIE};
+pub use in_process::{IdpFuture, InProcessIdp};
 pub use local_idp::{CLIENT_COOKIE, LocalIdpAuthenticator, LocalIdpConfig, SESSION_COOKIE, SignUp};
 pub use second_factor::{ApiTotp, PENDING_SIGN_IN_COOKIE, PENDING_SIGN_IN_LIFETIME, PendingSignIn};
 

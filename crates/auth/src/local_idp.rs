@@ -8,6 +8,7 @@
 //!   `__session` cookie); a revoked or expired session signs the browser out.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lc_rs::{digest, hmac};
@@ -22,6 +23,7 @@ use crate::authenticator::{
 use crate::backend_api::BackendApiClient;
 use crate::cookies::{CookiePolicy, bearer, cookie};
 use crate::error::AuthError;
+use crate::in_process::InProcessIdp;
 use crate::jwks::{CachedKeys, KeySource};
 use crate::session::{SessionVerifier, VerifiedSession};
 
@@ -127,6 +129,14 @@ impl LocalIdpAuthenticator {
             client_max_age: config.client_cookie_max_age,
             templates: TemplateTokenCache::default(),
         }
+    }
+
+    /// Reaches the idp in this process (`keel` with every service) instead of over HTTP:
+    /// sign-ins, sessions and minted tokens go to `idp` without a socket. Its signing keys are
+    /// still fetched from `api_url` (once, then cached).
+    pub fn in_process(mut self, idp: Arc<dyn InProcessIdp>) -> Self {
+        self.api = self.api.in_process(idp);
+        self
     }
 
     /// The Backend-API client (for user administration by the app).

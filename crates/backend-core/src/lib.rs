@@ -17,7 +17,7 @@
 //! # Why a crate of its own
 //! The core has no dependency on axum or any other server framework, so the compiler keeps it
 //! apart from its transports: `keel-backend` serves it over the Convex HTTP API and the Convex
-//! sync protocol (WebSocket), and serves the cluster's node-to-node route; `keel`'s in-process
+//! sync protocol (WebSocket), and serves the cluster's node-to-node route; its in-process
 //! transport calls it directly. A transport calls [`Backend::authenticate`] (a token becomes an
 //! [`Identity`]), then [`Backend::run_query`], [`Backend::subscribe_query`] (or
 //! [`Backend::subscribe_query_journaled`], keeping a paginated query's page end),

@@ -15,7 +15,8 @@
 //! ```
 //!
 //! # Transports over the core
-//! This crate is the only part of the backend that knows axum: each transport turns what
+//! This crate is the only part of the backend that knows axum; it also holds the in-process
+//! transport ([`InProcess`]), so that both map a refusal in one place. Each transport turns what
 //! arrives on its wire into calls of the core's API ([`Backend::authenticate`],
 //! [`Backend::run_query`], [`Backend::subscribe_query`], [`Backend::run_mutation`],
 //! [`Backend::run_session_mutation`], [`Backend::run_action`]) and the core's answers and
@@ -28,6 +29,9 @@
 //! * `http_api` — [`router`]: the HTTP endpoints (`/api/query`, `/api/mutation`, …), their
 //!   envelopes (with the calls' log lines), CORS, the WebSocket upgrade, and `/metrics` (the
 //!   backend's metrics registry, requests counted by route).
+//! * `in_process` — [`InProcess`]: the HTTP API's function calls for a client in the
+//!   backend's process (`keel` running every service at once): the same token verification,
+//!   identity, logs and errors, without a socket or JSON text.
 //! * `sync` — the WebSocket sync protocol: one session task per socket, counted among the
 //!   backend's tasks ([`Backend::tasks`]) and closed with 1001 when they stop.
 //! * `node_routes` — the cluster's node-to-node forwarding route (the committer's side of
@@ -50,6 +54,7 @@ mod admin;
 mod admin_routes;
 mod error_class;
 mod http_api;
+mod in_process;
 mod node_routes;
 mod request_error;
 mod site;
@@ -57,5 +62,6 @@ mod storage_routes;
 mod sync;
 
 pub use http_api::router;
+pub use in_process::InProcess;
 pub use keel_backend_core::*;
 pub use site::site_router;

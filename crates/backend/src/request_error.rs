@@ -1,5 +1,6 @@
-//! [`RequestError`]: why an HTTP request was refused before any function ran, answered as an
-//! HTTP status (from its [`ErrorClass`], see `error_class`) and a `{"code", "message"}` body.
+//! [`RequestError`]: why an HTTP request (or an in-process call, see `in_process`) was refused
+//! before any function ran, answered as an HTTP status (from its [`ErrorClass`], see
+//! `error_class`) and a `{"code", "message"}` body.
 
 use axum::Json;
 use axum::extract::rejection::BytesRejection;
@@ -138,15 +139,24 @@ impl RequestError {
     }
 }
 
-impl IntoResponse for RequestError {
-    fn into_response(self) -> Response {
-        let class = self.class();
+impl RequestError {
+    /// The refusal as the client receives it — the HTTP status and the `{code, message}` body —
+    /// logged once, here: the HTTP API sends it as a response, the in-process transport as a
+    /// value (see `in_process`).
+    pub(crate) fn answer(self) -> (StatusCode, HttpErrorBody) {
         let code = self.code();
         tracing::debug!(code, error = %self, "request refused");
         let body = HttpErrorBody {
             code: code.to_owned(),
             message: self.to_string(),
         };
-        (http_status(class), Json(body)).into_response()
+        (http_status(self.class()), body)
+    }
+}
+
+impl IntoResponse for RequestError {
+    fn into_response(self) -> Response {
+        let (status, body) = self.answer();
+        (status, Json(body)).into_response()
     }
 }

@@ -1,9 +1,13 @@
-//! [`HttpClient`]: the Convex HTTP API (`ConvexHttpClient`), with one-snapshot reads for SSR.
+//! [`HttpClient`]: the Convex HTTP API (`ConvexHttpClient`), with one-snapshot reads for SSR —
+//! over HTTP between processes, or through an [`InProcessBackend`] in the backend's process.
 
 use std::sync::Arc;
 
 use keel_protocol::http::{FunctionResponse, HttpErrorBody, QueryAtTsRequest, QueryTsResponse};
-use keel_protocol::{FunctionName, Public, decode_ts, encode_ts, kind};
+use keel_protocol::{
+    CallKind, FunctionName, InProcessBackend, InProcessCall, InProcessError, Public, decode_ts,
+    encode_ts, kind,
+};
 use keel_values::{Object, Value, from_json, to_json};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -26,6 +30,11 @@ const CLIENT_HEADER: &str = concat!("keel-rust-", env!("CARGO_PKG_VERSION"));
 /// loaders of one page see one snapshot. [`HttpClient::with_auth`] and
 /// [`HttpClient::new_snapshot`] start a new snapshot.
 ///
+/// **Transports.** [`HttpClient::new`] calls the backend over HTTP. In the backend's own process,
+/// [`HttpClient::in_process`] calls it directly ([`InProcessBackend`]): no socket, no JSON text,
+/// the same token verification, identity and errors — a caller cannot tell the two apart but by
+/// speed. File uploads ([`HttpClient::upload_file`]) go over HTTP either way.
+///
 /// ```no_run
 /// # async fn run() -> Result<(), keel_client::ClientError> {
 /// let shared = keel_client::HttpClient::new("http://127.0.0.1:3210")?;
@@ -33,12 +42,25 @@ const CLIENT_HEADER: &str = concat!("keel-rust-", env!("CARGO_PKG_VERSION"));
 /// let n: f64 = per_request.query("counter:get", serde_json::json!({})).await?;
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct HttpClient {
     http: reqwest::Client,
     base: Arc<str>,
+    /// The backend in this process, when function calls go to it directly.
+    direct: Option<Arc<dyn InProcessBackend>>,
     auth: Option<Arc<str>>,
     snapshot: Arc<OnceCell<u64>>,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("url", &self.base)
+            .field("in_process", &self.direct.is_some())
+            .field("auth", &self.auth.is_some())
+            .field("snapshot", &self.snapshot.get())
+            .finish()
+    }
 }
 
 impl HttpClient {
@@ -63,9 +85,36 @@ impl HttpClient {
         Ok(HttpClient {
             http,
             base: url.trim_end_matches('/').into(),
+            direct: None,
             auth: None,
             snapshot: Arc::new(OnceCell::new()),
         })
+    }
+
+    /// A client of `backend`, running in this process: queries, mutations, actions and
+    /// snapshot reads call it directly. `url` is still where it listens, for file uploads
+    /// (and for the caller's other clients, such as a [`LiveClient`](crate::LiveClient)).
+    ///
+    /// ```no_run
+    /// # fn demo(backend: keel_backend::Backend) -> Result<(), keel_client::ClientError> {
+    /// let direct = keel_backend::InProcess::shared(backend);
+    /// let client = keel_client::HttpClient::in_process("http://127.0.0.1:3210", direct)?;
+    /// assert!(client.is_in_process());
+    /// # Ok(()) }
+    /// ```
+    pub fn in_process(
+        url: &str,
+        backend: Arc<dyn InProcessBackend>,
+    ) -> Result<HttpClient, ClientError> {
+        Ok(HttpClient {
+            direct: Some(backend),
+            ..HttpClient::new(url)?
+        })
+    }
+
+    /// Whether function calls go to a backend in this process ([`HttpClient::in_process`]).
+    pub fn is_in_process(&self) -> bool {
+        self.direct.is_some()
     }
 
     /// The deployment URL.
@@ -109,7 +158,7 @@ impl HttpClient {
 
     /// Runs a query; the result as a [`Value`].
     pub async fn query_value(&self, path: &str, args: Object) -> Result<Value, ClientError> {
-        self.call("query", path, args).await
+        self.call(CallKind::Query { ts: None }, path, args).await
     }
 
     /// Runs a query with typed arguments and result.
@@ -127,7 +176,7 @@ impl HttpClient {
 
     /// Runs a mutation; the result as a [`Value`].
     pub async fn mutation_value(&self, path: &str, args: Object) -> Result<Value, ClientError> {
-        self.call("mutation", path, args).await
+        self.call(CallKind::Mutation, path, args).await
     }
 
     /// Runs a mutation with typed arguments and result.
@@ -145,7 +194,7 @@ impl HttpClient {
 
     /// Runs an action; the result as a [`Value`].
     pub async fn action_value(&self, path: &str, args: Object) -> Result<Value, ClientError> {
-        self.call("action", path, args).await
+        self.call(CallKind::Action, path, args).await
     }
 
     /// Runs an action with typed arguments and result.
@@ -163,6 +212,9 @@ impl HttpClient {
 
     /// The deployment's latest snapshot timestamp (`POST /api/query_ts`).
     pub async fn query_ts(&self) -> Result<u64, ClientError> {
+        if let Some(direct) = &self.direct {
+            return Ok(direct.latest_ts());
+        }
         let response = self.post("query_ts", None).await?;
         let body: QueryTsResponse = parse_body(&response)?;
         decode_ts(&body.ts).map_err(|e| ClientError::Decode(e.to_string()))
@@ -175,6 +227,11 @@ impl HttpClient {
         args: Object,
         ts: u64,
     ) -> Result<Value, ClientError> {
+        if self.direct.is_some() {
+            return self
+                .call_in_process(CallKind::Query { ts: Some(ts) }, path, args)
+                .await;
+        }
         let body = QueryAtTsRequest {
             path: path.to_owned(),
             args: serde_json::Value::Array(vec![to_json(&Value::Object(args))]),
@@ -268,13 +325,25 @@ impl HttpClient {
         Ok(parse_body::<Uploaded>(&bytes)?.storage_id)
     }
 
-    async fn call(&self, kind: &str, path: &str, args: Object) -> Result<Value, ClientError> {
+    async fn call(&self, kind: CallKind, path: &str, args: Object) -> Result<Value, ClientError> {
+        if self.direct.is_some() {
+            return self.call_in_process(kind, path, args).await;
+        }
+        let endpoint = match kind {
+            CallKind::Query { .. } => "query",
+            CallKind::Mutation => "mutation",
+            CallKind::Action => "action",
+        };
         let body = serde_json::json!({
             "path": path,
             "args": [to_json(&Value::Object(args))],
             "format": "convex_encoded_json",
         });
-        function_result(&self.post(kind, Some(body.to_string().into_bytes())).await?)
+        function_result(
+            &self
+                .post(endpoint, Some(body.to_string().into_bytes()))
+                .await?,
+        )
     }
 
     /// POSTs to `/api/<endpoint>`; non-200 answers become errors.
@@ -309,15 +378,47 @@ impl HttpClient {
                 String::from_utf8_lossy(&bytes).into_owned(),
             ),
         };
-        Err(if status == reqwest::StatusCode::UNAUTHORIZED {
-            ClientError::Auth { code, message }
-        } else {
-            ClientError::Http {
-                status: status.as_u16(),
+        Err(refusal(status.as_u16(), code, message))
+    }
+
+    /// Calls the backend in this process; its answers become errors exactly as the HTTP API's.
+    async fn call_in_process(
+        &self,
+        kind: CallKind,
+        path: &str,
+        args: Object,
+    ) -> Result<Value, ClientError> {
+        let Some(direct) = &self.direct else {
+            unreachable!("callers check that the client is in process");
+        };
+        let call = InProcessCall {
+            kind,
+            path: path.to_owned(),
+            args,
+            token: self.auth.clone(),
+        };
+        direct.call(call).await.map_err(|error| match error {
+            InProcessError::Refused {
+                status,
                 code,
                 message,
-            }
+            } => refusal(status, code, message),
+            InProcessError::Failed { message, data } => ClientError::from_function(message, data),
         })
+    }
+}
+
+/// A request the backend refused before any function ran: [`ClientError::Auth`] for 401,
+/// [`ClientError::Http`] for any other status.
+fn refusal(status: u16, code: String, message: String) -> ClientError {
+    if status == 401 {
+        ClientError::Auth { code, message }
+    } else {
+        ClientError::Http {
+            status,
+            code,
+            message,
+        }
     }
 }
 

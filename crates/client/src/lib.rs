@@ -3,7 +3,8 @@
 //! `ConvexQueryClient`.
 //!
 //! * [`HttpClient`] — the HTTP API: `query`/`mutation`/`action`, one-snapshot reads
-//!   (`/api/query_ts` + `/api/query_at_ts`) for SSR, cheap per-request copies sharing one pool.
+//!   (`/api/query_ts` + `/api/query_at_ts`) for SSR, cheap per-request copies sharing one pool;
+//!   in the backend's own process ([`HttpClient::in_process`]) the same calls without HTTP.
 //! * [`LiveClient`] — the WebSocket sync protocol: subscriptions, mutations resolved only when a
 //!   transition reflects them, reconnects with backoff that re-add every query under its
 //!   original id and re-send in-flight mutations under the same session and request ids, and
@@ -70,7 +71,8 @@
 //! # Layout
 //! * `error` — [`ClientError`], each variant with a short code.
 //! * `convert` — typed arguments and results to and from Convex values.
-//! * `http` — [`HttpClient`]: function calls over the HTTP API, and file uploads to the
+//! * `http` — [`HttpClient`]: function calls over the HTTP API or, in the backend's process,
+//!   through its [`InProcessBackend`] (one error mapping for both), and file uploads to the
 //!   deployment's upload URLs ([`HttpClient::upload_file`]).
 //! * `jwt` — a token's `iat`/`exp` and the refresh schedule.
 //! * `live` — [`LiveClient`], [`Subscription`], [`QueryWatch`], [`LiveConfig`], [`AuthState`].
@@ -93,6 +95,7 @@ mod query_client;
 
 pub use error::ClientError;
 pub use http::HttpClient;
+pub use keel_protocol::InProcessBackend;
 pub use live::{
     AuthState, AuthTokenFetcher, ConnectionStats, LiveClient, LiveConfig, QueryUpdate, QueryWatch,
     Subscription, TransitionBatch,

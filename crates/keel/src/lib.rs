@@ -101,7 +101,11 @@
 //!   errors naming the flag and its variable (and a hint when the port is taken).
 //! * `services` — opening the idp, the backend and the web tier, alone or together: bind every
 //!   listener, lock and open what each owns (the admin key: given, or `<data dir>/admin_key`),
-//!   then print the service lines; errors name the flag and its environment variable.
+//!   then print the service lines; errors name the flag and its environment variable. A web
+//!   tier beside the backend calls it in process (`keel_backend::InProcess`), and beside the
+//!   idp calls its routes in process (`idp_router`).
+//! * `idp_router` — `IdpRouter`: the idp's routes as a `keel_auth::InProcessIdp`, so the web
+//!   tier's Backend-API calls (sign-ins, sessions, tokens) need no socket in one process.
 //! * `new` — [`NewProject`]: `keel new <dir>` writes a project on Keel from the templates in
 //!   `templates/new/` (embedded), depending on this checkout by path ([`default_keel_path`]).
 //! * `lock` — `DataLock`: the backend's SQLite file and the idp's state locked for the life of
@@ -114,6 +118,7 @@
 mod admin_cli;
 mod app;
 mod config;
+mod idp_router;
 mod listen;
 mod lock;
 mod new;

@@ -2,7 +2,8 @@
 //! any of them serves: every listener is bound first (a taken port fails before a file is
 //! touched), then each service locks what it owns in the data directory and opens it. Only
 //! once everything is open are the service lines printed, so a start-up that fails prints
-//! none of them; its error names the flag to change and its environment variable.
+//! none of them; its error names the flag to change and its environment variable. A web tier
+//! with the backend and the idp in its process calls them directly (no loopback HTTP).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,12 +11,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use keel_auth::{
-    AuthConfig, ClerkAuthenticator, ClerkConfig, LocalIdpAuthenticator, LocalIdpConfig,
-    ProviderConfig, PublishableKey,
+    AuthConfig, ClerkAuthenticator, ClerkConfig, InProcessIdp, LocalIdpAuthenticator,
+    LocalIdpConfig, ProviderConfig, PublishableKey,
 };
 use keel_backend::{
-    AdminKey, Backend, BackendConfig, BlobStorage, Cluster, ClusterConfig, StorageConfig,
+    AdminKey, Backend, BackendConfig, BlobStorage, Cluster, ClusterConfig, InProcess, StorageConfig,
 };
+use keel_client::InProcessBackend;
 use keel_db::blobs::LocalBlobStore;
 use keel_db::{Database, Persistence, PostgresPersistence, SqlitePersistence};
 use keel_idp::{Idp, IdpConfig};
@@ -24,6 +26,7 @@ use keel_tasks::Tasks;
 
 use crate::app::App;
 use crate::config::{BackendRole, Command, Config, DatabaseLocation};
+use crate::idp_router::IdpRouter;
 use crate::listen::{BACKEND_ADDR, Bound, IDP_ADDR, SITE_ADDR, WEB_ADDR, bind};
 use crate::lock::DataLock;
 
@@ -185,15 +188,24 @@ impl Services {
         };
         let web = match web {
             Some(bound) => {
-                let backend_url = match (&config.web.backend_url, &backend) {
-                    (Some(url), _) => url.clone(),
-                    (None, Some(backend)) => backend.bound.url.clone(),
-                    (None, None) => format!("http://{}", config.backend.addr),
+                // The backend beside the web tier is called in process (no loopback HTTP),
+                // unless the web tier was pointed at another one.
+                let (backend_url, in_process) = match (&config.web.backend_url, &backend) {
+                    (Some(url), _) => (url.clone(), None),
+                    (None, Some(backend)) => (
+                        backend.bound.url.clone(),
+                        Some(InProcess::shared(backend.backend.clone())),
+                    ),
+                    (None, None) => (format!("http://{}", config.backend.addr), None),
                 };
-                let idp_url = match (&config.web.idp_url, &idp) {
-                    (Some(url), _) => url.clone(),
-                    (None, Some(idp)) => idp.idp.issuer().to_owned(),
-                    (None, None) => format!("http://{}", config.idp.addr),
+                // Likewise the idp beside it: its Backend API answers in process.
+                let (idp_url, idp_in_process) = match (&config.web.idp_url, &idp) {
+                    (Some(url), _) => (url.clone(), None),
+                    (None, Some(idp)) => (
+                        idp.idp.issuer().to_owned(),
+                        Some(Arc::new(IdpRouter(idp.idp.router())) as Arc<dyn InProcessIdp>),
+                    ),
+                    (None, None) => (format!("http://{}", config.idp.addr), None),
                 };
                 // Only the local idp needs its secret key; real Clerk brings CLERK_SECRET_KEY.
                 let secret_key = match (&config.web.idp_secret_key, &idp) {
@@ -206,8 +218,8 @@ impl Services {
                     app,
                     config,
                     clerk,
-                    &backend_url,
-                    &idp_url,
+                    (&backend_url, in_process),
+                    (&idp_url, idp_in_process),
                     &secret_key,
                     bound,
                     metrics_access,
@@ -550,19 +562,22 @@ async fn open_database(
 }
 
 impl WebService {
-    /// The web tier: real Clerk when `CLERK_*` is set, else the local idp at `idp_url`.
+    /// The web tier: real Clerk when `CLERK_*` is set, else the local idp at `idp_url`; the
+    /// backend at `backend_url`. Each is called directly when it runs in this process
+    /// (`in_process`, `idp_in_process`).
     #[allow(clippy::too_many_arguments)]
     fn open(
         app: &App,
         config: &Config,
         clerk: Option<ClerkConfig>,
-        backend_url: &str,
-        idp_url: &str,
+        (backend_url, in_process): (&str, Option<Arc<dyn InProcessBackend>>),
+        (idp_url, idp_in_process): (&str, Option<Arc<dyn InProcessIdp>>),
         secret_key: &str,
         bound: Bound,
         metrics_access: MetricsAccess,
     ) -> anyhow::Result<WebService> {
-        let start = keel_start::StartConfig::new(backend_url);
+        let mut start = keel_start::StartConfig::new(backend_url);
+        start.in_process_backend = in_process;
         let mut start = match clerk {
             Some(clerk) => {
                 let clerk =
@@ -574,7 +589,11 @@ impl WebService {
                 let mut idp_config = LocalIdpConfig::new(idp_url, secret_key);
                 idp_config.origin = Some(bound.url.clone());
                 idp_config.secure_cookies = config.web.served_over_https;
-                start.with_local_idp(Arc::new(LocalIdpAuthenticator::new(idp_config)))
+                let mut local_idp = LocalIdpAuthenticator::new(idp_config);
+                if let Some(idp) = idp_in_process {
+                    local_idp = local_idp.in_process(idp);
+                }
+                start.with_local_idp(Arc::new(local_idp))
             }
         };
         start.devtools = config.web.devtools;

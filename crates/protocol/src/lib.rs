@@ -18,6 +18,7 @@
 //! * [`function_args`]: the one-object argument array, decoded strictly into an [`Object`].
 //! * [`http`]: the bodies of `/api/query`, `/api/mutation`, `/api/action`, `/api/query_ts`,
 //!   `/api/query_at_ts`, with [`ResponseFormat`](http::ResponseFormat).
+//! * [`InProcessBackend`]: the same calls without HTTP, for a client in the backend's process.
 //!
 //! # Layout
 //! * `error` — [`ProtocolError`], each variant with a short code.
@@ -27,6 +28,8 @@
 //! * `messages` — [`parse_client_message`], [`encode_server_message`], and for Rust-side
 //!   clients [`encode_client_message`], [`parse_server_message`].
 //! * [`http`] — HTTP API request and response bodies and [`http::ResponseFormat`].
+//! * `in_process` — the in-process transport: [`InProcessBackend`], [`InProcessCall`]
+//!   ([`CallKind`]), [`InProcessError`] (the HTTP API's refusals and error envelopes as values).
 //! * `function_ref` — typed function references ([`FunctionRef`], [`QueryRef`], …: a path with
 //!   its kind, visibility, argument and result types) and what the registry, the clients and
 //!   the app's own code accept in their place ([`FunctionName`], [`AppFunction`],
@@ -36,6 +39,7 @@ mod args;
 mod error;
 mod function_ref;
 pub mod http;
+mod in_process;
 mod messages;
 mod ts;
 mod udf_path;
@@ -54,6 +58,7 @@ pub use function_ref::{
     InternalActionRef, InternalMutationRef, InternalQueryRef, MutationRef, Public, QueryRef,
     SchedulableFunction, kind,
 };
+pub use in_process::{CallKind, InProcessBackend, InProcessCall, InProcessError, InProcessFuture};
 pub use keel_values::{Object, Value};
 pub use messages::{
     encode_client_message, encode_server_message, parse_client_message, parse_server_message,

@@ -38,6 +38,11 @@ use crate::server_fn::{
 pub struct StartConfig {
     /// The backend the web tier calls (`http://127.0.0.1:3210`).
     pub backend_url: String,
+    /// The backend at `backend_url` when it runs in this process (`keel` with every service):
+    /// loaders' queries and server functions' calls go to it directly, with no loopback HTTP
+    /// (see [`HttpClient::in_process`]); the live layer's sockets and file uploads still use
+    /// `backend_url`. `None` (the default): everything over HTTP.
+    pub in_process_backend: Option<Arc<dyn keel_client::InProcessBackend>>,
     /// Reads sessions and mints backend tokens; `None`: everyone is signed out.
     pub authenticator: Option<Arc<dyn Authenticator>>,
     /// Enables the sign-in / sign-up / sign-out endpoints against the local idp.
@@ -78,6 +83,7 @@ impl std::fmt::Debug for StartConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StartConfig")
             .field("backend_url", &self.backend_url)
+            .field("in_process_backend", &self.in_process_backend.is_some())
             .field("authenticator", &self.authenticator.is_some())
             .field("local_idp", &self.local_idp.is_some())
             .field("token_template", &self.token_template)
@@ -97,6 +103,7 @@ impl StartConfig {
     pub fn new(backend_url: impl Into<String>) -> StartConfig {
         StartConfig {
             backend_url: backend_url.into(),
+            in_process_backend: None,
             authenticator: None,
             local_idp: None,
             token_template: Some("convex".to_owned()),
@@ -215,11 +222,15 @@ impl Start {
     /// The axum router serving the app.
     pub fn into_router(self) -> Result<Router, StartError> {
         let root = self.root.build()?;
-        let http =
-            HttpClient::new(&self.config.backend_url).map_err(|e| StartError::BackendUrl {
-                url: self.config.backend_url.clone(),
-                reason: e.to_string(),
-            })?;
+        let url = &self.config.backend_url;
+        let http = match &self.config.in_process_backend {
+            Some(backend) => HttpClient::in_process(url, backend.clone()),
+            None => HttpClient::new(url),
+        }
+        .map_err(|e| StartError::BackendUrl {
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
         let mut server_fns = HashMap::new();
         for (name, method, f) in self.server_fns {
             let valid = !name.is_empty()
