@@ -403,18 +403,34 @@ async fn run_stream(
         _ = fetches => {}
         () = tx.closed() => return,
     }
-    // What the page shows, and whether the cache already holds something newer (a change
-    // between the page's render and now): then the renderer renders it for this tab.
+    // A cached value that differs from what the page shows comes from a change since the
+    // page's render, or from an older subscription whose results the page never showed (a
+    // paginated query keeps the end of its first page while subscribed): subscribe those
+    // afresh, so the page's renders continue from what a fetch reads now.
+    let differing: Vec<&QueryKey> = queries
+        .iter()
+        .filter(|(key, digest)| cached_digest(qc, key) != *digest)
+        .map(|(key, _)| key)
+        .collect();
+    if !differing.is_empty() {
+        for key in &differing {
+            qc.remove(key);
+        }
+        let fetches = futures::future::join_all(differing.iter().map(|k| qc.ensure_query_data(k)));
+        tokio::select! {
+            _ = fetches => {}
+            () = tx.closed() => return,
+        }
+    }
+    // What the page shows, and whether the cache holds something newer: then the renderer
+    // renders it for this tab (a render published before this tab joined is not sent: it
+    // may show older values than the page).
     let mut shown = fingerprint(&queries);
     let stale = queries
         .iter()
         .any(|(key, digest)| cached_digest(qc, key) != *digest);
     if stale && let Some(renderer) = &renderer {
         renderer.want();
-    }
-    if let Some(renders) = &mut renders {
-        // A render published before this tab joined is compared at once.
-        renders.mark_changed();
     }
     if !send(tx, "ready", "{}".to_owned()).await {
         return;
