@@ -129,6 +129,15 @@ impl RequestState {
         }
     }
 
+    /// Whether a pushed render asked for results its snapshot does not hold (it is rendered
+    /// again).
+    pub(crate) fn missed_live_results(&self) -> bool {
+        match &self.reads {
+            Reads::Live(snapshot) => !snapshot.missing.lock().is_empty(),
+            Reads::Backend => false,
+        }
+    }
+
     /// Makes the server HTTP client carry the request's backend token (once; signed out: no
     /// token).
     async fn authenticate_http(&self) -> Result<(), RequestAuthError> {
