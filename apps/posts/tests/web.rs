@@ -404,11 +404,18 @@ async fn live_stream_pushes_renders_and_signs_out() {
 
     let bob = browser();
     sign_up(&keel, &bob, "bob@example.com", "Bob").await;
+    let (_, bobs_html) = page(&keel, &bob, "/posts").await;
+    let mut bobs_events = Events::open(&keel, &bob, &bobs_html).await;
+    bobs_events.expect("ready", Duration::from_secs(10)).await;
     let created = Instant::now();
     assert_eq!(
         create_post(&keel, &bob, "Live one").await.status(),
         StatusCode::SEE_OTHER
     );
+    // Each session's page is rendered for its own user: Bob's shows his post's Delete button.
+    let bobs = bobs_events.expect_render(Duration::from_secs(2)).await;
+    let bobs = bobs["body"].as_str().unwrap();
+    assert!(bobs.contains(">Live one</a> by Bob") && bobs.contains(">Delete</button>"));
     // The page re-rendered on the server from Ada's live data, pushed whole to this tab.
     let render = events.expect_render(Duration::from_secs(2)).await;
     assert!(created.elapsed() < Duration::from_secs(2));
@@ -419,6 +426,10 @@ async fn live_stream_pushes_renders_and_signs_out() {
     assert!(
         body.contains("keel-user-button"),
         "rendered for Ada, signed in: {body}"
+    );
+    assert!(
+        !body.contains(">Delete</button>"),
+        "never Bob's render: {body}"
     );
     assert_eq!(render["title"], "Posts");
     let (_, html) = page(&keel, &ada, "/posts").await;
