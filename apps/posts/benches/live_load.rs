@@ -49,6 +49,9 @@ fn start_keel() -> Keel {
         .args(["--web-addr", "127.0.0.1:0", "--backend-addr", "127.0.0.1:0"])
         .args(["--idp-addr", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
+        // The load generator is a proxy for many visitors: sign-ups are throttled per
+        // visitor address, which it names in `X-Forwarded-For`.
+        .env("KEEL_TRUSTED_PROXIES", "127.0.0.1")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -145,7 +148,7 @@ fn plan() -> Plan {
 }
 
 /// A signed-in user's HTTP client (cookies kept).
-async fn sign_up(web: &str, email: &str) -> reqwest::Client {
+async fn sign_up(web: &str, email: &str, visitor: usize) -> reqwest::Client {
     let client = reqwest::Client::builder()
         .cookie_store(true)
         .pool_max_idle_per_host(64)
@@ -153,6 +156,10 @@ async fn sign_up(web: &str, email: &str) -> reqwest::Client {
         .expect("a client");
     let response = client
         .post(format!("{web}/_keel/auth/sign-up"))
+        .header(
+            "x-forwarded-for",
+            format!("10.{}.{}.1", visitor / 250, visitor % 250),
+        )
         .form(&[
             ("email", email),
             ("password", "correct horse battery"),
@@ -163,6 +170,15 @@ async fn sign_up(web: &str, email: &str) -> reqwest::Client {
         .await
         .expect("sign-up");
     assert!(response.status().is_success(), "{}", response.status());
+    assert!(
+        !response
+            .url()
+            .query()
+            .unwrap_or_default()
+            .contains("error="),
+        "sign-up refused: {}",
+        response.url()
+    );
     client
 }
 
@@ -373,10 +389,10 @@ async fn main() {
         plan.sessions, plan.tabs, plan.phases
     );
 
-    let writer = sign_up(&web, "writer@example.com").await;
+    let writer = sign_up(&web, "writer@example.com", 0).await;
     let mut users = Vec::new();
     for i in 0..plan.sessions {
-        users.push(sign_up(&web, &format!("reader{i}@example.com")).await);
+        users.push(sign_up(&web, &format!("reader{i}@example.com"), i + 1).await);
     }
     // Warm the pages once per user before measuring memory.
     for user in &users {

@@ -46,7 +46,7 @@ use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::digest::cached_digest;
-use crate::live_render::{PageRenderer, Pushed, PushedRender, RenderFn, fingerprint};
+use crate::live_render::{PageRenderer, PushedRender, RenderFn, fingerprint};
 
 /// Where page streams are served.
 pub const LIVE_PATH: &str = "/_keel/live";
@@ -435,7 +435,7 @@ async fn run_stream(
     if !send(tx, "ready", "{}".to_owned()).await {
         return;
     }
-    let mut last_sent: Option<u64> = None;
+    let mut last_sent: Option<Arc<PushedRender>> = None;
     let mut touch = tokio::time::interval(Duration::from_secs(60));
     loop {
         if *ended.borrow() || *auth.borrow() == LiveAuthState::SignedOut {
@@ -452,11 +452,11 @@ async fn run_stream(
                 if let Some(render) = latest
                     && render.fingerprint != shown
                 {
-                    if !push(tx, &render, last_sent).await {
+                    if !push(tx, &render, last_sent.as_deref()).await {
                         return;
                     }
                     shown = render.fingerprint;
-                    last_sent = Some(render.seq);
+                    last_sent = Some(render);
                 }
             }
             result = auth.changed() => {
@@ -483,20 +483,19 @@ async fn run_stream(
     }
 }
 
-/// Sends `render` to a tab that last got render `last_sent`: the splices when they apply to
-/// what the tab shows, else the whole body.
-async fn push(tx: &mpsc::Sender<Event>, render: &PushedRender, last_sent: Option<u64>) -> bool {
-    match &render.event {
-        Pushed::Page { full, splice } => {
-            let data = match splice {
-                Some(splice) if last_sent == Some(render.seq - 1) => splice,
-                _ => full,
-            };
-            tx.send(Event::default().event("render").data(&**data))
-                .await
-                .is_ok()
-        }
-        Pushed::Refetch => {
+/// Sends `render` to a tab that last got render `last_sent` (splices when they are smaller
+/// than the body), or `refresh`.
+async fn push(
+    tx: &mpsc::Sender<Event>,
+    render: &PushedRender,
+    last_sent: Option<&PushedRender>,
+) -> bool {
+    match render.render_data(last_sent) {
+        Some(data) => tx
+            .send(Event::default().event("render").data(&*data))
+            .await
+            .is_ok(),
+        None => {
             send(
                 tx,
                 "refresh",

@@ -13,7 +13,9 @@
 //! body, and splices against the previous render when they are smaller — one per segment of
 //! the body (the page; the devtools panel when shown), each `[at, del, ins]` with `at`/`del`
 //! in UTF-16 code units of the previous body, as the browser's strings count. A tab that
-//! showed the previous render gets the splices; any other gets the body.
+//! showed the previous render gets those splices; a tab that skipped renders while it was
+//! busy (newest wins) gets splices computed from the render it showed; a tab that joined
+//! gets the body.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash as _, Hasher as _};
@@ -70,6 +72,64 @@ pub(crate) struct PushedRender {
     pub(crate) fingerprint: u64,
     /// The event to send.
     pub(crate) event: Pushed,
+    /// The body's segments (empty for [`Pushed::Refetch`]), for splices from this render.
+    segments: Arc<Vec<String>>,
+    /// `seq` and `title`, the fields every `render` event starts with.
+    head: serde_json::Value,
+}
+
+impl PushedRender {
+    /// The `render` event data for a tab that shows `last`: the prepared splices when `last`
+    /// is the render before this one, splices computed for this tab when it fell further
+    /// behind (it skipped renders while busy), else the whole body.
+    pub(crate) fn render_data(&self, last: Option<&PushedRender>) -> Option<Arc<str>> {
+        let Pushed::Page { full, splice } = &self.event else {
+            return None;
+        };
+        let Some(last) = last.filter(|l| !l.segments.is_empty()) else {
+            return Some(full.clone());
+        };
+        if last.seq + 1 == self.seq
+            && let Some(splice) = splice
+        {
+            return Some(splice.clone());
+        }
+        let body_len = self.segments.iter().map(String::len).sum();
+        Some(
+            splice_event(
+                &self.head,
+                last.seq,
+                &last.segments,
+                &self.segments,
+                body_len,
+            )
+            .unwrap_or_else(|| full.clone()),
+        )
+    }
+}
+
+/// The `render` event with the splices from `before` (render `base`) to `after`, when they
+/// are smaller than the whole body.
+fn splice_event(
+    head: &serde_json::Value,
+    base: u64,
+    before: &[String],
+    after: &[String],
+    body_len: usize,
+) -> Option<Arc<str>> {
+    let splices = segment_splices(before, after)?;
+    let inserted: usize = splices.iter().map(|(_, _, ins)| ins.len()).sum();
+    if inserted + 32 * splices.len() >= body_len {
+        return None;
+    }
+    let list: Vec<serde_json::Value> = splices
+        .into_iter()
+        .map(|(at, del, ins)| serde_json::json!([at, del, ins]))
+        .collect();
+    Some(event_data(
+        head,
+        &[("base", base.into()), ("splices", list.into())],
+    ))
 }
 
 /// The event data of a [`PushedRender`].
@@ -165,7 +225,7 @@ async fn run(
     mut wanted: watch::Receiver<u64>,
 ) {
     let mut seq = 0;
-    let mut previous: Option<Vec<String>> = None;
+    let mut previous: Option<Arc<Vec<String>>> = None;
     loop {
         let dirty = tokio::select! {
             changed = wanted.changed() => {
@@ -215,31 +275,17 @@ async fn run(
                 });
                 let body = segments.concat();
                 let full = event_data(&head, &[("body", serde_json::Value::from(body.as_str()))]);
-                let splices = previous
-                    .as_deref()
-                    .and_then(|before| segment_splices(before, &segments))
-                    .filter(|splices| {
-                        let inserted: usize = splices.iter().map(|(_, _, ins)| ins.len()).sum();
-                        inserted + 32 * splices.len() < body.len()
-                    })
-                    .map(|splices| {
-                        let list: Vec<serde_json::Value> = splices
-                            .into_iter()
-                            .map(|(at, del, ins)| serde_json::json!([at, del, ins]))
-                            .collect();
-                        event_data(
-                            &head,
-                            &[("base", (seq - 1).into()), ("splices", list.into())],
-                        )
-                    });
-                previous = Some(segments);
+                let splice = previous.as_deref().and_then(|before: &Vec<String>| {
+                    splice_event(&head, seq - 1, before, &segments, body.len())
+                });
+                let segments = Arc::new(segments);
+                previous = Some(segments.clone());
                 PushedRender {
                     seq,
                     fingerprint,
-                    event: Pushed::Page {
-                        full,
-                        splice: splices,
-                    },
+                    event: Pushed::Page { full, splice },
+                    segments,
+                    head,
                 }
             }
             RenderOutcome::Refetch => {
@@ -248,6 +294,8 @@ async fn run(
                     seq,
                     fingerprint: 0,
                     event: Pushed::Refetch,
+                    segments: Arc::default(),
+                    head: serde_json::Value::Null,
                 }
             }
         };
