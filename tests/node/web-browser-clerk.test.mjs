@@ -114,7 +114,9 @@ test("Clerk mode: the page follows Clerk's session in the browser", async () => 
     page.on("pageerror", (e) => errors.push(e.message));
     const refreshes = [];
     page.on("request", (r) => {
-      if (r.headers()["x-keel-refresh"]) refreshes.push(r.url());
+      // The runtime's own fetches of the page, prefetches aside.
+      const headers = r.headers();
+      if (r.resourceType() === "fetch" && headers["x-keel-navigation"] && !headers["sec-purpose"]) refreshes.push(r.url());
     });
 
     // No `__session` cookie yet: the server renders signed out, and says for which session.

@@ -4,8 +4,10 @@
 //! `tests/node/web-browser-clerk.test.mjs` (real-Clerk mode: the page follows Clerk's session) and
 //! `tests/node/web-browser-pagination.test.mjs` ("Load more" in place, kept live) and
 //! `tests/node/web-browser-account.test.mjs` (verify by emailed code, manage account,
-//! password reset) and `tests/node/web-browser-totp.test.mjs` (two-step verification: set-up,
-//! sign-in with the app's code or a backup code, turning it off),
+//! password reset), `tests/node/web-browser-totp.test.mjs` (two-step verification: set-up,
+//! sign-in with the app's code or a backup code, turning it off) and
+//! `tests/node/web-browser-push.test.mjs` (an open page updated by renders pushed from the
+//! server, with no page fetch),
 //! all playwright-core driving `/usr/bin/chromium` against the `keel` binary. Screenshots of the
 //! main states land in `test-artifacts/` at the workspace root.
 
@@ -51,4 +53,10 @@ fn account_flows_work_in_chromium() {
 fn two_step_verification_works_in_chromium() {
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     node_peers::run_node_test("web-browser-totp.test.mjs");
+}
+
+#[test]
+fn open_page_updates_from_pushed_renders_without_fetching_in_chromium() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    node_peers::run_node_test("web-browser-push.test.mjs");
 }

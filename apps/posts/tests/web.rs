@@ -329,6 +329,8 @@ async fn sign_up_ssr_forms_and_boundaries() {
 struct Events {
     stream: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buffer: String,
+    /// The data of the last event read.
+    data: String,
 }
 
 impl Events {
@@ -353,6 +355,7 @@ impl Events {
         Events {
             stream: response.bytes_stream().boxed(),
             buffer: String::new(),
+            data: String::new(),
         }
     }
 
@@ -363,6 +366,11 @@ impl Events {
             while let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();
                 if let Some(name) = block.lines().find_map(|l| l.strip_prefix("event: ")) {
+                    self.data = block
+                        .lines()
+                        .filter_map(|l| l.strip_prefix("data: "))
+                        .collect::<Vec<_>>()
+                        .join("\n");
                     return Some(name.to_owned());
                 }
             }
@@ -377,10 +385,16 @@ impl Events {
     async fn expect(&mut self, name: &str, wait: Duration) {
         assert_eq!(self.next(wait).await.as_deref(), Some(name));
     }
+
+    /// The next event is a pushed `render`, whole or spliced; returns its JSON.
+    async fn expect_render(&mut self, wait: Duration) -> serde_json::Value {
+        self.expect("render", wait).await;
+        serde_json::from_str(&self.data).expect("a render is JSON")
+    }
 }
 
 #[tokio::test]
-async fn live_stream_refreshes_and_signs_out() {
+async fn live_stream_pushes_renders_and_signs_out() {
     let keel = Keel::start("60s");
     let ada = browser();
     sign_up(&keel, &ada, "ada@example.com", "Ada").await;
@@ -390,15 +404,51 @@ async fn live_stream_refreshes_and_signs_out() {
 
     let bob = browser();
     sign_up(&keel, &bob, "bob@example.com", "Bob").await;
+    let (_, bobs_html) = page(&keel, &bob, "/posts").await;
+    let mut bobs_events = Events::open(&keel, &bob, &bobs_html).await;
+    bobs_events.expect("ready", Duration::from_secs(10)).await;
     let created = Instant::now();
     assert_eq!(
         create_post(&keel, &bob, "Live one").await.status(),
         StatusCode::SEE_OTHER
     );
-    events.expect("refresh", Duration::from_secs(2)).await;
+    // Each session's page is rendered for its own user: Bob's shows his post's Delete button.
+    let bobs = bobs_events.expect_render(Duration::from_secs(2)).await;
+    let bobs = bobs["body"].as_str().unwrap();
+    assert!(bobs.contains(">Live one</a> by Bob") && bobs.contains(">Delete</button>"));
+    // The page re-rendered on the server from Ada's live data, pushed whole to this tab.
+    let render = events.expect_render(Duration::from_secs(2)).await;
     assert!(created.elapsed() < Duration::from_secs(2));
+    let body = render["body"]
+        .as_str()
+        .expect("the first push is the whole body");
+    assert!(body.contains(">Live one</a> by Bob"), "{body}");
+    assert!(
+        body.contains("keel-user-button"),
+        "rendered for Ada, signed in: {body}"
+    );
+    assert!(
+        !body.contains(">Delete</button>"),
+        "never Bob's render: {body}"
+    );
+    assert_eq!(render["title"], "Posts");
     let (_, html) = page(&keel, &ada, "/posts").await;
     assert!(html.contains(">Live one</a>"));
+    // The page as a fetch renders it (the devtools panel of debug builds aside: its timestamps
+    // differ).
+    let page_part = |html: &str| {
+        let html = html.split("<body>").last().unwrap_or(html);
+        html.split(r#"<link rel="stylesheet" href="/_keel/devtools"#)
+            .next()
+            .unwrap()
+            .trim_end_matches("</body></html>")
+            .to_owned()
+    };
+    assert_eq!(
+        page_part(body),
+        page_part(&html),
+        "the pushed body is what a fetch renders"
+    );
 
     // A change before the stream opens is caught by the digests the page carries.
     let mut stale = Events::open(&keel, &ada, &html).await;
@@ -407,9 +457,23 @@ async fn live_stream_refreshes_and_signs_out() {
         create_post(&keel, &bob, "Live two").await.status(),
         StatusCode::SEE_OTHER
     );
+    // The next change reaches the first tab as a splice of what it was sent.
+    let splice = events.expect_render(Duration::from_secs(2)).await;
+    assert_eq!(splice["base"], render["seq"], "{splice}");
+    let ins = splice["splices"][0][2].as_str().expect("splices");
+    assert!(
+        ins.contains("Live two") && ins.len() < body.len() / 2,
+        "{ins}"
+    );
     let mut late = Events::open(&keel, &ada, &html).await;
     late.expect("ready", Duration::from_secs(10)).await;
-    late.expect("refresh", Duration::from_secs(2)).await;
+    let caught_up = late.expect_render(Duration::from_secs(2)).await;
+    assert!(
+        caught_up["body"]
+            .as_str()
+            .unwrap()
+            .contains(">Live two</a>")
+    );
 
     // Sign-out ends every stream of the session with `signed-out`.
     ada.post(keel.url("/_keel/auth/sign-out"))
@@ -419,7 +483,7 @@ async fn live_stream_refreshes_and_signs_out() {
     for stream in [&mut events, &mut stale, &mut late] {
         loop {
             match stream.next(Duration::from_secs(5)).await.as_deref() {
-                Some("refresh") => continue,
+                Some("render") => continue,
                 other => {
                     assert_eq!(other, Some("signed-out"));
                     break;
@@ -453,7 +517,12 @@ async fn live_stream_survives_token_expiries() {
         let response = create_post(&keel, &bob, &format!("Tick {n}")).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
         assert_eq!(response.headers()[LOCATION], "/posts", "post {n}");
-        events.expect("refresh", Duration::from_secs(2)).await;
+        let render = events.expect_render(Duration::from_secs(2)).await;
+        let text = render["body"]
+            .as_str()
+            .or(render["splices"][0][2].as_str())
+            .unwrap();
+        assert!(text.contains(&format!(">Tick {n}</a>")), "{render}");
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
     assert!(n >= 5, "{n}");
@@ -473,7 +542,7 @@ async fn live_stream_survives_token_expiries() {
         .unwrap();
     loop {
         match events.next(Duration::from_secs(8)).await.as_deref() {
-            Some("refresh") => continue,
+            Some("render") => continue,
             other => {
                 assert_eq!(other, Some("signed-out"));
                 break;

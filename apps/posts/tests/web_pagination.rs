@@ -117,8 +117,8 @@ async fn load_more_works_without_javascript_and_stays_live_and_whole() {
     assert_eq!(titles(&last), numbered(1..=23));
     assert_eq!(load_more(&last), None, "no Load more at the end");
 
-    // The two-page view stays live: posts written meanwhile reach it (the stream says
-    // `refresh`), and what it shows stays whole — the newest first, every earlier post still
+    // The two-page view stays live: posts written meanwhile reach it (the stream pushes the
+    // page re-rendered from the live cache), and what it shows stays whole — the newest first, every earlier post still
     // there, none twice, the second page still starting where the first ended.
     let mut events = Events::open(&ada, &ada.page(&second).await.1).await;
     let bob = keel.signed_up("bob@example.com").await;
@@ -126,7 +126,7 @@ async fn load_more_works_without_javascript_and_stays_live_and_whole() {
         bob.create_post("Post 24").await.status(),
         StatusCode::SEE_OTHER
     );
-    assert_eq!(events.next().await, "refresh");
+    assert_eq!(events.next().await, "render");
     let (_, html) = ada.page(&second).await;
     assert_eq!(
         titles(&html),
@@ -152,7 +152,7 @@ async fn load_more_works_without_javascript_and_stays_live_and_whole() {
             break html;
         }
         assert!(Instant::now() < deadline, "the deletions never showed");
-        assert_eq!(events.next().await, "refresh");
+        assert_eq!(events.next().await, "render");
     };
     // Every post from the newest down to where the second page ended is still listed, in
     // order, none twice; the second page may have been refilled from below (its end is pinned

@@ -10,8 +10,9 @@
 //!   original id and re-send in-flight mutations under the same session and request ids, and
 //!   auth from a token fetcher refreshed before expiry on the open socket.
 //! * [`QueryClient`] — a query cache keyed like `ConvexQueryClient`
-//!   (`convexQuery|<path>|<args JSON>`), kept live by a [`LiveClient`], with GC, dehydration
-//!   and "wait until the cache reached timestamp T".
+//!   (`convexQuery|<path>|<args JSON>`), kept live by a [`LiveClient`], with GC, change
+//!   notices, reads of several entries at one timestamp and "wait until the cache reached
+//!   timestamp T".
 //!
 //! # How the web tier uses it
 //!
@@ -26,14 +27,14 @@
 //! let page = QueryClient::with_http(http.with_auth(token));
 //! let posts = QueryKey::with_args("posts:list", serde_json::json!({}))?;
 //! page.ensure_query_data(&posts).await?;
-//! let carried = page.dehydrate(); // embedded in the page
 //! // Live, per signed-in session: one socket, tokens refreshed before they expire.
 //! let live = LiveClient::new("http://127.0.0.1:3210")?;
 //! live.set_auth_fetcher(move |force| std::future::ready(session_token(force)))?;
 //! let cache = QueryClient::new(QueryClientConfig::default());
-//! cache.hydrate(carried);
 //! cache.connect(&live)?;
-//! let mut changed = cache.updates(); // → tell the browser to refresh
+//! cache.ensure_query_data(&posts).await?; // subscribed; its first live result
+//! let mut changed = cache.updates(); // → re-render the pages that read a changed entry
+//! let (_at, _entries) = cache.read_at_once(&[posts.clone()]); // one consistent snapshot
 //! // After a mutation: re-render once the cache reflects it.
 //! let (_, ts) = live.mutation_with_ts("posts:create", Default::default()).await?;
 //! cache.wait_for_ts(ts, Duration::from_secs(5)).await?;
@@ -84,7 +85,7 @@
 //! * `live::worker::auth` — fetch, authenticate, confirm, refresh, retry, sign out (the
 //!   worker's auth state and [`AuthState`]).
 //! * `query_client` — [`QueryClient`]: fetches, the live bridge, GC, `wait_for_ts`.
-//! * `query_client::key` — [`QueryKey`], [`CacheEntry`], [`DehydratedState`].
+//! * `query_client::key` — [`QueryKey`], [`CacheEntry`], [`CacheUpdate`].
 
 mod convert;
 mod error;
@@ -101,6 +102,5 @@ pub use live::{
     Subscription, TransitionBatch,
 };
 pub use query_client::{
-    CacheEntry, CacheUpdate, DehydratedQuery, DehydratedState, QueryClient, QueryClientConfig,
-    QueryKey, QueryStatus,
+    CacheEntry, CacheUpdate, QueryClient, QueryClientConfig, QueryKey, QueryStatus,
 };

@@ -1,5 +1,5 @@
 //! `QueryClient` against a real backend: cache operations, the live bridge, GC,
-//! dehydrate/hydrate and read-your-writes.
+//! and read-your-writes.
 
 mod common;
 
@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use common::{TestBackend, WAIT, wait_until};
 use keel_client::{
-    ClientError, DehydratedState, HttpClient, LiveClient, QueryClient, QueryClientConfig, QueryKey,
-    QueryStatus,
+    ClientError, HttpClient, LiveClient, QueryClient, QueryClientConfig, QueryKey, QueryStatus,
 };
-use keel_values::{Object, Value, obj};
+use keel_values::{Object, Value};
 use serde_json::json;
 
 fn key(path: &str, args: serde_json::Value) -> QueryKey {
@@ -164,6 +163,23 @@ async fn connected_entries_follow_the_live_connection() {
     qc.wait_for_ts(ts, WAIT).await.unwrap();
     assert_eq!(qc.get_query_data(&counter), Some(Value::Float64(1.0)));
 
+    // Several entries read at once, with the timestamp they reflect (a page re-rendered from
+    // the cache); a key the cache does not hold is `None`.
+    let missing = key("messages:list", json!({"other": true}));
+    let (at, entries) = qc.read_at_once(&[counter.clone(), messages.clone(), missing]);
+    assert!(at >= ts, "{at} < {ts}");
+    assert_eq!(entries[0].as_ref().unwrap().data, Some(Value::Float64(1.0)));
+    assert_eq!(
+        entries[1].as_ref().unwrap().data,
+        Some(Value::Array(vec!["one".into()]))
+    );
+    assert!(entries[2].is_none());
+    assert!(
+        entries[..2]
+            .iter()
+            .all(|e| e.as_ref().unwrap().ts <= Some(at))
+    );
+
     // Only entries that exist are updated: a removed entry is not brought back.
     qc.remove(&counter);
     let (_, ts) = live
@@ -227,53 +243,4 @@ async fn unused_entries_are_collected_and_unsubscribed() {
     })
     .await;
     assert_eq!(qc.get_query_data(&counter), None);
-}
-
-#[tokio::test]
-async fn dehydrate_and_hydrate_round_trip_as_serde_data() {
-    let backend = TestBackend::start().await;
-    backend.increment().await;
-    let http = HttpClient::new(&backend.url()).unwrap();
-    http.mutation::<String, _>("messages:send", json!({"body": "hi"}))
-        .await
-        .unwrap();
-    let server = QueryClient::with_http(http);
-    let counter = QueryKey::new(
-        "counter:get",
-        obj! { "big" => 7i64, "half" => 0.5 }
-            .as_object()
-            .unwrap()
-            .clone(),
-    );
-    let messages = key("messages:list", json!({}));
-    server.ensure_query_data(&counter).await.unwrap();
-    server.ensure_query_data(&messages).await.unwrap();
-    server
-        .ensure_query_data(&key("errors:fail", json!({})))
-        .await
-        .unwrap_err();
-
-    let state = server.dehydrate();
-    assert_eq!(state.queries.len(), 2, "errors are not dehydrated");
-    let text = serde_json::to_string(&state).unwrap();
-    assert!(
-        text.contains(r#""key":"convexQuery|counter:get|{\"big\":{\"$integer\":\"BwAAAAAAAAA=\"},\"half\":0.5}""#),
-        "{text}"
-    );
-    let decoded: DehydratedState = serde_json::from_str(&text).unwrap();
-    assert_eq!(decoded, state);
-
-    let browser = QueryClient::new(QueryClientConfig::default());
-    browser.hydrate(decoded);
-    assert_eq!(browser.get_query_data(&counter), Some(Value::Float64(1.0)));
-    assert_eq!(
-        browser.get_query_data(&messages),
-        Some(Value::Array(vec!["hi".into()]))
-    );
-    assert_eq!(browser.dehydrate(), state);
-    // Cached after hydration: no fetch (there is no source to fetch from).
-    assert_eq!(
-        browser.ensure_query_data(&counter).await.unwrap(),
-        Value::Float64(1.0)
-    );
 }

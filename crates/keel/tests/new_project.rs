@@ -146,7 +146,8 @@ fn a_new_project_builds_and_its_tests_pass() {
     assert!(page.contains("<li>from the test</li>"), "{page}");
 
     // The page stays live: its event stream (the address in `<meta name="keel-live">`) says
-    // `refresh` once another note is added, so the browser runtime shows it.
+    // pushes the page re-rendered with another note once it is added, so the browser runtime
+    // shows it without a fetch.
     let live = page
         .split(r#"<meta name="keel-live" content=""#)
         .nth(1)
@@ -162,7 +163,8 @@ fn a_new_project_builds_and_its_tests_pass() {
         r#"{"path":"notes:add","args":{"text":"live"},"format":"json"}"#,
     );
     assert!(added.contains(r#""status":"success""#), "{added}");
-    read_until(&mut events, "event: refresh");
+    let pushed = read_until(&mut events, "<li>live</li>");
+    assert!(pushed.contains("event: render"), "{pushed}");
     app.stop();
 }
 
@@ -181,7 +183,7 @@ fn open_event_stream(addr: &str, path: &str, headers: &str) -> std::net::TcpStre
 }
 
 /// Reads `stream` until what it sent contains `needle`, for at most 30 seconds.
-fn read_until(stream: &mut std::net::TcpStream, needle: &str) {
+fn read_until(stream: &mut std::net::TcpStream, needle: &str) -> String {
     use std::io::Read;
     let deadline = Instant::now() + std::time::Duration::from_secs(30);
     let mut seen = String::new();
@@ -202,6 +204,7 @@ fn read_until(stream: &mut std::net::TcpStream, needle: &str) {
             Err(e) => panic!("reading the stream: {e}"),
         }
     }
+    seen
 }
 
 /// The generated app's process, with the service lines it printed.

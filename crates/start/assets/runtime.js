@@ -1,9 +1,12 @@
 // Keel browser runtime: a plain ES module, no build step, no dependencies.
 //
 // It progressively enhances a server-rendered page; everything works without it.
-//  * Live: one EventSource per page (the address is in <meta name="keel-live">). On `refresh`
-//    the page is refetched and morphed in place; on `signed-out` the page is refetched once
-//    and the stream is not reopened. The stream reconnects with backoff when it drops.
+//  * Live: one EventSource per page (the address is in <meta name="keel-live">). On `render`
+//    the server has re-rendered the page from the session's live data: the new body (or
+//    splices of the previous one) is morphed in place, without a fetch. On `refresh` (the page
+//    cannot be rendered that way) the page is refetched and morphed; on `signed-out` the page
+//    is refetched once and the stream is not reopened. The stream reconnects with backoff
+//    when it drops, and the page is refetched after such a gap.
 //  * Navigation: same-origin links are fetched and morphed in, with history.pushState; a link
 //    with data-keel-scroll="keep" (a "Load more") leaves the reader where they are.
 //  * Prefetch on intent: hover, focus or touch of a link fetches it; reused for 30 s.
@@ -26,6 +29,9 @@ let liveUrl = null;
 let retryDelay = 500;
 let refreshing = null;
 let refreshAgain = false;
+// The body of the last pushed render and its number: the next one may be a splice of it.
+let pushedBody = null;
+let pushedSeq = null;
 
 // ---------------------------------------------------------------------------------------
 // Morph: update `from` in place to look like `to`, keeping element identity where the tag
@@ -445,7 +451,7 @@ async function refresh() {
       refreshAgain = false;
       const url = location.href;
       try {
-        const page = await fetchPage(url, { headers: { "X-Keel-Refresh": "1" } });
+        const page = await fetchPage(url);
         invalidatePrefetches();
         // A navigation or form answer that landed meanwhile is newer: keep it.
         if (location.href === url) applyDocument(page.html);
@@ -458,6 +464,29 @@ async function refresh() {
   return refreshing;
 }
 
+/** Morphs in a render the server pushed (`render` event): a whole body or splices. */
+function applyRender(render) {
+  let body;
+  if (typeof render.body === "string") {
+    body = render.body;
+  } else if (render.base === pushedSeq && pushedBody !== null && Array.isArray(render.splices)) {
+    // [at, del, ins] in UTF-16 units of the previous body, in order: applied from the last.
+    body = pushedBody;
+    for (const [at, del, ins] of render.splices.slice().reverse()) {
+      body = body.slice(0, at) + ins + body.slice(at + del);
+    }
+  } else {
+    refresh(); // a splice of something this page does not have: fetch it instead
+    return;
+  }
+  pushedBody = body;
+  pushedSeq = render.seq;
+  const next = new DOMParser().parseFromString(`<!DOCTYPE html><html><head></head><body>${body}</body></html>`, "text/html");
+  if (typeof render.title === "string") document.title = render.title;
+  morphNode(document.body, next.body);
+  mountClerkUi();
+}
+
 function connectLive() {
   const meta = document.querySelector('meta[name="keel-live"]');
   const url = meta ? meta.getAttribute("content") : null;
@@ -468,8 +497,22 @@ function connectLive() {
   if (!url) return;
   const source = new EventSource(url);
   live = source;
+  pushedBody = null;
+  pushedSeq = null;
   source.addEventListener("ready", () => {
     retryDelay = 500;
+  });
+  source.addEventListener("render", (event) => {
+    if (live !== source) return;
+    let render;
+    try {
+      render = JSON.parse(event.data);
+    } catch {
+      refresh();
+      return;
+    }
+    invalidatePrefetches();
+    applyRender(render);
   });
   source.addEventListener("refresh", () => refresh());
   source.addEventListener("signed-out", () => {
@@ -482,10 +525,11 @@ function connectLive() {
     if (source.readyState !== EventSource.CLOSED) return; // the browser retries by itself
     if (live !== source) return;
     live = null;
+    const address = liveUrl; // pushed renders may have updated it since the stream opened
     const delay = retryDelay;
     retryDelay = Math.min(retryDelay * 2, 15_000);
     setTimeout(() => {
-      if (live === null && liveUrl === url) {
+      if (live === null && liveUrl === address) {
         liveUrl = null;
         // The page may be stale after a gap: refetch, which also reconnects.
         refresh();

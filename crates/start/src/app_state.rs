@@ -16,9 +16,10 @@ use keel_client::HttpClient;
 use parking_lot::Mutex;
 
 use crate::client_address::TrustedProxies;
-use crate::context::{RequestState, RouteContext};
+use crate::context::{Reads, RequestState, RouteContext};
 use crate::live::LiveHub;
 use crate::params::Params;
+use crate::request_auth::RequestAuth;
 use crate::route::Route;
 use crate::server_fn::{ServerFnHandler, ServerFnMethod};
 
@@ -84,12 +85,23 @@ impl AppState {
         }
     }
 
-    /// The root router context of a request.
+    /// The root router context of a request, reading from the backend.
     pub(crate) fn base_context(
         &self,
         uri: Uri,
         headers: HeaderMap,
         auth: AuthState,
+    ) -> RouteContext {
+        self.context_reading(uri, headers, auth, Reads::Backend)
+    }
+
+    /// The root router context of a render whose queries read from `reads`.
+    pub(crate) fn context_reading(
+        &self,
+        uri: Uri,
+        headers: HeaderMap,
+        auth: AuthState,
+        reads: Reads,
     ) -> RouteContext {
         let mut http = self.http.clone();
         http.new_snapshot();
@@ -97,12 +109,16 @@ impl AppState {
             request: Arc::new(RequestState {
                 uri,
                 headers,
-                auth: parking_lot::RwLock::new(auth),
-                authenticator: self.authenticator.clone(),
+                auth: RequestAuth::new(
+                    auth,
+                    self.authenticator.clone(),
+                    self.token_template.clone(),
+                ),
                 local_idp: self.local_idp.clone(),
-                token_template: self.token_template.clone(),
+                reads,
                 query_client: std::sync::OnceLock::new(),
                 http: Mutex::new(http),
+                http_authenticated: tokio::sync::OnceCell::new(),
                 used: Mutex::new(Vec::new()),
                 in_flight: Mutex::new(HashMap::new()),
             }),

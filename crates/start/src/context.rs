@@ -1,6 +1,7 @@
 //! The typed router context: per request, the query client, the server HTTP client and the
-//! auth state (the seed's `{ queryClient, convexQueryClient, … }`), plus what each
-//! `before_load` added on the way down.
+//! [`RequestAuth`] (the seed's `{ queryClient, convexQueryClient, … }`), plus what each
+//! `before_load` added on the way down; and where the render's queries read from ([`Reads`]:
+//! the backend, or a session's live cache for a pushed re-render).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use futures::FutureExt as _;
 use futures::future::{BoxFuture, Shared};
 use http::{HeaderMap, Uri};
-use keel_auth::{AuthError, AuthState, Authenticator};
+use keel_auth::AuthState;
 use keel_client::{ClientError, HttpClient, QueryClient, QueryKey};
 use keel_protocol::{FunctionName, Public, kind};
 use keel_values::Value;
@@ -18,6 +19,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::RouteError;
 use crate::params::Params;
+use crate::request_auth::{RequestAuth, RequestAuthError};
 
 /// Values a `before_load` adds to the context of its loader and its children, by type
 /// (like TanStack's object merge, but typed: one value per type, deeper wins).
@@ -45,7 +47,9 @@ impl ContextAdditions {
 }
 
 /// What the root `before_load` learns about the visitor, like the seed's `fetchClerkAuth`
-/// server function: the user id and the backend (`convex` template) token.
+/// server function: the user id and the backend (`convex` template) token. The framework does
+/// this itself ([`RouteContext::request_auth`]); [`RouteContext::fetch_auth`] is the explicit
+/// way, as in the seed's root `beforeLoad`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FetchedAuth {
     /// The signed-in user's id, `None` when signed out.
@@ -54,21 +58,46 @@ pub struct FetchedAuth {
     pub token: Option<String>,
 }
 
+/// Where a render's queries read from.
+pub(crate) enum Reads {
+    /// The backend, through the request's query cache (SSR: one consistent snapshot over the
+    /// server HTTP client, authenticated with the request's token).
+    Backend,
+    /// The results of the session's live cache at one timestamp (a pushed re-render): no
+    /// backend call at all.
+    Live(Arc<LiveSnapshot>),
+}
+
+/// Query results of a session's live cache read at once, for re-rendering a page from them.
+pub(crate) struct LiveSnapshot {
+    /// The timestamp of the latest transition the results reflect.
+    pub(crate) ts: u64,
+    /// Results by [`QueryKey::hash`].
+    pub(crate) results: HashMap<String, Result<Value, ClientError>>,
+    /// Queries the render asked for that the snapshot does not hold (subscribed, then the
+    /// page is rendered again).
+    pub(crate) missing: Mutex<Vec<QueryKey>>,
+    /// The session's cache the results come from (the devtools panel shows its entries).
+    pub(crate) cache: QueryClient,
+}
+
 /// Per-request state shared by every match's context.
 pub(crate) struct RequestState {
     pub(crate) uri: Uri,
     pub(crate) headers: HeaderMap,
-    /// Who is making the request; becomes signed out when minting a token shows that the
-    /// session has ended (its session token is still valid for up to a minute after a
-    /// sign-out elsewhere).
-    pub(crate) auth: parking_lot::RwLock<AuthState>,
-    pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
+    /// Who is making the request, fixed for the request; its backend token is minted on
+    /// first need.
+    pub(crate) auth: RequestAuth,
     /// The local idp, when the app uses it (account pages load through it).
     pub(crate) local_idp: Option<Arc<keel_auth::LocalIdpAuthenticator>>,
-    pub(crate) token_template: Option<String>,
+    /// Where queries read from.
+    pub(crate) reads: Reads,
     /// Created on first use (most requests of a static page need none).
     pub(crate) query_client: std::sync::OnceLock<QueryClient>,
     pub(crate) http: Mutex<HttpClient>,
+    /// Set once the server HTTP client carries the request's token (or the app set one with
+    /// [`RouteContext::set_server_auth`]).
+    pub(crate) http_authenticated: tokio::sync::OnceCell<()>,
     /// Query keys the page read, in first-use order (the live layer subscribes to them).
     pub(crate) used: Mutex<Vec<QueryKey>>,
     /// Fetches under way, by query hash: loaders running in parallel that ask for the same
@@ -89,6 +118,48 @@ impl RequestState {
             })
         })
     }
+
+    /// The [`crate::digest::digest`] of what the render read for `key`.
+    pub(crate) fn read_digest(&self, key: &QueryKey) -> String {
+        match &self.reads {
+            Reads::Live(snapshot) => {
+                crate::digest::digest(snapshot.results.get(&key.hash()).map(Result::as_ref))
+            }
+            Reads::Backend => crate::digest::cached_digest(self.query_client(), key),
+        }
+    }
+
+    /// Whether a pushed render asked for results its snapshot does not hold (it is rendered
+    /// again).
+    pub(crate) fn missed_live_results(&self) -> bool {
+        match &self.reads {
+            Reads::Live(snapshot) => !snapshot.missing.lock().is_empty(),
+            Reads::Backend => false,
+        }
+    }
+
+    /// Makes the server HTTP client carry the request's backend token (once; signed out: no
+    /// token).
+    async fn authenticate_http(&self) -> Result<(), RequestAuthError> {
+        if self.http_authenticated.initialized() || !self.auth.is_signed_in() {
+            return Ok(());
+        }
+        let token = self.auth.backend_token().await?;
+        self.http_authenticated
+            .get_or_init(|| async {
+                self.set_http_token(&token);
+            })
+            .await;
+        Ok(())
+    }
+
+    fn set_http_token(&self, token: &str) {
+        let http = self.http.lock().with_auth(token);
+        *self.http.lock() = http.clone();
+        if let Some(query_client) = self.query_client.get() {
+            query_client.set_http_client(Some(http));
+        }
+    }
 }
 
 /// The router context of one match: request-wide services plus what the `before_load`s above
@@ -104,7 +175,7 @@ impl std::fmt::Debug for RouteContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RouteContext")
             .field("uri", &self.request.uri)
-            .field("user_id", &self.request.auth.read().user_id)
+            .field("user_id", &self.request.auth.state().user_id)
             .field("params", &self.params)
             .finish_non_exhaustive()
     }
@@ -117,55 +188,56 @@ impl RouteContext {
         self.request.query_client()
     }
 
-    /// The server HTTP client (a copy; set its token with [`RouteContext::set_server_auth`]).
+    /// The server HTTP client as it is (a copy): it carries the request's token once a query
+    /// needed it or the app set one with [`RouteContext::set_server_auth`]. For calls that must
+    /// be authenticated, [`RouteContext::authenticated_client`].
     pub fn server_http_client(&self) -> HttpClient {
         self.request.http.lock().clone()
     }
 
-    /// `serverHttpClient.setAuth(token)`: every later backend call of this request (loaders,
-    /// server functions) carries `token`.
+    /// A server HTTP client carrying the visitor's backend token (minted once per request):
+    /// [`RequestAuthError::SignedOut`] or [`RequestAuthError::SessionEnded`] when there is no
+    /// one to act for.
+    pub async fn authenticated_client(&self) -> Result<HttpClient, RequestAuthError> {
+        if !self.request.auth.is_signed_in() {
+            return Err(RequestAuthError::SignedOut);
+        }
+        self.request.authenticate_http().await?;
+        Ok(self.server_http_client())
+    }
+
+    /// `serverHttpClient.setAuth(token)`, the explicit way (the seed's root `beforeLoad`):
+    /// every later backend call of this request carries `token` instead of the one the
+    /// framework would mint.
     pub fn set_server_auth(&self, token: &str) {
-        let http = self.request.http.lock().with_auth(token);
-        *self.request.http.lock() = http.clone();
-        if let Some(query_client) = self.request.query_client.get() {
-            query_client.set_http_client(Some(http));
-        }
+        self.request.set_http_token(token);
+        let _ = self.request.http_authenticated.set(());
     }
 
-    /// Who is making the request (from the session cookies; signed out without an
-    /// authenticator, or once [`RouteContext::fetch_auth`] found the session ended).
+    /// Who is making the request (from the session cookies when the request started; signed
+    /// out without an authenticator).
     pub fn auth(&self) -> AuthState {
-        self.request.auth.read().clone()
+        self.request.auth.state().clone()
     }
 
-    /// `getAuth()` + `getToken({ template: "convex" })`: the user id and a backend token.
-    ///
-    /// A session that has ended ([`AuthError::SessionEnded`]: signed out elsewhere, revoked,
-    /// expired) makes the rest of the request signed out rather than failing it.
+    /// The request's auth: its session state and its backend token, minted on first need.
+    pub fn request_auth(&self) -> &RequestAuth {
+        &self.request.auth
+    }
+
+    /// `getAuth()` + `getToken({ template: "convex" })`: the user id and a backend token —
+    /// the explicit form of what the framework does for every request. A session that has
+    /// ended answers as signed out (the page is then rendered signed out).
     pub async fn fetch_auth(&self) -> Result<FetchedAuth, RouteError> {
-        let auth = self.auth();
-        let Some(authenticator) = &self.request.authenticator else {
-            return Ok(FetchedAuth::default());
-        };
-        if !auth.is_signed_in() {
-            return Ok(FetchedAuth::default());
-        }
-        match authenticator
-            .get_token(&auth, self.request.token_template.as_deref())
-            .await
-        {
+        match self.request.auth.backend_token().await {
             Ok(token) => Ok(FetchedAuth {
-                user_id: auth.user_id.clone(),
-                token,
+                user_id: self.request.auth.state().user_id.clone(),
+                token: Some(token),
             }),
-            Err(AuthError::SessionEnded { reason }) => {
-                tracing::debug!(%reason, "the session has ended; the request is signed out");
-                *self.request.auth.write() = AuthState::signed_out();
+            Err(RequestAuthError::SignedOut | RequestAuthError::SessionEnded { .. }) => {
                 Ok(FetchedAuth::default())
             }
-            Err(e) => Err(RouteError::internal(format!(
-                "cannot mint a backend token: {e}"
-            ))),
+            Err(error) => Err(error.into()),
         }
     }
 
@@ -209,6 +281,9 @@ impl RouteContext {
 
     /// `ensureQueryData(convexQuery(path, args))`: the cached value or a fetch, and the page
     /// records the query so the live layer keeps it fresh.
+    ///
+    /// Signed in, the query runs with the request's backend token (minted on the first query).
+    /// In a re-render pushed to an open page, it reads the session's live cache instead.
     pub async fn query_value(&self, key: QueryKey) -> Result<Value, RouteError> {
         {
             let mut used = self.request.used.lock();
@@ -216,6 +291,18 @@ impl RouteContext {
                 used.push(key.clone());
             }
         }
+        if let Reads::Live(snapshot) = &self.request.reads {
+            return match snapshot.results.get(&key.hash()) {
+                Some(result) => Ok(result.clone()?),
+                None => {
+                    snapshot.missing.lock().push(key);
+                    Err(RouteError::internal(
+                        "the query is not in the live cache yet",
+                    ))
+                }
+            };
+        }
+        self.request.authenticate_http().await?;
         let hash = key.hash();
         let fetch = self
             .request

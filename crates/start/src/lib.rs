@@ -16,13 +16,20 @@
 //! [`ServerFnRequest::authenticated_client`], whose methods take references too.
 //!
 //! Per request the router context carries the query client, the server HTTP client and the
-//! auth state; the seed's root `before_load` — `fetch_auth()` then `set_server_auth(token)` —
-//! makes every loader's query authenticated, all at one consistent snapshot.
+//! [`RequestAuth`]: who the request is for, fixed when it starts (signed in with a session, or
+//! signed out), and its backend token, minted on the first backend call. Every loader's query
+//! runs with that token, all at one consistent snapshot, and server functions get an
+//! authenticated client from it ([`RequestAuthError`] says why not) — the app wires nothing.
+//! The seed's root `before_load` — [`RouteContext::fetch_auth`] then
+//! [`RouteContext::set_server_auth`] — remains as the explicit way.
 //!
-//! Pages stay live: the document lists the queries it was rendered from; the browser runtime
-//! opens one event stream per page; the web tier keeps one backend WebSocket per signed-in
-//! session (token refreshed before expiry) and sends `refresh` when a listed query changes,
-//! and `signed-out` when the session ends. The runtime then refetches and morphs the page.
+//! Pages stay live: the document lists the queries it was rendered from and its address; the
+//! browser runtime opens one event stream per page; the web tier keeps one backend WebSocket
+//! per signed-in session (token refreshed before expiry) and its query cache. When a listed
+//! query changes, the web tier re-renders the page from that cache at one timestamp — in
+//! process, no backend call, one render per session and address shared by its tabs, the newest
+//! state winning — and pushes it (`render`: the body, or a splice of the previous one); the
+//! runtime morphs it in without fetching. `signed-out` ends the stream when the session ends.
 //!
 //! # Layout
 //! * `error` — [`RouteError`] (redirect / not found / public / internal) and [`StartError`].
@@ -30,7 +37,11 @@
 //! * `route` — [`Route`]: path pattern, children and per-route hooks; what the hooks see: a
 //!   [`Match`] (one matched route's context and loader data) and [`LoaderData`].
 //! * `matching` — path matching: the chain of routes a path selects, and its [`Params`].
-//! * `context` — [`RouteContext`], [`ContextAdditions`], [`FetchedAuth`].
+//! * `digest` — short digests of query results (what a page shows, per query).
+//! * `request_auth` — [`RequestAuth`] (a request's session state and lazily minted backend
+//!   token) and [`RequestAuthError`].
+//! * `context` — [`RouteContext`], [`ContextAdditions`], [`FetchedAuth`]; where a render's
+//!   queries read (the backend, or a snapshot of a session's live cache).
 //! * `head` — [`Head`], [`Meta`], [`Link`] and their merge.
 //! * `render` — running `before_load`/`loader`/components and the boundaries.
 //! * `boundary` — [`default_catch_boundary`] and [`not_found`].
@@ -55,6 +66,11 @@
 //! * `live` — page event streams and per-session backend connections, run as the tasks of
 //!   [`StartConfig::tasks`] (stopping them ends every stream and closes every session); the
 //!   open ones counted in `keel_live_pages`.
+//! * `live_render` — the per-session, per-address page renderer: re-renders from the session's
+//!   cache when the page's queries change, coalescing, and prepares the pushed events (whole
+//!   body, splice).
+//! * `page` — a page rendered through the route tree, for a request (the document's parts) or
+//!   for the live renderer (from a cache snapshot).
 //! * `assets` — the browser runtime, stylesheets, favicons and manifest served by the crate.
 //! * `app_state` — what every request handler holds (route tree, backend client, authenticator,
 //!   server functions, live hub) and the first steps of a request (authenticate, root context).
@@ -62,10 +78,11 @@
 //!   `/metrics` and request counting, [`StartConfig::metrics`]), and the page, server-function
 //!   and live handlers.
 //!
-//! Dependencies run one way: `params` ← `context` ← `route` ← `matching` ← `render` (with
-//! `boundary`) ← `start`; the handlers' state is `app_state`, which `start` builds and `auth_ui`
-//! reads, and `client_address` takes only its [`TrustedProxies`] from it (axum's `FromRef`). No
-//! two modules import each other.
+//! Dependencies run one way: `params`, `digest`, `request_auth` ← `context` ← `route` ← `matching` ←
+//! `render` (with `boundary`) ← `page` ← `start`; `live_render` ← `live` ← `page`; the handlers'
+//! state is `app_state`, which `start` builds and `auth_ui` reads, and `client_address` takes
+//! only its [`TrustedProxies`] from it (axum's `FromRef`). `page` hands `live` its renderer as
+//! a function, so no two modules import each other.
 
 pub mod account_ui;
 mod app_state;
@@ -76,15 +93,19 @@ mod client_address;
 mod context;
 pub mod csrf;
 mod devtools;
+mod digest;
 mod document;
 mod error;
 mod head;
 mod live;
+mod live_render;
 mod matching;
 mod multipart;
+mod page;
 mod params;
 mod redirect;
 mod render;
+mod request_auth;
 mod route;
 pub mod second_factor_ui;
 mod security_headers;
@@ -100,6 +121,7 @@ pub use live::LIVE_PATH;
 pub use multipart::{MAX_MULTIPART_BYTES, UploadedFile};
 pub use params::Params;
 pub use redirect::local_path;
+pub use request_auth::{RequestAuth, RequestAuthError};
 pub use route::{LoaderData, Match, Route};
 pub use security_headers::ContentSecurityPolicy;
 pub use server_fn::{

@@ -1,16 +1,20 @@
-//! The live layer: one event stream per open page (`GET /_keel/live?q=…`), one backend
-//! WebSocket per signed-in session.
+//! The live layer: one event stream per open page (`GET /_keel/live?q=…&u=…&p=…`), one
+//! backend WebSocket per signed-in session.
 //!
 //! Per session (keyed by the session id; one shared anonymous session for signed-out pages),
 //! the [`LiveHub`] keeps a [`LiveClient`] authenticated by a token fetcher (the
 //! authenticator's `get_token("convex")`, refreshed before expiry on the open socket, like
 //! `ConvexProviderWithClerk`) and a [`QueryClient`] connected to it. A page's stream lists the
-//! queries the page was rendered from, each with a digest of the value the page showed; the
-//! stream subscribes them in the session's cache and sends:
+//! queries the page was rendered from, each with a digest of the value the page showed, and
+//! the page's address; the stream subscribes the queries in the session's cache and joins the
+//! page's [`PageRenderer`] (one per session and address, shared by every tab), which
+//! re-renders the page from the cache whenever one of its queries changes. The stream sends:
 //! * `ready` once every query is subscribed;
-//! * `refresh` whenever a query's value differs from what the page shows (also right away
-//!   when it changed between the render and the stream opening), so the runtime refetches
-//!   the page and morphs it;
+//! * `render` with the page's new body (or splices of the previous one) whenever what the page shows
+//!   changed — also right away when it changed between the page's render and the stream
+//!   opening; the runtime morphs it in without fetching;
+//! * `refresh` when the page cannot be rendered from the cache (it now redirects): the
+//!   runtime fetches it;
 //! * `signed-out` when the session ends (sign-out here, or the fetcher finds no token), then
 //!   the stream ends.
 //!
@@ -23,13 +27,13 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use aws_lc_rs::digest;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
+use http::{HeaderMap, Uri};
 use keel_auth::{AuthState, Authenticator};
 use keel_client::AuthState as LiveAuthState;
 use keel_client::{ClientError, LiveClient, LiveConfig, QueryClient, QueryClientConfig, QueryKey};
@@ -41,11 +45,16 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::digest::cached_digest;
+use crate::live_render::{PageRenderer, PushedRender, RenderFn, fingerprint};
+
 /// Where page streams are served.
 pub const LIVE_PATH: &str = "/_keel/live";
 
 /// Most queries one page stream may list.
 const MAX_QUERIES: usize = 64;
+/// The longest page address a stream may name.
+const MAX_PAGE_ADDRESS: usize = 2048;
 /// How long a fetch for a live query may wait.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often an idle stream pings (also finds closed browsers).
@@ -65,31 +74,34 @@ pub(crate) struct PageQuery {
     pub(crate) digest: String,
 }
 
-/// A short digest of a query result (`e` for an error or no value).
-pub(crate) fn digest(result: Option<Result<&Value, &ClientError>>) -> String {
-    match result {
-        Some(Ok(value)) => {
-            let d = digest::digest(
-                &digest::SHA256,
-                keel_values::to_json_string(value).as_bytes(),
-            );
-            d.as_ref()[..12]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect()
-        }
-        Some(Err(_)) | None => "e".to_owned(),
-    }
-}
-
-/// `q` and `u` parameters of a page's live address.
-pub(crate) fn live_url(queries: &[PageQuery], user_id: Option<&str>) -> String {
+/// A page's live address: its queries (`q`), the user it was rendered for (`u`) and its own
+/// address (`p`, path and query), which the web tier re-renders.
+pub(crate) fn live_url(queries: &[PageQuery], user_id: Option<&str>, page: &str) -> String {
     let q = serde_json::to_string(queries).unwrap_or_else(|_| "[]".to_owned());
     format!(
-        "{LIVE_PATH}?q={}&u={}",
+        "{LIVE_PATH}?q={}&u={}&p={}",
         encode_component(&q),
-        encode_component(user_id.unwrap_or(""))
+        encode_component(user_id.unwrap_or("")),
+        encode_component(page)
     )
+}
+
+/// Decodes the `p` parameter: a path on this site (not the framework's own endpoints), with
+/// its query string.
+pub(crate) fn parse_page(p: &str) -> Result<Uri, String> {
+    if p.len() > MAX_PAGE_ADDRESS {
+        return Err(format!("`p` is longer than {MAX_PAGE_ADDRESS} bytes"));
+    }
+    if !p.starts_with('/') || p.starts_with("//") || p.contains('\\') || p.contains('#') {
+        return Err("`p` must be a path on this site (`/posts?until=…`)".to_owned());
+    }
+    let uri: Uri = p
+        .parse()
+        .map_err(|e| format!("`p` is not a path and query: {e}"))?;
+    if uri.path().starts_with("/_keel/") {
+        return Err("`p` must be a page, not one of the framework's endpoints".to_owned());
+    }
+    Ok(uri)
 }
 
 /// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - _ . ~`).
@@ -111,6 +123,35 @@ pub(crate) struct LiveSession {
     query_client: QueryClient,
     ended: watch::Sender<bool>,
     streams: AtomicUsize,
+    /// The renderers of the session's open pages, by address.
+    renderers: Mutex<HashMap<String, Weak<PageRenderer>>>,
+}
+
+impl LiveSession {
+    /// The renderer of page `uri` (started for `queries` if no tab of it is open).
+    fn renderer(
+        &self,
+        tasks: &keel_tasks::Tasks,
+        render: &RenderFn,
+        page: (Uri, HeaderMap, AuthState),
+        queries: &[(QueryKey, String)],
+    ) -> Arc<PageRenderer> {
+        let address = page.0.to_string();
+        let mut renderers = self.renderers.lock();
+        if let Some(renderer) = renderers.get(&address).and_then(Weak::upgrade) {
+            return renderer;
+        }
+        renderers.retain(|_, r| r.strong_count() > 0);
+        let renderer = PageRenderer::start(
+            tasks,
+            self.query_client.clone(),
+            render.clone(),
+            page,
+            queries.iter().map(|(k, _)| k.clone()).collect(),
+        );
+        renderers.insert(address, Arc::downgrade(&renderer));
+        renderer
+    }
 }
 
 /// Every live session of the web tier.
@@ -205,6 +246,7 @@ impl LiveHub {
             query_client,
             ended: watch::channel(false).0,
             streams: AtomicUsize::new(1),
+            renderers: Mutex::new(HashMap::new()),
         });
         tracing::debug!(signed_in = !key.is_empty(), "live session opened");
         sessions.insert(key, session.clone());
@@ -252,12 +294,15 @@ impl LiveHub {
         }
     }
 
-    /// The event stream of one page.
+    /// The event stream of one page: `page` is its address and `queries` what it shows;
+    /// changes are rendered with `render`.
     pub(crate) fn stream(
         self: &Arc<Self>,
         auth: &AuthState,
         page_user: Option<&str>,
+        page: Option<(Uri, HeaderMap)>,
         queries: Vec<(QueryKey, String)>,
+        render: RenderFn,
     ) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<>> {
         let (tx, rx) = mpsc::channel::<Event>(16);
         let signed_in_as = auth.user_id.as_deref().unwrap_or("");
@@ -270,14 +315,24 @@ impl LiveHub {
             match self.acquire(auth) {
                 Ok(session) => {
                     let hub = self.clone();
+                    let auth = auth.clone();
                     self.tasks.spawn("live stream", async move {
                         hub.live_pages.add(&[], 1.0);
                         let guard = StreamGuard {
                             hub: hub.clone(),
                             session: session.clone(),
                         };
+                        let renderer =
+                            page.filter(|_| !queries.is_empty()).map(|(uri, headers)| {
+                                session.renderer(
+                                    &hub.tasks,
+                                    &render,
+                                    (uri, headers, auth),
+                                    &queries,
+                                )
+                            });
                         tokio::select! {
-                            () = run_stream(&session, queries, &tx) => {}
+                            () = run_stream(&session, renderer, queries, &tx) => {}
                             () = hub.tasks.stopping() => {}
                         }
                         drop(guard);
@@ -324,18 +379,6 @@ pub(crate) fn parse_queries(q: &str) -> Result<Vec<(QueryKey, String)>, String> 
         .collect()
 }
 
-/// The digest of `key`'s current cache entry.
-fn cached_digest(query_client: &QueryClient, key: &QueryKey) -> String {
-    match query_client.get_entry(key) {
-        Some(entry) => match (&entry.error, &entry.data) {
-            (Some(error), _) => digest(Some(Err(error))),
-            (None, Some(value)) => digest(Some(Ok(value))),
-            (None, None) => digest(None),
-        },
-        None => digest(None),
-    }
-}
-
 async fn send(tx: &mpsc::Sender<Event>, name: &str, data: String) -> bool {
     tx.send(Event::default().event(name).data(data))
         .await
@@ -345,52 +388,54 @@ async fn send(tx: &mpsc::Sender<Event>, name: &str, data: String) -> bool {
 /// Runs one page stream until the browser goes away or the session ends.
 async fn run_stream(
     session: &LiveSession,
+    renderer: Option<Arc<PageRenderer>>,
     queries: Vec<(QueryKey, String)>,
     tx: &mpsc::Sender<Event>,
 ) {
-    let Ok(mut transitions) = session.live.transitions() else {
-        return;
-    };
     let mut auth = session.live.watch_auth();
     let mut ended = session.ended.subscribe();
+    // Every change the renderer publishes from now on reaches this stream.
+    let mut renders = renderer.as_ref().map(|r| r.watch());
     let qc = &session.query_client;
     let fetches =
         futures::future::join_all(queries.iter().map(|(key, _)| qc.ensure_query_data(key)));
-    let results = tokio::select! {
-        results = fetches => results,
+    tokio::select! {
+        _ = fetches => {}
         () = tx.closed() => return,
-    };
-    // A transition the connection handled before `transitions` was registered reaches the cache
-    // but not this stream: let the cache catch up with the connection, then compare what the
-    // cache holds now.
-    let _ = qc
-        .wait_for_ts(session.live.latest_ts(), FETCH_TIMEOUT)
-        .await;
-    let mut shown: Vec<String> = queries.iter().map(|(_, d)| d.clone()).collect();
-    let mut changed = false;
-    for (i, result) in results.iter().enumerate() {
-        let now = match qc.get_entry(&queries[i].0) {
-            Some(_) => cached_digest(qc, &queries[i].0),
-            None => digest(Some(result.as_ref())),
-        };
-        if now != shown[i] {
-            changed = true;
-            shown[i] = now;
+    }
+    // A cached value that differs from what the page shows comes from a change since the
+    // page's render, or from an older subscription whose results the page never showed (a
+    // paginated query keeps the end of its first page while subscribed): subscribe those
+    // afresh, so the page's renders continue from what a fetch reads now.
+    let differing: Vec<&QueryKey> = queries
+        .iter()
+        .filter(|(key, digest)| cached_digest(qc, key) != *digest)
+        .map(|(key, _)| key)
+        .collect();
+    if !differing.is_empty() {
+        for key in &differing {
+            qc.remove(key);
         }
+        let fetches = futures::future::join_all(differing.iter().map(|k| qc.ensure_query_data(k)));
+        tokio::select! {
+            _ = fetches => {}
+            () = tx.closed() => return,
+        }
+    }
+    // What the page shows, and whether the cache holds something newer: then the renderer
+    // renders it for this tab (a render published before this tab joined is not sent: it
+    // may show older values than the page).
+    let mut shown = fingerprint(&queries);
+    let stale = queries
+        .iter()
+        .any(|(key, digest)| cached_digest(qc, key) != *digest);
+    if stale && let Some(renderer) = &renderer {
+        renderer.want();
     }
     if !send(tx, "ready", "{}".to_owned()).await {
         return;
     }
-    if changed
-        && !send(
-            tx,
-            "refresh",
-            serde_json::json!({"ts": qc.cache_ts()}).to_string(),
-        )
-        .await
-    {
-        return;
-    }
+    let mut last_sent: Option<Arc<PushedRender>> = None;
     let mut touch = tokio::time::interval(Duration::from_secs(60));
     loop {
         if *ended.borrow() || *auth.borrow() == LiveAuthState::SignedOut {
@@ -399,28 +444,23 @@ async fn run_stream(
         }
         tokio::select! {
             () = tx.closed() => return,
-            batch = transitions.recv() => {
-                let Some(batch) = batch else {
-                    let _ = send(tx, "signed-out", "{}".to_owned()).await;
+            changed = async { match &mut renders { Some(r) => r.changed().await, None => std::future::pending().await } } => {
+                if changed.is_err() {
                     return;
-                };
-                // The cache applies the same batch on its own task; wait for it.
-                let _ = qc.wait_for_ts(batch.ts, Duration::from_secs(5)).await;
-                let mut changed = false;
-                for (i, (key, _)) in queries.iter().enumerate() {
-                    let now = cached_digest(qc, key);
-                    if now != shown[i] {
-                        changed = true;
-                        shown[i] = now;
-                    }
                 }
-                if changed && !send(tx, "refresh", serde_json::json!({"ts": batch.ts}).to_string()).await {
-                    return;
+                let latest = renders.as_mut().and_then(|r| r.borrow_and_update().clone());
+                if let Some(render) = latest
+                    && render.fingerprint != shown
+                {
+                    if !push(tx, &render, last_sent.as_deref()).await {
+                        return;
+                    }
+                    shown = render.fingerprint;
+                    last_sent = Some(render);
                 }
             }
             result = auth.changed() => {
-                // The connection is gone (the session ended): the same end as a closed
-                // transition feed.
+                // The connection is gone (the session ended).
                 if result.is_err() {
                     let _ = send(tx, "signed-out", "{}".to_owned()).await;
                     return;
@@ -434,7 +474,8 @@ async fn run_stream(
             }
             _ = touch.tick() => {
                 // Keep the entries from being collected while the page is open.
-                for (key, _) in &queries {
+                let keys = renderer.as_ref().map(|r| r.deps()).unwrap_or_default();
+                for key in queries.iter().map(|(k, _)| k).chain(&keys) {
                     let _ = qc.get_query_data(key);
                 }
             }
@@ -442,13 +483,37 @@ async fn run_stream(
     }
 }
 
-/// The page's query list for its live address, with digests of what the page shows.
-pub(crate) fn page_queries(query_client: &QueryClient, keys: &[QueryKey]) -> Vec<PageQuery> {
-    keys.iter()
-        .map(|key| PageQuery {
+/// Sends `render` to a tab that last got render `last_sent` (splices when they are smaller
+/// than the body), or `refresh`.
+async fn push(
+    tx: &mpsc::Sender<Event>,
+    render: &PushedRender,
+    last_sent: Option<&PushedRender>,
+) -> bool {
+    match render.render_data(last_sent) {
+        Some(data) => tx
+            .send(Event::default().event("render").data(&*data))
+            .await
+            .is_ok(),
+        None => {
+            send(
+                tx,
+                "refresh",
+                serde_json::json!({"seq": render.seq}).to_string(),
+            )
+            .await
+        }
+    }
+}
+
+/// The page's query list for its live address: the queries it read with the digests of what
+/// it shows.
+pub(crate) fn page_queries(read: &[(QueryKey, String)]) -> Vec<PageQuery> {
+    read.iter()
+        .map(|(key, digest)| PageQuery {
             path: key.path().to_owned(),
             args: keel_values::to_json(&Value::Object(key.args().clone())),
-            digest: cached_digest(query_client, key),
+            digest: digest.clone(),
         })
         .collect()
 }
@@ -456,6 +521,7 @@ pub(crate) fn page_queries(query_client: &QueryClient, keys: &[QueryKey]) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::digest;
 
     #[test]
     fn live_address_round_trips_and_bad_lists_are_refused() {
@@ -465,9 +531,12 @@ mod tests {
             args: serde_json::json!({"id": "a b&c", "n": {"$integer": "AQAAAAAAAAA="}}),
             digest: digest(Some(Ok(&value))),
         }];
-        let url = live_url(&queries, Some("user_1"));
+        let url = live_url(&queries, Some("user_1"), "/posts?until=a b");
         assert!(url.starts_with("/_keel/live?q=%5B%7B%22p%22"), "{url}");
-        assert!(url.ends_with("&u=user_1"));
+        assert!(
+            url.ends_with("&u=user_1&p=%2Fposts%3Funtil%3Da%20b"),
+            "{url}"
+        );
         let q = url.split("q=").nth(1).unwrap().split('&').next().unwrap();
         let parsed = parse_queries(&crate::params::percent_decode(q)).unwrap();
         assert_eq!(parsed.len(), 1);
@@ -481,16 +550,24 @@ mod tests {
     }
 
     #[test]
-    fn digests_tell_values_apart() {
-        let a = digest(Some(Ok(&Value::from("a"))));
-        assert_eq!(a, digest(Some(Ok(&Value::from("a")))));
-        assert_ne!(a, digest(Some(Ok(&Value::from("b")))));
-        // int64 1 and float64 1 are different Convex values.
-        assert_ne!(
-            digest(Some(Ok(&Value::Int64(1)))),
-            digest(Some(Ok(&Value::Float64(1.0))))
-        );
-        assert_eq!(digest(None), "e");
-        assert_eq!(a.len(), 24);
+    fn page_addresses_stay_on_the_site_and_off_the_framework() {
+        let uri = parse_page("/posts?until=abc").unwrap();
+        assert_eq!((uri.path(), uri.query()), ("/posts", Some("until=abc")));
+        assert_eq!(parse_page("/").unwrap().path(), "/");
+        for bad in [
+            "",
+            "posts",
+            "//evil.example/posts",
+            "/\\evil.example",
+            "https://evil.example/",
+            "/_keel/live?q=[]",
+            "/_keel/fn/posts/create",
+            "/posts#frag",
+            "/a b",
+        ] {
+            assert!(parse_page(bad).is_err(), "{bad:?} was accepted");
+        }
+        let long = format!("/{}", "a".repeat(MAX_PAGE_ADDRESS));
+        assert!(parse_page(&long).unwrap_err().contains("longer than"));
     }
 }

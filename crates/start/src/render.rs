@@ -130,7 +130,10 @@ pub(crate) async fn run(root: &Route, base: RouteContext) -> Outcome {
             trace,
         };
     };
-    if let RouteError::Internal(detail) = &error {
+    // A pushed render that missed a query renders again once it is subscribed: not a failure.
+    if let RouteError::Internal(detail) = &error
+        && !base.request.missed_live_results()
+    {
         tracing::error!(route = %chain.get(at).map_or("?", |r| r.id.as_str()), %path, %detail, "page failed");
     }
     trace.failure = Some((

@@ -109,11 +109,12 @@ impl ServerFnRequest {
             .map(|(_, v)| v.as_str())
     }
 
-    /// A server HTTP client carrying the visitor's backend token (the seed's
-    /// `fetchClerkAuth` + `setAuth`), for mutations and actions; [`RouteError::Public`] 401 when
-    /// signed out. Auth is enforced here and by the backend, never only by a page's
-    /// `before_load`. A [`ServerFnMethod::Get`] function may not change data and gets an
-    /// internal error: it reads with [`ServerFnRequest::query`].
+    /// A server HTTP client carrying the visitor's backend token (minted once per request
+    /// by the framework), for mutations and actions; [`RouteError::Public`] 401 "Sign in
+    /// first." when signed out or the session has ended ([`RouteContext::authenticated_client`]
+    /// gives the typed [`RequestAuthError`](crate::RequestAuthError)). Auth is enforced here and
+    /// by the backend, never only by a page's `before_load`. A [`ServerFnMethod::Get`] function
+    /// may not change data and gets an internal error: it reads with [`ServerFnRequest::query`].
     pub async fn authenticated_client(&self) -> Result<HttpClient, RouteError> {
         if self.method == ServerFnMethod::Get {
             return Err(RouteError::internal(
@@ -121,15 +122,7 @@ impl ServerFnRequest {
                  declare it ServerFnMethod::Post, or read with ServerFnRequest::query",
             ));
         }
-        let fetched = self.context.fetch_auth().await?;
-        let Some(token) = fetched.token else {
-            return Err(RouteError::public(
-                http::StatusCode::UNAUTHORIZED,
-                "Sign in first.",
-            ));
-        };
-        self.context.set_server_auth(&token);
-        Ok(self.context.server_http_client())
+        Ok(self.context.authenticated_client().await?)
     }
 }
 
@@ -142,9 +135,6 @@ impl ServerFnRequest {
         function: impl FunctionName<kind::Query, Public, A, R>,
         args: A,
     ) -> Result<R, RouteError> {
-        if let Some(token) = self.context.fetch_auth().await?.token {
-            self.context.set_server_auth(&token);
-        }
         self.context.query(function, args).await
     }
 }

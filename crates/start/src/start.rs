@@ -24,9 +24,9 @@ use crate::client_address::TrustedProxies;
 use crate::document::document;
 use crate::error::{RouteError, StartError};
 use crate::head::Head;
-use crate::live::{LIVE_PATH, LiveHub, live_url, page_queries, parse_queries};
+use crate::live::{LIVE_PATH, LiveHub, parse_page, parse_queries};
+use crate::page::Rendered;
 use crate::redirect::{app_location, local_path};
-use crate::render::{Outcome, run};
 use crate::route::{Match, Route};
 use crate::security_headers::{ContentSecurityPolicy, SecurityHeaders};
 use crate::server_fn::{
@@ -351,52 +351,20 @@ async fn page(State(app): State<Arc<AppState>>, request: Request) -> Response {
         Ok(authenticated) => authenticated,
         Err(handshake) => return handshake,
     };
-    let base = app.base_context(parts.uri, parts.headers, auth);
-    let response = match run(&app.root, base.clone()).await {
-        Outcome::Redirect { to, status } => redirect(status, &to),
-        Outcome::Page {
-            status,
-            head,
-            body,
-            trace,
-        } => {
-            let request = &base.request;
-            let used = request.used.lock().clone();
-            let auth = base.auth();
-            let snapshot = request.http.lock().snapshot_ts();
-            let body = if app.devtools {
-                let panel = crate::devtools::panel(
-                    &app.root,
-                    &trace,
-                    &auth,
-                    snapshot,
-                    request.query_client(),
-                    &used,
-                );
-                maud::html! { (body) (panel) }
-            } else {
-                body
-            };
-            let live = (!used.is_empty() || auth.is_signed_in()).then(|| {
-                live_url(
-                    &if used.is_empty() {
-                        Vec::new()
-                    } else {
-                        page_queries(request.query_client(), &used)
-                    },
-                    auth.user_id.as_deref(),
-                )
-            });
+    let response = match crate::page::render_document(&app, parts.uri, parts.headers, auth).await {
+        Rendered::Redirect { to, status } => redirect(status, &to),
+        Rendered::Page(page) => {
+            let body = maud::html! { (page.body) @if let Some(panel) = page.panel { (panel) } };
             let html = document(
-                &head,
+                &page.head,
                 body,
-                live.as_deref(),
+                page.live.as_deref(),
                 app.clerk.as_ref(),
-                auth.session_id.as_deref(),
+                page.auth.session_id.as_deref(),
             )
             .into_string();
-            let mut response = (status, axum::response::Html(html)).into_response();
-            if let Some(ts) = snapshot
+            let mut response = (page.status, axum::response::Html(html)).into_response();
+            if let Some(ts) = page.snapshot_ts
                 && let Ok(v) = HeaderValue::from_str(&ts.to_string())
             {
                 response.headers_mut().insert("x-keel-snapshot-ts", v);
@@ -530,9 +498,37 @@ async fn live_stream(
         Ok(q) => q,
         Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
     };
+    let page = match params.get("p").map(|p| parse_page(p)) {
+        Some(Ok(uri)) => Some(uri),
+        Some(Err(message)) => return (StatusCode::BAD_REQUEST, message).into_response(),
+        None if queries.is_empty() => None,
+        None => {
+            return (
+                StatusCode::BAD_REQUEST,
+                "`p` (the page's address) is required with queries",
+            )
+                .into_response();
+        }
+    };
     let (auth, cookies) = app.authenticate(&headers).await;
     let page_user = params.get("u").map(String::as_str);
-    let mut response = app.live.stream(&auth, page_user, queries).into_response();
+    let render = crate::page::live_renderer(&app);
+    // Renders of the page are shared by the session's tabs (and the anonymous session's by
+    // every signed-out visitor): they carry the session's state, never one visitor's
+    // credentials.
+    let mut page_headers = headers.clone();
+    page_headers.remove(header::COOKIE);
+    page_headers.remove(header::AUTHORIZATION);
+    let mut response = app
+        .live
+        .stream(
+            &auth,
+            page_user,
+            page.map(|uri| (uri, page_headers)),
+            queries,
+            render,
+        )
+        .into_response();
     response
         .headers_mut()
         .insert("x-accel-buffering", HeaderValue::from_static("no"));

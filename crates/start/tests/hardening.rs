@@ -1,6 +1,7 @@
 //! The router's defences without sockets (`tower::ServiceExt::oneshot`): server functions run
 //! only with their declared method, redirects never leave the site unless the app wrote the URL
-//! out, and every answer carries the security headers.
+//! out, live streams re-render only pages of this site, and every answer carries the security
+//! headers.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -269,4 +270,36 @@ async fn the_document_shell_needs_no_inline_script_or_style() {
     assert_eq!(html.matches("<script").count(), 1, "{html}");
     assert!(html.contains(r#"<script type="module" src="/_keel/runtime.js"></script>"#));
     assert!(html.contains(r#"<link rel="stylesheet" href="/_keel/devtools.css">"#));
+}
+
+#[tokio::test]
+async fn live_streams_refuse_page_addresses_off_the_site_or_into_the_framework() {
+    let app = plain_app(Arc::new(AtomicUsize::new(0)));
+    // One query (`[{"p":"posts:list","a":{},"d":"e"}]`, percent-encoded) with a bad `p`.
+    let q = "%5B%7B%22p%22%3A%22posts%3Alist%22%2C%22a%22%3A%7B%7D%2C%22d%22%3A%22e%22%7D%5D";
+    let long = format!("%2F{}", "a".repeat(3000));
+    for (p, says) in [
+        ("%2F%2Fevil.example%2Fposts", "a path on this site"),
+        ("https%3A%2F%2Fevil.example%2F", "a path on this site"),
+        (
+            "%2F_keel%2Ffn%2Fchange",
+            "not one of the framework's endpoints",
+        ),
+        ("%2F_keel%2Flive", "not one of the framework's endpoints"),
+        ("%2Fa%20b", "not a path and query"),
+        (long.as_str(), "longer than 2048 bytes"),
+    ] {
+        let response = send(&app, get(&format!("/_keel/live?q={q}&p={p}"))).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{p}");
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains(says), "{p}: {body}");
+    }
+    // Queries without the page's address: nothing to re-render.
+    let response = send(&app, get(&format!("/_keel/live?q={q}"))).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    // The app keeps answering.
+    assert_eq!(send(&app, get("/")).await.status(), StatusCode::OK);
 }

@@ -1,9 +1,9 @@
-//! The root route, as in the seed's `__root.tsx`.
+//! The root route, as in the seed's `__root.tsx`. The seed's root `beforeLoad` (fetch the
+//! Clerk auth, put its token on the server HTTP client) is the framework's job here: every
+//! query of a request runs with the visitor's token.
 
 use keel_start::auth_ui::{SignInMode, sign_in_button, signed_in, signed_out, user_button};
-use keel_start::{
-    ContextAdditions, FetchedAuth, Head, Match, Route, RouteError, default_catch_boundary,
-};
+use keel_start::{Head, Match, Route, RouteError, default_catch_boundary};
 use maud::{Markup, html};
 
 use crate::api;
@@ -13,14 +13,6 @@ use crate::functions::users::NoArgs;
 pub(super) fn route() -> Route {
     Route::root()
         .head(|_| Head::document_defaults().title("Keel"))
-        .before_load(|ctx| async move {
-            let auth: FetchedAuth = ctx.fetch_auth().await?;
-            // During SSR, every later backend call of this request carries the token.
-            if let Some(token) = &auth.token {
-                ctx.set_server_auth(token);
-            }
-            Ok(ContextAdditions::new().with(auth))
-        })
         .loader(|ctx| async move {
             if !ctx.auth().is_signed_in() {
                 return Ok(None);

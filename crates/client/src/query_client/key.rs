@@ -1,4 +1,4 @@
-//! The public data of the cache: keys, entry copies, dehydrated state.
+//! The public data of the cache: keys, entry copies, update notices.
 
 use std::time::SystemTime;
 
@@ -88,30 +88,6 @@ pub struct CacheEntry {
     pub live: bool,
     /// Marked by [`QueryClient::invalidate`](crate::QueryClient::invalidate): the next `ensure_query_data` refetches.
     pub stale: bool,
-}
-
-/// One query of a [`DehydratedState`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DehydratedQuery {
-    /// [`QueryKey::hash`].
-    pub key: String,
-    /// The function path.
-    pub path: String,
-    /// The arguments, as Convex JSON.
-    pub args: Object,
-    /// The value, as Convex JSON.
-    pub data: Value,
-    /// Its snapshot timestamp, when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ts: Option<u64>,
-}
-
-/// The successful entries of a cache, as serde data (a page carries the state it was
-/// rendered from).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct DehydratedState {
-    /// The queries, in key order.
-    pub queries: Vec<DehydratedQuery>,
 }
 
 /// Entries a live transition changed (see [`QueryClient::updates`](crate::QueryClient::updates)).

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 mod key;
 
-pub use key::{CacheEntry, CacheUpdate, DehydratedQuery, DehydratedState, QueryKey, QueryStatus};
+pub use key::{CacheEntry, CacheUpdate, QueryKey, QueryStatus};
 
 /// How many [`CacheUpdate`]s a slow receiver may fall behind.
 const UPDATES_CAPACITY: usize = 1024;
@@ -382,6 +382,25 @@ impl QueryClient {
             .map(Entry::snapshot)
     }
 
+    /// The entries of `keys` (in order; `None` for a key not in the cache) read at once, with
+    /// the timestamp of the latest live transition applied (0 before any): the results of one
+    /// consistent snapshot, for rendering a page from the cache. Marks the entries used.
+    pub fn read_at_once(&self, keys: &[QueryKey]) -> (u64, Vec<Option<CacheEntry>>) {
+        let mut state = self.inner.state.lock();
+        // `apply` publishes the timestamp while it still holds the state lock.
+        let ts = *self.inner.cache_ts.borrow();
+        let now = Instant::now();
+        let entries = keys
+            .iter()
+            .map(|key| {
+                let entry = state.entries.get_mut(&key.hash())?;
+                entry.last_used = now;
+                Some(entry.snapshot())
+            })
+            .collect();
+        (ts, entries)
+    }
+
     /// Writes a value into the cache (creating and, when connected, subscribing the entry).
     pub fn set_query_data(&self, key: &QueryKey, value: Value) {
         let hash = key.hash();
@@ -493,7 +512,7 @@ impl QueryClient {
     }
 
     /// Live updates as they are written: which entries (by [`QueryKey::hash`]) changed, at
-    /// which timestamp. A receiver that falls more than 1024 updates behind gets
+    /// which timestamp (the web tier re-renders open pages from them). A receiver that falls more than 1024 updates behind gets
     /// `RecvError::Lagged` and should treat everything as changed.
     pub fn updates(&self) -> broadcast::Receiver<CacheUpdate> {
         self.inner.updates.subscribe()
@@ -521,45 +540,6 @@ impl QueryClient {
         live.request_sync()?;
         wait_watch_ts(&mut watch, ts, timeout).await
     }
-
-    /// The successful entries as serde data.
-    pub fn dehydrate(&self) -> DehydratedState {
-        let state = self.inner.state.lock();
-        let mut queries: Vec<DehydratedQuery> = state
-            .entries
-            .iter()
-            .filter(|(_, e)| e.error.is_none())
-            .filter_map(|(hash, e)| {
-                Some(DehydratedQuery {
-                    key: hash.clone(),
-                    path: e.key.path().to_owned(),
-                    args: e.key.args().clone(),
-                    data: e.data.clone()?,
-                    ts: e.ts,
-                })
-            })
-            .collect();
-        queries.sort_by(|a, b| a.key.cmp(&b.key));
-        DehydratedState { queries }
-    }
-
-    /// Writes dehydrated entries into the cache; an existing entry is kept when it is at least
-    /// as new (by timestamp) as the dehydrated one.
-    pub fn hydrate(&self, dehydrated: DehydratedState) {
-        for q in dehydrated.queries {
-            let key = QueryKey::new(q.path, q.args);
-            let hash = key.hash();
-            self.touch_entry(&key, &hash);
-            if let Some(entry) = self.inner.state.lock().entries.get_mut(&hash) {
-                let newer =
-                    entry.data.is_some() && entry.ts.is_some_and(|t| q.ts.is_none_or(|d| t >= d));
-                if !newer {
-                    entry.set(Ok(q.data), q.ts, false);
-                }
-            }
-        }
-        self.inner.changes.send_modify(|c| *c += 1);
-    }
 }
 
 /// Writes one live transition into the cache, then publishes its timestamp.
@@ -577,15 +557,16 @@ fn apply(inner: &Inner, batch: &TransitionBatch) {
                 keys.push(hash.clone());
             }
         }
+        // Under the state lock, so that `read_at_once` sees entries and timestamp together.
+        inner.cache_ts.send_if_modified(|t| {
+            let changed = batch.ts > *t;
+            *t = (*t).max(batch.ts);
+            changed
+        });
     }
     inner.changes.send_modify(|c| *c += 1);
     if !keys.is_empty() {
         // No receivers is fine.
         let _ = inner.updates.send(CacheUpdate { ts: batch.ts, keys });
     }
-    inner.cache_ts.send_if_modified(|t| {
-        let changed = batch.ts > *t;
-        *t = (*t).max(batch.ts);
-        changed
-    });
 }
