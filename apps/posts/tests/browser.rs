@@ -4,7 +4,9 @@
 //! `tests/node/web-browser-clerk.test.mjs` (real-Clerk mode: the page follows Clerk's session) and
 //! `tests/node/web-browser-pagination.test.mjs` ("Load more" in place, kept live) and
 //! `tests/node/web-browser-account.test.mjs` (verify by emailed code, manage account,
-//! password reset),
+//! password reset) and
+//! `tests/node/dashboard-browser.test.mjs` (the dashboard: sign in with the admin key, edit a
+//! post and see an open /posts page follow, run `posts:list` as a user, logs arriving live),
 //! all playwright-core driving `/usr/bin/chromium` against the `keel` binary. Screenshots of the
 //! main states land in `test-artifacts/` at the workspace root.
 
@@ -44,4 +46,10 @@ fn load_more_loads_in_place_and_stays_live_in_chromium() {
 fn account_flows_work_in_chromium() {
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     node_peers::run_node_test("web-browser-account.test.mjs");
+}
+
+#[test]
+fn dashboard_works_in_chromium() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    node_peers::run_node_test("dashboard-browser.test.mjs");
 }
