@@ -15,7 +15,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use aws_lc_rs::hmac;
 use common::{TestBackend, WAIT};
 use futures::StreamExt;
-use keel_backend::{AdminKey, BackendConfig};
+use keel_backend::{AdminKey, BackendConfig, FunctionRegistry, MutationCtx};
+use keel_db::Schema;
+use keel_testing::ServedBackend;
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::json;
@@ -59,7 +61,10 @@ struct Session {
 }
 
 async fn sign_in(b: &TestBackend) -> Session {
-    let base = b.url();
+    sign_in_at(b.url()).await
+}
+
+async fn sign_in_at(base: String) -> Session {
     let response = client()
         .post(format!("{base}/dashboard/sign-in"))
         .form_body(&[("key", KEY)])
@@ -171,6 +176,7 @@ async fn every_dashboard_route_answers_401_without_a_valid_session() {
         "/dashboard/files".into(),
         "/dashboard/users".into(),
         "/dashboard/assets/dashboard.js".into(),
+        "/dashboard/export".into(),
     ];
     let posts = [
         "/dashboard/data/messages".to_owned(),
@@ -579,4 +585,90 @@ async fn functions_run_as_a_user_with_their_log_lines_and_logs_arrive_live() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains(r#"id="error""#), "{page}");
+}
+
+#[tokio::test]
+async fn scheduled_functions_are_canceled_and_snapshots_exported() {
+    let mut functions = FunctionRegistry::new();
+    functions.mutation(
+        "later:schedule",
+        |ctx: MutationCtx, _: serde_json::Value| async move {
+            let id = ctx
+                .scheduler()
+                .run_after(
+                    std::time::Duration::from_secs(3600),
+                    "later:noop",
+                    json!({}),
+                )
+                .await?;
+            Ok(id.to_string())
+        },
+    );
+    functions.mutation("later:noop", |_ctx, _: serde_json::Value| async { Ok(()) });
+    let served = ServedBackend::sqlite(Schema::new(), functions, with_key()).await;
+    let session = sign_in_at(served.url()).await;
+    let id = served.mutation("later:schedule").await;
+    let id = id.as_str().expect("a job id");
+
+    let (status, page) = session.get("/dashboard/scheduler").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains(id) && page.contains("later.js:noop"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("/dashboard/scheduler/{id}/cancel")),
+        "{page}"
+    );
+
+    // Ids that are no job: not found, or refused by the scheduler; nothing changes.
+    let (status, _) = session
+        .post("/dashboard/scheduler/not-an-id/cancel", &[])
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, page) = session
+        .post(
+            "/dashboard/scheduler/jd7bnxm9wcb2c0f2mbfwdh2t2d6wb4mp/cancel",
+            &[],
+        )
+        .await;
+    assert!(status.is_client_error(), "{status}: {page}");
+
+    let (status, _) = session
+        .post(&format!("/dashboard/scheduler/{id}/cancel"), &[])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, page) = session.get("/dashboard/scheduler").await;
+    assert!(page.contains("canceled"), "{page}");
+    assert!(
+        !page.contains(&format!("/dashboard/scheduler/{id}/cancel")),
+        "{page}"
+    );
+
+    let (status, page) = session.get("/dashboard/files").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("No stored files"), "{page}");
+    let (status, page) = session.get("/dashboard/users").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains(r#"id="no-idp""#),
+        "no idp in this process: {page}"
+    );
+    let (status, _) = session
+        .post("/dashboard/users/sessions/sess_1/revoke", &[])
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let export = client()
+        .get(format!("{}/dashboard/export", served.url()))
+        .header(COOKIE, &session.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(export.status(), StatusCode::OK);
+    assert_eq!(export.headers()["content-type"], "application/zip");
+    let zip = export.bytes().await.unwrap();
+    assert!(zip.starts_with(b"PK"), "a ZIP");
+    let (status, page) = session.get("/dashboard/export?bogus=1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
 }

@@ -49,6 +49,12 @@ pub(crate) async fn tables(
             }
         }
         @if rows.is_empty() { p.hint { "No tables yet." } }
+        p {
+            "Export a snapshot (Convex's ZIP format, as " code { "keel export" } "): "
+            a #export href="/dashboard/export" { "documents" } " · "
+            a href="/dashboard/export?includeStorage=true" { "documents and stored files" }
+            ". Import one with " code { "keel import" } "."
+        }
     };
     Ok(shell("Data", Section::Data, &operator, body))
 }
@@ -433,6 +439,27 @@ pub(crate) async fn replace(
         }
         Err(error) => Ok(refused(&operator, &table, &action, &form.document, error)),
     }
+}
+
+/// The export link's query string.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct ExportParams {
+    #[serde(default)]
+    include_storage: bool,
+}
+
+/// `GET /dashboard/export`: the snapshot ZIP, streamed as `GET /api/admin/export` streams it.
+pub(crate) async fn export(
+    _: Operator,
+    State(dashboard): State<Dashboard>,
+    params: Result<Query<ExportParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, DashboardError> {
+    let Query(params) = params.map_err(|e| DashboardError::BadForm(e.body_text()))?;
+    Ok(crate::admin_routes::export_response(
+        &dashboard.backend,
+        params.include_storage,
+    )?)
 }
 
 /// A form with only the CSRF field.

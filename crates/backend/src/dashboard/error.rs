@@ -44,6 +44,9 @@ pub(crate) enum DashboardError {
     /// A function (the scheduler's cancel) failed.
     #[error("{}", .0.client_message())]
     Function(FunctionError),
+    /// A snapshot export could not start.
+    #[error(transparent)]
+    Snapshot(#[from] keel_db::snapshot::SnapshotError),
     /// The idp's Backend API refused or failed.
     #[error("The identity provider refused: {0}")]
     Idp(#[from] keel_auth::AuthError),
@@ -64,6 +67,7 @@ impl DashboardError {
             DashboardError::NotFound(_) => "NotFound",
             DashboardError::Db(e) => e.code(),
             DashboardError::Function(_) => "FunctionFailed",
+            DashboardError::Snapshot(e) => e.code(),
             DashboardError::Idp(e) => e.code(),
         }
     }
@@ -86,6 +90,8 @@ impl DashboardError {
                 http_status(ErrorClass::Unavailable)
             }
             DashboardError::Db(_) => http_status(ErrorClass::BadRequest),
+            DashboardError::Snapshot(e) if e.is_bad_request() => StatusCode::BAD_REQUEST,
+            DashboardError::Snapshot(_) => http_status(ErrorClass::Unavailable),
             DashboardError::Idp(_) => StatusCode::BAD_GATEWAY,
         }
     }

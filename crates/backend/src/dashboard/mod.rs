@@ -24,7 +24,8 @@
 //!   (session cookie, same-origin check, CSRF token).
 //! * `page` — the page shell (navigation, styles, script), and shared bits of markup.
 //! * `health` — `/dashboard`: node role, latest timestamp, sync sessions, subscriptions.
-//! * `data` — tables, the document browser (index-range filter, pages), insert, edit, delete.
+//! * `data` — tables, the document browser (index-range filter, pages), insert, edit, delete;
+//!   the snapshot export download.
 //! * `functions` — the app's functions; run one with JSON arguments as anonymous or as an
 //!   identity.
 //! * `logs` — the execution log with filters, followed live (server-sent events).
@@ -84,6 +85,7 @@ pub(crate) fn dashboard_router(backend: &Backend, config: DashboardConfig) -> Ro
         .route("/dashboard/assets/dashboard.js", get(live::script))
         .route("/dashboard/live", get(live::commits))
         .route("/dashboard/data", get(data::tables))
+        .route("/dashboard/export", get(data::export))
         .route(
             "/dashboard/data/{table}",
             get(data::browse).post(data::insert),
