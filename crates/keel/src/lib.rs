@@ -104,6 +104,9 @@
 //!   then print the service lines; errors name the flag and its environment variable.
 //! * `new` — [`NewProject`]: `keel new <dir>` writes a project on Keel from the templates in
 //!   `templates/new/` (embedded), depending on this checkout by path ([`default_keel_path`]).
+//! * `otlp` — `--otlp-endpoint`: the `tracing` spans exported as OTLP/HTTP protobuf
+//!   (`opentelemetry-otlp`, batched) through Keel's own `reqwest` client on the runtime, and
+//!   flushed when the process stops.
 //! * `lock` — `DataLock`: the backend's SQLite file and the idp's state locked for the life of
 //!   the process, so a second process on the same data directory refuses to start and names
 //!   the holder.
@@ -117,6 +120,7 @@ mod config;
 mod listen;
 mod lock;
 mod new;
+mod otlp;
 mod services;
 mod shutdown;
 
