@@ -20,8 +20,9 @@ export async function waitFor(condition, ms, what) {
 
 /**
  * Starts `keel <args>` and resolves once it prints `<name>: <url>`; also picks up the idp's
- * URL and secret key lines and the backend's site (HTTP actions) line. Resolves to { url,
- * idp, secretKey, site, stop() (SIGTERM; resolves with the exit code),
+ * URL and secret key lines, the backend's site (HTTP actions), admin key and dashboard lines.
+ * Resolves to { url, idp, secretKey, site, adminKey, dashboard, stop() (SIGTERM; resolves with
+ * the exit code),
  * kill() (SIGKILL) }.
  */
 export function startService(name, args, env = {}) {
@@ -52,6 +53,10 @@ export function startService(name, args, env = {}) {
       if (secret) service.secretKey = secret[1];
       const site = line.match(/^site: (http:\/\/\S+)/);
       if (site) service.site = site[1];
+      const adminKey = line.match(/^admin key: (\S+) \(stored in/);
+      if (adminKey) service.adminKey = adminKey[1];
+      const dashboard = line.match(/^dashboard: (http:\/\/\S+)/);
+      if (dashboard) service.dashboard = dashboard[1];
       const idp = line.match(/^idp: (http:\/\/\S+)/);
       if (idp) service.idp = idp[1];
       const url = line.match(new RegExp(`^${name}: (http://\\S+)`));

@@ -5,9 +5,11 @@
 //! `tests/node/web-browser-pagination.test.mjs` ("Load more" in place, kept live) and
 //! `tests/node/web-browser-account.test.mjs` (verify by emailed code, manage account,
 //! password reset), `tests/node/web-browser-totp.test.mjs` (two-step verification: set-up,
-//! sign-in with the app's code or a backup code, turning it off) and
+//! sign-in with the app's code or a backup code, turning it off),
 //! `tests/node/web-browser-push.test.mjs` (an open page updated by renders pushed from the
-//! server, with no page fetch),
+//! server, with no page fetch) and
+//! `tests/node/dashboard-browser.test.mjs` (the dashboard: sign in with the admin key, edit a
+//! post and see an open /posts page follow, run `posts:list` as a user, logs arriving live),
 //! all playwright-core driving `/usr/bin/chromium` against the `keel` binary. Screenshots of the
 //! main states land in `test-artifacts/` at the workspace root.
 
@@ -59,4 +61,10 @@ fn two_step_verification_works_in_chromium() {
 fn open_page_updates_from_pushed_renders_without_fetching_in_chromium() {
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     node_peers::run_node_test("web-browser-push.test.mjs");
+}
+
+#[test]
+fn dashboard_works_in_chromium() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    node_peers::run_node_test("dashboard-browser.test.mjs");
 }

@@ -312,6 +312,16 @@ impl BackendApiClient {
         self.send(request, Subject::Form).await.map(|_| ())
     }
 
+    /// `GET /v1/users?limit=…&offset=…`: users newest first, as the Backend API lists them.
+    pub async fn list_users(&self, limit: usize, offset: usize) -> Result<Vec<ApiUser>, AuthError> {
+        let request = self.get(&format!("/users?limit={limit}&offset={offset}"));
+        let body = self.send(request, Subject::Other).await?;
+        Ok(body
+            .as_array()
+            .map(|list| list.iter().map(parse_user).collect())
+            .unwrap_or_default())
+    }
+
     /// `GET /v1/users?email_address=…`.
     pub async fn users_by_email(&self, email: &str) -> Result<Vec<ApiUser>, AuthError> {
         let query = utf8_percent_encode(email, NON_ALPHANUMERIC);

@@ -82,6 +82,10 @@
 //! * `metrics` — the core's metrics in the backend's registry ([`Backend::metrics`]): function
 //!   calls and durations, commits, conflicts and retries, the scheduler's lag, sync sessions
 //!   ([`SessionGauge`]) and their subscriptions.
+//! * `operator` — what operators see and do (the dashboard, `keel` commands): the app's
+//!   functions ([`Backend::functions`], [`FunctionInfo`]), a function run as the app's own code
+//!   with its log lines ([`Backend::run_as_operator`]), a scheduled job canceled
+//!   ([`Backend::cancel_scheduled`]), the sync sessions' load ([`Backend::sync_load`]).
 //! * `journal` — [`QueryJournal`]: where a query's paginated page ended, so that its re-runs
 //!   keep the page's end (a live paginated list neither duplicates nor skips documents).
 //! * `scheduler` — [`Scheduler`] (`ctx.scheduler()`: functions run later, as documents of
@@ -106,6 +110,7 @@ mod identity;
 mod journal;
 mod metrics;
 mod mutation_log;
+mod operator;
 mod query_cache;
 mod registry;
 mod runner;
@@ -137,6 +142,7 @@ pub use http_action::{
 pub use identity::{Identity, VerifiedUser};
 pub use journal::QueryJournal;
 pub use metrics::SessionGauge;
+pub use operator::{FunctionInfo, SyncLoad};
 pub use query_cache::{QueryOutcome, QuerySubscription};
 pub use registry::{FunctionKind, FunctionRegistry, Visibility};
 pub use scheduler::{

@@ -85,6 +85,12 @@ impl CoreMetrics {
         }
     }
 
+    /// The open sync sessions and the queries they keep subscribed.
+    pub(crate) fn sync_load(&self) -> (u64, u64) {
+        let count = |gauge: &GaugeVec| gauge.get(&[]).max(0.0) as u64;
+        (count(&self.sessions), count(&self.subscriptions))
+    }
+
     pub(crate) fn session_gauge(&self) -> SessionGauge {
         self.sessions.add(&[], 1.0);
         SessionGauge {

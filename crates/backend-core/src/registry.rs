@@ -328,6 +328,11 @@ impl FunctionRegistry {
         self.functions.get(path)
     }
 
+    /// Every registered function with its path, in no order.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&CanonicalPath, &Function)> {
+        self.functions.iter()
+    }
+
     /// The names of the public functions registered in `module`, sorted (what an error message
     /// may name: internal functions stay unknown to clients).
     pub(crate) fn public_functions_of_module(&self, module: &str) -> Vec<String> {

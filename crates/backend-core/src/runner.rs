@@ -129,7 +129,7 @@ impl Backend {
             .result
     }
 
-    async fn query_logged(
+    pub(crate) async fn query_logged(
         &self,
         path: &CanonicalPath,
         args: &Object,

@@ -108,22 +108,30 @@ struct ExportParams {
     include_storage: bool,
 }
 
-/// `GET …/export`: the ZIP is written by a task of the backend into a pipe whose other end is
-/// the response body, so the response starts at once and memory holds a page.
+/// `GET …/export` (see [`export_response`]).
 async fn export(
     _: Admin,
     State(backend): State<Backend>,
     params: Result<Query<ExportParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, AdminError> {
     let Query(params) = params.map_err(|e| AdminError::BadRequest(e.body_text()))?;
-    let file_storage = match (params.include_storage, &backend.config().storage.blobs) {
+    Ok(export_response(&backend, params.include_storage)?)
+}
+
+/// A snapshot export as a streamed ZIP download (this route's and the dashboard's): the ZIP is
+/// written by a task of the backend into a pipe whose other end is the response body, so the
+/// response starts at once and memory holds a page.
+pub(crate) fn export_response(
+    backend: &Backend,
+    include_storage: bool,
+) -> Result<Response, SnapshotError> {
+    let file_storage = match (include_storage, &backend.config().storage.blobs) {
         (false, _) => None,
         (true, Some(blobs)) => Some(blobs.0.clone()),
         (true, None) => {
             return Err(SnapshotError::StorageNotConfigured(
                 "this deployment has no file storage to include".into(),
-            )
-            .into());
+            ));
         }
     };
     let (writer, reader) = tokio::io::duplex(256 * 1024);

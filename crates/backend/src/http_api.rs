@@ -32,6 +32,7 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use keel_backend_core::{Backend, FunctionKind, Identity, Logged};
 use keel_metrics::MetricsAccess;
 
+use crate::dashboard::DashboardConfig;
 use crate::node_routes::{FORWARD_ROUTE, STATUS_ROUTE};
 use crate::request_error::RequestError;
 
@@ -40,9 +41,14 @@ const MAX_BODY_BYTES: usize = 16 * 1024 * 1024 + 64 * 1024;
 /// How long a browser may reuse a CORS preflight's answer (as Convex answers).
 const CORS_MAX_AGE: Duration = Duration::from_secs(86_400);
 
-/// The backend's HTTP API, sync and node routes, ready to serve
-/// (`axum::serve(listener, keel_backend::router(&backend))`).
+/// The backend's HTTP API, sync and node routes and the dashboard (without a local idp),
+/// ready to serve (`axum::serve(listener, keel_backend::router(&backend))`).
 pub fn router(backend: &Backend) -> Router {
+    router_with(backend, DashboardConfig::default())
+}
+
+/// [`router`], with the dashboard configured (the local idp's Backend API for its users page).
+pub fn router_with(backend: &Backend, dashboard: DashboardConfig) -> Router {
     // Any origin, no credentials; the headers a client asks for (`Authorization` and
     // `Convex-Client` among them) are allowed by name, since `*` would not cover `Authorization`.
     let cors = CorsLayer::new()
@@ -69,7 +75,9 @@ pub fn router(backend: &Backend) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .merge(crate::admin_routes::admin_router(backend))
         .layer(cors)
-        .with_state(backend.clone());
+        .with_state(backend.clone())
+        // Outside the CORS layer: the dashboard is for its own origin only.
+        .merge(crate::dashboard::dashboard_router(backend, dashboard));
     keel_metrics::instrument(
         router,
         backend.metrics(),

@@ -45,6 +45,9 @@
 //!   long-polled.
 //! * `admin_routes` — the operators' data routes under `/api/admin/` (export, import, tables
 //!   and documents, run as a user), each behind `admin`'s `Admin` extractor.
+//! * `dashboard` — [`DashboardConfig`]: the operators' web page at `/dashboard` (data, functions,
+//!   logs, scheduler, files, the local idp's users, health), server-rendered, signed in with the
+//!   admin key; mounted by [`router_with`] (and [`router`], without a local idp).
 //! * `request_error` — `RequestError`: requests refused before any function ran, with their
 //!   codes and classes.
 //! * `error_class` — the one place where an [`ErrorClass`] becomes an HTTP status and a
@@ -52,6 +55,7 @@
 
 mod admin;
 mod admin_routes;
+mod dashboard;
 mod error_class;
 mod http_api;
 mod in_process;
@@ -61,7 +65,8 @@ mod site;
 mod storage_routes;
 mod sync;
 
-pub use http_api::router;
+pub use dashboard::{DASHBOARD_PATH, DashboardConfig};
+pub use http_api::{router, router_with};
 pub use in_process::InProcess;
 pub use keel_backend_core::*;
 pub use site::site_router;

@@ -19,6 +19,15 @@ pub struct TableSummary {
     pub documents: u64,
 }
 
+/// An index of a table: its name and the fields it sorts by.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct IndexSummary {
+    /// The index's name (`by_id`, `by_creation_time`, a schema index).
+    pub name: String,
+    /// Its fields in order (`_creationTime` last for a schema index).
+    pub fields: Vec<String>,
+}
+
 /// A page of a table's documents, in `_id` order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DocumentPage {
@@ -61,6 +70,24 @@ impl Database {
             });
         }
         Ok(out)
+    }
+
+    /// The indexes of the user table `table`: `by_id`, `by_creation_time`, then the schema's.
+    /// A table that does not exist (or a system table) is a [`DbError::TableNotFound`].
+    pub fn table_indexes(&self, table: &str) -> Result<Vec<IndexSummary>, DbError> {
+        let catalog = self.shared.catalog.read();
+        let info = catalog
+            .table(table)
+            .filter(|t| !is_system_table(&t.name) && !t.is_missing())
+            .ok_or_else(|| DbError::TableNotFound(format!("\"{table}\"")))?;
+        Ok(info
+            .indexes
+            .iter()
+            .map(|index| IndexSummary {
+                name: index.name.clone(),
+                fields: index.fields.clone(),
+            })
+            .collect())
     }
 
     /// Up to `limit` (at most [`MAX_BROWSE_PAGE`]) documents of the user table `table` after

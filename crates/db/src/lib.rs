@@ -63,8 +63,9 @@
 //!   ([`blobs::LocalBlobStore`]) or chunks in PostgreSQL (`persistence::postgres::blobs`,
 //!   [`PostgresPersistence::blob_store`]).
 //! * `subscription` — [`SubscriptionManager`] and [`Subscription`].
-//! * `browse` — [`Database::table_summaries`] (user tables with document counts) and
-//!   [`Database::documents_page`]: data as an operator browses it, outside any transaction.
+//! * `browse` — [`Database::table_summaries`] (user tables with document counts),
+//!   [`Database::table_indexes`] ([`IndexSummary`]) and [`Database::documents_page`]: data as
+//!   an operator browses it, outside any transaction.
 //! * [`snapshot`] — export and import in Convex's snapshot export format
 //!   ([`Database::export_snapshot`], [`Database::import_snapshot`]): a ZIP of per-table
 //!   `documents.jsonl`, streamed out a page at a time, imported in one commit keeping ids and
@@ -115,7 +116,7 @@ mod transaction;
 mod typed;
 mod write_log;
 
-pub use browse::{DocumentPage, MAX_BROWSE_PAGE, TableSummary};
+pub use browse::{DocumentPage, IndexSummary, MAX_BROWSE_PAGE, TableSummary};
 pub use database::Database;
 pub use document::Document;
 pub use error::DbError;

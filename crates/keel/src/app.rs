@@ -104,13 +104,28 @@ impl App {
     /// and their flags): the whole `main` of an app's binary. Errors are printed to stderr and
     /// make the exit code non-zero.
     pub fn run(self) -> ExitCode {
-        init_logging();
         let config = Config::parse();
         let runtime = match tokio::runtime::Runtime::new() {
             Ok(runtime) => runtime,
+            Err(error) => {
+                let _ = init_logging(None);
+                return fail(&Error(anyhow::Error::new(error)));
+            }
+        };
+        let export = {
+            // The exporter sends its requests on this runtime.
+            let _runtime = runtime.enter();
+            init_logging(config.process.otlp_endpoint.as_ref())
+        };
+        let export = match export {
+            Ok(export) => export,
             Err(error) => return fail(&Error(anyhow::Error::new(error))),
         };
-        match runtime.block_on(self.serve(config)) {
+        let served = runtime.block_on(self.serve(config));
+        if let Some(export) = export {
+            export.shutdown();
+        }
+        match served {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => fail(&error),
         }
@@ -203,16 +218,33 @@ fn new_project(project: &crate::NewProject) -> Result<(), Error> {
 }
 
 /// Logs go to stderr, filtered by `RUST_LOG` (default `info`), coloured only on a terminal
-/// (and not when `NO_COLOR` is set): a log file or a collector gets plain text.
-fn init_logging() {
+/// (and not when `NO_COLOR` is set): a log file or a collector gets plain text. With an OTLP
+/// endpoint, spans also go there — the services' `info` spans and the backend's function
+/// spans (`query`, `mutation`, `action`, `http_action`), whatever `RUST_LOG` says.
+fn init_logging(
+    otlp_endpoint: Option<&url::Url>,
+) -> Result<Option<crate::otlp::SpanExport>, crate::otlp::OtlpError> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let _ = tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(colour)
-        .with_env_filter(
+        .with_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .try_init();
+        );
+    let registry = tracing_subscriber::registry().with(logs);
+    let Some(endpoint) = otlp_endpoint else {
+        let _ = registry.try_init();
+        return Ok(None);
+    };
+    let (spans, export) = crate::otlp::layer(endpoint, "keel")?;
+    let spans = spans.with_filter(tracing_subscriber::EnvFilter::new(
+        "info,keel_backend_core=debug",
+    ));
+    let _ = registry.with(spans).try_init();
+    Ok(Some(export))
 }
 
 /// Reports a fatal error on stderr (the binary's interface, like its address lines on stdout):

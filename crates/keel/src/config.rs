@@ -427,6 +427,16 @@ pub struct ProcessFlags {
         value_parser = parse_shutdown_timeout
     )]
     pub shutdown_timeout: Duration,
+    /// Export spans (one per HTTP request, one per function execution) over OTLP, as
+    /// HTTP/protobuf, to this collector: `http://127.0.0.1:4318` sends them to
+    /// `http://127.0.0.1:4318/v1/traces`. Default: no export.
+    #[arg(
+        long = "otlp-endpoint",
+        env = "KEEL_OTLP_ENDPOINT",
+        value_name = "URL",
+        value_parser = parse_otlp_endpoint
+    )]
+    pub otlp_endpoint: Option<url::Url>,
 }
 
 /// Which running deployment `keel export / import / data / run` talk to, and with which key.
@@ -461,6 +471,17 @@ pub enum BackendRole {
 
 fn parse_ttl(value: &str) -> Result<Duration, String> {
     keel_idp::parse_ttl(value).map_err(|e| e.to_string())
+}
+
+/// An `http://` or `https://` URL.
+fn parse_otlp_endpoint(value: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(value.trim()).map_err(|e| {
+        format!("not a URL ({e}); give the collector's, e.g. http://127.0.0.1:4318")
+    })?;
+    match url.scheme() {
+        "http" | "https" if url.host().is_some() => Ok(url),
+        _ => Err("an OTLP endpoint is an http:// or https:// URL with a host".into()),
+    }
 }
 
 /// `10`, `10s`, `500ms`, `1m`: at most ten minutes, `0` allowed.

@@ -108,6 +108,9 @@
 //!   tier's Backend-API calls (sign-ins, sessions, tokens) need no socket in one process.
 //! * `new` — [`NewProject`]: `keel new <dir>` writes a project on Keel from the templates in
 //!   `templates/new/` (embedded), depending on this checkout by path ([`default_keel_path`]).
+//! * `otlp` — `--otlp-endpoint`: the `tracing` spans exported as OTLP/HTTP protobuf
+//!   (`opentelemetry-otlp`, batched) through Keel's own `reqwest` client on the runtime, and
+//!   flushed when the process stops.
 //! * `lock` — `DataLock`: the backend's SQLite file and the idp's state locked for the life of
 //!   the process, so a second process on the same data directory refuses to start and names
 //!   the holder.
@@ -122,6 +125,7 @@ mod idp_router;
 mod listen;
 mod lock;
 mod new;
+mod otlp;
 mod services;
 mod shutdown;
 

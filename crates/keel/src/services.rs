@@ -64,6 +64,8 @@ pub(crate) struct BackendService {
     /// The app's HTTP actions (`--site-addr`).
     pub(crate) site: Bound,
     pub(crate) lock: Option<DataLock>,
+    /// The dashboard's configuration: the idp's Backend API when the idp runs in this process.
+    pub(crate) dashboard: keel_backend::DashboardConfig,
 }
 
 /// The web tier's router, its listener and its background tasks.
@@ -179,10 +181,15 @@ impl Services {
                 issuers.extend(idp.as_ref().map(|idp| idp.idp.issuer().to_owned()));
                 issuers.extend(clerk_issuer);
                 let key = admin_key.as_ref().map(|(key, _)| key.clone());
-                Some(
+                let mut service =
                     BackendService::open(app, config, &database, issuers, key, bound, &holder)
-                        .await?,
-                )
+                        .await?;
+                // In one process, the dashboard's users page reaches the idp beside it through
+                // its Backend API, with its secret key.
+                service.dashboard.idp = idp.as_ref().map(|idp| {
+                    keel_auth::BackendApiClient::new(idp.idp.issuer(), idp.idp.secret_key())
+                });
+                Some(service)
             }
             None => None,
         };
@@ -277,6 +284,11 @@ impl Services {
             // The site line before the backend's: a script that stops reading at `backend:`
             // (closing the pipe) has seen both.
             announce(&format!("site: {}", backend.site.url));
+            announce(&format!(
+                "dashboard: {}{}",
+                backend.bound.url,
+                keel_backend::DASHBOARD_PATH
+            ));
             announce(&format!("backend: {}", backend.bound.url));
         }
         if let Some(web) = &self.web {
@@ -489,6 +501,7 @@ impl BackendService {
             bound,
             site,
             lock,
+            dashboard: keel_backend::DashboardConfig::default(),
         })
     }
 }

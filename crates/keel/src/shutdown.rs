@@ -133,9 +133,11 @@ pub(crate) async fn serve(
             bound,
             site,
             lock,
+            dashboard,
         }) => {
             locks.extend(lock);
-            let server = Server::start("backend", bound.listener, keel_backend::router(&backend));
+            let router = keel_backend::router_with(&backend, dashboard);
+            let server = Server::start("backend", bound.listener, router);
             let site = Server::start("site", site.listener, keel_backend::site_router(&backend));
             (Some(backend), Some(server), Some(site))
         }

@@ -1,4 +1,6 @@
-//! [`instrument`]: request metrics and the `/metrics` route for a service's axum router.
+//! [`instrument`]: request metrics and the `/metrics` route for a service's axum router, and one
+//! `tracing` span per request (`request`, with its route template, method and status), which
+//! `keel --otlp-endpoint` exports.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -102,7 +104,16 @@ async fn count_matched(metrics: RequestMetrics, request: Request, next: Next) ->
         });
     let method = request.method().as_str().to_owned();
     let started = Instant::now();
-    let mut response = next.run(request).await;
+    // One span per request (exported over OTLP with `--otlp-endpoint`), named by its route
+    // template, never by the raw path a client chose.
+    let span = tracing::info_span!(
+        "request",
+        http.route = %route,
+        http.method = %method,
+        http.status = tracing::field::Empty,
+    );
+    let mut response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    span.record("http.status", response.status().as_u16());
     metrics.record(&route, &method, response.status(), started);
     response.extensions_mut().insert(Counted);
     response

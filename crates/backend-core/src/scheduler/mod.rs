@@ -375,3 +375,25 @@ pub(crate) fn register_system_functions(functions: &mut FunctionRegistry) {
         },
     );
 }
+
+/// Cancels the job `id` in a mutation of its own, run as the app's own code (an operator's
+/// cancel, from the dashboard).
+pub(crate) async fn cancel_as_app(
+    backend: &crate::Backend,
+    id: DocumentId,
+) -> Result<(), FunctionError> {
+    let path =
+        keel_protocol::normalize_udf_path(CANCEL_PATH).map_err(FunctionError::InvalidCall)?;
+    let args = keel_values::to_args(&CancelRequest { id: id.to_string() })
+        .map_err(|e| FunctionError::internal(format!("the cancel request: {e}")))?;
+    backend
+        .mutation(
+            &path,
+            args,
+            &crate::Identity::Anonymous,
+            None,
+            crate::runner::Origin::App(crate::calls::CallDepth::TOP),
+        )
+        .await
+        .map(|_| ())
+}
