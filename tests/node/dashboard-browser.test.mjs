@@ -4,7 +4,9 @@
 // page shows the edit live — while a document the schema refuses shows its error and changes
 // nothing; a value with markup stays text; the users page lists Ada and runs `posts:list` as
 // her, with its result and log line; the logs page, open meanwhile, receives that execution
-// live. No page error, no CSP violation. Screenshots land in `test-artifacts/`.
+// live; a snapshot exported, then imported again after an edit, brings the old title back on
+// Ada's page, and a file that is no ZIP is refused. No page error, no CSP violation.
+// Screenshots land in `test-artifacts/`.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
@@ -132,6 +134,35 @@ test("dashboard: sign in, data, live edit, run as a user, live logs", async () =
     assert.match(row, /user_/);
     await logs.waitForSelector("#executions tr.execution >> text=Not authenticated");
     await screenshot(logs, "dashboard-logs");
+
+    // Import: an export taken now, imported again (replacing) after an edit, brings the old
+    // title back on Ada's open page (one commit, seen by subscribers); a file that is no ZIP
+    // is refused and changes nothing.
+    await op.goto(`${keel.dashboard}/data`);
+    const snapshot = await op.evaluate(async () => {
+      const bytes = new Uint8Array(await (await fetch("/dashboard/export")).arrayBuffer());
+      return Array.from(bytes);
+    });
+    await op.goto(`${keel.dashboard}/data/posts`);
+    await op.click("#documents a >> text=edit");
+    await editDocument(op, (doc) => ({ ...doc, title: "Changed after the export" }));
+    await ada.waitForSelector("ul.posts li >> text=Changed after the export");
+    await op.goto(`${keel.dashboard}/data`);
+    const chooseFile = (name, bytes) =>
+      op.setInputFiles("form[data-import] input[type=file]", { name, mimeType: "application/zip", buffer: Buffer.from(bytes) });
+    await chooseFile("garbage.zip", Array.from(Buffer.from("not a zip at all")));
+    await op.selectOption("form[data-import] select[name=mode]", "replace");
+    await op.click("form[data-import] button");
+    await op.waitForSelector("#import-result[data-status='400']");
+    assert.match(await op.textContent("#import-result"), /refused \(400\)/);
+    assert.deepEqual(await postTitles(ada), ["Changed after the export"]);
+    await chooseFile("snapshot.zip", snapshot);
+    await op.click("form[data-import] button");
+    await op.waitForSelector("#import-result[data-status='200']");
+    assert.match(await op.textContent("#import-result"), /imported \d+ documents/);
+    await ada.waitForSelector("ul.posts li >> text=<img src=x");
+    assert.deepEqual(await postTitles(ada), ["<img src=x onerror=\"window.__owned=1\">"]);
+    await screenshot(op, "dashboard-import");
 
     assert.deepEqual(errors, []);
     assert.deepEqual(violations, []);

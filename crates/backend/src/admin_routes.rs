@@ -189,16 +189,7 @@ async fn import(
     body: Result<bytes::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, AdminError> {
     let Query(params) = params.map_err(|e| AdminError::BadRequest(e.body_text()))?;
-    let mode = match params.mode.as_deref() {
-        None | Some("requireEmpty") => ImportMode::RequireEmpty,
-        Some("replace") => ImportMode::Replace,
-        Some("append") => ImportMode::Append,
-        Some(other) => {
-            return Err(AdminError::BadRequest(format!(
-                "mode `{other}` is not one of requireEmpty, replace, append"
-            )));
-        }
-    };
+    let mode = import_mode(params.mode.as_deref()).map_err(AdminError::BadRequest)?;
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             AdminError::TooLarge(backend.config().max_import_bytes)
@@ -206,13 +197,36 @@ async fn import(
             AdminError::BadRequest(rejection.body_text())
         }
     })?;
+    let summary = import_snapshot(&backend, body, mode).await?;
+    Ok(Json(summary).into_response())
+}
+
+/// An import's `mode` parameter (`requireEmpty`, the default, `replace` or `append`), or why
+/// it is not one.
+pub(crate) fn import_mode(mode: Option<&str>) -> Result<ImportMode, String> {
+    match mode {
+        None | Some("requireEmpty") => Ok(ImportMode::RequireEmpty),
+        Some("replace") => Ok(ImportMode::Replace),
+        Some("append") => Ok(ImportMode::Append),
+        Some(other) => Err(format!(
+            "mode `{other}` is not one of requireEmpty, replace, append"
+        )),
+    }
+}
+
+/// Imports a snapshot ZIP into the deployment in one commit, with its stored files when the
+/// deployment keeps files (the admin route and the dashboard's import).
+pub(crate) async fn import_snapshot(
+    backend: &Backend,
+    zip: bytes::Bytes,
+    mode: ImportMode,
+) -> Result<keel_db::snapshot::ImportSummary, SnapshotError> {
     let options = ImportOptions {
         mode,
         file_storage: backend.config().storage.blobs.as_ref().map(|b| b.0.clone()),
         ..ImportOptions::default()
     };
-    let summary = backend.database().import_snapshot(body, options).await?;
-    Ok(Json(summary).into_response())
+    backend.database().import_snapshot(zip, options).await
 }
 
 /// `GET …/tables`.

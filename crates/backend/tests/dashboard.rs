@@ -4,7 +4,8 @@
 //! posts and posts without the CSRF token are refused and change nothing; malformed documents,
 //! filters, arguments and identities get clear errors and change nothing; document values
 //! are escaped; insert, edit and delete; running a function as a user, with its log lines;
-//! the logs page and its live stream.
+//! the logs page and its live stream; a snapshot imported from the data page (and hostile
+//! imports refused with nothing changed).
 //!
 //! The same in a real Chromium against the reference app: `apps/posts/tests/dashboard.rs`.
 
@@ -186,6 +187,7 @@ async fn every_dashboard_route_answers_401_without_a_valid_session() {
         format!("/dashboard/scheduler/{id}/cancel"),
         "/dashboard/users/sessions/sess_x/revoke".into(),
         "/dashboard/sign-out".into(),
+        "/dashboard/import?mode=replace".into(),
     ];
     let future = now_secs() + 3600;
     let cookies = [
@@ -671,4 +673,117 @@ async fn scheduled_functions_are_canceled_and_snapshots_exported() {
     assert!(zip.starts_with(b"PK"), "a ZIP");
     let (status, page) = session.get("/dashboard/export?bogus=1").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+}
+
+/// A snapshot import as the data page's script sends it: the ZIP as the body, the session's
+/// CSRF token in `x-keel-csrf`; `overrides` replace those headers.
+async fn import(
+    session: &Session,
+    mode: &str,
+    body: Vec<u8>,
+    overrides: &[(&'static str, &str)],
+) -> (StatusCode, String) {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let mut set = |name: &'static str, value: &str| {
+        headers.insert(name, value.parse().unwrap());
+    };
+    set("cookie", &session.cookie);
+    set("origin", &session.base);
+    set("sec-fetch-site", "same-origin");
+    set("x-keel-csrf", &session.csrf);
+    set("content-type", "application/zip");
+    for (name, value) in overrides {
+        set(name, value);
+    }
+    let response = client()
+        .post(format!("{}/dashboard/import?mode={mode}", session.base))
+        .headers(headers)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_snapshot_is_imported_from_the_data_page_and_hostile_imports_change_nothing() {
+    let source = TestBackend::start_with(with_key()).await;
+    send_message(&source, "one").await;
+    send_message(&source, "two").await;
+    let exporter = sign_in(&source).await;
+    let (status, page) = exporter.get("/dashboard/data").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(r#"action="/dashboard/import""#), "{page}");
+    assert!(page.contains("data-import"), "{page}");
+    let zip = client()
+        .get(format!("{}/dashboard/export", source.url()))
+        .header(COOKIE, &exporter.cookie)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+
+    let target = TestBackend::start_with(with_key()).await;
+    send_message(&target, "already here").await;
+    let session = sign_in(&target).await;
+    // Hostile or careless imports: each refused, the one document left alone.
+    let refusals: Vec<(&str, Vec<u8>, StatusCode, &str)> = vec![
+        (
+            "replace",
+            b"PK\x03\x04 not a zip".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "",
+        ),
+        (
+            "replace",
+            Vec::new(),
+            StatusCode::BAD_REQUEST,
+            "Choose a snapshot",
+        ),
+        (
+            "everything",
+            zip.clone(),
+            StatusCode::BAD_REQUEST,
+            "not one of",
+        ),
+        // The default mode needs empty tables.
+        ("requireEmpty", zip.clone(), StatusCode::BAD_REQUEST, ""),
+    ];
+    for (mode, body, status, says) in refusals {
+        let (got, page) = import(&session, mode, body, &[]).await;
+        assert_eq!(got, status, "{mode}: {page}");
+        assert!(page.contains(says), "{mode}: {page}");
+        assert_eq!(message_count(&target).await, 1, "{mode} changed nothing");
+    }
+    let (status, _) = import(&session, "replace", zip.clone(), &[("x-keel-csrf", "00")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a wrong CSRF token");
+    let cross_site = [("sec-fetch-site", "cross-site")];
+    let (status, _) = import(&session, "replace", zip.clone(), &cross_site).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "another site");
+    let multipart = [("content-type", "multipart/form-data; boundary=x")];
+    let (status, page) = import(&session, "replace", zip.clone(), &multipart).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        page.contains("keel import"),
+        "the form without its script: {page}"
+    );
+    assert_eq!(message_count(&target).await, 1, "nothing changed");
+
+    // The real import: the source's two documents replace the one.
+    let (status, summary) = import(&session, "replace", zip, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(summary["deleted"], 1, "{summary}");
+    assert!(
+        summary["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == &json!(["messages", 2])),
+        "{summary}"
+    );
+    assert_eq!(message_count(&target).await, 2);
 }

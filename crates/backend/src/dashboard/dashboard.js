@@ -5,6 +5,8 @@
 //   `[data-live]` parts by id. Commits during a fetch make one more fetch afterwards.
 // * The logs page's table (`#executions[data-stream]`) follows its stream: each `entries`
 //   event carries the new rows' HTML, put on top of the table.
+// * The data page's import form (`form[data-import]`) sends the chosen ZIP as the request body
+//   with the session's CSRF token in `x-keel-csrf`, and shows what was imported or why not.
 
 const live = document.querySelectorAll("[data-live][id]");
 if (live.length > 0) {
@@ -48,5 +50,40 @@ if (executions) {
     const rows = new DOMParser().parseFromString(`<table><tbody>${event.data}</tbody></table>`, "text/html");
     // Oldest first in the event; the table is newest first.
     for (const row of rows.querySelectorAll("tr")) body.prepend(row);
+  });
+}
+
+const importForm = document.querySelector("form[data-import]");
+if (importForm) {
+  const result = importForm.querySelector("output");
+  importForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const file = importForm.elements.snapshot.files[0];
+    if (!file) return;
+    const mode = importForm.elements.mode.value;
+    result.textContent = "importing…";
+    try {
+      const response = await fetch(`/dashboard/import?mode=${encodeURIComponent(mode)}`, {
+        method: "POST",
+        headers: { "content-type": "application/zip", "x-keel-csrf": importForm.dataset.csrf },
+        body: file,
+      });
+      const text = await response.text();
+      if (response.ok) {
+        const summary = JSON.parse(text);
+        const documents = summary.tables.reduce((sum, [, count]) => sum + count, 0);
+        result.textContent = `imported ${documents} documents into ${summary.tables.length} tables` +
+          (summary.deleted ? `, replacing ${summary.deleted}` : "") +
+          (summary.files ? `, and ${summary.files} files` : "");
+      } else {
+        const page = new DOMParser().parseFromString(text, "text/html");
+        const message = page.querySelector(".error") ?? page.querySelector("main") ?? page.body;
+        result.textContent = `refused (${response.status}): ${message.textContent.trim()}`;
+      }
+      result.dataset.status = String(response.status);
+    } catch (error) {
+      result.textContent = `failed: ${error}`;
+      result.dataset.status = "0";
+    }
   });
 }

@@ -53,7 +53,21 @@ pub(crate) async fn tables(
             "Export a snapshot (Convex's ZIP format, as " code { "keel export" } "): "
             a #export href="/dashboard/export" { "documents" } " · "
             a href="/dashboard/export?includeStorage=true" { "documents and stored files" }
-            ". Import one with " code { "keel import" } "."
+            "."
+        }
+        form #import method="post" action="/dashboard/import" enctype="multipart/form-data"
+            data-import data-csrf=(operator.csrf) {
+            "Import a snapshot in one commit (as " code { "keel import" } "): "
+            input type="file" name="snapshot" accept=".zip,application/zip" required;
+            " "
+            select name="mode" {
+                option value="requireEmpty" { "into empty tables" }
+                option value="append" { "appending" }
+                option value="replace" { "replacing the tables it names" }
+            }
+            " "
+            button { "Import" }
+            output #import-result {}
         }
     };
     Ok(shell("Data", Section::Data, &operator, body))

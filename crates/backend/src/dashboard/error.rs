@@ -44,7 +44,10 @@ pub(crate) enum DashboardError {
     /// A function (the scheduler's cancel) failed.
     #[error("{}", .0.client_message())]
     Function(FunctionError),
-    /// A snapshot export could not start.
+    /// A snapshot import was larger than the deployment takes (bytes).
+    #[error("The snapshot is larger than the {0} bytes this deployment imports")]
+    TooLarge(usize),
+    /// A snapshot export could not start, or an import was refused or failed.
     #[error(transparent)]
     Snapshot(#[from] keel_db::snapshot::SnapshotError),
     /// The idp's Backend API refused or failed.
@@ -65,6 +68,7 @@ impl DashboardError {
             DashboardError::BadArgs(_) => "BadArgs",
             DashboardError::BadFilter(_) => "BadFilter",
             DashboardError::NotFound(_) => "NotFound",
+            DashboardError::TooLarge(_) => "SnapshotTooLarge",
             DashboardError::Db(e) => e.code(),
             DashboardError::Function(_) => "FunctionFailed",
             DashboardError::Snapshot(e) => e.code(),
@@ -85,6 +89,7 @@ impl DashboardError {
             | DashboardError::BadFilter(_)
             | DashboardError::Function(_) => StatusCode::BAD_REQUEST,
             DashboardError::NotFound(_) => StatusCode::NOT_FOUND,
+            DashboardError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             DashboardError::Db(DbError::TableNotFound(_)) => http_status(ErrorClass::NotFound),
             DashboardError::Db(DbError::Storage(_) | DbError::NotCommitter(_)) => {
                 http_status(ErrorClass::Unavailable)

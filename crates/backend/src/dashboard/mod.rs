@@ -26,6 +26,7 @@
 //! * `health` — `/dashboard`: node role, latest timestamp, sync sessions, subscriptions.
 //! * `data` — tables, the document browser (index-range filter, pages), insert, edit, delete;
 //!   the snapshot export download.
+//! * `import` — a snapshot ZIP imported in one commit from the data page.
 //! * `functions` — the app's functions; run one with JSON arguments as anonymous or as an
 //!   identity.
 //! * `logs` — the execution log with filters, followed live (server-sent events).
@@ -37,6 +38,7 @@ mod data;
 mod error;
 mod functions;
 mod health;
+mod import;
 mod jobs;
 mod live;
 mod logs;
@@ -86,6 +88,12 @@ pub(crate) fn dashboard_router(backend: &Backend, config: DashboardConfig) -> Ro
         .route("/dashboard/live", get(live::commits))
         .route("/dashboard/data", get(data::tables))
         .route("/dashboard/export", get(data::export))
+        .route(
+            "/dashboard/import",
+            post(import::import).layer(axum::extract::DefaultBodyLimit::max(
+                backend.config().max_import_bytes,
+            )),
+        )
         .route(
             "/dashboard/data/{table}",
             get(data::browse).post(data::insert),
