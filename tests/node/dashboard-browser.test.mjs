@@ -58,6 +58,8 @@ test("dashboard: sign in, data, live edit, run as a user, live logs", async () =
     await op.fill("input[name=key]", keel.adminKey);
     await op.click("main.sign-in button[type=submit]");
     await op.waitForSelector("#role >> text=single");
+    // The web tier runs in this process: the health page counts Ada's open page.
+    assert.match(await op.textContent("#live-pages"), /^\s*[1-9]\d*\s*$/);
     const cookies = await context.cookies();
     const session = cookies.find((c) => c.name === "keel_dashboard");
     assert.ok(session?.httpOnly && session.sameSite === "Strict", JSON.stringify(cookies));

@@ -711,6 +711,11 @@ async fn a_snapshot_is_imported_from_the_data_page_and_hostile_imports_change_no
     send_message(&source, "one").await;
     send_message(&source, "two").await;
     let exporter = sign_in(&source).await;
+    let (_, health) = exporter.get("/dashboard").await;
+    assert!(
+        health.contains("the web tier runs in another process"),
+        "no web tier beside this backend: {health}"
+    );
     let (status, page) = exporter.get("/dashboard/data").await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains(r#"action="/dashboard/import""#), "{page}");

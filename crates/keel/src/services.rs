@@ -74,6 +74,8 @@ pub(crate) struct WebService {
     pub(crate) bound: Bound,
     /// Live page streams and sessions (see `StartConfig::tasks`).
     pub(crate) tasks: Tasks,
+    /// The web tier's metrics (its live pages, shown by the dashboard in one process).
+    pub(crate) metrics: keel_metrics::Registry,
 }
 
 /// Where each service listens, bound before anything is opened.
@@ -174,7 +176,7 @@ impl Services {
             )?),
             None => None,
         };
-        let backend = match backend {
+        let mut backend = match backend {
             Some(bound) => {
                 let mut issuers = config.backend.auth_issuers.clone();
                 // In one process, the backend trusts the idp beside it.
@@ -234,6 +236,10 @@ impl Services {
             }
             None => None,
         };
+        // In one process, the dashboard's health page shows the web tier's live pages.
+        if let (Some(backend), Some(web)) = (&mut backend, &web) {
+            backend.dashboard.web_metrics = Some(web.metrics.clone());
+        }
         Ok(Services {
             idp,
             backend,
@@ -614,6 +620,7 @@ impl WebService {
         start.served_over_https = config.web.served_over_https;
         start.metrics_access = metrics_access;
         let tasks = start.tasks.clone();
+        let metrics = start.metrics.clone();
         let routes = app
             .web
             .as_ref()
@@ -625,6 +632,7 @@ impl WebService {
             router,
             bound,
             tasks,
+            metrics,
         })
     }
 }

@@ -148,6 +148,7 @@ pub(crate) async fn serve(
             router,
             bound,
             tasks,
+            ..
         }) => (
             Some(tasks),
             Some(Server::start("web", bound.listener, router)),

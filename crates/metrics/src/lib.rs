@@ -306,6 +306,28 @@ impl Registry {
         self.families.lock().push(Family::GaugeFn(family));
     }
 
+    /// The value of the gauge family `name`, summed over its label values (`None`: no gauge
+    /// of that name). How one service shows another's gauge in the same process (the
+    /// backend's dashboard shows the web tier's `keel_live_pages`).
+    ///
+    /// ```
+    /// let registry = keel_metrics::Registry::default();
+    /// let pages = registry.gauge("keel_live_pages", "Open pages.", &[]);
+    /// pages.add(&[], 2.0);
+    /// assert_eq!(registry.gauge_value("keel_live_pages"), Some(2.0));
+    /// assert_eq!(registry.gauge_value("keel_nothing"), None);
+    /// ```
+    pub fn gauge_value(&self, name: &str) -> Option<f64> {
+        let families = self.families.lock().clone();
+        families.iter().find_map(|family| match family {
+            Family::Gauge(gauge) if gauge.meta.name == name => {
+                Some(gauge.values.lock().values().sum())
+            }
+            Family::GaugeFn(gauge) if gauge.meta.name == name => Some((gauge.read)()),
+            _ => None,
+        })
+    }
+
     /// A new family of histograms with these bucket bounds (ascending; `+Inf` is implied).
     pub fn histogram(
         &self,

@@ -1,5 +1,6 @@
 //! `/dashboard`: the node's health — its role in a cluster, its latest commit, the open sync
-//! sessions and their subscriptions, the execution log's length. Live: the page follows the
+//! sessions and their subscriptions, the web tier's open live pages when it runs in this
+//! process, the execution log's length. Live: the page follows the
 //! commits.
 
 use axum::extract::State;
@@ -16,6 +17,10 @@ pub(crate) async fn page(operator: Operator, State(dashboard): State<Dashboard>)
     let load = backend.sync_load();
     let latest = backend.latest_ts();
     let functions = backend.functions().len();
+    let live_pages = dashboard
+        .web_metrics
+        .as_ref()
+        .and_then(|metrics| metrics.gauge_value("keel_live_pages"));
     let body = html! {
         table #health data-live {
             tr { th { "node role" } td #role { (status.role) } }
@@ -32,6 +37,15 @@ pub(crate) async fn page(operator: Operator, State(dashboard): State<Dashboard>)
             tr {
                 th { "database subscriptions" }
                 td { (backend.database().subscriptions().len()) }
+            }
+            tr {
+                th { "live pages (web tier)" }
+                td #live-pages {
+                    @match live_pages {
+                        Some(pages) => (pages),
+                        None => "— (the web tier runs in another process: see its /metrics)",
+                    }
+                }
             }
             tr { th { "function executions logged" } td { (backend.execution_log().end()) } }
             tr { th { "functions" } td { (functions) } }

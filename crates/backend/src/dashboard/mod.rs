@@ -23,7 +23,8 @@
 //! * `session` — signing in and out; `Operator`, the extractor every other route takes
 //!   (session cookie, same-origin check, CSRF token).
 //! * `page` — the page shell (navigation, styles, script), and shared bits of markup.
-//! * `health` — `/dashboard`: node role, latest timestamp, sync sessions, subscriptions.
+//! * `health` — `/dashboard`: node role, latest timestamp, sync sessions, subscriptions, the
+//!   web tier's live pages when it runs in this process.
 //! * `data` — tables, the document browser (index-range filter, pages), insert, edit, delete;
 //!   the snapshot export download.
 //! * `import` — a snapshot ZIP imported in one commit from the data page.
@@ -61,6 +62,9 @@ pub struct DashboardConfig {
     /// idp, with its secret key): the users page lists its users and sessions and revokes
     /// sessions through it. `None`: the users page says there is none.
     pub idp: Option<BackendApiClient>,
+    /// The metrics of the web tier running in the same process, whose open live pages
+    /// (`keel_live_pages`) the health page shows. `None`: it says the web tier runs elsewhere.
+    pub web_metrics: Option<keel_metrics::Registry>,
 }
 
 /// What every handler holds.
@@ -68,6 +72,7 @@ pub struct DashboardConfig {
 pub(crate) struct Dashboard {
     pub(crate) backend: Backend,
     pub(crate) idp: Option<BackendApiClient>,
+    pub(crate) web_metrics: Option<keel_metrics::Registry>,
 }
 
 /// The dashboard's routes, with their state.
@@ -75,6 +80,7 @@ pub(crate) fn dashboard_router(backend: &Backend, config: DashboardConfig) -> Ro
     let state = Dashboard {
         backend: backend.clone(),
         idp: config.idp,
+        web_metrics: config.web_metrics,
     };
     Router::new()
         .route("/dashboard", get(health::page))
