@@ -356,9 +356,11 @@ async fn keel_logs_prints_executions_and_follows_new_ones() {
     assert_eq!(lines[0]["outcome"], "failure");
     assert_eq!(lines[0]["path"], "posts:list");
 
-    // Following: a mutation run after `keel logs` started shows up while it runs.
+    // Following: a mutation run after `keel logs` started shows up while it runs. The follower
+    // asks for the newest entry first: once that is printed, it has its place in the log, and
+    // the mutation run next cannot slip in before it.
     let mut follower = Command::new(env!("CARGO_BIN_EXE_keel"))
-        .args(["logs", "--url", backend])
+        .args(["logs", "--history", "1", "--url", backend])
         .env("KEEL_DATA_DIR", dir)
         .env_remove("KEEL_ADMIN_KEY")
         .stdout(std::process::Stdio::piped())
@@ -377,6 +379,10 @@ async fn keel_logs_prints_executions_and_follows_new_ones() {
             }
         }
     });
+    let first = receive
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("keel logs prints the newest entry");
+    assert!(first.contains("Q(posts:list) failure"), "{first}");
     let created = keel_cli(
         &[
             "run",
@@ -403,8 +409,8 @@ async fn keel_logs_prints_executions_and_follows_new_ones() {
         }
     }
     assert!(
-        !seen.iter().any(|l| l.contains("posts:list")),
-        "history was not asked for: {seen:?}"
+        !seen.iter().any(|l| l.contains("Q(posts:list)")),
+        "only the one entry of history asked for: {seen:?}"
     );
     let _ = follower.kill();
     let _ = follower.wait();
