@@ -11,7 +11,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 import { CHROMIUM_FLAGS, createPost, recordCspViolations, screenshot, signUp } from "./web-browser.mjs";
-import { mkTempDir, startService } from "./keel-processes.mjs";
+import { startAllInOne } from "./keel-processes.mjs";
 
 const postTitles = (page) => page.$$eval("ul.posts li > a", (links) => links.map((a) => a.textContent));
 
@@ -24,13 +24,7 @@ async function editDocument(page, edit) {
 }
 
 test("dashboard: sign in, data, live edit, run as a user, live logs", async () => {
-  const dir = await mkTempDir();
-  const keel = await startService("web", [
-    "--web-addr", "127.0.0.1:0",
-    "--backend-addr", "127.0.0.1:0",
-    "--idp-addr", "127.0.0.1:0",
-    "--data-dir", dir,
-  ]);
+  const keel = await startAllInOne();
   assert.ok(keel.adminKey, "the admin key is printed at start");
   assert.match(keel.dashboard, /^http:\/\/127\.0\.0\.1:\d+\/dashboard$/);
   const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_FLAGS });

@@ -72,6 +72,20 @@ export function startService(name, args, env = {}) {
 }
 
 /**
+ * Starts the whole app in one `keel` process (idp, backend and web tier on free ports) with a
+ * data directory of its own; resolves as `startService("web", …)` does.
+ */
+export async function startAllInOne() {
+  const dir = await mkTempDir();
+  return startService("web", [
+    "--web-addr", "127.0.0.1:0",
+    "--backend-addr", "127.0.0.1:0",
+    "--idp-addr", "127.0.0.1:0",
+    "--data-dir", dir,
+  ]);
+}
+
+/**
  * Starts `keel idp` and a `keel backend` trusting it, on free ports over one new data directory,
  * and signs one user in through the idp's Backend API. Resolves to { idp, backend,
  * convexToken() (a fresh `convex` template token for the user's session), stop() }.

@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 import { CHROMIUM_FLAGS, screenshot, signUp } from "./web-browser.mjs";
-import { mkTempDir, startService, waitFor } from "./keel-processes.mjs";
+import { startAllInOne, waitFor } from "./keel-processes.mjs";
 
 /** The newest code the idp's development mailbox page lists for `to` with `subject` in it. */
 async function mailedCode(idpUrl, to, subject) {
@@ -42,13 +42,7 @@ async function signIn(page, base, email, password) {
 }
 
 test("verify by code, manage the account, reset the password", async () => {
-  const dir = await mkTempDir();
-  const keel = await startService("web", [
-    "--web-addr", "127.0.0.1:0",
-    "--backend-addr", "127.0.0.1:0",
-    "--idp-addr", "127.0.0.1:0",
-    "--data-dir", dir,
-  ]);
+  const keel = await startAllInOne();
   const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_FLAGS });
   try {
     const errors = [];

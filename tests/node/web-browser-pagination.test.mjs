@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 import { CHROMIUM_FLAGS, liveState, recordCspViolations, screenshot, signUp } from "./web-browser.mjs";
-import { mkTempDir, startService } from "./keel-processes.mjs";
+import { startAllInOne } from "./keel-processes.mjs";
 
 /** The titles listed on `page`, in order. */
 function titles(page) {
@@ -31,13 +31,7 @@ function createPosts(page, first, count) {
 const numbered = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => `Post ${to - i}`);
 
 test("Load more: loaded in place, scroll kept, the longer list live", async () => {
-  const dir = await mkTempDir();
-  const keel = await startService("web", [
-    "--web-addr", "127.0.0.1:0",
-    "--backend-addr", "127.0.0.1:0",
-    "--idp-addr", "127.0.0.1:0",
-    "--data-dir", dir,
-  ]);
+  const keel = await startAllInOne();
   const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_FLAGS });
   try {
     const context = await browser.newContext({ viewport: { width: 800, height: 400 } });

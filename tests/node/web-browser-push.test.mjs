@@ -6,16 +6,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 import { CHROMIUM_FLAGS, createPost, recordCspViolations, screenshot, signUp } from "./web-browser.mjs";
-import { mkTempDir, startService } from "./keel-processes.mjs";
+import { startAllInOne } from "./keel-processes.mjs";
 
 test("an open page updates from pushed renders, without fetching itself", async () => {
-  const dir = await mkTempDir();
-  const keel = await startService("web", [
-    "--web-addr", "127.0.0.1:0",
-    "--backend-addr", "127.0.0.1:0",
-    "--idp-addr", "127.0.0.1:0",
-    "--data-dir", dir,
-  ]);
+  const keel = await startAllInOne();
   const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_FLAGS });
   try {
     const errors = [];

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { chromium } from "playwright-core";
 import { CHROMIUM_FLAGS, screenshot, signUp, userMenuSignOut } from "./web-browser.mjs";
-import { mkTempDir, startService } from "./keel-processes.mjs";
+import { startAllInOne } from "./keel-processes.mjs";
 
 /** RFC 4648 base32 (no padding) to bytes. */
 function base32(text) {
@@ -54,13 +54,7 @@ async function enterCode(page, code) {
 }
 
 test("turn on an authenticator app, sign in with its code or a backup code, turn it off", async () => {
-  const dir = await mkTempDir();
-  const keel = await startService("web", [
-    "--web-addr", "127.0.0.1:0",
-    "--backend-addr", "127.0.0.1:0",
-    "--idp-addr", "127.0.0.1:0",
-    "--data-dir", dir,
-  ]);
+  const keel = await startAllInOne();
   const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_FLAGS });
   try {
     const errors = [];

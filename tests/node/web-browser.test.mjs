@@ -15,16 +15,10 @@ import {
   signUp,
   userMenuSignOut,
 } from "./web-browser.mjs";
-import { mkTempDir, startService } from "./keel-processes.mjs";
+import { startAllInOne } from "./keel-processes.mjs";
 
 test("the browser runtime: navigation, forms, modal, live morph, scroll restoration", async () => {
-  const dir = await mkTempDir();
-  const keel = await startService("web", [
-    "--web-addr", "127.0.0.1:0",
-    "--backend-addr", "127.0.0.1:0",
-    "--idp-addr", "127.0.0.1:0",
-    "--data-dir", dir,
-  ]);
+  const keel = await startAllInOne();
   const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_FLAGS });
   try {
     const adasContext = await browser.newContext({ viewport: { width: 800, height: 300 } });

@@ -51,25 +51,9 @@ fn spawn(args: &[&str], env: &[(&str, &str)], prefixes: &[&str]) -> Service {
     Service { child, lines }
 }
 
-async fn bapi(idp: &str, secret: &str, path: &str, body: Value) -> Value {
-    reqwest::Client::new()
-        .post(format!("{idp}/v1{path}"))
-        .bearer_auth(secret)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-#[tokio::test]
-async fn clerk_mode_reads_the_session_cookie_and_mints_convex_tokens() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().to_str().unwrap();
+/// `keel idp` and a `keel backend` trusting it, in `data`: the idp, its URL, its secret key
+/// and the backend.
+fn idp_and_backend(data: &str) -> (Service, String, String, Service) {
     let idp = spawn(
         &["idp", "--idp-addr", "127.0.0.1:0", "--data-dir", data],
         &[],
@@ -94,6 +78,30 @@ async fn clerk_mode_reads_the_session_cookie_and_mints_convex_tokens() {
         &[],
         &["backend"],
     );
+    (idp, idp_url, secret, backend)
+}
+
+async fn bapi(idp: &str, secret: &str, path: &str, body: Value) -> Value {
+    reqwest::Client::new()
+        .post(format!("{idp}/v1{path}"))
+        .bearer_auth(secret)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn clerk_mode_reads_the_session_cookie_and_mints_convex_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    // `_idp` keeps the idp running until the test ends.
+    let (_idp, idp_url, secret, backend) = idp_and_backend(data);
     let backend_url = backend.lines["backend"].clone();
     let publishable_key =
         keel_auth::PublishableKey::encode(keel_auth::InstanceType::Development, "clerk.keel.test");
@@ -412,30 +420,8 @@ fn cookie_pairs(response: &reqwest::Response) -> Vec<String> {
 async fn clerk_mode_renews_an_outdated_session_through_the_handshake_before_rendering() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    let idp = spawn(
-        &["idp", "--idp-addr", "127.0.0.1:0", "--data-dir", data],
-        &[],
-        &["idp", "idp secret key"],
-    );
-    let idp_url = idp.lines["idp"].clone();
-    let secret = idp.lines["idp secret key"]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
-    let backend = spawn(
-        &[
-            "backend",
-            "--backend-addr",
-            "127.0.0.1:0",
-            "--data-dir",
-            data,
-            "--auth-issuer",
-            &idp_url,
-        ],
-        &[],
-        &["backend"],
-    );
+    // `_idp` keeps the idp running until the test ends.
+    let (_idp, idp_url, secret, backend) = idp_and_backend(data);
     let double = ClerkDouble::start(&idp_url, &secret).await;
     let publishable_key =
         keel_auth::PublishableKey::encode(keel_auth::InstanceType::Development, double.host());
