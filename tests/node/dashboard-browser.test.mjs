@@ -5,7 +5,9 @@
 // nothing; a value with markup stays text; the users page lists Ada and runs `posts:list` as
 // her, with its result and log line; the logs page, open meanwhile, receives that execution
 // live; a snapshot exported, then imported again after an edit, brings the old title back on
-// Ada's page, and a file that is no ZIP is refused. No page error, no CSP violation.
+// Ada's page, and a file that is no ZIP is refused; the import form also works without
+// JavaScript (posted as multipart/form-data); the health page lists the lone backend as the
+// only member. No page error, no CSP violation.
 // Screenshots land in `test-artifacts/`.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -54,6 +56,9 @@ test("dashboard: sign in, data, live edit, run as a user, live logs", async () =
     await op.waitForSelector("#role >> text=single");
     // The web tier runs in this process: the health page counts Ada's open page.
     assert.match(await op.textContent("#live-pages"), /^\s*[1-9]\d*\s*$/);
+    // A lone backend is its cluster's only member.
+    assert.match(await op.textContent("#members-live"), /1 live of 1 recorded/);
+    assert.match(await op.textContent("#members-table tr.member[data-state=live]"), /this node/);
     const cookies = await context.cookies();
     const session = cookies.find((c) => c.name === "keel_dashboard");
     assert.ok(session?.httpOnly && session.sameSite === "Strict", JSON.stringify(cookies));
@@ -159,6 +164,33 @@ test("dashboard: sign in, data, live edit, run as a user, live logs", async () =
     await ada.waitForSelector("ul.posts li >> text=<img src=x");
     assert.deepEqual(await postTitles(ada), ["<img src=x onerror=\"window.__owned=1\">"]);
     await screenshot(op, "dashboard-import");
+
+    // The same form without JavaScript: the browser posts it as multipart/form-data, the
+    // import is one commit (Ada's open page shows the old title back), the answer a page.
+    await op.goto(`${keel.dashboard}/data/posts`);
+    await op.click("#documents a >> text=edit");
+    await editDocument(op, (doc) => ({ ...doc, title: "Changed once more" }));
+    await ada.waitForSelector("ul.posts li >> text=Changed once more");
+    const plainContext = await browser.newContext({ javaScriptEnabled: false });
+    const plainViolations = await recordCspViolations(plainContext);
+    const plain = await plainContext.newPage();
+    await plain.goto(keel.dashboard);
+    await plain.fill("input[name=key]", keel.adminKey);
+    await plain.click("main.sign-in button[type=submit]");
+    await plain.waitForSelector("#role >> text=single");
+    await plain.goto(`${keel.dashboard}/data`);
+    await plain.setInputFiles("form#import input[type=file]", {
+      name: "snapshot.zip",
+      mimeType: "application/zip",
+      buffer: Buffer.from(snapshot),
+    });
+    await plain.selectOption("form#import select[name=mode]", "replace");
+    await Promise.all([plain.waitForNavigation(), plain.click("form#import button")]);
+    assert.match(await plain.textContent("#import-summary"), /Imported \d+ documents into \d+ tables/);
+    await ada.waitForSelector("ul.posts li >> text=<img src=x");
+    assert.deepEqual(await postTitles(ada), ["<img src=x onerror=\"window.__owned=1\">"]);
+    await screenshot(plain, "dashboard-import-without-javascript");
+    assert.deepEqual(plainViolations, []);
 
     assert.deepEqual(errors, []);
     assert.deepEqual(violations, []);

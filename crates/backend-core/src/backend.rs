@@ -115,6 +115,8 @@ pub(crate) struct Inner {
     pub(crate) executions: ExecutionLog,
     /// The core's metrics.
     pub(crate) metrics: CoreMetrics,
+    /// When this backend started.
+    pub(crate) started_at: SystemTime,
 }
 
 impl Backend {
@@ -167,8 +169,13 @@ impl Backend {
                 scheduler: Executor::default(),
                 executions,
                 metrics: CoreMetrics::new(keel_metrics::Registry::default()),
+                started_at: SystemTime::now(),
             }),
         };
+        match &backend.inner.cluster {
+            Some(cluster) => cluster.start_heartbeat(Arc::downgrade(&backend.inner)),
+            None => backend.inner.metrics.cluster_members(1),
+        }
         Executor::start(&backend);
         backend.start_reclaiming();
         backend

@@ -59,8 +59,9 @@
 //! * `cluster` — [`Cluster`]: a backend node among several on one PostgreSQL database (follow the
 //!   committer's commits, forward mutations to it with idempotency keys, take over when it
 //!   dies; hand the lease over on shutdown); both ends of the forwarding protocol (the
-//!   committer's is [`Backend::accept_forwarded_mutation`]) and the node's status
-//!   ([`Backend::node_status`]).
+//!   committer's is [`Backend::accept_forwarded_mutation`]), the node's status
+//!   ([`Backend::node_status`]) and the cluster's members, each node refreshing its record in
+//!   the shared database ([`Backend::cluster_members`]).
 //! * `registry` — [`FunctionRegistry`]: functions by path, with their [`Visibility`]; arguments
 //!   are decoded with Convex's validator rules and results encoded by [`keel_values::typed`].
 //! * `context` — [`QueryCtx`], [`MutationCtx`], [`ActionCtx`] and their database handles.
@@ -122,7 +123,7 @@ mod typed_table;
 pub use admin_key::{AdminKey, AdminKeyError, MIN_ADMIN_KEY_LEN};
 pub use backend::{Backend, BackendConfig, SessionRequest};
 pub use calls::MAX_CALL_DEPTH;
-pub use cluster::{Cluster, ClusterConfig};
+pub use cluster::{Cluster, ClusterConfig, ClusterMember, ClusterMembers, MemberState};
 pub use console::{Console, LogLevel, LogLine, Logged, MAX_LOG_LINE_BYTES, MAX_LOG_LINES};
 pub use context::{
     ActionCtx, Auth, DbReader, DbWriter, MutationCtx, QueryBuilder, QueryCtx, SystemReader,

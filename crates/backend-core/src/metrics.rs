@@ -11,6 +11,7 @@
 //! | `keel_scheduler_lag_seconds` | | how late a scheduled function started after it was due (histogram) |
 //! | `keel_sync_sessions` | | open sync sessions (kept by the transports, see [`SessionGauge`]) |
 //! | `keel_sync_subscriptions` | | queries those sessions keep subscribed |
+//! | `keel_cluster_members` | | live members of this node's cluster as of its last heartbeat (1 off a cluster) |
 //!
 //! Labels are function paths of the registry (and HTTP action routes), never what a client
 //! sent: a call to an unknown path is no execution.
@@ -37,6 +38,7 @@ pub(crate) struct CoreMetrics {
     scheduler_lag: HistogramVec,
     sessions: GaugeVec,
     subscriptions: GaugeVec,
+    members: GaugeVec,
 }
 
 impl CoreMetrics {
@@ -81,8 +83,18 @@ impl CoreMetrics {
                 "Queries the open sync sessions keep subscribed.",
                 &[],
             ),
+            members: registry.gauge(
+                "keel_cluster_members",
+                "Live members of this node's cluster, as of its last membership heartbeat.",
+                &[],
+            ),
             registry,
         }
+    }
+
+    /// Sets the live members of the cluster.
+    pub(crate) fn cluster_members(&self, live: usize) {
+        self.members.set(&[], live as f64);
     }
 
     /// The open sync sessions and the queries they keep subscribed.

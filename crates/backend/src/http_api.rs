@@ -33,7 +33,7 @@ use keel_backend_core::{Backend, FunctionKind, Identity, Logged};
 use keel_metrics::MetricsAccess;
 
 use crate::dashboard::DashboardConfig;
-use crate::node_routes::{FORWARD_ROUTE, STATUS_ROUTE};
+use crate::node_routes::{FORWARD_ROUTE, MEMBERS_ROUTE, STATUS_ROUTE};
 use crate::request_error::RequestError;
 
 /// The largest request body accepted (arguments are limited to 16 MiB, as in Convex).
@@ -70,6 +70,7 @@ pub fn router_with(backend: &Backend, dashboard: DashboardConfig) -> Router {
         .route("/api/{version}/sync", any(sync_versioned))
         .route(FORWARD_ROUTE, post(crate::node_routes::forwarded_mutation))
         .route(STATUS_ROUTE, get(crate::node_routes::status))
+        .route(MEMBERS_ROUTE, get(crate::node_routes::members))
         .route(crate::admin::LOGS_ROUTE, get(crate::admin::logs))
         .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -35,7 +35,8 @@
 //! * `sync` — the WebSocket sync protocol: one session task per socket, counted among the
 //!   backend's tasks ([`Backend::tasks`]) and closed with 1001 when they stop.
 //! * `node_routes` — the cluster's node-to-node forwarding route (the committer's side of
-//!   [`Backend::accept_forwarded_mutation`]) and the node status route.
+//!   [`Backend::accept_forwarded_mutation`]), the node status route and the cluster's members
+//!   (`GET /api/keel/cluster/members`, admin key).
 //! * `site` — [`site_router`]: the app's HTTP actions on their own origin (the site), with
 //!   Convex's 20 MiB body limit, bearer-token identity and 404 for unknown routes.
 //! * `storage_routes` — file storage at Convex's paths: uploads to `/api/storage/upload?token=…`

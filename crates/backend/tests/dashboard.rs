@@ -4,8 +4,9 @@
 //! posts and posts without the CSRF token are refused and change nothing; malformed documents,
 //! filters, arguments and identities get clear errors and change nothing; document values
 //! are escaped; insert, edit and delete; running a function as a user, with its log lines;
-//! the logs page and its live stream; a snapshot imported from the data page (and hostile
-//! imports refused with nothing changed).
+//! the logs page and its live stream; a snapshot imported from the data page, by its script
+//! and as a plain multipart form without JavaScript (and hostile imports of either kind
+//! refused with nothing changed); the health page's cluster members of a lone backend.
 //!
 //! The same in a real Chromium against the reference app: `apps/posts/tests/dashboard.rs`.
 
@@ -768,13 +769,11 @@ async fn a_snapshot_is_imported_from_the_data_page_and_hostile_imports_change_no
     let cross_site = [("sec-fetch-site", "cross-site")];
     let (status, _) = import(&session, "replace", zip.clone(), &cross_site).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "another site");
+    // A ZIP body labelled as a form: not multipart, refused as such.
     let multipart = [("content-type", "multipart/form-data; boundary=x")];
     let (status, page) = import(&session, "replace", zip.clone(), &multipart).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        page.contains("keel import"),
-        "the form without its script: {page}"
-    );
+    assert!(page.contains("multipart"), "{page}");
     assert_eq!(message_count(&target).await, 1, "nothing changed");
 
     // The real import: the source's two documents replace the one.
@@ -791,4 +790,343 @@ async fn a_snapshot_is_imported_from_the_data_page_and_hostile_imports_change_no
         "{summary}"
     );
     assert_eq!(message_count(&target).await, 2);
+}
+
+/// One part of a multipart body: its name, its file name if it is a file, its bytes.
+type Part<'a> = (&'a str, Option<&'a str>, &'a [u8]);
+
+/// A `multipart/form-data` body as a browser builds it.
+fn multipart_body(boundary: &str, parts: &[Part<'_>]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, file_name, bytes) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match file_name {
+            Some(file_name) => body.extend_from_slice(
+                format!(
+                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{file_name}\"\r\n\
+                     Content-Type: application/zip\r\n\r\n"
+                )
+                .as_bytes(),
+            ),
+            None => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            ),
+        }
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    body
+}
+
+/// A hostile form: what it is, its body, its content type (the default one when `None`), the
+/// status it gets and what the answer says.
+type FormRefusal<'a> = (&'a str, Vec<u8>, Option<&'a str>, StatusCode, &'a str);
+
+/// The data page's import form posted by a browser without JavaScript: `body` as
+/// `multipart/form-data` (boundary `keelB0undary` unless `content_type` says otherwise).
+async fn import_form(
+    session: &Session,
+    body: Vec<u8>,
+    content_type: Option<&str>,
+    same_site: bool,
+) -> (StatusCode, String) {
+    let response = client()
+        .post(format!("{}/dashboard/import", session.base))
+        .header(COOKIE, &session.cookie)
+        .header("origin", &session.base)
+        .header(
+            "sec-fetch-site",
+            if same_site {
+                "same-origin"
+            } else {
+                "cross-site"
+            },
+        )
+        .header(
+            "content-type",
+            content_type.unwrap_or("multipart/form-data; boundary=keelB0undary"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_import_form_works_without_javascript_and_hostile_forms_change_nothing() {
+    let source = TestBackend::start_with(with_key()).await;
+    send_message(&source, "one").await;
+    send_message(&source, "two").await;
+    let exporter = sign_in(&source).await;
+    let zip = client()
+        .get(format!("{}/dashboard/export", source.url()))
+        .header(COOKIE, &exporter.cookie)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+
+    const LIMIT: usize = 256 << 10;
+    let target = TestBackend::start_with(BackendConfig {
+        max_import_bytes: LIMIT,
+        ..with_key()
+    })
+    .await;
+    send_message(&target, "already here").await;
+    let session = sign_in(&target).await;
+    // The form carries everything a browser needs to post it without the script.
+    let (_, page) = session.get("/dashboard/data").await;
+    let form = &page[page.find(r#"<form id="import""#).expect("the import form")..];
+    let form = &form[..form.find("</form>").unwrap()];
+    assert!(
+        form.contains(r#"enctype="multipart/form-data""#)
+            && form.contains(r#"name="csrf""#)
+            && form.contains(r#"name="mode""#)
+            && form.contains(r#"name="snapshot""#),
+        "{form}"
+    );
+
+    let csrf = session.csrf.as_bytes();
+    let huge = vec![b'z'; LIMIT + 1];
+    let b = "keelB0undary";
+    let refusals: Vec<FormRefusal<'_>> = vec![
+        (
+            "no file",
+            multipart_body(b, &[("csrf", None, csrf), ("mode", None, b"replace")]),
+            None,
+            StatusCode::BAD_REQUEST,
+            "Choose a snapshot",
+        ),
+        (
+            "no file chosen",
+            multipart_body(
+                b,
+                &[
+                    ("csrf", None, csrf),
+                    ("mode", None, b"replace"),
+                    ("snapshot", Some(""), b""),
+                ],
+            ),
+            None,
+            StatusCode::BAD_REQUEST,
+            "Choose a snapshot",
+        ),
+        (
+            "two files",
+            multipart_body(
+                b,
+                &[
+                    ("csrf", None, csrf),
+                    ("mode", None, b"replace"),
+                    ("snapshot", Some("a.zip"), &zip),
+                    ("snapshot", Some("b.zip"), &zip),
+                ],
+            ),
+            None,
+            StatusCode::BAD_REQUEST,
+            "one snapshot",
+        ),
+        (
+            "wrong token",
+            multipart_body(
+                b,
+                &[
+                    ("csrf", None, &[b'0'; 64]),
+                    ("mode", None, b"replace"),
+                    ("snapshot", Some("a.zip"), &zip),
+                ],
+            ),
+            None,
+            StatusCode::FORBIDDEN,
+            "CSRF",
+        ),
+        (
+            "no token",
+            multipart_body(
+                b,
+                &[
+                    ("mode", None, b"replace"),
+                    ("snapshot", Some("a.zip"), &zip),
+                ],
+            ),
+            None,
+            StatusCode::FORBIDDEN,
+            "CSRF",
+        ),
+        (
+            "oversized",
+            multipart_body(
+                b,
+                &[
+                    ("csrf", None, csrf),
+                    ("mode", None, b"replace"),
+                    ("snapshot", Some("a.zip"), &huge),
+                ],
+            ),
+            None,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "larger than",
+        ),
+        (
+            "not a zip",
+            multipart_body(
+                b,
+                &[
+                    ("csrf", None, csrf),
+                    ("mode", None, b"replace"),
+                    ("snapshot", Some("a.zip"), b"PK\x03\x04 not a zip"),
+                ],
+            ),
+            None,
+            StatusCode::BAD_REQUEST,
+            "",
+        ),
+        (
+            "unknown mode",
+            multipart_body(
+                b,
+                &[
+                    ("csrf", None, csrf),
+                    ("mode", None, b"everything"),
+                    ("snapshot", Some("a.zip"), &zip),
+                ],
+            ),
+            None,
+            StatusCode::BAD_REQUEST,
+            "not one of",
+        ),
+        (
+            "a field twice",
+            multipart_body(
+                b,
+                &[
+                    ("csrf", None, csrf),
+                    ("mode", None, b"append"),
+                    ("mode", None, b"replace"),
+                    ("snapshot", Some("a.zip"), &zip),
+                ],
+            ),
+            None,
+            StatusCode::BAD_REQUEST,
+            "twice",
+        ),
+        (
+            "an unknown field",
+            multipart_body(
+                b,
+                &[
+                    ("csrf", None, csrf),
+                    ("<script>", None, b"x"),
+                    ("snapshot", Some("a.zip"), &zip),
+                ],
+            ),
+            None,
+            StatusCode::BAD_REQUEST,
+            "no field",
+        ),
+        (
+            "garbage",
+            b"\x00\xffnot multipart at all".to_vec(),
+            None,
+            StatusCode::BAD_REQUEST,
+            "multipart",
+        ),
+        (
+            "a truncated body",
+            {
+                let body = multipart_body(
+                    b,
+                    &[("csrf", None, csrf), ("snapshot", Some("a.zip"), &zip)],
+                );
+                body[..body.len() / 2].to_vec()
+            },
+            None,
+            StatusCode::BAD_REQUEST,
+            "multipart",
+        ),
+        (
+            "no boundary",
+            multipart_body(
+                b,
+                &[("csrf", None, csrf), ("snapshot", Some("a.zip"), &zip)],
+            ),
+            Some("multipart/form-data"),
+            StatusCode::BAD_REQUEST,
+            "",
+        ),
+    ];
+    for (what, body, content_type, status, says) in refusals {
+        let (got, page) = import_form(&session, body, content_type, true).await;
+        assert_eq!(got, status, "{what}: {page}");
+        assert!(page.contains(says), "{what}: {page}");
+        assert!(!page.contains("<script>\""), "{what}: escaped: {page}");
+        assert_eq!(message_count(&target).await, 1, "{what} changed nothing");
+    }
+    let good = multipart_body(
+        b,
+        &[
+            ("csrf", None, csrf),
+            ("mode", None, b"replace"),
+            ("snapshot", Some("snapshot.zip"), &zip),
+        ],
+    );
+    let (status, _) = import_form(&session, good.clone(), None, false).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "another site");
+    assert_eq!(message_count(&target).await, 1, "nothing changed");
+
+    // The real import: the source's two documents replace the one, in one commit.
+    let (status, page) = import_form(&session, good, None, true).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("Imported 2 documents") && page.contains("replacing 1"),
+        "{page}"
+    );
+    assert_eq!(message_count(&target).await, 2);
+}
+
+#[tokio::test]
+async fn a_lone_backend_lists_itself_as_the_only_member() {
+    let b = TestBackend::start_with(with_key()).await;
+    let session = sign_in(&b).await;
+    let (status, page) = session.get("/dashboard").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("1 live of 1 recorded"), "{page}");
+    assert!(page.contains(r#"data-state="live""#), "{page}");
+    let members = client()
+        .get(format!("{}/api/keel/cluster/members", b.url()))
+        .header("authorization", format!("Convex {KEY}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(members.status(), StatusCode::OK);
+    let members: serde_json::Value = members.json().await.unwrap();
+    assert_eq!(members["members"].as_array().unwrap().len(), 1, "{members}");
+    assert_eq!(members["members"][0]["role"], "single", "{members}");
+    assert_eq!(members["members"][0]["thisNode"], true, "{members}");
+    for authorization in [None, Some("Convex not-the-key")] {
+        let mut request = client().get(format!("{}/api/keel/cluster/members", b.url()));
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "{authorization:?}"
+        );
+    }
+    let metrics = client()
+        .get(format!("{}/metrics", b.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("keel_cluster_members 1"), "{metrics}");
 }

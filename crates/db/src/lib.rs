@@ -46,6 +46,9 @@
 //!   `persistence::postgres::shared_store`) and [`ReplicaNode`], which joins as the committer or
 //!   a follower, follows, takes over when the committer dies, and hands the lease over on
 //!   shutdown. The backend's cluster builds on it and sees only this.
+//! * `members` — the group's members recording themselves ([`MemberRegistry`],
+//!   [`MemberReport`], [`MemberRecord`]); PostgreSQL keeps them in `keel_members`
+//!   (`persistence::postgres::members`).
 //! * `transaction` — [`Transaction`]: snapshot reads, own writes, insert/patch/replace/delete;
 //!   [`Savepoint`]s (a nested mutation's writes undone when it fails).
 //! * `typed` — typed tables: [`Transaction::table`] gives a [`TypedTable`] (insert, get, patch,
@@ -99,6 +102,7 @@ mod error;
 mod interval;
 mod interval_map;
 mod maintenance;
+pub mod members;
 mod pagination;
 pub mod persistence;
 mod query;
@@ -124,6 +128,7 @@ pub use interval::{Interval, IntervalSet};
 /// Typed tables: re-exported from [`keel_values::table`].
 pub use keel_values::table::{Doc, Id, Table};
 pub use keel_values::{PageStatus, PaginationOptions, PaginationResult};
+pub use members::{MemberRecord, MemberRegistry, MemberReport};
 pub use persistence::{IndexId, Order, Persistence, PostgresPersistence, SqlitePersistence};
 pub use query::{IndexRange, Query};
 pub use read_set::ReadSet;

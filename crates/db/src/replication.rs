@@ -15,6 +15,9 @@
 //!   another node may be committing);
 //! * [`ReplicaNode::shutdown`] stops the node's tasks and hands the lease over at once.
 //!
+//! Each node can also record itself among the group's members ([`ReplicaNode::member_registry`],
+//! see `members`).
+//!
 //! The nodes also share a random secret kept in the store ([`ReplicaNode::shared_secret`]),
 //! created by the first committer: only a process that can read the store knows it, so the
 //! nodes' own traffic can prove where it comes from.
@@ -28,6 +31,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::{OnceCell, watch};
 
+use crate::members::MemberRegistry;
 use crate::persistence::{Persistence, PersistenceError};
 use crate::{Database, DbError, Schema, Timestamp};
 
@@ -58,6 +62,8 @@ pub trait SharedStore: Persistence {
     async fn committer_address(&self) -> Result<Option<String>, PersistenceError>;
     /// The largest durable commit timestamp, followed as the holder commits.
     async fn commit_notifications(&self) -> Result<watch::Receiver<Timestamp>, PersistenceError>;
+    /// Where the group's members record themselves (see [`MemberRegistry`]).
+    fn member_registry(&self) -> Arc<dyn MemberRegistry>;
 }
 
 /// This process's node of a replicated database. Cheap to clone.
@@ -150,6 +156,12 @@ impl ReplicaNode {
     /// The address the committer published (`None` while there is none).
     pub async fn committer_address(&self) -> Result<Option<String>, DbError> {
         Ok(self.inner.store.committer_address().await?)
+    }
+
+    /// Where the group's members record themselves: each node its own record, refreshed while
+    /// it runs (see [`MemberRegistry`]).
+    pub fn member_registry(&self) -> Arc<dyn MemberRegistry> {
+        self.inner.store.member_registry()
     }
 
     /// The nodes' shared secret (`None` until a committer has created it).

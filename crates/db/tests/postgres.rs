@@ -181,13 +181,14 @@ async fn migrations_are_recorded_and_newer_schemas_refused() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1, 2, 3]);
+    assert_eq!(versions, vec![1, 2, 3, 4]);
     // Reconnecting applies nothing new.
     drop(pg.connect().await.unwrap());
     // A database at version 1 (as an earlier build left it) is upgraded at connect.
     client
         .batch_execute(&format!(
             "DELETE FROM \"{s}\".keel_migrations WHERE version >= 2;
+             DROP TABLE \"{s}\".keel_members;
              DROP TABLE \"{s}\".keel_blob_chunks;
              DROP TABLE \"{s}\".keel_blobs;
              DROP INDEX \"{s}\".keel_documents_by_ts;

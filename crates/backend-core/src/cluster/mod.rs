@@ -10,19 +10,27 @@
 //! that timestamp, so a client sees its write in its next update from any node. After a
 //! takeover the followers forward to the new committer; they keep their subscriptions.
 //!
+//! Each node also records itself among the cluster's members and refreshes the record while it
+//! runs (see `members`), so that any node can list them all.
+//!
 //! Nodes trust each other through the replica's shared secret: only a process that can read the
 //! database can forward a call with an identity attached.
 
 mod forward;
+mod members;
 mod status;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use keel_db::{Database, DbError, ReplicaNode, Schema, SharedStore};
+use keel_db::{Database, DbError, MemberRegistry, ReplicaNode, Schema, SharedStore};
 
 pub use forward::{FORWARD_ROUTE, ForwardRefusal, ForwardReply};
 pub(crate) use forward::{Forwarded, ForwardedCall};
+pub use members::{
+    ClusterMember, ClusterMembers, MISSED_HEARTBEATS, MemberState, PRUNE_AFTER_HEARTBEATS,
+    gone_after,
+};
 pub use status::NodeStatus;
 
 /// Longest a forwarded mutation may take on the committer (its attempts and retries included)
@@ -38,14 +46,18 @@ pub struct ClusterConfig {
     /// How long a follower keeps trying to reach a committer for one mutation (covering a
     /// takeover) before failing it.
     pub forward_timeout: Duration,
+    /// How often the node refreshes its membership record (see `members`); a member not seen
+    /// for [`MISSED_HEARTBEATS`] intervals shows as gone.
+    pub heartbeat_interval: Duration,
 }
 
 impl ClusterConfig {
-    /// Defaults (forward timeout 15 s) for a node reachable at `address`.
+    /// Defaults (forward timeout 15 s, heartbeat every 2 s) for a node reachable at `address`.
     pub fn new(address: impl Into<String>) -> ClusterConfig {
         ClusterConfig {
             address: address.into(),
             forward_timeout: Duration::from_secs(15),
+            heartbeat_interval: Duration::from_secs(2),
         }
     }
 }
@@ -72,6 +84,13 @@ struct Inner {
     http: reqwest::Client,
     /// The committer's address as last looked up (followers).
     committer: parking_lot::Mutex<Option<String>>,
+    /// This node's id among the members, chosen when it joined.
+    node_id: String,
+    started_at: SystemTime,
+    /// Where the members record themselves.
+    members: std::sync::Arc<dyn MemberRegistry>,
+    /// The membership heartbeat.
+    tasks: keel_tasks::Tasks,
 }
 
 impl Cluster {
@@ -89,12 +108,20 @@ impl Cluster {
             .timeout(FORWARDED_CALL_LIMIT)
             .build()
             .map_err(|e| DbError::Storage(format!("cannot build the forwarding client: {e}")))?;
+        let node_id: String = (0..8)
+            .map(|_| format!("{:02x}", rand::random::<u8>()))
+            .collect();
+        let members = replica.member_registry();
         Ok(Cluster {
             inner: Arc::new(Inner {
                 replica,
                 config,
                 http,
                 committer: parking_lot::Mutex::new(None),
+                node_id,
+                started_at: SystemTime::now(),
+                members,
+                tasks: keel_tasks::Tasks::new("cluster"),
             }),
         })
     }
@@ -121,9 +148,23 @@ impl Cluster {
         self.inner.replica.failed().await
     }
 
-    /// Leaves the cluster, for a graceful shutdown once this node's connections are closed (see
-    /// [`ReplicaNode::shutdown`]: a waiting node takes over at once).
+    /// How often this node refreshes its membership record.
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.inner.config.heartbeat_interval
+    }
+
+    /// This node's id among the cluster's members.
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    /// Leaves the cluster, for a graceful shutdown once this node's connections are closed:
+    /// stops the membership heartbeat and removes this node's record, then leaves the replica
+    /// group (see [`ReplicaNode::shutdown`]: a waiting node takes over at once).
     pub async fn shutdown(&self) {
+        self.inner.tasks.stop();
+        self.inner.tasks.stopped().await;
+        self.leave_members().await;
         self.inner.replica.shutdown().await;
     }
 

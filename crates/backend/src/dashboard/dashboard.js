@@ -2,11 +2,15 @@
 //
 // * A page with `[data-live]` parts opens `/dashboard/live` (server-sent events, one `commit`
 //   event per database commit) and, on each, fetches the page again and swaps in its
-//   `[data-live]` parts by id. Commits during a fetch make one more fetch afterwards.
+//   `[data-live]` parts by id. Commits during a fetch make one more fetch afterwards. A part
+//   with `data-refresh-ms` (the health page's cluster members, which change without commits)
+//   also makes the page fetch again at that interval.
 // * The logs page's table (`#executions[data-stream]`) follows its stream: each `entries`
 //   event carries the new rows' HTML, put on top of the table.
 // * The data page's import form (`form[data-import]`) sends the chosen ZIP as the request body
-//   with the session's CSRF token in `x-keel-csrf`, and shows what was imported or why not.
+//   with the session's CSRF token in `x-keel-csrf`, and shows what was imported or why not
+//   beside the form (without the script, the browser posts the form as multipart/form-data
+//   and gets a page back).
 
 const live = document.querySelectorAll("[data-live][id]");
 if (live.length > 0) {
@@ -36,6 +40,10 @@ if (live.length > 0) {
       }
     }
   };
+  const every = Math.min(
+    ...[...live].map((part) => Number(part.dataset.refreshMs)).filter((ms) => ms >= 100),
+  );
+  if (Number.isFinite(every)) setInterval(refresh, every);
   const events = new EventSource("/dashboard/live");
   events.addEventListener("commit", refresh);
   events.addEventListener("open", () => (document.documentElement.dataset.live = "open"));

@@ -57,6 +57,7 @@ pub(crate) async fn tables(
         }
         form #import method="post" action="/dashboard/import" enctype="multipart/form-data"
             data-import data-csrf=(operator.csrf) {
+            (csrf_field(&operator))
             "Import a snapshot in one commit (as " code { "keel import" } "): "
             input type="file" name="snapshot" accept=".zip,application/zip" required;
             " "

@@ -24,10 +24,11 @@
 //!   (session cookie, same-origin check, CSRF token).
 //! * `page` — the page shell (navigation, styles, script), and shared bits of markup.
 //! * `health` — `/dashboard`: node role, latest timestamp, sync sessions, subscriptions, the
-//!   web tier's live pages when it runs in this process.
+//!   web tier's live pages when it runs in this process, the cluster's members (live or gone).
 //! * `data` — tables, the document browser (index-range filter, pages), insert, edit, delete;
 //!   the snapshot export download.
-//! * `import` — a snapshot ZIP imported in one commit from the data page.
+//! * `import` — a snapshot ZIP imported in one commit from the data page: the file as the
+//!   body (the script), or the form as `multipart/form-data` (without JavaScript).
 //! * `functions` — the app's functions; run one with JSON arguments as anonymous or as an
 //!   identity.
 //! * `logs` — the execution log with filters, followed live (server-sent events).

@@ -48,6 +48,14 @@ const MIGRATIONS: &[(i32, &str)] = &[
              key TEXT NOT NULL, n INTEGER NOT NULL, data BYTEA NOT NULL,
              PRIMARY KEY (key, n));",
     ),
+    // The members of a cluster of backend nodes, each refreshing its own row (see `members`).
+    (
+        4,
+        "CREATE TABLE {s}.keel_members (
+             node_id TEXT PRIMARY KEY, role TEXT NOT NULL, address TEXT NOT NULL,
+             started_at_ms BIGINT NOT NULL, last_seen TIMESTAMPTZ NOT NULL,
+             latest_ts BIGINT NOT NULL, sync_sessions BIGINT NOT NULL);",
+    ),
 ];
 
 /// The newest schema version this build writes.

@@ -11,6 +11,8 @@
 //!   timestamp.
 //! * `keel_leases`, `keel_migrations`: see [`lease`] and [`migrations`].
 //! * `keel_blobs`, `keel_blob_chunks`: stored files' bytes ([`PostgresBlobStore`], see `blobs`).
+//! * `keel_members(node_id, role, address, started_at_ms, last_seen, latest_ts, sync_sessions)`:
+//!   the members of a group of nodes, each refreshing its own row (see `members`).
 //!
 //! Durability: a write returns after its PostgreSQL transaction commits (with the server's
 //! default `synchronous_commit = on`, after the WAL flush). Connections: one writer (behind a
@@ -27,6 +29,7 @@
 mod blobs;
 mod connection;
 mod lease;
+mod members;
 mod migrations;
 mod notify;
 mod scan;
@@ -449,6 +452,12 @@ impl PostgresPersistence {
     /// its own: every backend node on the database reads the blobs any node wrote.
     pub fn blob_store(&self) -> PostgresBlobStore {
         PostgresBlobStore::new(self.inner.target.clone(), &self.inner.schema)
+    }
+
+    /// The members' table of this schema, with a connection of its own (see
+    /// [`SharedStore::member_registry`](crate::SharedStore::member_registry)).
+    pub(crate) fn members_table(&self) -> members::PostgresMembers {
+        members::PostgresMembers::new(self.inner.target.clone(), &self.inner.schema)
     }
 
     /// The PostgreSQL schema holding the tables.

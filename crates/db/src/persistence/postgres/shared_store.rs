@@ -1,12 +1,15 @@
 //! [`PostgresPersistence`] as a [`SharedStore`]: the committer lease is a PostgreSQL advisory
 //! lock on a connection of its own, notifications are `LISTEN`/`NOTIFY` (see `lease` and
-//! `notify`).
+//! `notify`); the members' records are the `keel_members` table (see `members`).
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::sync::watch;
 
 use super::PostgresPersistence;
 use crate::Timestamp;
+use crate::members::MemberRegistry;
 use crate::persistence::PersistenceError;
 use crate::replication::SharedStore;
 
@@ -42,5 +45,9 @@ impl SharedStore for PostgresPersistence {
 
     async fn commit_notifications(&self) -> Result<watch::Receiver<Timestamp>, PersistenceError> {
         PostgresPersistence::commit_notifications(self).await
+    }
+
+    fn member_registry(&self) -> Arc<dyn MemberRegistry> {
+        Arc::new(self.members_table())
     }
 }
