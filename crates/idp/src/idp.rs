@@ -96,8 +96,15 @@ impl Idp {
             source,
         })?;
         let secret_key_path = dir.join("secret_key");
-        let secret_key = load_or_create_secret(&secret_key_path)?;
-        let store = Store::open(&dir.join("idp.sqlite3"))?;
+        let sqlite_file = dir.join("idp.sqlite3");
+        let store = match &config.database_url {
+            None => Store::open_sqlite(&sqlite_file)?,
+            Some(url) => Store::open_postgres(url, &sqlite_file)?,
+        };
+        let secret_key = share_secret_file(&store, &secret_key_path, load_or_create_secret)?;
+        share_secret_file(&store, &dir.join("webhook_secret"), |path| {
+            crate::webhooks::WebhookSecret::load_or_create(path).map(|s| s.text)
+        })?;
         let keys = KeyRing::load(&store, now_secs())?;
         store.seed_template(&crate::templates::convex_template(
             config.template_token_ttl,
@@ -158,6 +165,12 @@ impl Idp {
         })
     }
 
+    /// The signing keys, read again from a shared store when due.
+    fn keys(&self) -> &KeyRing {
+        self.inner.keys.refresh_if_due(&self.inner.store);
+        &self.inner.keys
+    }
+
     /// The idp's metrics (sign-ins and their failures); `keel` serves them at `/metrics` with
     /// the idp's requests.
     pub fn metrics(&self) -> &keel_metrics::Registry {
@@ -186,17 +199,17 @@ impl Idp {
 
     /// The JWKS document (`/.well-known/jwks.json`, `GET /v1/jwks`).
     pub fn jwks(&self) -> serde_json::Value {
-        self.inner.keys.jwks(now_secs())
+        self.keys().jwks(now_secs())
     }
 
     /// The active signing key's `kid`.
     pub fn active_kid(&self) -> String {
-        self.inner.keys.active_kid()
+        self.keys().active_kid()
     }
 
     /// The active public key as SPKI PEM — usable as `CLERK_JWT_KEY` for networkless checks.
     pub fn public_key_pem(&self) -> Result<String, IdpError> {
-        self.inner.keys.active_public_pem()
+        self.keys().active_public_pem()
     }
 
     /// Replaces the signing key. The previous key stays in the JWKS until every token it signed
@@ -522,7 +535,7 @@ impl Idp {
             now_secs(),
             secs(self.inner.config.session_token_ttl),
         );
-        Ok(self.inner.keys.sign(&claims, tokens::SESSION_CATEGORY)?)
+        Ok(self.keys().sign(&claims, tokens::SESSION_CATEGORY)?)
     }
 
     /// Mints a token of the JWT template named `template`
@@ -545,7 +558,7 @@ impl Idp {
             now_secs(),
             ttl,
         )?;
-        Ok(self.inner.keys.sign(&claims, tokens::TEMPLATE_CATEGORY)?)
+        Ok(self.keys().sign(&claims, tokens::TEMPLATE_CATEGORY)?)
     }
 }
 
@@ -573,6 +586,27 @@ fn instance_id(secret_key: &str) -> String {
     format!("ins_{hex}")
 }
 
+/// The secret in the file at `path` (made by `load_or_create` on first start), agreed with the
+/// other processes sharing `store`: the first one stored wins, and this process's file is
+/// rewritten to hold it (the file stays where tools and the CLI read it).
+fn share_secret_file(
+    store: &Store,
+    path: &Path,
+    load_or_create: impl Fn(&Path) -> Result<String, IdpError>,
+) -> Result<String, IdpError> {
+    let local = load_or_create(path)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let agreed = store.agree_secret(&name, &local)?;
+    if agreed != local {
+        write_secret(path, &agreed)?;
+        tracing::info!(file = %path.display(), "took the idp's shared {name} from the database");
+    }
+    Ok(agreed)
+}
+
 fn load_or_create_secret(path: &Path) -> Result<String, IdpError> {
     let io_err = |source| IdpError::DataDir {
         path: path.to_owned(),
@@ -590,6 +624,16 @@ fn load_or_create_secret(path: &Path) -> Result<String, IdpError> {
         Err(e) => return Err(io_err(e)),
     }
     let secret = format!("sk_test_{}", crate::ids::random_chars(40));
+    write_secret(path, &secret)?;
+    Ok(secret)
+}
+
+/// Writes a secret file (mode 0600), replacing any earlier one atomically.
+fn write_secret(path: &Path, secret: &str) -> Result<(), IdpError> {
+    let io_err = |source| IdpError::DataDir {
+        path: path.to_owned(),
+        source,
+    };
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, format!("{secret}\n")).map_err(io_err)?;
     #[cfg(unix)]
@@ -598,5 +642,5 @@ fn load_or_create_secret(path: &Path) -> Result<String, IdpError> {
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
     }
     std::fs::rename(&tmp, path).map_err(io_err)?;
-    Ok(secret)
+    Ok(())
 }

@@ -147,6 +147,13 @@ pub use webhooks::{DeliveryOutcome, DeliveryRecord, WebhookRetry};
 pub struct IdpConfig {
     /// Data directory (state goes to `<data_dir>/idp/`).
     pub data_dir: PathBuf,
+    /// A PostgreSQL database (`postgres://user[:password]@host[:port]/database`, `--database-url`)
+    /// holding the users, sessions, signing keys, templates and shared secrets instead of
+    /// `<data_dir>/idp/idp.sqlite3`, so several idp processes serve one user base. The tables
+    /// go to schema `keel_idp` (`<name>_idp` when the URL has the backend's `schema=<name>`).
+    /// An `idp.sqlite3` in the data directory is copied across once, into an empty database.
+    /// `None` (the default): the SQLite file.
+    pub database_url: Option<String>,
     /// Issuer published in discovery and in `iss`; default `http://<listen address>`.
     pub issuer: Option<String>,
     /// Session-token lifetime (`KEEL_SESSION_TOKEN_TTL`, default 60 s).
@@ -205,6 +212,7 @@ impl IdpConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         IdpConfig {
             data_dir: data_dir.into(),
+            database_url: None,
             issuer: None,
             session_token_ttl: Duration::from_secs(60),
             template_token_ttl: Duration::from_secs(60),

@@ -56,6 +56,8 @@ enum CliCommand {
         #[command(flatten)]
         idp: IdpFlags,
         #[command(flatten)]
+        store: IdpStoreFlags,
+        #[command(flatten)]
         process: ProcessFlags,
     },
     /// Exports a snapshot of a running deployment's tables (Convex's snapshot ZIP) to FILE.
@@ -330,6 +332,25 @@ pub struct BackendFlags {
 }
 
 /// The development identity provider's flags.
+/// Where `keel idp` keeps its state (the all-in-one `keel` takes it from the backend's
+/// `--database-url`).
+#[derive(Debug, Clone, Args)]
+#[group(skip)]
+#[command(next_help_heading = "Identity provider")]
+pub struct IdpStoreFlags {
+    /// A PostgreSQL database for the idp's users, sessions, signing keys and templates
+    /// (`postgres://user[:password]@host[:port]/database`; tables in schema `keel_idp`), so
+    /// several `keel idp` processes serve one user base. Default (or a `sqlite://` URL): the
+    /// file `<data dir>/idp/idp.sqlite3`, which is copied into an empty PostgreSQL store once.
+    #[arg(
+        id = "idp_database_url",
+        value_name = "URL",
+        long = "database-url",
+        env = "KEEL_DATABASE_URL"
+    )]
+    pub database_url: Option<String>,
+}
+
 #[derive(Debug, Clone, Args)]
 #[group(skip)]
 #[command(next_help_heading = "Identity provider")]
@@ -566,9 +587,14 @@ impl Config {
                 config.backend = backend;
                 config.process = process;
             }
-            Some(CliCommand::Idp { idp, process }) => {
+            Some(CliCommand::Idp {
+                idp,
+                store,
+                process,
+            }) => {
                 config.command = Some(Command::Idp);
                 config.idp = idp;
+                config.backend.database_url = store.database_url;
                 config.process = process;
             }
             Some(CliCommand::Export {
@@ -654,6 +680,16 @@ impl Config {
             config.command = Some(Command::Admin);
         }
         config
+    }
+
+    /// The PostgreSQL URL the idp keeps its state in (`--database-url postgres://…`), or
+    /// `None` for its own SQLite file in the data directory (also when the backend's database
+    /// is a SQLite file).
+    pub fn idp_database_url(&self) -> Result<Option<String>, DatabaseUrlError> {
+        Ok(match self.database()? {
+            DatabaseLocation::Postgres(url) => Some(url),
+            DatabaseLocation::Sqlite(_) => None,
+        })
     }
 
     /// The database location from `--database-url`, or SQLite in the data directory.
