@@ -331,13 +331,12 @@ pub struct BackendFlags {
     pub client_logs: bool,
 }
 
-/// The development identity provider's flags.
 /// Where `keel idp` keeps its state (the all-in-one `keel` takes it from the backend's
 /// `--database-url`).
 #[derive(Debug, Clone, Args)]
 #[group(skip)]
 #[command(next_help_heading = "Identity provider")]
-pub struct IdpStoreFlags {
+pub(crate) struct IdpStoreFlags {
     /// A PostgreSQL database for the idp's users, sessions, signing keys and templates
     /// (`postgres://user[:password]@host[:port]/database`; tables in schema `keel_idp`), so
     /// several `keel idp` processes serve one user base. Default (or a `sqlite://` URL): the
@@ -348,15 +347,16 @@ pub struct IdpStoreFlags {
         long = "database-url",
         env = "KEEL_DATABASE_URL"
     )]
-    pub database_url: Option<String>,
+    pub(crate) database_url: Option<String>,
 }
 
+/// The development identity provider's flags.
 #[derive(Debug, Clone, Args)]
 #[group(skip)]
 #[command(next_help_heading = "Identity provider")]
 pub struct IdpFlags {
     /// Where the development identity provider listens (`host:port`); its issuer is
-    /// `http://<addr>`.
+    /// `http://<addr>` unless `--idp-issuer` says otherwise.
     #[arg(
         id = "idp_addr",
         value_name = "HOST:PORT",
@@ -365,6 +365,10 @@ pub struct IdpFlags {
         default_value = "127.0.0.1:3100"
     )]
     pub addr: ListenAddr,
+    /// The idp's public URL, its tokens' `iss` (default `http://<idp addr>`): the balancer's
+    /// URL when several `keel idp` processes share one PostgreSQL `--database-url`.
+    #[arg(value_name = "URL", long = "idp-issuer", env = "KEEL_IDP_ISSUER")]
+    pub issuer: Option<String>,
     /// Lifetime of idp session tokens (`60`, `90s`, `5m`).
     #[arg(
         long = "session-token-ttl",
@@ -869,6 +873,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("--data-dir"), "{error}");
+    }
+
+    #[test]
+    fn the_idp_keeps_its_state_where_database_url_says() {
+        let pg = "postgres://me@db:5432/app";
+        let config = parse(&[
+            "idp",
+            "--database-url",
+            pg,
+            "--idp-issuer",
+            "https://id.example",
+        ])
+        .unwrap();
+        assert_eq!(config.idp_database_url().unwrap().as_deref(), Some(pg));
+        assert_eq!(config.idp.issuer.as_deref(), Some("https://id.example"));
+        // The all-in-one process shares the backend's PostgreSQL database …
+        let config = parse(&["--database-url", pg]).unwrap();
+        assert_eq!(config.idp_database_url().unwrap().as_deref(), Some(pg));
+        // … but a SQLite backend leaves the idp on its own file.
+        let config = parse(&["--database-url", "sqlite:///tmp/app.sqlite3"]).unwrap();
+        assert_eq!(config.idp_database_url().unwrap(), None);
+        assert_eq!(parse(&["idp"]).unwrap().idp_database_url().unwrap(), None);
+        let error = parse(&["idp", "--database-url", "mysql://x"])
+            .unwrap()
+            .idp_database_url()
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--database-url"), "{error}");
     }
 
     #[test]

@@ -416,7 +416,13 @@ impl IdpService {
         )?;
         let mut idp_config = IdpConfig::new(&config.process.data_dir);
         idp_config.database_url = config.idp_database_url()?;
-        idp_config.issuer = Some(bound.url.clone());
+        idp_config.issuer = Some(
+            config
+                .idp
+                .issuer
+                .clone()
+                .unwrap_or_else(|| bound.url.clone()),
+        );
         idp_config.session_token_ttl = config.idp.session_token_ttl;
         idp_config.template_token_ttl = config.idp.template_token_ttl;
         idp_config.require_verified_email = config.idp.require_verified_email;
