@@ -15,6 +15,16 @@
 //! keys, JWT templates), `secret_key` (the `sk_test_…` Backend-API key) and `webhook_secret`
 //! (the `whsec_…` webhook signing secret), both created on first start.
 //!
+//! # Several processes on PostgreSQL
+//! With [`IdpConfig::database_url`] (`postgres://…`) the same state lives in a PostgreSQL
+//! database (schema `keel_idp`), shared by every idp process on it: users made on one sign in
+//! on the others, address uniqueness is a constraint, the first process creates the signing
+//! key and rotations are serialised by an advisory lock, and each process reloads the keys
+//! when they are a couple of seconds old, so every JWKS lists every key still valid. The two
+//! secrets are agreed through the database (the first stored wins) and written to the files
+//! above too. An existing `idp.sqlite3` is copied into an empty database once. Throttles,
+//! the hashing pool and webhook delivery stay per process.
+//!
 //! # Webhooks
 //! With [`IdpConfig::webhook_urls`], Clerk's `user.*` and `session.*` events go to each
 //! endpoint, signed with [`Idp::webhook_secret`] (verify them with Clerk's `verifyWebhook`,
@@ -75,11 +85,16 @@
 //! * `metadata` — public / private / unsafe metadata: checks and Clerk's deep merge.
 //! * `mailer` — where emails go: SMTP, or the development mailbox ([`SentMail`]).
 //! * `smtp` — a small SMTP submission client (STARTTLS / implicit TLS, AUTH PLAIN).
-//! * `store` — SQLite persistence of users (with metadata), addresses (with verification),
-//!   pending codes, sessions and keys ([`User`], [`Session`]); `store::accounts` lists and
-//!   changes users, `store::codes` keeps pending codes, `store::second_factor` TOTP secrets
-//!   and backup codes ([`TwoFactor`]).
-//! * `keys` — RSA-2048 key ring: generation, signing, JWKS, rotation.
+//! * `store` — persistence of users (with metadata), addresses (with verification), pending
+//!   codes, sessions and keys ([`User`], [`Session`]): `store::backend` is the `Store` the idp
+//!   uses, the SQLite file or PostgreSQL behind one set of methods. The SQLite store is in
+//!   `store` itself: `store::accounts` lists and changes users, `store::codes` keeps pending
+//!   codes, `store::second_factor` TOTP secrets and backup codes ([`TwoFactor`]),
+//!   `store::templates` JWT templates. `store::postgres` mirrors those files for PostgreSQL
+//!   (schema, connection, advisory locks), and `store::postgres::copy` moves an existing
+//!   SQLite file across once.
+//! * `keys` — RSA-2048 key ring: generation, signing, JWKS, rotation; on a shared store, the
+//!   first key made once and the keys reloaded when stale.
 //! * `tokens` — claims of session tokens, token categories.
 //! * `templates` — JWT templates ([`JwtTemplate`]): checks, Clerk's shortcodes
 //!   (`templates::shortcodes`), the `convex` template seeded at first start, minting claims.

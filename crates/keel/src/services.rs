@@ -440,11 +440,18 @@ impl IdpService {
         if idp_config.smtp_url.is_none() && !local_addr.ip().is_loopback() {
             tracing::warn!(%local_addr, "the idp listens beyond this machine without --smtp-url: verification codes are listed on its /dev/mailbox page, readable by anyone who reaches it");
         }
+        let shared = idp_config.database_url.is_some();
         let idp = Idp::open(idp_config, local_addr).with_context(|| {
-            format!(
-                "cannot open the identity provider's state in {} (--data-dir / KEEL_DATA_DIR)",
-                dir.display()
-            )
+            if shared {
+                "cannot open the identity provider's state in PostgreSQL (--database-url / \
+                 KEEL_DATABASE_URL)"
+                    .to_owned()
+            } else {
+                format!(
+                    "cannot open the identity provider's state in {} (--data-dir / KEEL_DATA_DIR)",
+                    dir.display()
+                )
+            }
         })?;
         Ok(IdpService {
             idp,

@@ -183,6 +183,21 @@ fn describe(config: &Config) -> String {
     )
 }
 
+/// The driver's error with its causes (`error connecting to server: Connection refused …`).
+fn explain(e: &postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// Runs `f` on a scoped thread: the blocking client must not run on an async runtime's thread.
 fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|s| match s.spawn(f).join() {
@@ -230,7 +245,8 @@ impl PgStore {
         })
         .map_err(|e| {
             IdpError::Config(format!(
-                "--database-url: cannot open the idp's tables in {shown} (schema {schema}): {e}"
+                "--database-url: cannot open the idp's tables in {shown} (schema {schema}): {}",
+                explain(&e)
             ))
         })?;
         tracing::info!(database = %shown, %schema, "idp state in PostgreSQL");
@@ -260,7 +276,7 @@ impl PgStore {
             };
             f(client)
         })
-        .map_err(|e| IdpError::Postgres(e.to_string()))
+        .map_err(|e| IdpError::Postgres(explain(&e)))
     }
 
     /// Takes the idp's advisory lock until `tx` ends.
