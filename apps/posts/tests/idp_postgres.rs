@@ -101,23 +101,6 @@ fn signed_by_one_of(token: &str, jwks: &Value) -> bool {
         .is_ok()
 }
 
-/// Drops the idp's namespace (`<schema>_idp`) with the test schema.
-async fn drop_idp_schema(pg: &PostgresTestSchema) {
-    let (client, connection) = tokio_postgres::connect(pg.url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    let connection = tokio::spawn(connection);
-    client
-        .batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS \"{}_idp\" CASCADE",
-            pg.name()
-        ))
-        .await
-        .unwrap();
-    drop(client);
-    let _ = connection.await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_idp_processes_serve_one_user_base() {
     let pg = PostgresTestSchema::create().await.unwrap();
@@ -221,7 +204,7 @@ async fn two_idp_processes_serve_one_user_base() {
     assert_eq!(verified["verified"], true);
 
     drop((a, b));
-    drop_idp_schema(&pg).await;
+    // Drops the idp's `<name>_idp` too.
     pg.drop_schema().await;
 }
 
