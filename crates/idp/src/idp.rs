@@ -15,6 +15,7 @@ use crate::hashing::HashingPool;
 use crate::keys::KeyRing;
 use crate::mailer::Mailer;
 use crate::passwords::{self, MAX_PASSWORD_BYTES};
+use crate::secrets;
 use crate::smtp::SmtpSender;
 use crate::store::{EmailAddress, Session, SessionStatus, Store, User};
 use crate::throttle::{SignInLimits, SignInThrottle, SignUpThrottle, Verdict};
@@ -101,8 +102,12 @@ impl Idp {
             None => Store::open_sqlite(&sqlite_file)?,
             Some(url) => Store::open_postgres(url, &sqlite_file)?,
         };
-        let secret_key = share_secret_file(&store, &secret_key_path, load_or_create_secret)?;
-        share_secret_file(&store, &dir.join("webhook_secret"), |path| {
+        let secret_key = secrets::share_secret_file(
+            &store,
+            &secret_key_path,
+            secrets::load_or_create_secret_key,
+        )?;
+        secrets::share_secret_file(&store, &dir.join("webhook_secret"), |path| {
             crate::webhooks::WebhookSecret::load_or_create(path).map(|s| s.text)
         })?;
         let keys = KeyRing::load(&store, now_secs())?;
@@ -584,63 +589,4 @@ fn instance_id(secret_key: &str) -> String {
         .map(|b| format!("{b:02x}"))
         .collect();
     format!("ins_{hex}")
-}
-
-/// The secret in the file at `path` (made by `load_or_create` on first start), agreed with the
-/// other processes sharing `store`: the first one stored wins, and this process's file is
-/// rewritten to hold it (the file stays where tools and the CLI read it).
-fn share_secret_file(
-    store: &Store,
-    path: &Path,
-    load_or_create: impl Fn(&Path) -> Result<String, IdpError>,
-) -> Result<String, IdpError> {
-    let local = load_or_create(path)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let agreed = store.agree_secret(&name, &local)?;
-    if agreed != local {
-        write_secret(path, &agreed)?;
-        tracing::info!(file = %path.display(), "took the idp's shared {name} from the database");
-    }
-    Ok(agreed)
-}
-
-fn load_or_create_secret(path: &Path) -> Result<String, IdpError> {
-    let io_err = |source| IdpError::DataDir {
-        path: path.to_owned(),
-        source,
-    };
-    match std::fs::read_to_string(path) {
-        Ok(s) if s.trim().starts_with("sk_") => return Ok(s.trim().to_owned()),
-        Ok(_) => {
-            return Err(IdpError::Config(format!(
-                "{} does not hold an sk_… secret key",
-                path.display()
-            )));
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err(e)),
-    }
-    let secret = format!("sk_test_{}", crate::ids::random_chars(40));
-    write_secret(path, &secret)?;
-    Ok(secret)
-}
-
-/// Writes a secret file (mode 0600), replacing any earlier one atomically.
-fn write_secret(path: &Path, secret: &str) -> Result<(), IdpError> {
-    let io_err = |source| IdpError::DataDir {
-        path: path.to_owned(),
-        source,
-    };
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, format!("{secret}\n")).map_err(io_err)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
-    }
-    std::fs::rename(&tmp, path).map_err(io_err)?;
-    Ok(())
 }

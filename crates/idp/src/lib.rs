@@ -110,6 +110,7 @@
 //!   `webhooks::signature` (the `whsec_` secret), `webhooks::log` (the delivery log).
 //! * `api_webhooks` — `GET /v1/webhooks/deliveries`, the delivery log.
 //! * `ids` — random ids and secrets.
+//! * `secrets` — the `secret_key` file, and secret files agreed through a shared store.
 //! * `error` — [`IdpError`] and Clerk-shaped [`ApiError`] (with `Retry-After`).
 
 mod api;
@@ -128,6 +129,7 @@ mod mailer;
 mod metadata;
 mod passwords;
 mod second_factor;
+mod secrets;
 mod smtp;
 mod store;
 mod templates;

@@ -10,30 +10,27 @@
 //! call runs on a short-lived scoped thread while the caller waits — the same blocking the
 //! SQLite store does on its file. One connection, behind a mutex, reconnected when it broke.
 //!
-//! Users and sessions are here; `accounts`, `codes`, `second_factor` and `templates` mirror
-//! the SQLite files of the same names, and `copy` moves an existing SQLite file across once.
+//! Users, sessions, keys and secrets are here, connecting in `connection`; `accounts`,
+//! `codes`, `second_factor` and `templates` mirror the SQLite files of the same names, and
+//! `copy` moves an existing SQLite file across once.
 
 use std::str::FromStr;
-use std::time::Duration;
 
 use parking_lot::Mutex;
 use postgres::error::SqlState;
 use postgres::{Client, Config, GenericClient, NoTls, Row};
+
+use self::connection::{CONNECT_TIMEOUT, connect, describe, explain, off_runtime, split_schema};
 
 use super::{EmailAddress, Session, SessionStatus, StoredKey, TwoFactor, User, json_column};
 use crate::error::IdpError;
 
 mod accounts;
 mod codes;
+mod connection;
 mod copy;
 mod second_factor;
 mod templates;
-
-/// How long connecting may take when the URL sets no `connect_timeout`.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The schema when the URL names none for the backend.
-const DEFAULT_SCHEMA: &str = "keel_idp";
 
 /// First key of the idp's advisory locks (the second is the schema's hash), taken for
 /// creating the tables, the one-shot copy and every change of the signing keys.
@@ -129,88 +126,6 @@ pub(crate) struct PgStore {
     schema: String,
     /// `postgres://user@host:port/database`, never the password.
     shown: String,
-}
-
-/// Splits `schema=<name>` (the backend's schema) off `url`: the URL the driver reads and the
-/// idp's schema.
-fn split_schema(url: &str) -> Result<(String, String), IdpError> {
-    let Some((base, query)) = url.split_once('?') else {
-        return Ok((url.to_owned(), DEFAULT_SCHEMA.to_owned()));
-    };
-    let mut schema = DEFAULT_SCHEMA.to_owned();
-    let mut rest = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        match pair.split_once('=') {
-            Some(("schema", name)) => {
-                let valid = !name.is_empty()
-                    && name
-                        .chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-                if !valid {
-                    return Err(IdpError::Config(format!(
-                        "--database-url: schema `{name}` is not a schema name (lower-case letters, digits and `_`)"
-                    )));
-                }
-                schema = format!("{name}_idp");
-            }
-            _ => rest.push(pair),
-        }
-    }
-    let url = if rest.is_empty() {
-        base.to_owned()
-    } else {
-        format!("{base}?{}", rest.join("&"))
-    };
-    Ok((url, schema))
-}
-
-/// `postgres://user@host:port/database` for messages (never the password).
-fn describe(config: &Config) -> String {
-    let host = config
-        .get_hosts()
-        .first()
-        .map(|h| match h {
-            postgres::config::Host::Tcp(name) => name.clone(),
-            #[cfg(unix)]
-            postgres::config::Host::Unix(path) => path.display().to_string(),
-        })
-        .unwrap_or_default();
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    format!(
-        "postgres://{}@{host}:{port}/{}",
-        config.get_user().unwrap_or(""),
-        config.get_dbname().unwrap_or("")
-    )
-}
-
-/// The driver's error with its causes (`error connecting to server: Connection refused …`).
-fn explain(e: &postgres::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-/// Runs `f` on a scoped thread: the blocking client must not run on an async runtime's thread.
-fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| match s.spawn(f).join() {
-        Ok(value) => value,
-        Err(panic) => std::panic::resume_unwind(panic),
-    })
-}
-
-/// Connects and selects the idp's schema.
-fn connect(config: &Config, schema: &str) -> Result<Client, postgres::Error> {
-    let mut client = config.connect(NoTls)?;
-    client.batch_execute(&format!("SET search_path TO \"{schema}\""))?;
-    Ok(client)
 }
 
 impl PgStore {
