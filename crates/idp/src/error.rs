@@ -19,6 +19,9 @@ pub enum IdpError {
     /// The SQLite store failed.
     #[error("idp storage error: {0}")]
     Storage(#[from] rusqlite::Error),
+    /// The PostgreSQL store (`--database-url postgres://…`) failed.
+    #[error("idp PostgreSQL error: {0}")]
+    Postgres(String),
     /// Key generation, parsing or signing failed.
     #[error("idp key error: {0}")]
     Key(String),
@@ -36,6 +39,7 @@ impl IdpError {
         match self {
             IdpError::DataDir { .. } => "IdpDataDir",
             IdpError::Storage(_) => "IdpStorage",
+            IdpError::Postgres(_) => "IdpPostgres",
             IdpError::Key(_) => "IdpKey",
             IdpError::Config(_) => "IdpConfig",
             IdpError::Serve(_) => "IdpServe",

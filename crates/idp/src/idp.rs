@@ -15,6 +15,7 @@ use crate::hashing::HashingPool;
 use crate::keys::KeyRing;
 use crate::mailer::Mailer;
 use crate::passwords::{self, MAX_PASSWORD_BYTES};
+use crate::secrets;
 use crate::smtp::SmtpSender;
 use crate::store::{EmailAddress, Session, SessionStatus, Store, User};
 use crate::throttle::{SignInLimits, SignInThrottle, SignUpThrottle, Verdict};
@@ -96,8 +97,19 @@ impl Idp {
             source,
         })?;
         let secret_key_path = dir.join("secret_key");
-        let secret_key = load_or_create_secret(&secret_key_path)?;
-        let store = Store::open(&dir.join("idp.sqlite3"))?;
+        let sqlite_file = dir.join("idp.sqlite3");
+        let store = match &config.database_url {
+            None => Store::open_sqlite(&sqlite_file)?,
+            Some(url) => Store::open_postgres(url, &sqlite_file)?,
+        };
+        let secret_key = secrets::share_secret_file(
+            &store,
+            &secret_key_path,
+            secrets::load_or_create_secret_key,
+        )?;
+        secrets::share_secret_file(&store, &dir.join("webhook_secret"), |path| {
+            crate::webhooks::WebhookSecret::load_or_create(path).map(|s| s.text)
+        })?;
         let keys = KeyRing::load(&store, now_secs())?;
         store.seed_template(&crate::templates::convex_template(
             config.template_token_ttl,
@@ -158,6 +170,12 @@ impl Idp {
         })
     }
 
+    /// The signing keys, read again from a shared store when due.
+    fn keys(&self) -> &KeyRing {
+        self.inner.keys.refresh_if_due(&self.inner.store);
+        &self.inner.keys
+    }
+
     /// The idp's metrics (sign-ins and their failures); `keel` serves them at `/metrics` with
     /// the idp's requests.
     pub fn metrics(&self) -> &keel_metrics::Registry {
@@ -186,17 +204,17 @@ impl Idp {
 
     /// The JWKS document (`/.well-known/jwks.json`, `GET /v1/jwks`).
     pub fn jwks(&self) -> serde_json::Value {
-        self.inner.keys.jwks(now_secs())
+        self.keys().jwks(now_secs())
     }
 
     /// The active signing key's `kid`.
     pub fn active_kid(&self) -> String {
-        self.inner.keys.active_kid()
+        self.keys().active_kid()
     }
 
     /// The active public key as SPKI PEM — usable as `CLERK_JWT_KEY` for networkless checks.
     pub fn public_key_pem(&self) -> Result<String, IdpError> {
-        self.inner.keys.active_public_pem()
+        self.keys().active_public_pem()
     }
 
     /// Replaces the signing key. The previous key stays in the JWKS until every token it signed
@@ -522,7 +540,7 @@ impl Idp {
             now_secs(),
             secs(self.inner.config.session_token_ttl),
         );
-        Ok(self.inner.keys.sign(&claims, tokens::SESSION_CATEGORY)?)
+        Ok(self.keys().sign(&claims, tokens::SESSION_CATEGORY)?)
     }
 
     /// Mints a token of the JWT template named `template`
@@ -545,7 +563,7 @@ impl Idp {
             now_secs(),
             ttl,
         )?;
-        Ok(self.inner.keys.sign(&claims, tokens::TEMPLATE_CATEGORY)?)
+        Ok(self.keys().sign(&claims, tokens::TEMPLATE_CATEGORY)?)
     }
 }
 
@@ -571,32 +589,4 @@ fn instance_id(secret_key: &str) -> String {
         .map(|b| format!("{b:02x}"))
         .collect();
     format!("ins_{hex}")
-}
-
-fn load_or_create_secret(path: &Path) -> Result<String, IdpError> {
-    let io_err = |source| IdpError::DataDir {
-        path: path.to_owned(),
-        source,
-    };
-    match std::fs::read_to_string(path) {
-        Ok(s) if s.trim().starts_with("sk_") => return Ok(s.trim().to_owned()),
-        Ok(_) => {
-            return Err(IdpError::Config(format!(
-                "{} does not hold an sk_… secret key",
-                path.display()
-            )));
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err(e)),
-    }
-    let secret = format!("sk_test_{}", crate::ids::random_chars(40));
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, format!("{secret}\n")).map_err(io_err)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(io_err)?;
-    }
-    std::fs::rename(&tmp, path).map_err(io_err)?;
-    Ok(secret)
 }

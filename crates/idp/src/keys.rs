@@ -1,11 +1,18 @@
 //! Signing keys: RSA-2048 (e = 65537), RS256, `kid` = `ins_…`, persisted; rotation keeps the
 //! previous key published until the last token it signed has expired.
 //!
+//! On a shared (PostgreSQL) store several processes use one key set: the first to start
+//! creates the key (the store makes sure only one does), any of them may rotate (the store
+//! serialises rotations, so one key stays active), and each reloads the keys from the store
+//! when they are older than [`KEY_REFRESH`] — so every process's JWKS lists every key still
+//! valid, and all sign with the newest within that time.
+//!
 //! Tokens are signed with aws-lc-rs directly: the key pair stays parsed in memory, and the
 //! compact JWS is just `b64(header).b64(claims).b64(signature)`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
@@ -26,6 +33,11 @@ struct SigningKey {
 }
 
 const ACTIVE: i64 = i64::MAX;
+
+/// How old the keys of a shared store may get before they are read again (a key another
+/// process added is published and used here within this time; retired keys stay published
+/// a few seconds longer than their last token lives, which covers it).
+pub(crate) const KEY_REFRESH: Duration = Duration::from_secs(2);
 
 impl SigningKey {
     fn new(kid: String, pair: KeyPair, publish_until: Option<i64>) -> Arc<Self> {
@@ -50,29 +62,73 @@ pub(crate) struct KeyRing {
     keys: RwLock<Vec<Arc<SigningKey>>>,
     /// Latest `exp` of any token signed by the active key (for rotation).
     signed_until: parking_lot::Mutex<i64>,
+    /// When the keys were last read from a shared store; `None` when the store is this
+    /// process's alone (the ring then knows every change).
+    read_at: Option<parking_lot::Mutex<Instant>>,
+}
+
+/// Parses stored keys, reusing the already parsed ones of `known` (by `kid`).
+fn parse(
+    stored: Vec<StoredKey>,
+    known: &[Arc<SigningKey>],
+) -> Result<Vec<Arc<SigningKey>>, IdpError> {
+    stored
+        .into_iter()
+        .map(|k| {
+            if let Some(old) = known.iter().find(|old| old.kid == k.kid) {
+                old.publish_until
+                    .store(k.publish_until.unwrap_or(ACTIVE), Ordering::Relaxed);
+                return Ok(old.clone());
+            }
+            let pair = KeyPair::from_pkcs8(&k.pkcs8)
+                .map_err(|e| IdpError::Key(format!("stored key {}: {e}", k.kid)))?;
+            Ok(SigningKey::new(k.kid, pair, k.publish_until))
+        })
+        .collect()
 }
 
 impl KeyRing {
-    /// Loads the keys, creating the first one on first start.
+    /// Loads the keys, creating the first one on first start (on a shared store, unless
+    /// another process just did).
     pub(crate) fn load(store: &Store, now: i64) -> Result<Self, IdpError> {
         let mut stored = store.keys()?;
         if stored.iter().all(|k| k.publish_until.is_some()) {
             let fresh = generate()?;
-            store.add_active_key(&fresh, now, now)?;
+            store.add_first_key(&fresh, now)?;
             stored = store.keys()?;
         }
-        let keys = stored
-            .into_iter()
-            .map(|k| {
-                let pair = KeyPair::from_pkcs8(&k.pkcs8)
-                    .map_err(|e| IdpError::Key(format!("stored key {}: {e}", k.kid)))?;
-                Ok(SigningKey::new(k.kid, pair, k.publish_until))
-            })
-            .collect::<Result<Vec<_>, IdpError>>()?;
         Ok(KeyRing {
-            keys: RwLock::new(keys),
+            keys: RwLock::new(parse(stored, &[])?),
             signed_until: parking_lot::Mutex::new(now),
+            read_at: store
+                .is_shared()
+                .then(|| parking_lot::Mutex::new(Instant::now())),
         })
+    }
+
+    /// On a shared store, reads the keys again when they are older than [`KEY_REFRESH`]. A
+    /// failed read keeps the keys in memory (logged) and is retried after the interval.
+    pub(crate) fn refresh_if_due(&self, store: &Store) {
+        let Some(read_at) = &self.read_at else {
+            return;
+        };
+        {
+            let mut read_at = read_at.lock();
+            if read_at.elapsed() < KEY_REFRESH {
+                return;
+            }
+            *read_at = Instant::now();
+        }
+        let known = self.keys.read().clone();
+        match store.keys().and_then(|stored| parse(stored, &known)) {
+            Ok(keys) if keys.iter().any(|k| k.is_active()) => *self.keys.write() = keys,
+            Ok(_) => tracing::warn!(
+                "the shared store holds no active signing key; keeping the keys in memory"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the signing keys from the shared store; keeping the keys in memory");
+            }
+        }
     }
 
     /// Generates a new active key; the old one stays in the JWKS until `max(exp of its

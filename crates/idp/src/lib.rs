@@ -15,6 +15,16 @@
 //! keys, JWT templates), `secret_key` (the `sk_test_…` Backend-API key) and `webhook_secret`
 //! (the `whsec_…` webhook signing secret), both created on first start.
 //!
+//! # Several processes on PostgreSQL
+//! With [`IdpConfig::database_url`] (`postgres://…`) the same state lives in a PostgreSQL
+//! database (schema `keel_idp`), shared by every idp process on it: users made on one sign in
+//! on the others, address uniqueness is a constraint, the first process creates the signing
+//! key and rotations are serialised by an advisory lock, and each process reloads the keys
+//! when they are a couple of seconds old, so every JWKS lists every key still valid. The two
+//! secrets are agreed through the database (the first stored wins) and written to the files
+//! above too. An existing `idp.sqlite3` is copied into an empty database once. Throttles,
+//! the hashing pool and webhook delivery stay per process.
+//!
 //! # Webhooks
 //! With [`IdpConfig::webhook_urls`], Clerk's `user.*` and `session.*` events go to each
 //! endpoint, signed with [`Idp::webhook_secret`] (verify them with Clerk's `verifyWebhook`,
@@ -75,11 +85,16 @@
 //! * `metadata` — public / private / unsafe metadata: checks and Clerk's deep merge.
 //! * `mailer` — where emails go: SMTP, or the development mailbox ([`SentMail`]).
 //! * `smtp` — a small SMTP submission client (STARTTLS / implicit TLS, AUTH PLAIN).
-//! * `store` — SQLite persistence of users (with metadata), addresses (with verification),
-//!   pending codes, sessions and keys ([`User`], [`Session`]); `store::accounts` lists and
-//!   changes users, `store::codes` keeps pending codes, `store::second_factor` TOTP secrets
-//!   and backup codes ([`TwoFactor`]).
-//! * `keys` — RSA-2048 key ring: generation, signing, JWKS, rotation.
+//! * `store` — persistence of users (with metadata), addresses (with verification), pending
+//!   codes, sessions and keys ([`User`], [`Session`]): `store::backend` is the `Store` the idp
+//!   uses, the SQLite file or PostgreSQL behind one set of methods. The SQLite store is in
+//!   `store` itself: `store::accounts` lists and changes users, `store::codes` keeps pending
+//!   codes, `store::second_factor` TOTP secrets and backup codes ([`TwoFactor`]),
+//!   `store::templates` JWT templates. `store::postgres` mirrors those files for PostgreSQL
+//!   (schema, connection, advisory locks), and `store::postgres::copy` moves an existing
+//!   SQLite file across once.
+//! * `keys` — RSA-2048 key ring: generation, signing, JWKS, rotation; on a shared store, the
+//!   first key made once and the keys reloaded when stale.
 //! * `tokens` — claims of session tokens, token categories.
 //! * `templates` — JWT templates ([`JwtTemplate`]): checks, Clerk's shortcodes
 //!   (`templates::shortcodes`), the `convex` template seeded at first start, minting claims.
@@ -95,6 +110,7 @@
 //!   `webhooks::signature` (the `whsec_` secret), `webhooks::log` (the delivery log).
 //! * `api_webhooks` — `GET /v1/webhooks/deliveries`, the delivery log.
 //! * `ids` — random ids and secrets.
+//! * `secrets` — the `secret_key` file, and secret files agreed through a shared store.
 //! * `error` — [`IdpError`] and Clerk-shaped [`ApiError`] (with `Retry-After`).
 
 mod api;
@@ -113,6 +129,7 @@ mod mailer;
 mod metadata;
 mod passwords;
 mod second_factor;
+mod secrets;
 mod smtp;
 mod store;
 mod templates;
@@ -147,6 +164,13 @@ pub use webhooks::{DeliveryOutcome, DeliveryRecord, WebhookRetry};
 pub struct IdpConfig {
     /// Data directory (state goes to `<data_dir>/idp/`).
     pub data_dir: PathBuf,
+    /// A PostgreSQL database (`postgres://user[:password]@host[:port]/database`, `--database-url`)
+    /// holding the users, sessions, signing keys, templates and shared secrets instead of
+    /// `<data_dir>/idp/idp.sqlite3`, so several idp processes serve one user base. The tables
+    /// go to schema `keel_idp` (`<name>_idp` when the URL has the backend's `schema=<name>`).
+    /// An `idp.sqlite3` in the data directory is copied across once, into an empty database.
+    /// `None` (the default): the SQLite file.
+    pub database_url: Option<String>,
     /// Issuer published in discovery and in `iss`; default `http://<listen address>`.
     pub issuer: Option<String>,
     /// Session-token lifetime (`KEEL_SESSION_TOKEN_TTL`, default 60 s).
@@ -205,6 +229,7 @@ impl IdpConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         IdpConfig {
             data_dir: data_dir.into(),
+            database_url: None,
             issuer: None,
             session_token_ttl: Duration::from_secs(60),
             template_token_ttl: Duration::from_secs(60),

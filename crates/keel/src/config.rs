@@ -56,6 +56,8 @@ enum CliCommand {
         #[command(flatten)]
         idp: IdpFlags,
         #[command(flatten)]
+        store: IdpStoreFlags,
+        #[command(flatten)]
         process: ProcessFlags,
     },
     /// Exports a snapshot of a running deployment's tables (Convex's snapshot ZIP) to FILE.
@@ -329,13 +331,32 @@ pub struct BackendFlags {
     pub client_logs: bool,
 }
 
+/// Where `keel idp` keeps its state (the all-in-one `keel` takes it from the backend's
+/// `--database-url`).
+#[derive(Debug, Clone, Args)]
+#[group(skip)]
+#[command(next_help_heading = "Identity provider")]
+pub(crate) struct IdpStoreFlags {
+    /// A PostgreSQL database for the idp's users, sessions, signing keys and templates
+    /// (`postgres://user[:password]@host[:port]/database`; tables in schema `keel_idp`), so
+    /// several `keel idp` processes serve one user base. Default (or a `sqlite://` URL): the
+    /// file `<data dir>/idp/idp.sqlite3`, which is copied into an empty PostgreSQL store once.
+    #[arg(
+        id = "idp_database_url",
+        value_name = "URL",
+        long = "database-url",
+        env = "KEEL_DATABASE_URL"
+    )]
+    pub(crate) database_url: Option<String>,
+}
+
 /// The development identity provider's flags.
 #[derive(Debug, Clone, Args)]
 #[group(skip)]
 #[command(next_help_heading = "Identity provider")]
 pub struct IdpFlags {
     /// Where the development identity provider listens (`host:port`); its issuer is
-    /// `http://<addr>`.
+    /// `http://<addr>` unless `--idp-issuer` says otherwise.
     #[arg(
         id = "idp_addr",
         value_name = "HOST:PORT",
@@ -344,6 +365,10 @@ pub struct IdpFlags {
         default_value = "127.0.0.1:3100"
     )]
     pub addr: ListenAddr,
+    /// The idp's public URL, its tokens' `iss` (default `http://<idp addr>`): the balancer's
+    /// URL when several `keel idp` processes share one PostgreSQL `--database-url`.
+    #[arg(value_name = "URL", long = "idp-issuer", env = "KEEL_IDP_ISSUER")]
+    pub issuer: Option<String>,
     /// Lifetime of idp session tokens (`60`, `90s`, `5m`).
     #[arg(
         long = "session-token-ttl",
@@ -566,9 +591,14 @@ impl Config {
                 config.backend = backend;
                 config.process = process;
             }
-            Some(CliCommand::Idp { idp, process }) => {
+            Some(CliCommand::Idp {
+                idp,
+                store,
+                process,
+            }) => {
                 config.command = Some(Command::Idp);
                 config.idp = idp;
+                config.backend.database_url = store.database_url;
                 config.process = process;
             }
             Some(CliCommand::Export {
@@ -654,6 +684,16 @@ impl Config {
             config.command = Some(Command::Admin);
         }
         config
+    }
+
+    /// The PostgreSQL URL the idp keeps its state in (`--database-url postgres://…`), or
+    /// `None` for its own SQLite file in the data directory (also when the backend's database
+    /// is a SQLite file).
+    pub fn idp_database_url(&self) -> Result<Option<String>, DatabaseUrlError> {
+        Ok(match self.database()? {
+            DatabaseLocation::Postgres(url) => Some(url),
+            DatabaseLocation::Sqlite(_) => None,
+        })
     }
 
     /// The database location from `--database-url`, or SQLite in the data directory.
@@ -833,6 +873,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("--data-dir"), "{error}");
+    }
+
+    #[test]
+    fn the_idp_keeps_its_state_where_database_url_says() {
+        let pg = "postgres://me@db:5432/app";
+        let config = parse(&[
+            "idp",
+            "--database-url",
+            pg,
+            "--idp-issuer",
+            "https://id.example",
+        ])
+        .unwrap();
+        assert_eq!(config.idp_database_url().unwrap().as_deref(), Some(pg));
+        assert_eq!(config.idp.issuer.as_deref(), Some("https://id.example"));
+        // The all-in-one process shares the backend's PostgreSQL database …
+        let config = parse(&["--database-url", pg]).unwrap();
+        assert_eq!(config.idp_database_url().unwrap().as_deref(), Some(pg));
+        // … but a SQLite backend leaves the idp on its own file.
+        let config = parse(&["--database-url", "sqlite:///tmp/app.sqlite3"]).unwrap();
+        assert_eq!(config.idp_database_url().unwrap(), None);
+        assert_eq!(parse(&["idp"]).unwrap().idp_database_url().unwrap(), None);
+        let error = parse(&["idp", "--database-url", "mysql://x"])
+            .unwrap()
+            .idp_database_url()
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--database-url"), "{error}");
     }
 
     #[test]

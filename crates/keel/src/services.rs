@@ -415,7 +415,14 @@ impl IdpService {
             holder,
         )?;
         let mut idp_config = IdpConfig::new(&config.process.data_dir);
-        idp_config.issuer = Some(bound.url.clone());
+        idp_config.database_url = config.idp_database_url()?;
+        idp_config.issuer = Some(
+            config
+                .idp
+                .issuer
+                .clone()
+                .unwrap_or_else(|| bound.url.clone()),
+        );
         idp_config.session_token_ttl = config.idp.session_token_ttl;
         idp_config.template_token_ttl = config.idp.template_token_ttl;
         idp_config.require_verified_email = config.idp.require_verified_email;
@@ -433,11 +440,18 @@ impl IdpService {
         if idp_config.smtp_url.is_none() && !local_addr.ip().is_loopback() {
             tracing::warn!(%local_addr, "the idp listens beyond this machine without --smtp-url: verification codes are listed on its /dev/mailbox page, readable by anyone who reaches it");
         }
+        let shared = idp_config.database_url.is_some();
         let idp = Idp::open(idp_config, local_addr).with_context(|| {
-            format!(
-                "cannot open the identity provider's state in {} (--data-dir / KEEL_DATA_DIR)",
-                dir.display()
-            )
+            if shared {
+                "cannot open the identity provider's state in PostgreSQL (--database-url / \
+                 KEEL_DATABASE_URL)"
+                    .to_owned()
+            } else {
+                format!(
+                    "cannot open the identity provider's state in {} (--data-dir / KEEL_DATA_DIR)",
+                    dir.display()
+                )
+            }
         })?;
         Ok(IdpService {
             idp,

@@ -4,7 +4,7 @@ use rusqlite::{OptionalExtension, ToSql, params, params_from_iter};
 use serde_json::Value;
 
 use super::{
-    Session, SessionStatus, Store, USER_COLUMNS, User, load_emails, load_two_factor,
+    Session, SessionStatus, SqliteStore, USER_COLUMNS, User, load_emails, load_two_factor,
     session_from_row, user_from_row,
 };
 use crate::error::IdpError;
@@ -54,24 +54,25 @@ pub(crate) struct UserChanges {
 }
 
 impl UserQuery {
-    /// `WHERE …` and its parameters.
-    fn condition(&self) -> (String, Vec<String>) {
+    /// `WHERE …` and its parameters; `mark` writes the next parameter's placeholder (`?` for
+    /// SQLite, `$n` for PostgreSQL).
+    pub(super) fn condition(&self, mark: &mut dyn FnMut() -> String) -> (String, Vec<String>) {
         let mut clauses = Vec::new();
         let mut values = Vec::new();
         if !self.email_addresses.is_empty() {
-            let marks = vec!["?"; self.email_addresses.len()].join(", ");
+            let marks = marks(mark, self.email_addresses.len());
             clauses.push(format!(
                 "id IN (SELECT user_id FROM email_addresses WHERE email IN ({marks}))"
             ));
             values.extend(self.email_addresses.iter().cloned());
         }
         if !self.user_ids.is_empty() {
-            let marks = vec!["?"; self.user_ids.len()].join(", ");
+            let marks = marks(mark, self.user_ids.len());
             clauses.push(format!("id IN ({marks})"));
             values.extend(self.user_ids.iter().cloned());
         }
         if !self.usernames.is_empty() {
-            let marks = vec!["?"; self.usernames.len()].join(", ");
+            let marks = marks(mark, self.usernames.len());
             clauses.push(format!("username IN ({marks})"));
             values.extend(self.usernames.iter().cloned());
         }
@@ -84,23 +85,33 @@ impl UserQuery {
                     .replace('%', "\\%")
                     .replace('_', "\\_")
             );
-            clauses.push(
-                "(lower(id) LIKE ? ESCAPE '\\' OR lower(coalesce(first_name, '')) LIKE ? ESCAPE '\\' \
-                 OR lower(coalesce(last_name, '')) LIKE ? ESCAPE '\\' OR lower(coalesce(username, '')) LIKE ? ESCAPE '\\' \
-                 OR id IN (SELECT user_id FROM email_addresses WHERE email LIKE ? ESCAPE '\\'))"
-                    .to_owned(),
-            );
+            let [a, b, c, d, e] = [mark(), mark(), mark(), mark(), mark()];
+            clauses.push(format!(
+                "(lower(id) LIKE {a} ESCAPE '\\' OR lower(coalesce(first_name, '')) LIKE {b} ESCAPE '\\' \
+                 OR lower(coalesce(last_name, '')) LIKE {c} ESCAPE '\\' OR lower(coalesce(username, '')) LIKE {d} ESCAPE '\\' \
+                 OR id IN (SELECT user_id FROM email_addresses WHERE email LIKE {e} ESCAPE '\\'))"
+            ));
             values.extend(std::iter::repeat_n(pattern, 5));
         }
         if clauses.is_empty() {
-            ("1".to_owned(), values)
+            ("TRUE".to_owned(), values)
         } else {
             (clauses.join(" AND "), values)
         }
     }
 }
 
-impl Store {
+/// `n` placeholders from `mark`, comma separated.
+fn marks(mark: &mut dyn FnMut() -> String, n: usize) -> String {
+    (0..n).map(|_| mark()).collect::<Vec<_>>().join(", ")
+}
+
+/// SQLite's placeholder: `?` for every parameter.
+fn question_mark() -> String {
+    "?".to_owned()
+}
+
+impl SqliteStore {
     /// Users matching `query`, ordered, `limit` from `offset`.
     pub(crate) fn list_users(
         &self,
@@ -109,7 +120,7 @@ impl Store {
         limit: u32,
         offset: u32,
     ) -> Result<Vec<User>, IdpError> {
-        let (condition, mut values) = query.condition();
+        let (condition, mut values) = query.condition(&mut question_mark);
         let direction = if order.descending { "DESC" } else { "ASC" };
         let column = match order.column {
             "email_address" => {
@@ -136,7 +147,7 @@ impl Store {
 
     /// How many users match `query`.
     pub(crate) fn count_users(&self, query: &UserQuery) -> Result<u64, IdpError> {
-        let (condition, values) = query.condition();
+        let (condition, values) = query.condition(&mut question_mark);
         let conn = self.conn.lock();
         let count: i64 = conn.query_row(
             &format!("SELECT COUNT(*) FROM users WHERE {condition}"),

@@ -3,7 +3,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::Store;
+use super::SqliteStore;
 use crate::error::IdpError;
 
 /// What a code sent to an address proves when it is entered.
@@ -36,7 +36,7 @@ pub(crate) struct PendingCode {
     pub(crate) attempts: u32,
 }
 
-impl Store {
+impl SqliteStore {
     /// Stores a fresh code for an address, replacing any earlier one (and its attempts).
     pub(crate) fn put_code(
         &self,

@@ -1,8 +1,10 @@
-//! Durable state in one SQLite file (`<data_dir>/idp/idp.sqlite3`): users (with their
-//! metadata), email addresses (with their verification), pending verification codes, sessions
-//! signing keys and JWT templates. Users and their sessions are here; listing and changing
-//! users is in `accounts`, verification codes in `codes`, TOTP secrets and backup codes in
-//! `second_factor`, JWT templates in `templates`.
+//! Durable state: users (with their metadata), email addresses (with their verification),
+//! pending verification codes, sessions, signing keys and JWT templates. [`Store`] (in
+//! `backend`) is either the SQLite file `<data_dir>/idp/idp.sqlite3` — the embedded default,
+//! [`SqliteStore`], here and in the files below — or a PostgreSQL database shared by several
+//! idp processes (`postgres`, the same tables and behaviour). For SQLite: users and their
+//! sessions are here; listing and changing users is in `accounts`, verification codes in
+//! `codes`, TOTP secrets and backup codes in `second_factor`, JWT templates in `templates`.
 //!
 //! SQLite rather than JSON files: every change is one small atomic transaction, uniqueness of
 //! email addresses is a constraint, and the file survives crashes without a hand-made
@@ -16,9 +18,13 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 mod accounts;
+mod backend;
 mod codes;
+mod postgres;
 mod second_factor;
 mod templates;
+
+pub(crate) use backend::Store;
 
 pub(crate) use accounts::{UserChanges, UserOrder, UserQuery};
 pub(crate) use codes::{CodePurpose, PendingCode};
@@ -165,7 +171,7 @@ pub(crate) struct StoredKey {
     pub(crate) publish_until: Option<i64>,
 }
 
-pub(crate) struct Store {
+pub(crate) struct SqliteStore {
     pub(super) conn: Mutex<Connection>,
 }
 
@@ -301,7 +307,7 @@ pub(crate) fn session_from_row(r: &rusqlite::Row<'_>, now_ms: i64) -> rusqlite::
     Ok(s)
 }
 
-impl Store {
+impl SqliteStore {
     pub(crate) fn open(path: &Path) -> Result<Self, IdpError> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -310,7 +316,7 @@ impl Store {
         conn.execute_batch(second_factor::SCHEMA)?;
         conn.execute_batch(templates::SCHEMA)?;
         migrate(&conn)?;
-        Ok(Store {
+        Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
     }
@@ -422,6 +428,22 @@ impl Store {
             })?
             .collect::<Result<_, _>>()?;
         Ok(keys)
+    }
+
+    /// Stores `new` as the active key when there is none; `false` when there already is one.
+    pub(crate) fn add_first_key(&self, new: &StoredKey, now_secs: i64) -> Result<bool, IdpError> {
+        let inserted = self.conn.lock().execute(
+            "INSERT INTO signing_keys (kid, pkcs8, created_at, publish_until) SELECT ?1, ?2, ?3, NULL \
+             WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE publish_until IS NULL)",
+            params![new.kid, new.pkcs8, now_secs],
+        )?;
+        Ok(inserted == 1)
+    }
+
+    /// The secret every process of the idp uses for `name`: with one SQLite file there is
+    /// one process, so `local` (its file's) is it.
+    pub(crate) fn agree_secret(&self, _name: &str, local: &str) -> Result<String, IdpError> {
+        Ok(local.to_owned())
     }
 
     /// Stores `new` as the active key and retires the others until `retire_until`.

@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Store, User};
+use super::{SqliteStore, User};
 use crate::error::IdpError;
 use crate::totp::TotpSecret;
 
@@ -64,7 +64,7 @@ pub(crate) fn load_two_factor(conn: &Connection, user: &mut User) -> Result<(), 
     Ok(())
 }
 
-impl Store {
+impl SqliteStore {
     /// The user's TOTP secret, pending or confirmed.
     pub(crate) fn totp(&self, user_id: &str) -> Result<Option<StoredTotp>, IdpError> {
         Ok(self

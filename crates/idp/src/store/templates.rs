@@ -4,7 +4,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::Store;
+use super::SqliteStore;
 use crate::error::IdpError;
 
 /// A JWT template as stored.
@@ -51,7 +51,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredTemplate> {
     })
 }
 
-impl Store {
+impl SqliteStore {
     /// Inserts a template; `Ok(false)` when the name is taken.
     pub(crate) fn insert_template(&self, t: &StoredTemplate) -> Result<bool, IdpError> {
         let inserted = self.conn.lock().execute(

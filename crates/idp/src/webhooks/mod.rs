@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 
 pub use delivery::WebhookRetry;
 pub use log::{DeliveryOutcome, DeliveryRecord};
+pub(crate) use signature::WebhookSecret;
 
 use crate::IdpConfig;
 use crate::error::IdpError;

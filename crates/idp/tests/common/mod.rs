@@ -4,6 +4,8 @@
 //! Shared by the tests in `tests/` and the `signup_burst` benchmark.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod pg;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 

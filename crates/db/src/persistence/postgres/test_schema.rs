@@ -13,7 +13,8 @@ const DEFAULT_TEST_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 const STALE_AFTER: Duration = Duration::from_secs(3600);
 
 /// A fresh, uniquely named PostgreSQL schema (`keel_test_<unix secs>_<random>`) on the test
-/// server, dropped again by [`PostgresTestSchema::drop_schema`] or, failing that, on `Drop`.
+/// server, dropped again (with the `<name>_idp` schema an idp on the same URL makes) by
+/// [`PostgresTestSchema::drop_schema`] or, failing that, on `Drop`.
 ///
 /// The server is `KEEL_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`.
 /// Creating one also drops test schemas left behind more than an hour ago.
@@ -115,10 +116,13 @@ impl PostgresTestSchema {
     }
 }
 
+/// Drops the schema and the idp's beside it (`<name>_idp`, made by an idp given this schema).
 async fn drop_now(url: &str, name: &str) -> Result<(), PersistenceError> {
     let client = Target::parse(url)?.connect().await?;
     client
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS \"{name}\" CASCADE; DROP SCHEMA IF EXISTS \"{name}_idp\" CASCADE"
+        ))
         .await
         .map_err(storage_err)
 }
