@@ -795,6 +795,24 @@ mod tests {
         drop(old);
         let err = SqlitePersistence::open(&path).err().unwrap();
         assert!(err.to_string().contains("storage format 0"), "{err}");
+        // A file from a newer build is refused too, and left as it was.
+        let newer = dir.path().join("newer.sqlite3");
+        drop(SqlitePersistence::open(&newer).unwrap());
+        Connection::open(&newer)
+            .unwrap()
+            .pragma_update(None, "user_version", FORMAT_VERSION + 1)
+            .unwrap();
+        let err = SqlitePersistence::open(&newer).err().unwrap();
+        assert!(
+            err.to_string()
+                .contains(&format!("storage format {}", FORMAT_VERSION + 1)),
+            "{err}"
+        );
+        let version: i64 = Connection::open(&newer)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, FORMAT_VERSION + 1);
         let fresh = dir.path().join("new.sqlite3");
         drop(SqlitePersistence::open(&fresh).unwrap());
         assert!(
