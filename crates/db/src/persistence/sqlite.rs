@@ -7,10 +7,18 @@
 //!   order (see [`DOCUMENT_AT`]); `value` is NULL for a tombstone, else the [`codec`] encoding.
 //! * `indexes(index_id, key, ts, table_num, internal)`, primary key `(index_id, key, ts)`:
 //!   versioned index entries; `internal` is NULL for a tombstone.
+//! * `latest(table_num, internal, ts, value)`, primary key `(table_num, internal)`: each
+//!   document's newest revision (a copy of its newest `documents` row, `value` NULL for a
+//!   tombstone), kept in the same transaction as the revision log. A scan reads an entry's
+//!   document from here with one search when the read timestamp is at or after that revision, and
+//!   from the revision log (two searches) otherwise; see [`scan_sql`].
 //! * `globals(key, value)`: small named values (the catalog, the largest commit timestamp).
 //!
-//! Writes: every statement of a commit (`BEGIN`, the inserts, the largest-timestamp update,
-//! `COMMIT`) is a cached prepared statement.
+//! Writes: every statement of a commit (`BEGIN`, the inserts, the newest-revision upserts, the
+//! largest-timestamp update, `COMMIT`) is a cached prepared statement.
+//!
+//! Format: the layout version lives in `user_version` (see [`FORMAT_VERSION`]); a file of
+//! format 2 (before `latest`) is migrated on open, any other version is refused.
 //!
 //! Durability: `synchronous=FULL`, so a write returns only after the WAL is synced. SQLite is
 //! synchronous: writes and long scans run on Tokio's blocking pool, point reads and short scans
@@ -48,10 +56,29 @@ CREATE TABLE IF NOT EXISTS indexes (
 CREATE TABLE IF NOT EXISTS globals (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 ";
 
-/// The storage layout version, kept in SQLite's `user_version`.
-const FORMAT_VERSION: i64 = 2;
+/// The newest-revision table (format 3), created apart from [`SCHEMA`] so that the migration
+/// from format 2 can run it too.
+const LATEST_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS latest (
+    table_num INTEGER NOT NULL, internal BLOB NOT NULL, ts INTEGER NOT NULL, value BLOB,
+    PRIMARY KEY (table_num, internal)) WITHOUT ROWID;
+";
 
-/// Refuses a file written in another layout (rather than misreading it).
+/// Fills `latest` from the revision log of a format-2 file: per document, the row with the
+/// smallest `neg_ts` (SQLite takes the bare `value` column from the row that holds the `min`).
+const FILL_LATEST: &str = "
+INSERT INTO latest (table_num, internal, ts, value)
+    SELECT table_num, internal, -min(neg_ts), value FROM documents GROUP BY table_num, internal;
+";
+
+/// The storage layout version, kept in SQLite's `user_version`. Format 3 added `latest`.
+const FORMAT_VERSION: i64 = 3;
+
+/// The one older layout this build migrates (in one transaction, on open).
+const MIGRATES_FROM: i64 = 2;
+
+/// Refuses a file written in a layout this build cannot read (rather than misreading it), and
+/// migrates a format-2 file to the current one.
 fn check_format(conn: &Connection) -> Result<(), PersistenceError> {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |row| row.get(0))
@@ -63,13 +90,32 @@ fn check_format(conn: &Connection) -> Result<(), PersistenceError> {
             |row| row.get(0),
         )
         .map_err(storage_err)?;
-    if has_tables && version != FORMAT_VERSION {
-        return Err(PersistenceError(format!(
-            "sqlite: the database file uses storage format {version}, this build reads format {FORMAT_VERSION}; \
-             move the file away to start fresh"
-        )));
+    if !has_tables || version == FORMAT_VERSION {
+        return Ok(());
     }
-    Ok(())
+    if version == MIGRATES_FROM {
+        return migrate_from_2(conn);
+    }
+    Err(PersistenceError(format!(
+        "sqlite: the database file uses storage format {version}, this build reads format {FORMAT_VERSION} \
+         (and migrates format {MIGRATES_FROM}); move the file away to start fresh"
+    )))
+}
+
+/// Adds the newest-revision table to a format-2 file, filled from its revision log, and marks
+/// the file as format 3 — all in one transaction, so a crash leaves the file in format 2.
+fn migrate_from_2(conn: &Connection) -> Result<(), PersistenceError> {
+    in_write_transaction(conn, |tx| {
+        tx.execute_batch(LATEST_SCHEMA).map_err(storage_err)?;
+        let documents = tx.execute(FILL_LATEST, []).map_err(storage_err)?;
+        tx.pragma_update(None, "user_version", FORMAT_VERSION)
+            .map_err(storage_err)?;
+        tracing::info!(
+            documents,
+            "sqlite: migrated the file from storage format {MIGRATES_FROM} to {FORMAT_VERSION}"
+        );
+        Ok(())
+    })
 }
 
 /// Opens a connection with the query planner stability guarantee (QPSG) on.
@@ -104,11 +150,12 @@ const DOCUMENT_AT: &str = "SELECT neg_ts, value, prev_ts FROM documents \
 const MAX_TS_KEY: &str = "max_ts";
 
 /// History pruning (see `Persistence::prune`), in order: superseded revisions, lone tombstones,
-/// then the same for index entries. Each is a search for the keys to delete (`?1` the horizon,
+/// then the same for index entries, then newest-revision rows of documents deleted before the
+/// horizon (a read at or after it finds no document either way). Each is a search for the keys to delete (`?1` the horizon,
 /// `?2` the batch size), run on a reader so that commits never wait behind the scan, and the
 /// delete of one found key (every key column, in order). A key found stays deletable: history
 /// only grows, and only the committer prunes.
-const PRUNE: [(&str, &str); 4] = [
+const PRUNE: [(&str, &str); 5] = [
     (
         "SELECT d.table_num, d.internal, d.neg_ts FROM documents d \
          WHERE d.neg_ts > -?1 AND EXISTS (SELECT 1 FROM documents n \
@@ -138,9 +185,14 @@ const PRUNE: [(&str, &str); 4] = [
          LIMIT ?2",
         DELETE_ENTRY,
     ),
+    (
+        "SELECT table_num, internal, ts FROM latest WHERE value IS NULL AND ts < ?1 LIMIT ?2",
+        DELETE_LATEST,
+    ),
 ];
 const DELETE_REVISION: &str =
     "DELETE FROM documents WHERE table_num = ?1 AND internal = ?2 AND neg_ts = ?3";
+const DELETE_LATEST: &str = "DELETE FROM latest WHERE table_num = ?1 AND internal = ?2 AND ts = ?3";
 const DELETE_ENTRY: &str = "DELETE FROM indexes WHERE index_id = ?1 AND key = ?2 AND ts = ?3";
 
 /// A row to prune: its delete statement and key columns.
@@ -169,6 +221,7 @@ impl SqlitePersistence {
         let writer = connect(&path, WRITER_PRAGMAS)?;
         check_format(&writer)?;
         writer.execute_batch(SCHEMA).map_err(storage_err)?;
+        writer.execute_batch(LATEST_SCHEMA).map_err(storage_err)?;
         writer
             .pragma_update(None, "user_version", FORMAT_VERSION)
             .map_err(storage_err)?;
@@ -315,18 +368,31 @@ fn revisions_between(
 
 /// The scan query: index entries in the interval, each joined (inside SQLite, so one statement
 /// serves the whole scan) with its document's newest revision at the read timestamp.
+///
+/// The document comes from `latest` (one search of its primary key) when that newest revision
+/// is not after the read timestamp, which is the common case; otherwise from the revision log,
+/// the first row of the document's key range from `neg_ts = -?3` on. The revision-log searches
+/// sit in the `ELSE` arms, which SQLite evaluates only for rows that take them. A tombstone entry
+/// (NULL target) joins nothing and reads NULLs.
 fn scan_sql(order: Order, bounded: bool) -> String {
     let direction = match order {
         Order::Asc => "ASC",
         Order::Desc => "DESC",
     };
     let end_clause = if bounded { "AND i.key < ?4" } else { "" };
+    let versioned = |column: &str| {
+        format!(
+            "(SELECT d.{column} FROM documents d WHERE d.table_num = i.table_num \
+             AND d.internal = i.internal AND d.neg_ts >= -?3 ORDER BY d.neg_ts LIMIT 1)"
+        )
+    };
+    let (versioned_ts, versioned_value) = (versioned("neg_ts"), versioned("value"));
     format!(
-        "SELECT i.key, i.ts, i.table_num, i.internal, -d.neg_ts, d.value FROM indexes i \
-         LEFT JOIN documents d ON d.table_num = i.table_num AND d.internal = i.internal AND d.neg_ts = \
-           (SELECT d2.neg_ts FROM documents d2 \
-            WHERE d2.table_num = i.table_num AND d2.internal = i.internal AND d2.neg_ts >= -?3 \
-            ORDER BY d2.neg_ts LIMIT 1) \
+        "SELECT i.key, i.ts, i.table_num, i.internal, \
+           CASE WHEN l.ts <= ?3 THEN l.ts ELSE -{versioned_ts} END, \
+           CASE WHEN l.ts <= ?3 THEN l.value ELSE {versioned_value} END \
+         FROM indexes i \
+         LEFT JOIN latest l ON l.table_num = i.table_num AND l.internal = i.internal \
          WHERE i.index_id = ?1 AND i.key >= ?2 AND i.ts <= ?3 {end_clause} \
          ORDER BY i.key {direction}, i.ts {direction}"
     )
@@ -380,6 +446,12 @@ const RAISE_MAX_TS: &str = "INSERT INTO globals (key, value) VALUES (?1, ?2) \
      ON CONFLICT (key) DO UPDATE SET value = excluded.value \
      WHERE CAST(excluded.value AS INTEGER) > CAST(globals.value AS INTEGER)";
 
+/// Records a revision in `latest` unless a newer one of the document is there already (so the
+/// table holds each document's newest revision whatever order revisions are written in).
+const UPSERT_LATEST: &str = "INSERT INTO latest (table_num, internal, ts, value) \
+     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (table_num, internal) \
+     DO UPDATE SET ts = excluded.ts, value = excluded.value WHERE excluded.ts > latest.ts";
+
 /// Runs `f` in a write transaction whose `BEGIN` and `COMMIT` are cached statements (rusqlite's
 /// `Transaction` prepares both anew for every commit). On any failure the transaction is rolled
 /// back.
@@ -408,6 +480,7 @@ fn write_commits(conn: &Connection, commits: &[CommitRecord]) -> Result<(), Pers
         let mut insert_doc = tx
             .prepare_cached("INSERT INTO documents (table_num, internal, neg_ts, value, prev_ts) VALUES (?1, ?2, ?3, ?4, ?5)")
             .map_err(storage_err)?;
+        let mut upsert_latest = tx.prepare_cached(UPSERT_LATEST).map_err(storage_err)?;
         let mut insert_entry = tx
             .prepare_cached("INSERT INTO indexes (index_id, key, ts, table_num, internal) VALUES (?1, ?2, ?3, ?4, ?5)")
             .map_err(storage_err)?;
@@ -420,14 +493,18 @@ fn write_commits(conn: &Connection, commits: &[CommitRecord]) -> Result<(), Pers
                     .as_ref()
                     .map(|d| encode_document(d.creation_time, &d.fields));
                 let prev = rev.prev_ts.map(ts_to_sql).transpose()?;
+                let ts = ts_to_sql(rev.ts)?;
                 insert_doc
                     .execute(params![
                         rev.id.table.0,
                         &rev.id.internal[..],
-                        -ts_to_sql(rev.ts)?,
+                        -ts,
                         value,
                         prev
                     ])
+                    .map_err(storage_err)?;
+                upsert_latest
+                    .execute(params![rev.id.table.0, &rev.id.internal[..], ts, value])
                     .map_err(storage_err)?;
             }
             for entry in &commit.index_entries {
@@ -568,7 +645,145 @@ impl Persistence for SqlitePersistence {
 
 #[cfg(test)]
 mod tests {
+    use keel_values::{Object, TableNumber, Value};
+
     use super::*;
+    use crate::persistence::IndexEntry;
+    use crate::{Document, Interval};
+
+    fn id(n: u8) -> DocumentId {
+        DocumentId::new(TableNumber(10001), [n; 16])
+    }
+
+    /// Revision `version` of document `n` at `ts` (`None`: a tombstone).
+    fn revision(n: u8, version: Option<i64>, ts: u64) -> DocumentRevision {
+        let document = version.map(|v| {
+            let mut fields = Object::new();
+            fields.insert("v".into(), Value::Int64(v));
+            Document {
+                id: id(n),
+                creation_time: 1000.0,
+                fields,
+            }
+        });
+        DocumentRevision {
+            id: id(n),
+            ts: Timestamp(ts),
+            document,
+            prev_ts: None,
+        }
+    }
+
+    /// A commit at `ts` of `revisions`, each live one at key `[n]` of index 1.
+    fn commit(ts: u64, revisions: Vec<DocumentRevision>) -> CommitRecord {
+        let index_entries = revisions
+            .iter()
+            .map(|r| IndexEntry {
+                index: IndexId(1),
+                key: vec![r.id.internal[0]],
+                ts: Timestamp(ts),
+                document: r.document.as_ref().map(|_| r.id),
+            })
+            .collect();
+        CommitRecord {
+            ts: Timestamp(ts),
+            documents: revisions,
+            index_entries,
+        }
+    }
+
+    /// What a scan of index 1 at `ts` reads: (document number, version, revision ts).
+    async fn scan(p: &SqlitePersistence, ts: u64) -> Vec<(u8, Value, u64)> {
+        let rows = p
+            .index_scan(IndexId(1), &Interval::all(), Timestamp(ts), Order::Asc, 100)
+            .await
+            .unwrap();
+        rows.into_iter()
+            .map(|r| (r.key[0], r.document.fields["v"].clone(), r.ts.0))
+            .collect()
+    }
+
+    /// Doc 1: versions at 10 and 20; doc 2: at 10, deleted at 30; doc 3: at 20.
+    async fn history(p: &SqlitePersistence) {
+        p.write(vec![commit(
+            10,
+            vec![revision(1, Some(1), 10), revision(2, Some(1), 10)],
+        )])
+        .await
+        .unwrap();
+        let mut second = commit(20, vec![revision(3, Some(1), 20)]);
+        // Doc 1's new version keeps its key: no index entry, as the committer writes it.
+        second.documents.push(revision(1, Some(2), 20));
+        p.write(vec![second]).await.unwrap();
+        p.write(vec![commit(30, vec![revision(2, None, 30)])])
+            .await
+            .unwrap();
+    }
+
+    async fn check_history(p: &SqlitePersistence) {
+        let v = Value::Int64;
+        assert_eq!(scan(p, 15).await, vec![(1, v(1), 10), (2, v(1), 10)]);
+        assert_eq!(
+            scan(p, 25).await,
+            vec![(1, v(2), 20), (2, v(1), 10), (3, v(1), 20)]
+        );
+        assert_eq!(scan(p, 35).await, vec![(1, v(2), 20), (3, v(1), 20)]);
+    }
+
+    /// Scans read from the newest-revision table when the snapshot allows and from the revision
+    /// log otherwise; both give each document as of the read timestamp.
+    #[tokio::test]
+    async fn scans_read_newest_and_older_revisions() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = SqlitePersistence::open(dir.path().join("db.sqlite3")).unwrap();
+        history(&p).await;
+        check_history(&p).await;
+    }
+
+    /// A revision written after a newer one of the same document (an import, a replay) does not
+    /// replace the newer one in `latest`.
+    #[tokio::test]
+    async fn an_older_revision_written_later_stays_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = SqlitePersistence::open(dir.path().join("db.sqlite3")).unwrap();
+        p.write(vec![commit(20, vec![revision(1, Some(2), 20)])])
+            .await
+            .unwrap();
+        let mut older = commit(10, vec![revision(1, Some(1), 10)]);
+        older.index_entries.clear();
+        p.write(vec![older]).await.unwrap();
+        assert_eq!(scan(&p, 30).await, vec![(1, Value::Int64(2), 20)]);
+        assert_eq!(scan(&p, 15).await, Vec::new(), "the key's entry is at 20");
+    }
+
+    /// A file of storage format 2 (no `latest` table) is migrated on open, and reads the same.
+    #[tokio::test]
+    async fn migrates_a_format_2_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.sqlite3");
+        let p = SqlitePersistence::open(&path).unwrap();
+        history(&p).await;
+        drop(p);
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch("DROP TABLE latest; PRAGMA user_version = 2;")
+            .unwrap();
+        drop(old);
+        let p = SqlitePersistence::open(&path).unwrap();
+        check_history(&p).await;
+        let latest: i64 = p
+            .read_inline(|conn| {
+                conn.query_row("SELECT count(*) FROM latest", [], |row| row.get(0))
+                    .map_err(storage_err)
+            })
+            .unwrap();
+        assert_eq!(latest, 3, "one row per document, the deleted one included");
+        drop(p);
+        let version: i64 = Connection::open(&path)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, FORMAT_VERSION);
+    }
 
     #[test]
     fn refuses_a_file_in_another_layout() {
@@ -580,6 +795,24 @@ mod tests {
         drop(old);
         let err = SqlitePersistence::open(&path).err().unwrap();
         assert!(err.to_string().contains("storage format 0"), "{err}");
+        // A file from a newer build is refused too, and left as it was.
+        let newer = dir.path().join("newer.sqlite3");
+        drop(SqlitePersistence::open(&newer).unwrap());
+        Connection::open(&newer)
+            .unwrap()
+            .pragma_update(None, "user_version", FORMAT_VERSION + 1)
+            .unwrap();
+        let err = SqlitePersistence::open(&newer).err().unwrap();
+        assert!(
+            err.to_string()
+                .contains(&format!("storage format {}", FORMAT_VERSION + 1)),
+            "{err}"
+        );
+        let version: i64 = Connection::open(&newer)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, FORMAT_VERSION + 1);
         let fresh = dir.path().join("new.sqlite3");
         drop(SqlitePersistence::open(&fresh).unwrap());
         assert!(
