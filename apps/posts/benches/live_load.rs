@@ -16,6 +16,12 @@
 //! 20 posts/s for 60 s, then 100/s for 30 s), or smaller:
 //! `cargo bench -p keel-posts --bench live_load -- --sessions 10 --tabs 10 --phases 20:20`.
 //! Under `cargo test` (no `--bench`) it makes a short smoke run (2 × 2 pages, 5 posts/s for 2 s).
+//!
+//! Soak (not in CI, bounded): `cargo bench -p keel-posts --bench live_load -- --soak 600` keeps
+//! the same pages open at one steady rate (`--soak-rate`, default 20 posts/s) instead of the
+//! phases, samples the web process's RSS every 10 s and prints the series and a verdict (memory
+//! flat: the last minute's mean within 10 % of the second minute's; 0 errors); it exits
+//! non-zero when the verdict is FAIL. See `live_load/soak.rs`.
 
 #![allow(clippy::print_stdout)]
 
@@ -27,6 +33,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use parking_lot::Mutex;
+
+#[path = "live_load/soak.rs"]
+mod soak;
 
 /// The `keel` binary running all three services in a temp dir.
 struct Keel {
@@ -105,6 +114,8 @@ struct Plan {
     tabs: usize,
     /// (posts per second, seconds)
     phases: Vec<(f64, u64)>,
+    /// `--soak SECONDS` (with `--soak-rate`): a soak instead of the phases.
+    soak: Option<soak::Soak>,
 }
 
 fn plan() -> Plan {
@@ -140,10 +151,15 @@ fn plan() -> Plan {
             )
         })
         .collect();
+    let soak = value("--soak").map(|seconds| soak::Soak {
+        seconds: seconds.parse().expect("--soak takes seconds"),
+        rate: value("--soak-rate").map_or(20.0, |r| r.parse().expect("--soak-rate takes posts/s")),
+    });
     Plan {
         sessions: number("--sessions", sessions),
         tabs: number("--tabs", tabs),
         phases,
+        soak,
     }
 }
 
@@ -180,6 +196,17 @@ async fn sign_up(web: &str, email: &str, visitor: usize) -> reqwest::Client {
         response.url()
     );
     client
+}
+
+/// Creates post `Load <n>` as `writer` (the form's server function); whether it succeeded.
+async fn create_post(writer: &reqwest::Client, web: &str, n: u64) -> bool {
+    let title = format!("Load {n}");
+    writer
+        .post(format!("{web}/_keel/fn/posts/create"))
+        .form(&[("title", title.as_str()), ("body", "x")])
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
 }
 
 /// `/posts` as `client` sees it: the body and the live address.
@@ -434,6 +461,19 @@ async fn main() {
         (rss_open.saturating_sub(rss_before)) as f64 / 1024.0 / pages as f64
     );
 
+    if let Some(soak) = &plan.soak {
+        let passed = soak::run(soak, pid, &web, &writer, &counters, &shown).await;
+        stop_tx.send_replace(true);
+        for task in tasks {
+            let _ = task.await;
+        }
+        if !passed {
+            drop(keel);
+            std::process::exit(1);
+        }
+        return;
+    }
+
     println!();
     println!(
         "| phase | posts (achieved/s) | commit → every tab p50 / p99 / max | per tab p50 / p99 | errors | refetches | renders received (splices) | KiB received per tab update | CPU per post | CPU per tab update | RSS after |"
@@ -463,16 +503,9 @@ async fn main() {
                 write_errors.clone(),
             );
             writes.push(tokio::spawn(async move {
-                let title = format!("Load {n}");
                 let sent = Instant::now();
                 created.lock().push((n, sent));
-                let ok = writer
-                    .post(format!("{web}/_keel/fn/posts/create"))
-                    .form(&[("title", title.as_str()), ("body", "x")])
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success());
-                if !ok {
+                if !create_post(&writer, &web, n).await {
                     write_errors.fetch_add(1, Ordering::Relaxed);
                 }
             }));

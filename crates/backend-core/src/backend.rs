@@ -16,7 +16,7 @@ use crate::cluster::{Cluster, ForwardRefusal, ForwardReply, ForwardedCall, NodeS
 use crate::error::FunctionError;
 use crate::execution_log::ExecutionLog;
 use crate::identity::{Identity, VerifiedUser};
-use crate::metrics::{CoreMetrics, SessionGauge};
+use crate::metrics::{CoreMetrics, SessionGauge, SyncTransport};
 use crate::mutation_log::MutationLog;
 use crate::query_cache::QueryCache;
 use crate::registry::FunctionRegistry;
@@ -204,9 +204,9 @@ impl Backend {
     }
 
     /// Counts a sync session (a transport's connection) among the open ones until the gauge
-    /// is dropped.
-    pub fn session_gauge(&self) -> SessionGauge {
-        self.inner.metrics.session_gauge()
+    /// is dropped, and among those opened over `transport`.
+    pub fn session_gauge(&self, transport: SyncTransport) -> SessionGauge {
+        self.inner.metrics.session_gauge(transport)
     }
 
     /// Whether `/metrics` requires the admin key (see [`BackendConfig`]).

@@ -82,7 +82,7 @@
 //!   given), checked in constant time.
 //! * `metrics` — the core's metrics in the backend's registry ([`Backend::metrics`]): function
 //!   calls and durations, commits, conflicts and retries, the scheduler's lag, sync sessions
-//!   ([`SessionGauge`]) and their subscriptions.
+//!   ([`SessionGauge`]) and their subscriptions, sessions opened by [`SyncTransport`].
 //! * `operator` — what operators see and do (the dashboard, `keel` commands): the app's
 //!   functions ([`Backend::functions`], [`FunctionInfo`]), a function run as the app's own code
 //!   with its log lines ([`Backend::run_as_operator`]), a scheduled job canceled
@@ -142,7 +142,7 @@ pub use http_action::{
 };
 pub use identity::{Identity, VerifiedUser};
 pub use journal::QueryJournal;
-pub use metrics::SessionGauge;
+pub use metrics::{SessionGauge, SyncTransport};
 pub use operator::{FunctionInfo, SyncLoad};
 pub use query_cache::{QueryOutcome, QuerySubscription};
 pub use registry::{FunctionKind, FunctionRegistry, Visibility};

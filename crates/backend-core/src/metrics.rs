@@ -10,6 +10,7 @@
 //! | `keel_mutation_retries_total` | `path` | conflicting mutations run again |
 //! | `keel_scheduler_lag_seconds` | | how late a scheduled function started after it was due (histogram) |
 //! | `keel_sync_sessions` | | open sync sessions (kept by the transports, see [`SessionGauge`]) |
+//! | `keel_sync_sessions_opened_total` | `transport` | sync sessions opened, over a `websocket` or `in_process` (see [`SyncTransport`]) |
 //! | `keel_sync_subscriptions` | | queries those sessions keep subscribed |
 //! | `keel_cluster_members` | | live members of this node's cluster as of its last heartbeat (1 off a cluster) |
 //!
@@ -37,8 +38,28 @@ pub(crate) struct CoreMetrics {
     retries: CounterVec,
     scheduler_lag: HistogramVec,
     sessions: GaugeVec,
+    sessions_opened: CounterVec,
     subscriptions: GaugeVec,
     members: GaugeVec,
+}
+
+/// What carries a sync session (the `transport` label of `keel_sync_sessions_opened_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncTransport {
+    /// A WebSocket to `/api/sync`.
+    WebSocket,
+    /// Channels in the backend's own process (`keel_protocol::InProcessSync`).
+    InProcess,
+}
+
+impl SyncTransport {
+    /// The label value: `websocket` or `in_process`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncTransport::WebSocket => "websocket",
+            SyncTransport::InProcess => "in_process",
+        }
+    }
 }
 
 impl CoreMetrics {
@@ -78,6 +99,11 @@ impl CoreMetrics {
                 LAG_BUCKETS,
             ),
             sessions: registry.gauge("keel_sync_sessions", "Open sync sessions.", &[]),
+            sessions_opened: registry.counter(
+                "keel_sync_sessions_opened_total",
+                "Sync sessions opened, by transport (websocket or in_process).",
+                &["transport"],
+            ),
             subscriptions: registry.gauge(
                 "keel_sync_subscriptions",
                 "Queries the open sync sessions keep subscribed.",
@@ -103,7 +129,8 @@ impl CoreMetrics {
         (count(&self.sessions), count(&self.subscriptions))
     }
 
-    pub(crate) fn session_gauge(&self) -> SessionGauge {
+    pub(crate) fn session_gauge(&self, transport: SyncTransport) -> SessionGauge {
+        self.sessions_opened.inc(&[transport.name()]);
         self.sessions.add(&[], 1.0);
         SessionGauge {
             sessions: self.sessions.clone(),

@@ -32,7 +32,7 @@ pub struct FunctionInfo {
 /// How busy the sync sessions keep this backend.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct SyncLoad {
-    /// Open sync sessions (WebSocket connections of clients).
+    /// Open sync sessions (WebSocket connections of clients, and in-process ones).
     pub sessions: u64,
     /// Queries those sessions keep subscribed.
     pub subscriptions: u64,

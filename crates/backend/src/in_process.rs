@@ -7,13 +7,16 @@
 //! client's call (public functions only, recorded in the execution log and the function
 //! metrics), and a failure is logged where it is delivered. A refusal carries the status and
 //! code of the [`RequestError`] the HTTP API would have answered, mapped in the same place.
+//!
+//! Its sync sessions ([`InProcessBackend::open_sync`]) are the `/api/sync` socket's sessions
+//! without the socket: see `sync`.
 
 use std::sync::Arc;
 
 use keel_backend_core::{Backend, FunctionError, Identity, Logged};
 use keel_protocol::{
     CallKind, CanonicalPath, InProcessBackend, InProcessCall, InProcessError, InProcessFuture,
-    ProtocolError,
+    InProcessSync, ProtocolError,
 };
 use keel_values::Value;
 
@@ -94,6 +97,14 @@ impl InProcessBackend for InProcess {
 
     fn latest_ts(&self) -> u64 {
         self.backend.latest_ts()
+    }
+
+    fn open_sync(&self) -> Result<InProcessSync, InProcessError> {
+        crate::sync::serve_in_process(&self.backend).ok_or_else(|| InProcessError::Refused {
+            status: 503,
+            code: "ShuttingDown".to_owned(),
+            message: "the backend is shutting down".to_owned(),
+        })
     }
 }
 

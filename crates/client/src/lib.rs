@@ -8,7 +8,9 @@
 //! * [`LiveClient`] — the WebSocket sync protocol: subscriptions, mutations resolved only when a
 //!   transition reflects them, reconnects with backoff that re-add every query under its
 //!   original id and re-send in-flight mutations under the same session and request ids, and
-//!   auth from a token fetcher refreshed before expiry on the open socket.
+//!   auth from a token fetcher refreshed before expiry on the open socket. In the backend's
+//!   own process ([`LiveClient::in_process`]) the same client over the backend's in-process
+//!   sync sessions: typed messages on channels, no socket, the same session on the backend.
 //! * [`QueryClient`] — a query cache keyed like `ConvexQueryClient`
 //!   (`convexQuery|<path>|<args JSON>`), kept live by a [`LiveClient`], with GC, change
 //!   notices, reads of several entries at one timestamp and "wait until the cache reached
@@ -77,10 +79,12 @@
 //!   deployment's upload URLs ([`HttpClient::upload_file`]).
 //! * `jwt` — a token's `iat`/`exp` and the refresh schedule.
 //! * `live` — [`LiveClient`], [`Subscription`], [`QueryWatch`], [`LiveConfig`], [`AuthState`].
-//! * `live::worker` — the task owning the socket: connect, re-subscribe, resend, reconnect
+//! * `live::worker` — the task owning the connection: connect, re-subscribe, resend, reconnect
 //!   ([`LiveClient::closed`] waits for it to end). It owns the `Worker`'s state: every field is
 //!   private to it, and only its two submodules add methods over it. `live` (the handle) talks to
 //!   it only through commands.
+//! * `live::worker::connection` — what carries its messages: a WebSocket, or an in-process
+//!   session's channels (`keel_protocol::InProcessSync`); the worker is the same for both.
 //! * `live::worker::transition` — applying transitions and mutation responses.
 //! * `live::worker::auth` — fetch, authenticate, confirm, refresh, retry, sign out (the
 //!   worker's auth state and [`AuthState`]).

@@ -24,6 +24,11 @@
 //!         Box::pin(async { Ok(Value::Float64(1.0)) })
 //!     }
 //!     fn latest_ts(&self) -> u64 { 7 }
+//!     fn open_sync(&self) -> Result<keel_protocol::InProcessSync, InProcessError> {
+//!         Err(InProcessError::Refused {
+//!             status: 503, code: "NoSync".into(), message: "no sync sessions here".into(),
+//!         })
+//!     }
 //! }
 //! ```
 
@@ -97,4 +102,8 @@ pub trait InProcessBackend: Send + Sync {
 
     /// The latest snapshot timestamp (`/api/query_ts`).
     fn latest_ts(&self) -> u64;
+
+    /// Opens a sync session (`/api/sync` without the socket): see
+    /// [`InProcessSync`](crate::InProcessSync). Refused while the backend shuts down.
+    fn open_sync(&self) -> Result<crate::InProcessSync, InProcessError>;
 }

@@ -18,7 +18,8 @@
 //! * [`function_args`]: the one-object argument array, decoded strictly into an [`Object`].
 //! * [`http`]: the bodies of `/api/query`, `/api/mutation`, `/api/action`, `/api/query_ts`,
 //!   `/api/query_at_ts`, with [`ResponseFormat`](http::ResponseFormat).
-//! * [`InProcessBackend`]: the same calls without HTTP, for a client in the backend's process.
+//! * [`InProcessBackend`]: the same calls without HTTP, for a client in the backend's process,
+//!   and the sync protocol without a socket ([`InProcessSync`]: typed messages over channels).
 //!
 //! # Layout
 //! * `error` — [`ProtocolError`], each variant with a short code.
@@ -26,10 +27,12 @@
 //! * `udf_path` — [`CanonicalPath`], [`normalize_udf_path`].
 //! * `args` — [`function_args`], [`serialized_function_args`], [`request_args`].
 //! * `messages` — [`parse_client_message`], [`encode_server_message`], and for Rust-side
-//!   clients [`encode_client_message`], [`parse_server_message`].
+//!   clients [`encode_client_message`], [`parse_server_message`], [`client_message_from_json`].
 //! * [`http`] — HTTP API request and response bodies and [`http::ResponseFormat`].
 //! * `in_process` — the in-process transport: [`InProcessBackend`], [`InProcessCall`]
 //!   ([`CallKind`]), [`InProcessError`] (the HTTP API's refusals and error envelopes as values).
+//! * `in_process_sync` — [`InProcessSync`]: one sync session's two channels, the in-process
+//!   twin of a `/api/sync` WebSocket ([`InProcessBackend::open_sync`]).
 //! * `function_ref` — typed function references ([`FunctionRef`], [`QueryRef`], …: a path with
 //!   its kind, visibility, argument and result types) and what the registry, the clients and
 //!   the app's own code accept in their place ([`FunctionName`], [`AppFunction`],
@@ -40,6 +43,7 @@ mod error;
 mod function_ref;
 pub mod http;
 mod in_process;
+mod in_process_sync;
 mod messages;
 mod ts;
 mod udf_path;
@@ -59,9 +63,11 @@ pub use function_ref::{
     SchedulableFunction, kind,
 };
 pub use in_process::{CallKind, InProcessBackend, InProcessCall, InProcessError, InProcessFuture};
+pub use in_process_sync::{InProcessSync, SYNC_CHANNEL_CAPACITY};
 pub use keel_values::{Object, Value};
 pub use messages::{
-    encode_client_message, encode_server_message, parse_client_message, parse_server_message,
+    client_message_from_json, encode_client_message, encode_server_message, parse_client_message,
+    parse_server_message,
 };
 pub use ts::{decode_ts, encode_ts};
 pub use udf_path::{CanonicalPath, normalize_udf_path};

@@ -63,6 +63,23 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ProtocolError> 
     let json: Json = serde_json::from_str(text).map_err(|e| ProtocolError::InvalidJson {
         detail: e.to_string(),
     })?;
+    client_message_from_json(json)
+}
+
+/// A client → server message from its JSON tree, with the checks and errors of
+/// [`parse_client_message`] (which is this after parsing the text). A client in the backend's
+/// process forms its messages with it: they reach the backend typed, with no text in between.
+///
+/// ```
+/// use keel_protocol::{client_message_from_json, ClientMessage};
+/// let m = client_message_from_json(serde_json::json!({
+///     "type": "Authenticate", "baseVersion": 0, "tokenType": "None"
+/// })).unwrap();
+/// assert!(matches!(m, ClientMessage::Authenticate { base_version: 0, .. }));
+/// let bad = serde_json::json!({"type": "Mutation", "requestId": 0, "udfPath": "no colon!", "args": [{}]});
+/// assert!(client_message_from_json(bad).is_err());
+/// ```
+pub fn client_message_from_json(json: Json) -> Result<ClientMessage, ProtocolError> {
     let type_name = json
         .get("type")
         .and_then(Json::as_str)

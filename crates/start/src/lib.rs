@@ -24,8 +24,9 @@
 //! [`RouteContext::set_server_auth`] — remains as the explicit way.
 //!
 //! Pages stay live: the document lists the queries it was rendered from and its address; the
-//! browser runtime opens one event stream per page; the web tier keeps one backend WebSocket
-//! per signed-in session (token refreshed before expiry) and its query cache. When a listed
+//! browser runtime opens one event stream per page; the web tier keeps one backend connection
+//! per signed-in session (a WebSocket, or the backend's in-process sync session when it runs in
+//! this process; token refreshed before expiry) and its query cache. When a listed
 //! query changes, the web tier re-renders the page from that cache at one timestamp — in
 //! process, no backend call, one render per session and address shared by its tabs, the newest
 //! state winning — and pushes it (`render`: the body, or a splice of the previous one); the
@@ -63,7 +64,8 @@
 //!   page (`user_profile`, `load_account`) for the local idp, and their endpoints.
 //! * `second_factor_ui` — the code step of signing in and the account page's two-step
 //!   verification section (authenticator app, backup codes), and their endpoints.
-//! * `live` — page event streams and per-session backend connections, run as the tasks of
+//! * `live` — page event streams and per-session backend connections (over a WebSocket, or in
+//!   process with [`StartConfig::in_process_backend`]), run as the tasks of
 //!   [`StartConfig::tasks`] (stopping them ends every stream and closes every session); the
 //!   open ones counted in `keel_live_pages`.
 //! * `live_render` — the per-session, per-address page renderer: re-renders from the session's

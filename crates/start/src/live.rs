@@ -1,5 +1,7 @@
 //! The live layer: one event stream per open page (`GET /_keel/live?q=…&u=…&p=…`), one
-//! backend WebSocket per signed-in session.
+//! backend connection per signed-in session — a WebSocket, or, when the backend runs in this
+//! process (`StartConfig::in_process_backend`), its in-process sync session
+//! ([`LiveClient::in_process`]: no socket, the same session and token checks).
 //!
 //! Per session (keyed by the session id; one shared anonymous session for signed-out pages),
 //! the [`LiveHub`] keeps a [`LiveClient`] authenticated by a token fetcher (the
@@ -36,7 +38,9 @@ use futures::Stream;
 use http::{HeaderMap, Uri};
 use keel_auth::{AuthState, Authenticator};
 use keel_client::AuthState as LiveAuthState;
-use keel_client::{ClientError, LiveClient, LiveConfig, QueryClient, QueryClientConfig, QueryKey};
+use keel_client::{
+    ClientError, InProcessBackend, LiveClient, LiveConfig, QueryClient, QueryClientConfig, QueryKey,
+};
 use keel_values::Value;
 use parking_lot::Mutex;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -157,6 +161,8 @@ impl LiveSession {
 /// Every live session of the web tier.
 pub(crate) struct LiveHub {
     backend_url: String,
+    /// The backend when it runs in this process: sessions connect to it directly.
+    in_process: Option<Arc<dyn InProcessBackend>>,
     authenticator: Option<Arc<dyn Authenticator>>,
     token_template: Option<String>,
     linger: Duration,
@@ -170,6 +176,7 @@ pub(crate) struct LiveHub {
 impl LiveHub {
     pub(crate) fn new(
         backend_url: String,
+        in_process: Option<Arc<dyn InProcessBackend>>,
         authenticator: Option<Arc<dyn Authenticator>>,
         token_template: Option<String>,
         linger: Duration,
@@ -178,6 +185,7 @@ impl LiveHub {
     ) -> LiveHub {
         LiveHub {
             backend_url,
+            in_process,
             authenticator,
             token_template,
             linger,
@@ -202,7 +210,11 @@ impl LiveHub {
             session.streams.fetch_add(1, Ordering::SeqCst);
             return Ok(session.clone());
         }
-        let live = LiveClient::with_config(LiveConfig::new(self.backend_url.clone()))?;
+        let config = LiveConfig::new(self.backend_url.clone());
+        let live = match &self.in_process {
+            Some(backend) => LiveClient::in_process(config, backend.clone()),
+            None => LiveClient::with_config(config)?,
+        };
         if !key.is_empty()
             && let Some(authenticator) = &self.authenticator
         {

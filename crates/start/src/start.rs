@@ -40,8 +40,10 @@ pub struct StartConfig {
     pub backend_url: String,
     /// The backend at `backend_url` when it runs in this process (`keel` with every service):
     /// loaders' queries and server functions' calls go to it directly, with no loopback HTTP
-    /// (see [`HttpClient::in_process`]); the live layer's sockets and file uploads still use
-    /// `backend_url`. `None` (the default): everything over HTTP.
+    /// (see [`HttpClient::in_process`]), and the live layer's sessions use its in-process
+    /// sync sessions instead of WebSockets (see [`keel_client::LiveClient::in_process`]); file
+    /// uploads still use `backend_url`. `None` (the default): everything over HTTP and
+    /// WebSockets.
     pub in_process_backend: Option<Arc<dyn keel_client::InProcessBackend>>,
     /// Reads sessions and mints backend tokens; `None`: everyone is signed out.
     pub authenticator: Option<Arc<dyn Authenticator>>,
@@ -255,6 +257,7 @@ impl Start {
         );
         let live = Arc::new(LiveHub::new(
             self.config.backend_url.clone(),
+            self.config.in_process_backend.clone(),
             self.config.authenticator.clone(),
             self.config.token_template.clone(),
             self.config.live_linger,

@@ -1,9 +1,12 @@
-//! The WebSocket sync protocol endpoint (`/api/sync`, `/api/{version}/sync`).
+//! The sync protocol's endpoints: the WebSocket (`/api/sync`, `/api/{version}/sync`) and its
+//! in-process twin ([`serve_in_process`], `keel_protocol::InProcessSync`).
 //!
-//! Each socket gets a reader loop (this module) and a writer task joined by a bounded
-//! [`Outbox`]: a client that stops reading fills its outbox and is disconnected instead of
-//! growing the server's memory. Protocol violations end only the offending socket, with a
-//! `FatalError` saying what was wrong.
+//! Both run one [`SyncSession`] in one loop (`drive`); only the carrier differs. A socket gets
+//! a writer task joined to the loop by a bounded [`Outbox`] of encoded frames; an in-process
+//! session's outbox is the bounded channel of typed messages its client reads. Either way a
+//! client that stops reading fills its outbox and is disconnected instead of growing the
+//! server's memory. Protocol violations end only the offending session, with a `FatalError`
+//! saying what was wrong.
 //!
 //! Sessions belong to the backend's tasks: when they are told to stop (a graceful shutdown), a
 //! session stops reading, answers what it already received, and closes with 1001 ("going
@@ -16,12 +19,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures::{SinkExt, StreamExt};
-use keel_protocol::ServerMessage;
+use futures::{SinkExt, Stream, StreamExt};
+use keel_protocol::{
+    ClientMessage, InProcessSync, ProtocolError, SYNC_CHANNEL_CAPACITY, ServerMessage,
+};
+use keel_values::Value;
+use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use keel_backend_core::{Backend, ErrorClass};
+use keel_backend_core::{Backend, ErrorClass, SyncTransport};
 use session::SyncSession;
 
 use crate::error_class::close_code;
@@ -74,61 +81,134 @@ impl SessionEnd {
     }
 }
 
-/// The bounded queue of encoded messages waiting to be written to one socket, bounded both in
-/// messages and in bytes.
+/// The bounded queue of messages waiting for one client, and when the last one reached it
+/// (the loop pings a client that was sent nothing for a heartbeat).
 #[derive(Clone)]
 pub(crate) struct Outbox {
-    tx: mpsc::Sender<Message>,
-    /// Bytes queued and not yet written (the writer subtracts what it has sent).
-    queued_bytes: Arc<AtomicUsize>,
+    carrier: Carrier,
+    last_sent: Arc<Mutex<Instant>>,
+}
+
+#[derive(Clone)]
+enum Carrier {
+    /// Encoded frames for the socket's writer, bounded both in messages and in bytes.
+    Socket {
+        tx: mpsc::Sender<Message>,
+        /// Bytes queued and not yet written (the writer subtracts what it has sent).
+        queued_bytes: Arc<AtomicUsize>,
+    },
+    /// Typed messages on the channel an in-process client reads.
+    InProcess(mpsc::Sender<ServerMessage<Value>>),
 }
 
 impl Outbox {
     /// Queues a message; a full queue means the client is not reading.
-    pub(crate) fn send(
-        &self,
-        message: ServerMessage<keel_values::Value>,
-    ) -> Result<(), SessionEnd> {
-        let text = keel_protocol::encode_server_message(message);
-        let len = text.len();
-        let queued = self.queued_bytes.load(Ordering::Acquire);
-        if queued > 0 && queued + len > OUTBOX_BYTES {
-            tracing::warn!(
-                queued,
-                "disconnecting a client that does not read its messages (outbox bytes)"
-            );
-            return Err(SessionEnd::NotReading);
+    pub(crate) fn send(&self, message: ServerMessage<Value>) -> Result<(), SessionEnd> {
+        match &self.carrier {
+            Carrier::Socket { tx, queued_bytes } => {
+                let text = keel_protocol::encode_server_message(message);
+                let len = text.len();
+                let queued = queued_bytes.load(Ordering::Acquire);
+                if queued > 0 && queued + len > OUTBOX_BYTES {
+                    tracing::warn!(
+                        queued,
+                        "disconnecting a client that does not read its messages (outbox bytes)"
+                    );
+                    return Err(SessionEnd::NotReading);
+                }
+                queued_bytes.fetch_add(len, Ordering::AcqRel);
+                tx.try_send(Message::Text(text.into())).map_err(|error| {
+                    tracing::warn!(%error, "disconnecting a client that does not read its messages");
+                    SessionEnd::NotReading
+                })
+            }
+            Carrier::InProcess(tx) => match tx.try_send(message) {
+                Ok(()) => {
+                    *self.last_sent.lock() = Instant::now();
+                    Ok(())
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::warn!(
+                        "disconnecting an in-process client that does not read its messages"
+                    );
+                    Err(SessionEnd::NotReading)
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => Err(SessionEnd::Gone),
+            },
         }
-        self.queued_bytes.fetch_add(len, Ordering::AcqRel);
-        self.tx
-            .try_send(Message::Text(text.into()))
-            .map_err(|error| {
-                tracing::warn!(%error, "disconnecting a client that does not read its messages");
-                SessionEnd::NotReading
-            })
     }
 }
+
+/// What the loop receives from its client: a message, nothing to act on (a ping), or the end.
+type Inbound = Result<Option<ClientMessage>, SessionEnd>;
 
 /// Serves one upgraded WebSocket until the client leaves or breaks the protocol, or the
 /// backend shuts down; counted among the backend's tasks meanwhile.
 pub(crate) async fn serve_socket(socket: WebSocket, backend: Backend) {
     let tasks = backend.tasks().clone();
     tasks
-        .track("sync session", run_session(socket, backend, tasks.clone()))
+        .track("sync session", run_socket(socket, backend, tasks.clone()))
         .await;
 }
 
-async fn run_session(socket: WebSocket, backend: Backend, tasks: keel_tasks::Tasks) {
+/// Opens an in-process session (`keel_protocol::InProcessBackend::open_sync`): the same
+/// session as a socket's, run on one of the backend's tasks, its client holding the other ends
+/// of the channels. `None` while the backend shuts down.
+pub(crate) fn serve_in_process(backend: &Backend) -> Option<InProcessSync> {
+    let tasks = backend.tasks().clone();
+    if tasks.is_stopping() {
+        return None;
+    }
+    let (to_backend, mut received) =
+        mpsc::channel::<Result<ClientMessage, ProtocolError>>(SYNC_CHANNEL_CAPACITY);
+    let (tx, from_backend) = mpsc::channel(SYNC_CHANNEL_CAPACITY);
+    let outbox = Outbox {
+        carrier: Carrier::InProcess(tx),
+        last_sent: Arc::new(Mutex::new(Instant::now())),
+    };
+    let inbound = futures::stream::poll_fn(move |cx| received.poll_recv(cx)).map(|message| {
+        message
+            .map(Some)
+            .map_err(|error| SessionEnd::fatal(error.to_string()))
+    });
+    let (session, completions) =
+        SyncSession::new(backend.clone(), outbox.clone(), SyncTransport::InProcess);
     let heartbeat = backend.config().heartbeat_interval;
-    let (mut sink, mut stream) = socket.split();
+    let task_tasks = tasks.clone();
+    tasks.spawn("in-process sync session", async move {
+        let mut inbound = std::pin::pin!(inbound);
+        let end = drive(
+            session,
+            completions,
+            &outbox,
+            &mut inbound,
+            &task_tasks,
+            heartbeat,
+        )
+        .await;
+        // The end is told as over a socket (`FatalError`, `AuthError`); then the channel closes
+        // as the socket would.
+        tell_end(end, &outbox);
+    });
+    Some(InProcessSync {
+        to_backend,
+        from_backend,
+    })
+}
+
+async fn run_socket(socket: WebSocket, backend: Backend, tasks: keel_tasks::Tasks) {
+    let heartbeat = backend.config().heartbeat_interval;
+    let (mut sink, stream) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Message>(OUTBOX_CAPACITY);
     let queued_bytes = Arc::new(AtomicUsize::new(0));
+    let last_sent = Arc::new(Mutex::new(Instant::now()));
     let outbox = Outbox {
-        tx,
-        queued_bytes: queued_bytes.clone(),
+        carrier: Carrier::Socket {
+            tx: tx.clone(),
+            queued_bytes: queued_bytes.clone(),
+        },
+        last_sent: last_sent.clone(),
     };
-    let last_sent = Arc::new(parking_lot::Mutex::new(Instant::now()));
-    let writer_last_sent = last_sent.clone();
     let writer = tasks.spawn("sync writer", async move {
         while let Some(message) = rx.recv().await {
             let closing = matches!(message, Message::Close(_));
@@ -139,7 +219,7 @@ async fn run_session(socket: WebSocket, backend: Backend, tasks: keel_tasks::Tas
             match tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)).await {
                 Ok(Ok(())) => {
                     queued_bytes.fetch_sub(len, Ordering::AcqRel);
-                    *writer_last_sent.lock() = Instant::now();
+                    *last_sent.lock() = Instant::now();
                 }
                 Ok(Err(_)) | Err(_) => break,
             }
@@ -150,49 +230,27 @@ async fn run_session(socket: WebSocket, backend: Backend, tasks: keel_tasks::Tas
         let _ = sink.close().await;
     });
 
-    let (mut session, mut completions) = SyncSession::new(backend, outbox.clone());
-    // Set once the backend shuts down: nothing more is read, and the session ends as soon as
-    // everything it received is answered.
-    let mut draining = false;
-    let end = loop {
-        let idle_deadline = *last_sent.lock() + heartbeat;
-        let identity_deadline = session.identity_deadline();
-        let step = tokio::select! {
-            () = tasks.stopping(), if !draining => {
-                draining = true;
-                Ok(())
-            }
-            frame = stream.next(), if !draining => match frame {
-                Some(Ok(Message::Text(text))) => match keel_protocol::parse_client_message(&text) {
-                    Ok(message) => session.on_client_message(message).await,
-                    Err(error) => Err(SessionEnd::fatal(error.to_string())),
-                },
-                Some(Ok(Message::Binary(_))) => Err(SessionEnd::fatal(
-                    "BinaryFrame: the sync protocol uses text frames holding JSON",
-                )),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => Err(SessionEnd::Gone),
-            },
-            query_id = session.next_invalidation() => {
-                session.on_invalidated(query_id);
-                Ok(())
-            }
-            Some(completion) = completions.recv() => session.on_completion(completion),
-            () = tokio::time::sleep_until(idle_deadline) => outbox.send(ServerMessage::Ping),
-            () = sleep_until_some(identity_deadline) => Err(session.identity_expired()),
-        };
-        if let Err(end) = step {
-            break end;
-        }
-        if session.needs_transition()
-            && let Err(end) = session.send_transition().await
-        {
-            break end;
-        }
-        if draining && session.is_idle() {
-            break SessionEnd::ShuttingDown;
-        }
-    };
+    let mut stream = stream.map(|frame| match frame {
+        Ok(Message::Text(text)) => keel_protocol::parse_client_message(&text)
+            .map(Some)
+            .map_err(|error| SessionEnd::fatal(error.to_string())),
+        Ok(Message::Binary(_)) => Err(SessionEnd::fatal(
+            "BinaryFrame: the sync protocol uses text frames holding JSON",
+        )),
+        Ok(Message::Ping(_) | Message::Pong(_)) => Ok(None),
+        Ok(Message::Close(_)) | Err(_) => Err(SessionEnd::Gone),
+    });
+    let (session, completions) =
+        SyncSession::new(backend, outbox.clone(), SyncTransport::WebSocket);
+    let end = drive(
+        session,
+        completions,
+        &outbox,
+        &mut stream,
+        &tasks,
+        heartbeat,
+    )
+    .await;
 
     let not_reading = matches!(end, SessionEnd::NotReading);
     let close = match end.class() {
@@ -203,6 +261,73 @@ async fn run_session(socket: WebSocket, backend: Backend, tasks: keel_tasks::Tas
         None if matches!(end, SessionEnd::ShuttingDown) => Some(GOING_AWAY),
         None => None,
     };
+    tell_end(end, &outbox);
+    if not_reading {
+        // The writer is stuck on a socket nobody reads: drop it (and the queued messages) now
+        // rather than after the write timeout, so the connection closes at once.
+        writer.abort();
+    }
+    if let Some(frame) = close {
+        let _ = tx.try_send(Message::Close(Some(frame)));
+    }
+    drop(tx);
+    drop(outbox);
+    let _ = writer.await;
+    // Dropping the read half too closes the connection.
+    drop(stream);
+}
+
+/// Runs `session` until it ends: client messages, invalidations, completions, idle pings and
+/// the identity's deadline, one transition after each burst.
+async fn drive(
+    mut session: SyncSession,
+    mut completions: mpsc::UnboundedReceiver<session::Completion>,
+    outbox: &Outbox,
+    inbound: &mut (impl Stream<Item = Inbound> + Unpin),
+    tasks: &keel_tasks::Tasks,
+    heartbeat: Duration,
+) -> SessionEnd {
+    // Set once the backend shuts down: nothing more is read, and the session ends as soon as
+    // everything it received is answered.
+    let mut draining = false;
+    loop {
+        let idle_deadline = *outbox.last_sent.lock() + heartbeat;
+        let identity_deadline = session.identity_deadline();
+        let step = tokio::select! {
+            () = tasks.stopping(), if !draining => {
+                draining = true;
+                Ok(())
+            }
+            message = inbound.next(), if !draining => match message {
+                Some(Ok(Some(message))) => session.on_client_message(message).await,
+                Some(Ok(None)) => Ok(()),
+                Some(Err(end)) => Err(end),
+                None => Err(SessionEnd::Gone),
+            },
+            query_id = session.next_invalidation() => {
+                session.on_invalidated(query_id);
+                Ok(())
+            }
+            Some(completion) = completions.recv() => session.on_completion(completion),
+            () = tokio::time::sleep_until(idle_deadline) => outbox.send(ServerMessage::Ping),
+            () = sleep_until_some(identity_deadline) => Err(session.identity_expired()),
+        };
+        if let Err(end) = step {
+            return end;
+        }
+        if session.needs_transition()
+            && let Err(end) = session.send_transition().await
+        {
+            return end;
+        }
+        if draining && session.is_idle() {
+            return SessionEnd::ShuttingDown;
+        }
+    }
+}
+
+/// Tells the client why its session ends, when it ended on an error.
+fn tell_end(end: SessionEnd, outbox: &Outbox) {
     match end {
         SessionEnd::Fatal(error_message) => {
             tracing::info!(%error_message, "closing sync session after a protocol error");
@@ -222,19 +347,6 @@ async fn run_session(socket: WebSocket, backend: Backend, tasks: keel_tasks::Tas
         }
         SessionEnd::Gone | SessionEnd::NotReading | SessionEnd::ShuttingDown => {}
     }
-    if not_reading {
-        // The writer is stuck on a socket nobody reads: drop it (and the queued messages) now
-        // rather than after the write timeout, so the connection closes at once.
-        writer.abort();
-    }
-    if let Some(frame) = close {
-        let _ = outbox.tx.try_send(Message::Close(Some(frame)));
-    }
-    drop(outbox);
-    drop(session);
-    let _ = writer.await;
-    // Dropping the read half too closes the connection.
-    drop(stream);
 }
 
 /// Sleeps until `deadline`, or forever when there is none.

@@ -1,4 +1,5 @@
-//! One WebSocket client's sync session: its query set, identity and versions.
+//! One client's sync session (over a WebSocket or in process, see `sync`): its query set,
+//! identity and versions.
 //!
 //! The session is a single task that reacts to three kinds of events — a client message, an
 //! invalidated subscription, a finished mutation or action — and after each burst of events
@@ -21,7 +22,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use keel_backend_core::{
     Backend, FunctionError, Identity, Logged, QueryJournal, QueryOutcome, QuerySubscription,
-    SessionGauge, SessionRequest,
+    SessionGauge, SessionRequest, SyncTransport,
 };
 
 use crate::sync::{Outbox, SessionEnd};
@@ -116,14 +117,15 @@ pub(crate) struct SyncSession {
 }
 
 impl SyncSession {
-    /// A session for a new socket; returns it with the receiver of background completions.
+    /// A session for a new connection; returns it with the receiver of background completions.
     pub(crate) fn new(
         backend: Backend,
         outbox: Outbox,
+        transport: SyncTransport,
     ) -> (SyncSession, mpsc::UnboundedReceiver<Completion>) {
         let (completions_tx, completions_rx) = mpsc::unbounded_channel();
         let mutations = spawn_mutation_queue(backend.clone(), completions_tx.clone());
-        let backend_gauge = backend.session_gauge();
+        let backend_gauge = backend.session_gauge(transport);
         let session = SyncSession {
             backend,
             outbox,

@@ -1,7 +1,8 @@
 //! [`LiveClient`]: the Convex WebSocket sync protocol with subscriptions, reconnects and
-//! token refresh.
+//! token refresh — over a socket, or in the backend's own process over its in-process sync
+//! sessions ([`LiveClient::in_process`]).
 //!
-//! A background task owns the socket; the handles ([`LiveClient`], [`Subscription`],
+//! A background task owns the connection; the handles ([`LiveClient`], [`Subscription`],
 //! [`QueryWatch`]) talk to it over a channel. See the crate docs for why this is not the
 //! official `convex` crate's client.
 
@@ -14,7 +15,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use keel_protocol::{FunctionName, Public, kind};
+use keel_protocol::{FunctionName, InProcessBackend, Public, kind};
 use keel_values::{Object, Value};
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -158,6 +159,8 @@ struct Shared {
     listeners: Listeners,
     /// The socket task and its token fetches.
     tasks: keel_tasks::Tasks,
+    /// Connected in process ([`LiveClient::in_process`]).
+    in_process: bool,
 }
 
 /// A connection to the backend over the WebSocket sync protocol, like the JS `ConvexClient`
@@ -202,6 +205,31 @@ impl LiveClient {
     /// open are sent once it is.
     pub fn with_config(config: LiveConfig) -> Result<LiveClient, ClientError> {
         let ws_url = worker::ws_url(&config.url)?;
+        Ok(Self::start(config, worker::Transport::WebSocket(ws_url)))
+    }
+
+    /// Connects to a backend in this process (`keel_backend::InProcess`): the same client —
+    /// subscriptions, mutations, actions, token refresh, `AuthError`s, reconnects — over the
+    /// backend's in-process sync sessions ([`InProcessBackend::open_sync`]) instead of a
+    /// socket. The backend runs the same session for it as for a socket, verifying tokens the
+    /// same way; only the carrier differs. `config.url` is not dialled.
+    ///
+    /// ```no_run
+    /// # async fn demo(backend: keel_backend::Backend) -> Result<(), keel_client::ClientError> {
+    /// let direct = keel_backend::InProcess::shared(backend);
+    /// let live = keel_client::LiveClient::in_process(
+    ///     keel_client::LiveConfig::new("http://127.0.0.1:3210"),
+    ///     direct,
+    /// );
+    /// assert!(live.is_in_process());
+    /// # Ok(()) }
+    /// ```
+    pub fn in_process(config: LiveConfig, backend: Arc<dyn InProcessBackend>) -> LiveClient {
+        Self::start(config, worker::Transport::InProcess(backend))
+    }
+
+    fn start(config: LiveConfig, transport: worker::Transport) -> LiveClient {
+        let in_process = matches!(transport, worker::Transport::InProcess(_));
         let (commands, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Stats::default());
         let (auth_tx, auth) = watch::channel(AuthState::Unauthenticated);
@@ -209,14 +237,14 @@ impl LiveClient {
         let listeners: Listeners = Arc::new(Mutex::new(Some(Vec::new())));
         let tasks = worker::spawn(
             config,
-            ws_url,
+            transport,
             rx,
             stats.clone(),
             auth_tx,
             ts_tx,
             listeners.clone(),
         );
-        Ok(LiveClient {
+        LiveClient {
             commands,
             shared: Arc::new(Shared {
                 next_query_id: AtomicU32::new(0),
@@ -225,8 +253,14 @@ impl LiveClient {
                 ts,
                 listeners,
                 tasks,
+                in_process,
             }),
-        })
+        }
+    }
+
+    /// Whether the client talks to a backend in this process ([`LiveClient::in_process`]).
+    pub fn is_in_process(&self) -> bool {
+        self.shared.in_process
     }
 
     fn send(&self, command: Command) -> Result<(), ClientError> {

@@ -206,7 +206,7 @@ impl Worker {
             "value": token,
             "baseVersion": base,
         });
-        if self.send_json(&message).await {
+        if self.send_json(message).await {
             self.identity_version = base + 1;
             self.auth.awaiting = Some(base + 1);
             self.stats.authenticates.fetch_add(1, Ordering::Relaxed);
@@ -221,7 +221,7 @@ impl Worker {
         let base = self.identity_version;
         let message =
             serde_json::json!({"type": "Authenticate", "tokenType": "None", "baseVersion": base});
-        if self.send_json(&message).await {
+        if self.send_json(message).await {
             self.identity_version = base + 1;
         }
     }

@@ -1,4 +1,5 @@
-//! The task that owns the socket: connect, re-subscribe, resend, read transitions, reconnect.
+//! The task that owns the connection (a socket, or in process: see `connection`): connect,
+//! re-subscribe, resend, read transitions, reconnect.
 //!
 //! This module owns the [`Worker`]'s state (its fields are private here); `transition` and `auth`
 //! are its submodules, adding the worker's transition and authentication steps over that state.
@@ -7,16 +8,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use futures::{SinkExt, StreamExt};
 use keel_protocol::{ServerMessage, encode_ts};
 use keel_values::{Object, Value, to_json};
 use serde_json::{Value as Json, json};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
 
 mod auth;
+mod connection;
 mod transition;
+
+pub(crate) use connection::Transport;
+use connection::{Connection, Received};
 
 use transition::{fail, function_error};
 
@@ -25,9 +28,6 @@ use auth::{Auth, Fetched};
 
 use super::{Command, Listeners, LiveConfig, Reply, Stats, UpdateSender};
 use crate::ClientError;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The sync URL for a deployment URL.
 pub(crate) fn ws_url(url: &str) -> Result<String, ClientError> {
@@ -72,13 +72,13 @@ struct Request {
 
 pub(crate) struct Worker {
     config: LiveConfig,
-    url: String,
+    transport: Transport,
     commands: mpsc::UnboundedReceiver<Command>,
     fetched_tx: mpsc::UnboundedSender<Fetched>,
     fetched_rx: mpsc::UnboundedReceiver<Fetched>,
     stats: Arc<Stats>,
     session_id: String,
-    socket: Option<Socket>,
+    socket: Option<Connection>,
     connection_count: u32,
     last_close_reason: String,
     /// Failed attempts since the last transition (drives the backoff).
@@ -106,7 +106,7 @@ pub(crate) struct Worker {
 /// Starts the socket task; returns the group it runs in (see `LiveClient::closed`).
 pub(crate) fn spawn(
     config: LiveConfig,
-    url: String,
+    transport: Transport,
     commands: mpsc::UnboundedReceiver<Command>,
     stats: Arc<Stats>,
     auth_state: watch::Sender<AuthState>,
@@ -118,7 +118,7 @@ pub(crate) fn spawn(
     let worker = Worker {
         auth: Auth::new(config.refresh_leeway, auth_state),
         config,
-        url,
+        transport,
         commands,
         fetched_tx,
         fetched_rx,
@@ -163,7 +163,7 @@ impl Worker {
                 .map(|_| self.last_frame + self.config.idle_timeout);
             let frame = async {
                 match self.socket.as_mut() {
-                    Some(socket) => socket.next().await,
+                    Some(socket) => socket.receive().await,
                     None => std::future::pending().await,
                 }
             };
@@ -181,8 +181,8 @@ impl Worker {
         }
         // Transition receivers end with the connection.
         self.listeners.lock().take();
-        if let Some(mut socket) = self.socket.take() {
-            let _ = socket.close(None).await;
+        if let Some(socket) = self.socket.take() {
+            socket.close().await;
         }
         for (_, request) in std::mem::take(&mut self.requests) {
             fail(
@@ -300,7 +300,7 @@ impl Worker {
                 "newVersion": base + 1,
                 "modifications": modifications,
             });
-            if !self.send_json(&message).await {
+            if !self.send_json(message).await {
                 return;
             }
             self.sync_requested = false;
@@ -335,7 +335,7 @@ impl Worker {
                 "udfPath": request.path,
                 "args": [to_json(&Value::Object(request.args.clone()))],
             });
-            if !self.send_json(&message).await {
+            if !self.send_json(message).await {
                 return;
             }
             if let Some(r) = self.requests.get_mut(&id) {
@@ -344,12 +344,12 @@ impl Worker {
         }
     }
 
-    /// Sends one message; on failure the socket is dropped (and `false` returned).
-    async fn send_json(&mut self, message: &Json) -> bool {
+    /// Sends one message; on failure the connection is dropped (and `false` returned).
+    async fn send_json(&mut self, message: Json) -> bool {
         let Some(socket) = self.socket.as_mut() else {
             return false;
         };
-        match socket.send(Message::Text(message.to_string().into())).await {
+        match socket.send(message).await {
             Ok(()) => true,
             Err(error) => {
                 tracing::debug!(%error, "send failed");
@@ -361,17 +361,10 @@ impl Worker {
 
     async fn connect(&mut self) {
         self.reconnect_at = None;
-        let attempt = tokio::time::timeout(
-            self.config.connect_timeout,
-            tokio_tungstenite::connect_async(self.url.as_str()),
-        )
-        .await;
-        let socket = match attempt {
-            Ok(Ok((socket, _))) => socket,
-            Ok(Err(error)) => return self.schedule_reconnect(&format!("connect failed: {error}")),
-            Err(_) => return self.schedule_reconnect("connect timed out"),
+        let socket = match self.transport.open(self.config.connect_timeout).await {
+            Ok(socket) => socket,
+            Err(reason) => return self.schedule_reconnect(&reason),
         };
-        tracing::debug!(url = %self.url, "connected");
         self.stats.connects.fetch_add(1, Ordering::Relaxed);
         self.socket = Some(socket);
         self.last_frame = Instant::now();
@@ -389,7 +382,7 @@ impl Worker {
         if self.max_observed_ts > 0 {
             connect["maxObservedTimestamp"] = json!(encode_ts(self.max_observed_ts));
         }
-        if !self.send_json(&connect).await {
+        if !self.send_json(connect).await {
             return;
         }
         self.connection_count += 1;
@@ -440,24 +433,12 @@ impl Worker {
         self.schedule_reconnect(reason);
     }
 
-    async fn on_frame(
-        &mut self,
-        frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
-    ) {
+    async fn on_frame(&mut self, frame: Received) {
         self.last_frame = Instant::now();
-        let text = match frame {
-            Some(Ok(Message::Text(text))) => text,
-            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => return,
-            Some(Ok(Message::Binary(_))) => return self.disconnect("BinaryFrame"),
-            Some(Ok(Message::Close(_))) | None => return self.disconnect("ServerClosed"),
-            Some(Err(error)) => return self.disconnect(&format!("SocketError: {error}")),
-        };
-        let message = match keel_protocol::parse_server_message(&text) {
-            Ok(message) => message,
-            Err(error) => {
-                tracing::warn!(%error, "bad server message");
-                return self.disconnect("ProtocolError");
-            }
+        let message = match frame {
+            Received::Message(message) => message,
+            Received::Nothing => return,
+            Received::Ended(reason) => return self.disconnect(&reason),
         };
         match message {
             ServerMessage::Transition {
