@@ -2,7 +2,10 @@
 //!
 //! Each socket gets a reader loop (this module) and a writer task joined by a bounded
 //! [`Outbox`]: a client that stops reading fills its outbox and is disconnected instead of
-//! growing the server's memory. Protocol violations end only the offending socket, with a
+//! growing the server's memory. The writer writes every frame waiting in the outbox before it
+//! flushes the socket once. A `Transition` carries its query results as the Convex JSON text
+//! the query cache wrote once for every socket watching the same execution
+//! ([`keel_protocol::encode_transition`]); only the frame around them is per socket. Protocol violations end only the offending socket, with a
 //! `FatalError` saying what was wrong.
 //!
 //! Sessions belong to the backend's tasks: when they are told to stop (a graceful shutdown), a
@@ -31,8 +34,10 @@ const OUTBOX_CAPACITY: usize = 256;
 /// How many bytes of encoded messages may wait for a slow client before it is disconnected (one
 /// message larger than this is still queued when nothing else waits).
 const OUTBOX_BYTES: usize = 16 * 1024 * 1024;
-/// How long one frame may take to write before the client counts as not reading.
+/// How long one batch of frames may take to write before the client counts as not reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most frames written between two flushes of a socket.
+const MAX_BATCH: usize = 64;
 /// The close frame of a session ended by a shutdown: "going away", after which clients
 /// reconnect (the official JavaScript client does not even log it).
 const GOING_AWAY: CloseFrame = CloseFrame {
@@ -89,7 +94,11 @@ impl Outbox {
         &self,
         message: ServerMessage<keel_values::Value>,
     ) -> Result<(), SessionEnd> {
-        let text = keel_protocol::encode_server_message(message);
+        self.send_text(keel_protocol::encode_server_message(message))
+    }
+
+    /// Queues a message already encoded as a text frame.
+    pub(crate) fn send_text(&self, text: String) -> Result<(), SessionEnd> {
         let len = text.len();
         let queued = self.queued_bytes.load(Ordering::Acquire);
         if queued > 0 && queued + len > OUTBOX_BYTES {
@@ -130,21 +139,36 @@ async fn run_session(socket: WebSocket, backend: Backend, tasks: keel_tasks::Tas
     let last_sent = Arc::new(parking_lot::Mutex::new(Instant::now()));
     let writer_last_sent = last_sent.clone();
     let writer = tasks.spawn("sync writer", async move {
-        while let Some(message) = rx.recv().await {
-            let closing = matches!(message, Message::Close(_));
-            let len = match &message {
-                Message::Text(text) => text.len(),
-                _ => 0,
+        // Every message waiting is written (fed) before one flush: a burst costs one write to
+        // the socket, not one per message.
+        while let Some(first) = rx.recv().await {
+            let batch = async {
+                let (mut len, mut closing) = (0, false);
+                let mut next = Some(first);
+                let mut fed = 0;
+                while let Some(message) = next.take() {
+                    closing = matches!(message, Message::Close(_));
+                    if let Message::Text(text) = &message {
+                        len += text.len();
+                    }
+                    sink.feed(message).await?;
+                    fed += 1;
+                    if !closing && fed < MAX_BATCH {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                sink.flush().await?;
+                Ok::<_, axum::Error>((len, closing))
             };
-            match tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)).await {
-                Ok(Ok(())) => {
+            match tokio::time::timeout(WRITE_TIMEOUT, batch).await {
+                Ok(Ok((len, closing))) => {
                     queued_bytes.fetch_sub(len, Ordering::AcqRel);
                     *writer_last_sent.lock() = Instant::now();
+                    if closing {
+                        break;
+                    }
                 }
                 Ok(Err(_)) | Err(_) => break,
-            }
-            if closing {
-                break;
             }
         }
         let _ = sink.close().await;
