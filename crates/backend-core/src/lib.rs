@@ -72,7 +72,8 @@
 //!   memory (a resend while the first attempt runs waits for it); receipts committed with each
 //!   mutation carry this across restarts and nodes (see `cluster`).
 //! * `query_cache` — one execution per identical query (and journal), reused while it stays
-//!   valid; [`QueryOutcome`], [`QuerySubscription`].
+//!   valid; [`QueryOutcome`], [`QuerySubscription`], and [`SharedOutcome`] (an execution's
+//!   outcome as the cache holds it, its JSON encodings written once for all its callers).
 //! * `console` — function logs: [`Console`] (`ctx.console()`, `ctx.log(…)`), [`LogLine`],
 //!   Convex's limits, and [`Logged`] (a call's outcome with its client log lines, from
 //!   [`Backend::run_query_logged`] and its siblings).
@@ -144,7 +145,7 @@ pub use identity::{Identity, VerifiedUser};
 pub use journal::QueryJournal;
 pub use metrics::{SessionGauge, SyncTransport};
 pub use operator::{FunctionInfo, SyncLoad};
-pub use query_cache::{QueryOutcome, QuerySubscription};
+pub use query_cache::{QueryOutcome, QuerySubscription, SharedOutcome};
 pub use registry::{FunctionKind, FunctionRegistry, Visibility};
 pub use scheduler::{
     CronError, CronExpression, CronSchedule, Crons, MAX_SCHEDULE_AHEAD, MAX_SCHEDULED_ARGS_BYTES,

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
@@ -90,6 +90,59 @@ impl QueryOutcome {
     }
 }
 
+/// One execution's outcome as the cache holds it: shared without copying its value, with the
+/// value's encodings written at most once per execution, however many clients receive it (see
+/// [`Backend::subscribe_query_shared`]). Clones share everything.
+///
+/// [`Backend::subscribe_query_shared`]: crate::Backend::subscribe_query_shared
+#[derive(Clone)]
+pub struct SharedOutcome(Arc<Execution>);
+
+impl SharedOutcome {
+    /// An outcome that no other caller shares (a missing function, bad arguments).
+    pub(crate) fn alone(outcome: QueryOutcome) -> Self {
+        SharedOutcome(Arc::new(Execution::new(0, outcome)))
+    }
+
+    /// The outcome itself.
+    pub fn outcome(&self) -> &QueryOutcome {
+        &self.0.outcome
+    }
+
+    /// A copy of the outcome, for a caller that needs to own its value.
+    pub fn to_outcome(&self) -> QueryOutcome {
+        self.0.outcome.clone()
+    }
+
+    /// The value's Convex JSON text ([`keel_values::to_json`], written as the sync protocol's
+    /// and the HTTP API's encoders write it), written the first time any holder of this
+    /// execution asks; `None` for a failed query.
+    pub fn convex_json(&self) -> Option<&Arc<str>> {
+        let value = self.0.outcome.result.as_ref().ok()?;
+        Some(
+            self.0
+                .convex_json
+                .get_or_init(|| keel_values::to_json(value).to_string().into()),
+        )
+    }
+
+    /// The value's clean JSON text ([`keel_values::to_clean_json`]), written the first time any
+    /// holder of this execution asks; `None` for a failed query.
+    pub fn clean_json(&self) -> Option<&Arc<str>> {
+        let value = self.0.outcome.result.as_ref().ok()?;
+        Some(
+            self.0
+                .clean_json
+                .get_or_init(|| keel_values::to_clean_json(value).to_string().into()),
+        )
+    }
+
+    /// Whether both come from the same execution (then they hold the same result and journal).
+    pub fn same_execution(&self, other: &SharedOutcome) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 /// Which executions are interchangeable: the same query with the same arguments and journal,
 /// as the same identity, at the same call depth (a query that calls others may succeed at one
 /// depth and hit the depth limit at another).
@@ -123,15 +176,23 @@ impl QueryKey {
 struct Execution {
     ts: u64,
     outcome: QueryOutcome,
+    /// The value's encodings, written on first use (see [`SharedOutcome`]).
+    convex_json: OnceLock<Arc<str>>,
+    clean_json: OnceLock<Arc<str>>,
 }
 
 impl Execution {
-    fn usable_at(&self, ts: u64) -> bool {
-        self.ts <= ts && !self.outcome.subscription.is_invalidated()
+    fn new(ts: u64, outcome: QueryOutcome) -> Self {
+        Execution {
+            ts,
+            outcome,
+            convex_json: OnceLock::new(),
+            clean_json: OnceLock::new(),
+        }
     }
 
-    fn output(&self) -> QueryOutcome {
-        self.outcome.clone()
+    fn usable_at(&self, ts: u64) -> bool {
+        self.ts <= ts && !self.outcome.subscription.is_invalidated()
     }
 }
 
@@ -174,7 +235,7 @@ pub(crate) struct QueryCache {
 
 impl QueryCache {
     /// The result of the query at `ts`, reusing or joining an execution when one fits.
-    pub(crate) async fn get_or_run<F, Fut>(&self, key: QueryKey, ts: u64, run: F) -> QueryOutcome
+    pub(crate) async fn get_or_run<F, Fut>(&self, key: QueryKey, ts: u64, run: F) -> SharedOutcome
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = QueryOutcome> + Send + 'static,
@@ -183,7 +244,7 @@ impl QueryCache {
             let slots = self.slots.lock();
             match slots.get(&key) {
                 Some(Slot::Ready(execution)) if execution.usable_at(ts) => {
-                    return execution.output();
+                    return SharedOutcome(execution.clone());
                 }
                 Some(Slot::Running {
                     ts: running_ts,
@@ -195,14 +256,14 @@ impl QueryCache {
         if let Some(done) = joined {
             let execution = done.await;
             if execution.usable_at(ts) {
-                return execution.output();
+                return SharedOutcome(execution);
             }
         }
 
         let future = run();
         let done = async move {
             let outcome = future.await;
-            Arc::new(Execution { ts, outcome })
+            Arc::new(Execution::new(ts, outcome))
         }
         .boxed()
         .shared();
@@ -235,6 +296,6 @@ impl QueryCache {
                 slots.insert(key, Slot::Ready(execution.clone()));
             }
         }
-        execution.output()
+        SharedOutcome(execution)
     }
 }

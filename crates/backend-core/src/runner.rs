@@ -19,7 +19,7 @@ use crate::execution_log::{ExecutionKind, ExecutionStart};
 use crate::identity::Identity;
 use crate::journal::{JournalRecorder, QueryJournal};
 use crate::mutation_log::RequestKey;
-use crate::query_cache::{QueryKey, QueryOutcome, QuerySubscription};
+use crate::query_cache::{QueryKey, QueryOutcome, QuerySubscription, SharedOutcome};
 use crate::registry::{Function, FunctionKind, Handler, HandlerFn, Visibility};
 use crate::transaction::SharedTransaction;
 
@@ -150,11 +150,43 @@ impl Backend {
         };
         let outcome = self
             .subscribe(path, args, identity, ts, &QueryJournal::new(), origin)
-            .await;
+            .await
+            .to_outcome();
         Logged {
             result: outcome.result,
             log_lines: outcome.log_lines,
         }
+    }
+
+    /// [`Backend::run_query_logged`] without copying the result out of the query cache: the
+    /// outcome as the cache holds it, with its encodings written once for every caller
+    /// ([`SharedOutcome`]). A transport that sends the result as JSON uses this.
+    pub async fn run_query_shared(
+        &self,
+        path: &CanonicalPath,
+        args: &Object,
+        identity: &Identity,
+        ts: Option<u64>,
+    ) -> SharedOutcome {
+        let ts = match ts {
+            Some(ts) => {
+                // As in `query_logged`: a timestamp the database cannot serve is refused.
+                if let Err(error) = self.inner.db.begin_at(keel_db::Timestamp(ts)) {
+                    return SharedOutcome::alone(QueryOutcome::failed(error.into()));
+                }
+                ts
+            }
+            None => self.latest_ts(),
+        };
+        self.subscribe(
+            path,
+            args,
+            identity,
+            ts,
+            &QueryJournal::new(),
+            Origin::Client,
+        )
+        .await
     }
 
     /// Records a finished execution (the execution log, the metrics) and returns its outcome
@@ -196,7 +228,8 @@ impl Backend {
                 &QueryJournal::new(),
                 Origin::Client,
             )
-            .await;
+            .await
+            .to_outcome();
         (outcome.result, outcome.subscription)
     }
 
@@ -214,6 +247,22 @@ impl Backend {
     ) -> QueryOutcome {
         self.subscribe(path, args, identity, ts, journal, Origin::Client)
             .await
+            .to_outcome()
+    }
+
+    /// [`Backend::subscribe_query_journaled`] without copying the result out of the query
+    /// cache: every subscriber of the same execution gets the same [`SharedOutcome`], whose
+    /// encodings are written once for all of them (the sync protocol's fan-out).
+    pub async fn subscribe_query_shared(
+        &self,
+        path: &CanonicalPath,
+        args: &Object,
+        identity: &Identity,
+        ts: u64,
+        journal: &QueryJournal,
+    ) -> SharedOutcome {
+        self.subscribe(path, args, identity, ts, journal, Origin::Client)
+            .await
     }
 
     async fn subscribe(
@@ -224,7 +273,7 @@ impl Backend {
         ts: u64,
         journal: &QueryJournal,
         origin: Origin,
-    ) -> QueryOutcome {
+    ) -> SharedOutcome {
         // Looked up before the cache: a client must not get a cached result of an internal
         // query that the app's own code ran.
         let handler = match self.function(path, FunctionKind::Query, origin) {
@@ -232,20 +281,21 @@ impl Backend {
             Ok(Handler::Mutation(_) | Handler::Action(_)) => {
                 unreachable!("function() checked the kind")
             }
-            Err(error) => return QueryOutcome::failed(error),
+            Err(error) => return SharedOutcome::alone(QueryOutcome::failed(error)),
         };
         let depth = origin.depth();
         let key = QueryKey::new(path, args, journal, identity.cache_key(), depth);
-        let this = self.clone();
-        let (path, args, identity) = (path.clone(), args.clone(), identity.clone());
-        let journal = JournalRecorder::resuming(journal.clone());
-        self.inner
-            .queries
-            .get_or_run(key, ts, move || async move {
+        // Copied only when the query runs, not for a result the cache already holds.
+        let run = || {
+            let this = self.clone();
+            let (path, args, identity) = (path.clone(), args.clone(), identity.clone());
+            let journal = JournalRecorder::resuming(journal.clone());
+            async move {
                 this.execute_query(handler, &path, args, &identity, ts, depth, journal)
                     .await
-            })
-            .await
+            }
+        };
+        self.inner.queries.get_or_run(key, ts, run).await
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, State, WebSocketUpgrade};
-use axum::http::{Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
@@ -29,7 +29,7 @@ use keel_values::{Object, Value};
 use serde::Deserialize;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
-use keel_backend_core::{Backend, FunctionKind, Identity, Logged};
+use keel_backend_core::{Backend, FunctionKind, Identity, Logged, SharedOutcome};
 use keel_metrics::MetricsAccess;
 
 use crate::dashboard::DashboardConfig;
@@ -192,6 +192,46 @@ fn envelope(path: &CanonicalPath, outcome: Logged<Value>, format: ResponseFormat
     Json(response).into_response()
 }
 
+/// The 200 envelope of a query's outcome as the query cache holds it: a success is the
+/// envelope around the value's text, written once per execution for every caller of the same
+/// query ([`SharedOutcome`]); a failure goes through [`envelope`].
+fn shared_envelope(
+    path: &CanonicalPath,
+    shared: &SharedOutcome,
+    format: ResponseFormat,
+) -> Response {
+    let outcome = shared.outcome();
+    let text = match format {
+        ResponseFormat::ConvexJson => shared.convex_json(),
+        ResponseFormat::CleanJson => shared.clean_json(),
+    };
+    let Some(text) = text else {
+        let copy = shared.to_outcome();
+        let logged = Logged {
+            result: copy.result,
+            log_lines: copy.log_lines,
+        };
+        return envelope(path, logged, format);
+    };
+    let mut body = String::with_capacity(text.len() + 64);
+    body.push_str(r#"{"status":"success","value":"#);
+    body.push_str(text);
+    if !outcome.log_lines.is_empty() {
+        body.push_str(r#","logLines":"#);
+        // A list of strings always serializes.
+        body.push_str(&serde_json::to_string(&outcome.log_lines).unwrap_or_default());
+    }
+    body.push('}');
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
 async fn call(
     backend: &Backend,
     kind: FunctionKind,
@@ -202,7 +242,10 @@ async fn call(
     let path = parse_path(&request.path)?;
     let args = parse_args(&request.args)?;
     let outcome = match kind {
-        FunctionKind::Query => backend.run_query_logged(&path, &args, identity, None).await,
+        FunctionKind::Query => {
+            let shared = backend.run_query_shared(&path, &args, identity, None).await;
+            return Ok(shared_envelope(&path, &shared, format));
+        }
         FunctionKind::Mutation => {
             let Logged { result, log_lines } =
                 backend.run_mutation_logged(&path, args, identity).await;
@@ -294,8 +337,8 @@ async fn query_at_ts(
     let path = parse_path(&request.path)?;
     let args = parse_args(&request.args)?;
     let ts = keel_protocol::decode_ts(&request.ts).map_err(RequestError::BadTimestamp)?;
-    let outcome = b.run_query_logged(&path, &args, &id, Some(ts)).await;
-    Ok(envelope(&path, outcome, format))
+    let shared = b.run_query_shared(&path, &args, &id, Some(ts)).await;
+    Ok(shared_envelope(&path, &shared, format))
 }
 
 /// `POST /api/run/{dir/module}/{function}` with `{ args, format? }` (format defaults to clean JSON).

@@ -27,13 +27,16 @@
 //!
 //! # Layout
 //! * `http_api` — [`router`]: the HTTP endpoints (`/api/query`, `/api/mutation`, …), their
-//!   envelopes (with the calls' log lines), CORS, the WebSocket upgrade, and `/metrics` (the
-//!   backend's metrics registry, requests counted by route).
+//!   envelopes (with the calls' log lines; a query's value is the text the query cache wrote
+//!   once for every caller), CORS, the WebSocket upgrade, and `/metrics` (the backend's metrics
+//!   registry, requests counted by route).
 //! * `in_process` — [`InProcess`]: the HTTP API's function calls for a client in the
 //!   backend's process (`keel` running every service at once): the same token verification,
 //!   identity, logs and errors, without a socket or JSON text.
 //! * `sync` — the WebSocket sync protocol: one session task per socket, counted among the
-//!   backend's tasks ([`Backend::tasks`]) and closed with 1001 when they stop.
+//!   backend's tasks ([`Backend::tasks`]) and closed with 1001 when they stop; a writer task per
+//!   socket that flushes once per burst of frames; Transitions written around query results
+//!   encoded once per execution for all sockets.
 //! * `node_routes` — the cluster's node-to-node forwarding route (the committer's side of
 //!   [`Backend::accept_forwarded_mutation`]), the node status route and the cluster's members
 //!   (`GET /api/keel/cluster/members`, admin key).

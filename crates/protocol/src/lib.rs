@@ -11,6 +11,8 @@
 //!   crate's path check slices strings at byte 64 and would panic on long non-ASCII components.
 //! * [`encode_server_message`]: [`ServerMessage<Value>`](ServerMessage) → text, values encoded
 //!   with [`keel_values::to_json`] (the crate only knows `serde_json::Value`).
+//! * [`encode_transition`]: a `Transition` whose results are already Convex JSON text
+//!   ([`EncodedValue`]), so that a result many sockets receive is written once.
 //! * [`encode_ts`]/[`decode_ts`]: the padded-base64 u64 of `ts` fields (the crate keeps its own
 //!   private; ours is strict about padding and length).
 //! * [`normalize_udf_path`]: a [`CanonicalPath`] `module:function` without the `.js` the crate's
@@ -28,6 +30,7 @@
 //! * `args` — [`function_args`], [`serialized_function_args`], [`request_args`].
 //! * `messages` — [`parse_client_message`], [`encode_server_message`], and for Rust-side
 //!   clients [`encode_client_message`], [`parse_server_message`], [`client_message_from_json`].
+//! * `transition` — [`encode_transition`], [`EncodedValue`].
 //! * [`http`] — HTTP API request and response bodies and [`http::ResponseFormat`].
 //! * `in_process` — the in-process transport: [`InProcessBackend`], [`InProcessCall`]
 //!   ([`CallKind`]), [`InProcessError`] (the HTTP API's refusals and error envelopes as values).
@@ -45,6 +48,7 @@ pub mod http;
 mod in_process;
 mod in_process_sync;
 mod messages;
+mod transition;
 mod ts;
 mod udf_path;
 
@@ -69,5 +73,6 @@ pub use messages::{
     client_message_from_json, encode_client_message, encode_server_message, parse_client_message,
     parse_server_message,
 };
+pub use transition::{EncodedValue, encode_transition};
 pub use ts::{decode_ts, encode_ts};
 pub use udf_path::{CanonicalPath, normalize_udf_path};

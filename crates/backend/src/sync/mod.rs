@@ -8,6 +8,12 @@
 //! server's memory. Protocol violations end only the offending session, with a `FatalError`
 //! saying what was wrong.
 //!
+//! A socket's writer writes every frame waiting in its outbox before it flushes once. A
+//! `Transition` to a socket carries its query results as the Convex JSON text the query cache
+//! wrote once for every session watching the same execution
+//! ([`keel_protocol::encode_transition`]); only the frame around them is per socket. An
+//! in-process client gets the same Transition as typed values.
+//!
 //! Sessions belong to the backend's tasks: when they are told to stop (a graceful shutdown), a
 //! session stops reading, answers what it already received, and closes with 1001 ("going
 //! away"), which the official clients answer by reconnecting.
@@ -38,8 +44,10 @@ const OUTBOX_CAPACITY: usize = 256;
 /// How many bytes of encoded messages may wait for a slow client before it is disconnected (one
 /// message larger than this is still queued when nothing else waits).
 const OUTBOX_BYTES: usize = 16 * 1024 * 1024;
-/// How long one frame may take to write before the client counts as not reading.
+/// How long one batch of frames may take to write before the client counts as not reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most frames written between two flushes of a socket.
+const MAX_BATCH: usize = 64;
 /// The close frame of a session ended by a shutdown: "going away", after which clients
 /// reconnect (the official JavaScript client does not even log it).
 const GOING_AWAY: CloseFrame = CloseFrame {
@@ -105,23 +113,7 @@ impl Outbox {
     /// Queues a message; a full queue means the client is not reading.
     pub(crate) fn send(&self, message: ServerMessage<Value>) -> Result<(), SessionEnd> {
         match &self.carrier {
-            Carrier::Socket { tx, queued_bytes } => {
-                let text = keel_protocol::encode_server_message(message);
-                let len = text.len();
-                let queued = queued_bytes.load(Ordering::Acquire);
-                if queued > 0 && queued + len > OUTBOX_BYTES {
-                    tracing::warn!(
-                        queued,
-                        "disconnecting a client that does not read its messages (outbox bytes)"
-                    );
-                    return Err(SessionEnd::NotReading);
-                }
-                queued_bytes.fetch_add(len, Ordering::AcqRel);
-                tx.try_send(Message::Text(text.into())).map_err(|error| {
-                    tracing::warn!(%error, "disconnecting a client that does not read its messages");
-                    SessionEnd::NotReading
-                })
-            }
+            Carrier::Socket { .. } => self.send_text(keel_protocol::encode_server_message(message)),
             Carrier::InProcess(tx) => match tx.try_send(message) {
                 Ok(()) => {
                     *self.last_sent.lock() = Instant::now();
@@ -136,6 +128,38 @@ impl Outbox {
                 Err(mpsc::error::TrySendError::Closed(_)) => Err(SessionEnd::Gone),
             },
         }
+    }
+
+    /// Whether messages go to an in-process client as typed values (a socket's are text).
+    pub(crate) fn is_in_process(&self) -> bool {
+        match self.carrier {
+            Carrier::Socket { .. } => false,
+            Carrier::InProcess(_) => true,
+        }
+    }
+
+    /// Queues a message already encoded as a text frame (a socket's carrier; an in-process
+    /// client takes typed messages through [`Outbox::send`] instead).
+    pub(crate) fn send_text(&self, text: String) -> Result<(), SessionEnd> {
+        let Carrier::Socket { tx, queued_bytes } = &self.carrier else {
+            return Err(SessionEnd::fatal(
+                "an encoded frame was sent to an in-process client",
+            ));
+        };
+        let len = text.len();
+        let queued = queued_bytes.load(Ordering::Acquire);
+        if queued > 0 && queued + len > OUTBOX_BYTES {
+            tracing::warn!(
+                queued,
+                "disconnecting a client that does not read its messages (outbox bytes)"
+            );
+            return Err(SessionEnd::NotReading);
+        }
+        queued_bytes.fetch_add(len, Ordering::AcqRel);
+        tx.try_send(Message::Text(text.into())).map_err(|error| {
+            tracing::warn!(%error, "disconnecting a client that does not read its messages");
+            SessionEnd::NotReading
+        })
     }
 }
 
@@ -210,21 +234,36 @@ async fn run_socket(socket: WebSocket, backend: Backend, tasks: keel_tasks::Task
         last_sent: last_sent.clone(),
     };
     let writer = tasks.spawn("sync writer", async move {
-        while let Some(message) = rx.recv().await {
-            let closing = matches!(message, Message::Close(_));
-            let len = match &message {
-                Message::Text(text) => text.len(),
-                _ => 0,
+        // Every message waiting is written (fed) before one flush: a burst costs one write to
+        // the socket, not one per message.
+        while let Some(first) = rx.recv().await {
+            let batch = async {
+                let (mut len, mut closing) = (0, false);
+                let mut next = Some(first);
+                let mut fed = 0;
+                while let Some(message) = next.take() {
+                    closing = matches!(message, Message::Close(_));
+                    if let Message::Text(text) = &message {
+                        len += text.len();
+                    }
+                    sink.feed(message).await?;
+                    fed += 1;
+                    if !closing && fed < MAX_BATCH {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                sink.flush().await?;
+                Ok::<_, axum::Error>((len, closing))
             };
-            match tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)).await {
-                Ok(Ok(())) => {
+            match tokio::time::timeout(WRITE_TIMEOUT, batch).await {
+                Ok(Ok((len, closing))) => {
                     queued_bytes.fetch_sub(len, Ordering::AcqRel);
                     *last_sent.lock() = Instant::now();
+                    if closing {
+                        break;
+                    }
                 }
                 Ok(Err(_)) | Err(_) => break,
-            }
-            if closing {
-                break;
             }
         }
         let _ = sink.close().await;

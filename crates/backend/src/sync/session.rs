@@ -14,15 +14,15 @@ use std::sync::Arc;
 use futures::future::{AbortHandle, Abortable};
 use futures::stream::{FuturesUnordered, StreamExt};
 use keel_protocol::{
-    AuthenticationToken, CanonicalPath, ClientMessage, ErrorPayload, LogLinesMessage,
+    AuthenticationToken, CanonicalPath, ClientMessage, EncodedValue, ErrorPayload, LogLinesMessage,
     ProtocolError, QueryId, QuerySetModification, ServerMessage, StateModification, StateVersion,
 };
 use keel_values::{Object, Value};
 use tokio::sync::{Semaphore, mpsc};
 
 use keel_backend_core::{
-    Backend, FunctionError, Identity, Logged, QueryJournal, QueryOutcome, QuerySubscription,
-    SessionGauge, SessionRequest, SyncTransport,
+    Backend, FunctionError, Identity, Logged, QueryJournal, QuerySubscription, SessionGauge,
+    SessionRequest, SharedOutcome, SyncTransport,
 };
 
 use crate::sync::{Outbox, SessionEnd};
@@ -508,7 +508,7 @@ impl SyncSession {
             .latest_ts()
             .max(self.min_ts)
             .max(self.sent.ts.into());
-        let mut modifications: Vec<StateModification<Value>> = self
+        let mut modifications: Vec<StateModification<EncodedValue>> = self
             .removed
             .drain(..)
             .map(|query_id| StateModification::QueryRemoved { query_id })
@@ -529,30 +529,43 @@ impl SyncSession {
             let journal = query.journal.clone();
             async move {
                 match (path, args) {
-                    (Ok(path), Ok(args)) => {
-                        let QueryOutcome {
-                            result,
-                            journal,
-                            subscription,
-                            log_lines,
-                        } = backend
-                            .subscribe_query_journaled(&path, &args, &identity, ts, &journal)
-                            .await;
-                        (result, journal, Some(subscription), log_lines)
-                    }
-                    (Err(error), _) | (_, Err(error)) => (
-                        Err(FunctionError::InvalidCall(error)),
-                        journal,
-                        None,
-                        vec![],
+                    // The outcome as the query cache holds it: every socket watching this query
+                    // shares it, and its result is encoded once for all of them.
+                    (Ok(path), Ok(args)) => Ran::Shared(
+                        backend
+                            .subscribe_query_shared(&path, &args, &identity, ts, &journal)
+                            .await,
                     ),
+                    (Err(error), _) | (_, Err(error)) => {
+                        Ran::Refused(FunctionError::InvalidCall(error), journal)
+                    }
                 }
             }
         });
         let results = futures::future::join_all(runs).await;
+        // An in-process client takes the results as values (no text to parse); a socket's
+        // frame is written around the shared text.
+        let in_process = self.outbox.is_in_process();
+        let mut values: Vec<Option<Value>> = Vec::new();
 
-        for (query_id, (result, journal, subscription, log_lines)) in stale.into_iter().zip(results)
-        {
+        for (query_id, ran) in stale.into_iter().zip(results) {
+            let (result, journal, subscription, log_lines) = match &ran {
+                Ran::Shared(shared) => {
+                    let outcome = shared.outcome();
+                    let result = match (&outcome.result, shared.convex_json()) {
+                        (Ok(_), Some(text)) => Ok(text.clone()),
+                        (Err(error), _) => Err(error),
+                        (Ok(_), None) => unreachable!("a successful outcome has its encoding"),
+                    };
+                    (
+                        result,
+                        outcome.journal.clone(),
+                        Some(outcome.subscription.clone()),
+                        &outcome.log_lines[..],
+                    )
+                }
+                Ran::Refused(error, journal) => (Err(error), journal.clone(), None, &[][..]),
+            };
             let query = self
                 .queries
                 .get_mut(&query_id)
@@ -581,11 +594,18 @@ impl SyncSession {
             }
             query.last_sent = Some(hash);
             let journal = query.journal.to_wire();
+            let log_lines = LogLinesMessage(log_lines.to_vec());
+            if in_process {
+                values.push(match &ran {
+                    Ran::Shared(shared) => shared.outcome().result.as_ref().ok().cloned(),
+                    Ran::Refused(..) => None,
+                });
+            }
             modifications.push(match result {
                 Ok(value) => StateModification::QueryUpdated {
                     query_id,
                     value,
-                    log_lines: LogLinesMessage(log_lines),
+                    log_lines,
                     journal,
                 },
                 Err(error) => StateModification::QueryFailed {
@@ -594,9 +614,11 @@ impl SyncSession {
                         error.log_delivery(&format_args!("query {query_id}"));
                         error.client_message()
                     },
-                    log_lines: LogLinesMessage(log_lines),
+                    log_lines,
                     journal,
-                    error_data: error.error_data().cloned(),
+                    error_data: error
+                        .error_data()
+                        .map(|data| keel_values::to_json(data).to_string().into()),
                 },
             });
         }
@@ -613,14 +635,80 @@ impl SyncSession {
         }
         let start = self.sent;
         self.sent = end;
-        self.outbox.send(ServerMessage::Transition {
-            start_version: start,
-            end_version: end,
-            modifications,
-            client_clock_skew: self.clock_skew_ms,
-            server_ts: Some(wire_ts(unix_nanos())),
-        })
+        if in_process {
+            return self.outbox.send(ServerMessage::Transition {
+                start_version: start,
+                end_version: end,
+                modifications: typed_modifications(modifications, values),
+                client_clock_skew: self.clock_skew_ms,
+                server_ts: Some(wire_ts(unix_nanos())),
+            });
+        }
+        self.outbox.send_text(keel_protocol::encode_transition(
+            start,
+            end,
+            &modifications,
+            self.clock_skew_ms,
+            Some(wire_ts(unix_nanos())),
+        ))
     }
+}
+
+/// A Transition's modifications with values in place of their text, for an in-process client:
+/// `values` holds, in order, the value of each query updated by this transition (removals
+/// come first and carry none). Error data is small and rare; it is read back from its text.
+fn typed_modifications(
+    modifications: Vec<StateModification<EncodedValue>>,
+    values: Vec<Option<Value>>,
+) -> Vec<StateModification<Value>> {
+    let mut values = values.into_iter();
+    modifications
+        .into_iter()
+        .map(|modification| match modification {
+            StateModification::QueryRemoved { query_id } => {
+                StateModification::QueryRemoved { query_id }
+            }
+            StateModification::QueryUpdated {
+                query_id,
+                log_lines,
+                journal,
+                ..
+            } => StateModification::QueryUpdated {
+                query_id,
+                value: values.next().flatten().unwrap_or(Value::Null),
+                log_lines,
+                journal,
+            },
+            StateModification::QueryFailed {
+                query_id,
+                error_message,
+                log_lines,
+                journal,
+                error_data,
+            } => {
+                values.next();
+                StateModification::QueryFailed {
+                    query_id,
+                    error_message,
+                    log_lines,
+                    journal,
+                    error_data: error_data.and_then(|text| {
+                        serde_json::from_str(&text)
+                            .ok()
+                            .and_then(|json| keel_values::from_json(&json).ok())
+                    }),
+                }
+            }
+        })
+        .collect()
+}
+
+/// What running one stale query gave.
+enum Ran {
+    /// The query ran (or its cached execution was reused).
+    Shared(SharedOutcome),
+    /// Its path or arguments were malformed: it never ran.
+    Refused(FunctionError, QueryJournal),
 }
 
 /// Runs a session's mutations one at a time, in the order they arrived, each at most once per
@@ -687,11 +775,13 @@ fn error_payload(error: &FunctionError, kind: &str, request_id: u32) -> ErrorPay
 
 /// A digest of what the client is sent for a query: its result and its journal (a client must
 /// hold the journal of the result it shows).
-fn result_hash(result: &Result<Value, FunctionError>, journal: &QueryJournal) -> u64 {
+/// A result is hashed as the Convex JSON text the client receives (written once per execution
+/// and shared by every socket, not per socket).
+fn result_hash(result: &Result<EncodedValue, &FunctionError>, journal: &QueryJournal) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     journal.hash(&mut hasher);
     match result {
-        Ok(value) => keel_values::to_json_string(value).hash(&mut hasher),
+        Ok(text) => text.hash(&mut hasher),
         Err(error) => {
             error.client_message().hash(&mut hasher);
             error
