@@ -102,8 +102,13 @@ async fn a_follower_serves_forwards_and_takes_over() {
     assert_eq!(result, FunctionResult::Value(Value::Float64(3.0)));
     // Its update reaches the subscriber too; read it now, or a later wait could see it first
     // (whether the follower sends 3 on its own or folds it into the next commit's update depends
-    // on timing).
-    assert_eq!(next_result(&mut count).await, counter(3.0));
+    // on timing). The client may show the value it already has once more before it (seen once
+    // under a loaded machine); a repeat is not a change, so it is passed over.
+    let mut after_action = next_result(&mut count).await;
+    if after_action == counter(2.0) {
+        after_action = next_result(&mut count).await;
+    }
+    assert_eq!(after_action, counter(3.0));
     let mut on_committer = ConvexClient::new(&committer.url()).await.unwrap();
     assert_eq!(
         on_committer
