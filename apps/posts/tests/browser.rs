@@ -34,6 +34,12 @@ fn clerk_mode_follows_clerks_session_in_chromium() {
 }
 
 #[test]
+fn clerk_handshake_renews_an_outdated_session_in_chromium() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    node_peers::run_node_test("web-browser-handshake.test.mjs");
+}
+
+#[test]
 fn open_page_stays_live_across_token_expiries_in_chromium() {
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     node_peers::run_node_test("web-browser-expiry.test.mjs");
