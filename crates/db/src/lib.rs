@@ -29,7 +29,8 @@
 //! * `persistence::postgres` — [`PostgresPersistence`] (`PostgresPersistence::connect(url)`),
 //!   its migrations, committer lease (held at connect, or taken later by a standby), commit
 //!   notifications for followers (LISTEN/NOTIFY), TLS with rustls per libpq's `sslmode` and
-//!   `sslrootcert` (`tls`).
+//!   `sslrootcert` (`tls`), and [`PostgresTarget`]: a URL read as the engine reads it, for
+//!   another component's own connections (the idp's store).
 //! * `shared` — the engine state one database's handles, transactions and committer hold
 //!   together (persistence, catalog, write log, subscriptions, tasks). Below `database` and
 //!   `committer`, which both build on it.
@@ -129,7 +130,9 @@ pub use interval::{Interval, IntervalSet};
 pub use keel_values::table::{Doc, Id, Table};
 pub use keel_values::{PageStatus, PaginationOptions, PaginationResult};
 pub use members::{MemberRecord, MemberRegistry, MemberReport};
-pub use persistence::{IndexId, Order, Persistence, PostgresPersistence, SqlitePersistence};
+pub use persistence::{
+    IndexId, Order, Persistence, PostgresPersistence, PostgresTarget, SqlitePersistence,
+};
 pub use query::{IndexRange, Query};
 pub use read_set::ReadSet;
 pub use receipts::{RECEIPT_RETENTION, Receipt};

@@ -22,7 +22,9 @@
 //! key and rotations are serialised by an advisory lock, and each process reloads the keys
 //! when they are a couple of seconds old, so every JWKS lists every key still valid. The two
 //! secrets are agreed through the database (the first stored wins) and written to the files
-//! above too. An existing `idp.sqlite3` is copied into an empty database once. Throttles,
+//! above too. An existing `idp.sqlite3` is copied into an empty database once. The URL is
+//! read as the backend's engine reads it (`keel_db::PostgresTarget`: `sslmode`, `sslrootcert`,
+//! TLS with rustls). Throttles,
 //! the hashing pool and webhook delivery stay per process.
 //!
 //! # Webhooks

@@ -198,6 +198,41 @@ async fn bad_database_urls_are_refused_at_start() {
     assert!(malformed.contains("not a PostgreSQL URL"), "{malformed}");
     let schema = refused("postgres://keel@127.0.0.1/test?schema=Robert');DROP");
     assert!(schema.contains("schema"), "{schema}");
+    let mode = refused("postgres://keel@127.0.0.1/test?sslmode=sometimes");
+    assert!(mode.contains("sslmode"), "{mode}");
+    let roots =
+        refused("postgres://keel@127.0.0.1/test?sslmode=verify-ca&sslrootcert=%2Fno%2Froot.crt");
+    assert!(roots.contains("sslrootcert"), "{roots}");
     // Nothing was created on the way: the SQLite default still opens as before.
     assert!(open(dir.path(), None).is_ok());
+}
+
+/// TLS as the backend's engine does it (libpq's `sslmode`): with `require` the idp's connection
+/// is encrypted, with `disable` it is not; a server without TLS refuses `require` clearly.
+#[tokio::test]
+async fn the_idps_connection_follows_sslmode() {
+    for (mode, encrypted) in [("require", "t"), ("disable", "f")] {
+        let db = TestDatabase::new();
+        let ssl_on = db.query("SHOW ssl");
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("{}&sslmode={mode}", db.url);
+        let opened = open(dir.path(), Some(&url));
+        if ssl_on != ["on"] && mode == "require" {
+            let error = opened
+                .err()
+                .expect("require needs a server with TLS")
+                .to_string();
+            assert!(error.contains("--database-url"), "{error}");
+            continue;
+        }
+        let idp = opened.unwrap();
+        new_user(&idp, &format!("tls-{mode}@example.com")).await;
+        let seen = db.query(&format!(
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = 'keel idp {}'",
+            db.idp_schema
+        ));
+        assert_eq!(seen, [encrypted], "sslmode={mode}");
+        drop(idp);
+    }
 }

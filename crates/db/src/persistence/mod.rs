@@ -21,7 +21,7 @@ use keel_values::DocumentId;
 
 #[cfg(feature = "testing")]
 pub use postgres::PostgresTestSchema;
-pub use postgres::{PostgresBlobStore, PostgresOptions, PostgresPersistence};
+pub use postgres::{PostgresBlobStore, PostgresOptions, PostgresPersistence, PostgresTarget};
 pub use sqlite::SqlitePersistence;
 
 use crate::{Document, Interval, Timestamp};

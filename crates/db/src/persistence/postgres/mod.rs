@@ -34,6 +34,7 @@ mod migrations;
 mod notify;
 mod scan;
 mod shared_store;
+mod target;
 #[cfg(feature = "testing")]
 mod test_schema;
 mod tls;
@@ -59,6 +60,7 @@ use crate::codec::encode_document;
 use crate::{Interval, Order, Timestamp};
 
 pub use self::blobs::PostgresBlobStore;
+pub use self::target::PostgresTarget;
 #[cfg(feature = "testing")]
 pub use self::test_schema::PostgresTestSchema;
 

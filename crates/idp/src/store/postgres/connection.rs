@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use postgres::{Client, Config, NoTls};
+use keel_db::PostgresTarget;
+use postgres::{Client, Config};
 
 use crate::error::IdpError;
 
@@ -89,9 +90,14 @@ pub(super) fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     })
 }
 
-/// Connects and selects the idp's schema.
-pub(super) fn connect(config: &Config, schema: &str) -> Result<Client, postgres::Error> {
-    let mut client = config.connect(NoTls)?;
+/// Connects (TLS as the URL's `sslmode` / `sslrootcert` say, as the backend's engine does) and
+/// selects the idp's schema.
+pub(super) fn connect(
+    config: &Config,
+    target: &PostgresTarget,
+    schema: &str,
+) -> Result<Client, postgres::Error> {
+    let mut client = config.connect(target.tls())?;
     client.batch_execute(&format!("SET search_path TO \"{schema}\""))?;
     Ok(client)
 }

@@ -14,11 +14,10 @@
 //! `codes`, `second_factor` and `templates` mirror the SQLite files of the same names, and
 //! `copy` moves an existing SQLite file across once.
 
-use std::str::FromStr;
-
+use keel_db::PostgresTarget;
 use parking_lot::Mutex;
 use postgres::error::SqlState;
-use postgres::{Client, Config, GenericClient, NoTls, Row};
+use postgres::{Client, Config, GenericClient, Row};
 
 use self::connection::{CONNECT_TIMEOUT, connect, describe, explain, off_runtime, split_schema};
 
@@ -123,6 +122,8 @@ pub(crate) struct PgStore {
     /// `None` only while the store is dropped (the client is closed off the runtime).
     client: Mutex<Option<Client>>,
     config: Config,
+    /// The URL as parsed, for the TLS connector of reconnections.
+    target: PostgresTarget,
     schema: String,
     /// `postgres://user@host:port/database`, never the password.
     shown: String,
@@ -134,18 +135,21 @@ impl PgStore {
     /// (without its password).
     pub(crate) fn connect(url: &str) -> Result<PgStore, IdpError> {
         let (url, schema) = split_schema(url)?;
-        let mut config = Config::from_str(&url).map_err(|e| {
+        // Read as the backend's engine reads it: libpq's `sslmode` (default `prefer`) and
+        // `sslrootcert`, a connect timeout when the URL sets none.
+        let target = PostgresTarget::parse(&url).map_err(|e| {
             IdpError::Config(format!(
                 "--database-url: not a PostgreSQL URL the idp can use ({e}); expected postgres://user[:password]@host[:port]/database"
             ))
         })?;
+        let mut config = Config::from(target.config().clone());
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         config.application_name(&format!("keel idp {schema}"));
         let shown = describe(&config);
         let client = off_runtime(|| -> Result<Client, postgres::Error> {
-            let mut client = config.connect(NoTls)?;
+            let mut client = config.connect(target.tls())?;
             let mut tx = client.transaction()?;
             tx.execute(
                 "SELECT pg_advisory_xact_lock($1, hashtext($2))",
@@ -168,6 +172,7 @@ impl PgStore {
         Ok(PgStore {
             client: Mutex::new(Some(client)),
             config,
+            target,
             schema,
             shown,
         })
@@ -186,7 +191,7 @@ impl PgStore {
                 Some(client) if !client.is_closed() => client,
                 _ => {
                     tracing::warn!(database = %self.shown, "idp database connection lost; reconnecting");
-                    slot.insert(connect(config, schema)?)
+                    slot.insert(connect(config, &self.target, schema)?)
                 }
             };
             f(client)
