@@ -198,7 +198,7 @@ fn map_server_message<A, B>(msg: ServerMessage<A>, mut f: impl FnMut(A) -> B) ->
             end_version,
             modifications: modifications
                 .into_iter()
-                .map(|m| map_modification(m, &mut f))
+                .map(|m| map_state_modification(m, &mut f))
                 .collect(),
             client_clock_skew,
             server_ts,
@@ -248,7 +248,21 @@ fn map_server_message<A, B>(msg: ServerMessage<A>, mut f: impl FnMut(A) -> B) ->
     }
 }
 
-fn map_modification<A, B>(
+/// A query's modification in a `Transition` with its value (and error data) turned by `f`:
+/// e.g. results held as shared text for a socket, or as values for an in-process client.
+///
+/// ```
+/// use keel_protocol::{LogLinesMessage, QueryId, StateModification, map_state_modification};
+/// let updated = StateModification::QueryUpdated {
+///     query_id: QueryId::new(1),
+///     value: 41,
+///     log_lines: LogLinesMessage(vec![]),
+///     journal: None,
+/// };
+/// let mapped = map_state_modification(updated, &mut |n: i32| n + 1);
+/// assert!(matches!(mapped, StateModification::QueryUpdated { value: 42, .. }));
+/// ```
+pub fn map_state_modification<A, B>(
     m: StateModification<A>,
     f: &mut impl FnMut(A) -> B,
 ) -> StateModification<B> {

@@ -16,6 +16,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use keel_protocol::{
     AuthenticationToken, CanonicalPath, ClientMessage, EncodedValue, ErrorPayload, LogLinesMessage,
     ProtocolError, QueryId, QuerySetModification, ServerMessage, StateModification, StateVersion,
+    map_state_modification,
 };
 use keel_values::{Object, Value};
 use tokio::sync::{Semaphore, mpsc};
@@ -508,7 +509,7 @@ impl SyncSession {
             .latest_ts()
             .max(self.min_ts)
             .max(self.sent.ts.into());
-        let mut modifications: Vec<StateModification<EncodedValue>> = self
+        let mut modifications: Vec<StateModification<Carried>> = self
             .removed
             .drain(..)
             .map(|query_id| StateModification::QueryRemoved { query_id })
@@ -546,7 +547,6 @@ impl SyncSession {
         // An in-process client takes the results as values (no text to parse); a socket's
         // frame is written around the shared text.
         let in_process = self.outbox.is_in_process();
-        let mut values: Vec<Option<Value>> = Vec::new();
 
         for (query_id, ran) in stale.into_iter().zip(results) {
             let (result, journal, subscription, log_lines) = match &ran {
@@ -595,16 +595,16 @@ impl SyncSession {
             query.last_sent = Some(hash);
             let journal = query.journal.to_wire();
             let log_lines = LogLinesMessage(log_lines.to_vec());
-            if in_process {
-                values.push(match &ran {
-                    Ran::Shared(shared) => shared.outcome().result.as_ref().ok().cloned(),
-                    Ran::Refused(..) => None,
-                });
-            }
             modifications.push(match result {
-                Ok(value) => StateModification::QueryUpdated {
+                Ok(text) => StateModification::QueryUpdated {
                     query_id,
-                    value,
+                    value: match (&ran, in_process) {
+                        (Ran::Shared(shared), true) => match &shared.outcome().result {
+                            Ok(value) => Carried::Value(value.clone()),
+                            Err(_) => Carried::Text(text),
+                        },
+                        _ => Carried::Text(text),
+                    },
                     log_lines,
                     journal,
                 },
@@ -616,9 +616,10 @@ impl SyncSession {
                     },
                     log_lines,
                     journal,
-                    error_data: error
-                        .error_data()
-                        .map(|data| keel_values::to_json(data).to_string().into()),
+                    error_data: error.error_data().map(|data| match in_process {
+                        true => Carried::Value(data.clone()),
+                        false => Carried::Text(keel_values::to_json(data).to_string().into()),
+                    }),
                 },
             });
         }
@@ -639,11 +640,18 @@ impl SyncSession {
             return self.outbox.send(ServerMessage::Transition {
                 start_version: start,
                 end_version: end,
-                modifications: typed_modifications(modifications, values),
+                modifications: modifications
+                    .into_iter()
+                    .map(|m| map_state_modification(m, &mut Carried::into_value))
+                    .collect(),
                 client_clock_skew: self.clock_skew_ms,
                 server_ts: Some(wire_ts(unix_nanos())),
             });
         }
+        let modifications: Vec<StateModification<EncodedValue>> = modifications
+            .into_iter()
+            .map(|m| map_state_modification(m, &mut Carried::into_text))
+            .collect();
         self.outbox.send_text(keel_protocol::encode_transition(
             start,
             end,
@@ -654,53 +662,33 @@ impl SyncSession {
     }
 }
 
-/// A Transition's modifications with values in place of their text, for an in-process client:
-/// `values` holds, in order, the value of each query updated by this transition (removals
-/// come first and carry none). Error data is small and rare; it is read back from its text.
-fn typed_modifications(
-    modifications: Vec<StateModification<EncodedValue>>,
-    values: Vec<Option<Value>>,
-) -> Vec<StateModification<Value>> {
-    let mut values = values.into_iter();
-    modifications
-        .into_iter()
-        .map(|modification| match modification {
-            StateModification::QueryRemoved { query_id } => {
-                StateModification::QueryRemoved { query_id }
-            }
-            StateModification::QueryUpdated {
-                query_id,
-                log_lines,
-                journal,
-                ..
-            } => StateModification::QueryUpdated {
-                query_id,
-                value: values.next().flatten().unwrap_or(Value::Null),
-                log_lines,
-                journal,
-            },
-            StateModification::QueryFailed {
-                query_id,
-                error_message,
-                log_lines,
-                journal,
-                error_data,
-            } => {
-                values.next();
-                StateModification::QueryFailed {
-                    query_id,
-                    error_message,
-                    log_lines,
-                    journal,
-                    error_data: error_data.and_then(|text| {
-                        serde_json::from_str(&text)
-                            .ok()
-                            .and_then(|json| keel_values::from_json(&json).ok())
-                    }),
-                }
-            }
-        })
-        .collect()
+/// A query result (or error data) in a `Transition`, as its client takes it: a socket's frame
+/// is written around the Convex JSON text the query cache wrote once for every session watching
+/// the execution; an in-process client gets the value itself.
+enum Carried {
+    /// Convex JSON text, shared.
+    Text(EncodedValue),
+    /// The value, for an in-process client.
+    Value(Value),
+}
+
+impl Carried {
+    fn into_text(self) -> EncodedValue {
+        match self {
+            Carried::Text(text) => text,
+            Carried::Value(value) => keel_values::to_json(&value).to_string().into(),
+        }
+    }
+
+    fn into_value(self) -> Value {
+        match self {
+            Carried::Value(value) => value,
+            Carried::Text(text) => serde_json::from_str(&text)
+                .ok()
+                .and_then(|json| keel_values::from_json(&json).ok())
+                .unwrap_or(Value::Null),
+        }
+    }
 }
 
 /// What running one stale query gave.
