@@ -86,6 +86,46 @@ export async function startAllInOne() {
 }
 
 /**
+ * POSTs `body` to the idp's Backend API (`path` under `/v1`) as the secret-key holder; resolves
+ * to the JSON answer, or throws with the status and body when it is not a success.
+ */
+export async function idpBapi(idp, path, body) {
+  const response = await fetch(`${idp.url}/v1${path}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${idp.secretKey}`, "content-type": "application/json" },
+    body: JSON.stringify(body ?? {}),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${path}: ${response.status} ${text}`);
+  return JSON.parse(text);
+}
+
+/** Starts `keel idp` and a `keel backend` trusting it over one new data directory: { idp, backend }. */
+export async function startIdpAndBackend() {
+  const dataDir = await mkTempDir();
+  const idp = await startService("idp", ["idp", "--idp-addr", "127.0.0.1:0", "--data-dir", dataDir]);
+  const backend = await startService("backend", [
+    "backend",
+    "--backend-addr", "127.0.0.1:0",
+    "--data-dir", dataDir,
+    "--auth-issuer", idp.url,
+  ]);
+  return { idp, backend };
+}
+
+/**
+ * Starts `keel web` in real-Clerk mode against `backend`: Clerk's publishable and secret keys, and
+ * the URL of its Backend API (`keel idp`, or a double in front of it).
+ */
+export function startClerkWeb(backend, { publishableKey, secretKey, apiUrl }) {
+  return startService(
+    "web",
+    ["web", "--web-addr", "127.0.0.1:0", "--backend-url", backend.url],
+    { CLERK_PUBLISHABLE_KEY: publishableKey, CLERK_SECRET_KEY: secretKey, CLERK_API_URL: apiUrl },
+  );
+}
+
+/**
  * Starts `keel idp` and a `keel backend` trusting it, on free ports over one new data directory,
  * and signs one user in through the idp's Backend API. Resolves to { idp, backend,
  * convexToken() (a fresh `convex` template token for the user's session), stop() }.
@@ -96,30 +136,13 @@ export async function startBackendWithUser(user = {
   first_name: "Grace",
   last_name: "Hopper",
 }) {
-  const dataDir = await mkTempDir();
-  const idp = await startService("idp", ["idp", "--idp-addr", "127.0.0.1:0", "--data-dir", dataDir]);
-  const backend = await startService("backend", [
-    "backend",
-    "--backend-addr", "127.0.0.1:0",
-    "--data-dir", dataDir,
-    "--auth-issuer", idp.url,
-  ]);
-  const bapi = async (path, body) => {
-    const response = await fetch(`${idp.url}${path}`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${idp.secretKey}`, "content-type": "application/json" },
-      body: JSON.stringify(body ?? {}),
-    });
-    const json = await response.json();
-    if (!response.ok) throw new Error(`${path}: ${response.status} ${JSON.stringify(json)}`);
-    return json;
-  };
-  const created = await bapi("/v1/users", user);
-  const sessionId = (await bapi("/v1/sessions", { user_id: created.id })).id;
+  const { idp, backend } = await startIdpAndBackend();
+  const created = await idpBapi(idp, "/users", user);
+  const sessionId = (await idpBapi(idp, "/sessions", { user_id: created.id })).id;
   return {
     idp,
     backend,
-    convexToken: async () => (await bapi(`/v1/sessions/${sessionId}/tokens/convex`)).jwt,
+    convexToken: async () => (await idpBapi(idp, `/sessions/${sessionId}/tokens/convex`)).jwt,
     stop: async () => {
       await backend.stop();
       await idp.stop();

@@ -12,21 +12,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 import { CHROMIUM_FLAGS, recordCspViolations, screenshot } from "./web-browser.mjs";
-import { mkTempDir, startService } from "./keel-processes.mjs";
+import { idpBapi, startClerkWeb, startIdpAndBackend } from "./keel-processes.mjs";
 
 const FRONTEND_API = "clerk.keel.test";
 const PUBLISHABLE_KEY = `pk_test_${Buffer.from(`${FRONTEND_API}$`).toString("base64").replace(/=+$/, "")}`;
 
-async function bapi(idp, path, body) {
-  const response = await fetch(`${idp.url}/v1${path}`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${idp.secretKey}`, "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  const text = await response.text();
-  assert.equal(response.status, 200, `${path}: ${text}`);
-  return JSON.parse(text);
-}
+const bapi = idpBapi;
 
 /** The clerk-js double: one signed-in session whose token comes from `tokenUrl`. */
 function clerkScript(sessionId, tokenUrl, signedInAt) {
@@ -63,16 +54,10 @@ function clerkScript(sessionId, tokenUrl, signedInAt) {
 }
 
 test("Clerk mode: the page follows Clerk's session in the browser", async () => {
-  const dir = await mkTempDir();
-  const idp = await startService("idp", ["idp", "--idp-addr", "127.0.0.1:0", "--data-dir", dir]);
-  const backend = await startService("backend", [
-    "backend", "--backend-addr", "127.0.0.1:0", "--data-dir", dir, "--auth-issuer", idp.url,
-  ]);
-  const web = await startService(
-    "web",
-    ["web", "--web-addr", "127.0.0.1:0", "--backend-url", backend.url],
-    { CLERK_PUBLISHABLE_KEY: PUBLISHABLE_KEY, CLERK_SECRET_KEY: idp.secretKey, CLERK_API_URL: idp.url },
-  );
+  const { idp, backend } = await startIdpAndBackend();
+  const web = await startClerkWeb(backend, {
+    publishableKey: PUBLISHABLE_KEY, secretKey: idp.secretKey, apiUrl: idp.url,
+  });
   const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_FLAGS });
   try {
     // A Clerk user and session, as Clerk's hosted sign-in would make them.

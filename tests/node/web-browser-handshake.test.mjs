@@ -11,7 +11,7 @@ import http from "node:http";
 import crypto from "node:crypto";
 import { chromium } from "playwright-core";
 import { CHROMIUM_FLAGS, screenshot } from "./web-browser.mjs";
-import { mkTempDir, startService } from "./keel-processes.mjs";
+import { idpBapi, startClerkWeb, startIdpAndBackend } from "./keel-processes.mjs";
 
 const DOUBLE_KID = "ins_clerk_double";
 const b64url = (bytes) => Buffer.from(bytes).toString("base64url");
@@ -23,16 +23,7 @@ function signRs256(privateKey, claims) {
 
 const claimsOf = (jwt) => JSON.parse(Buffer.from(jwt.split(".")[1], "base64url").toString());
 
-async function bapi(idp, path, body) {
-  const response = await fetch(`${idp.url}/v1${path}`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${idp.secretKey}`, "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  const text = await response.text();
-  assert.equal(response.status, 200, `${path}: ${text}`);
-  return JSON.parse(text);
-}
+const bapi = idpBapi;
 
 /** Clerk's Frontend API handshake and its Backend API (the idp's, JWKS extended) on one port. */
 async function startClerkDouble(idp) {
@@ -91,18 +82,12 @@ async function startClerkDouble(idp) {
 }
 
 test("Clerk mode: an outdated session is renewed through the handshake before the page renders", async () => {
-  const dir = await mkTempDir();
-  const idp = await startService("idp", ["idp", "--idp-addr", "127.0.0.1:0", "--data-dir", dir]);
-  const backend = await startService("backend", [
-    "backend", "--backend-addr", "127.0.0.1:0", "--data-dir", dir, "--auth-issuer", idp.url,
-  ]);
+  const { idp, backend } = await startIdpAndBackend();
   const double = await startClerkDouble(idp);
   const publishableKey = `pk_test_${Buffer.from(`${double.host}$`).toString("base64").replace(/=+$/, "")}`;
-  const web = await startService(
-    "web",
-    ["web", "--web-addr", "127.0.0.1:0", "--backend-url", backend.url],
-    { CLERK_PUBLISHABLE_KEY: publishableKey, CLERK_SECRET_KEY: idp.secretKey, CLERK_API_URL: double.url },
-  );
+  const web = await startClerkWeb(backend, {
+    publishableKey, secretKey: idp.secretKey, apiUrl: double.url,
+  });
   const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_FLAGS });
   try {
     // A Clerk user and session, as Clerk's hosted sign-in would make them, and a token of it.
