@@ -1,16 +1,11 @@
-//! Connecting: the URL (the backend's `schema=` turned into the idp's schema), descriptions of
-//! the target without its password, errors with their causes, and running the blocking client
-//! off the async runtime.
-
-use std::time::Duration;
+//! Connecting: the URL (the backend's `schema=` turned into the idp's schema; the rest is read
+//! by `keel_db::PostgresTarget`, as the backend reads it), errors with their causes, and running
+//! the blocking client off the async runtime.
 
 use keel_db::PostgresTarget;
 use postgres::{Client, Config};
 
 use crate::error::IdpError;
-
-/// How long connecting may take when the URL sets no `connect_timeout`.
-pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The schema when the URL names none for the backend.
 const DEFAULT_SCHEMA: &str = "keel_idp";
@@ -46,25 +41,6 @@ pub(super) fn split_schema(url: &str) -> Result<(String, String), IdpError> {
         format!("{base}?{}", rest.join("&"))
     };
     Ok((url, schema))
-}
-
-/// `postgres://user@host:port/database` for messages (never the password).
-pub(super) fn describe(config: &Config) -> String {
-    let host = config
-        .get_hosts()
-        .first()
-        .map(|h| match h {
-            postgres::config::Host::Tcp(name) => name.clone(),
-            #[cfg(unix)]
-            postgres::config::Host::Unix(path) => path.display().to_string(),
-        })
-        .unwrap_or_default();
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    format!(
-        "postgres://{}@{host}:{port}/{}",
-        config.get_user().unwrap_or(""),
-        config.get_dbname().unwrap_or("")
-    )
 }
 
 /// The driver's error with its causes (`error connecting to server: Connection refused …`).

@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 use postgres::error::SqlState;
 use postgres::{Client, Config, GenericClient, Row};
 
-use self::connection::{CONNECT_TIMEOUT, connect, describe, explain, off_runtime, split_schema};
+use self::connection::{connect, explain, off_runtime, split_schema};
 
 use super::{EmailAddress, Session, SessionStatus, StoredKey, TwoFactor, User, json_column};
 use crate::error::IdpError;
@@ -143,11 +143,8 @@ impl PgStore {
             ))
         })?;
         let mut config = Config::from(target.config().clone());
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
-        }
         config.application_name(&format!("keel idp {schema}"));
-        let shown = describe(&config);
+        let shown = target.shown().to_owned();
         let client = off_runtime(|| -> Result<Client, postgres::Error> {
             let mut client = config.connect(target.tls())?;
             let mut tx = client.transaction()?;
