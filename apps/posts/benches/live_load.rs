@@ -22,6 +22,9 @@
 //! phases, samples the web process's RSS every 10 s and prints the series and a verdict (memory
 //! flat: the last minute's mean within 10 % of the second minute's; 0 errors); it exits
 //! non-zero when the verdict is FAIL. See `live_load/soak.rs`.
+//!
+//! `KEEL_BENCH_BIN=<path>` runs another build of the `keel` binary instead of this one's (to
+//! compare two builds with the same load generator).
 
 #![allow(clippy::print_stdout)]
 
@@ -53,7 +56,10 @@ impl Drop for Keel {
 
 fn start_keel() -> Keel {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+    // `KEEL_BENCH_BIN` runs another build of the binary (a before/after comparison).
+    let binary =
+        std::env::var_os("KEEL_BENCH_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_keel").into());
+    let mut child = Command::new(binary)
         .env("KEEL_SITE_ADDR", "127.0.0.1:0")
         .args(["--web-addr", "127.0.0.1:0", "--backend-addr", "127.0.0.1:0"])
         .args(["--idp-addr", "127.0.0.1:0", "--data-dir"])
@@ -234,12 +240,14 @@ async fn fetch_posts(web: &str, client: &reqwest::Client) -> Result<(String, Str
     Ok((body, live))
 }
 
-/// The newest post a body shows (`Load <n>` titles; 0 for none).
+/// The newest post a body shows: the largest `n` of its `Load <n>` titles (0 for none). Not
+/// the first listed: concurrent creates may commit out of order, so the list's first post (the
+/// latest commit) need not be the highest number.
 fn newest(body: &str) -> u64 {
     body.split(">Load ")
-        .nth(1)
-        .and_then(|rest| rest.split('<').next())
-        .and_then(|n| n.parse().ok())
+        .skip(1)
+        .filter_map(|rest| rest.split('<').next()?.parse().ok())
+        .max()
         .unwrap_or(0)
 }
 
@@ -476,9 +484,9 @@ async fn main() {
 
     println!();
     println!(
-        "| phase | posts (achieved/s) | commit → every tab p50 / p99 / max | per tab p50 / p99 | errors | refetches | renders received (splices) | KiB received per tab update | CPU per post | CPU per tab update | RSS after |"
+        "| phase | posts (achieved/s) | commit → every tab p50 / p99 / max | per tab p50 / p99 | errors | refetches | renders received (splices) | KiB received per tab update | CPU per post | CPU per tab update | RSS after | load generator CPU |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut n = 0u64;
     for &(rate, seconds) in &plan.phases {
         let errors_before = counters.errors.load(Ordering::Relaxed);
@@ -487,6 +495,7 @@ async fn main() {
         let splices_before = counters.splices.load(Ordering::Relaxed);
         let bytes_before = counters.bytes.load(Ordering::Relaxed);
         let cpu_before = cpu(pid);
+        let own_cpu_before = cpu(std::process::id());
         let created: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
         let write_errors = Arc::new(AtomicUsize::new(0));
         let first = n + 1;
@@ -525,20 +534,38 @@ async fn main() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let cpu_used = cpu(pid).saturating_sub(cpu_before);
+        let own_cpu = cpu(std::process::id()).saturating_sub(own_cpu_before);
+        let phase_time = started.elapsed();
         let behind = shown
             .iter()
             .filter(|s| s.lock().last().is_none_or(|(m, _)| *m < last))
             .count();
         // Per post: when each tab first showed it (or something newer).
         let created = created.lock().clone();
+        // Each tab's changes, and whether they come in order of post as well as of time (a
+        // tab never goes back to an older post): then a binary search finds when it first
+        // showed a post, else a scan.
+        let tabs: Vec<(Vec<(u64, Instant)>, bool)> = shown
+            .iter()
+            .map(|s| {
+                let s = s.lock().clone();
+                let ordered = s.windows(2).all(|w| w[0].0 <= w[1].0);
+                (s, ordered)
+            })
+            .collect();
         let mut every_tab = Vec::new();
         let mut per_tab = Vec::new();
         for &(post, sent) in &created {
             let mut worst = Duration::ZERO;
             let mut all = true;
-            for s in &shown {
-                let s = s.lock();
-                match s.iter().find(|(m, at)| *m >= post && *at >= sent) {
+            for (s, ordered) in &tabs {
+                let shows = |(m, at): &(u64, Instant)| *m >= post && *at >= sent;
+                let found = if *ordered {
+                    s.get(s.partition_point(|e| !shows(e)))
+                } else {
+                    s.iter().find(|e| shows(e))
+                };
+                match found {
                     Some((_, at)) => {
                         let lag = at.duration_since(sent);
                         per_tab.push(lag);
@@ -561,7 +588,7 @@ async fn main() {
         let bytes = counters.bytes.load(Ordering::Relaxed) - bytes_before;
         let posts = created.len().max(1);
         println!(
-            "| {rate}/s for {seconds} s | {} ({achieved:.1}/s) | {} / {} / {} | {} / {} | {errors} | {} | {renders} ({splices}) | {:.2} | {:.2} ms | {:.3} ms | {:.0} MiB |",
+            "| {rate}/s for {seconds} s | {} ({achieved:.1}/s) | {} / {} / {} | {} / {} | {errors} | {} | {renders} ({splices}) | {:.2} | {:.2} ms | {:.3} ms | {:.0} MiB | {:.2} cores |",
             created.len(),
             ms(percentile(&every_tab, 0.5)),
             ms(percentile(&every_tab, 0.99)),
@@ -573,6 +600,7 @@ async fn main() {
             cpu_used.as_secs_f64() * 1e3 / posts as f64,
             cpu_used.as_secs_f64() * 1e3 / renders.max(1) as f64,
             rss(pid) as f64 / 1048576.0,
+            own_cpu.as_secs_f64() / phase_time.as_secs_f64(),
         );
     }
     stop_tx.send_replace(true);
