@@ -54,11 +54,11 @@ use keel_values::{Object, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::auth::Auth;
 use crate::backend::Backend;
 use crate::console::Console;
 use crate::context::{ActionCtx, MutationCtx, QueryCtx};
 use crate::error::FunctionError;
-use crate::identity::Identity;
 use crate::registry::{FunctionKind, Handler};
 use crate::runner::Origin;
 use crate::transaction::TxAccess;
@@ -131,11 +131,11 @@ impl Calls {
 }
 
 impl Calls {
-    /// Makes one call as `identity`: `run` runs the callee (in one way or another), whose result
-    /// is decoded into the type the caller asked for.
+    /// Makes one call as the caller (`auth`): `run` runs the callee (in one way or another),
+    /// whose result is decoded into the type the caller asked for.
     async fn make<R: DeserializeOwned>(
         &self,
-        identity: &Identity,
+        auth: &Auth,
         path: &str,
         args: impl Serialize,
         run: impl AsyncFnOnce(Call) -> Result<Value, FunctionError>,
@@ -147,7 +147,7 @@ impl Calls {
         let call = Call {
             path: path.clone(),
             args,
-            identity: identity.clone(),
+            auth: auth.clone(),
             calls: Calls::new(self.backend.clone(), depth, self.console.clone()),
         };
         let value = run(call).await?;
@@ -156,12 +156,13 @@ impl Calls {
     }
 }
 
-/// One call a function makes: the callee's path and arguments, the caller's identity, and the
-/// callee's own means to call further (at its depth).
+/// One call a function makes: the callee's path and arguments, the caller's identity (and its
+/// record of what was looked at, which the callee's observations join), and the callee's own
+/// means to call further (at its depth).
 struct Call {
     path: CanonicalPath,
     args: Object,
-    identity: Identity,
+    auth: Auth,
     calls: Calls,
 }
 
@@ -182,7 +183,9 @@ impl Call {
             unreachable!("function() checked the kind");
         };
         let span = tracing::debug_span!("query", path = %self.path, depth = self.calls.depth.get());
-        let ctx = QueryCtx::new(tx.clone(), self.identity, self.calls);
+        // The callee notes what it looks at into the caller's record: the caller's result
+        // depends on it.
+        let ctx = QueryCtx::new(tx.clone(), self.auth, self.calls);
         tracing::Instrument::instrument(handler(ctx, self.args), span).await
     }
 
@@ -194,26 +197,29 @@ impl Call {
         let span =
             tracing::debug_span!("mutation", path = %self.path, depth = self.calls.depth.get());
         let nested = tx.begin_nested().await?;
-        let ctx = MutationCtx::new(nested.access(), self.identity, self.calls);
+        let ctx = MutationCtx::new(nested.access(), self.auth, self.calls);
         let result = tracing::Instrument::instrument(handler(ctx, self.args), span).await;
         nested.end(result.is_ok()).await;
         result
     }
 
-    /// Runs a query in its own transaction, at the latest commit.
+    /// Runs a query in its own transaction, at the latest commit; what its result observed of
+    /// the caller (a cached result carries it) joins the caller's record.
     async fn query(self) -> Result<Value, FunctionError> {
         let origin = self.origin();
         let backend = &self.calls.backend;
-        backend
-            .query(&self.path, &self.args, &self.identity, None, origin)
-            .await
+        let outcome = backend
+            .query_shared(&self.path, &self.args, self.auth.identity(), None, origin)
+            .await;
+        self.auth.note(outcome.observed());
+        outcome.outcome().result.clone()
     }
 
     /// Runs a mutation in its own transaction.
     async fn mutation(self) -> Result<Value, FunctionError> {
         let origin = self.origin();
         let backend = &self.calls.backend;
-        let run = backend.mutation(&self.path, self.args, &self.identity, None, origin);
+        let run = backend.mutation(&self.path, self.args, self.auth.identity(), None, origin);
         Ok(Box::pin(run).await?.0)
     }
 
@@ -221,7 +227,8 @@ impl Call {
     async fn action(self) -> Result<Value, FunctionError> {
         let origin = self.origin();
         let backend = &self.calls.backend;
-        Box::pin(backend.action(&self.path, self.args, &self.identity, origin, None)).await
+        let identity = self.auth.identity();
+        Box::pin(backend.action(&self.path, self.args, identity, origin, None)).await
     }
 }
 
@@ -235,7 +242,7 @@ impl QueryCtx {
     ) -> Result<R, FunctionError> {
         let tx = self.db.tx();
         (self.calls)
-            .make(&self.auth.identity, function.path(), args, async |call| {
+            .make(&self.auth, function.path(), args, async |call| {
                 call.query_in(tx).await
             })
             .await
@@ -252,7 +259,7 @@ impl MutationCtx {
     ) -> Result<R, FunctionError> {
         let tx = self.tx();
         (self.calls)
-            .make(&self.auth.identity, function.path(), args, async |call| {
+            .make(&self.auth, function.path(), args, async |call| {
                 call.query_in(tx).await
             })
             .await
@@ -269,7 +276,7 @@ impl MutationCtx {
     ) -> Result<R, FunctionError> {
         let tx = self.tx();
         (self.calls)
-            .make(&self.auth.identity, function.path(), args, async |call| {
+            .make(&self.auth, function.path(), args, async |call| {
                 Box::pin(call.mutation_in(tx)).await
             })
             .await
@@ -285,7 +292,7 @@ impl ActionCtx {
         args: A,
     ) -> Result<R, FunctionError> {
         (self.calls)
-            .make(&self.auth.identity, function.path(), args, Call::query)
+            .make(&self.auth, function.path(), args, Call::query)
             .await
     }
 
@@ -297,7 +304,7 @@ impl ActionCtx {
         args: A,
     ) -> Result<R, FunctionError> {
         (self.calls)
-            .make(&self.auth.identity, function.path(), args, Call::mutation)
+            .make(&self.auth, function.path(), args, Call::mutation)
             .await
     }
 
@@ -308,7 +315,7 @@ impl ActionCtx {
         args: A,
     ) -> Result<R, FunctionError> {
         (self.calls)
-            .make(&self.auth.identity, function.path(), args, Call::action)
+            .make(&self.auth, function.path(), args, Call::action)
             .await
     }
 }
