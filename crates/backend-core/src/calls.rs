@@ -7,11 +7,12 @@
 //! | mutation | [`MutationCtx::run_query`], [`MutationCtx::run_mutation`] | in the caller's transaction: it sees the caller's writes so far, its reads are part of the caller's read set (a conflicting commit retries the whole caller) and its writes commit with the caller's; a nested mutation runs in a savepoint, so if it fails only its own writes are undone and the caller may handle the error and go on |
 //! | action | [`ActionCtx::run_query`], [`ActionCtx::run_mutation`], [`ActionCtx::run_action`] | in its own transaction (a mutation is retried on conflicts and, on a follower node, runs on the committer) |
 //!
-//! Every call runs as the caller's identity, reaches internal functions as well as public ones,
-//! checks its arguments as a client's call would, and fails with the callee's error as it is: a
-//! `ConvexError` keeps its message and data (passed on with `?`, it reaches the client as the
-//! callee raised it), an internal failure stays internal (the client sees only the generic
-//! message). Calls nest at most [`MAX_CALL_DEPTH`] levels deep, as in Convex; one more fails with
+//! Every call runs as the caller's identity (what the callee looks at of it counts as looked at
+//! by the caller, whose result depends on it: see `auth`), reaches internal functions as well
+//! as public ones, checks its arguments as a client's call would, and fails with the callee's
+//! error as it is: a `ConvexError` keeps its message and data (passed on with `?`, it reaches
+//! the client as the callee raised it), an internal failure stays internal (the client sees
+//! only the generic message). Calls nest at most [`MAX_CALL_DEPTH`] levels deep, as in Convex; one more fails with
 //! `MaximumCallDepthExceeded`, an error the caller may handle like any other.
 //!
 //! ```
