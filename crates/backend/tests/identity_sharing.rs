@@ -2,7 +2,8 @@
 //! identity to a query that asks only whether its caller is signed in share one execution and
 //! all get each commit's result (the official Rust client over the sync protocol), while a query
 //! that reads the identity — itself or through a query it calls — answers every caller with
-//! their own, over the sync protocol and the HTTP API alike, whoever asked first.
+//! their own, over the sync protocol, the HTTP API and the in-process transport alike, whoever
+//! asked first.
 
 mod common;
 
@@ -183,5 +184,57 @@ async fn over_the_http_api_no_caller_gets_another_callers_result() {
         json!({ "code": "UNAUTHENTICATED" }),
         "{refused}"
     );
+    assert_eq!(executions(&b, "messages:signedIn"), 2);
+}
+
+/// Runs a query through the in-process transport with `token` (none: anonymous).
+async fn in_process_query(
+    direct: &keel_backend::InProcess,
+    path: &str,
+    token: Option<&str>,
+) -> Result<keel_values::Value, keel_protocol::InProcessError> {
+    use keel_protocol::InProcessBackend;
+    let call = keel_protocol::InProcessCall {
+        kind: keel_protocol::CallKind::Query { ts: None },
+        path: path.to_owned(),
+        args: keel_values::Object::new(),
+        token: token.map(Into::into),
+    };
+    direct.call(call).await
+}
+
+#[tokio::test]
+async fn in_process_no_caller_gets_another_callers_result() {
+    let (b, idp) = backend_with_idp().await;
+    let direct = keel_backend::InProcess::new(b.backend.clone());
+    let (ann, ann_token) = idp.user_token("ann@example.com").await;
+    let (bob, bob_token) = idp.user_token("bob@example.com").await;
+    let (ann_token, bob_token) = (Some(ann_token.as_str()), Some(bob_token.as_str()));
+    let user = |id: &str| Ok(keel_values::Value::from(id));
+
+    for path in ["auth:whoami", "calls:whoami"] {
+        assert_eq!(in_process_query(&direct, path, ann_token).await, user(&ann));
+        assert_eq!(in_process_query(&direct, path, bob_token).await, user(&bob));
+        let anonymous = in_process_query(&direct, path, None).await;
+        assert_eq!(anonymous, Ok(keel_values::Value::Null), "{path}");
+    }
+
+    let empty = Ok(keel_values::Value::Array(Vec::new()));
+    assert_eq!(
+        in_process_query(&direct, "messages:signedIn", bob_token).await,
+        empty
+    );
+    assert_eq!(
+        in_process_query(&direct, "messages:signedIn", ann_token).await,
+        empty
+    );
+    match in_process_query(&direct, "messages:signedIn", None).await {
+        Err(keel_protocol::InProcessError::Failed { data, .. }) => {
+            let data = data.expect("a ConvexError's data");
+            let code = &data.as_object().expect("an object")["code"];
+            assert_eq!(code, &keel_values::Value::from("UNAUTHENTICATED"));
+        }
+        other => panic!("not refused: {other:?}"),
+    }
     assert_eq!(executions(&b, "messages:signedIn"), 2);
 }
