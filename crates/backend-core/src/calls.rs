@@ -7,11 +7,12 @@
 //! | mutation | [`MutationCtx::run_query`], [`MutationCtx::run_mutation`] | in the caller's transaction: it sees the caller's writes so far, its reads are part of the caller's read set (a conflicting commit retries the whole caller) and its writes commit with the caller's; a nested mutation runs in a savepoint, so if it fails only its own writes are undone and the caller may handle the error and go on |
 //! | action | [`ActionCtx::run_query`], [`ActionCtx::run_mutation`], [`ActionCtx::run_action`] | in its own transaction (a mutation is retried on conflicts and, on a follower node, runs on the committer) |
 //!
-//! Every call runs as the caller's identity, reaches internal functions as well as public ones,
-//! checks its arguments as a client's call would, and fails with the callee's error as it is: a
-//! `ConvexError` keeps its message and data (passed on with `?`, it reaches the client as the
-//! callee raised it), an internal failure stays internal (the client sees only the generic
-//! message). Calls nest at most [`MAX_CALL_DEPTH`] levels deep, as in Convex; one more fails with
+//! Every call runs as the caller's identity (what the callee looks at of it counts as looked at
+//! by the caller, whose result depends on it: see `auth`), reaches internal functions as well
+//! as public ones, checks its arguments as a client's call would, and fails with the callee's
+//! error as it is: a `ConvexError` keeps its message and data (passed on with `?`, it reaches
+//! the client as the callee raised it), an internal failure stays internal (the client sees
+//! only the generic message). Calls nest at most [`MAX_CALL_DEPTH`] levels deep, as in Convex; one more fails with
 //! `MaximumCallDepthExceeded`, an error the caller may handle like any other.
 //!
 //! ```
@@ -54,11 +55,11 @@ use keel_values::{Object, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::auth::Auth;
 use crate::backend::Backend;
 use crate::console::Console;
 use crate::context::{ActionCtx, MutationCtx, QueryCtx};
 use crate::error::FunctionError;
-use crate::identity::Identity;
 use crate::registry::{FunctionKind, Handler};
 use crate::runner::Origin;
 use crate::transaction::TxAccess;
@@ -131,11 +132,11 @@ impl Calls {
 }
 
 impl Calls {
-    /// Makes one call as `identity`: `run` runs the callee (in one way or another), whose result
-    /// is decoded into the type the caller asked for.
+    /// Makes one call as the caller (`auth`): `run` runs the callee (in one way or another),
+    /// whose result is decoded into the type the caller asked for.
     async fn make<R: DeserializeOwned>(
         &self,
-        identity: &Identity,
+        auth: &Auth,
         path: &str,
         args: impl Serialize,
         run: impl AsyncFnOnce(Call) -> Result<Value, FunctionError>,
@@ -147,7 +148,7 @@ impl Calls {
         let call = Call {
             path: path.clone(),
             args,
-            identity: identity.clone(),
+            auth: auth.clone(),
             calls: Calls::new(self.backend.clone(), depth, self.console.clone()),
         };
         let value = run(call).await?;
@@ -156,12 +157,13 @@ impl Calls {
     }
 }
 
-/// One call a function makes: the callee's path and arguments, the caller's identity, and the
-/// callee's own means to call further (at its depth).
+/// One call a function makes: the callee's path and arguments, the caller's identity (and its
+/// record of what was looked at, which the callee's observations join), and the callee's own
+/// means to call further (at its depth).
 struct Call {
     path: CanonicalPath,
     args: Object,
-    identity: Identity,
+    auth: Auth,
     calls: Calls,
 }
 
@@ -182,7 +184,9 @@ impl Call {
             unreachable!("function() checked the kind");
         };
         let span = tracing::debug_span!("query", path = %self.path, depth = self.calls.depth.get());
-        let ctx = QueryCtx::new(tx.clone(), self.identity, self.calls);
+        // The callee notes what it looks at into the caller's record: the caller's result
+        // depends on it.
+        let ctx = QueryCtx::new(tx.clone(), self.auth, self.calls);
         tracing::Instrument::instrument(handler(ctx, self.args), span).await
     }
 
@@ -194,26 +198,29 @@ impl Call {
         let span =
             tracing::debug_span!("mutation", path = %self.path, depth = self.calls.depth.get());
         let nested = tx.begin_nested().await?;
-        let ctx = MutationCtx::new(nested.access(), self.identity, self.calls);
+        let ctx = MutationCtx::new(nested.access(), self.auth, self.calls);
         let result = tracing::Instrument::instrument(handler(ctx, self.args), span).await;
         nested.end(result.is_ok()).await;
         result
     }
 
-    /// Runs a query in its own transaction, at the latest commit.
+    /// Runs a query in its own transaction, at the latest commit; what its result observed of
+    /// the caller (a cached result carries it) joins the caller's record.
     async fn query(self) -> Result<Value, FunctionError> {
         let origin = self.origin();
         let backend = &self.calls.backend;
-        backend
-            .query(&self.path, &self.args, &self.identity, None, origin)
-            .await
+        let outcome = backend
+            .query_shared(&self.path, &self.args, self.auth.identity(), None, origin)
+            .await;
+        self.auth.note(outcome.observed());
+        outcome.outcome().result.clone()
     }
 
     /// Runs a mutation in its own transaction.
     async fn mutation(self) -> Result<Value, FunctionError> {
         let origin = self.origin();
         let backend = &self.calls.backend;
-        let run = backend.mutation(&self.path, self.args, &self.identity, None, origin);
+        let run = backend.mutation(&self.path, self.args, self.auth.identity(), None, origin);
         Ok(Box::pin(run).await?.0)
     }
 
@@ -221,7 +228,8 @@ impl Call {
     async fn action(self) -> Result<Value, FunctionError> {
         let origin = self.origin();
         let backend = &self.calls.backend;
-        Box::pin(backend.action(&self.path, self.args, &self.identity, origin, None)).await
+        let identity = self.auth.identity();
+        Box::pin(backend.action(&self.path, self.args, identity, origin, None)).await
     }
 }
 
@@ -235,7 +243,7 @@ impl QueryCtx {
     ) -> Result<R, FunctionError> {
         let tx = self.db.tx();
         (self.calls)
-            .make(&self.auth.identity, function.path(), args, async |call| {
+            .make(&self.auth, function.path(), args, async |call| {
                 call.query_in(tx).await
             })
             .await
@@ -252,7 +260,7 @@ impl MutationCtx {
     ) -> Result<R, FunctionError> {
         let tx = self.tx();
         (self.calls)
-            .make(&self.auth.identity, function.path(), args, async |call| {
+            .make(&self.auth, function.path(), args, async |call| {
                 call.query_in(tx).await
             })
             .await
@@ -269,7 +277,7 @@ impl MutationCtx {
     ) -> Result<R, FunctionError> {
         let tx = self.tx();
         (self.calls)
-            .make(&self.auth.identity, function.path(), args, async |call| {
+            .make(&self.auth, function.path(), args, async |call| {
                 Box::pin(call.mutation_in(tx)).await
             })
             .await
@@ -285,7 +293,7 @@ impl ActionCtx {
         args: A,
     ) -> Result<R, FunctionError> {
         (self.calls)
-            .make(&self.auth.identity, function.path(), args, Call::query)
+            .make(&self.auth, function.path(), args, Call::query)
             .await
     }
 
@@ -297,7 +305,7 @@ impl ActionCtx {
         args: A,
     ) -> Result<R, FunctionError> {
         (self.calls)
-            .make(&self.auth.identity, function.path(), args, Call::mutation)
+            .make(&self.auth, function.path(), args, Call::mutation)
             .await
     }
 
@@ -308,7 +316,7 @@ impl ActionCtx {
         args: A,
     ) -> Result<R, FunctionError> {
         (self.calls)
-            .make(&self.auth.identity, function.path(), args, Call::action)
+            .make(&self.auth, function.path(), args, Call::action)
             .await
     }
 }

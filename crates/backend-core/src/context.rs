@@ -5,33 +5,16 @@
 //! functions they call run in it too. Actions run outside any transaction. Every context calls
 //! other functions as its caller (see `calls`).
 
-use keel_auth::UserIdentity;
 use keel_db::{Document, IndexRange, Order, PaginationOptions, PaginationResult};
 use keel_values::{DocumentId, Object};
 
+use crate::auth::Auth;
 use crate::calls::Calls;
 use crate::console::Console;
 use crate::error::FunctionError;
-use crate::identity::Identity;
 use crate::journal::JournalRecorder;
 use crate::scheduler::SharedBudget;
 use crate::transaction::TxAccess;
-
-/// The caller's identity, as `ctx.auth()`.
-#[derive(Clone, Debug)]
-pub struct Auth {
-    pub(crate) identity: Identity,
-}
-
-impl Auth {
-    /// The signed-in user, or `None` for an anonymous caller.
-    pub fn user_identity(&self) -> Option<&UserIdentity> {
-        match &self.identity {
-            Identity::Anonymous => None,
-            Identity::User(user) => Some(&user.identity),
-        }
-    }
-}
 
 /// Read access to the database, as `ctx.db()` in queries.
 #[derive(Clone)]
@@ -327,13 +310,13 @@ impl QueryCtx {
         self.calls.console().log(message);
     }
 
-    pub(crate) fn new(tx: TxAccess, identity: Identity, calls: Calls) -> Self {
+    pub(crate) fn new(tx: TxAccess, auth: Auth, calls: Calls) -> Self {
         QueryCtx {
             db: DbReader {
                 tx,
                 journal: JournalRecorder::default(),
             },
-            auth: Auth { identity },
+            auth,
             calls,
         }
     }
@@ -375,7 +358,7 @@ impl MutationCtx {
         self.calls.console().log(message);
     }
 
-    pub(crate) fn new(tx: TxAccess, identity: Identity, calls: Calls) -> Self {
+    pub(crate) fn new(tx: TxAccess, auth: Auth, calls: Calls) -> Self {
         MutationCtx {
             db: DbWriter {
                 reader: DbReader {
@@ -383,7 +366,7 @@ impl MutationCtx {
                     journal: JournalRecorder::default(),
                 },
             },
-            auth: Auth { identity },
+            auth,
             calls,
         }
     }
@@ -427,9 +410,9 @@ impl ActionCtx {
         self.calls.console().log(message);
     }
 
-    pub(crate) fn new(identity: Identity, calls: Calls) -> Self {
+    pub(crate) fn new(auth: Auth, calls: Calls) -> Self {
         ActionCtx {
-            auth: Auth { identity },
+            auth,
             calls,
             budget: SharedBudget::default(),
             job: None,

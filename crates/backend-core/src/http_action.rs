@@ -35,6 +35,7 @@ use futures::FutureExt;
 use futures::stream::BoxStream;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
+use crate::auth::Auth;
 use crate::backend::Backend;
 use crate::calls::{CallDepth, Calls};
 use crate::context::ActionCtx;
@@ -314,7 +315,7 @@ impl Backend {
         let name = format!("{} {}", request.method, route.pattern);
         let execution = ExecutionStart::new(name, ExecutionKind::HttpAction, identity);
         let calls = Calls::new(self.clone(), CallDepth::TOP, execution.console.clone());
-        let ctx = ActionCtx::new(identity.clone(), calls);
+        let ctx = ActionCtx::new(Auth::new(identity.clone()), calls);
         let limit = self.inner.config.action_timeout;
         let call = tracing::Instrument::instrument((route.handler)(ctx, request), span);
         let result = match tokio::time::timeout(limit, call).await {

@@ -65,6 +65,9 @@
 //! * `registry` — [`FunctionRegistry`]: functions by path, with their [`Visibility`]; arguments
 //!   are decoded with Convex's validator rules and results encoded by [`keel_values::typed`].
 //! * `context` — [`QueryCtx`], [`MutationCtx`], [`ActionCtx`] and their database handles.
+//! * `auth` — [`Auth`] (`ctx.auth()`): the caller's identity, and what a function looked at of
+//!   it ([`AuthObservation`]: nothing, whether a caller is signed in, or who), which decides how
+//!   broadly a query's result is shared.
 //! * `typed_table` — typed tables in functions: `ctx.db().table::<T>()` ([`TableReader`],
 //!   [`TableWriter`], [`TypedQueryBuilder`]) over `keel_db`'s typed tables.
 //! * `error` — [`FunctionError`] (a call's failure as its caller sees it) and [`ErrorClass`].
@@ -72,8 +75,10 @@
 //!   memory (a resend while the first attempt runs waits for it); receipts committed with each
 //!   mutation carry this across restarts and nodes (see `cluster`).
 //! * `query_cache` — one execution per identical query (and journal), reused while it stays
-//!   valid; [`QueryOutcome`], [`QuerySubscription`], and [`SharedOutcome`] (an execution's
-//!   outcome as the cache holds it, its JSON encodings written once for all its callers).
+//!   valid, by every caller it serves (all, the signed-in ones, or one identity: as far as the
+//!   query looked at its caller); [`QueryOutcome`], [`QuerySubscription`], and
+//!   [`SharedOutcome`] (an execution's outcome as the cache holds it, its JSON encodings written
+//!   once for all its callers).
 //! * `console` — function logs: [`Console`] (`ctx.console()`, `ctx.log(…)`), [`LogLine`],
 //!   Convex's limits, and [`Logged`] (a call's outcome with its client log lines, from
 //!   [`Backend::run_query_logged`] and its siblings).
@@ -100,6 +105,7 @@
 //!   backend's own internal mutations (`_system/storage:*`).
 
 mod admin_key;
+mod auth;
 mod backend;
 mod calls;
 pub mod cluster;
@@ -122,12 +128,13 @@ mod transaction;
 mod typed_table;
 
 pub use admin_key::{AdminKey, AdminKeyError, MIN_ADMIN_KEY_LEN};
+pub use auth::{Auth, AuthObservation};
 pub use backend::{Backend, BackendConfig, SessionRequest};
 pub use calls::MAX_CALL_DEPTH;
 pub use cluster::{Cluster, ClusterConfig, ClusterMember, ClusterMembers, MemberState};
 pub use console::{Console, LogLevel, LogLine, Logged, MAX_LOG_LINE_BYTES, MAX_LOG_LINES};
 pub use context::{
-    ActionCtx, Auth, DbReader, DbWriter, MutationCtx, QueryBuilder, QueryCtx, SystemReader,
+    ActionCtx, DbReader, DbWriter, MutationCtx, QueryBuilder, QueryCtx, SystemReader,
 };
 pub use error::{ErrorClass, FunctionError, INTERNAL_ERROR_MESSAGE};
 pub use execution_log::{

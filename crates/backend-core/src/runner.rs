@@ -9,6 +9,7 @@ use std::time::Duration;
 use keel_protocol::CanonicalPath;
 use keel_values::{Object, Value};
 
+use crate::auth::{Auth, AuthObservation};
 use crate::backend::{Backend, SessionRequest};
 use crate::calls::{CallDepth, Calls};
 use crate::cluster::Forwarded;
@@ -19,7 +20,7 @@ use crate::execution_log::{ExecutionKind, ExecutionStart};
 use crate::identity::Identity;
 use crate::journal::{JournalRecorder, QueryJournal};
 use crate::mutation_log::RequestKey;
-use crate::query_cache::{QueryKey, QueryOutcome, QuerySubscription, SharedOutcome};
+use crate::query_cache::{QueryOutcome, QueryRef, QuerySubscription, SharedOutcome};
 use crate::registry::{Function, FunctionKind, Handler, HandlerFn, Visibility};
 use crate::transaction::SharedTransaction;
 
@@ -137,19 +138,8 @@ impl Backend {
         ts: Option<u64>,
         origin: Origin,
     ) -> Logged<Value> {
-        let ts = match ts {
-            Some(ts) => {
-                // A timestamp after the latest commit (or out of retention) is refused even when
-                // a cached result would answer: a later commit could still change what it reads.
-                if let Err(error) = self.inner.db.begin_at(keel_db::Timestamp(ts)) {
-                    return Logged::bare(Err(error.into()));
-                }
-                ts
-            }
-            None => self.latest_ts(),
-        };
         let outcome = self
-            .subscribe(path, args, identity, ts, &QueryJournal::new(), origin)
+            .query_shared(path, args, identity, ts, origin)
             .await
             .to_outcome();
         Logged {
@@ -168,9 +158,24 @@ impl Backend {
         identity: &Identity,
         ts: Option<u64>,
     ) -> SharedOutcome {
+        self.query_shared(path, args, identity, ts, Origin::Client)
+            .await
+    }
+
+    /// Runs a query at `ts` (default: the latest commit) for `origin`, and returns the outcome
+    /// as the cache holds it (with what it observed of the caller, [`SharedOutcome::observed`]).
+    pub(crate) async fn query_shared(
+        &self,
+        path: &CanonicalPath,
+        args: &Object,
+        identity: &Identity,
+        ts: Option<u64>,
+        origin: Origin,
+    ) -> SharedOutcome {
         let ts = match ts {
             Some(ts) => {
-                // As in `query_logged`: a timestamp the database cannot serve is refused.
+                // A timestamp after the latest commit (or out of retention) is refused even when
+                // a cached result would answer: a later commit could still change what it reads.
                 if let Err(error) = self.inner.db.begin_at(keel_db::Timestamp(ts)) {
                     return SharedOutcome::alone(QueryOutcome::failed(error.into()));
                 }
@@ -178,15 +183,8 @@ impl Backend {
             }
             None => self.latest_ts(),
         };
-        self.subscribe(
-            path,
-            args,
-            identity,
-            ts,
-            &QueryJournal::new(),
-            Origin::Client,
-        )
-        .await
+        self.subscribe(path, args, identity, ts, &QueryJournal::new(), origin)
+            .await
     }
 
     /// Records a finished execution (the execution log, the metrics) and returns its outcome
@@ -208,10 +206,11 @@ impl Backend {
     }
 
     /// Runs a public query at `ts` for a client and returns its result with a subscription that
-    /// fires when a later commit changes what it read. Identical queries (path, arguments,
-    /// identity) share one execution while its result stays valid. `ts` must not be after the
-    /// latest commit ([`Backend::latest_ts`]). A transport that keeps queries' journals (the
-    /// sync protocol) uses [`Backend::subscribe_query_journaled`].
+    /// fires when a later commit changes what it read. Identical queries (path, arguments, and
+    /// as much of the caller as the query looked at: see [`crate::Auth`]) share one execution
+    /// while its result stays valid. `ts` must not be after the latest commit
+    /// ([`Backend::latest_ts`]). A transport that keeps queries' journals (the sync protocol)
+    /// uses [`Backend::subscribe_query_journaled`].
     pub async fn subscribe_query(
         &self,
         path: &CanonicalPath,
@@ -284,7 +283,7 @@ impl Backend {
             Err(error) => return SharedOutcome::alone(QueryOutcome::failed(error)),
         };
         let depth = origin.depth();
-        let key = QueryKey::new(path, args, journal, identity.cache_key(), depth);
+        let query = QueryRef::new(self.inner.queries.keys(), path, args, journal, depth);
         // Copied only when the query runs, not for a result the cache already holds.
         let run = || {
             let this = self.clone();
@@ -295,7 +294,10 @@ impl Backend {
                     .await
             }
         };
-        self.inner.queries.get_or_run(key, ts, run).await
+        self.inner
+            .queries
+            .get_or_run(&query, identity, ts, run)
+            .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -308,18 +310,19 @@ impl Backend {
         ts: u64,
         depth: CallDepth,
         journal: JournalRecorder,
-    ) -> QueryOutcome {
+    ) -> (QueryOutcome, AuthObservation) {
         let tx = match self.inner.db.begin_at(keel_db::Timestamp(ts)) {
             Ok(tx) => tx,
-            Err(e) => return QueryOutcome::failed(e.into()),
+            Err(e) => return (QueryOutcome::failed(e.into()), AuthObservation::Nothing),
         };
         let execution = ExecutionStart::new(path.to_string(), ExecutionKind::Query, identity);
         let shared = SharedTransaction::new(tx);
         let span = tracing::debug_span!("query", path = %path);
         let limit = self.inner.config.transaction_timeout;
+        let auth = Auth::new(identity.clone());
         let ctx = QueryCtx::new(
             shared.access(),
-            identity.clone(),
+            auth.clone(),
             Calls::new(self.clone(), depth, execution.console.clone()),
         )
         .with_journal(journal.clone());
@@ -331,25 +334,28 @@ impl Backend {
         )
         .await;
         let Logged { result, log_lines } = self.finish_execution(execution, result);
+        let observed = auth.observed();
         let journal = journal.finish();
         let Some(tx) = shared.finish().await else {
-            return QueryOutcome {
+            let outcome = QueryOutcome {
                 result,
                 journal,
                 subscription: QuerySubscription::never_invalidated(),
                 log_lines,
             };
+            return (outcome, observed);
         };
         let subscription = self
             .inner
             .db
             .subscribe(tx.read_set().clone(), keel_db::Timestamp(ts));
-        QueryOutcome {
+        let outcome = QueryOutcome {
             result,
             journal,
             subscription: QuerySubscription::new(subscription),
             log_lines,
-        }
+        };
+        (outcome, observed)
     }
 
     /// Runs a public mutation for a client as one transaction; conflicts are retried with
@@ -572,7 +578,7 @@ impl Backend {
         let span = tracing::debug_span!("mutation", path = %path);
         let ctx = MutationCtx::new(
             shared.access(),
-            identity.clone(),
+            Auth::new(identity.clone()),
             Calls::new(self.clone(), depth, console.clone()),
         );
         let value = within(
@@ -645,7 +651,7 @@ impl Backend {
         let execution = ExecutionStart::new(path.to_string(), ExecutionKind::Action, identity);
         let span = tracing::debug_span!("action", path = %path);
         let calls = Calls::new(self.clone(), origin.depth(), execution.console.clone());
-        let mut ctx = ActionCtx::new(identity.clone(), calls);
+        let mut ctx = ActionCtx::new(Auth::new(identity.clone()), calls);
         ctx.job = job;
         let result = within(
             self.inner.config.action_timeout,

@@ -7,7 +7,6 @@ use keel_backend::{FunctionError, MutationCtx};
 use serde::{Deserialize, Serialize};
 
 use super::posts::Post;
-use super::require_user;
 use super::users::NoArgs;
 
 /// A short-lived, single-use upload URL (POST the image's bytes to it; the answer's
@@ -16,7 +15,7 @@ pub(super) async fn generate_upload_url(
     ctx: MutationCtx,
     _args: NoArgs,
 ) -> Result<String, FunctionError> {
-    require_user(ctx.auth())?;
+    ctx.auth().require_signed_in()?;
     ctx.storage().generate_upload_url().await
 }
 

@@ -118,7 +118,7 @@ fn refused(status: StatusCode, code: &str, message: &str) -> HttpResponse {
 }
 
 async fn create_post(ctx: ActionCtx, request: HttpRequest) -> Result<HttpResponse, FunctionError> {
-    if ctx.auth().user_identity().is_none() {
+    if !ctx.auth().is_signed_in() {
         return Ok(refused(
             StatusCode::UNAUTHORIZED,
             "UNAUTHENTICATED",

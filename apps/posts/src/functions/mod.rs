@@ -71,7 +71,9 @@ pub fn functions() -> FunctionRegistry {
     functions
 }
 
-/// The signed-in caller, or the `UNAUTHENTICATED` application error.
+/// The signed-in caller, or the `UNAUTHENTICATED` application error. It reads the identity: a
+/// query that calls it keeps its result for this caller alone (one that needs only "signed in"
+/// calls [`Auth::require_signed_in`], whose result all signed-in callers share).
 fn require_user(auth: &Auth) -> Result<&keel_auth::UserIdentity, FunctionError> {
     auth.user_identity().ok_or_else(|| {
         FunctionError::convex("Not authenticated", obj! { "code" => "UNAUTHENTICATED" })

@@ -50,9 +50,10 @@ pub struct ListArgs {
     pub limit: Option<u32>,
 }
 
-/// Newest posts first, at most `limit`; signed-in users only.
+/// Newest posts first, at most `limit`; signed-in users only. It asks only whether the caller
+/// is signed in, so every signed-in caller shares one result (one execution per change).
 pub(super) async fn list(ctx: QueryCtx, args: ListArgs) -> Result<Vec<PostView>, FunctionError> {
-    require_user(ctx.auth())?;
+    ctx.auth().require_signed_in()?;
     let limit = args.limit.unwrap_or(DEFAULT_LIST_LIMIT) as usize;
     let posts = ctx
         .db()
@@ -129,12 +130,13 @@ pub struct PageArgs {
 }
 
 /// One page of posts, newest first (Convex's `paginate` with `paginationOpts`, so that
-/// `usePaginatedQuery` lists them); signed-in users only, like the list.
+/// `usePaginatedQuery` lists them); signed-in users only, like the list (and, like it, one
+/// result shared by every signed-in caller).
 pub(super) async fn page(
     ctx: QueryCtx,
     args: PageArgs,
 ) -> Result<PaginationResult<PostView>, FunctionError> {
-    require_user(ctx.auth())?;
+    ctx.auth().require_signed_in()?;
     let page = ctx
         .db()
         .table::<Post>()
@@ -165,7 +167,7 @@ pub struct IdArgs {
 
 /// One post, or `null` when there is none with this id; signed-in users only, like the list.
 pub(super) async fn get(ctx: QueryCtx, args: IdArgs) -> Result<Option<PostView>, FunctionError> {
-    require_user(ctx.auth())?;
+    ctx.auth().require_signed_in()?;
     let posts = ctx.db().table::<Post>();
     let Some(id) = posts.normalize_id(&args.id).await else {
         return Ok(None);

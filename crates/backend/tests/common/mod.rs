@@ -97,6 +97,13 @@ async fn send_as_me(ctx: MutationCtx, _: NoArgs) -> Result<String, FunctionError
     send(ctx, SendArgs { body }).await
 }
 
+/// The messages, for signed-in callers only (it asks only whether the caller is signed in: one
+/// result for all of them).
+async fn list_signed_in(ctx: QueryCtx, args: ListArgs) -> Result<Vec<String>, FunctionError> {
+    ctx.auth().require_signed_in()?;
+    list(ctx, args).await
+}
+
 async fn fail_mutation(_ctx: MutationCtx, _: NoArgs) -> Result<Value, FunctionError> {
     Err(FunctionError::convex(
         "Refused",
@@ -269,6 +276,7 @@ fn functions(counter_runs: Arc<AtomicUsize>) -> FunctionRegistry {
         .mutation("messages:sendAsMe", send_as_me)
         .mutation("errors:failMutation", fail_mutation)
         .query("messages:list", list)
+        .query("messages:signedIn", list_signed_in)
         .query("errors:fail", fail)
         .query("values:sample", sample)
         .query("auth:whoami", whoami)

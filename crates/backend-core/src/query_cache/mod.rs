@@ -1,25 +1,39 @@
 //! Shared query executions.
 //!
-//! Many clients often watch the same query (same path, arguments and identity). The cache keeps
-//! the latest execution of each such query with its subscription; a request at timestamp `ts`
+//! Many clients often watch the same query (same path and arguments). The cache keeps the
+//! latest execution of each such query with its subscription; a request at timestamp `ts`
 //! reuses it when it ran at or before `ts` and no commit since has touched what it read, and
 //! concurrent requests join one execution in flight instead of each running it.
+//!
+//! An execution is shared as broadly as what it looked at of its caller allows
+//! ([`AuthObservation`], noted by [`crate::Auth`]): one that looked at nothing serves every
+//! caller; one that asked only whether its caller is signed in serves every signed-in caller
+//! (or, run for an anonymous caller, every anonymous one); one that read the identity serves
+//! that identity alone, as every execution did before. A query's result is a function of its
+//! arguments, the data it read and what it looked at of the caller, so another caller that
+//! looks the same in those respects would get the same result from the same data.
+//!
+//! # Layout
+//! * `key` — [`QueryRef`] (a query as a request names it, hashed without copying) and the
+//!   `Scope` of an execution (which callers it serves).
+//! * `store` — [`QueryCache`]: the executions by query and scope, looked up at every scope that
+//!   serves the caller, and in-flight executions joined.
 
-use std::collections::HashMap;
-use std::future::Future;
+mod key;
+mod store;
+
 use std::sync::{Arc, OnceLock};
 
-use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
-use keel_protocol::CanonicalPath;
-use keel_values::{Object, Value};
+use keel_values::Value;
 
-use crate::calls::CallDepth;
+use crate::auth::AuthObservation;
 use crate::error::FunctionError;
+use crate::identity::Identity;
 use crate::journal::QueryJournal;
 
-/// Entries kept before invalid (then, if need be, valid) ones are swept out.
-const MAX_ENTRIES: usize = 10_000;
+pub(crate) use key::QueryRef;
+use key::Scope;
+pub(crate) use store::QueryCache;
 
 /// A subscription to what one query execution read (see [`Backend::subscribe_query`]); clones
 /// watch the same execution.
@@ -101,7 +115,8 @@ pub struct SharedOutcome(Arc<Execution>);
 impl SharedOutcome {
     /// An outcome that no other caller shares (a missing function, bad arguments).
     pub(crate) fn alone(outcome: QueryOutcome) -> Self {
-        SharedOutcome(Arc::new(Execution::new(0, outcome)))
+        let (observed, identity) = (AuthObservation::Nothing, &Identity::Anonymous);
+        SharedOutcome(Arc::new(Execution::new(0, outcome, observed, identity)))
     }
 
     /// The outcome itself.
@@ -137,55 +152,38 @@ impl SharedOutcome {
         )
     }
 
+    /// What the execution looked at of its caller: as far as it did not look, its outcome is
+    /// shared with other callers (see [`crate::Auth`]).
+    pub fn observed(&self) -> AuthObservation {
+        self.0.observed
+    }
+
     /// Whether both come from the same execution (then they hold the same result and journal).
     pub fn same_execution(&self, other: &SharedOutcome) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
-/// Which executions are interchangeable: the same query with the same arguments and journal,
-/// as the same identity, at the same call depth (a query that calls others may succeed at one
-/// depth and hit the depth limit at another).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct QueryKey {
-    path: String,
-    args: String,
-    journal: QueryJournal,
-    identity: String,
-    depth: CallDepth,
-}
-
-impl QueryKey {
-    pub(crate) fn new(
-        path: &CanonicalPath,
-        args: &Object,
-        journal: &QueryJournal,
-        identity: &str,
-        depth: CallDepth,
-    ) -> Self {
-        QueryKey {
-            path: path.to_string(),
-            args: keel_values::to_json_string(&Value::Object(args.clone())),
-            journal: journal.clone(),
-            identity: identity.to_owned(),
-            depth,
-        }
-    }
-}
-
+/// One execution as the cache holds it.
 struct Execution {
     ts: u64,
     outcome: QueryOutcome,
+    /// What it looked at of its caller.
+    observed: AuthObservation,
+    /// The callers it serves (from what it looked at).
+    scope: Scope,
     /// The value's encodings, written on first use (see [`SharedOutcome`]).
     convex_json: OnceLock<Arc<str>>,
     clean_json: OnceLock<Arc<str>>,
 }
 
 impl Execution {
-    fn new(ts: u64, outcome: QueryOutcome) -> Self {
+    fn new(ts: u64, outcome: QueryOutcome, observed: AuthObservation, identity: &Identity) -> Self {
         Execution {
             ts,
             outcome,
+            observed,
+            scope: Scope::of(observed, identity),
             convex_json: OnceLock::new(),
             clean_json: OnceLock::new(),
         }
@@ -193,109 +191,5 @@ impl Execution {
 
     fn usable_at(&self, ts: u64) -> bool {
         self.ts <= ts && !self.outcome.subscription.is_invalidated()
-    }
-}
-
-enum Slot {
-    Ready(Arc<Execution>),
-    Running {
-        ts: u64,
-        done: Shared<BoxFuture<'static, Arc<Execution>>>,
-    },
-}
-
-/// Makes room in a full cache: invalid results go first; if the cache is still full of valid
-/// results (many distinct one-off queries), half of them are forgotten too. Sessions keep their
-/// own subscriptions, so a forgotten result only costs a re-run, while keeping it would keep a
-/// database subscription alive for every argument any caller ever sent.
-fn evict(slots: &mut HashMap<QueryKey, Slot>) {
-    slots.retain(|_, slot| match slot {
-        Slot::Ready(execution) => !execution.outcome.subscription.is_invalidated(),
-        Slot::Running { .. } => true,
-    });
-    if slots.len() >= MAX_ENTRIES {
-        let excess = slots.len() - MAX_ENTRIES / 2;
-        let victims: Vec<QueryKey> = slots
-            .iter()
-            .filter(|(_, slot)| matches!(slot, Slot::Ready(_)))
-            .map(|(key, _)| key.clone())
-            .take(excess)
-            .collect();
-        for key in victims {
-            slots.remove(&key);
-        }
-    }
-}
-
-/// The cache of query executions.
-#[derive(Default)]
-pub(crate) struct QueryCache {
-    slots: parking_lot::Mutex<HashMap<QueryKey, Slot>>,
-}
-
-impl QueryCache {
-    /// The result of the query at `ts`, reusing or joining an execution when one fits.
-    pub(crate) async fn get_or_run<F, Fut>(&self, key: QueryKey, ts: u64, run: F) -> SharedOutcome
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = QueryOutcome> + Send + 'static,
-    {
-        let joined = {
-            let slots = self.slots.lock();
-            match slots.get(&key) {
-                Some(Slot::Ready(execution)) if execution.usable_at(ts) => {
-                    return SharedOutcome(execution.clone());
-                }
-                Some(Slot::Running {
-                    ts: running_ts,
-                    done,
-                }) if *running_ts <= ts => Some(done.clone()),
-                Some(Slot::Ready(_) | Slot::Running { .. }) | None => None,
-            }
-        };
-        if let Some(done) = joined {
-            let execution = done.await;
-            if execution.usable_at(ts) {
-                return SharedOutcome(execution);
-            }
-        }
-
-        let future = run();
-        let done = async move {
-            let outcome = future.await;
-            Arc::new(Execution::new(ts, outcome))
-        }
-        .boxed()
-        .shared();
-        {
-            let mut slots = self.slots.lock();
-            let replace = match slots.get(&key) {
-                Some(Slot::Ready(existing)) => existing.ts <= ts,
-                Some(Slot::Running { ts: running_ts, .. }) => *running_ts <= ts,
-                None => true,
-            };
-            if replace {
-                if slots.len() >= MAX_ENTRIES {
-                    evict(&mut slots);
-                }
-                slots.insert(
-                    key.clone(),
-                    Slot::Running {
-                        ts,
-                        done: done.clone(),
-                    },
-                );
-            }
-        }
-        let execution = done.clone().await;
-        {
-            let mut slots = self.slots.lock();
-            if let Some(Slot::Running { done: running, .. }) = slots.get(&key)
-                && running.ptr_eq(&done)
-            {
-                slots.insert(key, Slot::Ready(execution.clone()));
-            }
-        }
-        SharedOutcome(execution)
     }
 }
