@@ -236,4 +236,66 @@ mod tests {
         assert_eq!(back, fields);
         assert!(decode_document(&bytes[..bytes.len() - 1]).is_err());
     }
+
+    /// A document's bytes with the given body after the version byte and creation time.
+    fn with_body(body: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![FORMAT_V1];
+        bytes.extend_from_slice(&1.0f64.to_bits().to_le_bytes());
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    #[test]
+    fn fields_out_of_order_or_repeated_decode_as_inserted_one_by_one() {
+        // Our encoder writes names in order, once; bytes from elsewhere may not. Decoding
+        // builds the map from the list as inserting the fields in turn would: sorted, and the
+        // last of equal names wins.
+        let body = [
+            8, 3, // object, 3 fields
+            1, b'b', 1, 2, 0, 0, 0, 0, 0, 0, 0, // "b": 2
+            1, b'a', 0, // "a": null
+            1, b'b', 4, // "b": true (again)
+        ];
+        let (_, fields) = decode_document(&with_body(&body)).unwrap();
+        let mut expected = Object::new();
+        expected.insert("b".into(), Value::Int64(2));
+        expected.insert("a".into(), Value::Null);
+        expected.insert("b".into(), Value::Boolean(true));
+        assert_eq!(fields, expected);
+        assert_eq!(fields.keys().collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[test]
+    fn corrupt_bytes_are_errors_not_allocations() {
+        for (body, why) in [
+            (
+                &[8u8, 0xff, 0xff, 0xff, 0x7f][..],
+                "count larger than the bytes left",
+            ),
+            (
+                &[8, 1, 1, b'a', 7, 0xff, 0xff, 0x03, 0][..],
+                "count larger than the bytes left",
+            ),
+            (&[8, 1, 2, 0xc3, 0x28, 0][..], "invalid UTF-8"),
+            (&[8, 1, 1, b'a', 9][..], "unknown value tag"),
+            (&[8, 1, 1, b'a', 1, 0, 0][..], "truncated"),
+            (&[5, 0][..], "document body is not a single object"),
+            (&[8, 0, 0][..], "document body is not a single object"),
+            (
+                &[
+                    8, 1, 1, b'a', 6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                    0x01,
+                ][..],
+                "varint too long",
+            ),
+        ] {
+            let error = decode_document(&with_body(body)).unwrap_err();
+            assert_eq!(error.0, why, "{body:?}");
+        }
+        assert_eq!(
+            decode_document(&[2]).unwrap_err().0,
+            "unknown format version"
+        );
+        assert_eq!(decode_document(&[1, 0, 0]).unwrap_err().0, "truncated");
+    }
 }

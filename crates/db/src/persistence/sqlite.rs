@@ -592,16 +592,13 @@ impl Persistence for SqlitePersistence {
         order: Order,
         limit: usize,
     ) -> Result<Vec<IndexRow>, PersistenceError> {
-        // The blocking pool (for long scans) only reads the rows; they are decoded here, on the
-        // reader's thread (see `LiveRows::decode`).
-        let rows = if limit <= INLINE_SCAN_ROWS {
-            self.read_inline(|conn| index_scan(conn, index, interval, ts, order, limit))?
-        } else {
-            let interval = interval.clone();
-            self.read(move |conn| index_scan(conn, index, &interval, ts, order, limit))
-                .await?
-        };
-        rows.decode()
+        if limit <= INLINE_SCAN_ROWS {
+            return self
+                .read_inline(|conn| index_scan(conn, index, interval, ts, order, limit)?.decode());
+        }
+        let interval = interval.clone();
+        self.read(move |conn| index_scan(conn, index, &interval, ts, order, limit)?.decode())
+            .await
     }
 
     async fn revisions_between(

@@ -1,6 +1,6 @@
 //! What both SQL persistences share when reading rows back: document ids and documents from
 //! their stored columns, and the folding of an index scan's entries into live rows (kept
-//! encoded in one buffer until the reader decodes them on its own thread).
+//! encoded in one buffer until the scan is done, then decoded).
 
 use std::ops::Range;
 
@@ -45,9 +45,10 @@ pub(crate) type EntryTarget = Option<(DocumentId, Option<i64>)>;
 /// timestamp order), into the live rows: per key the newest entry counts, and tombstones drop
 /// out.
 ///
-/// It copies what it keeps into one buffer ([`LiveRows`]) and decodes nothing: storage rows are
-/// read where the storage runs (SQLite's on the blocking pool), the documents are decoded by
-/// [`LiveRows::decode`] on the reader's own thread.
+/// It copies what it keeps into one buffer ([`LiveRows`]) and decodes nothing: the storage's
+/// columns are read in place, so a scan allocates per kept row only what its result owns
+/// (decoded by [`LiveRows::decode`] once the scan is done), not a key, an id and a document
+/// copy per entry read.
 pub(crate) struct KeyGroups {
     /// Whether a key is being read (`key`, `key_ts`, `target` and `value` describe it).
     open: bool,
@@ -178,12 +179,6 @@ impl LiveRows {
     }
 
     /// The rows with their documents decoded.
-    ///
-    /// Call it on the thread that uses the documents: each one is a handful of allocations
-    /// (its map, its strings), and memory freed by the thread that allocated it goes back to
-    /// that thread's allocator cache, while memory freed elsewhere takes the allocator's slow,
-    /// locked path at both ends (measured with callgrind: decoding on SQLite's blocking thread
-    /// cost over 3,600 instructions a document, most of it in `malloc` and `free`).
     pub(crate) fn decode(self) -> Result<Vec<IndexRow>, PersistenceError> {
         let mut out = Vec::with_capacity(self.rows.len());
         for row in self.rows {
@@ -194,5 +189,94 @@ impl LiveRows {
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::encode_document;
+    use keel_values::{Object, Value};
+
+    fn id(n: u8) -> DocumentId {
+        DocumentId::new(TableNumber(10_001), [n; INTERNAL_ID_LEN])
+    }
+
+    fn encoded(n: i64) -> Vec<u8> {
+        let mut fields = Object::new();
+        fields.insert("n".into(), Value::Int64(n));
+        encode_document(n as f64, &fields)
+    }
+
+    /// An entry: key, entry ts, and where it points (`None` tombstone; document number and
+    /// revision ts, `None` revision for a missing document).
+    type Entry = (&'static [u8], i64, Option<(u8, Option<i64>)>);
+
+    /// Folds `entries` (and counts the targets read).
+    fn fold(entries: &[Entry], limit: usize) -> (Result<Vec<IndexRow>, PersistenceError>, usize) {
+        let mut groups = KeyGroups::new(limit);
+        let mut reads = 0;
+        for &(key, ts, target) in entries {
+            let read = |value: &mut Vec<u8>| {
+                reads += 1;
+                Ok(target.map(|(n, revision)| {
+                    if revision.is_some() {
+                        value.extend_from_slice(&encoded(i64::from(n)));
+                    }
+                    (id(n), revision)
+                }))
+            };
+            match groups.push(key, ts, read) {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => return (Err(e), reads),
+            }
+        }
+        (groups.finish().and_then(LiveRows::decode), reads)
+    }
+
+    fn summary(rows: &[IndexRow]) -> Vec<(Vec<u8>, f64, u64)> {
+        rows.iter()
+            .map(|r| (r.key.clone(), r.document.creation_time, r.ts.0))
+            .collect()
+    }
+
+    #[test]
+    fn the_newest_entry_of_each_key_counts_in_either_timestamp_order() {
+        // Key a: live at 1, tombstoned at 3. Key b: live at 2 (document 2, revision 5). Key c:
+        // live at 1 and again at 4 (document 3, revision 4).
+        let asc: [Entry; 5] = [
+            (b"a", 1, Some((1, Some(1)))),
+            (b"a", 3, None),
+            (b"b", 2, Some((2, Some(5)))),
+            (b"c", 1, Some((3, Some(4)))),
+            (b"c", 4, Some((3, Some(4)))),
+        ];
+        let (rows, _) = fold(&asc, 10);
+        let expected = vec![(b"b".to_vec(), 2.0, 5), (b"c".to_vec(), 3.0, 4)];
+        assert_eq!(summary(&rows.unwrap()), expected);
+        // Descending: keys reversed, each key's newest entry first; older ones are not read.
+        let desc: [Entry; 5] = [asc[4], asc[3], asc[2], asc[1], asc[0]];
+        let (rows, reads) = fold(&desc, 10);
+        let mut expected = expected;
+        expected.reverse();
+        assert_eq!(summary(&rows.unwrap()), expected);
+        assert_eq!(reads, 3);
+    }
+
+    #[test]
+    fn the_limit_stops_before_the_next_key_is_read() {
+        let entries: [Entry; 3] = [
+            (b"a", 1, Some((1, Some(1)))),
+            (b"b", 1, Some((2, Some(1)))),
+            // Never emitted: the scan stops once two rows are out.
+            (b"c", 1, Some((3, None))),
+        ];
+        let (rows, reads) = fold(&entries, 2);
+        assert_eq!(summary(&rows.unwrap()).len(), 2);
+        assert_eq!(reads, 2);
+        // With room for it, the missing document is an error.
+        let (rows, _) = fold(&entries, 3);
+        assert!(rows.unwrap_err().0.contains("missing document"));
     }
 }
