@@ -146,7 +146,7 @@ const MAX_RESERVED_ROWS: usize = 1024;
 const MAX_RESERVED_BYTES: usize = 1 << 20;
 
 /// An index scan's live rows before decoding: keys and encoded documents side by side in one
-/// buffer, so that reading them allocates almost nothing on the storage's thread.
+/// buffer, so that folding a scan allocates nothing per entry it reads.
 pub(crate) struct LiveRows {
     bytes: Vec<u8>,
     rows: Vec<LiveRow>,
