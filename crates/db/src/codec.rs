@@ -30,15 +30,19 @@ pub(crate) fn encode_document(creation_time: f64, fields: &Object) -> Vec<u8> {
 
 /// Decodes what [`encode_document`] wrote.
 pub(crate) fn decode_document(bytes: &[u8]) -> Result<(f64, Object), DecodeError> {
-    let mut r = Reader { bytes, pos: 0 };
+    let mut r = Reader { rest: bytes };
     if r.byte()? != FORMAT_V1 {
         return Err(DecodeError("unknown format version"));
     }
     let creation_time = f64::from_bits(r.u64()?);
-    match r.value()? {
-        Value::Object(fields) if r.pos == bytes.len() => Ok((creation_time, fields)),
-        _ => Err(DecodeError("document body is not a single object")),
+    if r.byte()? != 8 {
+        return Err(DecodeError("document body is not a single object"));
     }
+    let fields = r.object()?;
+    if !r.rest.is_empty() {
+        return Err(DecodeError("document body is not a single object"));
+    }
+    Ok((creation_time, fields))
 }
 
 fn varint(mut n: u64, out: &mut Vec<u8>) {
@@ -97,38 +101,55 @@ fn encode_value(value: &Value, out: &mut Vec<u8>) {
     }
 }
 
+/// A cursor over stored bytes: what is left to read.
+///
+/// Decoding allocates only what the result owns (one allocation per string, byte string, array
+/// and object); everything else reads the input in place.
 struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+    rest: &'a [u8],
 }
 
-impl Reader<'_> {
+/// Every encoded value takes at least one byte and every object field at least two (a name
+/// length and a tag), so a count larger than the bytes left is corrupt.
+const MIN_FIELD_BYTES: usize = 2;
+
+/// The most items reserved up front for an array or object (Convex's largest array; objects
+/// have at most 1,024 fields): a corrupt count costs no more than this before decoding fails.
+const MAX_RESERVED_ITEMS: usize = 8192;
+
+impl<'a> Reader<'a> {
     fn byte(&mut self) -> Result<u8, DecodeError> {
-        let b = *self.bytes.get(self.pos).ok_or(DecodeError("truncated"))?;
-        self.pos += 1;
+        let (&b, rest) = self.rest.split_first().ok_or(DecodeError("truncated"))?;
+        self.rest = rest;
         Ok(b)
     }
 
-    fn take(&mut self, n: usize) -> Result<&[u8], DecodeError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .ok_or(DecodeError("length overflow"))?;
-        let slice = self
-            .bytes
-            .get(self.pos..end)
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let (taken, rest) = self
+            .rest
+            .split_at_checked(n)
             .ok_or(DecodeError("truncated"))?;
-        self.pos = end;
-        Ok(slice)
+        self.rest = rest;
+        Ok(taken)
     }
 
     fn u64(&mut self) -> Result<u64, DecodeError> {
-        let mut buf = [0u8; 8];
-        buf.copy_from_slice(self.take(8)?);
-        Ok(u64::from_le_bytes(buf))
+        let (bytes, rest) = self
+            .rest
+            .split_first_chunk::<8>()
+            .ok_or(DecodeError("truncated"))?;
+        self.rest = rest;
+        Ok(u64::from_le_bytes(*bytes))
     }
 
     fn varint(&mut self) -> Result<usize, DecodeError> {
+        // Lengths and counts almost always fit in one byte.
+        if let Some((&b, rest)) = self.rest.split_first()
+            && b & 0x80 == 0
+        {
+            self.rest = rest;
+            return Ok(usize::from(b));
+        }
         let mut n: u64 = 0;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
@@ -140,10 +161,20 @@ impl Reader<'_> {
         Err(DecodeError("varint too long"))
     }
 
+    /// A count of items that take at least `min_bytes` each, checked against what is left.
+    fn count(&mut self, min_bytes: usize) -> Result<usize, DecodeError> {
+        let count = self.varint()?;
+        if count > self.rest.len() / min_bytes {
+            return Err(DecodeError("count larger than the bytes left"));
+        }
+        Ok(count)
+    }
+
     fn string(&mut self) -> Result<String, DecodeError> {
         let len = self.varint()?;
-        let bytes = self.take(len)?.to_vec();
-        String::from_utf8(bytes).map_err(|_| DecodeError("invalid UTF-8"))
+        let text =
+            std::str::from_utf8(self.take(len)?).map_err(|_| DecodeError("invalid UTF-8"))?;
+        Ok(text.to_owned())
     }
 
     fn value(&mut self) -> Result<Value, DecodeError> {
@@ -159,25 +190,30 @@ impl Reader<'_> {
                 Value::Bytes(self.take(len)?.to_vec())
             }
             7 => {
-                let count = self.varint()?;
-                let mut items = Vec::with_capacity(count.min(8192));
+                let count = self.count(1)?;
+                let mut items = Vec::with_capacity(count.min(MAX_RESERVED_ITEMS));
                 for _ in 0..count {
                     items.push(self.value()?);
                 }
                 Value::Array(items)
             }
-            8 => {
-                let count = self.varint()?;
-                let mut fields = Object::new();
-                for _ in 0..count {
-                    let name = self.string()?;
-                    let value = self.value()?;
-                    fields.insert(name, value);
-                }
-                Value::Object(fields)
-            }
+            8 => Value::Object(self.object()?),
             _ => return Err(DecodeError("unknown value tag")),
         })
+    }
+
+    /// An object's fields (after its tag). They are stored in name order, so the map is built
+    /// in one pass from the sorted list ([`Object`]'s `FromIterator` sorts stably and keeps the
+    /// last of equal names, as inserting them one by one would) instead of a search per field.
+    fn object(&mut self) -> Result<Object, DecodeError> {
+        let count = self.count(MIN_FIELD_BYTES)?;
+        let mut fields = Vec::with_capacity(count.min(MAX_RESERVED_ITEMS));
+        for _ in 0..count {
+            let name = self.string()?;
+            let value = self.value()?;
+            fields.push((name, value));
+        }
+        Ok(Object::from_iter(fields))
     }
 }
 
@@ -199,5 +235,67 @@ mod tests {
         assert_eq!(t, 1234.5);
         assert_eq!(back, fields);
         assert!(decode_document(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    /// A document's bytes with the given body after the version byte and creation time.
+    fn with_body(body: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![FORMAT_V1];
+        bytes.extend_from_slice(&1.0f64.to_bits().to_le_bytes());
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    #[test]
+    fn fields_out_of_order_or_repeated_decode_as_inserted_one_by_one() {
+        // Our encoder writes names in order, once; bytes from elsewhere may not. Decoding
+        // builds the map from the list as inserting the fields in turn would: sorted, and the
+        // last of equal names wins.
+        let body = [
+            8, 3, // object, 3 fields
+            1, b'b', 1, 2, 0, 0, 0, 0, 0, 0, 0, // "b": 2
+            1, b'a', 0, // "a": null
+            1, b'b', 4, // "b": true (again)
+        ];
+        let (_, fields) = decode_document(&with_body(&body)).unwrap();
+        let mut expected = Object::new();
+        expected.insert("b".into(), Value::Int64(2));
+        expected.insert("a".into(), Value::Null);
+        expected.insert("b".into(), Value::Boolean(true));
+        assert_eq!(fields, expected);
+        assert_eq!(fields.keys().collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[test]
+    fn corrupt_bytes_are_errors_not_allocations() {
+        for (body, why) in [
+            (
+                &[8u8, 0xff, 0xff, 0xff, 0x7f][..],
+                "count larger than the bytes left",
+            ),
+            (
+                &[8, 1, 1, b'a', 7, 0xff, 0xff, 0x03, 0][..],
+                "count larger than the bytes left",
+            ),
+            (&[8, 1, 2, 0xc3, 0x28, 0][..], "invalid UTF-8"),
+            (&[8, 1, 1, b'a', 9][..], "unknown value tag"),
+            (&[8, 1, 1, b'a', 1, 0, 0][..], "truncated"),
+            (&[5, 0][..], "document body is not a single object"),
+            (&[8, 0, 0][..], "document body is not a single object"),
+            (
+                &[
+                    8, 1, 1, b'a', 6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                    0x01,
+                ][..],
+                "varint too long",
+            ),
+        ] {
+            let error = decode_document(&with_body(body)).unwrap_err();
+            assert_eq!(error.0, why, "{body:?}");
+        }
+        assert_eq!(
+            decode_document(&[2]).unwrap_err().0,
+            "unknown format version"
+        );
+        assert_eq!(decode_document(&[1, 0, 0]).unwrap_err().0, "truncated");
     }
 }

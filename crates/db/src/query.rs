@@ -531,10 +531,15 @@ pub(crate) async fn run(
             if let Some(last) = rows.last() {
                 remaining = after(&remaining, &Position::After(last.key.clone()), order);
             }
-            buffer.extend(
-                rows.into_iter()
-                    .filter(|r| !hidden.contains(&r.document.id)),
-            );
+            if buffer.is_empty() && hidden.is_empty() {
+                // Nothing to filter out: the batch becomes the buffer without a copy.
+                buffer = rows.into();
+            } else {
+                buffer.extend(
+                    rows.into_iter()
+                        .filter(|r| !hidden.contains(&r.document.id)),
+                );
+            }
             if buffer.is_empty() && !persisted_done {
                 continue;
             }

@@ -4,7 +4,8 @@
 //! Implementations: [`SqlitePersistence`] (bundled SQLite in WAL mode) and
 //! [`PostgresPersistence`] (tokio-postgres, with versioned migrations and a committer lease).
 //! Both read rows back through `stored` (ids and documents from their columns, and the folding
-//! of an index scan's versioned entries into live rows).
+//! of an index scan's versioned entries into live rows, kept encoded in one buffer until the
+//! scan is done).
 //! Every implementation must pass the conformance suite in [`conformance`] (see
 //! [`persistence_conformance_tests!`]).
 //!

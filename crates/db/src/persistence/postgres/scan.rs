@@ -136,12 +136,12 @@ pub(crate) fn decode_revision(
     row: &Row,
 ) -> Result<DocumentRevision, PersistenceError> {
     let ts: i64 = column(row, 0)?;
-    let value: Option<Vec<u8>> = column(row, 1)?;
+    let value: Option<&[u8]> = column(row, 1)?;
     let prev_ts: Option<i64> = column(row, 2)?;
     Ok(DocumentRevision {
         id,
         ts: Timestamp(ts as u64),
-        document: value.map(|bytes| stored_document(id, &bytes)).transpose()?,
+        document: value.map(|bytes| stored_document(id, bytes)).transpose()?,
         prev_ts: prev_ts.map(|t| Timestamp(t as u64)),
     })
 }
@@ -150,18 +150,18 @@ pub(crate) fn decode_revision(
 pub(crate) fn decode_change(row: &Row) -> Result<ChangedDocument, PersistenceError> {
     let id = id_from_parts(column(row, 0)?, column(row, 1)?)?;
     let ts: i64 = column(row, 2)?;
-    let value: Option<Vec<u8>> = column(row, 3)?;
+    let value: Option<&[u8]> = column(row, 3)?;
     let prev_ts: Option<i64> = column(row, 4)?;
-    let previous: Option<Vec<u8>> = column(row, 5)?;
+    let previous: Option<&[u8]> = column(row, 5)?;
     Ok(ChangedDocument {
         revision: DocumentRevision {
             id,
             ts: Timestamp(ts as u64),
-            document: value.map(|bytes| stored_document(id, &bytes)).transpose()?,
+            document: value.map(|bytes| stored_document(id, bytes)).transpose()?,
             prev_ts: prev_ts.map(|t| Timestamp(t as u64)),
         },
         previous: previous
-            .map(|bytes| stored_document(id, &bytes))
+            .map(|bytes| stored_document(id, bytes))
             .transpose()?,
     })
 }
@@ -206,20 +206,27 @@ pub(crate) async fn index_scan(
             .map_err(storage_err)?;
         let exhausted = (rows.len() as i64) < page;
         for row in &rows {
-            let target = || {
+            // Columns are read in place: the folding copies only the rows it keeps.
+            let target = |value: &mut Vec<u8>| {
                 let table: Option<i64> = column(row, 2)?;
-                let internal: Option<Vec<u8>> = column(row, 3)?;
+                let internal: Option<&[u8]> = column(row, 3)?;
                 Ok(match (table, internal) {
                     (Some(table), Some(internal)) => {
+                        let id = id_from_parts(table, internal)?;
                         let doc_ts: Option<i64> = column(row, 4)?;
-                        let value: Option<Vec<u8>> = column(row, 5)?;
-                        Some((id_from_parts(table, internal)?, doc_ts.zip(value)))
+                        let bytes: Option<&[u8]> = column(row, 5)?;
+                        let revision = doc_ts.zip(bytes).map(|(doc_ts, bytes)| {
+                            value.extend_from_slice(bytes);
+                            doc_ts
+                        });
+                        Some((id, revision))
                     }
                     _ => None,
                 })
             };
-            if groups.push(column(row, 0)?, column(row, 1)?, target)? {
-                return groups.finish();
+            let key: &[u8] = column(row, 0)?;
+            if groups.push(key, column(row, 1)?, target)? {
+                return groups.finish()?.decode();
             }
         }
         if exhausted {
@@ -228,5 +235,5 @@ pub(crate) async fn index_scan(
         let Some(last) = rows.last() else { break };
         after = Some((column(last, 0)?, column(last, 1)?));
     }
-    groups.finish()
+    groups.finish()?.decode()
 }
