@@ -15,6 +15,11 @@
 //!   committer.
 #![allow(clippy::print_stdout, missing_docs)]
 
+/// The allocator of Keel's binaries (`keel`'s default feature `mimalloc`), for Keel and the
+/// baselines alike: what is compared is what a deployment runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -12,6 +12,11 @@
 //! runs only those parts, e.g. to profile one path: `KEEL_BENCH_ONLY=reads perf record -g …`.
 #![allow(clippy::print_stdout)]
 
+/// The allocator of Keel's binaries (`keel`'s default feature `mimalloc`), for Keel and the
+/// baselines alike: what is compared is what a deployment runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "engine/postgres.rs"]
 mod postgres;
 
