@@ -451,11 +451,9 @@ mod tests {
     }
 
     /// Runs the futures on the test's runtime at once.
-    async fn futures_join<F: std::future::Future>(
-        futures: impl Iterator<Item = F>,
-    ) -> Vec<F::Output>
+    async fn futures_join<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
     where
-        F: Send + 'static,
+        F: std::future::Future + Send + 'static,
         F::Output: Send + 'static,
     {
         let tasks: Vec<_> = futures.map(tokio::spawn).collect();
