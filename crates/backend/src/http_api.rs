@@ -13,11 +13,9 @@
 //! authenticate with an `Authorization` header, never with cookies, so a browser has nothing to
 //! send that a page on another site could borrow.
 
-use std::time::Duration;
-
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, State, WebSocketUpgrade};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
@@ -27,7 +25,6 @@ use keel_protocol::http::{
 };
 use keel_values::{Object, Value};
 use serde::Deserialize;
-use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use keel_backend_core::{Backend, FunctionKind, Identity, Logged, SharedOutcome};
 use keel_metrics::MetricsAccess;
@@ -38,8 +35,6 @@ use crate::request_error::RequestError;
 
 /// The largest request body accepted (arguments are limited to 16 MiB, as in Convex).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024 + 64 * 1024;
-/// How long a browser may reuse a CORS preflight's answer (as Convex answers).
-const CORS_MAX_AGE: Duration = Duration::from_secs(86_400);
 
 /// The backend's HTTP API, sync and node routes and the dashboard (without a local idp),
 /// ready to serve (`axum::serve(listener, keel_backend::router(&backend))`).
@@ -49,13 +44,6 @@ pub fn router(backend: &Backend) -> Router {
 
 /// [`router`], with the dashboard configured (the local idp's Backend API for its users page).
 pub fn router_with(backend: &Backend, dashboard: DashboardConfig) -> Router {
-    // Any origin, no credentials; the headers a client asks for (`Authorization` and
-    // `Convex-Client` among them) are allowed by name, since `*` would not cover `Authorization`.
-    let cors = CorsLayer::new()
-        .allow_origin(AllowOrigin::any())
-        .allow_headers(AllowHeaders::mirror_request())
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .max_age(CORS_MAX_AGE);
     let router = Router::new()
         .route("/api/query", post(query).get(query_get))
         .route("/api/mutation", post(mutation))
@@ -73,9 +61,14 @@ pub fn router_with(backend: &Backend, dashboard: DashboardConfig) -> Router {
         .route(MEMBERS_ROUTE, get(crate::node_routes::members))
         .route(crate::admin::LOGS_ROUTE, get(crate::admin::logs))
         .route("/version", get(|| async { env!("CARGO_PKG_VERSION") }))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .merge(crate::admin_routes::admin_router(backend))
-        .layer(cors)
+        // Any origin, no credentials (see `cors`), around the body limit: one layer, so that
+        // each request goes through one boxed service fewer than with two.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(crate::cors::AnyOrigin)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        )
+        .merge(crate::admin_routes::admin_router(backend).layer(crate::cors::AnyOrigin))
         .with_state(backend.clone())
         // Outside the CORS layer: the dashboard is for its own origin only.
         .merge(crate::dashboard::dashboard_router(backend, dashboard));
@@ -133,6 +126,11 @@ impl FromRequestParts<Backend> for Caller {
 
 /// The raw request body; a body over the size limit (or one that cannot be read) is an HTTP
 /// error with the usual `{ code, message }` JSON, like every other request failure.
+///
+/// Read here rather than with axum's `Bytes` extractor, which wraps the body in a limit and
+/// boxes it again, and gathers its frames in a list: a body that arrives in one frame (a
+/// request's JSON nearly always does) is taken as it is. The limit is the one every route of
+/// this API has ([`MAX_BODY_BYTES`], also set as `DefaultBodyLimit` for axum's own extractors).
 pub(crate) struct Body(Bytes);
 
 impl FromRequest<Backend> for Body {
@@ -140,21 +138,42 @@ impl FromRequest<Backend> for Body {
 
     async fn from_request(
         request: axum::extract::Request,
-        backend: &Backend,
+        _backend: &Backend,
     ) -> Result<Self, Self::Rejection> {
-        Bytes::from_request(request, backend)
+        read_body(request.into_body(), MAX_BODY_BYTES)
             .await
             .map(Body)
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    RequestError::BodyTooLarge {
-                        max: MAX_BODY_BYTES,
-                    }
-                } else {
-                    RequestError::BodyUnreadable(rejection)
-                }
-            })
     }
+}
+
+/// The whole of `body`, refused once more than `max` bytes have arrived.
+async fn read_body(body: axum::body::Body, max: usize) -> Result<Bytes, RequestError> {
+    use futures::StreamExt;
+    let mut frames = body.into_data_stream();
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<bytes::BytesMut> = None;
+    let mut length = 0usize;
+    while let Some(frame) = frames.next().await {
+        let frame = frame.map_err(RequestError::BodyUnreadable)?;
+        length = length.saturating_add(frame.len());
+        if length > max {
+            return Err(RequestError::BodyTooLarge { max });
+        }
+        if let Some(joined) = joined.as_mut() {
+            joined.extend_from_slice(&frame);
+        } else if let Some(earlier) = first.take() {
+            let mut both = bytes::BytesMut::with_capacity(earlier.len() + frame.len());
+            both.extend_from_slice(&earlier);
+            both.extend_from_slice(&frame);
+            joined = Some(both);
+        } else {
+            first = Some(frame);
+        }
+    }
+    Ok(match joined {
+        Some(joined) => joined.freeze(),
+        None => first.unwrap_or_default(),
+    })
 }
 
 fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, RequestError> {
@@ -162,7 +181,7 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Request
 }
 
 fn parse_path(path: &str) -> Result<CanonicalPath, RequestError> {
-    keel_protocol::normalize_udf_path(path).map_err(RequestError::BadFunctionPath)
+    crate::function_paths::canonical_path(path).map_err(RequestError::BadFunctionPath)
 }
 
 fn parse_args(args: &serde_json::Value) -> Result<Object, RequestError> {
@@ -396,4 +415,51 @@ async fn sync_versioned(
 fn upgrade(backend: Backend, ws: WebSocketUpgrade) -> Response {
     ws.max_message_size(MAX_BODY_BYTES)
         .on_upgrade(move |socket| crate::sync::serve_socket(socket, backend))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn in_frames(frames: &[&'static str]) -> axum::body::Body {
+        let frames: Vec<Result<Bytes, std::io::Error>> = frames
+            .iter()
+            .map(|f| Ok(Bytes::from_static(f.as_bytes())))
+            .collect();
+        axum::body::Body::from_stream(futures::stream::iter(frames))
+    }
+
+    #[tokio::test]
+    async fn a_body_is_read_whole_in_one_frame_or_many() {
+        let read = |frames| async move { read_body(in_frames(frames), 10).await };
+        assert_eq!(read(&[]).await.expect("empty"), Bytes::new());
+        assert_eq!(read(&["{}"]).await.expect("one"), Bytes::from("{}"));
+        assert_eq!(
+            read(&["ab", "", "cd", "e"]).await.expect("many"),
+            Bytes::from("abcde")
+        );
+        assert_eq!(read(&["0123456789"]).await.expect("at the limit").len(), 10);
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_or_broken_is_refused() {
+        let too_large = read_body(in_frames(&["012345", "6789", "x"]), 10).await;
+        assert!(matches!(
+            too_large,
+            Err(RequestError::BodyTooLarge { max: 10 })
+        ));
+        let broken = axum::body::Body::from_stream(futures::stream::iter([
+            Ok(Bytes::from("{")),
+            Err(std::io::Error::other("connection reset")),
+        ]));
+        match read_body(broken, 10).await {
+            Err(error @ RequestError::BodyUnreadable(_)) => {
+                assert_eq!(
+                    error.to_string(),
+                    "Failed to buffer the request body: connection reset"
+                );
+            }
+            other => panic!("{:?}", other.map(|b| b.len())),
+        }
+    }
 }

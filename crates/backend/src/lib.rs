@@ -28,8 +28,13 @@
 //! # Layout
 //! * `http_api` — [`router`]: the HTTP endpoints (`/api/query`, `/api/mutation`, …), their
 //!   envelopes (with the calls' log lines; a query's value is the text the query cache wrote
-//!   once for every caller), CORS, the WebSocket upgrade, and `/metrics` (the backend's metrics
+//!   once for every caller), the WebSocket upgrade, and `/metrics` (the backend's metrics
 //!   registry, requests counted by route).
+//! * `cors` — the HTTP API's CORS layer: any origin, no credentials, preflights answered with
+//!   constant headers (the headers of the `tower_http` layer it replaced, without its
+//!   per-request copies).
+//! * `function_paths` — a request's function path normalized once per spelling (a bounded,
+//!   process-wide table of accepted paths), not once per request.
 //! * `in_process` — [`InProcess`]: the HTTP API's function calls for a client in the
 //!   backend's process (`keel` running every service at once): the same token verification,
 //!   identity, logs and errors, without a socket or JSON text.
@@ -59,8 +64,10 @@
 
 mod admin;
 mod admin_routes;
+mod cors;
 mod dashboard;
 mod error_class;
+mod function_paths;
 mod http_api;
 mod in_process;
 mod node_routes;

@@ -3,7 +3,6 @@
 //! `error_class`) and a `{"code", "message"}` body.
 
 use axum::Json;
-use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use keel_auth::AuthError;
@@ -55,9 +54,9 @@ pub(crate) enum RequestError {
         /// The limit in bytes.
         max: usize,
     },
-    /// A body that could not be read.
-    #[error("{0}")]
-    BodyUnreadable(#[source] BytesRejection),
+    /// A body that could not be read (the connection failed while it arrived).
+    #[error("Failed to buffer the request body: {0}")]
+    BodyUnreadable(#[source] axum::Error),
     /// A body that is not the JSON the endpoint takes.
     #[error("Failed to parse the request body: {0}")]
     BadJsonBody(#[source] serde_json::Error),
@@ -119,11 +118,6 @@ impl RequestError {
             | RequestError::NotBearer
             | RequestError::Token(_) => ErrorClass::Unauthenticated,
             RequestError::BodyTooLarge { .. } => ErrorClass::PayloadTooLarge,
-            RequestError::BodyUnreadable(rejection)
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE =>
-            {
-                ErrorClass::PayloadTooLarge
-            }
             RequestError::BodyUnreadable(_)
             | RequestError::BadJsonBody(_)
             | RequestError::BadFunctionPath(_)

@@ -27,7 +27,10 @@
 //!
 //! # Layout
 //! * `lib.rs` — [`Registry`] and the families ([`CounterVec`], [`GaugeVec`], [`HistogramVec`],
-//!   gauges computed at each scrape with [`Registry::gauge_fn`]), and the text rendering.
+//!   gauges computed at each scrape with [`Registry::gauge_fn`]), the series of a family resolved
+//!   once for a hot path ([`Counter`], [`Histogram`]), and the text rendering.
+//! * `series` — a series' label values as a family's map holds them, looked up with the caller's
+//!   `&[&str]` without allocating.
 //! * `http` (feature `http`) — [`instrument`]: the axum layer counting requests by route
 //!   template, method and status, and the `/metrics` route ([`MetricsAccess`]: open, or only
 //!   with the admin key).
@@ -35,11 +38,15 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
+use crate::series::{LabelValues, Lookup};
+
 #[cfg(feature = "http")]
 mod http;
+mod series;
 #[cfg(feature = "http")]
 pub use http::{METRICS_PATH, MetricsAccess, instrument};
 
@@ -88,12 +95,11 @@ impl Meta {
     }
 
     /// `values` as exactly one value per label name (a mistake in Keel's code, never a
-    /// client's, is made harmless rather than a panic in a release build).
-    fn key(&self, values: &[&str]) -> Vec<String> {
+    /// client's, is made harmless rather than a panic in a release build), borrowed: what a
+    /// family's map is searched with before anything is allocated.
+    fn key<'a>(&self, values: &'a [&'a str]) -> Lookup<'a> {
         debug_assert_eq!(values.len(), self.labels.len(), "labels of {}", self.name);
-        (0..self.labels.len())
-            .map(|i| values.get(i).copied().unwrap_or_default().to_owned())
-            .collect()
+        Lookup::new(values, self.labels.len())
     }
 
     fn header(&self, out: &mut String, kind: &str) {
@@ -106,7 +112,30 @@ impl Meta {
 #[derive(Clone)]
 pub struct CounterVec {
     meta: Arc<Meta>,
-    values: Arc<Mutex<BTreeMap<Vec<String>, u64>>>,
+    values: Arc<Mutex<BTreeMap<LabelValues, Counter>>>,
+}
+
+/// One counter of a family, its label values resolved once ([`CounterVec::with_labels`]): a
+/// hot path that counts into the same series again and again takes no lock and allocates
+/// nothing. Clones count into the same series.
+#[derive(Clone, Default)]
+pub struct Counter(Arc<AtomicU64>);
+
+impl Counter {
+    /// Adds one.
+    pub fn inc(&self) {
+        self.inc_by(1);
+    }
+
+    /// Adds `n`.
+    pub fn inc_by(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The counter's value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 impl CounterVec {
@@ -117,28 +146,59 @@ impl CounterVec {
 
     /// Adds `n` to the counter with these label values.
     pub fn inc_by(&self, labels: &[&str], n: u64) {
-        *self.values.lock().entry(self.meta.key(labels)).or_default() += n;
+        let key = self.meta.key(labels);
+        let mut values = self.values.lock();
+        match values.get(key.as_key()) {
+            Some(counter) => counter.inc_by(n),
+            None => {
+                let counter = Counter::default();
+                counter.inc_by(n);
+                values.insert(key.to_owned_key(), counter);
+            }
+        }
+    }
+
+    /// The counter with these label values, made (at 0, and rendered from then on) if it is
+    /// not there yet.
+    ///
+    /// ```
+    /// let registry = keel_metrics::Registry::default();
+    /// let calls = registry.counter("t_calls_total", "Calls.", &["path"]);
+    /// let list = calls.with_labels(&["posts:list"]);
+    /// list.inc();
+    /// calls.inc(&["posts:list"]);
+    /// assert_eq!(list.get(), 2);
+    /// assert!(registry.render().contains("t_calls_total{path=\"posts:list\"} 2\n"));
+    /// ```
+    pub fn with_labels(&self, labels: &[&str]) -> Counter {
+        let key = self.meta.key(labels);
+        let mut values = self.values.lock();
+        if let Some(counter) = values.get(key.as_key()) {
+            return counter.clone();
+        }
+        let counter = Counter::default();
+        values.insert(key.to_owned_key(), counter.clone());
+        counter
     }
 
     /// The counter's value (0 before its first increment).
     pub fn get(&self, labels: &[&str]) -> u64 {
         self.values
             .lock()
-            .get(&self.meta.key(labels))
-            .copied()
-            .unwrap_or(0)
+            .get(self.meta.key(labels).as_key())
+            .map_or(0, Counter::get)
     }
 
     fn render(&self, out: &mut String) {
         self.meta.header(out, "counter");
-        for (key, value) in self.values.lock().iter() {
+        for (key, counter) in self.values.lock().iter() {
             sample(
                 out,
                 self.meta.name,
                 self.meta.labels,
                 key,
                 None,
-                *value as f64,
+                counter.get() as f64,
             );
         }
     }
@@ -148,25 +208,37 @@ impl CounterVec {
 #[derive(Clone)]
 pub struct GaugeVec {
     meta: Arc<Meta>,
-    values: Arc<Mutex<BTreeMap<Vec<String>, f64>>>,
+    values: Arc<Mutex<BTreeMap<LabelValues, f64>>>,
 }
 
 impl GaugeVec {
     /// Sets the gauge with these label values.
     pub fn set(&self, labels: &[&str], value: f64) {
-        self.values.lock().insert(self.meta.key(labels), value);
+        *self.entry(&mut self.values.lock(), labels) = value;
     }
 
     /// Adds `delta` (negative to lower it) to the gauge with these label values.
     pub fn add(&self, labels: &[&str], delta: f64) {
-        *self.values.lock().entry(self.meta.key(labels)).or_default() += delta;
+        *self.entry(&mut self.values.lock(), labels) += delta;
+    }
+
+    fn entry<'m>(
+        &self,
+        values: &'m mut BTreeMap<LabelValues, f64>,
+        labels: &[&str],
+    ) -> &'m mut f64 {
+        let key = self.meta.key(labels);
+        if values.get(key.as_key()).is_none() {
+            values.insert(key.to_owned_key(), 0.0);
+        }
+        values.get_mut(key.as_key()).expect("inserted above")
     }
 
     /// The gauge's value (0 before it is first set).
     pub fn get(&self, labels: &[&str]) -> f64 {
         self.values
             .lock()
-            .get(&self.meta.key(labels))
+            .get(self.meta.key(labels).as_key())
             .copied()
             .unwrap_or(0.0)
     }
@@ -191,46 +263,88 @@ struct GaugeFn {
 pub struct HistogramVec {
     meta: Arc<Meta>,
     buckets: &'static [f64],
-    values: Arc<Mutex<BTreeMap<Vec<String>, Histogram>>>,
+    values: Arc<Mutex<BTreeMap<LabelValues, Histogram>>>,
 }
 
-#[derive(Default)]
-struct Histogram {
+/// One histogram of a family, its label values resolved once ([`HistogramVec::with_labels`]):
+/// recording into it locks only this series and allocates nothing. Clones record into the same
+/// series.
+#[derive(Clone)]
+pub struct Histogram {
+    buckets: &'static [f64],
+    series: Arc<Mutex<HistogramSeries>>,
+}
+
+struct HistogramSeries {
     /// Observations per bucket (not cumulative; summed when rendered).
-    counts: Vec<u64>,
+    counts: Box<[u64]>,
     sum: f64,
     count: u64,
+}
+
+impl Histogram {
+    fn new(buckets: &'static [f64]) -> Histogram {
+        Histogram {
+            buckets,
+            series: Arc::new(Mutex::new(HistogramSeries {
+                counts: vec![0; buckets.len()].into(),
+                sum: 0.0,
+                count: 0,
+            })),
+        }
+    }
+
+    /// Records `value`.
+    pub fn observe(&self, value: f64) {
+        let bucket = self.buckets.iter().position(|bound| value <= *bound);
+        let mut series = self.series.lock();
+        if let Some(bucket) = bucket {
+            series.counts[bucket] += 1;
+        }
+        series.sum += value;
+        series.count += 1;
+    }
+
+    /// How many values it has recorded.
+    pub fn count(&self) -> u64 {
+        self.series.lock().count
+    }
 }
 
 impl HistogramVec {
     /// Records `value` in the histogram with these label values.
     pub fn observe(&self, labels: &[&str], value: f64) {
+        self.with_labels(labels).observe(value);
+    }
+
+    /// The histogram with these label values, made (empty, and rendered from then on) if it is
+    /// not there yet.
+    pub fn with_labels(&self, labels: &[&str]) -> Histogram {
+        let key = self.meta.key(labels);
         let mut values = self.values.lock();
-        let histogram = values.entry(self.meta.key(labels)).or_default();
-        if histogram.counts.is_empty() {
-            histogram.counts = vec![0; self.buckets.len()];
+        if let Some(histogram) = values.get(key.as_key()) {
+            return histogram.clone();
         }
-        if let Some(bucket) = self.buckets.iter().position(|bound| value <= *bound) {
-            histogram.counts[bucket] += 1;
-        }
-        histogram.sum += value;
-        histogram.count += 1;
+        let histogram = Histogram::new(self.buckets);
+        values.insert(key.to_owned_key(), histogram.clone());
+        histogram
     }
 
     /// How many values the histogram with these label values has recorded.
     pub fn count(&self, labels: &[&str]) -> u64 {
         self.values
             .lock()
-            .get(&self.meta.key(labels))
-            .map_or(0, |h| h.count)
+            .get(self.meta.key(labels).as_key())
+            .map_or(0, Histogram::count)
     }
 
     fn render(&self, out: &mut String) {
         self.meta.header(out, "histogram");
         let (name, labels) = (self.meta.name, self.meta.labels);
         for (key, histogram) in self.values.lock().iter() {
+            let series = histogram.series.lock();
             let mut cumulative = 0;
-            for (bound, count) in self.buckets.iter().zip(&histogram.counts) {
+            for (bound, count) in self.buckets.iter().zip(&series.counts) {
                 cumulative += count;
                 let le = number(*bound);
                 sample_named(
@@ -243,9 +357,9 @@ impl HistogramVec {
                     cumulative as f64,
                 );
             }
-            let count = histogram.count as f64;
+            let count = series.count as f64;
             sample_named(out, name, "_bucket", labels, key, Some("+Inf"), count);
-            sample_named(out, name, "_sum", labels, key, None, histogram.sum);
+            sample_named(out, name, "_sum", labels, key, None, series.sum);
             sample_named(out, name, "_count", labels, key, None, count);
         }
     }
@@ -356,7 +470,15 @@ impl Registry {
                 Family::Gauge(gauge) => gauge.render(&mut out),
                 Family::GaugeFn(gauge) => {
                     gauge.meta.header(&mut out, "gauge");
-                    sample(&mut out, gauge.meta.name, &[], &[], None, (gauge.read)());
+                    let no_labels = series::Lookup::new(&[], 0).to_owned_key();
+                    sample(
+                        &mut out,
+                        gauge.meta.name,
+                        &[],
+                        &no_labels,
+                        None,
+                        (gauge.read)(),
+                    );
                 }
                 Family::Histogram(histogram) => histogram.render(&mut out),
             }
@@ -369,7 +491,7 @@ fn sample(
     out: &mut String,
     name: &str,
     labels: &[&str],
-    values: &[String],
+    values: &LabelValues,
     le: Option<&str>,
     value: f64,
 ) {
@@ -381,7 +503,7 @@ fn sample_named(
     name: &str,
     suffix: &str,
     labels: &[&str],
-    values: &[String],
+    values: &LabelValues,
     le: Option<&str>,
     value: f64,
 ) {
@@ -390,7 +512,7 @@ fn sample_named(
     let pairs: Vec<(&str, &str)> = labels
         .iter()
         .copied()
-        .zip(values.iter().map(String::as_str))
+        .zip(values.values())
         .chain(le.map(|le| ("le", le)))
         .collect();
     if !pairs.is_empty() {
