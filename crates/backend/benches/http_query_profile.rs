@@ -21,6 +21,11 @@
 //! instruction counts are the figures to compare).
 #![allow(clippy::print_stdout, missing_docs)]
 
+/// The allocator of Keel's binaries (`keel`'s default feature `mimalloc`), for Keel and the
+/// baseline alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::Arc;
 use std::time::Instant;
 
