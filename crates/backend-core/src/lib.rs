@@ -73,7 +73,8 @@
 //!   mutation carry this across restarts and nodes (see `cluster`).
 //! * `query_cache` — one execution per identical query (and journal), reused while it stays
 //!   valid; [`QueryOutcome`], [`QuerySubscription`], and [`SharedOutcome`] (an execution's
-//!   outcome as the cache holds it, its JSON encodings written once for all its callers).
+//!   outcome as the cache holds it: its value an `Arc` handed to in-process clients without a
+//!   copy, its JSON encodings written once for all its callers).
 //! * `console` — function logs: [`Console`] (`ctx.console()`, `ctx.log(…)`), [`LogLine`],
 //!   Convex's limits, and [`Logged`] (a call's outcome with its client log lines, from
 //!   [`Backend::run_query_logged`] and its siblings).

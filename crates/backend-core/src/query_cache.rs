@@ -90,8 +90,9 @@ impl QueryOutcome {
     }
 }
 
-/// One execution's outcome as the cache holds it: shared without copying its value, with the
-/// value's encodings written at most once per execution, however many clients receive it (see
+/// One execution's outcome as the cache holds it: shared without copying its value (the value
+/// itself is an [`Arc`], handed to in-process clients as is), with the value's encodings
+/// written at most once per execution, however many clients receive it (see
 /// [`Backend::subscribe_query_shared`]). Clones share everything.
 ///
 /// [`Backend::subscribe_query_shared`]: crate::Backend::subscribe_query_shared
@@ -104,21 +105,52 @@ impl SharedOutcome {
         SharedOutcome(Arc::new(Execution::new(0, outcome)))
     }
 
-    /// The outcome itself.
+    /// The query's value, shared (no copy), or its error.
+    pub fn result(&self) -> Result<&Arc<Value>, &FunctionError> {
+        self.0.result.as_ref()
+    }
+
+    /// The journal to run the query with next time.
+    pub fn journal(&self) -> &QueryJournal {
+        &self.0.journal
+    }
+
+    /// Fires when a commit changes what the query read.
+    pub fn subscription(&self) -> &QuerySubscription {
+        &self.0.subscription
+    }
+
+    /// The lines the execution logged, for its clients.
+    pub fn log_lines(&self) -> &[String] {
+        &self.0.log_lines
+    }
+
+    /// The outcome as a [`QueryOutcome`]: a copy of the value made the first time any holder
+    /// of this execution asks (the accessors above copy nothing).
     pub fn outcome(&self) -> &QueryOutcome {
-        &self.0.outcome
+        self.0.outcome.get_or_init(|| self.to_outcome())
     }
 
     /// A copy of the outcome, for a caller that needs to own its value.
     pub fn to_outcome(&self) -> QueryOutcome {
-        self.0.outcome.clone()
+        let execution = &self.0;
+        QueryOutcome {
+            result: execution
+                .result
+                .as_ref()
+                .map(|value| (**value).clone())
+                .map_err(Clone::clone),
+            journal: execution.journal.clone(),
+            subscription: execution.subscription.clone(),
+            log_lines: execution.log_lines.clone(),
+        }
     }
 
     /// The value's Convex JSON text ([`keel_values::to_json`], written as the sync protocol's
     /// and the HTTP API's encoders write it), written the first time any holder of this
     /// execution asks; `None` for a failed query.
     pub fn convex_json(&self) -> Option<&Arc<str>> {
-        let value = self.0.outcome.result.as_ref().ok()?;
+        let value = self.0.result.as_ref().ok()?;
         Some(
             self.0
                 .convex_json
@@ -129,7 +161,7 @@ impl SharedOutcome {
     /// The value's clean JSON text ([`keel_values::to_clean_json`]), written the first time any
     /// holder of this execution asks; `None` for a failed query.
     pub fn clean_json(&self) -> Option<&Arc<str>> {
-        let value = self.0.outcome.result.as_ref().ok()?;
+        let value = self.0.result.as_ref().ok()?;
         Some(
             self.0
                 .clean_json
@@ -175,7 +207,13 @@ impl QueryKey {
 
 struct Execution {
     ts: u64,
-    outcome: QueryOutcome,
+    /// The outcome's parts; the value shared, never copied for a holder.
+    result: Result<Arc<Value>, FunctionError>,
+    journal: QueryJournal,
+    subscription: QuerySubscription,
+    log_lines: Vec<String>,
+    /// The outcome as a [`QueryOutcome`], copied on first use (see [`SharedOutcome::outcome`]).
+    outcome: OnceLock<QueryOutcome>,
     /// The value's encodings, written on first use (see [`SharedOutcome`]).
     convex_json: OnceLock<Arc<str>>,
     clean_json: OnceLock<Arc<str>>,
@@ -185,14 +223,18 @@ impl Execution {
     fn new(ts: u64, outcome: QueryOutcome) -> Self {
         Execution {
             ts,
-            outcome,
+            result: outcome.result.map(Arc::new),
+            journal: outcome.journal,
+            subscription: outcome.subscription,
+            log_lines: outcome.log_lines,
+            outcome: OnceLock::new(),
             convex_json: OnceLock::new(),
             clean_json: OnceLock::new(),
         }
     }
 
     fn usable_at(&self, ts: u64) -> bool {
-        self.ts <= ts && !self.outcome.subscription.is_invalidated()
+        self.ts <= ts && !self.subscription.is_invalidated()
     }
 }
 
@@ -210,7 +252,7 @@ enum Slot {
 /// database subscription alive for every argument any caller ever sent.
 fn evict(slots: &mut HashMap<QueryKey, Slot>) {
     slots.retain(|_, slot| match slot {
-        Slot::Ready(execution) => !execution.outcome.subscription.is_invalidated(),
+        Slot::Ready(execution) => !execution.subscription.is_invalidated(),
         Slot::Running { .. } => true,
     });
     if slots.len() >= MAX_ENTRIES {
