@@ -213,7 +213,7 @@ impl Call {
             .query_shared(&self.path, &self.args, self.auth.identity(), None, origin)
             .await;
         self.auth.note(outcome.observed());
-        outcome.outcome().result.clone()
+        outcome.result().map(|value| (**value).clone()).map_err(Clone::clone)
     }
 
     /// Runs a mutation in its own transaction.

@@ -77,8 +77,9 @@
 //! * `query_cache` — one execution per identical query (and journal), reused while it stays
 //!   valid, by every caller it serves (all, the signed-in ones, or one identity: as far as the
 //!   query looked at its caller); [`QueryOutcome`], [`QuerySubscription`], and
-//!   [`SharedOutcome`] (an execution's outcome as the cache holds it, its JSON encodings written
-//!   once for all its callers).
+//!   [`SharedOutcome`] (an execution's outcome as the cache holds it: its value an `Arc` handed
+//!   to in-process clients without a copy, its JSON encodings written once for all its
+//!   callers).
 //! * `console` — function logs: [`Console`] (`ctx.console()`, `ctx.log(…)`), [`LogLine`],
 //!   Convex's limits, and [`Logged`] (a call's outcome with its client log lines, from
 //!   [`Backend::run_query_logged`] and its siblings).

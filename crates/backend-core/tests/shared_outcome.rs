@@ -42,6 +42,14 @@ async fn identical_callers_share_one_execution_and_its_encodings() {
         second.convex_json().expect("a result"),
     );
     assert!(Arc::ptr_eq(a, c), "the text is written once for both");
+    assert!(
+        Arc::ptr_eq(
+            first.result().expect("a value"),
+            second.result().expect("a value")
+        ),
+        "both hold the execution's value itself, not copies"
+    );
+    assert_eq!(first.log_lines(), first.outcome().log_lines);
     assert_eq!(&**a, r#"["one \"quoted\""]"#);
     assert_eq!(
         &**first.clean_json().expect("a result"),
@@ -70,5 +78,5 @@ async fn identical_callers_share_one_execution_and_its_encodings() {
         .run_query_shared(&path("notes:fails"), &none, &Identity::Anonymous, None)
         .await;
     assert!(failed.convex_json().is_none() && failed.clean_json().is_none());
-    assert!(failed.outcome().result.is_err());
+    assert!(failed.outcome().result.is_err() && failed.result().is_err());
 }

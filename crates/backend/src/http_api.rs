@@ -219,7 +219,6 @@ fn shared_envelope(
     shared: &SharedOutcome,
     format: ResponseFormat,
 ) -> Response {
-    let outcome = shared.outcome();
     let text = match format {
         ResponseFormat::ConvexJson => shared.convex_json(),
         ResponseFormat::CleanJson => shared.clean_json(),
@@ -235,10 +234,10 @@ fn shared_envelope(
     let mut body = String::with_capacity(text.len() + 64);
     body.push_str(r#"{"status":"success","value":"#);
     body.push_str(text);
-    if !outcome.log_lines.is_empty() {
+    if !shared.log_lines().is_empty() {
         body.push_str(r#","logLines":"#);
         // A list of strings always serializes.
-        body.push_str(&serde_json::to_string(&outcome.log_lines).unwrap_or_default());
+        body.push_str(&serde_json::to_string(shared.log_lines()).unwrap_or_default());
     }
     body.push('}');
     (

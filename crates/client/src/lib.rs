@@ -85,6 +85,10 @@
 //!   it only through commands.
 //! * `live::worker::connection` — what carries its messages: a WebSocket, or an in-process
 //!   session's channels (`keel_protocol::InProcessSync`); the worker is the same for both.
+//!   Results travel as `Arc<Value>` from there on: in process, the backend's own execution's
+//!   value reaches the [`QueryClient`]'s entries ([`TransitionBatch`], [`CacheEntry::data`])
+//!   without a copy; only APIs that hand out owned values ([`Subscription`],
+//!   [`QueryClient::ensure_query_data`]) copy, at the edge.
 //! * `live::worker::transition` — applying transitions and mutation responses.
 //! * `live::worker::auth` — fetch, authenticate, confirm, refresh, retry, sign out (the
 //!   worker's auth state and [`AuthState`]).

@@ -211,7 +211,10 @@ impl RawSession {
             match message {
                 Some(keel_protocol::ServerMessage::Ping) => {}
                 Some(message) => seen.push(
-                    serde_json::from_str(&keel_protocol::encode_server_message(message)).unwrap(),
+                    serde_json::from_str(&keel_protocol::encode_server_message(
+                        keel_protocol::map_server_message(message, std::sync::Arc::unwrap_or_clone),
+                    ))
+                    .unwrap(),
                 ),
                 None => return seen,
             }
@@ -363,4 +366,57 @@ async fn an_in_process_client_that_stops_reading_is_disconnected() {
             .await
             .is_err()
     );
+}
+
+/// In process, a result reaches the session's query cache without a copy: the cache entry holds
+/// the backend's own execution's value (the same allocation), before and after a commit changes
+/// it. Over a socket the value is parsed from text (another allocation), as a contrast.
+#[tokio::test]
+async fn in_process_results_reach_the_cache_as_the_backends_own_value() {
+    let backend = TestBackend::start().await;
+    let path = keel_protocol::normalize_udf_path("messages:list").unwrap();
+    for mode in MODES {
+        let live = connect(&backend, LiveConfig::new(backend.url()), mode);
+        let cache = keel_client::QueryClient::new(keel_client::QueryClientConfig {
+            http: None,
+            consistent: false,
+            ..keel_client::QueryClientConfig::default()
+        });
+        cache.connect(&live).unwrap();
+        let key = keel_client::QueryKey::new("messages:list", Object::new());
+        for body in ["one", "two"] {
+            let (_, ts) = live
+                .mutation_with_ts("messages:send", object(json!({"body": body})))
+                .await
+                .unwrap();
+            cache.ensure_query_shared(&key).await.unwrap();
+            cache.wait_for_ts(ts, WAIT).await.unwrap();
+            let cached = cache.get_entry(&key).unwrap().data.expect("a value");
+            let shared = backend
+                .backend
+                .run_query_shared(
+                    &path,
+                    &Object::new(),
+                    &keel_backend::Identity::Anonymous,
+                    None,
+                )
+                .await;
+            let execution = shared.result().expect("a value");
+            assert_eq!(**execution, *cached, "{mode:?}");
+            assert_eq!(
+                Arc::ptr_eq(execution, &cached),
+                mode == Mode::InProcess,
+                "{mode:?}: after {body:?}"
+            );
+        }
+        live.close();
+        live.closed().await;
+    }
+}
+
+fn object(json: Json) -> Object {
+    match keel_values::from_json(&json).unwrap() {
+        Value::Object(object) => object,
+        other => panic!("not an object: {other:?}"),
+    }
 }

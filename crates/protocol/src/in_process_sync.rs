@@ -13,8 +13,12 @@
 //! | the backend closes the socket | `from_backend` ends |
 //! | a client that stops reading is disconnected | the same, once [`SYNC_CHANNEL_CAPACITY`] messages wait |
 //!
-//! Values in results stay [`Value`]s. A message's function arguments are the protocol's own
+//! Values in results stay [`Value`]s, shared as `Arc<Value>`: a query result is the backend's
+//! own execution's value (one value for every session watching that execution), never copied
+//! or encoded on the way. A message's function arguments are the protocol's own
 //! [`SerializedArgs`](crate::SerializedArgs) (a JSON array, as `ClientMessage` defines them).
+
+use std::sync::Arc;
 
 use keel_values::Value;
 use tokio::sync::mpsc;
@@ -33,6 +37,7 @@ pub struct InProcessSync {
     /// does. `Err` is a message the client could not form: the backend ends the session with a
     /// `FatalError` saying so, as it does for a frame that does not parse.
     pub to_backend: mpsc::Sender<Result<ClientMessage, ProtocolError>>,
-    /// Messages from the backend, in order; ends when the session does.
-    pub from_backend: mpsc::Receiver<ServerMessage<Value>>,
+    /// Messages from the backend, in order; ends when the session does. Values are shared
+    /// with the backend's query cache (see the module docs).
+    pub from_backend: mpsc::Receiver<ServerMessage<Arc<Value>>>,
 }

@@ -70,8 +70,8 @@ pub use in_process::{CallKind, InProcessBackend, InProcessCall, InProcessError, 
 pub use in_process_sync::{InProcessSync, SYNC_CHANNEL_CAPACITY};
 pub use keel_values::{Object, Value};
 pub use messages::{
-    client_message_from_json, encode_client_message, encode_server_message, map_state_modification,
-    parse_client_message, parse_server_message,
+    client_message_from_json, encode_client_message, encode_server_message, map_server_message,
+    map_state_modification, parse_client_message, parse_server_message,
 };
 pub use transition::{EncodedValue, encode_transition};
 pub use ts::{decode_ts, encode_ts};

@@ -184,8 +184,18 @@ pub fn parse_server_message(text: &str) -> Result<ServerMessage<Value>, Protocol
     Ok(map_server_message(msg, |w| w.0))
 }
 
-/// Converts the values inside a server message.
-fn map_server_message<A, B>(msg: ServerMessage<A>, mut f: impl FnMut(A) -> B) -> ServerMessage<B> {
+/// A server message with its values (results, error data) turned by `f`: e.g. values moved
+/// into `Arc`s for an in-process client.
+///
+/// ```
+/// use keel_protocol::{ServerMessage, map_server_message};
+/// let ping: ServerMessage<i32> = ServerMessage::Ping;
+/// assert!(matches!(map_server_message(ping, |n: i32| n + 1), ServerMessage::Ping));
+/// ```
+pub fn map_server_message<A, B>(
+    msg: ServerMessage<A>,
+    mut f: impl FnMut(A) -> B,
+) -> ServerMessage<B> {
     match msg {
         ServerMessage::Transition {
             start_version,

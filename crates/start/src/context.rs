@@ -72,13 +72,22 @@ pub(crate) enum Reads {
 pub(crate) struct LiveSnapshot {
     /// The timestamp of the latest transition the results reflect.
     pub(crate) ts: u64,
-    /// Results by [`QueryKey::hash`].
-    pub(crate) results: HashMap<String, Result<Value, ClientError>>,
+    /// Results by [`QueryKey::hash`], shared with the cache (no copies).
+    pub(crate) results: HashMap<String, LiveResult>,
     /// Queries the render asked for that the snapshot does not hold (subscribed, then the
     /// page is rendered again).
     pub(crate) missing: Mutex<Vec<QueryKey>>,
     /// The session's cache the results come from (the devtools panel shows its entries).
     pub(crate) cache: QueryClient,
+}
+
+/// One query's result in a [`LiveSnapshot`], with its digest (computed once per value by the
+/// page's renderer, not per render).
+pub(crate) struct LiveResult {
+    /// The value as the cache holds it, or the query's error.
+    pub(crate) result: Result<Arc<Value>, ClientError>,
+    /// [`crate::digest::digest`] of `result`.
+    pub(crate) digest: String,
 }
 
 /// Per-request state shared by every match's context.
@@ -106,7 +115,7 @@ pub(crate) struct RequestState {
 }
 
 /// One fetch of a query, awaited by every loader that asked for it meanwhile.
-pub(crate) type SharedFetch = Shared<BoxFuture<'static, Result<Value, ClientError>>>;
+pub(crate) type SharedFetch = Shared<BoxFuture<'static, Result<Arc<Value>, ClientError>>>;
 
 impl RequestState {
     /// The request's query cache, fetching through the current server HTTP client.
@@ -122,9 +131,10 @@ impl RequestState {
     /// The [`crate::digest::digest`] of what the render read for `key`.
     pub(crate) fn read_digest(&self, key: &QueryKey) -> String {
         match &self.reads {
-            Reads::Live(snapshot) => {
-                crate::digest::digest(snapshot.results.get(&key.hash()).map(Result::as_ref))
-            }
+            Reads::Live(snapshot) => match snapshot.results.get(key.hash()) {
+                Some(read) => read.digest.clone(),
+                None => crate::digest::digest(None),
+            },
             Reads::Backend => crate::digest::cached_digest(self.query_client(), key),
         }
     }
@@ -285,6 +295,12 @@ impl RouteContext {
     /// Signed in, the query runs with the request's backend token (minted on the first query).
     /// In a re-render pushed to an open page, it reads the session's live cache instead.
     pub async fn query_value(&self, key: QueryKey) -> Result<Value, RouteError> {
+        self.query_shared(key).await.map(Arc::unwrap_or_clone)
+    }
+
+    /// [`RouteContext::query_value`] without a copy: the value as the cache holds it (a pushed
+    /// render's loaders decode the session cache's values in place).
+    async fn query_shared(&self, key: QueryKey) -> Result<Arc<Value>, RouteError> {
         {
             let mut used = self.request.used.lock();
             if !used.contains(&key) {
@@ -292,8 +308,8 @@ impl RouteContext {
             }
         }
         if let Reads::Live(snapshot) = &self.request.reads {
-            return match snapshot.results.get(&key.hash()) {
-                Some(result) => Ok(result.clone()?),
+            return match snapshot.results.get(key.hash()) {
+                Some(read) => Ok(read.result.clone()?),
                 None => {
                     snapshot.missing.lock().push(key);
                     Err(RouteError::internal(
@@ -303,7 +319,7 @@ impl RouteContext {
             };
         }
         self.request.authenticate_http().await?;
-        let hash = key.hash();
+        let hash = key.hash().to_owned();
         let fetch = self
             .request
             .in_flight
@@ -311,7 +327,7 @@ impl RouteContext {
             .entry(hash.clone())
             .or_insert_with(|| {
                 let query_client = self.request.query_client().clone();
-                async move { query_client.ensure_query_data(&key).await }
+                async move { query_client.ensure_query_shared(&key).await }
                     .boxed()
                     .shared()
             })
@@ -331,7 +347,7 @@ impl RouteContext {
         args: A,
     ) -> Result<R, RouteError> {
         let key = QueryKey::with_args(function.path(), args)?;
-        decode_plain(&self.query_value(key).await?)
+        decode_plain(&*self.query_shared(key).await?)
     }
 
     /// Context for `params` below this one, with `additions` merged.

@@ -27,7 +27,7 @@ pub(crate) fn cached_digest(query_client: &QueryClient, key: &QueryKey) -> Strin
     match query_client.get_entry(key) {
         Some(entry) => match (&entry.error, &entry.data) {
             (Some(error), _) => digest(Some(Err(error))),
-            (None, Some(value)) => digest(Some(Ok(value))),
+            (None, Some(value)) => digest(Some(Ok(&**value))),
             (None, None) => digest(None),
         },
         None => digest(None),

@@ -67,10 +67,12 @@
 //! * `live` — page event streams and per-session backend connections (over a WebSocket, or in
 //!   process with [`StartConfig::in_process_backend`]), run as the tasks of
 //!   [`StartConfig::tasks`] (stopping them ends every stream and closes every session); the
-//!   open ones counted in `keel_live_pages`.
+//!   open ones counted in `keel_live_pages`. A stream queues one event beyond the one being
+//!   written: a tab that reads slowly is sent the newest render, not every one in between.
 //! * `live_render` — the per-session, per-address page renderer: re-renders from the session's
 //!   cache when the page's queries change, coalescing, and prepares the pushed events (whole
-//!   body, splice).
+//!   body, splice). It reads the cache's values shared (`Arc`, no copies), keeps each value's
+//!   digest while the cache holds the same value, and writes no live address.
 //! * `page` — a page rendered through the route tree, for a request (the document's parts) or
 //!   for the live renderer (from a cache snapshot).
 //! * `assets` — the browser runtime, stylesheets, favicons and manifest served by the crate.

@@ -63,6 +63,10 @@ const MAX_PAGE_ADDRESS: usize = 2048;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often an idle stream pings (also finds closed browsers).
 const PING_EVERY: Duration = Duration::from_secs(15);
+/// Events one page stream may have queued for the browser beyond the one being written. One:
+/// a tab that reads slower than renders arrive is sent the newest render when it has room
+/// again (with splices from the render it was sent last), not every render in between.
+const STREAM_QUEUE: usize = 1;
 
 /// One query of a page, as the page's live address lists it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -316,7 +320,7 @@ impl LiveHub {
         queries: Vec<(QueryKey, String)>,
         render: RenderFn,
     ) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<>> {
-        let (tx, rx) = mpsc::channel::<Event>(16);
+        let (tx, rx) = mpsc::channel::<Event>(STREAM_QUEUE);
         let signed_in_as = auth.user_id.as_deref().unwrap_or("");
         if self.tasks.is_stopping() {
             // Shutting down: the stream ends at once and the browser tries again later.
@@ -410,7 +414,7 @@ async fn run_stream(
     let mut renders = renderer.as_ref().map(|r| r.watch());
     let qc = &session.query_client;
     let fetches =
-        futures::future::join_all(queries.iter().map(|(key, _)| qc.ensure_query_data(key)));
+        futures::future::join_all(queries.iter().map(|(key, _)| qc.ensure_query_shared(key)));
     tokio::select! {
         _ = fetches => {}
         () = tx.closed() => return,
@@ -428,7 +432,8 @@ async fn run_stream(
         for key in &differing {
             qc.remove(key);
         }
-        let fetches = futures::future::join_all(differing.iter().map(|k| qc.ensure_query_data(k)));
+        let fetches =
+            futures::future::join_all(differing.iter().map(|k| qc.ensure_query_shared(k)));
         tokio::select! {
             _ = fetches => {}
             () = tx.closed() => return,
@@ -559,6 +564,104 @@ mod tests {
         assert!(parse_queries(r#"[{"p":"a:b","a":[1],"d":"x"}]"#).is_err());
         let many = format!("[{}]", vec![r#"{"p":"a:b","a":{},"d":"x"}"#; 65].join(","));
         assert!(parse_queries(&many).unwrap_err().contains("at most 64"));
+    }
+
+    /// A tab that does not read its stream while renders arrive is sent, once it reads again,
+    /// the render queued before it stopped, the one its stream was sending, and then the
+    /// newest — not every render in between.
+    #[tokio::test]
+    async fn a_slow_tab_is_sent_the_newest_render_not_every_one() {
+        use std::sync::atomic::AtomicU64;
+
+        use crate::live_render::{RenderInput, RenderOutcome};
+
+        const RENDERS: u64 = 20;
+        let wait = Duration::from_secs(10);
+        let tasks = keel_tasks::Tasks::new("live test");
+        // The page reads no query, so the session's connection (to an address where nothing
+        // listens) is never needed.
+        let live = LiveClient::with_config(LiveConfig::new("http://127.0.0.1:9")).unwrap();
+        let query_client = QueryClient::new(QueryClientConfig::default());
+        let session = Arc::new(LiveSession {
+            key: String::new(),
+            live,
+            query_client: query_client.clone(),
+            ended: watch::channel(false).0,
+            streams: AtomicUsize::new(1),
+            renderers: Mutex::new(HashMap::new()),
+        });
+        let count = Arc::new(AtomicU64::new(0));
+        let render: RenderFn = {
+            let count = count.clone();
+            Arc::new(move |_: RenderInput| {
+                let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+                Box::pin(async move {
+                    RenderOutcome::Page {
+                        title: None,
+                        segments: vec![format!("<p>render {n}</p>")],
+                        read: vec![(
+                            QueryKey::new("posts:count", Default::default()),
+                            format!("d{n}"),
+                        )],
+                    }
+                })
+            })
+        };
+        let page = (
+            "/posts".parse().unwrap(),
+            HeaderMap::new(),
+            AuthState::signed_out(),
+        );
+        let renderer = PageRenderer::start(&tasks, query_client, render, page, Vec::new());
+        let (tx, mut rx) = mpsc::channel::<Event>(STREAM_QUEUE);
+        {
+            let (session, renderer) = (session.clone(), renderer.clone());
+            tasks.spawn("test stream", async move {
+                run_stream(&session, Some(renderer), Vec::new(), &tx).await;
+            });
+        }
+        let text = |event: &Event| format!("{event:?}");
+        let ready = tokio::time::timeout(wait, rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(text(&ready).contains("event: ready"), "{ready:?}");
+
+        // Renders 1..=20, each published before the next is asked for; the tab reads nothing.
+        let mut published = renderer.watch();
+        for n in 1..=RENDERS {
+            renderer.want();
+            tokio::time::timeout(
+                wait,
+                published.wait_for(|r| r.as_ref().is_some_and(|r| r.seq == n)),
+            )
+            .await
+            .expect("the render in time")
+            .unwrap();
+        }
+
+        let newest = format!("<p>render {RENDERS}</p>");
+        let mut received = Vec::new();
+        loop {
+            let event = tokio::time::timeout(wait, rx.recv())
+                .await
+                .expect("the newest render in time")
+                .expect("the stream is open");
+            let event = text(&event);
+            assert!(event.contains("event: render"), "{event}");
+            received.push(event);
+            if received.last().is_some_and(|e| e.contains(&newest)) {
+                break;
+            }
+        }
+        assert!(
+            received.len() <= 3,
+            "a slow tab got {} of {RENDERS} renders: {received:#?}",
+            received.len()
+        );
+        assert!(rx.try_recv().is_err(), "nothing after the newest render");
+        tasks.stop();
+        session.live.close();
     }
 
     #[test]

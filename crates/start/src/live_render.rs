@@ -24,11 +24,13 @@ use std::sync::{Arc, Weak};
 use futures::future::BoxFuture;
 use http::{HeaderMap, Uri};
 use keel_auth::AuthState;
-use keel_client::{QueryClient, QueryKey};
+use keel_client::{ClientError, QueryClient, QueryKey};
+use keel_values::Value;
 use parking_lot::Mutex;
 use tokio::sync::{broadcast, watch};
 
-use crate::context::LiveSnapshot;
+use crate::context::{LiveResult, LiveSnapshot};
+use crate::digest::digest;
 
 /// How often a render may find queries missing from the cache before the page is fetched by
 /// the browser instead.
@@ -173,7 +175,7 @@ impl PageRenderer {
         input: (Uri, HeaderMap, AuthState),
         queries: Vec<QueryKey>,
     ) -> Arc<PageRenderer> {
-        let hashes = queries.iter().map(QueryKey::hash).collect();
+        let hashes = queries.iter().map(|key| key.hash().to_owned()).collect();
         let renderer = Arc::new(PageRenderer {
             latest: watch::channel(None).0,
             wanted: watch::channel(0).0,
@@ -226,6 +228,7 @@ async fn run(
 ) {
     let mut seq = 0;
     let mut previous: Option<Arc<Vec<String>>> = None;
+    let mut digests = Digests::default();
     loop {
         let dirty = tokio::select! {
             changed = wanted.changed() => {
@@ -252,7 +255,14 @@ async fn run(
         let Some(renderer) = weak.upgrade() else {
             return;
         };
-        let outcome = render_once(&renderer, &cache, &render, &uri, &headers, &auth).await;
+        let outcome = render_once(
+            &renderer,
+            &cache,
+            &render,
+            (&uri, &headers, &auth),
+            &mut digests,
+        )
+        .await;
         seq += 1;
         let pushed = match outcome {
             RenderOutcome::Page {
@@ -264,7 +274,7 @@ async fn run(
                 {
                     let mut deps = renderer.deps.lock();
                     let keys: Vec<QueryKey> = read.into_iter().map(|(k, _)| k).collect();
-                    deps.1 = keys.iter().map(QueryKey::hash).collect();
+                    deps.1 = keys.iter().map(|key| key.hash().to_owned()).collect();
                     deps.0 = keys;
                 }
                 // No live address: the open stream stays, and a new stream (after a gap) is
@@ -318,9 +328,8 @@ async fn render_once(
     renderer: &PageRenderer,
     cache: &QueryClient,
     render: &RenderFn,
-    uri: &Uri,
-    headers: &HeaderMap,
-    auth: &AuthState,
+    (uri, headers, auth): (&Uri, &HeaderMap, &AuthState),
+    digests: &mut Digests,
 ) -> RenderOutcome {
     let mut extra: Vec<QueryKey> = Vec::new();
     for _ in 0..MAX_ATTEMPTS {
@@ -337,9 +346,11 @@ async fn render_once(
                     (None, Some(value)) => Ok(value),
                     (None, None) => return None,
                 };
-                Some((key.hash(), result))
+                let digest = digests.of(key.hash(), &result);
+                Some((key.hash().to_owned(), LiveResult { result, digest }))
             })
             .collect();
+        digests.keep_only(&results);
         let snapshot = Arc::new(LiveSnapshot {
             ts,
             results,
@@ -363,10 +374,40 @@ async fn render_once(
         );
         // Each waits for the live subscription's first result (bounded by the cache's fetch
         // timeout); a failure is then in the cache and renders as the page's error.
-        futures::future::join_all(missing.iter().map(|key| cache.ensure_query_data(key))).await;
+        futures::future::join_all(missing.iter().map(|key| cache.ensure_query_shared(key))).await;
         extra.extend(missing);
     }
     RenderOutcome::Refetch
+}
+
+/// The digests of the values a renderer read last, by query hash: while the cache holds the
+/// same value (the same `Arc`), its digest is not computed again (a render after one query
+/// changed hashes that query's value only).
+#[derive(Default)]
+struct Digests(HashMap<String, (Arc<Value>, String)>);
+
+impl Digests {
+    /// The [`digest`] of `result`, the value of query `hash`.
+    fn of(&mut self, hash: &str, result: &Result<Arc<Value>, ClientError>) -> String {
+        let value = match result {
+            Ok(value) => value,
+            Err(error) => return digest(Some(Err(error))),
+        };
+        if let Some((known, known_digest)) = self.0.get(hash)
+            && Arc::ptr_eq(known, value)
+        {
+            return known_digest.clone();
+        }
+        let computed = digest(Some(Ok(&**value)));
+        self.0
+            .insert(hash.to_owned(), (value.clone(), computed.clone()));
+        computed
+    }
+
+    /// Forgets the values of queries the last read did not include.
+    fn keep_only<T>(&mut self, read: &HashMap<String, T>) {
+        self.0.retain(|hash, _| read.contains_key(hash));
+    }
 }
 
 /// The changes from segments `before` to `after` as one splice per segment (in order, offsets
@@ -470,6 +511,28 @@ mod tests {
         let unchanged = segment_splices(&before, &before).unwrap();
         assert!(unchanged.is_empty());
         assert!(segment_splices(&before, &after[..1]).is_none());
+    }
+
+    #[test]
+    fn digests_are_kept_while_the_cache_holds_the_same_value() {
+        let mut digests = Digests::default();
+        let a = Arc::new(Value::from("a"));
+        let expected = digest(Some(Ok(&Value::from("a"))));
+        assert_eq!(digests.of("k", &Ok(a.clone())), expected);
+        assert!(Arc::ptr_eq(&digests.0["k"].0, &a), "kept with its value");
+        assert_eq!(digests.of("k", &Ok(a.clone())), expected);
+        // A new value (even an equal one) is digested and kept instead.
+        let b = Arc::new(Value::from("b"));
+        assert_eq!(digests.of("k", &Ok(b.clone())), digest(Some(Ok(&*b))));
+        assert!(Arc::ptr_eq(&digests.0["k"].0, &b));
+        // Errors are not kept; queries no longer read are forgotten.
+        let error = ClientError::Function {
+            message: "nope".to_owned(),
+        };
+        assert_eq!(digests.of("e", &Err(error)), "e");
+        assert!(!digests.0.contains_key("e"));
+        digests.keep_only(&HashMap::<String, ()>::new());
+        assert!(digests.0.is_empty());
     }
 
     #[test]

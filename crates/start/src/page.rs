@@ -24,7 +24,8 @@ pub(crate) struct RenderedPage {
     pub(crate) body: Markup,
     /// The devtools panel, when enabled (after the body).
     pub(crate) panel: Option<Markup>,
-    /// The page's live address, when it has queries or a signed-in visitor.
+    /// The page's live address, when it has queries or a signed-in visitor (not written for a
+    /// pushed render: its tabs keep their streams).
     pub(crate) live: Option<String>,
     /// Who the page was rendered for.
     pub(crate) auth: AuthState,
@@ -121,7 +122,9 @@ async fn render(app: &AppState, base: &RouteContext) -> Rendered {
         .iter()
         .map(|key| (key.clone(), request.read_digest(key)))
         .collect();
-    let live = (!read.is_empty() || auth.is_signed_in()).then(|| {
+    // A pushed render keeps its tabs' streams: it needs no live address.
+    let pushed = matches!(request.reads, Reads::Live(_));
+    let live = (!pushed && (!read.is_empty() || auth.is_signed_in())).then(|| {
         live_url(
             &page_queries(&read),
             auth.user_id.as_deref(),

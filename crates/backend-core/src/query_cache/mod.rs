@@ -104,8 +104,9 @@ impl QueryOutcome {
     }
 }
 
-/// One execution's outcome as the cache holds it: shared without copying its value, with the
-/// value's encodings written at most once per execution, however many clients receive it (see
+/// One execution's outcome as the cache holds it: shared without copying its value (the value
+/// itself is an [`Arc`], handed to in-process clients as is), with the value's encodings
+/// written at most once per execution, however many clients receive it (see
 /// [`Backend::subscribe_query_shared`]). Clones share everything.
 ///
 /// [`Backend::subscribe_query_shared`]: crate::Backend::subscribe_query_shared
@@ -119,21 +120,52 @@ impl SharedOutcome {
         SharedOutcome(Arc::new(Execution::new(0, outcome, observed, identity)))
     }
 
-    /// The outcome itself.
+    /// The query's value, shared (no copy), or its error.
+    pub fn result(&self) -> Result<&Arc<Value>, &FunctionError> {
+        self.0.result.as_ref()
+    }
+
+    /// The journal to run the query with next time.
+    pub fn journal(&self) -> &QueryJournal {
+        &self.0.journal
+    }
+
+    /// Fires when a commit changes what the query read.
+    pub fn subscription(&self) -> &QuerySubscription {
+        &self.0.subscription
+    }
+
+    /// The lines the execution logged, for its clients.
+    pub fn log_lines(&self) -> &[String] {
+        &self.0.log_lines
+    }
+
+    /// The outcome as a [`QueryOutcome`]: a copy of the value made the first time any holder
+    /// of this execution asks (the accessors above copy nothing).
     pub fn outcome(&self) -> &QueryOutcome {
-        &self.0.outcome
+        self.0.outcome.get_or_init(|| self.to_outcome())
     }
 
     /// A copy of the outcome, for a caller that needs to own its value.
     pub fn to_outcome(&self) -> QueryOutcome {
-        self.0.outcome.clone()
+        let execution = &self.0;
+        QueryOutcome {
+            result: execution
+                .result
+                .as_ref()
+                .map(|value| (**value).clone())
+                .map_err(Clone::clone),
+            journal: execution.journal.clone(),
+            subscription: execution.subscription.clone(),
+            log_lines: execution.log_lines.clone(),
+        }
     }
 
     /// The value's Convex JSON text ([`keel_values::to_json`], written as the sync protocol's
     /// and the HTTP API's encoders write it), written the first time any holder of this
     /// execution asks; `None` for a failed query.
     pub fn convex_json(&self) -> Option<&Arc<str>> {
-        let value = self.0.outcome.result.as_ref().ok()?;
+        let value = self.0.result.as_ref().ok()?;
         Some(
             self.0
                 .convex_json
@@ -144,7 +176,7 @@ impl SharedOutcome {
     /// The value's clean JSON text ([`keel_values::to_clean_json`]), written the first time any
     /// holder of this execution asks; `None` for a failed query.
     pub fn clean_json(&self) -> Option<&Arc<str>> {
-        let value = self.0.outcome.result.as_ref().ok()?;
+        let value = self.0.result.as_ref().ok()?;
         Some(
             self.0
                 .clean_json
@@ -167,7 +199,13 @@ impl SharedOutcome {
 /// One execution as the cache holds it.
 struct Execution {
     ts: u64,
-    outcome: QueryOutcome,
+    /// The outcome's parts; the value shared, never copied for a holder.
+    result: Result<Arc<Value>, FunctionError>,
+    journal: QueryJournal,
+    subscription: QuerySubscription,
+    log_lines: Vec<String>,
+    /// The outcome as a [`QueryOutcome`], copied on first use (see [`SharedOutcome::outcome`]).
+    outcome: OnceLock<QueryOutcome>,
     /// What it looked at of its caller.
     observed: AuthObservation,
     /// The callers it serves (from what it looked at).
@@ -181,7 +219,11 @@ impl Execution {
     fn new(ts: u64, outcome: QueryOutcome, observed: AuthObservation, identity: &Identity) -> Self {
         Execution {
             ts,
-            outcome,
+            result: outcome.result.map(Arc::new),
+            journal: outcome.journal,
+            subscription: outcome.subscription,
+            log_lines: outcome.log_lines,
+            outcome: OnceLock::new(),
             observed,
             scope: Scope::of(observed, identity),
             convex_json: OnceLock::new(),
@@ -190,6 +232,6 @@ impl Execution {
     }
 
     fn usable_at(&self, ts: u64) -> bool {
-        self.ts <= ts && !self.outcome.subscription.is_invalidated()
+        self.ts <= ts && !self.subscription.is_invalidated()
     }
 }

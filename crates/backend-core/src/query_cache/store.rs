@@ -163,7 +163,7 @@ impl Slots {
     /// would keep a database subscription alive for every argument any caller ever sent.
     fn evict(&mut self) {
         self.sweep(|slot| match slot {
-            Slot::Ready(execution) => !execution.outcome.subscription.is_invalidated(),
+            Slot::Ready(execution) => !execution.subscription.is_invalidated(),
             Slot::Running { .. } => true,
         });
         if self.len >= MAX_ENTRIES {

@@ -105,8 +105,8 @@ enum Carrier {
         /// Bytes queued and not yet written (the writer subtracts what it has sent).
         queued_bytes: Arc<AtomicUsize>,
     },
-    /// Typed messages on the channel an in-process client reads.
-    InProcess(mpsc::Sender<ServerMessage<Value>>),
+    /// Typed messages on the channel an in-process client reads, values shared.
+    InProcess(mpsc::Sender<ServerMessage<Arc<Value>>>),
 }
 
 impl Outbox {
@@ -114,6 +114,19 @@ impl Outbox {
     pub(crate) fn send(&self, message: ServerMessage<Value>) -> Result<(), SessionEnd> {
         match &self.carrier {
             Carrier::Socket { .. } => self.send_text(keel_protocol::encode_server_message(message)),
+            Carrier::InProcess(_) => {
+                self.send_shared(keel_protocol::map_server_message(message, Arc::new))
+            }
+        }
+    }
+
+    /// Queues a message whose values are already shared (a transition's results, as the query
+    /// cache holds them) for an in-process client; a socket's is encoded.
+    pub(crate) fn send_shared(&self, message: ServerMessage<Arc<Value>>) -> Result<(), SessionEnd> {
+        match &self.carrier {
+            Carrier::Socket { .. } => self.send_text(keel_protocol::encode_server_message(
+                keel_protocol::map_server_message(message, Arc::unwrap_or_clone),
+            )),
             Carrier::InProcess(tx) => match tx.try_send(message) {
                 Ok(()) => {
                     *self.last_sent.lock() = Instant::now();

@@ -551,17 +551,16 @@ impl SyncSession {
         for (query_id, ran) in stale.into_iter().zip(results) {
             let (result, journal, subscription, log_lines) = match &ran {
                 Ran::Shared(shared) => {
-                    let outcome = shared.outcome();
-                    let result = match (&outcome.result, shared.convex_json()) {
+                    let result = match (shared.result(), shared.convex_json()) {
                         (Ok(_), Some(text)) => Ok(text.clone()),
                         (Err(error), _) => Err(error),
                         (Ok(_), None) => unreachable!("a successful outcome has its encoding"),
                     };
                     (
                         result,
-                        outcome.journal.clone(),
-                        Some(outcome.subscription.clone()),
-                        &outcome.log_lines[..],
+                        shared.journal().clone(),
+                        Some(shared.subscription().clone()),
+                        shared.log_lines(),
                     )
                 }
                 Ran::Refused(error, journal) => (Err(error), journal.clone(), None, &[][..]),
@@ -599,7 +598,8 @@ impl SyncSession {
                 Ok(text) => StateModification::QueryUpdated {
                     query_id,
                     value: match (&ran, in_process) {
-                        (Ran::Shared(shared), true) => match &shared.outcome().result {
+                        // The execution's own value, shared: no copy per session.
+                        (Ran::Shared(shared), true) => match shared.result() {
                             Ok(value) => Carried::Value(value.clone()),
                             Err(_) => Carried::Text(text),
                         },
@@ -617,7 +617,7 @@ impl SyncSession {
                     log_lines,
                     journal,
                     error_data: error.error_data().map(|data| match in_process {
-                        true => Carried::Value(data.clone()),
+                        true => Carried::Value(Arc::new(data.clone())),
                         false => Carried::Text(keel_values::to_json(data).to_string().into()),
                     }),
                 },
@@ -637,7 +637,7 @@ impl SyncSession {
         let start = self.sent;
         self.sent = end;
         if in_process {
-            return self.outbox.send(ServerMessage::Transition {
+            return self.outbox.send_shared(ServerMessage::Transition {
                 start_version: start,
                 end_version: end,
                 modifications: modifications
@@ -664,12 +664,12 @@ impl SyncSession {
 
 /// A query result (or error data) in a `Transition`, as its client takes it: a socket's frame
 /// is written around the Convex JSON text the query cache wrote once for every session watching
-/// the execution; an in-process client gets the value itself.
+/// the execution; an in-process client gets the execution's value itself, shared.
 enum Carried {
     /// Convex JSON text, shared.
     Text(EncodedValue),
-    /// The value, for an in-process client.
-    Value(Value),
+    /// The value, shared, for an in-process client.
+    Value(Arc<Value>),
 }
 
 impl Carried {
@@ -680,13 +680,15 @@ impl Carried {
         }
     }
 
-    fn into_value(self) -> Value {
+    fn into_value(self) -> Arc<Value> {
         match self {
             Carried::Value(value) => value,
-            Carried::Text(text) => serde_json::from_str(&text)
-                .ok()
-                .and_then(|json| keel_values::from_json(&json).ok())
-                .unwrap_or(Value::Null),
+            Carried::Text(text) => Arc::new(
+                serde_json::from_str(&text)
+                    .ok()
+                    .and_then(|json| keel_values::from_json(&json).ok())
+                    .unwrap_or(Value::Null),
+            ),
         }
     }
 }

@@ -80,8 +80,9 @@ pub struct TransitionBatch {
     /// The snapshot timestamp of the transition.
     pub ts: u64,
     /// New results by query id ([`Subscription::query_id`], [`QueryWatch::query_id`]); only
-    /// results that differ from the last one delivered.
-    pub updates: Vec<(u32, Result<Value, ClientError>)>,
+    /// results that differ from the last one delivered. Values are shared, not copied: over an
+    /// in-process connection, with the backend's own query execution.
+    pub updates: Vec<(u32, Result<Arc<Value>, ClientError>)>,
 }
 
 /// Counters of what the connection did, for tests and monitoring.

@@ -1,5 +1,6 @@
 //! The public data of the cache: keys, entry copies, update notices.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use keel_values::{Object, Value, to_json_string};
@@ -8,20 +9,24 @@ use serde::{Deserialize, Serialize};
 use crate::ClientError;
 use crate::convert::args_object;
 
-/// A query in the cache: a function path and its arguments.
+/// A query in the cache: a function path and its arguments (with its [hash](QueryKey::hash),
+/// written once when the key is made).
 #[derive(Clone, Debug, PartialEq)]
 pub struct QueryKey {
     path: String,
     args: Object,
+    hash: String,
 }
 
 impl QueryKey {
     /// The key of query `path` with `args`.
     pub fn new(path: impl Into<String>, args: Object) -> QueryKey {
-        QueryKey {
-            path: path.into(),
-            args,
-        }
+        let path = path.into();
+        let hash = format!(
+            "convexQuery|{path}|{}",
+            to_json_string(&Value::Object(args.clone()))
+        );
+        QueryKey { path, args, hash }
     }
 
     /// The key of query `path` with typed arguments (like `convexQuery(api.x.y, args)`).
@@ -43,18 +48,15 @@ impl QueryKey {
     }
 
     /// The cache key, byte-identical to `ConvexQueryClient`'s hash:
-    /// `convexQuery|<path>|<JSON.stringify(convexToJson(args))>`.
+    /// `convexQuery|<path>|<JSON.stringify(convexToJson(args))>` (encoded when the key was
+    /// made, not per lookup).
     ///
     /// ```
     /// let key = keel_client::QueryKey::with_args("messages:list", serde_json::json!({"b": 1, "a": "x"})).unwrap();
     /// assert_eq!(key.hash(), r#"convexQuery|messages:list|{"a":"x","b":1}"#);
     /// ```
-    pub fn hash(&self) -> String {
-        format!(
-            "convexQuery|{}|{}",
-            self.path,
-            to_json_string(&Value::Object(self.args.clone()))
-        )
+    pub fn hash(&self) -> &str {
+        &self.hash
     }
 }
 
@@ -76,8 +78,9 @@ pub struct CacheEntry {
     pub key: QueryKey,
     /// Where the entry stands.
     pub status: QueryStatus,
-    /// The latest value (kept when a later result is an error).
-    pub data: Option<Value>,
+    /// The latest value (kept when a later result is an error), shared with the cache (and,
+    /// for a live result in process, with the backend's query execution): no copy.
+    pub data: Option<Arc<Value>>,
     /// The latest error, when `status` is [`QueryStatus::Error`].
     pub error: Option<ClientError>,
     /// When the latest result was written.

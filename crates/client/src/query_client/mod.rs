@@ -53,7 +53,8 @@ impl Default for QueryClientConfig {
 
 struct Entry {
     key: QueryKey,
-    data: Option<Value>,
+    /// Shared: handed out without a copy (see [`CacheEntry::data`]).
+    data: Option<Arc<Value>>,
     error: Option<ClientError>,
     updated_at: SystemTime,
     ts: Option<u64>,
@@ -79,7 +80,7 @@ impl Entry {
         }
     }
 
-    fn set(&mut self, result: Result<Value, ClientError>, ts: Option<u64>, from_live: bool) {
+    fn set(&mut self, result: Result<Arc<Value>, ClientError>, ts: Option<u64>, from_live: bool) {
         match result {
             Ok(value) => {
                 self.data = Some(value);
@@ -111,7 +112,7 @@ impl Entry {
         }
     }
 
-    fn result(&self) -> Option<Result<Value, ClientError>> {
+    fn result(&self) -> Option<Result<Arc<Value>, ClientError>> {
         match (&self.error, &self.data) {
             (Some(e), _) => Some(Err(e.clone())),
             (None, Some(v)) => Some(Ok(v.clone())),
@@ -243,9 +244,16 @@ impl QueryClient {
 
     /// The cached value if there is one (and it is not stale), else [`QueryClient::fetch_query`].
     pub async fn ensure_query_data(&self, key: &QueryKey) -> Result<Value, ClientError> {
+        self.ensure_query_shared(key)
+            .await
+            .map(Arc::unwrap_or_clone)
+    }
+
+    /// [`QueryClient::ensure_query_data`] without a copy: the value as the cache holds it.
+    pub async fn ensure_query_shared(&self, key: &QueryKey) -> Result<Arc<Value>, ClientError> {
         {
             let mut state = self.inner.state.lock();
-            if let Some(entry) = state.entries.get_mut(&key.hash()) {
+            if let Some(entry) = state.entries.get_mut(key.hash()) {
                 entry.last_used = Instant::now();
                 if !entry.stale
                     && entry.error.is_none()
@@ -255,7 +263,7 @@ impl QueryClient {
                 }
             }
         }
-        self.fetch_query(key).await
+        self.fetch_query_shared(key).await
     }
 
     /// `ensureQueryData(convexQuery(function, args))` decoded: the cached result of the query
@@ -267,21 +275,26 @@ impl QueryClient {
         args: A,
     ) -> Result<R, ClientError> {
         let key = QueryKey::with_args(function.path(), args)?;
-        decode_result(&self.ensure_query_data(&key).await?)
+        decode_result(&*self.ensure_query_shared(&key).await?)
     }
 
     /// Fetches the query (HTTP client if configured, else the live subscription's next result),
     /// writes the result into the cache and returns it.
     pub async fn fetch_query(&self, key: &QueryKey) -> Result<Value, ClientError> {
+        self.fetch_query_shared(key).await.map(Arc::unwrap_or_clone)
+    }
+
+    /// [`QueryClient::fetch_query`] returning the value as the cache holds it.
+    async fn fetch_query_shared(&self, key: &QueryKey) -> Result<Arc<Value>, ClientError> {
         let hash = key.hash();
         let (http, consistent, timeout) = {
             let c = self.inner.config.lock();
             (c.http.clone(), c.consistent, c.fetch_timeout)
         };
         let changes_before = *self.inner.changes.borrow();
-        self.touch_entry(key, &hash);
+        self.touch_entry(key, hash);
         let Some(http) = http else {
-            return self.wait_live_result(&hash, changes_before, timeout).await;
+            return self.wait_live_result(hash, changes_before, timeout).await;
         };
         let (result, ts) = if consistent {
             let result = http
@@ -291,8 +304,9 @@ impl QueryClient {
         } else {
             (http.query_value(key.path(), key.args().clone()).await, None)
         };
+        let result = result.map(Arc::new);
         let mut state = self.inner.state.lock();
-        if let Some(entry) = state.entries.get_mut(&hash) {
+        if let Some(entry) = state.entries.get_mut(hash) {
             // A live result newer than (or not comparable with) this fetch wins.
             let newer_live = entry.from_live
                 && entry.data.is_some()
@@ -331,7 +345,7 @@ impl QueryClient {
         hash: &str,
         changes_before: u64,
         timeout: Duration,
-    ) -> Result<Value, ClientError> {
+    ) -> Result<Arc<Value>, ClientError> {
         let mut changes = self.inner.changes.subscribe();
         let deadline = Instant::now() + timeout;
         loop {
@@ -367,9 +381,9 @@ impl QueryClient {
     /// The cached value, if any (marks the entry used).
     pub fn get_query_data(&self, key: &QueryKey) -> Option<Value> {
         let mut state = self.inner.state.lock();
-        let entry = state.entries.get_mut(&key.hash())?;
+        let entry = state.entries.get_mut(key.hash())?;
         entry.last_used = Instant::now();
-        entry.data.clone()
+        entry.data.as_deref().cloned()
     }
 
     /// A copy of the entry, if any.
@@ -378,13 +392,14 @@ impl QueryClient {
             .state
             .lock()
             .entries
-            .get(&key.hash())
+            .get(key.hash())
             .map(Entry::snapshot)
     }
 
     /// The entries of `keys` (in order; `None` for a key not in the cache) read at once, with
     /// the timestamp of the latest live transition applied (0 before any): the results of one
-    /// consistent snapshot, for rendering a page from the cache. Marks the entries used.
+    /// consistent snapshot, for rendering a page from the cache. Marks the entries used. The
+    /// values are shared with the cache, not copied.
     pub fn read_at_once(&self, keys: &[QueryKey]) -> (u64, Vec<Option<CacheEntry>>) {
         let mut state = self.inner.state.lock();
         // `apply` publishes the timestamp while it still holds the state lock.
@@ -393,7 +408,7 @@ impl QueryClient {
         let entries = keys
             .iter()
             .map(|key| {
-                let entry = state.entries.get_mut(&key.hash())?;
+                let entry = state.entries.get_mut(key.hash())?;
                 entry.last_used = now;
                 Some(entry.snapshot())
             })
@@ -404,9 +419,9 @@ impl QueryClient {
     /// Writes a value into the cache (creating and, when connected, subscribing the entry).
     pub fn set_query_data(&self, key: &QueryKey, value: Value) {
         let hash = key.hash();
-        self.touch_entry(key, &hash);
-        if let Some(entry) = self.inner.state.lock().entries.get_mut(&hash) {
-            entry.set(Ok(value), None, false);
+        self.touch_entry(key, hash);
+        if let Some(entry) = self.inner.state.lock().entries.get_mut(hash) {
+            entry.set(Ok(Arc::new(value)), None, false);
         }
         self.inner.changes.send_modify(|c| *c += 1);
     }
@@ -414,7 +429,7 @@ impl QueryClient {
     /// Marks the entry stale: the next [`QueryClient::ensure_query_data`] fetches again. A live
     /// update also refreshes it.
     pub fn invalidate(&self, key: &QueryKey) {
-        if let Some(entry) = self.inner.state.lock().entries.get_mut(&key.hash()) {
+        if let Some(entry) = self.inner.state.lock().entries.get_mut(key.hash()) {
             entry.stale = true;
         }
     }
@@ -429,7 +444,7 @@ impl QueryClient {
     /// Drops the entry (and its subscription).
     pub fn remove(&self, key: &QueryKey) {
         let mut state = self.inner.state.lock();
-        if let Some(entry) = state.entries.remove(&key.hash())
+        if let Some(entry) = state.entries.remove(key.hash())
             && let Some(watch) = &entry.watch
         {
             state.by_query_id.remove(&watch.query_id());

@@ -59,8 +59,8 @@ pub(super) enum Connection {
 
 /// What the connection delivered.
 pub(super) enum Received {
-    /// A server message.
-    Message(ServerMessage<Value>),
+    /// A server message; its values shared (in process, with the backend's query cache).
+    Message(ServerMessage<Arc<Value>>),
     /// Something that is not a message (a ping or pong frame): only proof of life.
     Nothing,
     /// The connection is over, for this reason (`lastCloseReason` of the next `Connect`).
@@ -93,7 +93,9 @@ impl Connection {
         match self {
             Connection::Socket(socket) => match socket.next().await {
                 Some(Ok(Message::Text(text))) => match keel_protocol::parse_server_message(&text) {
-                    Ok(message) => Received::Message(message),
+                    Ok(message) => {
+                        Received::Message(keel_protocol::map_server_message(message, Arc::new))
+                    }
                     Err(error) => {
                         tracing::warn!(%error, "bad server message");
                         Received::Ended("ProtocolError".to_owned())

@@ -49,8 +49,9 @@ struct LiveQuery {
     args: Object,
     journal: Option<String>,
     tx: Option<UpdateSender>,
-    /// The last result delivered, so that re-sent identical results are not delivered again.
-    last: Option<Result<Value, ClientError>>,
+    /// The last result delivered, so that re-sent identical results are not delivered again
+    /// (shared with the cache it went to).
+    last: Option<Result<Arc<Value>, ClientError>>,
     /// Added to the current socket's query set.
     sent: bool,
 }
@@ -468,10 +469,11 @@ impl Worker {
                 result,
                 ts,
                 ..
-            } => self.on_mutation_response(request_id, result, ts.map(u64::from)),
+            } => self.on_mutation_response(request_id, owned(result), ts.map(u64::from)),
             ServerMessage::ActionResponse {
                 request_id, result, ..
             } => {
+                let result = owned(result);
                 if let Some(request) = self.requests.remove(&request_id) {
                     match request.reply {
                         RequestReply::Action(reply) => {
@@ -496,6 +498,21 @@ impl Worker {
             ServerMessage::TransitionChunk { .. } => self.disconnect("TransitionChunkUnsupported"),
             ServerMessage::Ping => {}
         }
+    }
+}
+
+/// A response's value as its caller owns it (the `Arc` is the response's own: no copy).
+fn owned(
+    result: Result<Arc<Value>, keel_protocol::ErrorPayload<Arc<Value>>>,
+) -> Result<Value, keel_protocol::ErrorPayload<Value>> {
+    use keel_protocol::ErrorPayload;
+    match result {
+        Ok(value) => Ok(Arc::unwrap_or_clone(value)),
+        Err(ErrorPayload::Message(message)) => Err(ErrorPayload::Message(message)),
+        Err(ErrorPayload::ErrorData { message, data }) => Err(ErrorPayload::ErrorData {
+            message,
+            data: Arc::unwrap_or_clone(data),
+        }),
     }
 }
 

@@ -16,7 +16,7 @@ impl Worker {
         &mut self,
         identity: u32,
         ts: u64,
-        modifications: Vec<StateModification<Value>>,
+        modifications: Vec<StateModification<Arc<Value>>>,
     ) {
         self.failures = 0;
         self.stats.transitions.fetch_add(1, Ordering::Relaxed);
@@ -37,7 +37,10 @@ impl Worker {
                     ..
                 } => (
                     query_id,
-                    Err(ClientError::from_function(error_message, error_data)),
+                    Err(ClientError::from_function(
+                        error_message,
+                        error_data.map(Arc::unwrap_or_clone),
+                    )),
                     journal,
                 ),
                 StateModification::QueryRemoved { .. } => continue,
@@ -47,13 +50,18 @@ impl Worker {
                 continue;
             };
             query.journal = journal;
-            if query.last.as_ref() == Some(&result) {
+            if query
+                .last
+                .as_ref()
+                .is_some_and(|last| same_result(last, &result))
+            {
                 continue; // the same result again (after a reconnect or re-authentication)
             }
             query.last = Some(result.clone());
             if let Some(tx) = &query.tx {
+                // A subscription's stream owns its values: copied here, at the edge.
                 tx.send_replace(Some(QueryUpdate {
-                    result: result.clone(),
+                    result: result.clone().map(Arc::unwrap_or_clone),
                     ts,
                 }));
             }
@@ -114,6 +122,15 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// Whether two results are the same: the same shared value (no comparison), or equal ones.
+fn same_result(a: &Result<Arc<Value>, ClientError>, b: &Result<Arc<Value>, ClientError>) -> bool {
+    match (a, b) {
+        (Ok(a), Ok(b)) => Arc::ptr_eq(a, b) || a == b,
+        (Err(a), Err(b)) => a == b,
+        _ => false,
     }
 }
 
