@@ -398,7 +398,7 @@ impl Digests {
         {
             return known_digest.clone();
         }
-        let computed = digest(Some(Ok(&**value)));
+        let computed = crate::digest::shared_digest(value);
         self.0
             .insert(hash.to_owned(), (value.clone(), computed.clone()));
         computed
