@@ -100,6 +100,8 @@ pub(crate) struct Inner {
     pub(crate) db: Database,
     pub(crate) functions: FunctionRegistry,
     verifier: TokenVerifier,
+    /// One [`VerifiedUser`] per identity the verifier remembers.
+    verified_users: crate::identity::VerifiedUsers,
     /// The clock skew the verifier allows past a token's `exp`; no identity is served longer.
     token_leeway: Duration,
     pub(crate) config: BackendConfig,
@@ -160,6 +162,7 @@ impl Backend {
                 db,
                 functions,
                 verifier,
+                verified_users: Default::default(),
                 token_leeway,
                 config,
                 queries: QueryCache::default(),
@@ -292,7 +295,7 @@ impl Backend {
     /// Verifies a token and returns the caller's identity.
     pub async fn authenticate(&self, token: &str) -> Result<Identity, AuthError> {
         let identity = self.inner.verifier.verify_shared(token).await?;
-        Ok(Identity::User(Arc::new(VerifiedUser::new(identity))))
+        Ok(Identity::User(self.inner.verified_users.of(identity)))
     }
 
     /// The last instant `user` may be served: its token's `exp` plus the verifier's leeway. A

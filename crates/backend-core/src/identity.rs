@@ -1,10 +1,12 @@
 //! Who calls a function: [`Identity`] (anonymous, or a [`VerifiedUser`] whose token the backend
 //! verified) and the keys derived from it.
 
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::sync::{Arc, OnceLock};
 
 use keel_auth::UserIdentity;
+use parking_lot::Mutex;
 
 /// Who is calling a function.
 #[derive(Clone, Debug)]
@@ -93,5 +95,86 @@ impl Identity {
             Identity::Anonymous => "",
             Identity::User(user) => user.identity.token_identifier(),
         }
+    }
+}
+
+/// The [`VerifiedUser`] of each identity the token verifier holds, made once per identity
+/// rather than once per request: the verifier hands out the same `Arc<UserIdentity>` for a
+/// token while it remembers it, and making a `VerifiedUser` writes and hashes the identity's
+/// JSON (its cache key). Keyed by the identity's address; an entry holds its identity, so no
+/// other identity can take that address while the entry lives, and a hit is exact. Entries whose
+/// identity nobody else holds any more (the verifier forgot the token) are swept as the map
+/// grows.
+pub(crate) struct VerifiedUsers {
+    state: Mutex<(HashMap<usize, Arc<VerifiedUser>>, usize)>,
+}
+
+/// Entries kept before the first sweep.
+const MIN_SWEEP_AT: usize = 1024;
+
+impl Default for VerifiedUsers {
+    fn default() -> Self {
+        VerifiedUsers {
+            state: Mutex::new((HashMap::new(), MIN_SWEEP_AT)),
+        }
+    }
+}
+
+impl VerifiedUsers {
+    /// The verified user of `identity`.
+    pub(crate) fn of(&self, identity: Arc<UserIdentity>) -> Arc<VerifiedUser> {
+        let address = Arc::as_ptr(&identity) as usize;
+        if let Some(user) = self.state.lock().0.get(&address)
+            && Arc::ptr_eq(&user.identity, &identity)
+        {
+            return user.clone();
+        }
+        let user = Arc::new(VerifiedUser::new(identity));
+        let mut state = self.state.lock();
+        let (users, sweep_at) = &mut *state;
+        if users.len() >= *sweep_at {
+            users.retain(|_, user| Arc::strong_count(&user.identity) > 1);
+            *sweep_at = (users.len() * 2).max(MIN_SWEEP_AT);
+        }
+        users.insert(address, user.clone());
+        user
+    }
+
+    /// How many are kept (for tests).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.state.lock().0.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(subject: &str) -> Arc<UserIdentity> {
+        let fields = serde_json::json!({ "subject": subject });
+        Arc::new(UserIdentity::acting_as(fields.as_object().unwrap()).unwrap())
+    }
+
+    #[test]
+    fn one_verified_user_per_identity_and_forgotten_ones_are_swept() {
+        let users = VerifiedUsers::default();
+        let ann = identity("ann");
+        let first = users.of(ann.clone());
+        assert!(Arc::ptr_eq(&first, &users.of(ann.clone())));
+        // Another identity (even with the same claims) is its own.
+        let again = identity("ann");
+        assert!(!Arc::ptr_eq(&first, &users.of(again)));
+        for n in 0..2 * MIN_SWEEP_AT {
+            let forgotten = identity(&format!("user {n}"));
+            let user = users.of(forgotten.clone());
+            assert_eq!(
+                user.identity.token_identifier(),
+                format!("keel-admin|user {n}")
+            );
+        }
+        // Identities nobody holds were swept; the one still held stays.
+        assert!(users.len() <= MIN_SWEEP_AT + 1);
+        assert!(Arc::ptr_eq(&first, &users.of(ann)));
     }
 }

@@ -55,7 +55,7 @@ impl InProcess {
         Arc::new(InProcess::new(backend))
     }
 
-    async fn run(&self, call: InProcessCall) -> Result<Value, InProcessError> {
+    async fn run(&self, call: InProcessCall) -> Result<Arc<Value>, InProcessError> {
         let identity = match &call.token {
             None => Identity::Anonymous,
             Some(token) => self
@@ -64,29 +64,39 @@ impl InProcess {
                 .await
                 .map_err(|e| refused(RequestError::Token(e)))?,
         };
-        let path = keel_protocol::normalize_udf_path(&call.path)
+        let path = crate::function_paths::canonical_path(&call.path)
             .map_err(|e| refused(RequestError::BadFunctionPath(e)))?;
-        keel_values::validate_value(&Value::Object(call.args.clone()))
+        // Checked as the value it is, without a copy.
+        let args = Value::Object(call.args);
+        keel_values::validate_value(&args)
             .map_err(|e| refused(RequestError::BadArgs(ProtocolError::from(e))))?;
+        let Value::Object(args) = args else {
+            unreachable!("the arguments were an object a moment ago");
+        };
         let backend = &self.backend;
         let outcome = match call.kind {
             CallKind::Query { ts } => {
-                backend
-                    .run_query_logged(&path, &call.args, &identity, ts)
-                    .await
+                // The value as the query cache holds it: every caller it serves shares it.
+                let shared = backend.run_query_shared(&path, &args, &identity, ts).await;
+                return match shared.result() {
+                    Ok(value) => Ok(value.clone()),
+                    Err(error) => Err(failed(&path, error)),
+                };
             }
             CallKind::Mutation => {
-                let Logged { result, log_lines } = backend
-                    .run_mutation_logged(&path, call.args, &identity)
-                    .await;
+                let Logged { result, log_lines } =
+                    backend.run_mutation_logged(&path, args, &identity).await;
                 Logged {
                     result: result.map(|(value, _)| value),
                     log_lines,
                 }
             }
-            CallKind::Action => backend.run_action_logged(&path, call.args, &identity).await,
+            CallKind::Action => backend.run_action_logged(&path, args, &identity).await,
         };
-        outcome.result.map_err(|error| failed(&path, &error))
+        outcome
+            .result
+            .map(Arc::new)
+            .map_err(|error| failed(&path, &error))
     }
 }
 

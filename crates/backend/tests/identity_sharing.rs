@@ -200,7 +200,7 @@ async fn in_process_query(
         args: keel_values::Object::new(),
         token: token.map(Into::into),
     };
-    direct.call(call).await
+    direct.call(call).await.map(std::sync::Arc::unwrap_or_clone)
 }
 
 #[tokio::test]

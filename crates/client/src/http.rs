@@ -158,6 +158,18 @@ impl HttpClient {
 
     /// Runs a query; the result as a [`Value`].
     pub async fn query_value(&self, path: &str, args: Object) -> Result<Value, ClientError> {
+        self.query_shared(path, args)
+            .await
+            .map(Arc::unwrap_or_clone)
+    }
+
+    /// [`HttpClient::query_value`] as the value is held: in process, the backend's own (shared
+    /// with its query cache), without a copy.
+    pub(crate) async fn query_shared(
+        &self,
+        path: &str,
+        args: Object,
+    ) -> Result<Arc<Value>, ClientError> {
         self.call(CallKind::Query { ts: None }, path, args).await
     }
 
@@ -168,15 +180,16 @@ impl HttpClient {
         args: A,
     ) -> Result<R, ClientError> {
         decode_result(
-            &self
-                .query_value(function.path(), args_object(args)?)
+            &*self
+                .query_shared(function.path(), args_object(args)?)
                 .await?,
         )
     }
 
     /// Runs a mutation; the result as a [`Value`].
     pub async fn mutation_value(&self, path: &str, args: Object) -> Result<Value, ClientError> {
-        self.call(CallKind::Mutation, path, args).await
+        let value = self.call(CallKind::Mutation, path, args).await?;
+        Ok(Arc::unwrap_or_clone(value))
     }
 
     /// Runs a mutation with typed arguments and result.
@@ -194,7 +207,8 @@ impl HttpClient {
 
     /// Runs an action; the result as a [`Value`].
     pub async fn action_value(&self, path: &str, args: Object) -> Result<Value, ClientError> {
-        self.call(CallKind::Action, path, args).await
+        let value = self.call(CallKind::Action, path, args).await?;
+        Ok(Arc::unwrap_or_clone(value))
     }
 
     /// Runs an action with typed arguments and result.
@@ -227,6 +241,18 @@ impl HttpClient {
         args: Object,
         ts: u64,
     ) -> Result<Value, ClientError> {
+        let value = self.query_at_ts_shared(path, args, ts).await?;
+        Ok(Arc::unwrap_or_clone(value))
+    }
+
+    /// [`HttpClient::query_at_ts_value`] as the value is held (see
+    /// [`HttpClient::query_shared`]).
+    async fn query_at_ts_shared(
+        &self,
+        path: &str,
+        args: Object,
+        ts: u64,
+    ) -> Result<Arc<Value>, ClientError> {
         if self.direct.is_some() {
             return self
                 .call_in_process(CallKind::Query { ts: Some(ts) }, path, args)
@@ -239,7 +265,7 @@ impl HttpClient {
             format: Some("convex_encoded_json".to_owned()),
         };
         let body = serde_json::to_vec(&body).map_err(|e| ClientError::Decode(e.to_string()))?;
-        function_result(&self.post("query_at_ts", Some(body)).await?)
+        function_result(&self.post("query_at_ts", Some(body)).await?).map(Arc::new)
     }
 
     /// Runs a query at this client's snapshot (fetched by the first consistent read), like
@@ -249,8 +275,19 @@ impl HttpClient {
         path: &str,
         args: Object,
     ) -> Result<Value, ClientError> {
+        let value = self.consistent_query_shared(path, args).await?;
+        Ok(Arc::unwrap_or_clone(value))
+    }
+
+    /// [`HttpClient::consistent_query_value`] as the value is held (see
+    /// [`HttpClient::query_shared`]).
+    pub(crate) async fn consistent_query_shared(
+        &self,
+        path: &str,
+        args: Object,
+    ) -> Result<Arc<Value>, ClientError> {
         let ts = *self.snapshot.get_or_try_init(|| self.query_ts()).await?;
-        self.query_at_ts_value(path, args, ts).await
+        self.query_at_ts_shared(path, args, ts).await
     }
 
     /// [`HttpClient::consistent_query_value`] with typed arguments and result.
@@ -259,11 +296,10 @@ impl HttpClient {
         function: impl FunctionName<kind::Query, Public, A, R>,
         args: A,
     ) -> Result<R, ClientError> {
-        decode_result(
-            &self
-                .consistent_query_value(function.path(), args_object(args)?)
-                .await?,
-        )
+        let value = self
+            .consistent_query_shared(function.path(), args_object(args)?)
+            .await?;
+        decode_result(&value)
     }
 
     /// Uploads a file's `bytes` to `upload_url`, an upload URL of this deployment (what a
@@ -325,7 +361,12 @@ impl HttpClient {
         Ok(parse_body::<Uploaded>(&bytes)?.storage_id)
     }
 
-    async fn call(&self, kind: CallKind, path: &str, args: Object) -> Result<Value, ClientError> {
+    async fn call(
+        &self,
+        kind: CallKind,
+        path: &str,
+        args: Object,
+    ) -> Result<Arc<Value>, ClientError> {
         if self.direct.is_some() {
             return self.call_in_process(kind, path, args).await;
         }
@@ -344,6 +385,7 @@ impl HttpClient {
                 .post(endpoint, Some(body.to_string().into_bytes()))
                 .await?,
         )
+        .map(Arc::new)
     }
 
     /// POSTs to `/api/<endpoint>`; non-200 answers become errors.
@@ -387,7 +429,7 @@ impl HttpClient {
         kind: CallKind,
         path: &str,
         args: Object,
-    ) -> Result<Value, ClientError> {
+    ) -> Result<Arc<Value>, ClientError> {
         let Some(direct) = &self.direct else {
             unreachable!("callers check that the client is in process");
         };

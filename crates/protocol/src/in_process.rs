@@ -1,6 +1,7 @@
 //! The in-process transport: a client in the same process as the backend (the web tier when
 //! `keel` runs every service in one process) calls it through [`InProcessBackend`] instead of
-//! the HTTP API — no socket, no JSON text: arguments and results stay [`Value`]s.
+//! the HTTP API — no socket, no JSON text: arguments and results stay [`Value`]s, and a
+//! query's result is the backend's own (an `Arc` shared with its query cache: no copy).
 //!
 //! It is the HTTP API's twin, not a shortcut around it: the backend verifies the call's token
 //! the same way (cached), runs the function as the same identity, logs and records it the
@@ -14,14 +15,15 @@
 //! ```
 //! use std::future::Future;
 //! use std::pin::Pin;
+//! use std::sync::Arc;
 //! use keel_protocol::{InProcessBackend, InProcessCall, InProcessError, Value};
 //!
 //! /// A backend whose every query answers 1 (a real one is `keel_backend::InProcess`).
 //! struct One;
 //! impl InProcessBackend for One {
 //!     fn call(&self, _call: InProcessCall)
-//!         -> Pin<Box<dyn Future<Output = Result<Value, InProcessError>> + Send + '_>> {
-//!         Box::pin(async { Ok(Value::Float64(1.0)) })
+//!         -> Pin<Box<dyn Future<Output = Result<Arc<Value>, InProcessError>> + Send + '_>> {
+//!         Box::pin(async { Ok(Arc::new(Value::Float64(1.0))) })
 //!     }
 //!     fn latest_ts(&self) -> u64 { 7 }
 //!     fn open_sync(&self) -> Result<keel_protocol::InProcessSync, InProcessError> {
@@ -90,9 +92,10 @@ pub enum InProcessError {
     },
 }
 
-/// The future of an in-process call.
+/// The future of an in-process call: the function's value, shared (a query's is the one its
+/// execution holds in the backend's query cache, for every caller it serves).
 pub type InProcessFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<Value, InProcessError>> + Send + 'a>>;
+    Pin<Box<dyn Future<Output = Result<Arc<Value>, InProcessError>> + Send + 'a>>;
 
 /// A backend reached in the same process. Implemented by `keel_backend::InProcess`; clients
 /// (`keel_client::HttpClient::in_process`) hold it as `Arc<dyn InProcessBackend>`.

@@ -296,15 +296,18 @@ impl QueryClient {
         let Some(http) = http else {
             return self.wait_live_result(hash, changes_before, timeout).await;
         };
+        // In process, the backend's own value (shared with its query cache): no copy.
         let (result, ts) = if consistent {
             let result = http
-                .consistent_query_value(key.path(), key.args().clone())
+                .consistent_query_shared(key.path(), key.args().clone())
                 .await;
             (result, http.snapshot_ts())
         } else {
-            (http.query_value(key.path(), key.args().clone()).await, None)
+            (
+                http.query_shared(key.path(), key.args().clone()).await,
+                None,
+            )
         };
-        let result = result.map(Arc::new);
         let mut state = self.inner.state.lock();
         if let Some(entry) = state.entries.get_mut(hash) {
             // A live result newer than (or not comparable with) this fetch wins.
