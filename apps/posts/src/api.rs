@@ -30,13 +30,17 @@ pub mod posts {
     use keel_values::PaginationResult;
 
     use crate::functions::posts::{
-        CreateArgs, IdArgs, ImportArgs, ListArgs, PageArgs, PostView, Publish, PublishLaterArgs,
+        CreateArgs, IdArgs, ImportArgs, ListArgs, NewestArgs, PageArgs, PostView, Publish,
+        PublishLaterArgs,
     };
 
     /// Newest posts first, at most `limit` (signed-in callers only).
     pub const LIST: QueryRef<ListArgs, Vec<PostView>> = QueryRef::new("posts:list");
     /// One page of posts, newest first (`usePaginatedQuery`'s shape).
     pub const PAGE: QueryRef<PageArgs, PaginationResult<PostView>> = QueryRef::new("posts:page");
+    /// The newest posts as a page that an open view keeps bounded (the first page of `/posts`).
+    pub const NEWEST: QueryRef<NewestArgs, PaginationResult<PostView>> =
+        QueryRef::new("posts:newest");
     /// One post, or `None` when there is none with this id.
     pub const GET: QueryRef<IdArgs, Option<PostView>> = QueryRef::new("posts:get");
     /// Creates a post by the caller; returns its id.

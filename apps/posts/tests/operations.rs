@@ -163,7 +163,7 @@ async fn every_service_serves_metrics_that_move_with_traffic() {
     assert!(
         backend.sum(
             "keel_function_calls_total",
-            &[("path", "posts:page"), ("outcome", "success")]
+            &[("path", "posts:newest"), ("outcome", "success")]
         ) >= 1.0
     );
     assert!(backend.sum("keel_http_requests_total", &[("route", "/api/query")]) >= 1.0);

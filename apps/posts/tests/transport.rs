@@ -103,7 +103,7 @@ async fn one_process_calls_the_backend_without_http() {
             &[("path", path), ("kind", kind)],
         )
     };
-    assert!(calls("posts:page", "query") >= 1.0);
+    assert!(calls("posts:newest", "query") >= 1.0);
     assert!(calls("users:me", "query") >= 1.0);
     assert_eq!(
         metrics.sum(

@@ -117,8 +117,10 @@ impl SystemReader {
     }
 }
 
-/// A query being built; finish it with `collect`, `take`, `first`, `unique` or `paginate`.
+/// A query being built; finish it with `collect`, `take`, `first`, `unique`, `paginate` or
+/// `paginate_window`.
 #[must_use = "a query does nothing until it is collected"]
+#[derive(Clone)]
 pub struct QueryBuilder {
     tx: TxAccess,
     journal: JournalRecorder,
@@ -231,6 +233,48 @@ impl QueryBuilder {
         let storage = self.reads_storage();
         options.end_cursor = journal.begin_page(options.end_cursor.take())?;
         let page = self.run(async move |q| q.paginate(options).await).await?;
+        journal.end_page(&page.continue_cursor);
+        Ok(page.map(|d| shown(storage, d)))
+    }
+
+    /// One page, like [`QueryBuilder::paginate`], whose subscription keeps it whole only up to
+    /// `max_items` documents: a re-run keeps the page's end (documents inserted inside it make
+    /// it longer, as with `paginate`) while the page holds at most `max_items`; past that it
+    /// starts over with the first `num_items` after `cursor`, and keeps that end from then on.
+    ///
+    /// For a live "newest first" list that must not grow without bound while it stays open
+    /// (a feed page showing the newest posts): new documents are added on top, and after
+    /// `max_items - num_items` of them the oldest fall off. A `max_items` below `num_items`
+    /// counts as `num_items`.
+    ///
+    /// ```
+    /// use keel_backend_core::{FunctionError, QueryCtx};
+    /// use keel_db::{Order, PaginationOptions, PaginationResult};
+    /// use keel_values::Value;
+    ///
+    /// /// The ten newest messages; an open page grows to twenty, then shows the newest ten again.
+    /// async fn newest(ctx: QueryCtx, _: Value) -> Result<PaginationResult<Value>, FunctionError> {
+    ///     let first = PaginationOptions::first(10);
+    ///     let page = ctx.db().query("messages").order(Order::Desc).paginate_window(first, 20).await?;
+    ///     Ok(page.map(|message| message.to_value()))
+    /// }
+    /// ```
+    pub async fn paginate_window(
+        self,
+        options: PaginationOptions,
+        max_items: usize,
+    ) -> Result<PaginationResult<Document>, FunctionError> {
+        let max_items = max_items.max(options.num_items);
+        let journal = self.journal.clone();
+        let storage = self.reads_storage();
+        let mut kept = options.clone();
+        kept.end_cursor = journal.begin_page(kept.end_cursor.take())?;
+        let resumed = kept.end_cursor.is_some() && options.end_cursor.is_none();
+        let fresh = self.clone();
+        let mut page = self.run(async move |q| q.paginate(kept).await).await?;
+        if resumed && page.page.len() > max_items {
+            page = fresh.run(async move |q| q.paginate(options).await).await?;
+        }
         journal.end_page(&page.continue_cursor);
         Ok(page.map(|d| shown(storage, d)))
     }

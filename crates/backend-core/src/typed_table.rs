@@ -206,6 +206,17 @@ impl<T: Table> TypedQueryBuilder<T> {
     ) -> Result<PaginationResult<Doc<T>>, FunctionError> {
         Ok(keel_db::typed_page(self.query.paginate(options).await?)?)
     }
+
+    /// One page whose subscription keeps it whole up to `max_items` documents, then starts
+    /// over (see [`QueryBuilder::paginate_window`]).
+    pub async fn paginate_window(
+        self,
+        options: PaginationOptions,
+        max_items: usize,
+    ) -> Result<PaginationResult<Doc<T>>, FunctionError> {
+        let page = self.query.paginate_window(options, max_items).await?;
+        Ok(keel_db::typed_page(page)?)
+    }
 }
 
 fn decode_all<T: Table>(docs: Vec<keel_db::Document>) -> Result<Vec<Doc<T>>, FunctionError> {

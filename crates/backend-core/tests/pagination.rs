@@ -1,6 +1,6 @@
 //! Paginated queries in the core: `paginationOpts` decoded as Convex's validator does, the
-//! journal that pins a subscribed page's end across re-runs, and one paginated query per
-//! function.
+//! journal that pins a subscribed page's end across re-runs (kept only up to a size by
+//! `paginate_window`), and one paginated query per function.
 
 mod support;
 
@@ -25,6 +25,18 @@ async fn page(ctx: QueryCtx, args: PageArgs) -> Result<PaginationResult<Value>, 
         .query("notes")
         .order(Order::Desc)
         .paginate(args.pagination_opts)
+        .await?;
+    Ok(page.map(|note| note.fields["text"].clone()))
+}
+
+/// Notes, newest first, as a window: the subscribed page keeps its end up to twice its size.
+async fn window(ctx: QueryCtx, args: PageArgs) -> Result<PaginationResult<Value>, FunctionError> {
+    let max = 2 * args.pagination_opts.num_items;
+    let page = ctx
+        .db()
+        .query("notes")
+        .order(Order::Desc)
+        .paginate_window(args.pagination_opts, max)
         .await?;
     Ok(page.map(|note| note.fields["text"].clone()))
 }
@@ -74,6 +86,7 @@ fn functions() -> FunctionRegistry {
     let mut functions = FunctionRegistry::new();
     functions
         .query("notes:page", page)
+        .query("notes:window", window)
         .query("notes:twice", twice)
         .query("notes:nested", nested)
         .mutation("notes:pageThenWrite", page_then_write);
@@ -233,4 +246,54 @@ async fn a_function_paginates_once_and_a_callee_has_its_own_journal() {
             .contains("Path: .paginationOpts.numItems"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn a_window_keeps_its_end_up_to_its_bound_then_starts_over_from_the_newest() {
+    let core = core(functions()).await;
+    for n in 1..=5 {
+        core.insert_note(&format!("n{n}")).await;
+    }
+    let run = async |journal: &QueryJournal| {
+        core.backend
+            .subscribe_query_journaled(
+                &path("notes:window"),
+                &args(json!({ "paginationOpts": { "numItems": 2, "cursor": null } })),
+                &Identity::Anonymous,
+                core.backend.latest_ts(),
+                journal,
+            )
+            .await
+    };
+    let mut outcome = run(&QueryJournal::new()).await;
+    assert_eq!(texts(&outcome), ["n5", "n4"]);
+    // New notes land on top and the page keeps what it showed, up to four (twice two) …
+    for (n, expected) in [
+        (6, vec!["n6", "n5", "n4"]),
+        (7, vec!["n7", "n6", "n5", "n4"]),
+        // … then it starts over with the newest two, and keeps that end from there.
+        (8, vec!["n8", "n7"]),
+        (9, vec!["n9", "n8", "n7"]),
+    ] {
+        core.insert_note(&format!("n{n}")).await;
+        assert!(
+            outcome.subscription.is_invalidated(),
+            "note {n} changes the page"
+        );
+        outcome = run(&outcome.journal).await;
+        assert_eq!(texts(&outcome), expected, "after n{n}");
+    }
+    // The page's continue cursor goes on with the plain pages, from where the window ends.
+    let value = outcome.result.clone().unwrap();
+    let cursor = value.as_object().unwrap()["continueCursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let next = subscribe(
+        &core,
+        json!({ "numItems": 10, "cursor": cursor }),
+        &QueryJournal::new(),
+    )
+    .await;
+    assert_eq!(texts(&next), ["n6", "n5", "n4", "n3", "n2", "n1"]);
 }

@@ -59,6 +59,7 @@ pub fn functions() -> FunctionRegistry {
         .internal_mutation(api::users::DELETE_FROM_CLERK, users::delete_from_clerk)
         .query(api::posts::LIST, posts::list)
         .query(api::posts::PAGE, posts::page)
+        .query(api::posts::NEWEST, posts::newest)
         .query(api::posts::GET, posts::get)
         .mutation(api::posts::CREATE, posts::create)
         .mutation(api::posts::REMOVE, posts::remove)

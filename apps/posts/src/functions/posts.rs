@@ -1,4 +1,4 @@
-//! `posts:list`, `posts:page`, `posts:get`, `posts:create`, `posts:remove`,
+//! `posts:list`, `posts:page`, `posts:newest`, `posts:get`, `posts:create`, `posts:remove`,
 //! `posts:importSample`, `posts:publishLater` and the internal `posts:publish` it schedules.
 //!
 //! A post may carry an image: `imageId`, the storage id of an image uploaded through
@@ -143,6 +143,55 @@ pub(super) async fn page(
         .query()
         .order(Order::Desc)
         .paginate(args.pagination_opts)
+        .await?;
+    let storage = ctx.storage();
+    let mut posts = Vec::with_capacity(page.page.len());
+    for post in &page.page {
+        posts.push(with_image_url(&storage, post).await?);
+    }
+    Ok(PaginationResult {
+        page: posts,
+        is_done: page.is_done,
+        continue_cursor: page.continue_cursor,
+        split_cursor: page.split_cursor,
+        page_status: page.page_status,
+    })
+}
+
+/// Most posts `posts:newest` lists.
+const MAX_NEWEST: u32 = 100;
+
+/// Arguments of `posts:newest`.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct NewestArgs {
+    /// How many posts (1 to 100).
+    pub count: u32,
+}
+
+/// The `count` newest posts as a page (its `continueCursor` continues with `posts:page`);
+/// signed-in users only. A subscription keeps the page whole as posts arrive until it holds
+/// twice `count`, then starts over with the newest `count` ([`paginate_window`]): an open
+/// `/posts` shows new posts on top without growing for as long as it stays open.
+///
+/// [`paginate_window`]: keel_backend::QueryBuilder::paginate_window
+pub(super) async fn newest(
+    ctx: QueryCtx,
+    args: NewestArgs,
+) -> Result<PaginationResult<PostView>, FunctionError> {
+    ctx.auth().require_signed_in()?;
+    if !(1..=MAX_NEWEST).contains(&args.count) {
+        return Err(invalid(
+            "count",
+            format!("count must be 1 to {MAX_NEWEST}, not {}", args.count),
+        ));
+    }
+    let count = args.count as usize;
+    let page = ctx
+        .db()
+        .table::<Post>()
+        .query()
+        .order(Order::Desc)
+        .paginate_window(PaginationOptions::first(count), 2 * count)
         .await?;
     let storage = ctx.storage();
     let mut posts = Vec::with_capacity(page.page.len());

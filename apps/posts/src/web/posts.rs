@@ -1,6 +1,8 @@
 //! `/posts` (signed-in visitors only) and `/posts/{id}`.
 //!
-//! `/posts` lists the newest posts one page at a time (`posts:page`), with a "Load more" link
+//! `/posts` lists the newest posts (`posts:newest`: new ones appear on top while the page is
+//! open, and it stays bounded however long it stays open) and further pages (`posts:page`),
+//! with a "Load more" link
 //! that works without JavaScript: `/posts?until=<cursor>` shows every post up to `cursor` (the
 //! end of the last page shown, pinned, so the posts already on screen stay there) and one more
 //! page after it. Both pages are queries of the page, so the live layer keeps them current, as
@@ -12,7 +14,7 @@ use keel_values::{PaginationOptions, PaginationResult};
 use maud::{Markup, html};
 
 use crate::api;
-use crate::functions::posts::{IdArgs, PageArgs};
+use crate::functions::posts::{IdArgs, NewestArgs, PageArgs};
 use crate::functions::users::NoArgs;
 use crate::functions::{Me, PostView as Post};
 
@@ -51,7 +53,15 @@ async fn load_pages(
     until: Option<String>,
 ) -> Result<(Vec<Post>, usize, Option<String>), RouteError> {
     let Some(until) = until else {
-        let first = posts_page(ctx, PaginationOptions::first(PAGE_SIZE)).await?;
+        // The newest page: kept bounded while the page stays open (`posts:newest`).
+        let first = ctx
+            .query(
+                api::posts::NEWEST,
+                NewestArgs {
+                    count: PAGE_SIZE as u32,
+                },
+            )
+            .await?;
         let more = (!first.is_done).then_some(first.continue_cursor);
         return Ok((first.page, 0, more));
     };
