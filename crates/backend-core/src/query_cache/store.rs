@@ -24,6 +24,11 @@ use crate::identity::{Identity, IdentityKey};
 /// Entries kept before invalid (then, if need be, valid) ones are swept out.
 const MAX_ENTRIES: usize = 10_000;
 
+/// Invalid results are swept out whenever the cache has doubled since the last sweep, and not
+/// before it holds this many: a query whose journal moves (a paginated page starting over)
+/// leaves its old results behind, which would otherwise stay until the cache is full.
+const MIN_SWEEP_AT: usize = 256;
+
 /// How many executions in flight a request joins, one after another, before it runs the query
 /// itself (each one it joined served other callers, not it).
 const MAX_JOINS: usize = 3;
@@ -128,6 +133,9 @@ impl Variants {
 struct Slots {
     by_query: HashMap<u64, Vec<Variants>, Prehashed>,
     len: usize,
+    /// The size at which invalid results are swept next (see [`MIN_SWEEP_AT`]; 0 until the
+    /// first sweep).
+    sweep_at: usize,
 }
 
 impl Slots {
@@ -157,15 +165,29 @@ impl Slots {
         &mut bucket[index]
     }
 
+    /// Sweeps invalid results out when the cache has doubled since the last sweep (amortized:
+    /// a constant share of a walk per insert).
+    fn sweep_when_grown(&mut self) {
+        if self.len >= self.sweep_at.max(MIN_SWEEP_AT) {
+            self.sweep_invalid();
+            self.sweep_at = (self.len * 2).max(MIN_SWEEP_AT);
+        }
+    }
+
+    /// Drops every result a commit has invalidated (executions in flight stay).
+    fn sweep_invalid(&mut self) {
+        self.sweep(|slot| match slot {
+            Slot::Ready(execution) => !execution.subscription.is_invalidated(),
+            Slot::Running { .. } => true,
+        });
+    }
+
     /// Makes room in a full cache: invalid results go first; if the cache is still full of
     /// valid results (many distinct one-off queries), half of them are forgotten too. Sessions
     /// keep their own subscriptions, so a forgotten result only costs a re-run, while keeping it
     /// would keep a database subscription alive for every argument any caller ever sent.
     fn evict(&mut self) {
-        self.sweep(|slot| match slot {
-            Slot::Ready(execution) => !execution.subscription.is_invalidated(),
-            Slot::Running { .. } => true,
-        });
+        self.sweep_invalid();
         if self.len >= MAX_ENTRIES {
             let mut excess = self.len - MAX_ENTRIES / 2;
             self.sweep(|slot| match slot {
@@ -329,6 +351,7 @@ where
     }
     .boxed()
     .shared();
+    slots.sweep_when_grown();
     if slots.len >= MAX_ENTRIES {
         slots.evict();
     }
