@@ -213,10 +213,7 @@ impl Call {
             .query_shared(&self.path, &self.args, self.auth.identity(), None, origin)
             .await;
         self.auth.note(outcome.observed());
-        outcome
-            .result()
-            .map(|value| (**value).clone())
-            .map_err(Clone::clone)
+        outcome.to_result()
     }
 
     /// Runs a mutation in its own transaction.

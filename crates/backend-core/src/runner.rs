@@ -138,13 +138,10 @@ impl Backend {
         ts: Option<u64>,
         origin: Origin,
     ) -> Logged<Value> {
-        let outcome = self
-            .query_shared(path, args, identity, ts, origin)
-            .await
-            .to_outcome();
+        let shared = self.query_shared(path, args, identity, ts, origin).await;
         Logged {
-            result: outcome.result,
-            log_lines: outcome.log_lines,
+            result: shared.to_result(),
+            log_lines: shared.log_lines().to_vec(),
         }
     }
 

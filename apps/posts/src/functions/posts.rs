@@ -121,6 +121,25 @@ pub async fn with_image_url(
     })
 }
 
+/// A page of posts as the queries return it: each post through [`with_image_url`], the
+/// page's cursors and status as they are.
+async fn shown_page(
+    storage: &StorageReader,
+    page: PaginationResult<Doc<Post>>,
+) -> Result<PaginationResult<PostView>, FunctionError> {
+    let mut posts = Vec::with_capacity(page.page.len());
+    for post in &page.page {
+        posts.push(with_image_url(storage, post).await?);
+    }
+    Ok(PaginationResult {
+        page: posts,
+        is_done: page.is_done,
+        continue_cursor: page.continue_cursor,
+        split_cursor: page.split_cursor,
+        page_status: page.page_status,
+    })
+}
+
 /// Arguments of `posts:page`.
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -144,18 +163,7 @@ pub(super) async fn page(
         .order(Order::Desc)
         .paginate(args.pagination_opts)
         .await?;
-    let storage = ctx.storage();
-    let mut posts = Vec::with_capacity(page.page.len());
-    for post in &page.page {
-        posts.push(with_image_url(&storage, post).await?);
-    }
-    Ok(PaginationResult {
-        page: posts,
-        is_done: page.is_done,
-        continue_cursor: page.continue_cursor,
-        split_cursor: page.split_cursor,
-        page_status: page.page_status,
-    })
+    shown_page(&ctx.storage(), page).await
 }
 
 /// Most posts `posts:newest` lists.
@@ -193,18 +201,7 @@ pub(super) async fn newest(
         .order(Order::Desc)
         .paginate_window(PaginationOptions::first(count), 2 * count)
         .await?;
-    let storage = ctx.storage();
-    let mut posts = Vec::with_capacity(page.page.len());
-    for post in &page.page {
-        posts.push(with_image_url(&storage, post).await?);
-    }
-    Ok(PaginationResult {
-        page: posts,
-        is_done: page.is_done,
-        continue_cursor: page.continue_cursor,
-        split_cursor: page.split_cursor,
-        page_status: page.page_status,
-    })
+    shown_page(&ctx.storage(), page).await
 }
 
 /// Arguments naming one post (`posts:get`, `posts:remove`).

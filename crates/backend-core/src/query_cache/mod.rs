@@ -146,15 +146,20 @@ impl SharedOutcome {
         self.0.outcome.get_or_init(|| self.to_outcome())
     }
 
+    /// A copy of the result, for a caller that needs to own its value.
+    pub fn to_result(&self) -> Result<Value, FunctionError> {
+        self.0
+            .result
+            .as_ref()
+            .map(|value| (**value).clone())
+            .map_err(Clone::clone)
+    }
+
     /// A copy of the outcome, for a caller that needs to own its value.
     pub fn to_outcome(&self) -> QueryOutcome {
         let execution = &self.0;
         QueryOutcome {
-            result: execution
-                .result
-                .as_ref()
-                .map(|value| (**value).clone())
-                .map_err(Clone::clone),
+            result: self.to_result(),
             journal: execution.journal.clone(),
             subscription: execution.subscription.clone(),
             log_lines: execution.log_lines.clone(),
