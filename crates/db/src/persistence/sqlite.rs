@@ -23,7 +23,11 @@
 //! Durability: `synchronous=FULL`, so a write returns only after the WAL is synced. SQLite is
 //! synchronous: writes and long scans run on Tokio's blocking pool, point reads and short scans
 //! inline (see `read_inline`); one writer connection behind a mutex, and a pool of reader
-//! connections that WAL lets run beside the writer.
+//! connections that WAL lets run beside the writer. The pool is bounded: at most
+//! [`read_slots`] reads run on the blocking pool at once (more wait their turn), and at most
+//! [`idle_readers`] connections are kept between reads — each keeps its own page cache (up to
+//! 16 MiB), so a pool that kept every connection a burst opened would hold memory for the
+//! largest burst ever seen, and each of them a copy of the hot pages.
 //!
 //! [`codec`]: crate::codec
 
@@ -207,7 +211,28 @@ pub struct SqlitePersistence {
 struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
+    /// Idle reader connections, at most [`idle_readers`].
     readers: Mutex<Vec<Connection>>,
+    /// Turns for reads on the blocking pool ([`read_slots`] of them).
+    read_slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// How many reads run on Tokio's blocking pool at once: twice the cores, at least 4. Each holds
+/// a reader connection and a blocking thread; SQLite work beyond the cores only time-slices,
+/// and twice covers reads waiting on the disk.
+fn read_slots() -> usize {
+    (2 * cores()).max(4)
+}
+
+/// How many idle reader connections are kept: one for each read slot and for each core's
+/// inline reads (see [`SqlitePersistence::read_inline`]), which is every reader a steady load
+/// uses. A connection opened beyond them, in a burst, is closed after its read.
+fn idle_readers() -> usize {
+    read_slots() + cores()
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 fn storage_err(e: impl std::fmt::Display) -> PersistenceError {
@@ -230,6 +255,7 @@ impl SqlitePersistence {
                 path,
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
+                read_slots: Arc::new(tokio::sync::Semaphore::new(read_slots())),
             }),
         })
     }
@@ -239,15 +265,27 @@ impl SqlitePersistence {
         &self.inner.path
     }
 
-    /// Runs `f` on a reader connection on the blocking pool (for reads that may take long).
+    /// Runs `f` on a reader connection on the blocking pool (for reads that may take long),
+    /// once one of the [`read_slots`] is free.
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, PersistenceError> + Send + 'static,
     ) -> Result<T, PersistenceError> {
+        let slot = (self.inner.read_slots.clone().acquire_owned().await).map_err(storage_err)?;
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || inner.with_reader(f))
-            .await
-            .map_err(storage_err)?
+        tokio::task::spawn_blocking(move || {
+            // The slot is held until the read is done, even if the caller stops waiting.
+            let _slot = slot;
+            inner.with_reader(f)
+        })
+        .await
+        .map_err(storage_err)?
+    }
+
+    /// How many reader connections are idle in the pool.
+    #[cfg(test)]
+    fn idle_reader_count(&self) -> usize {
+        self.inner.readers.lock().len()
     }
 
     /// Runs `f` on a reader connection right here, on the calling task's thread.
@@ -276,7 +314,8 @@ impl SqlitePersistence {
 }
 
 impl Inner {
-    /// Runs `f` with a pooled reader connection (opening one if the pool is empty).
+    /// Runs `f` with a pooled reader connection (opening one if the pool is empty); the
+    /// connection goes back to the pool unless [`idle_readers`] are there already.
     fn with_reader<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, PersistenceError>,
@@ -287,7 +326,17 @@ impl Inner {
             None => connect(&self.path, READER_PRAGMAS)?,
         };
         let result = f(&conn);
-        self.readers.lock().push(conn);
+        let surplus = {
+            let mut idle = self.readers.lock();
+            if idle.len() < idle_readers() {
+                idle.push(conn);
+                None
+            } else {
+                Some(conn)
+            }
+        };
+        // Closed outside the lock.
+        drop(surplus);
         result
     }
 }
@@ -756,6 +805,70 @@ mod tests {
             vec![(1, v(2), 20), (2, v(1), 10), (3, v(1), 20)]
         );
         assert_eq!(scan(p, 35).await, vec![(1, v(2), 20), (3, v(1), 20)]);
+    }
+
+    /// A burst of reads holding connections at once opens what it needs, and the pool then
+    /// keeps only [`idle_readers`] of them: it does not grow with the largest burst.
+    #[test]
+    fn the_reader_pool_keeps_at_most_its_idle_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = SqlitePersistence::open(dir.path().join("db.sqlite3")).unwrap();
+        let burst = idle_readers() + 8;
+        let all_open = Arc::new(std::sync::Barrier::new(burst));
+        let readers: Vec<_> = (0..burst)
+            .map(|_| {
+                let (p, all_open) = (p.clone(), all_open.clone());
+                std::thread::spawn(move || {
+                    p.read_inline(|conn| {
+                        // Every reader holds its connection until all of them hold one.
+                        all_open.wait();
+                        conn.query_row("SELECT count(*) FROM documents", [], |row| {
+                            row.get::<_, i64>(0)
+                        })
+                        .map_err(storage_err)
+                    })
+                })
+            })
+            .collect();
+        for reader in readers {
+            assert_eq!(reader.join().unwrap().unwrap(), 0);
+        }
+        assert_eq!(p.idle_reader_count(), idle_readers());
+    }
+
+    /// Reads on the blocking pool take turns: never more than [`read_slots`] at once, however
+    /// many are asked for, and every one of them is answered.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn blocking_reads_take_turns() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = SqlitePersistence::open(dir.path().join("db.sqlite3")).unwrap();
+        let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let reads = (0..read_slots() * 4).map(|_| {
+            let (running, most) = (running.clone(), most.clone());
+            p.read(move |conn| {
+                use std::sync::atomic::Ordering::SeqCst;
+                let now = running.fetch_add(1, SeqCst) + 1;
+                most.fetch_max(now, SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                let count = conn
+                    .query_row("SELECT count(*) FROM documents", [], |row| {
+                        row.get::<_, i64>(0)
+                    })
+                    .map_err(storage_err);
+                running.fetch_sub(1, SeqCst);
+                count
+            })
+        });
+        let answers = futures::future::join_all(reads).await;
+        assert!(answers.iter().all(|a| matches!(a, Ok(0))), "{answers:?}");
+        let most = most.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            (2..=read_slots()).contains(&most),
+            "{most} reads ran at once (slots: {})",
+            read_slots()
+        );
+        assert!(p.idle_reader_count() <= idle_readers());
     }
 
     /// Scans read from the newest-revision table when the snapshot allows and from the revision
