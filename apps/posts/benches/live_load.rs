@@ -44,7 +44,7 @@ mod soak;
 struct Keel {
     child: Child,
     web: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Keel {
@@ -81,21 +81,27 @@ fn start_keel() -> Keel {
         .expect("keel printed its web address");
     // Keep draining stdout so the process never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    Keel {
-        child,
-        web,
-        _dir: dir,
-    }
+    Keel { child, web, dir }
 }
 
 /// Resident memory of process `pid`, in bytes.
 fn rss(pid: u32) -> u64 {
+    status_bytes(pid, "VmRSS:")
+}
+
+/// One memory line of `/proc/<pid>/status` (`VmRSS:`, `RssAnon:`, `RssFile:`), in bytes.
+fn status_bytes(pid: u32, field: &str) -> u64 {
+    status_number(pid, field) * 1024
+}
+
+/// The number on one line of `/proc/<pid>/status` (`Threads:`; a memory line's is in KiB).
+fn status_number(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
+        .unwrap_or(0)
 }
 
 /// CPU time (user + system) process `pid` has used.
@@ -470,7 +476,7 @@ async fn main() {
     );
 
     if let Some(soak) = &plan.soak {
-        let passed = soak::run(soak, pid, &web, &writer, &counters, &shown).await;
+        let passed = soak::run(soak, pid, keel.dir.path(), &web, &writer, &counters, &shown).await;
         stop_tx.send_replace(true);
         for task in tasks {
             let _ = task.await;
