@@ -72,17 +72,58 @@ export function startService(name, args, env = {}) {
 }
 
 /**
- * Starts the whole app in one `keel` process (idp, backend and web tier on free ports) with a
- * data directory of its own; resolves as `startService("web", …)` does.
+ * Starts the whole app with a data directory of its own; resolves as `startService("web", …)`
+ * does (url, idp, secretKey, site, adminKey, dashboard, stop(), kill()), with `env` for every
+ * process. The shape comes from `KEEL_TEST_SHAPE`: one `keel` process (idp, backend and web tier
+ * on free ports; the default) or, with `processes`, `keel idp` + `keel backend` + `keel web` as
+ * three processes talking HTTP, each on a free port.
  */
-export async function startAllInOne() {
+export async function startAllInOne(env = {}) {
   const dir = await mkTempDir();
-  return startService("web", [
-    "--web-addr", "127.0.0.1:0",
+  const shape = process.env.KEEL_TEST_SHAPE ?? "one-process";
+  if (shape === "one-process") {
+    return startService("web", [
+      "--web-addr", "127.0.0.1:0",
+      "--backend-addr", "127.0.0.1:0",
+      "--idp-addr", "127.0.0.1:0",
+      "--data-dir", dir,
+    ], env);
+  }
+  if (shape !== "processes") throw new Error(`KEEL_TEST_SHAPE is one-process or processes, not ${shape}`);
+  const idp = await startService("idp", ["idp", "--idp-addr", "127.0.0.1:0", "--data-dir", join(dir, "idp")], env);
+  const backend = await startService("backend", [
+    "backend",
     "--backend-addr", "127.0.0.1:0",
-    "--idp-addr", "127.0.0.1:0",
-    "--data-dir", dir,
-  ]);
+    "--data-dir", join(dir, "backend"),
+    "--auth-issuer", idp.url,
+  ], env);
+  const web = await startService("web", [
+    "web",
+    "--web-addr", "127.0.0.1:0",
+    "--data-dir", join(dir, "web"),
+    "--backend-url", backend.url,
+    "--idp-url", idp.url,
+    "--idp-secret-key", idp.secretKey,
+  ], env);
+  const all = [web, backend, idp];
+  return {
+    url: web.url,
+    idp: idp.url,
+    secretKey: idp.secretKey,
+    site: backend.site,
+    adminKey: backend.adminKey,
+    dashboard: backend.dashboard,
+    processes: { idp, backend, web },
+    // The web tier's exit code, once all three have stopped (web tier first).
+    stop: async () => {
+      const codes = [];
+      for (const service of all) codes.push(await service.stop());
+      return codes[0];
+    },
+    kill: async () => {
+      for (const service of all) await service.kill();
+    },
+  };
 }
 
 /**

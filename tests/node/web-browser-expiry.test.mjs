@@ -12,22 +12,12 @@ import {
   screenshot,
   signUp,
 } from "./web-browser.mjs";
-import { mkTempDir, startService } from "./keel-processes.mjs";
+import { startAllInOne } from "./keel-processes.mjs";
 
 const TTL_MS = 5000;
 
 test("an open page stays live across three 5-second token expiries", async () => {
-  const dir = await mkTempDir();
-  const keel = await startService(
-    "web",
-    [
-      "--web-addr", "127.0.0.1:0",
-      "--backend-addr", "127.0.0.1:0",
-      "--idp-addr", "127.0.0.1:0",
-      "--data-dir", dir,
-    ],
-    { KEEL_SESSION_TOKEN_TTL: "5s", KEEL_TEMPLATE_TOKEN_TTL: "5s" },
-  );
+  const keel = await startAllInOne({ KEEL_SESSION_TOKEN_TTL: "5s", KEEL_TEMPLATE_TOKEN_TTL: "5s" });
   const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_FLAGS });
   try {
     const errors = [];

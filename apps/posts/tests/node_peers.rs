@@ -9,8 +9,9 @@ pub fn node_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/node")
 }
 
-/// Runs `node --test <file>` with `KEEL_BIN` set; panics with Node's output on failure.
-pub fn run_node_test(file: &str) {
+/// Runs `node --test <file>` with `KEEL_BIN` and the variables of `env` set; panics with Node's
+/// output on failure.
+pub fn run_node_test(file: &str, env: &[(&str, &str)]) {
     let dir = node_dir();
     assert!(
         dir.join("node_modules/convex").exists(),
@@ -22,6 +23,7 @@ pub fn run_node_test(file: &str) {
         .arg(file)
         .current_dir(&dir)
         .env("KEEL_BIN", env!("CARGO_BIN_EXE_keel"))
+        .envs(env.iter().copied())
         .output()
         .expect("node is installed (scripts/test installs it)");
     let stdout = String::from_utf8_lossy(&output.stdout);
