@@ -211,8 +211,10 @@ pub struct SqlitePersistence {
 struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
-    /// Idle reader connections, at most [`idle_readers`].
+    /// Idle reader connections, at most `max_idle_readers`.
     readers: Mutex<Vec<Connection>>,
+    /// [`idle_readers`], counted once (asking for the cores reads files).
+    max_idle_readers: usize,
     /// Turns for reads on the blocking pool ([`read_slots`] of them).
     read_slots: Arc<tokio::sync::Semaphore>,
 }
@@ -255,6 +257,7 @@ impl SqlitePersistence {
                 path,
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
+                max_idle_readers: idle_readers(),
                 read_slots: Arc::new(tokio::sync::Semaphore::new(read_slots())),
             }),
         })
@@ -316,6 +319,8 @@ impl SqlitePersistence {
 impl Inner {
     /// Runs `f` with a pooled reader connection (opening one if the pool is empty); the
     /// connection goes back to the pool unless [`idle_readers`] are there already.
+    /// (`available_parallelism` reads the cgroup's files: the bound is counted at open, not
+    /// per read, where it made a point read 15 times slower.)
     fn with_reader<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, PersistenceError>,
@@ -328,7 +333,7 @@ impl Inner {
         let result = f(&conn);
         let surplus = {
             let mut idle = self.readers.lock();
-            if idle.len() < idle_readers() {
+            if idle.len() < self.max_idle_readers {
                 idle.push(conn);
                 None
             } else {
