@@ -7,11 +7,11 @@
 //! the two minutes do not overlap.
 //!
 //! Memory is the process's own (`RssAnon`: heap, stacks). Its resident total (`VmRSS`) also
-//! counts the database file's pages that SQLite reads through its memory map (`RssFile`):
-//! those are the kernel's page cache of a file that grows by every post, bounded by the map's
-//! size, dropped by the kernel when memory is short, and not the process's to leak. All three
-//! are printed, with the data directory's size beside them, and the verdict line gives the
-//! total's drift too.
+//! counts file-backed pages (`RssFile`): the binary's code and the database file's pages that
+//! SQLite reads through its memory map — the kernel's page cache, bounded by the map's size,
+//! dropped by the kernel when memory is short, and not the process's to leak. All three are
+//! printed, with the data directory's size beside them, and the verdict line gives the total's
+//! drift too.
 
 use super::{Counters, Shown, create_post, status_bytes, status_number};
 
@@ -183,19 +183,19 @@ pub(crate) async fn run(
     };
     let (own_second, own_last, own_drift) = drift(|s| s.anon);
     let (rss_second, rss_last, rss_drift) = drift(|s| s.rss);
-    let (_, data_last, _) = drift(|s| s.data);
+    let data = samples.last().map_or(0, |s| s.data);
     let flat = own_drift.abs() <= FLAT_WITHIN;
     let passed = flat && errors == 0;
     println!();
     println!(
-        "soak verdict: {} — {n} posts in {:.0} s; own memory (RssAnon) mean second minute {:.1} MiB, last minute {:.1} MiB ({:+.1} %, limit ±{:.0} %); resident total (VmRSS, with the {:.0} MiB database's mapped pages) {:.1} → {:.1} MiB ({:+.1} %); {errors} errors ({stream_errors} streams ended or broke, {} writes failed, {behind} tabs not showing the last post 30 s after the writes)",
+        "soak verdict: {} — {n} posts in {:.0} s; own memory (RssAnon) mean second minute {:.1} MiB, last minute {:.1} MiB ({:+.1} %, limit ±{:.0} %); resident total (VmRSS, with file-backed pages; data directory {:.0} MiB) {:.1} → {:.1} MiB ({:+.1} %); {errors} errors ({stream_errors} streams ended or broke, {} writes failed, {behind} tabs not showing the last post 30 s after the writes)",
         if passed { "PASS" } else { "FAIL" },
         wrote_for.as_secs_f64(),
         own_second / MIB,
         own_last / MIB,
         own_drift * 100.0,
         FLAT_WITHIN * 100.0,
-        data_last / MIB,
+        data as f64 / MIB,
         rss_second / MIB,
         rss_last / MIB,
         rss_drift * 100.0,
