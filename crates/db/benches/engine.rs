@@ -115,41 +115,49 @@ fn process_cpu_us() -> f64 {
     (ticks(11) + ticks(12)) * 10_000.0
 }
 
+/// The mean cost of `$call` (with `$i` counting calls): 200 warm-up calls, then calls in
+/// rounds of 64 until `MEASURE` has passed.
+macro_rules! measure {
+    ($i:ident => $call:expr) => {{
+        for $i in 0..200 {
+            $call;
+        }
+        let (start, cpu) = (Instant::now(), process_cpu_us());
+        let mut n = 0;
+        while start.elapsed() < MEASURE {
+            for _ in 0..64 {
+                let $i = n;
+                $call;
+                n += 1;
+            }
+        }
+        Cost {
+            wall: start.elapsed().as_secs_f64() * 1e6 / n as f64,
+            cpu: (process_cpu_us() - cpu) / n as f64,
+        }
+    }};
+}
+
 /// Mean cost per call of an async operation, run repeatedly for `MEASURE`.
 async fn mean_us<F: AsyncFnMut(usize)>(mut op: F) -> Cost {
-    for i in 0..200 {
-        op(i).await;
-    }
-    let (start, cpu) = (Instant::now(), process_cpu_us());
-    let mut n = 0;
-    while start.elapsed() < MEASURE {
-        for _ in 0..64 {
-            op(n).await;
-            n += 1;
-        }
-    }
-    Cost {
-        wall: start.elapsed().as_secs_f64() * 1e6 / n as f64,
-        cpu: (process_cpu_us() - cpu) / n as f64,
-    }
+    measure!(i => op(i).await)
+}
+
+/// [`mean_us`] on a runtime worker thread, where a request handler's reads run (the thread
+/// that blocks on the runtime behaves differently: `block_in_place` there, for one, hands no
+/// worker off). `op` builds each call's future from owned handles.
+async fn mean_us_on_worker<F, Fut>(mut op: F) -> Cost
+where
+    F: FnMut(usize) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    tokio::spawn(async move { measure!(i => op(i).await) })
+        .await
+        .unwrap()
 }
 
 fn mean_us_sync(mut op: impl FnMut(usize)) -> Cost {
-    for i in 0..200 {
-        op(i);
-    }
-    let (start, cpu) = (Instant::now(), process_cpu_us());
-    let mut n = 0;
-    while start.elapsed() < MEASURE {
-        for _ in 0..64 {
-            op(n);
-            n += 1;
-        }
-    }
-    Cost {
-        wall: start.elapsed().as_secs_f64() * 1e6 / n as f64,
-        cpu: (process_cpu_us() - cpu) / n as f64,
-    }
+    measure!(i => op(i))
 }
 
 /// A raw connection with the engine's settings (WAL, full sync, the readers' cache and mmap).
@@ -212,9 +220,13 @@ async fn reads(dir: &Path) -> Vec<Figure> {
     let mut samples: [Vec<f64>; 5] = Default::default();
     let mut cpu_samples: [Vec<f64>; 5] = Default::default();
     for _ in 0..ROUNDS {
-        let point_s = mean_us(async |i| {
-            let mut tx = db.begin();
-            assert!(tx.get(ids[(i * 7919) % ROWS]).await.unwrap().is_some());
+        let point_s = mean_us_on_worker({
+            let (db, ids) = (db.clone(), ids.clone());
+            move |i| {
+                let mut tx = db.begin();
+                let id = ids[(i * 7919) % ROWS];
+                async move { assert!(tx.get(id).await.unwrap().is_some()) }
+            }
         })
         .await;
         let point_raw_s = mean_us_sync(|i| {
@@ -226,16 +238,21 @@ async fn reads(dir: &Path) -> Vec<Figure> {
                 .unwrap();
             assert!(!value.is_empty());
         });
-        let range_s = mean_us(async |i| {
-            let mut tx = db.begin();
-            let author = format!("author{:03}", i % AUTHORS);
-            let docs = tx
-                .query("posts")
-                .with_index("by_author", |r| r.eq("author", author))
-                .take(100)
-                .await
-                .unwrap();
-            assert_eq!(docs.len(), 100);
+        let range_s = mean_us_on_worker({
+            let db = db.clone();
+            move |i| {
+                let mut tx = db.begin();
+                let author = format!("author{:03}", i % AUTHORS);
+                async move {
+                    let docs = tx
+                        .query("posts")
+                        .with_index("by_author", |r| r.eq("author", author))
+                        .take(100)
+                        .await
+                        .unwrap();
+                    assert_eq!(docs.len(), 100);
+                }
+            }
         })
         .await;
         let range_raw_s = mean_us_sync(|i| {
@@ -253,17 +270,22 @@ async fn reads(dir: &Path) -> Vec<Figure> {
                 .collect();
             assert_eq!(rows.len(), 100);
         });
-        let desc_s = mean_us(async |i| {
-            let mut tx = db.begin();
-            let author = format!("author{:03}", i % AUTHORS);
-            let docs = tx
-                .query("posts")
-                .with_index("by_author", |r| r.eq("author", author))
-                .order(Order::Desc)
-                .take(100)
-                .await
-                .unwrap();
-            assert_eq!(docs.len(), 100);
+        let desc_s = mean_us_on_worker({
+            let db = db.clone();
+            move |i| {
+                let mut tx = db.begin();
+                let author = format!("author{:03}", i % AUTHORS);
+                async move {
+                    let docs = tx
+                        .query("posts")
+                        .with_index("by_author", |r| r.eq("author", author))
+                        .order(Order::Desc)
+                        .take(100)
+                        .await
+                        .unwrap();
+                    assert_eq!(docs.len(), 100);
+                }
+            }
         })
         .await;
         let round = [point_s, point_raw_s, range_s, range_raw_s, desc_s];
