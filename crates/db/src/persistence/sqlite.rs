@@ -21,11 +21,10 @@
 //! format 2 (before `latest`) is migrated on open, any other version is refused.
 //!
 //! Durability: `synchronous=FULL`, so a write returns only after the WAL is synced. SQLite is
-//! synchronous: writes and long scans run off the executor (`off_the_executor`: in place after
-//! handing the worker's other tasks off, or on the blocking pool), point reads and short scans
+//! synchronous: writes and long scans run on Tokio's blocking pool, point reads and short scans
 //! inline (see `read_inline`); one writer connection behind a mutex, and a pool of reader
 //! connections that WAL lets run beside the writer. The pool is bounded: at most
-//! [`read_slots`] long reads run at once (more wait their turn), and at most
+//! [`read_slots`] reads run on the blocking pool at once (more wait their turn), and at most
 //! [`idle_readers`] connections are kept between reads — each keeps its own page cache (up to
 //! 16 MiB), so a pool that kept every connection a burst opened would hold memory for the
 //! largest burst ever seen, and each of them a copy of the hot pages.
@@ -216,12 +215,12 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     /// [`idle_readers`], counted once (asking for the cores reads files).
     max_idle_readers: usize,
-    /// Turns for long reads ([`read_slots`] of them).
+    /// Turns for reads on the blocking pool ([`read_slots`] of them).
     read_slots: Arc<tokio::sync::Semaphore>,
 }
 
-/// How many long reads run off the executor at once: twice the cores, at least 4. Each holds
-/// a reader connection and a thread; SQLite work beyond the cores only time-slices,
+/// How many reads run on Tokio's blocking pool at once: twice the cores, at least 4. Each holds
+/// a reader connection and a blocking thread; SQLite work beyond the cores only time-slices,
 /// and twice covers reads waiting on the disk.
 fn read_slots() -> usize {
     (2 * cores()).max(4)
@@ -269,20 +268,21 @@ impl SqlitePersistence {
         &self.inner.path
     }
 
-    /// Runs `f` on a reader connection off the executor (for reads that may take long, see
-    /// [`off_the_executor`]), once one of the [`read_slots`] is free.
+    /// Runs `f` on a reader connection on the blocking pool (for reads that may take long),
+    /// once one of the [`read_slots`] is free.
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, PersistenceError> + Send + 'static,
     ) -> Result<T, PersistenceError> {
         let slot = (self.inner.read_slots.clone().acquire_owned().await).map_err(storage_err)?;
         let inner = self.inner.clone();
-        off_the_executor(move || {
+        tokio::task::spawn_blocking(move || {
             // The slot is held until the read is done, even if the caller stops waiting.
             let _slot = slot;
             inner.with_reader(f)
         })
         .await
+        .map_err(storage_err)?
     }
 
     /// How many reader connections are idle in the pool.
@@ -293,10 +293,12 @@ impl SqlitePersistence {
 
     /// Runs `f` on a reader connection right here, on the calling task's thread.
     ///
-    /// Why not [`off_the_executor`]: a point lookup in SQLite's page cache takes a microsecond
-    /// or two, less than handing the worker's other tasks to another thread. Short reads (point
-    /// lookups, scans of a few rows) therefore run inline; they block the executor no longer than
-    /// an ordinary piece of CPU work would, unless the page has to come from disk.
+    /// Why not the blocking pool: a point lookup in SQLite's page cache takes a microsecond or
+    /// two, and a scan of [`INLINE_SCAN_ROWS`] about a hundred, while the hand-off to a
+    /// blocking thread and back costs about as much as that scan (see [`INLINE_SCAN_ROWS`]).
+    /// Short reads (point lookups, scans of up to that many rows) therefore run inline; they
+    /// block the executor no longer than an ordinary piece of CPU work would, unless the page
+    /// has to come from disk.
     fn read_inline<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, PersistenceError>,
@@ -304,37 +306,16 @@ impl SqlitePersistence {
         self.inner.with_reader(f)
     }
 
-    /// Runs `f` on the writer connection, off the executor ([`off_the_executor`]).
+    /// Runs `f` on the writer connection on the blocking pool.
     async fn write_with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, PersistenceError> + Send + 'static,
     ) -> Result<T, PersistenceError> {
         let inner = self.inner.clone();
-        off_the_executor(move || f(&mut inner.writer.lock())).await
+        tokio::task::spawn_blocking(move || f(&mut inner.writer.lock()))
+            .await
+            .map_err(storage_err)?
     }
-}
-
-/// Runs blocking SQLite work without holding up the executor's other tasks.
-///
-/// On a multi-threaded runtime the work runs right here, on the calling task's thread, which
-/// first hands its other tasks to another worker (`block_in_place`). On a current-thread
-/// runtime, where that is not possible, it goes to the blocking pool.
-///
-/// Why not always the blocking pool: the hop there and back is two thread wake-ups, and the
-/// result (say 100 decoded documents) is built on one thread and used and freed on another. On
-/// a 2-core machine a 100-row range read cost 208–236 µs of process CPU that way against
-/// 101–118 µs run in place, where the SQLite statement and decoding take about 100 (the engine
-/// bench, `KEEL_BENCH_ONLY=reads`, reads on a runtime worker).
-async fn off_the_executor<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, PersistenceError> + Send + 'static,
-) -> Result<T, PersistenceError> {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
-        return tokio::task::block_in_place(work);
-    }
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(storage_err)?
 }
 
 impl Inner {
@@ -367,8 +348,18 @@ impl Inner {
     }
 }
 
-/// Scans up to this many rows run inline (see [`SqlitePersistence::read_inline`]).
-const INLINE_SCAN_ROWS: usize = 16;
+/// Scans up to this many rows run inline (see [`SqlitePersistence::read_inline`]): about
+/// 100 µs of work for 100 rows on a 2-core machine, no more than the hop to the blocking pool
+/// and back costs by itself.
+///
+/// Measured (engine bench, reads on a runtime worker): a 100-row range read cost 208–236 µs
+/// of process CPU through the blocking pool and 101–118 µs inline, where the statement and
+/// decoding take about 100; the hop is two thread wake-ups, and 100 documents built on one
+/// thread and freed on another. Handing the worker off instead (`block_in_place`) was as cheap
+/// in that bench but not under load: the live-load bench at 100 posts/s went from 31–39 ms to
+/// 59–81 ms p50 and used more CPU per post and 30 MiB more memory (a thread started for each
+/// hand-off), so long scans stay on the blocking pool.
+const INLINE_SCAN_ROWS: usize = 128;
 
 fn document_at(
     conn: &Connection,
@@ -862,77 +853,44 @@ mod tests {
         assert_eq!(p.idle_reader_count(), idle_readers());
     }
 
-    /// Runs `read_slots() * 4` slow reads, each as its own task when `tasks` (the way
-    /// concurrent requests arrive) or all in this one task, and returns the most that ran at
-    /// once. Every read must be answered.
-    async fn most_reads_at_once(tasks: bool) -> usize {
-        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// Reads on the blocking pool take turns: never more than [`read_slots`] at once, however
+    /// many are asked for, and every one of them is answered.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn blocking_reads_take_turns() {
         let dir = tempfile::tempdir().unwrap();
         let p = SqlitePersistence::open(dir.path().join("db.sqlite3")).unwrap();
-        let running = Arc::new(AtomicUsize::new(0));
-        let most = Arc::new(AtomicUsize::new(0));
+        let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let reads = (0..read_slots() * 4).map(|_| {
-            let (p, running, most) = (p.clone(), running.clone(), most.clone());
-            async move {
-                p.read(move |conn| {
-                    let now = running.fetch_add(1, SeqCst) + 1;
-                    most.fetch_max(now, SeqCst);
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                    let count = conn
-                        .query_row("SELECT count(*) FROM documents", [], |row| {
-                            row.get::<_, i64>(0)
-                        })
-                        .map_err(storage_err);
-                    running.fetch_sub(1, SeqCst);
-                    count
-                })
-                .await
-            }
+            let (running, most) = (running.clone(), most.clone());
+            p.read(move |conn| {
+                use std::sync::atomic::Ordering::SeqCst;
+                let now = running.fetch_add(1, SeqCst) + 1;
+                most.fetch_max(now, SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                let count = conn
+                    .query_row("SELECT count(*) FROM documents", [], |row| {
+                        row.get::<_, i64>(0)
+                    })
+                    .map_err(storage_err);
+                running.fetch_sub(1, SeqCst);
+                count
+            })
         });
-        let answers: Vec<_> = if tasks {
-            let handles: Vec<_> = reads.map(tokio::spawn).collect();
-            futures::future::join_all(handles)
-                .await
-                .into_iter()
-                .map(Result::unwrap)
-                .collect()
-        } else {
-            futures::future::join_all(reads).await
-        };
+        let answers = futures::future::join_all(reads).await;
         assert!(answers.iter().all(|a| matches!(a, Ok(0))), "{answers:?}");
+        let most = most.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            (2..=read_slots()).contains(&most),
+            "{most} reads ran at once (slots: {})",
+            read_slots()
+        );
         assert!(p.idle_reader_count() <= idle_readers());
-        most.load(SeqCst)
-    }
-
-    /// Long reads take turns: never more than [`read_slots`] at once, however many requests
-    /// ask, and every one of them is answered. On a multi-threaded runtime each runs on its
-    /// request's own thread, so requests in separate tasks run side by side.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn long_reads_take_turns() {
-        let most = most_reads_at_once(true).await;
-        assert!(
-            (2..=read_slots()).contains(&most),
-            "{most} reads ran at once (slots: {})",
-            read_slots()
-        );
-    }
-
-    /// On a current-thread runtime long reads go to the blocking pool, so even reads awaited
-    /// together in one task run side by side, still within [`read_slots`].
-    #[tokio::test(flavor = "current_thread")]
-    async fn long_reads_take_turns_on_the_blocking_pool() {
-        let most = most_reads_at_once(false).await;
-        assert!(
-            (2..=read_slots()).contains(&most),
-            "{most} reads ran at once (slots: {})",
-            read_slots()
-        );
     }
 
     /// A long read on a runtime with a single worker does not hold up that worker's other
-    /// tasks: they move to another thread while the read runs. The read waits (with a
-    /// deadline) for a task spawned just before it to run; if the worker stayed blocked, that
-    /// task could not run until the read returned.
+    /// tasks. The read waits (with a deadline) for a task spawned just before it to run; if the
+    /// read ran on the worker's own thread, that task could not run until the read returned.
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn a_long_read_lets_the_workers_other_tasks_run() {
         use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
