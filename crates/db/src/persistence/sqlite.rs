@@ -353,12 +353,12 @@ impl Inner {
 /// and back costs by itself.
 ///
 /// Measured (engine bench, reads on a runtime worker): a 100-row range read cost 208–236 µs
-/// of process CPU through the blocking pool and 101–118 µs inline, where the statement and
+/// of process CPU through the blocking pool and 113–121 µs inline, where the statement and
 /// decoding take about 100; the hop is two thread wake-ups, and 100 documents built on one
 /// thread and freed on another. Handing the worker off instead (`block_in_place`) was as cheap
 /// in that bench but not under load: the live-load bench at 100 posts/s went from 31–39 ms to
-/// 59–81 ms p50 and used more CPU per post and 30 MiB more memory (a thread started for each
-/// hand-off), so long scans stay on the blocking pool.
+/// 59–81 ms p50, used more CPU per post and ended with 22–35 MiB more memory (each hand-off
+/// moves the worker's queue to another thread), so long scans stay on the blocking pool.
 const INLINE_SCAN_ROWS: usize = 128;
 
 fn document_at(
