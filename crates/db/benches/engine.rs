@@ -4,7 +4,8 @@
 //! included). Prints one line per figure: the engine's number, the baseline's, and their ratio.
 //! Baselines: the same read as a raw rusqlite query on an equivalent plain table; raw rusqlite
 //! insert + commit with the same durability settings (WAL, `synchronous=FULL`); a brute-force
-//! pass over every subscription.
+//! pass over every subscription. The engine's SQLite reads run on a runtime worker thread, as a
+//! request handler's do (`mean_us_on_worker`).
 //! The read and commit figures are repeated on PostgreSQL (the test server,
 //! `KEEL_TEST_POSTGRES_URL`), against raw tokio-postgres statements: see `engine/postgres.rs`.
 //!
