@@ -198,6 +198,33 @@ fn raw_posts(path: &Path, ids: &[DocumentId]) -> Connection {
     conn
 }
 
+/// Reads 100 of one author's posts (the `i`-th author, cycling) in `order` through the
+/// `by_author` index.
+async fn range_read(db: &Database, i: usize, order: Order) {
+    let mut tx = db.begin();
+    let author = format!("author{:03}", i % AUTHORS);
+    let docs = tx
+        .query("posts")
+        .with_index("by_author", |r| r.eq("author", author))
+        .order(order)
+        .take(100)
+        .await
+        .unwrap();
+    assert_eq!(docs.len(), 100);
+}
+
+/// The mean cost of a [`range_read`] on a runtime worker.
+async fn range_read_cost(db: &Database, order: Order) -> Cost {
+    mean_us_on_worker({
+        let db = db.clone();
+        move |i| {
+            let db = db.clone();
+            async move { range_read(&db, i, order).await }
+        }
+    })
+    .await
+}
+
 async fn reads(dir: &Path) -> Vec<Figure> {
     let db = Database::open(
         Arc::new(SqlitePersistence::open(dir.join("reads.sqlite3")).unwrap()),
@@ -239,23 +266,7 @@ async fn reads(dir: &Path) -> Vec<Figure> {
                 .unwrap();
             assert!(!value.is_empty());
         });
-        let range_s = mean_us_on_worker({
-            let db = db.clone();
-            move |i| {
-                let mut tx = db.begin();
-                let author = format!("author{:03}", i % AUTHORS);
-                async move {
-                    let docs = tx
-                        .query("posts")
-                        .with_index("by_author", |r| r.eq("author", author))
-                        .take(100)
-                        .await
-                        .unwrap();
-                    assert_eq!(docs.len(), 100);
-                }
-            }
-        })
-        .await;
+        let range_s = range_read_cost(&db, Order::Asc).await;
         let range_raw_s = mean_us_sync(|i| {
             let mut stmt = raw
                 .prepare_cached(
@@ -271,24 +282,7 @@ async fn reads(dir: &Path) -> Vec<Figure> {
                 .collect();
             assert_eq!(rows.len(), 100);
         });
-        let desc_s = mean_us_on_worker({
-            let db = db.clone();
-            move |i| {
-                let mut tx = db.begin();
-                let author = format!("author{:03}", i % AUTHORS);
-                async move {
-                    let docs = tx
-                        .query("posts")
-                        .with_index("by_author", |r| r.eq("author", author))
-                        .order(Order::Desc)
-                        .take(100)
-                        .await
-                        .unwrap();
-                    assert_eq!(docs.len(), 100);
-                }
-            }
-        })
-        .await;
+        let desc_s = range_read_cost(&db, Order::Desc).await;
         let round = [point_s, point_raw_s, range_s, range_raw_s, desc_s];
         for ((slot, cpu_slot), cost) in samples.iter_mut().zip(&mut cpu_samples).zip(round) {
             slot.push(cost.wall);

@@ -82,18 +82,7 @@ async fn reads(pg: &PostgresTestSchema, db: &Database) -> Vec<Figure> {
         ))
         .await
         .unwrap();
-    let range_query = async |i: usize, order: keel_db::Order| {
-        let mut tx = db.begin();
-        let author = format!("author{:03}", i % AUTHORS);
-        let docs = tx
-            .query("posts")
-            .with_index("by_author", |r| r.eq("author", author))
-            .order(order)
-            .take(100)
-            .await
-            .unwrap();
-        assert_eq!(docs.len(), 100);
-    };
+    let range_query = async |i: usize, order: keel_db::Order| super::range_read(db, i, order).await;
     // Engine and baseline alternate, ROUNDS times; medians are reported (as for SQLite).
     let mut samples: [Vec<f64>; 5] = Default::default();
     for _ in 0..ROUNDS {
