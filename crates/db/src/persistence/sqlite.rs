@@ -217,6 +217,9 @@ struct Inner {
     max_idle_readers: usize,
     /// Turns for reads on the blocking pool ([`read_slots`] of them).
     read_slots: Arc<tokio::sync::Semaphore>,
+    /// Inline scans that passed [`INLINE_SCAN_BYTES`] and ran again on the blocking pool.
+    #[cfg(test)]
+    scans_moved_off: std::sync::atomic::AtomicUsize,
 }
 
 /// How many reads run on Tokio's blocking pool at once: twice the cores, at least 4. Each holds
@@ -259,6 +262,8 @@ impl SqlitePersistence {
                 readers: Mutex::new(Vec::new()),
                 max_idle_readers: idle_readers(),
                 read_slots: Arc::new(tokio::sync::Semaphore::new(read_slots())),
+                #[cfg(test)]
+                scans_moved_off: std::sync::atomic::AtomicUsize::new(0),
             }),
         })
     }
@@ -360,6 +365,12 @@ impl Inner {
 /// 59–81 ms p50, used more CPU per post and ended with 22–35 MiB more memory (each hand-off
 /// moves the worker's queue to another thread), so long scans stay on the blocking pool.
 const INLINE_SCAN_ROWS: usize = 128;
+
+/// An inline scan that has kept more than this many bytes of documents stops, and runs again
+/// on the blocking pool: 128 large documents (up to 1 MiB each) would otherwise hold a worker
+/// for as long as reading and decoding 128 MiB takes. What the inline attempt read is wasted,
+/// at most this much and one document.
+const INLINE_SCAN_BYTES: usize = 1 << 20;
 
 fn document_at(
     conn: &Connection,
@@ -479,6 +490,26 @@ fn build_scan_sql(order: Order, bounded: bool) -> String {
     )
 }
 
+/// What an index scan with a byte cap found.
+enum Scanned {
+    /// The live rows.
+    Rows(LiveRows),
+    /// More than the cap was read: the scan stopped (run it again without one).
+    OverCap,
+}
+
+impl Scanned {
+    /// The rows of a scan that had no cap.
+    fn rows(self) -> Result<LiveRows, PersistenceError> {
+        match self {
+            Scanned::Rows(rows) => Ok(rows),
+            Scanned::OverCap => Err(PersistenceError("scan stopped at a byte cap".into())),
+        }
+    }
+}
+
+/// Scans `index` over `interval` at `ts` in `order` for up to `limit` live rows; stops with
+/// [`Scanned::OverCap`] once the rows kept hold more than `byte_cap` bytes.
 fn index_scan(
     conn: &Connection,
     index: IndexId,
@@ -486,10 +517,11 @@ fn index_scan(
     ts: Timestamp,
     order: Order,
     limit: usize,
-) -> Result<LiveRows, PersistenceError> {
+    byte_cap: Option<usize>,
+) -> Result<Scanned, PersistenceError> {
     let mut groups = KeyGroups::new(limit);
     if limit == 0 || interval.is_empty() {
-        return groups.finish();
+        return groups.finish().map(Scanned::Rows);
     }
     let mut stmt = conn
         .prepare_cached(scan_sql(order, interval.end.is_some()))
@@ -523,8 +555,11 @@ fn index_scan(
         if groups.push(key, entry_ts, target)? {
             break;
         }
+        if byte_cap.is_some_and(|cap| groups.kept_bytes() > cap) {
+            return Ok(Scanned::OverCap);
+        }
     }
-    groups.finish()
+    groups.finish().map(Scanned::Rows)
 }
 
 /// A BLOB (or NULL) column of `row`, borrowed from SQLite's copy of the row.
@@ -659,12 +694,35 @@ impl Persistence for SqlitePersistence {
         limit: usize,
     ) -> Result<Vec<IndexRow>, PersistenceError> {
         if limit <= INLINE_SCAN_ROWS {
-            return self
-                .read_inline(|conn| index_scan(conn, index, interval, ts, order, limit)?.decode());
+            let inline = self.read_inline(|conn| {
+                match index_scan(
+                    conn,
+                    index,
+                    interval,
+                    ts,
+                    order,
+                    limit,
+                    Some(INLINE_SCAN_BYTES),
+                )? {
+                    Scanned::Rows(rows) => rows.decode().map(Some),
+                    Scanned::OverCap => Ok(None),
+                }
+            })?;
+            if let Some(rows) = inline {
+                return Ok(rows);
+            }
+            #[cfg(test)]
+            self.inner
+                .scans_moved_off
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         let interval = interval.clone();
-        self.read(move |conn| index_scan(conn, index, &interval, ts, order, limit)?.decode())
-            .await
+        self.read(move |conn| {
+            index_scan(conn, index, &interval, ts, order, limit, None)?
+                .rows()?
+                .decode()
+        })
+        .await
     }
 
     async fn revisions_between(
@@ -916,6 +974,48 @@ mod tests {
             read.await.unwrap().unwrap(),
             "the other task did not run while the read held the worker"
         );
+    }
+
+    /// An inline scan that keeps more than [`INLINE_SCAN_BYTES`] of documents runs again on the
+    /// blocking pool, and answers exactly what it would have inline; a scan of the same large
+    /// documents that stays under the cap runs inline.
+    #[tokio::test]
+    async fn large_documents_move_a_short_scan_off_the_executor() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = SqlitePersistence::open(dir.path().join("db.sqlite3")).unwrap();
+        let large = |n: u8| {
+            let mut rev = revision(n, Some(i64::from(n)), 10);
+            let doc = rev.document.as_mut().unwrap();
+            doc.fields
+                .insert("text".into(), Value::String("x".repeat(100_000)));
+            rev
+        };
+        p.write(vec![commit(10, (1..=20).map(large).collect())])
+            .await
+            .unwrap();
+        let moved_off = || {
+            p.inner
+                .scans_moved_off
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let all = Interval::all();
+        let read = |limit: usize| p.index_scan(IndexId(1), &all, Timestamp(10), Order::Asc, limit);
+        let five = read(5).await.unwrap();
+        assert_eq!(five.len(), 5);
+        assert_eq!(moved_off(), 0, "500 kB stay inline");
+        let twenty = read(20).await.unwrap();
+        assert_eq!(moved_off(), 1, "2 MB go to the blocking pool");
+        let found: Vec<(u8, Value, usize)> = twenty
+            .into_iter()
+            .map(|r| {
+                let text = r.document.fields["text"].as_str().unwrap().len();
+                (r.key[0], r.document.fields["v"].clone(), text)
+            })
+            .collect();
+        let expected: Vec<(u8, Value, usize)> = (1..=20u8)
+            .map(|n| (n, Value::Int64(i64::from(n)), 100_000))
+            .collect();
+        assert_eq!(found, expected);
     }
 
     /// Scans read from the newest-revision table when the snapshot allows and from the revision

@@ -108,6 +108,11 @@ impl KeyGroups {
         Ok(false)
     }
 
+    /// The bytes of the rows kept so far (their keys and encoded documents).
+    pub(crate) fn kept_bytes(&self) -> usize {
+        self.rows.bytes.len()
+    }
+
     /// The live rows: with the last key's, unless `limit` rows were out before it.
     pub(crate) fn finish(mut self) -> Result<LiveRows, PersistenceError> {
         if self.open && self.rows.len() < self.limit {
