@@ -82,7 +82,6 @@ async fn reads(pg: &PostgresTestSchema, db: &Database) -> Vec<Figure> {
         ))
         .await
         .unwrap();
-    let range_query = async |i: usize, order: keel_db::Order| super::range_read(db, i, order).await;
     // Engine and baseline alternate, ROUNDS times; medians are reported (as for SQLite).
     let mut samples: [Vec<f64>; 5] = Default::default();
     for _ in 0..ROUNDS {
@@ -98,14 +97,14 @@ async fn reads(pg: &PostgresTestSchema, db: &Database) -> Vec<Figure> {
                 assert!(!row.get::<_, Vec<u8>>(0).is_empty());
             })
             .await,
-            mean_us(async |i| range_query(i, keel_db::Order::Asc).await).await,
+            mean_us(async |i| super::range_read(db, i, keel_db::Order::Asc).await).await,
             mean_us(async |i| {
                 let author = format!("author{:03}", i % AUTHORS);
                 let rows = raw.query(&range_sql, &[&author]).await.unwrap();
                 assert_eq!(rows.len(), 100);
             })
             .await,
-            mean_us(async |i| range_query(i, keel_db::Order::Desc).await).await,
+            mean_us(async |i| super::range_read(db, i, keel_db::Order::Desc).await).await,
         ];
         for (slot, cost) in samples.iter_mut().zip(round) {
             slot.push(cost.wall);
